@@ -1,0 +1,97 @@
+"""The Protocols every channel backend implements, and the settings they are built from.
+
+A *topic* holds the events of one Broker or Channel. A *subscription* reads a topic as one consumer
+group (one per Trigger or Subscription): each group sees every event once, and within a group an
+event counts as done only when `Delivery.ack()` is called, after the subscriber answered 2xx or the
+event went to the dead-letter sink. Durable backends redeliver whatever was not acked when a process
+dies; the memory backend is best effort, as Knative's InMemoryChannel is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from core.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """What a topic should look like; backend-specific knobs travel in `config`."""
+
+    name: str
+    partitions: int = 1
+    replication_factor: int = 1
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Delivery(Protocol):
+    """One event handed to one consumer group."""
+
+    @property
+    def event(self) -> Event: ...
+
+    @property
+    def ordering_key(self) -> str:
+        """Events that share this key are kept in order when the egress asks for ordered delivery."""
+        ...
+
+    async def ack(self) -> None:
+        """The event is done for this group (delivered or dead-lettered); called at most once."""
+        ...
+
+
+@runtime_checkable
+class Subscription(Protocol):
+    """A consumer group reading one topic."""
+
+    async def start(self) -> None: ...
+
+    async def receive(self, max_records: int) -> Sequence[Delivery]:
+        """Wait for at least one delivery and return up to `max_records`; `[]` once stopped."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop reading; unacked deliveries come back to the group later on durable backends."""
+        ...
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """One backend connection: topics, publishing and subscriptions."""
+
+    @property
+    def name(self) -> str:
+        """The registry name: memory, kafka or nats."""
+        ...
+
+    @property
+    def durable(self) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def ensure_topic(self, spec: TopicSpec) -> None:
+        """Create the topic if missing; raise BackendError when the backend cannot."""
+        ...
+
+    async def delete_topic(self, name: str) -> None: ...
+
+    async def publish(self, topic: str, event: Event) -> None:
+        """Return only once the backend holds the event; raise BackendError (503) otherwise.
+
+        Concurrent calls must share round trips (producer batches, pipelined publishes): a caller
+        awaits only its own acknowledgement.
+        """
+        ...
+
+    def subscribe(self, topic: str, group: str, *, from_start: bool = False) -> Subscription:
+        """A subscription for `group`; a new group starts at the end of the topic unless `from_start`."""
+        ...
+
+    async def delete_subscription(self, topic: str, group: str) -> None:
+        """Forget a consumer group (its Trigger was deleted)."""
+        ...

@@ -1,0 +1,70 @@
+"""Channel backends by name, and the pool that shares one connection per backend and cluster.
+
+Settings pick the name; the composition root passes the pool into ingress, dispatcher and control.
+Kafka and NATS modules are imported on first use so the embedded memory mode never loads their clients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from channels.base import Channel
+from channels.memory import MemoryChannel, MemorySettings
+from core.errors import BackendError
+
+BACKENDS = ("memory", "kafka", "nats")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSettings:
+    memory: MemorySettings = field(default_factory=MemorySettings)
+    kafka_bootstrap_servers: str = ""
+    """Default Kafka cluster for resources whose config names none."""
+    nats_url: str = ""
+    """Default NATS server for resources whose config names none."""
+
+
+def _build(backend: str, connection: str, settings: ChannelSettings) -> Channel:
+    if backend == "memory":
+        return MemoryChannel(settings.memory)
+    if backend == "kafka":
+        from channels.kafka import KafkaChannel, KafkaSettings
+
+        servers = connection or settings.kafka_bootstrap_servers
+        if not servers:
+            raise BackendError("no Kafka bootstrap servers configured (--kafka-bootstrap or spec.config)")
+        return KafkaChannel(KafkaSettings(bootstrap_servers=servers))
+    if backend == "nats":
+        from channels.nats import NatsChannel, NatsSettings
+
+        url = connection or settings.nats_url
+        if not url:
+            raise BackendError("no NATS server configured (--nats-url or spec.config)")
+        return NatsChannel(NatsSettings(url=url))
+    raise BackendError(f"unknown channel backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+
+
+class ChannelPool:
+    """One started Channel per (backend, connection), shared by every service of the process."""
+
+    def __init__(self, settings: ChannelSettings | None = None) -> None:
+        self.settings = settings or ChannelSettings()
+        self._channels: dict[tuple[str, str], Channel] = {}
+
+    async def get(self, backend: str, connection: str = "") -> Channel:
+        key = (backend, "" if backend == "memory" else connection)
+        channel = self._channels.get(key)
+        if channel is None:
+            channel = _build(backend, connection, self.settings)
+            await channel.start()
+            # Another coroutine may have built the same channel while this one awaited start().
+            existing = self._channels.setdefault(key, channel)
+            if existing is not channel:
+                await channel.stop()
+                channel = existing
+        return channel
+
+    async def stop(self) -> None:
+        channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            await channel.stop()

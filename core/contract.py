@@ -1,0 +1,230 @@
+"""The data-plane contract: the one document control writes and ingress, dispatcher and sources read.
+
+Its JSON is a superset of the JSON form of Knative's Kafka broker `contract.proto`: `generation`, then
+`resources[]` with `uid`, `topics`, `bootstrapServers`, `ingress.path`, `egressConfig` and `egresses[]`
+(`consumerGroup`, `destination`, `replyUrl` / `replyToOriginalTopic` / `discardReply`, `filter.attributes`,
+`egressConfig`, `deliveryOrder`, `reference`). Durations are milliseconds and enums use the proto names,
+so Knative's own receiver and dispatcher can read the same file. Nerve's own additions are `backend`,
+`backendConfig`, `kind` on the reference, `filters` (the Trigger's `spec.filters` as written) and `format`.
+
+Control resolves every merge (Trigger delivery over Broker delivery, Subscription over Channel) before
+writing, so each egress carries the final delivery settings and the data plane decides nothing about them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+BackoffPolicy = Literal["exponential", "linear"]
+DeliveryOrder = Literal["unordered", "ordered"]
+EventFormat = Literal["binary", "json"]
+Backend = Literal["memory", "kafka", "nats"]
+ResourceKind = Literal["Broker", "Channel"]
+
+_PROTO_BACKOFF = {"exponential": "Exponential", "linear": "Linear"}
+_PROTO_ORDER = {"unordered": "UNORDERED", "ordered": "ORDERED"}
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    uid: str
+    namespace: str
+    name: str
+    kind: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"uuid": self.uid, "namespace": self.namespace, "name": self.name, "kind": self.kind}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Reference:
+        return cls(uid=obj.get("uuid", ""), namespace=obj["namespace"], name=obj["name"], kind=obj.get("kind", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class EgressConfig:
+    """Resolved DeliverySpec: `retry` retries after the first attempt, then the dead-letter sink."""
+
+    retry: int = 0
+    backoff_policy: BackoffPolicy = "exponential"
+    backoff_delay_ms: int = 0
+    timeout_ms: int | None = None
+    dead_letter: str | None = None
+    retry_after_max_ms: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {
+            "retry": self.retry,
+            "backoffPolicy": _PROTO_BACKOFF[self.backoff_policy],
+            "backoffDelay": self.backoff_delay_ms,
+        }
+        if self.timeout_ms is not None:
+            obj["timeout"] = self.timeout_ms
+        if self.dead_letter is not None:
+            obj["deadLetter"] = self.dead_letter
+        if self.retry_after_max_ms is not None:
+            obj["retryAfterMax"] = self.retry_after_max_ms
+        return obj
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> EgressConfig:
+        policy = str(obj.get("backoffPolicy", "Exponential")).lower()
+        return cls(
+            retry=int(obj.get("retry", 0)),
+            backoff_policy="linear" if policy == "linear" else "exponential",
+            backoff_delay_ms=int(obj.get("backoffDelay", 0)),
+            timeout_ms=int(obj["timeout"]) if obj.get("timeout") is not None else None,
+            dead_letter=obj.get("deadLetter") or None,
+            retry_after_max_ms=int(obj["retryAfterMax"]) if obj.get("retryAfterMax") is not None else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Egress:
+    """One Trigger or Subscription: a consumer group on its resource's topic and where events go."""
+
+    uid: str
+    reference: Reference
+    consumer_group: str
+    destination: str
+    generation: int = 1
+    reply_url: str | None = None
+    reply_to_original_topic: bool = False
+    filter_attributes: dict[str, str] = field(default_factory=dict)
+    filters: list[dict[str, Any]] = field(default_factory=list)
+    egress_config: EgressConfig = field(default_factory=EgressConfig)
+    delivery_order: DeliveryOrder = "unordered"
+    format: EventFormat | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {
+            "uid": self.uid,
+            "consumerGroup": self.consumer_group,
+            "destination": self.destination,
+            "egressConfig": self.egress_config.to_json(),
+            "deliveryOrder": _PROTO_ORDER[self.delivery_order],
+            "reference": self.reference.to_json(),
+            "generation": self.generation,
+        }
+        if self.reply_url is not None:
+            obj["replyUrl"] = self.reply_url
+        elif self.reply_to_original_topic:
+            obj["replyToOriginalTopic"] = {}
+        else:
+            obj["discardReply"] = {}
+        if self.filter_attributes:
+            obj["filter"] = {"attributes": dict(self.filter_attributes)}
+        if self.filters:
+            obj["filters"] = list(self.filters)
+        if self.format is not None:
+            obj["format"] = self.format
+        return obj
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Egress:
+        return cls(
+            uid=obj["uid"],
+            reference=Reference.from_json(obj["reference"]),
+            consumer_group=obj["consumerGroup"],
+            destination=obj["destination"],
+            generation=int(obj.get("generation", 1)),
+            reply_url=obj.get("replyUrl"),
+            reply_to_original_topic="replyToOriginalTopic" in obj,
+            filter_attributes=dict((obj.get("filter") or {}).get("attributes") or {}),
+            filters=list(obj.get("filters") or []),
+            egress_config=EgressConfig.from_json(obj.get("egressConfig") or {}),
+            delivery_order="ordered" if obj.get("deliveryOrder") == "ORDERED" else "unordered",
+            format=obj.get("format"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """A Broker or Channel: an ingress path, a backend topic and its egresses."""
+
+    uid: str
+    reference: Reference
+    backend: Backend
+    topic: str
+    ingress_path: str
+    egresses: tuple[Egress, ...] = ()
+    bootstrap_servers: str = ""
+    backend_config: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.reference.kind
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "uid": self.uid,
+            "topics": [self.topic],
+            "bootstrapServers": self.bootstrap_servers,
+            "ingress": {"path": self.ingress_path},
+            "egresses": [e.to_json() for e in self.egresses],
+            "reference": self.reference.to_json(),
+            "backend": self.backend,
+            "backendConfig": dict(self.backend_config),
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Resource:
+        return cls(
+            uid=obj["uid"],
+            reference=Reference.from_json(obj["reference"]),
+            backend=obj.get("backend", "kafka"),
+            topic=obj["topics"][0],
+            ingress_path=obj["ingress"]["path"],
+            egresses=tuple(Egress.from_json(e) for e in obj.get("egresses") or []),
+            bootstrap_servers=obj.get("bootstrapServers", ""),
+            backend_config=dict(obj.get("backendConfig") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Contract:
+    generation: int = 0
+    resources: tuple[Resource, ...] = ()
+
+    def by_path(self) -> dict[str, Resource]:
+        return {r.ingress_path: r for r in self.resources}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"generation": self.generation, "resources": [r.to_json() for r in self.resources]}
+
+    def dumps(self) -> bytes:
+        return orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2)
+
+    @classmethod
+    def loads(cls, data: bytes) -> Contract:
+        obj = orjson.loads(data)
+        return cls(
+            generation=int(obj.get("generation", 0)),
+            resources=tuple(Resource.from_json(r) for r in obj.get("resources") or []),
+        )
+
+    def same_content(self, other: Contract) -> bool:
+        """Equal but for the generation: control bumps the generation only on a real change."""
+        return self.resources == other.resources
+
+
+def write_atomically(path: Path, contract: Contract) -> None:
+    """Write the contract so a reader never sees half a file: a temporary file, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".contract-", suffix=".json")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(contract.dumps())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read(path: Path) -> Contract:
+    return Contract.loads(path.read_bytes())

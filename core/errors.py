@@ -1,0 +1,89 @@
+"""The error taxonomy shared by every service.
+
+    NerveError
+    ├── InvalidEvent            the bytes are not a valid CloudEvent          -> 400
+    ├── InvalidResource         a manifest breaks a validation rule           -> 400 / CLI exit 2
+    ├── NotFound                the named Broker/Channel/resource is unknown   -> 404
+    ├── PayloadTooLarge         a request body over the configured limit       -> 413
+    ├── TTLExhausted            knativebrokerttl reached zero (a reply loop)   -> 400
+    └── BackendError            the channel backend could not take the event  -> 503
+        └── BackendFull         a bounded in-memory channel is full            -> 503
+
+Each class knows the HTTP status it maps to, so the edge (aiohttp handlers, the CLI) maps typed errors
+to answers in one place and the inner code never writes a response.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class NerveError(Exception):
+    """The root of every error Nerve raises on purpose."""
+
+    status: int = 500
+
+    def __init__(self, reason: str, *, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+    def to_json(self) -> dict[str, str]:
+        body = {"error": type(self).__name__, "reason": self.reason}
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+
+class InvalidEvent(NerveError):
+    status = 400
+
+
+class TTLExhausted(InvalidEvent):
+    status = 400
+
+
+class NotFound(NerveError):
+    status = 404
+
+
+class PayloadTooLarge(NerveError):
+    status = 413
+
+
+class BackendError(NerveError):
+    """The backend did not durably accept an event: the producer must retry."""
+
+    status = 503
+
+
+class BackendFull(BackendError):
+    status = 503
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One validation failure: the JSON path of the offending field and why."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+class InvalidResource(NerveError):
+    """A manifest failed validation; carries every field error found, not just the first."""
+
+    status = 400
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(str(e) for e in errors), field=errors[0].path if errors else None)
+
+    def to_json(self) -> dict[str, str]:
+        body = super().to_json()
+        return body
+
+    def details(self) -> list[dict[str, str]]:
+        return [{"field": e.path, "reason": e.reason} for e in self.errors]

@@ -1,0 +1,306 @@
+"""The CloudEvent as Nerve carries it, and its HTTP binding (binary, structured, batch).
+
+Nerve keeps an event as a validated attribute dict plus the body bytes, untouched. Binary mode in,
+binary mode stored, binary mode out is then a header mapping plus validation: the cloudevents SDK
+costs tens of microseconds per conversion (DESIGN.md, performance notes), which would dominate the
+CPU at thousands of events per second. The structured and batch modes parse JSON here with orjson;
+tests/unit/test_events_sdk.py proves with hypothesis that this module and the SDK agree.
+
+Attribute values keep the CloudEvents type they arrived with: `str` for String, URI, URI-reference
+and Timestamp (RFC 3339 text), `int` for Integer and `bool` for Boolean. Binary-mode headers carry
+only strings, so an extension sent as `ce-count: 5` is the string "5", as in every SDK.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+from urllib.parse import quote, unquote
+
+import orjson
+
+from core.errors import InvalidEvent
+
+AttrValue = str | int | bool
+
+SPECVERSIONS: Final = frozenset({"1.0", "0.3"})
+REQUIRED: Final = ("id", "source", "specversion", "type")
+CE_HEADER_PREFIX: Final = "ce-"
+STRUCTURED_CONTENT_TYPE: Final = "application/cloudevents+json"
+BATCH_CONTENT_TYPE: Final = "application/cloudevents-batch+json"
+
+_NAME = re.compile(r"^[a-z0-9]+$")
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$"
+)
+_MEDIA_TYPE = re.compile(r"^[\w!#$&^.+-]+/[\w!#$&^.+-]+\s*(;.*)?$")
+_JSON_MEDIA = re.compile(r"^(application|text)/([\w.-]+\+)?json(\s*;.*)?$", re.IGNORECASE)
+_INT32 = (-(2**31), 2**31 - 1)
+# Attributes whose value, when present, must be a non-empty string (v1.0 core attributes).
+_NON_EMPTY_OPTIONAL: Final = ("datacontenttype", "dataschema", "subject", "schemaurl")
+
+
+@dataclass(slots=True)
+class Event:
+    """One CloudEvent: every context attribute and extension in `attributes`, the payload in `data`.
+
+    `data` is None when the event has no data at all, and bytes (possibly empty) otherwise; it is never
+    re-encoded on the binary path.
+    """
+
+    attributes: dict[str, AttrValue]
+    data: bytes | None = None
+    # Transport headers that Knative passes through hops (x-request-id, knative-*, x-b3-*, traceparent).
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return str(self.attributes["id"])
+
+    @property
+    def source(self) -> str:
+        return str(self.attributes["source"])
+
+    @property
+    def type(self) -> str:
+        return str(self.attributes["type"])
+
+    @property
+    def content_type(self) -> str | None:
+        value = self.attributes.get("datacontenttype")
+        return None if value is None else str(value)
+
+    def copy(self) -> Event:
+        return Event(dict(self.attributes), self.data, dict(self.headers))
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """JSON-ish data is embedded as JSON in structured mode; a missing type means JSON (CE JSON format)."""
+    return content_type is None or _JSON_MEDIA.match(content_type) is not None
+
+
+def attr_to_string(value: AttrValue) -> str:
+    """The canonical CloudEvents string form of an attribute value (Boolean as true/false)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+# --------------------------------------------------------------------------------------------- validation
+
+
+def _valid_timestamp(text: str) -> bool:
+    m = _RFC3339.match(text)
+    if m is None:
+        return False
+    if m.group(9) is not None and (int(m.group(10)) > 23 or int(m.group(11)) > 59):
+        return False
+    # fromisoformat checks the calendar (month 13, Feb 30); it takes at most microseconds.
+    fraction = (m.group(7) or "")[:7]
+    try:
+        datetime.fromisoformat(f"{m.group(1)}-{m.group(2)}-{m.group(3)}T{m.group(4)}:{m.group(5)}:{m.group(6)}"
+                               f"{fraction}+00:00")
+    except ValueError:
+        return False
+    return True
+
+
+def validate(attributes: Mapping[str, AttrValue]) -> None:
+    """Raise InvalidEvent naming the attribute when the context breaks the CloudEvents 1.0/0.3 rules."""
+    specversion = attributes.get("specversion")
+    if specversion is None or specversion == "":
+        raise InvalidEvent("missing required attribute 'specversion'", field="specversion")
+    if specversion not in SPECVERSIONS:
+        raise InvalidEvent(f"unsupported specversion {specversion!r}; expected 1.0 or 0.3", field="specversion")
+    for name in ("id", "source", "type"):
+        value = attributes.get(name)
+        if value is None:
+            raise InvalidEvent(f"missing required attribute {name!r}", field=name)
+        if not isinstance(value, str):
+            raise InvalidEvent(f"attribute {name!r} must be a string", field=name)
+        if value == "":
+            raise InvalidEvent(f"attribute {name!r} must not be empty", field=name)
+    for name in _NON_EMPTY_OPTIONAL:
+        value = attributes.get(name)
+        if value is not None and (not isinstance(value, str) or value == ""):
+            raise InvalidEvent(f"attribute {name!r} must be a non-empty string", field=name)
+    content_type = attributes.get("datacontenttype")
+    if isinstance(content_type, str) and _MEDIA_TYPE.match(content_type) is None:
+        raise InvalidEvent(f"datacontenttype {content_type!r} is not an RFC 2046 media type", field="datacontenttype")
+    time = attributes.get("time")
+    if time is not None and (not isinstance(time, str) or not _valid_timestamp(time)):
+        raise InvalidEvent(f"time {time!r} is not an RFC 3339 timestamp", field="time")
+    for name, value in attributes.items():
+        if _NAME.match(name) is None:
+            raise InvalidEvent(f"attribute name {name!r} must be lower-case letters and digits", field=name)
+        if isinstance(value, bool) or isinstance(value, str):
+            continue
+        if isinstance(value, int):
+            if not _INT32[0] <= value <= _INT32[1]:
+                raise InvalidEvent(f"attribute {name!r} is outside the 32-bit Integer range", field=name)
+            continue
+        raise InvalidEvent(f"attribute {name!r} must be a string, integer or boolean", field=name)
+
+
+# --------------------------------------------------------------------------------------------- binary mode
+
+
+def from_binary(headers: Iterable[tuple[str, str]], body: bytes) -> Event:
+    """An event from binary-mode headers (any iterable of name/value pairs) and the body bytes."""
+    attributes: dict[str, AttrValue] = {}
+    for name, value in headers:
+        lower = name.lower()
+        if lower.startswith(CE_HEADER_PREFIX):
+            attributes[lower[3:]] = unquote(value) if "%" in value else value
+        elif lower == "content-type":
+            attributes["datacontenttype"] = value
+    validate(attributes)
+    return Event(attributes, body if body or "datacontenttype" in attributes else None)
+
+
+def to_binary(event: Event) -> tuple[dict[str, str], bytes]:
+    """Binary-mode headers and body for an event; values are percent-encoded where HTTP needs it."""
+    headers: dict[str, str] = {}
+    for name, value in event.attributes.items():
+        text = attr_to_string(value)
+        if not text.isascii() or '"' in text or any(c < " " for c in text):
+            text = quote(text, safe=" !#$&'()*+,/:;=?@[]^_`{|}~")
+        if name == "datacontenttype":
+            headers["Content-Type"] = text
+        else:
+            headers["ce-" + name] = text
+    return headers, event.data or b""
+
+
+# --------------------------------------------------------------------------------------------- structured mode
+
+
+def _from_json_object(obj: Any) -> Event:
+    if not isinstance(obj, dict):
+        raise InvalidEvent("a structured CloudEvent must be a JSON object")
+    attributes: dict[str, AttrValue] = {}
+    for name, value in obj.items():
+        if name in ("data", "data_base64") or value is None:
+            continue
+        if isinstance(value, float) or isinstance(value, (dict, list)):
+            raise InvalidEvent(f"attribute {name!r} must be a string, integer or boolean", field=name)
+        attributes[name] = value
+    validate(attributes)
+    has_data, has_b64 = obj.get("data") is not None, obj.get("data_base64") is not None
+    if has_data and has_b64:
+        raise InvalidEvent("an event must not carry both 'data' and 'data_base64'", field="data_base64")
+    data: bytes | None = None
+    if has_b64:
+        raw = obj["data_base64"]
+        if not isinstance(raw, str):
+            raise InvalidEvent("data_base64 must be a base64 string", field="data_base64")
+        try:
+            data = base64.b64decode(raw, validate=True)
+        except ValueError as exc:
+            raise InvalidEvent(f"data_base64 is not valid base64: {exc}", field="data_base64") from None
+    elif has_data:
+        value = obj["data"]
+        content_type = attributes.get("datacontenttype")
+        encoding = attributes.get("datacontentencoding")
+        if attributes["specversion"] == "0.3" and encoding == "base64" and isinstance(value, str):
+            data = base64.b64decode(value)
+            del attributes["datacontentencoding"]
+        elif isinstance(value, str) and not is_json_media_type(str(content_type) if content_type else None):
+            data = value.encode()
+        else:
+            data = orjson.dumps(value)
+    return Event(attributes, data)
+
+
+def from_structured(body: bytes) -> Event:
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"structured CloudEvent is not valid JSON: {exc}") from None
+    return _from_json_object(obj)
+
+
+def from_batch(body: bytes) -> list[Event]:
+    try:
+        items = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"CloudEvents batch is not valid JSON: {exc}") from None
+    if not isinstance(items, list):
+        raise InvalidEvent("a CloudEvents batch must be a JSON array")
+    events = []
+    for index, item in enumerate(items):
+        try:
+            events.append(_from_json_object(item))
+        except InvalidEvent as exc:
+            raise InvalidEvent(f"batch[{index}]: {exc.reason}", field=f"[{index}].{exc.field or ''}") from None
+    return events
+
+
+def to_json_object(event: Event) -> dict[str, Any]:
+    """The JSON-format object of an event: JSON data embedded, text as a string, other bytes as base64."""
+    obj: dict[str, Any] = dict(event.attributes)
+    data = event.data
+    if data is None:
+        return obj
+    content_type = event.content_type
+    if is_json_media_type(content_type):
+        if _is_json(data):
+            # Embed the stored bytes as they are: no parse-and-dump round trip per delivery.
+            obj["data"] = orjson.Fragment(data)
+            return obj
+    elif content_type is not None and (content_type.startswith("text/") or "xml" in content_type):
+        try:
+            obj["data"] = data.decode()
+            return obj
+        except UnicodeDecodeError:
+            pass
+    if event.attributes.get("specversion") == "0.3":
+        obj["datacontentencoding"] = "base64"
+        obj["data"] = base64.b64encode(data).decode()
+    else:
+        obj["data_base64"] = base64.b64encode(data).decode()
+    return obj
+
+
+def _is_json(data: bytes) -> bool:
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+def to_structured(event: Event) -> bytes:
+    return orjson.dumps(to_json_object(event))
+
+
+# --------------------------------------------------------------------------------------------- HTTP
+
+
+def from_http(content_type: str | None, headers: Iterable[tuple[str, str]], body: bytes) -> list[Event]:
+    """Every event of one HTTP request, whichever content mode it uses; raises InvalidEvent otherwise."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media == STRUCTURED_CONTENT_TYPE:
+        return [from_structured(body)]
+    if media == BATCH_CONTENT_TYPE:
+        return from_batch(body)
+    pairs = list(headers)
+    if not any(name.lower() == "ce-specversion" for name, _ in pairs):
+        raise InvalidEvent(
+            "not a CloudEvent: no ce-specversion header (binary mode) and Content-Type is not "
+            f"{STRUCTURED_CONTENT_TYPE} (structured mode)",
+            field="specversion",
+        )
+    return [from_binary(pairs, body)]
+
+
+def is_cloudevent_response(content_type: str | None, headers: Mapping[str, str]) -> bool:
+    """Whether an HTTP response carries a CloudEvent (a reply), in either mode."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media == STRUCTURED_CONTENT_TYPE:
+        return True
+    return any(name.lower() == "ce-specversion" for name in headers)
