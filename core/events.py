@@ -40,6 +40,10 @@ _RFC3339 = re.compile(
 _MEDIA_TYPE = re.compile(r"^[\w!#$&^.+-]+/[\w!#$&^.+-]+\s*(;.*)?$")
 _JSON_MEDIA = re.compile(r"^(application|text)/([\w.-]+\+)?json(\s*;.*)?$", re.IGNORECASE)
 _INT32 = (-(2**31), 2**31 - 1)
+# CloudEvents HTTP binding: space, double quote, percent and anything outside printable ASCII are
+# percent-encoded in header values; everything else goes as it is.
+_HEADER_SAFE_STR = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')
+_HEADER_SAFE = frozenset(_HEADER_SAFE_STR)
 # Attributes whose value, when present, must be a non-empty string (v1.0 core attributes).
 _NON_EMPTY_OPTIONAL: Final = ("datacontenttype", "dataschema", "subject", "schemaurl")
 
@@ -137,7 +141,7 @@ def validate(attributes: Mapping[str, AttrValue]) -> None:
     for name, value in attributes.items():
         if _NAME.match(name) is None:
             raise InvalidEvent(f"attribute name {name!r} must be lower-case letters and digits", field=name)
-        if isinstance(value, bool) or isinstance(value, str):
+        if isinstance(value, (bool, str)):
             continue
         if isinstance(value, int):
             if not _INT32[0] <= value <= _INT32[1]:
@@ -167,8 +171,8 @@ def to_binary(event: Event) -> tuple[dict[str, str], bytes]:
     headers: dict[str, str] = {}
     for name, value in event.attributes.items():
         text = attr_to_string(value)
-        if not text.isascii() or '"' in text or any(c < " " for c in text):
-            text = quote(text, safe=" !#$&'()*+,/:;=?@[]^_`{|}~")
+        if not _HEADER_SAFE.issuperset(text):
+            text = quote(text, safe=_HEADER_SAFE_STR)
         if name == "datacontenttype":
             headers["Content-Type"] = text
         else:
@@ -186,7 +190,7 @@ def _from_json_object(obj: Any) -> Event:
     for name, value in obj.items():
         if name in ("data", "data_base64") or value is None:
             continue
-        if isinstance(value, float) or isinstance(value, (dict, list)):
+        if isinstance(value, (float, dict, list)):
             raise InvalidEvent(f"attribute {name!r} must be a string, integer or boolean", field=name)
         attributes[name] = value
     validate(attributes)

@@ -1,0 +1,59 @@
+"""What a Broker does to an event each time it enters: arrival time and loop prevention (TTL).
+
+Knative's MT broker stamps `knativearrivaltime` at ingress and keeps a `knativebrokerttl` extension: set
+to the maximum on first entry, decremented on every re-entry (a reply), the event refused once it
+reaches zero. Subscribers never see the TTL; a reply inherits the TTL of the event it answers, so the
+next entry decrements it. Ingress (events from producers) and dispatcher (replies) both apply these rules.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final
+
+from core.errors import TTLExhausted
+from core.events import Event
+
+ARRIVAL_TIME: Final = "knativearrivaltime"
+TTL: Final = "knativebrokerttl"
+DEFAULT_MAX_TTL: Final = 255
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def enter_broker(event: Event, *, max_ttl: int = DEFAULT_MAX_TTL, arrival: str | None = None) -> None:
+    """Stamp arrival time and apply the TTL rules in place; raise TTLExhausted when the loop budget is spent."""
+    raw = event.attributes.get(TTL)
+    ttl: int | None = None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        ttl = raw
+    elif isinstance(raw, str):
+        try:
+            ttl = int(raw)
+        except ValueError:
+            ttl = None
+    ttl = max_ttl if ttl is None else max(ttl - 1, 0)
+    if ttl <= 0:
+        raise TTLExhausted(
+            f"{TTL} reached 0: the event has looped through the broker too often (a reply loop?)", field=TTL
+        )
+    event.attributes[TTL] = ttl
+    event.attributes[ARRIVAL_TIME] = arrival or now_rfc3339()
+
+
+def leave_broker(event: Event) -> int | None:
+    """Strip the TTL before an event goes to a subscriber; returns it so a reply can inherit it."""
+    raw = event.attributes.pop(TTL, None)
+    if raw is None or isinstance(raw, bool):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+def inherit_ttl(reply: Event, ttl: int | None) -> None:
+    if ttl is not None:
+        reply.attributes[TTL] = ttl

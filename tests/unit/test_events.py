@@ -1,0 +1,148 @@
+"""Parsing and writing CloudEvents over HTTP, against the CloudEvents project's own vectors."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import pytest
+import yaml
+
+from core.errors import InvalidEvent
+from core.events import (
+    Event,
+    from_batch,
+    from_binary,
+    from_http,
+    from_structured,
+    is_json_media_type,
+    to_binary,
+    to_json_object,
+    to_structured,
+)
+from tests.support.shared import conformance
+
+FORMAT = conformance("ce-json-format-tests")
+
+
+def _cases(name: str) -> list[dict[str, Any]]:
+    cases: list[dict[str, Any]] = json.loads((FORMAT / name).read_text())["tests"]
+    return cases
+
+
+@pytest.mark.parametrize("case", _cases("valid-events.json"), ids=lambda c: c["id"])
+def test_valid_json_format_events_parse(case: dict[str, Any]) -> None:
+    event = from_structured(json.dumps(case["event"]).encode())
+    expected = {k: v for k, v in case["event"].items() if v is not None and k not in ("data", "data_base64")}
+    assert event.attributes == expected
+    if "data" in case["event"] and isinstance(case["event"]["data"], str):
+        assert event.data == case["event"]["data"].encode()
+
+
+@pytest.mark.parametrize("case", _cases("invalid-events.json"), ids=lambda c: c["id"])
+def test_invalid_json_format_events_are_refused(case: dict[str, Any]) -> None:
+    with pytest.raises(InvalidEvent):
+        from_structured(json.dumps(case["event"]).encode())
+
+
+@pytest.mark.parametrize("case", _cases("valid-batches.json"), ids=lambda c: c["id"])
+def test_valid_batches_parse(case: dict[str, Any]) -> None:
+    events = from_batch(json.dumps(case["batch"]).encode())
+    assert [e.id for e in events] == [item["id"] for item in case["batch"]]
+
+
+@pytest.mark.parametrize("case", _cases("invalid-batches.json"), ids=lambda c: c["id"])
+def test_invalid_batches_are_refused(case: dict[str, Any]) -> None:
+    with pytest.raises(InvalidEvent):
+        from_batch(json.dumps(case["batch"]).encode())
+
+
+def _text(value: Any) -> str:
+    # YAML reads an unquoted timestamp as a datetime; the tool sends it as RFC 3339 text.
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+def _conformance_yaml() -> list[dict[str, Any]]:
+    root = conformance("ce-conformance-yaml")
+    docs: list[dict[str, Any]] = []
+    for path in sorted(root.rglob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return docs
+
+
+@pytest.mark.parametrize("doc", _conformance_yaml(), ids=lambda d: f"{d['ContextAttributes'].get('id')}")
+def test_conformance_tool_events_round_trip_in_both_modes(doc: dict[str, Any]) -> None:
+    ctx = {k: _text(v) for k, v in doc["ContextAttributes"].items() if k != "Extensions" and v is not None}
+    ext = {k: _text(v) for k, v in (doc["ContextAttributes"].get("Extensions") or {}).items()}
+    data = doc.get("Data")
+    headers = [(f"ce-{k}", v) for k, v in {**ctx, **ext}.items() if k != "datacontenttype"]
+    if "datacontenttype" in ctx:
+        headers.append(("Content-Type", ctx["datacontenttype"]))
+    event = from_binary(headers, data.encode() if data else b"")
+    assert event.attributes == {**ctx, **ext}
+    again = from_structured(to_structured(event))
+    assert again.attributes == event.attributes
+    if data and is_json_media_type(event.content_type):
+        assert json.loads(again.data or b"") == json.loads(data)
+    elif data:
+        assert again.data == data.encode()
+
+
+def test_binary_mode_maps_headers_and_keeps_the_body_untouched() -> None:
+    body = b'{"msg":"Hello Knative!"}'
+    event = from_http("application/json", [
+        ("Ce-Id", "say-hello"), ("Ce-Specversion", "1.0"), ("Ce-Type", "greeting"), ("Ce-Source", "not-sendoff"),
+        ("Content-Type", "application/json"), ("User-Agent", "curl"),
+    ], body)[0]
+    assert event.attributes == {"id": "say-hello", "specversion": "1.0", "type": "greeting",
+                                "source": "not-sendoff", "datacontenttype": "application/json"}
+    assert event.data is body
+
+
+def test_header_values_are_percent_encoded_both_ways() -> None:
+    event = Event({"specversion": "1.0", "id": "1", "source": "/s", "type": "t",
+                   "subject": 'caf\u00e9 "100%" done'}, b"")
+    headers, _ = to_binary(event)
+    assert headers["ce-subject"] == "caf%C3%A9%20%22100%25%22%20done"
+    assert from_binary(headers.items(), b"").attributes["subject"] == 'caf\u00e9 "100%" done'
+
+
+@pytest.mark.parametrize(("headers", "field"), [
+    ([("ce-id", "1"), ("ce-source", "/s"), ("ce-type", "t")], "specversion"),
+    ([("ce-specversion", "0.2"), ("ce-id", "1"), ("ce-source", "/s"), ("ce-type", "t")], "specversion"),
+    ([("ce-specversion", "1.0"), ("ce-source", "/s"), ("ce-type", "t")], "id"),
+    ([("ce-specversion", "1.0"), ("ce-id", "1"), ("ce-type", "t")], "source"),
+    ([("ce-specversion", "1.0"), ("ce-id", "1"), ("ce-source", "/s")], "type"),
+    ([("ce-specversion", "1.0"), ("ce-id", "1"), ("ce-source", "/s"), ("ce-type", "t"), ("ce-time", "noon")], "time"),
+])
+def test_invalid_binary_events_name_the_attribute(headers: list[tuple[str, str]], field: str) -> None:
+    with pytest.raises(InvalidEvent) as err:
+        from_http(None, headers, b"")
+    assert err.value.field == field
+    assert err.value.status == 400
+
+
+def test_a_request_that_is_no_cloudevent_says_so() -> None:
+    with pytest.raises(InvalidEvent, match="no ce-specversion header"):
+        from_http("application/json", [("Content-Type", "application/json")], b"{}")
+
+
+def test_v03_events_are_accepted_and_keep_their_version() -> None:
+    event = from_http(None, [("ce-specversion", "0.3"), ("ce-id", "1"), ("ce-source", "/s"), ("ce-type", "t")], b"")[0]
+    assert event.attributes["specversion"] == "0.3"
+
+
+def test_structured_output_embeds_json_and_base64s_binary_data() -> None:
+    base = {"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}
+    assert "data_base64" not in to_json_object(Event({**base, "datacontenttype": "application/json"}, b'[1, 2]'))
+    assert json.loads(to_structured(Event({**base, "datacontenttype": "application/json"}, b'{"a": 1}')))["data"] == {
+        "a": 1
+    }
+    binary = json.loads(to_structured(Event({**base, "datacontenttype": "application/octet-stream"}, b"\x00\xff")))
+    assert binary["data_base64"] == "AP8="
+    text = json.loads(to_structured(Event({**base, "datacontenttype": "text/plain"}, b"hi")))
+    assert text["data"] == "hi"
+    assert "data" not in json.loads(to_structured(Event(base, None)))

@@ -1,0 +1,62 @@
+"""Arrival time and TTL loop prevention, as a producer and a replying subscriber see them."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.errors import TTLExhausted
+from core.events import Event
+from core.hops import ARRIVAL_TIME, TTL, enter_broker, inherit_ttl, leave_broker
+
+
+def _event(**extra: str | int | bool) -> Event:
+    return Event({"specversion": "1.0", "id": "1", "source": "/s", "type": "t", **extra})
+
+
+def test_first_entry_gets_the_maximum_ttl_and_an_arrival_time() -> None:
+    event = _event()
+    enter_broker(event, max_ttl=255)
+    assert event.attributes[TTL] == 255
+    assert str(event.attributes[ARRIVAL_TIME]).endswith("Z")
+
+
+def test_re_entry_decrements_and_zero_is_refused() -> None:
+    event = _event(knativebrokerttl="3")
+    enter_broker(event, max_ttl=255)
+    assert event.attributes[TTL] == 2
+    enter_broker(event, max_ttl=255)
+    assert event.attributes[TTL] == 1
+    with pytest.raises(TTLExhausted) as err:
+        enter_broker(event, max_ttl=255)
+    assert err.value.status == 400
+
+
+def test_a_producer_ttl_of_one_is_refused_and_garbage_is_replaced() -> None:
+    with pytest.raises(TTLExhausted):
+        enter_broker(_event(knativebrokerttl=1), max_ttl=255)
+    event = _event(knativebrokerttl="many")
+    enter_broker(event, max_ttl=10)
+    assert event.attributes[TTL] == 10
+
+
+def test_subscribers_never_see_the_ttl_and_replies_inherit_it() -> None:
+    event = _event(knativebrokerttl=7)
+    assert leave_broker(event) == 7
+    assert TTL not in event.attributes
+    reply = _event()
+    inherit_ttl(reply, 7)
+    enter_broker(reply, max_ttl=255)
+    assert reply.attributes[TTL] == 6
+
+
+def test_a_reply_loop_ends_after_max_ttl_generations() -> None:
+    event = _event()
+    hops = 0
+    with pytest.raises(TTLExhausted):
+        while True:
+            enter_broker(event, max_ttl=255)
+            hops += 1
+            ttl = leave_broker(event)
+            event = _event()
+            inherit_ttl(event, ttl)
+    assert hops == 255
