@@ -1,0 +1,1 @@
+"""The resource model: kinds, defaulting and validation of Knative YAML, one module per kind."""

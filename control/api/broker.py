@@ -1,0 +1,64 @@
+"""Broker (eventing.knative.dev/v1): class defaulting, delivery defaulting, validation, immutability."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from control.api.delivery import DEFAULT_BROKER_DELIVERY, default_delivery, validate_delivery
+from control.api.destination import validate_kreference
+from core.errors import FieldError
+
+CLASS_ANNOTATION = "eventing.knative.dev/broker.class"
+# Broker class -> channel backend. Knative's own class names, so Knative YAML runs unchanged.
+BROKER_CLASSES: dict[str, str] = {
+    "MTChannelBasedBroker": "memory",
+    "Kafka": "kafka",
+    "KafkaNamespaced": "kafka",
+    "NatsJetStreamBroker": "nats",
+}
+DEFAULT_CLASS_FOR_BACKEND = {"memory": "MTChannelBasedBroker", "kafka": "Kafka", "nats": "NatsJetStreamBroker"}
+
+
+def default_broker(obj: dict[str, Any], *, default_class: str) -> None:
+    meta = obj["metadata"]
+    annotations = meta.setdefault("annotations", {})
+    annotations.setdefault(CLASS_ANNOTATION, default_class)
+    spec = obj.setdefault("spec", {})
+    if spec.get("delivery") is None:
+        spec["delivery"] = dict(DEFAULT_BROKER_DELIVERY)
+    default_delivery(spec.get("delivery"), meta["namespace"])
+    config = spec.get("config")
+    if isinstance(config, dict):
+        config.setdefault("namespace", meta["namespace"])
+
+
+def validate_broker(obj: dict[str, Any]) -> list[FieldError]:
+    namespace = obj["metadata"]["namespace"]
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [FieldError("spec", "must be an object")]
+    errors: list[FieldError] = []
+    broker_class = obj["metadata"].get("annotations", {}).get(CLASS_ANNOTATION)
+    if not broker_class:
+        errors.append(FieldError(f"metadata.annotations.{CLASS_ANNOTATION}", "missing field"))
+    if spec.get("config") is not None:
+        errors += validate_kreference(spec["config"], "spec.config", namespace)
+    errors += validate_delivery(spec.get("delivery"), "spec.delivery", namespace)
+    return errors
+
+
+def validate_broker_update(old: dict[str, Any], new: dict[str, Any]) -> list[FieldError]:
+    errors: list[FieldError] = []
+    old_class = old["metadata"].get("annotations", {}).get(CLASS_ANNOTATION)
+    new_class = new["metadata"].get("annotations", {}).get(CLASS_ANNOTATION)
+    if old_class != new_class:
+        errors.append(
+            FieldError(f"metadata.annotations.{CLASS_ANNOTATION}",
+                       f"immutable: changed from {old_class!r} to {new_class!r}; delete and re-create the Broker")
+        )
+    old_spec = {k: v for k, v in old.get("spec", {}).items() if k != "delivery"}
+    new_spec = {k: v for k, v in new.get("spec", {}).items() if k != "delivery"}
+    for key in sorted(set(old_spec) | set(new_spec)):
+        if old_spec.get(key) != new_spec.get(key):
+            errors.append(FieldError(f"spec.{key}", "immutable: only spec.delivery may change on a Broker"))
+    return errors

@@ -1,0 +1,50 @@
+"""Knative's Destination duck type (`ref` and/or `uri`) and KReference: validation and defaulting."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from core.errors import FieldError
+
+
+def default_destination(dest: Any, namespace: str) -> None:
+    if isinstance(dest, dict) and isinstance(dest.get("ref"), dict):
+        dest["ref"].setdefault("namespace", namespace)
+
+
+def validate_kreference(ref: Any, path: str, namespace: str) -> list[FieldError]:
+    if not isinstance(ref, dict):
+        return [FieldError(path, "must be an object with apiVersion, kind and name")]
+    errors = [
+        FieldError(f"{path}.{key}", "required")
+        for key in ("apiVersion", "kind", "name")
+        if not isinstance(ref.get(key), str) or not ref.get(key)
+    ]
+    ref_ns = ref.get("namespace")
+    if ref_ns not in (None, "", namespace):
+        errors.append(
+            FieldError(f"{path}.namespace", f"{ref_ns!r} differs from the resource's namespace {namespace!r}; "
+                       "cross-namespace references are not allowed")
+        )
+    return errors
+
+
+def validate_destination(dest: Any, path: str, namespace: str) -> list[FieldError]:
+    if not isinstance(dest, dict):
+        return [FieldError(path, "must be an object with ref and/or uri")]
+    ref, uri = dest.get("ref"), dest.get("uri")
+    if ref is None and not uri:
+        return [FieldError(path, "expected at least one of ref or uri, got neither")]
+    errors: list[FieldError] = []
+    if ref is not None:
+        errors += validate_kreference(ref, f"{path}.ref", namespace)
+    if uri is not None:
+        if not isinstance(uri, str):
+            return [*errors, FieldError(f"{path}.uri", "must be a string")]
+        parts = urlsplit(uri)
+        if ref is not None and parts.scheme:
+            errors.append(FieldError(f"{path}.uri", "an absolute URI is not allowed when ref is present"))
+        if ref is None and (not parts.scheme or not parts.netloc):
+            errors.append(FieldError(f"{path}.uri", f"{uri!r} must be an absolute URI with a scheme and host"))
+    return errors

@@ -1,0 +1,93 @@
+"""The control API over HTTP (what `nerve apply/get/delete/describe` talk to), plus health and metrics.
+
+    POST   /api/v1/apply                           {"items": [manifest, ...]}  -> results
+    GET    /api/v1/resources/{kind}[?namespace=ns]                             -> {"items": [...]}
+    GET    /api/v1/resources/{kind}/{namespace}/{name}                         -> the resource with status
+    DELETE /api/v1/resources/{kind}/{namespace}/{name}
+    GET    /healthz  /readyz  /metrics
+
+Errors are JSON: {"error": <class>, "reason": ..., "field": ..., "details": [{"field", "reason"}]}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from control.service import ControlService
+from core.errors import InvalidResource, NerveError
+
+SERVICE_KEY = web.AppKey("control_service", ControlService)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def error_response(exc: NerveError) -> web.Response:
+    body: dict[str, Any] = exc.to_json()
+    if isinstance(exc, InvalidResource):
+        body["details"] = exc.details()
+    return _json(body, exc.status)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except NerveError as exc:
+        return error_response(exc)
+
+
+async def _apply(request: web.Request) -> web.Response:
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        return _json({"error": "InvalidRequest", "reason": f"body is not JSON: {exc}"}, 400)
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        return _json({"error": "InvalidRequest", "reason": "body must be {\"items\": [manifest, ...]}",
+                      "field": "items"}, 400)
+    return _json({"items": await request.app[SERVICE_KEY].apply(items)})
+
+
+async def _list(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    items = service.list_resources(request.match_info["kind"], request.query.get("namespace"))
+    return _json({"items": items})
+
+
+async def _get(request: web.Request) -> web.Response:
+    m = request.match_info
+    return _json(request.app[SERVICE_KEY].get(m["kind"], m["namespace"], m["name"]))
+
+
+async def _delete(request: web.Request) -> web.Response:
+    m = request.match_info
+    await request.app[SERVICE_KEY].delete(m["kind"], m["namespace"], m["name"])
+    return _json({"deleted": {"kind": m["kind"], "namespace": m["namespace"], "name": m["name"]}})
+
+
+async def healthz(_: web.Request) -> web.Response:
+    return _json({"status": "ok"})
+
+
+async def metrics(_: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def create_app(service: ControlService) -> web.Application:
+    app = web.Application(middlewares=[_errors], client_max_size=16 * 1024 * 1024)
+    app[SERVICE_KEY] = service
+    app.router.add_post("/api/v1/apply", _apply)
+    app.router.add_get("/api/v1/resources/{kind}", _list)
+    app.router.add_get("/api/v1/resources/{kind}/{namespace}/{name}", _get)
+    app.router.add_delete("/api/v1/resources/{kind}/{namespace}/{name}", _delete)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", healthz)
+    app.router.add_get("/metrics", metrics)
+    return app

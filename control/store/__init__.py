@@ -1,0 +1,1 @@
+"""Where resources live: SQLite in embedded and compose mode (the Kubernetes store comes later)."""
