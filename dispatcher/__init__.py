@@ -1,0 +1,1 @@
+"""The egress path: consume, filter, deliver with retries, route replies, dead-letter, ack."""

@@ -1,0 +1,59 @@
+"""One HTTP attempt to a subscriber, reply URL or dead-letter sink, over the process's pooled session."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from core.events import STRUCTURED_CONTENT_TYPE, Event, to_binary, to_structured
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one attempt got back; `status` is None when no HTTP answer came (refused, reset, timeout)."""
+
+    status: int | None
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str | None = None
+
+
+def sanitize_url(url: str) -> str:
+    """A destination whose scheme is not http(s) becomes http://<host>/, as Knative's dispatcher does."""
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https"):
+        return url
+    return f"http://{parts.netloc or parts.path}/"
+
+
+class Sender:
+    def __init__(self, session: aiohttp.ClientSession, *, max_response_bytes: int) -> None:
+        self._session = session
+        self._max = max_response_bytes
+
+    async def send(
+        self, url: str, event: Event, *, structured: bool, headers: dict[str, str], timeout_s: float
+    ) -> Attempt:
+        if structured:
+            body = to_structured(event)
+            request_headers = {"Content-Type": STRUCTURED_CONTENT_TYPE}
+        else:
+            request_headers, body = to_binary(event)
+        request_headers.update(event.headers)
+        request_headers.update(headers)
+        try:
+            async with self._session.post(
+                sanitize_url(url), data=body, headers=request_headers,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ) as response:
+                payload = await response.content.read(self._max)
+                return Attempt(
+                    response.status, payload, dict(response.headers),
+                    response.headers.get("Content-Type"),
+                )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            reason = "timeout" if isinstance(exc, asyncio.TimeoutError) else str(exc) or type(exc).__name__
+            return Attempt(None, f"dispatch error: {reason}".encode())

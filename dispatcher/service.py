@@ -1,0 +1,118 @@
+"""The dispatcher service: one EgressRunner per Trigger/Subscription in the contract.
+
+`apply(contract)` brings the runners in line with a new contract generation without a restart:
+removed egresses are drained and stopped, new ones subscribed, and an egress whose group and topic
+stay the same is updated in place (filters, delivery, destination), so nothing in flight is lost or
+delivered twice because of the change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+
+from channels.base import TopicSpec
+from channels.registry import ChannelPool
+from core.contract import Contract, Egress, Resource
+from core.errors import BackendError
+from dispatcher.delivery import Sender
+from dispatcher.egress import EgressRunner
+from dispatcher.settings import DispatcherSettings
+
+log = logging.getLogger("nerve.dispatcher")
+
+
+def _connection(resource: Resource) -> str:
+    return resource.bootstrap_servers or resource.backend_config.get("url", "")
+
+
+class Dispatcher:
+    def __init__(self, pool: ChannelPool, settings: DispatcherSettings) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._session: aiohttp.ClientSession | None = None
+        self._sender: Sender | None = None
+        self._runners: dict[str, EgressRunner] = {}
+        self._pending: dict[str, asyncio.Task[None]] = {}
+        self._desired: dict[str, tuple[Egress, Resource]] = {}
+        self._lock = asyncio.Lock()
+        self.generation = 0
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self._settings.max_connections, limit_per_host=0)
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        self._sender = Sender(self._session, max_response_bytes=self._settings.max_reply_bytes)
+
+    async def stop(self) -> None:
+        async with self._lock:
+            for task in self._pending.values():
+                task.cancel()
+            await asyncio.gather(*self._pending.values(), return_exceptions=True)
+            self._pending.clear()
+            await asyncio.gather(*(runner.stop() for runner in self._runners.values()))
+            self._runners.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def apply(self, contract: Contract) -> None:
+        async with self._lock:
+            desired: dict[str, tuple[Egress, Resource]] = {
+                egress.uid: (egress, resource) for resource in contract.resources for egress in resource.egresses
+            }
+            # A subscription still waiting for its backend picks up the newest settings when it starts.
+            self._desired = desired
+            for uid in [u for u in self._runners if u not in desired or self._must_restart(u, *desired[u])]:
+                await self._runners.pop(uid).stop()
+            for uid in [u for u in self._pending if u not in desired]:
+                self._pending.pop(uid).cancel()
+            starts = []
+            for uid, (egress, resource) in desired.items():
+                runner = self._runners.get(uid)
+                if runner is not None:
+                    runner.update(egress, resource)
+                elif uid not in self._pending:
+                    starts.append(self._start(uid, egress, resource))
+            await asyncio.gather(*starts)
+            self.generation = contract.generation
+
+    def _must_restart(self, uid: str, egress: Egress, resource: Resource) -> bool:
+        current = self._runners[uid]
+        return (current.egress.consumer_group, current.resource.topic, current.resource.backend,
+                _connection(current.resource)) != (egress.consumer_group, resource.topic, resource.backend,
+                                                   _connection(resource))
+
+    async def _start(self, uid: str, egress: Egress, resource: Resource) -> None:
+        try:
+            await self._start_once(uid, egress, resource)
+        except BackendError as exc:
+            # The backend is down: keep trying in the background, never block the contract apply.
+            log.warning("%s: cannot subscribe yet (%s); retrying", egress.consumer_group, exc)
+            self._pending[uid] = asyncio.create_task(self._start_later(uid, egress, resource))
+
+    async def _start_once(self, uid: str, egress: Egress, resource: Resource) -> None:
+        assert self._sender is not None, "Dispatcher.start() first"
+        channel = await self._pool.get(resource.backend, _connection(resource))
+        await channel.ensure_topic(TopicSpec(resource.topic))
+        runner = EgressRunner(egress, resource, channel, self._sender, self._settings)
+        await runner.start()
+        self._runners[uid] = runner
+
+    async def _start_later(self, uid: str, egress: Egress, resource: Resource) -> None:
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            async with self._lock:
+                if self._pending.get(uid) is not asyncio.current_task():
+                    return
+                egress, resource = self._desired.get(uid, (egress, resource))
+                try:
+                    await self._start_once(uid, egress, resource)
+                except BackendError as exc:
+                    log.warning("%s: still cannot subscribe: %s", egress.consumer_group, exc)
+                    delay = min(delay * 2, 30.0)
+                    continue
+                self._pending.pop(uid, None)
+                return

@@ -1,0 +1,22 @@
+"""Dispatcher settings, parsed once at the edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.hops import DEFAULT_MAX_TTL
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherSettings:
+    max_inflight: int = 100
+    """Events one Trigger delivers concurrently (unordered mode); bounds memory and subscriber load."""
+    default_timeout_s: float = 30.0
+    """Per-attempt timeout when a delivery sets none."""
+    drain_timeout_s: float = 10.0
+    """On a contract change or shutdown, how long in-flight deliveries may finish before they are
+    abandoned unacked (durable backends deliver them again)."""
+    max_ttl: int = DEFAULT_MAX_TTL
+    max_connections: int = 256
+    """HTTP connections the process keeps to all subscribers together."""
+    max_reply_bytes: int = 4 * 1024 * 1024
