@@ -1,0 +1,289 @@
+"""The `nerve` command. Flags are parsed here, once, into typed settings; errors exit 2 with one line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+import yaml
+
+from control.api import kinds
+from control.api.meta import DEFAULT_NAMESPACE
+from nerve import output
+from nerve.client import ApiError, Client, Unreachable
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Nerve: a Knative-Eventing-compatible event broker.")
+
+DEFAULT_SERVER = "http://127.0.0.1:8081"
+Server = Annotated[str, typer.Option("--server", envvar="NERVE_SERVER", help="Control API URL.")]
+Namespace = Annotated[str | None, typer.Option("--namespace", "-n", help="Namespace (default: default).")]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _client(server: str) -> Client:
+    return Client(server)
+
+
+def _api_error(exc: ApiError) -> NoReturn:
+    details = exc.body.get("details") or []
+    if details:
+        for d in details:
+            typer.echo(f"error: {d.get('field') or '<manifest>'}: {d.get('reason')}", err=True)
+        raise typer.Exit(2)
+    fail(str(exc.body.get("reason") or exc), 1 if exc.status >= 500 else 2)
+
+
+# ------------------------------------------------------------------------------------------ up
+
+
+@app.command()
+def up(
+    ingress_port: Annotated[int, typer.Option(help="Port of the Broker ingress.")] = 8080,
+    api_port: Annotated[int, typer.Option(help="Port of the control API, /metrics, /healthz.")] = 8081,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    state_dir: Annotated[Path, typer.Option(help="Where the SQLite store and the contract live.")] = Path(".nerve"),
+    backend: Annotated[
+        str, typer.Option(help="Backend of Brokers that name no class: memory, kafka, nats.")
+    ] = "memory",
+    kafka_bootstrap: Annotated[str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS",
+                                                 help="Default Kafka cluster.")] = "",
+    nats_url: Annotated[str, typer.Option(envvar="NATS_URL", help="Default NATS server.")] = "",
+    service_url_template: Annotated[str, typer.Option(
+        help="How a v1/Service ref resolves when no Service with a nerve.dev/url annotation is stored.")]
+    = "http://{name}.{namespace}.svc.cluster.local",
+    max_body_bytes: Annotated[int, typer.Option(help="Larger event requests get 413.")] = 4 * 1024 * 1024,
+) -> None:
+    """Run Nerve embedded: control plane, ingress and dispatcher in one process."""
+    from dispatcher.settings import DispatcherSettings
+    from ingress.settings import IngressSettings
+    from nerve.runtime import run
+    from nerve.up import UpSettings, run_up
+
+    if backend not in ("memory", "kafka", "nats"):
+        fail(f"--backend {backend!r}: expected memory, kafka or nats")
+    if backend == "kafka" and not kafka_bootstrap:
+        fail("--backend kafka needs --kafka-bootstrap HOST:PORT (or KAFKA_BOOTSTRAP_SERVERS); `make kafka` runs one")
+    if backend == "nats" and not nats_url:
+        fail("--backend nats needs --nats-url nats://HOST:PORT (or NATS_URL); `make nats` runs one")
+    try:
+        service_url_template.format(name="n", namespace="ns")
+    except (KeyError, IndexError, ValueError) as exc:
+        fail(f"--service-url-template: only {{name}} and {{namespace}} may be used ({exc})")
+    settings = UpSettings(
+        state_dir=state_dir, host=host, ingress_port=ingress_port, api_port=api_port, backend=backend,
+        kafka_bootstrap=kafka_bootstrap, nats_url=nats_url, service_url_template=service_url_template,
+        ingress=IngressSettings(host=host, port=ingress_port, max_body_bytes=max_body_bytes),
+        dispatcher=DispatcherSettings(),
+    )
+    try:
+        run(lambda stop: run_up(settings, stop))
+    except OSError as exc:
+        fail(f"cannot start: {exc}", 1)
+
+
+# ------------------------------------------------------------------------------------------ apply / delete
+
+
+def _read_manifests(paths: list[str]) -> list[Any]:
+    docs: list[Any] = []
+    for given in paths:
+        if given == "-":
+            sources = [("<stdin>", sys.stdin.read())]
+        else:
+            path = Path(given)
+            if path.is_dir():
+                files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+                if not files:
+                    fail(f"{given}: no .yaml, .yml or .json files in this directory")
+            elif path.is_file():
+                files = [path]
+            else:
+                fail(f"{given}: no such file or directory")
+            sources = [(str(p), p.read_text()) for p in files]
+        for name, text in sources:
+            try:
+                for doc in yaml.safe_load_all(text):
+                    if doc is None:
+                        continue
+                    if isinstance(doc, dict) and doc.get("kind") == "List":
+                        docs.extend(doc.get("items") or [])
+                    else:
+                        docs.append(doc)
+            except yaml.YAMLError as exc:
+                fail(f"{name}: not valid YAML: {exc}".replace("\n", " "))
+    if not docs:
+        fail("no manifests found")
+    return docs
+
+
+Files = Annotated[list[str], typer.Option("--filename", "-f", help="File, directory, or - for stdin.")]
+
+
+@app.command()
+def apply(filename: Files, server: Server = DEFAULT_SERVER) -> None:
+    """Create or update resources from Knative YAML (multi-document files and directories too)."""
+    manifests = _read_manifests(filename)
+    try:
+        results = _client(server).apply(manifests)
+    except ApiError as exc:
+        _api_error(exc)
+    except Unreachable as exc:
+        fail(str(exc), 1)
+    for r in results:
+        kind = kinds.for_manifest(r["apiVersion"], r["kind"])
+        label = f"{kind.kind.lower()}.{kind.group}" if kind and kind.group else r["kind"].lower()
+        typer.echo(f"{label}/{r['name']} {r['outcome']}")
+
+
+@app.command()
+def delete(
+    kind: Annotated[str | None, typer.Argument(help="Kind, e.g. broker or triggers.")] = None,
+    name: Annotated[str | None, typer.Argument()] = None,
+    namespace: Namespace = None,
+    filename: Annotated[list[str] | None, typer.Option("--filename", "-f")] = None,
+    server: Server = DEFAULT_SERVER,
+) -> None:
+    """Delete a resource by kind and name, or every resource in files (-f)."""
+    targets: list[tuple[str, str, str]] = []
+    if filename:
+        for doc in _read_manifests(filename):
+            if not isinstance(doc, dict) or not isinstance(doc.get("metadata"), dict):
+                fail("a manifest without metadata cannot be deleted")
+            meta = doc["metadata"]
+            targets.append((str(doc.get("kind")), meta.get("namespace") or namespace or DEFAULT_NAMESPACE,
+                            str(meta.get("name"))))
+    elif kind and name:
+        targets.append((kind, namespace or DEFAULT_NAMESPACE, name))
+    else:
+        fail("give KIND NAME or -f FILE")
+    client = _client(server)
+    for target_kind, ns, target_name in targets:
+        try:
+            client.delete(target_kind, ns, target_name)
+        except ApiError as exc:
+            _api_error(exc)
+        except Unreachable as exc:
+            fail(str(exc), 1)
+        typer.echo(f'{target_kind.lower()} "{target_name}" deleted')
+
+
+# ------------------------------------------------------------------------------------------ get / describe
+
+
+@app.command()
+def get(
+    kind: Annotated[str, typer.Argument(help="Kind: brokers, triggers, configmaps, services ...")],
+    name: Annotated[str | None, typer.Argument()] = None,
+    namespace: Namespace = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
+    output_format: Annotated[str, typer.Option("--output", "-o", help="table, yaml or json.")] = "table",
+    server: Server = DEFAULT_SERVER,
+) -> None:
+    """List resources, or show one, with their status."""
+    found = kinds.lookup(kind)
+    if found is None:
+        fail(f'the server doesn\'t have a resource type "{kind}"; Nerve knows {kinds.supported()}')
+    if output_format not in ("table", "yaml", "json", "wide"):
+        fail(f"--output {output_format!r}: expected table, yaml or json")
+    client = _client(server)
+    ns = None if all_namespaces else (namespace or DEFAULT_NAMESPACE)
+    try:
+        items = [client.get(kind, namespace or DEFAULT_NAMESPACE, name)] if name else client.list_resources(kind, ns)
+    except ApiError as exc:
+        _api_error(exc)
+    except Unreachable as exc:
+        fail(str(exc), 1)
+    if output_format in ("yaml", "json"):
+        data: Any = items[0] if name else {"apiVersion": "v1", "kind": "List", "items": items}
+        typer.echo(output.dump(data, output_format))
+        return
+    if not items:
+        typer.echo(f"No resources found in {ns} namespace." if ns else "No resources found.", err=True)
+        return
+    typer.echo(output.table(found.kind, items, all_namespaces=all_namespaces))
+
+
+@app.command()
+def describe(
+    kind: Annotated[str, typer.Argument()],
+    name: Annotated[str, typer.Argument()],
+    namespace: Namespace = None,
+    server: Server = DEFAULT_SERVER,
+) -> None:
+    """Show one resource with its spec and status conditions."""
+    try:
+        obj = _client(server).get(kind, namespace or DEFAULT_NAMESPACE, name)
+    except ApiError as exc:
+        _api_error(exc)
+    except Unreachable as exc:
+        fail(str(exc), 1)
+    typer.echo(output.describe(obj))
+
+
+# ------------------------------------------------------------------------------------------ send / display
+
+
+@app.command()
+def send(
+    url: Annotated[str, typer.Argument(help="A Broker URL, e.g. http://127.0.0.1:8080/default/default.")],
+    event_type: Annotated[str, typer.Option("--type", help="ce-type")],
+    source: Annotated[str, typer.Option(help="ce-source")],
+    data: Annotated[str | None, typer.Option(help="The event data.")] = None,
+    event_id: Annotated[str | None, typer.Option("--id", help="ce-id (default: a UUID).")] = None,
+    content_type: Annotated[str, typer.Option(help="datacontenttype of --data.")] = "application/json",
+    extension: Annotated[list[str] | None, typer.Option("--ext", "-e", help="Extension name=value.")] = None,
+    structured: Annotated[bool, typer.Option(help="Send in structured mode instead of binary.")] = False,
+) -> None:
+    """Send one CloudEvent (a convenience producer)."""
+    from core.errors import InvalidEvent
+    from core.events import validate
+    from nerve.send import build, describe_answer
+    from nerve.send import send as do_send
+
+    extensions: dict[str, str] = {}
+    for item in extension or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            fail(f"--ext {item!r}: expected name=value")
+        extensions[key] = value
+    event = build(event_type, source, data, event_id=event_id, content_type=content_type, extensions=extensions)
+    try:
+        validate(event.attributes)
+    except InvalidEvent as exc:
+        fail(f"{exc.field}: {exc.reason}")
+    try:
+        status, body = do_send(url, event, structured=structured)
+    except OSError as exc:
+        fail(f"cannot reach {url}: {getattr(exc, 'reason', exc)}", 1)
+    if 200 <= status < 300:
+        typer.echo(f"{status} {event.id}")
+        return
+    fail(describe_answer(status, body), 1)
+
+
+@app.command()
+def display(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Print every CloudEvent received, like Knative's event_display."""
+    from nerve.display import run_display
+    from nerve.runtime import run
+
+    try:
+        run(lambda stop: run_display(host, port, stop))
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc}", 1)
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

@@ -1,0 +1,64 @@
+"""The CLI's client of the control API: small, synchronous, standard library only."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+
+class ApiError(Exception):
+    """The API refused a request; `body` is its JSON error."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body.get("reason", f"HTTP {status}"))
+        self.status = status
+        self.body = body
+
+
+class Unreachable(Exception):
+    pass
+
+
+class Client:
+    def __init__(self, server: str, *, timeout_s: float = 60.0) -> None:
+        self.server = server.rstrip("/")
+        self._timeout = timeout_s
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.server + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                payload = json.loads(raw)
+            except ValueError:
+                payload = {"reason": raw.decode(errors="replace") or exc.reason}
+            raise ApiError(exc.code, payload) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise Unreachable(
+                f"cannot reach the Nerve control API at {self.server} ({getattr(exc, 'reason', exc)}); "
+                "is `nerve up` running? (--server / NERVE_SERVER)"
+            ) from None
+
+    def apply(self, manifests: list[Any]) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("POST", "/api/v1/apply", {"items": manifests})["items"]
+        return result
+
+    def list_resources(self, kind: str, namespace: str | None) -> list[dict[str, Any]]:
+        query = "" if namespace is None else f"?namespace={urllib.parse.quote(namespace)}"
+        items: list[dict[str, Any]] = self._call("GET", f"/api/v1/resources/{kind}{query}")["items"]
+        return items
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        obj: dict[str, Any] = self._call("GET", f"/api/v1/resources/{kind}/{namespace}/{name}")
+        return obj
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        self._call("DELETE", f"/api/v1/resources/{kind}/{namespace}/{name}")

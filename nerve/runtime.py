@@ -1,0 +1,51 @@
+"""Running asyncio services: uvloop where present, servers through AppRunner, stop on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+
+def run(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+    """Run `main(stop)` on the best loop; `stop` is set by SIGINT or SIGTERM for a graceful shutdown."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def wrapper() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(wrapper())
+    else:
+        uvloop.run(wrapper())
+
+
+async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Start an aiohttp app; returns the runner and the bound port (port 0 picks a free one)."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    server = site._server
+    bound = port
+    if server is not None and getattr(server, "sockets", None):
+        bound = server.sockets[0].getsockname()[1]
+    return runner, bound
+
+
+async def stop_all(*closers: Callable[[], Awaitable[None]]) -> None:
+    for close in closers:
+        try:
+            await close()
+        except Exception:  # shutting down: log and keep closing the rest
+            logging.getLogger("nerve").exception("error during shutdown")

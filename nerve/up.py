@@ -1,0 +1,128 @@
+"""`nerve up`: control, ingress and dispatcher in one process, sharing one channel pool.
+
+The control plane still writes the contract file (so a separate dispatcher or ingress could follow
+it), and here it also hands each new contract straight to the in-process ingress and dispatcher
+before `nerve apply` returns: a Trigger reported Ready is consuming already.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from channels.memory import MemorySettings
+from channels.registry import ChannelPool, ChannelSettings
+from control.api.admission import AdmissionSettings
+from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
+from control.reconciler import Reconciler
+from control.server import create_app as create_control_app
+from control.service import ControlService
+from control.settings import ControlSettings
+from control.store.sqlite import SqliteStore
+from core.contract import Contract, read, write_atomically
+from dispatcher.service import Dispatcher
+from dispatcher.settings import DispatcherSettings
+from ingress.app import Ingress
+from ingress.app import create_app as create_ingress_app
+from ingress.settings import IngressSettings
+from nerve.runtime import serve, stop_all
+
+log = logging.getLogger("nerve")
+
+
+@dataclass(frozen=True, slots=True)
+class UpSettings:
+    state_dir: Path
+    host: str = "127.0.0.1"
+    ingress_port: int = 8080
+    api_port: int = 8081
+    backend: str = "memory"
+    kafka_bootstrap: str = ""
+    nats_url: str = ""
+    service_url_template: str = "http://{name}.{namespace}.svc.cluster.local"
+    ingress: IngressSettings = field(default_factory=IngressSettings)
+    dispatcher: DispatcherSettings = field(default_factory=DispatcherSettings)
+    resync_seconds: float = 10.0
+    memory: MemorySettings = field(default_factory=MemorySettings)
+
+
+class Embedded:
+    """Every service of `nerve up`, started and stopped together; tests use it directly on port 0."""
+
+    def __init__(self, settings: UpSettings) -> None:
+        self.settings = settings
+        self.pool = ChannelPool(ChannelSettings(memory=settings.memory, kafka_bootstrap_servers=settings.kafka_bootstrap,
+                                                nats_url=settings.nats_url))
+        self.ingress = Ingress(self.pool, settings.ingress)
+        self.dispatcher = Dispatcher(self.pool, settings.dispatcher)
+        self.ingress_url = ""
+        self.api_url = ""
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._store: SqliteStore | None = None
+        self.service: ControlService | None = None
+
+    async def start(self) -> None:
+        settings = self.settings
+        await self.dispatcher.start()
+        self._closers.append(self.dispatcher.stop)
+        self._closers.append(self.pool.stop)
+        ingress_runner, ingress_port = await serve(create_ingress_app(self.ingress), settings.host,
+                                                   settings.ingress_port)
+        self._closers.insert(0, ingress_runner.cleanup)
+        self.ingress_url = f"http://{settings.host}:{ingress_port}"
+        control_settings = ControlSettings(
+            state_dir=settings.state_dir,
+            ingress_base_url=self.ingress_url,
+            default_backend=settings.backend,
+            service_url_template=settings.service_url_template,
+            resync_seconds=settings.resync_seconds,
+        )
+        contract_path = control_settings.contract_path
+
+        async def publish(contract: Contract) -> None:
+            write_atomically(contract_path, contract)
+            # Dispatcher first: a new Trigger is consuming before its Broker's route opens.
+            await self.dispatcher.apply(contract)
+            await self.ingress.apply(contract)
+
+        previous = Contract()
+        if contract_path.exists():
+            try:
+                previous = read(contract_path)
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("ignoring unreadable %s: %s", contract_path, exc)
+        self._store = SqliteStore(control_settings.db_path)
+        # Generations keep counting up across restarts; the first reconcile republishes the contract.
+        reconciler = Reconciler(self._store, self.pool, control_settings, publish,
+                                contract=Contract(previous.generation))
+        default_class = DEFAULT_CLASS_FOR_BACKEND[settings.backend]
+        self.service = ControlService(self._store, reconciler, AdmissionSettings(default_class),
+                                      resync_seconds=settings.resync_seconds)
+        await self.service.start()
+        self._closers.insert(1, self.service.stop)
+        api_runner, api_port = await serve(create_control_app(self.service), settings.host, settings.api_port)
+        self._closers.insert(1, api_runner.cleanup)
+        self.api_url = f"http://{settings.host}:{api_port}"
+
+    async def stop(self) -> None:
+        closers, self._closers = self._closers, []
+        await stop_all(*closers)
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+async def run_up(settings: UpSettings, stop: asyncio.Event) -> None:
+    nerve = Embedded(settings)
+    try:
+        await nerve.start()
+        log.info("nerve up: backend %s, state in %s", settings.backend, settings.state_dir)
+        print(f"Nerve is up. Brokers: {nerve.ingress_url}/<namespace>/<broker>   "
+              f"API and /metrics: {nerve.api_url}   (Ctrl-C stops)", flush=True)
+        await stop.wait()
+    finally:
+        log.info("nerve up: shutting down")
+        await nerve.stop()
