@@ -60,14 +60,13 @@ class ControlService:
         admitted: list[dict[str, Any]] = []
         errors: list[FieldError] = []
         for index, manifest in enumerate(manifests):
-            prefix = f"[{index}]" if len(manifests) > 1 else ""
             try:
                 kind = identify(manifest)
                 old = self.store.get(*_key(kind, manifest))
                 admitted.append(admit(manifest, old, self._admission))
             except InvalidResource as exc:
-                label = _describe(manifest)
-                errors += [FieldError(f"{prefix}{label}{e.path}", e.reason) for e in exc.errors]
+                label = _describe(manifest, index)
+                errors += [FieldError(e.path, e.reason, label) for e in exc.errors]
         if errors:
             raise InvalidResource(errors)
         results = self.store.put_all(admitted)
@@ -104,8 +103,10 @@ class ControlService:
         return kind
 
 
-def _describe(manifest: Any) -> str:
-    if not isinstance(manifest, dict):
-        return ""
-    name = (manifest.get("metadata") or {}).get("name")
-    return f"{manifest.get('kind', '?')}/{name}: " if name else f"{manifest.get('kind', '?')}: "
+def _describe(manifest: Any, index: int) -> str:
+    """How an error names the manifest it is about: kind/namespace/name, or its position."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("metadata"), dict):
+        return f"document {index + 1}"
+    meta = manifest["metadata"]
+    parts = [str(manifest.get("kind") or "?"), meta.get("namespace"), meta.get("name")]
+    return "/".join(str(p) for p in parts if p) or f"document {index + 1}"

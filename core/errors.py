@@ -67,9 +67,12 @@ class FieldError:
 
     path: str
     reason: str
+    resource: str = ""
+    """Which manifest, when a request held several (e.g. "Trigger/ns1/t1")."""
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
+        where = f"{self.resource}: " if self.resource else ""
+        return f"{where}{self.path}: {self.reason}"
 
 
 class InvalidResource(NerveError):
@@ -81,9 +84,6 @@ class InvalidResource(NerveError):
         self.errors = errors
         super().__init__("; ".join(str(e) for e in errors), field=errors[0].path if errors else None)
 
-    def to_json(self) -> dict[str, str]:
-        body = super().to_json()
-        return body
-
     def details(self) -> list[dict[str, str]]:
-        return [{"field": e.path, "reason": e.reason} for e in self.errors]
+        return [{"field": e.path, "reason": e.reason, **({"resource": e.resource} if e.resource else {})}
+                for e in self.errors]

@@ -36,7 +36,8 @@ def _api_error(exc: ApiError) -> NoReturn:
     details = exc.body.get("details") or []
     if details:
         for d in details:
-            typer.echo(f"error: {d.get('field') or '<manifest>'}: {d.get('reason')}", err=True)
+            where = f"{d['resource']}: " if d.get("resource") else ""
+            typer.echo(f"error: {where}{d.get('field') or '<manifest>'}: {d.get('reason')}", err=True)
         raise typer.Exit(2)
     fail(str(exc.body.get("reason") or exc), 1 if exc.status >= 500 else 2)
 

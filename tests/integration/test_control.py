@@ -1,0 +1,165 @@
+"""The control plane as `nerve apply` users meet it: validation, statuses, restarts, live changes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from tests.support.receiver import Receiver
+from tests.support.stack import Stack, event, eventually, running_stack
+
+BROKER = {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "metadata": {"name": "default", "namespace": "ns1"}}
+
+
+def trigger(name: str, url: str, broker: str = "default", **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": name, "namespace": "ns1"},
+            "spec": {"broker": broker, "subscriber": {"uri": url}, **spec}}
+
+
+async def _apply_error(stack: Stack, *items: dict[str, Any]) -> dict[str, Any]:
+    async with stack.session.post(f"{stack.api}/api/v1/apply", json={"items": list(items)}) as r:
+        assert r.status == 400, await r.text()
+        body: dict[str, Any] = await r.json()
+        return body
+
+
+def _ready(obj: dict[str, Any]) -> dict[str, Any]:
+    return next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+
+
+async def test_invalid_manifests_name_each_field_and_store_nothing(stack: Stack) -> None:
+    bad = trigger("t1", "not a uri", filter={"attributes": {"Bad-Key": "x"}},
+                  delivery={"retry": -1, "backoffPolicy": "sometimes", "backoffDelay": "1s", "format": "xml"})
+    body = await _apply_error(stack, BROKER, bad)
+    fields = {d["field"] for d in body["details"]}
+    assert fields >= {"spec.subscriber.uri", "spec.delivery.retry", "spec.delivery.backoffPolicy",
+                      "spec.delivery.backoffDelay", "spec.delivery.format"}
+    assert {d["resource"] for d in body["details"]} == {"Trigger/ns1/t1"}
+    reasons = " ".join(d["reason"] for d in body["details"])
+    assert "must be an integer >= 0" in reasons
+    assert "linear or exponential" in reasons
+    # The valid Broker of the same request was not stored either.
+    async with stack.session.get(f"{stack.api}/api/v1/resources/brokers?namespace=ns1") as r:
+        assert (await r.json())["items"] == []
+
+
+async def test_destination_rules(stack: Stack) -> None:
+    neither = trigger("t1", "x")
+    neither["spec"]["subscriber"] = {}
+    body = await _apply_error(stack, neither)
+    assert body["details"][0]["field"] == "spec.subscriber"
+    assert body["details"][0]["reason"] == "expected at least one of ref or uri, got neither"
+    both = trigger("t1", "http://abs/")
+    both["spec"]["subscriber"] = {"ref": {"apiVersion": "v1", "kind": "Service", "name": "s"}, "uri": "http://abs/"}
+    body = await _apply_error(stack, both)
+    assert "absolute URI is not allowed when ref is present" in body["reason"]
+
+
+async def test_unknown_kinds_and_missing_names_are_refused(stack: Stack) -> None:
+    body = await _apply_error(stack, {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}})
+    assert "apps/v1/Deployment is not supported" in body["reason"]
+    body = await _apply_error(stack, {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "metadata": {}})
+    assert body["details"][0]["field"].endswith("metadata.name")
+
+
+async def test_a_trigger_before_its_broker_waits_then_becomes_ready(stack: Stack, receiver: Receiver) -> None:
+    await stack.apply(trigger("early", receiver.url))
+    early = await stack.get("trigger", "ns1", "early")
+    assert _ready(early)["status"] == "False"
+    assert _ready(early)["reason"] == "BrokerDoesNotExist"
+    await stack.apply(BROKER)
+    early = await stack.get("trigger", "ns1", "early")
+    assert _ready(early)["status"] == "True"
+    assert early["status"]["subscriberUri"] == receiver.url
+    broker = await stack.get("broker", "ns1", "default")
+    assert broker["status"]["address"]["url"] == f"{stack.ingress}/ns1/default"
+    assert {c["type"] for c in broker["status"]["conditions"]} >= {"Ready", "Addressable", "IngressReady",
+                                                                   "TriggerChannelReady", "DeadLetterSinkResolved"}
+    assert await stack.send("/ns1/default", event("after")) == 202
+    await receiver.wait_for(1)
+
+
+async def test_immutable_fields_and_generations(stack: Stack, receiver: Receiver) -> None:
+    await stack.apply(BROKER, trigger("t1", receiver.url))
+    changed_class = {**BROKER, "metadata": {**BROKER["metadata"],
+                                            "annotations": {"eventing.knative.dev/broker.class": "Kafka"}}}
+    body = await _apply_error(stack, changed_class)
+    assert "immutable" in body["reason"]
+    body = await _apply_error(stack, trigger("t1", receiver.url, broker="other"))
+    assert body["details"][0]["field"] == "spec.broker"
+    result = await stack.apply(trigger("t1", receiver.url, delivery={"retry": 1}))
+    assert result[0]["outcome"] == "configured"
+    t1 = await stack.get("trigger", "ns1", "t1")
+    assert t1["metadata"]["generation"] == 2
+    assert t1["status"]["observedGeneration"] == 2
+    assert (await stack.apply(trigger("t1", receiver.url, delivery={"retry": 1})))[0]["outcome"] == "unchanged"
+
+
+async def test_service_refs_resolve_by_annotation_or_template(stack: Stack, receiver: Receiver) -> None:
+    service = {"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "hello-display", "namespace": "ns1", "annotations": {"nerve.dev/url": receiver.url}}}
+    by_ref = trigger("byref", "unused")
+    by_ref["spec"]["subscriber"] = {"ref": {"apiVersion": "v1", "kind": "Service", "name": "hello-display"}}
+    templated = trigger("templated", "unused")
+    templated["spec"]["subscriber"] = {"ref": {"apiVersion": "v1", "kind": "Service", "name": "elsewhere"},
+                                       "uri": "/path"}
+    await stack.apply(BROKER, service, by_ref, templated)
+    assert (await stack.get("trigger", "ns1", "byref"))["status"]["subscriberUri"] == receiver.url
+    assert (await stack.get("trigger", "ns1", "templated"))["status"]["subscriberUri"] == (
+        "http://elsewhere.ns1.svc.cluster.local/path")
+
+
+async def test_deleting_a_broker_unroutes_it_and_its_triggers_wait(stack: Stack, receiver: Receiver) -> None:
+    await stack.apply(BROKER, trigger("t1", receiver.url))
+    await stack.delete("broker", "ns1", "default")
+    assert await stack.send("/ns1/default", event(1)) == 404
+    assert _ready(await stack.get("trigger", "ns1", "t1"))["reason"] == "BrokerDoesNotExist"
+
+
+async def test_resources_survive_a_restart(tmp_path: Path, receiver: Receiver) -> None:
+    async with running_stack(tmp_path) as stack:
+        await stack.apply(BROKER, trigger("t1", receiver.url))
+        first = stack.nerve.dispatcher.generation
+    async with running_stack(tmp_path) as stack:
+        assert _ready(await stack.get("trigger", "ns1", "t1"))["status"] == "True"
+        assert stack.nerve.dispatcher.generation > first
+        assert await stack.send("/ns1/default", event("after-restart")) == 202
+        await receiver.wait_for(1)
+
+
+async def test_adding_a_trigger_while_events_flow_loses_and_duplicates_nothing(stack: Stack) -> None:
+    steady, newcomer = Receiver(), Receiver()
+    await steady.start()
+    await newcomer.start()
+    try:
+        await stack.apply(BROKER, trigger("steady", steady.url))
+        sent: list[str] = []
+        after_ready: list[str] = []
+        newcomer_ready = asyncio.Event()
+
+        async def produce() -> None:
+            for i in range(300):
+                assert await stack.send("/ns1/default", event(i)) == 202
+                sent.append(str(i))
+                if newcomer_ready.is_set():
+                    after_ready.append(str(i))
+                await asyncio.sleep(0)
+
+        producer = asyncio.create_task(produce())
+        await eventually(lambda: len(sent) >= 100)
+        await stack.apply(trigger("newcomer", newcomer.url))
+        newcomer_ready.set()
+        await stack.apply(trigger("steady", steady.url, delivery={"retry": 2}))  # an in-place update too
+        await producer
+        await steady.wait_for(300)
+        await steady.settle()
+        assert sorted(steady.ids, key=int) == sent
+        await eventually(lambda: set(after_ready) <= set(newcomer.ids))
+        await newcomer.settle()
+        assert len(newcomer.ids) == len(set(newcomer.ids))
+    finally:
+        with contextlib.suppress(Exception):
+            await steady.stop()
+            await newcomer.stop()
