@@ -19,6 +19,7 @@ import logging
 import time
 from collections import deque
 from datetime import datetime
+from typing import Any
 
 from core.filters import EventFilter, compile_trigger_filter
 
@@ -41,7 +42,7 @@ ERROR_DATA_MAX = 1024
 class _Config:
     """Everything compiled from one generation of an egress; swapped whole by update()."""
 
-    __slots__ = ("egress", "filter", "labels", "policy")
+    __slots__ = ("_children", "egress", "filter", "labels", "policy")
 
     def __init__(self, egress: Egress, resource: Resource, settings: DispatcherSettings) -> None:
         self.egress = egress
@@ -49,6 +50,18 @@ class _Config:
         self.policy = RetryPolicy.from_config(egress.egress_config, default_timeout_s=settings.default_timeout_s)
         ref = egress.reference
         self.labels = (ref.namespace, resource.reference.name, ref.name)
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def dispatch_metrics(self, event_type: str, status: int) -> tuple[Any, Any]:
+        """The counter and histogram children for one (type, status): label lookups cost microseconds."""
+        key = (event_type, status)
+        children = self._children.get(key)
+        if children is None:
+            labels = (*self.labels, event_type, str(status), f"{status // 100}xx")
+            children = (metrics.EVENT_COUNT.labels(*labels), metrics.DISPATCH_LATENCY.labels(*labels))
+            if len(self._children) < 1024:
+                self._children[key] = children
+        return children
 
 
 class EgressRunner:
@@ -276,6 +289,6 @@ class EgressRunner:
     @staticmethod
     def _observe_dispatch(event: Event, attempt: Attempt, started: float, config: _Config) -> None:
         status = attempt.status if attempt.status is not None else 500
-        labels = (*config.labels, event.type, str(status), f"{status // 100}xx")
-        metrics.EVENT_COUNT.labels(*labels).inc()
-        metrics.DISPATCH_LATENCY.labels(*labels).observe((time.perf_counter() - started) * 1000)
+        count, latency = config.dispatch_metrics(event.type, status)
+        count.inc()
+        latency.observe((time.perf_counter() - started) * 1000)

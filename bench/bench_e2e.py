@@ -1,0 +1,282 @@
+"""End-to-end benchmark: load generator -> ingress -> backend -> dispatcher -> local sinks.
+
+`nerve up` runs as its own process (its CPU and RSS are measured with psutil); the load generator
+and the sinks share this process on uvloop. Each run prints, per Trigger count:
+
+- throughput: N events sent with C requests in flight; accepted events/s (202s), delivered
+  events/s (sink receptions / time until the last one), end-to-end latency p50/p99 (send -> sink);
+- latency at a fixed rate: events sent at R events/s, end-to-end p50/p99;
+- the CPU (percent of one core) and peak RSS of the nerve process during the run; lost events.
+
+    .venv/bin/python bench/bench_e2e.py                       # memory, 1 and 10 Triggers
+    .venv/bin/python bench/bench_e2e.py --backend kafka --kafka-bootstrap 127.0.0.1:9092
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import psutil
+from aiohttp import web
+
+NERVE = str(Path(sys.executable).with_name("nerve"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Sinks:
+    """Every Trigger's subscriber: records when each event id arrived, per Trigger."""
+
+    expected_per_id: int
+    sent_at: dict[str, float] = field(default_factory=dict)
+    arrivals: dict[str, int] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    delivered: int = 0
+    last_at: float = 0.0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    target: int = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        await request.read()
+        event_id = request.headers.get("ce-id", "")
+        now = time.perf_counter()
+        sent = self.sent_at.get(event_id)
+        if sent is not None:
+            self.latencies.append(now - sent)
+        self.arrivals[event_id] = self.arrivals.get(event_id, 0) + 1
+        self.delivered += 1
+        self.last_at = now
+        if self.delivered >= self.target:
+            self.done.set()
+        return web.Response(status=202)
+
+    def reset(self, target: int) -> None:
+        self.sent_at.clear()
+        self.arrivals.clear()
+        self.latencies.clear()
+        self.delivered = 0
+        self.target = target
+        self.done = asyncio.Event()
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class NerveProcess:
+    def __init__(self, args: argparse.Namespace, state: Path) -> None:
+        self.ingress, self.api = free_port(), free_port()
+        cmd = [NERVE, "up", "--ingress-port", str(self.ingress), "--api-port", str(self.api),
+               "--state-dir", str(state), "--backend", args.backend]
+        if args.kafka_bootstrap:
+            cmd += ["--kafka-bootstrap", args.kafka_bootstrap]
+        if args.nats_url:
+            cmd += ["--nats-url", args.nats_url]
+        self.log = (state / "nerve.log").open("wb")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.ps = psutil.Process(self.proc.pid)
+
+    async def wait_ready(self) -> None:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):
+                try:
+                    async with session.get(f"http://127.0.0.1:{self.api}/healthz") as r:
+                        if r.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise RuntimeError("nerve up did not start")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+async def apply(session: aiohttp.ClientSession, api: int, items: list[dict[str, object]]) -> None:
+    async with session.post(f"http://127.0.0.1:{api}/api/v1/apply", json={"items": items}) as r:
+        if r.status != 200:
+            raise RuntimeError(await r.text())
+
+
+def manifests(triggers: int, sink_url: str, broker_class: str) -> list[dict[str, object]]:
+    items: list[dict[str, object]] = [{
+        "apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+        "metadata": {"name": "bench", "namespace": "bench",
+                     "annotations": {"eventing.knative.dev/broker.class": broker_class}},
+    }]
+    for i in range(triggers):
+        items.append({
+            "apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
+            "metadata": {"name": f"t{i}", "namespace": "bench"},
+            "spec": {"broker": "bench", "filter": {"attributes": {"type": "bench.event"}},
+                     "subscriber": {"uri": f"{sink_url}t{i}"}},
+        })
+    return items
+
+
+@dataclass
+class Result:
+    accepted: int = 0
+    refused: int = 0
+    seconds: float = 0.0
+    started: float = 0.0
+
+
+async def send_all(session: aiohttp.ClientSession, url: str, sinks: Sinks, count: int, concurrency: int,
+                   rate: float | None, prefix: str) -> Result:
+    result = Result()
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(count):
+        queue.put_nowait(i)
+    started = result.started = time.perf_counter()
+    body = b'{"hello": "nerve", "n": 12345}'
+
+    async def worker() -> None:
+        while True:
+            try:
+                i = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            if rate is not None:
+                delay = started + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            event_id = f"{prefix}-{i}"
+            headers = {"ce-specversion": "1.0", "ce-id": event_id, "ce-source": "/bench", "ce-type": "bench.event",
+                       "Content-Type": "application/json"}
+            sinks.sent_at[event_id] = time.perf_counter()
+            async with session.post(url, data=body, headers=headers) as r:
+                await r.read()
+                if r.status == 202:
+                    result.accepted += 1
+                else:
+                    result.refused += 1
+                    sinks.sent_at.pop(event_id, None)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+async def run_case(args: argparse.Namespace, triggers: int) -> None:
+    sinks = Sinks(expected_per_id=triggers)
+    app = web.Application()
+    app.router.add_post("/{trigger}", sinks.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    sink_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", sink_port).start()
+    broker_class = {"memory": "MTChannelBasedBroker", "kafka": "Kafka", "nats": "NatsJetStreamBroker"}[args.backend]
+    with tempfile.TemporaryDirectory() as state:
+        nerve = NerveProcess(args, Path(state))
+        try:
+            await nerve.wait_ready()
+            connector = aiohttp.TCPConnector(limit=args.concurrency)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                await apply(session, nerve.api, manifests(triggers, f"http://127.0.0.1:{sink_port}/", broker_class))
+                url = f"http://127.0.0.1:{nerve.ingress}/bench/bench"
+                # Warm-up: connections, JIT-free but caches and pools filled.
+                sinks.reset(200 * triggers)
+                await send_all(session, url, sinks, 200, 32, None, "warm")
+                await asyncio.wait_for(sinks.done.wait(), 60)
+
+                for label, prefix, count, rate in (("throughput", "tp", args.events, None),
+                                                   (f"at {args.rate:.0f}/s", "rate", args.rate_events, args.rate)):
+                    sinks.reset(count * triggers)
+                    cpu0 = nerve.ps.cpu_times()
+                    peak_rss = nerve.ps.memory_info().rss
+                    sample = asyncio.create_task(_sample_rss(nerve.ps))
+                    result = await send_all(session, url, sinks, count, args.concurrency, rate, prefix)
+                    expected = result.accepted * triggers
+                    sinks.target = expected
+                    try:
+                        await asyncio.wait_for(sinks.done.wait(), args.drain_timeout)
+                    except TimeoutError:
+                        pass
+                    peak_rss = max(peak_rss, await _stop_sampler(sample))
+                    cpu1 = nerve.ps.cpu_times()
+                    # From the first send to the last reception: the span the pipeline was busy.
+                    span = max(sinks.last_at - result.started, 1e-9)
+                    cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / span * 100
+                    lost = sum(1 for i in sinks.sent_at if sinks.arrivals.get(i, 0) < triggers)
+                    dups = sum(max(0, n - triggers) for n in sinks.arrivals.values())
+                    print(f"{args.backend:6} triggers={triggers:<3} {label:12} "
+                          f"accepted={result.accepted / result.seconds:8.0f} ev/s  "
+                          f"delivered={sinks.delivered / span:8.0f} ev/s  "
+                          f"p50={percentile(sinks.latencies, 0.50) * 1000:7.1f} ms  "
+                          f"p99={percentile(sinks.latencies, 0.99) * 1000:7.1f} ms  "
+                          f"nerve cpu={cpu:5.0f}%  rss={peak_rss / 2**20:6.1f} MiB  "
+                          f"refused={result.refused} lost={lost} dup={dups}", flush=True)
+        finally:
+            nerve.stop()
+            await runner.cleanup()
+
+
+async def _sample_rss(ps: psutil.Process) -> int:
+    peak = 0
+    try:
+        while True:
+            peak = max(peak, ps.memory_info().rss)
+            await asyncio.sleep(0.1)
+    except asyncio.CancelledError:
+        return peak
+
+
+async def _stop_sampler(task: asyncio.Task[int]) -> int:
+    task.cancel()
+    try:
+        return await task
+    except asyncio.CancelledError:
+        return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", default="memory", choices=["memory", "kafka", "nats"])
+    parser.add_argument("--kafka-bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", ""))
+    parser.add_argument("--nats-url", default=os.environ.get("NATS_URL", ""))
+    parser.add_argument("--triggers", default="1,10", help="comma-separated Trigger counts")
+    parser.add_argument("--events", type=int, default=20000, help="events in the throughput run")
+    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight")
+    parser.add_argument("--rate", type=float, default=1000.0, help="events/s in the latency run")
+    parser.add_argument("--rate-events", type=int, default=5000, help="events in the latency run")
+    parser.add_argument("--drain-timeout", type=float, default=120.0)
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    for count in (int(t) for t in args.triggers.split(",")):
+        runner(run_case(args, count))
+
+
+if __name__ == "__main__":
+    main()
