@@ -125,9 +125,7 @@ class EgressRunner:
                 await asyncio.sleep(1.0)
                 continue
             if not batch:
-                if self._stopping:
-                    return
-                continue
+                continue  # stopped, or a spurious wake-up: the loop condition decides
             ordered = self.egress.delivery_order == "ordered"
             for delivery in batch:
                 self._inflight += 1

@@ -95,7 +95,7 @@ class Ingress:
     @staticmethod
     def _observe(parts: list[str], events: list[Event], status: int, millis: float | None) -> None:
         event_type = events[0].type if events else ""
-        for _ in events or [None]:
+        for _ in range(max(len(events), 1)):
             metrics.observe(parts[0], parts[1], event_type, status, millis)
 
 

@@ -54,8 +54,11 @@ class Embedded:
 
     def __init__(self, settings: UpSettings) -> None:
         self.settings = settings
-        self.pool = ChannelPool(ChannelSettings(memory=settings.memory, kafka_bootstrap_servers=settings.kafka_bootstrap,
-                                                nats_url=settings.nats_url))
+        self.pool = ChannelPool(
+            ChannelSettings(
+                memory=settings.memory, kafka_bootstrap_servers=settings.kafka_bootstrap, nats_url=settings.nats_url
+            )
+        )
         self.ingress = Ingress(self.pool, settings.ingress)
         self.dispatcher = Dispatcher(self.pool, settings.dispatcher)
         self.ingress_url = ""
@@ -69,8 +72,9 @@ class Embedded:
         await self.dispatcher.start()
         self._closers.append(self.dispatcher.stop)
         self._closers.append(self.pool.stop)
-        ingress_runner, ingress_port = await serve(create_ingress_app(self.ingress), settings.host,
-                                                   settings.ingress_port)
+        ingress_runner, ingress_port = await serve(
+            create_ingress_app(self.ingress), settings.host, settings.ingress_port
+        )
         self._closers.insert(0, ingress_runner.cleanup)
         self.ingress_url = f"http://{settings.host}:{ingress_port}"
         control_settings = ControlSettings(
@@ -96,11 +100,13 @@ class Embedded:
                 log.warning("ignoring unreadable %s: %s", contract_path, exc)
         self._store = SqliteStore(control_settings.db_path)
         # Generations keep counting up across restarts; the first reconcile republishes the contract.
-        reconciler = Reconciler(self._store, self.pool, control_settings, publish,
-                                contract=Contract(previous.generation))
+        reconciler = Reconciler(
+            self._store, self.pool, control_settings, publish, contract=Contract(previous.generation)
+        )
         default_class = DEFAULT_CLASS_FOR_BACKEND[settings.backend]
-        self.service = ControlService(self._store, reconciler, AdmissionSettings(default_class),
-                                      resync_seconds=settings.resync_seconds)
+        self.service = ControlService(
+            self._store, reconciler, AdmissionSettings(default_class), resync_seconds=settings.resync_seconds
+        )
         await self.service.start()
         self._closers.insert(1, self.service.stop)
         api_runner, api_port = await serve(create_control_app(self.service), settings.host, settings.api_port)
@@ -120,8 +126,11 @@ async def run_up(settings: UpSettings, stop: asyncio.Event) -> None:
     try:
         await nerve.start()
         log.info("nerve up: backend %s, state in %s", settings.backend, settings.state_dir)
-        print(f"Nerve is up. Brokers: {nerve.ingress_url}/<namespace>/<broker>   "
-              f"API and /metrics: {nerve.api_url}   (Ctrl-C stops)", flush=True)
+        print(
+            f"Nerve is up. Brokers: {nerve.ingress_url}/<namespace>/<broker>   "
+            f"API and /metrics: {nerve.api_url}   (Ctrl-C stops)",
+            flush=True,
+        )
         await stop.wait()
     finally:
         log.info("nerve up: shutting down")

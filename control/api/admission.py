@@ -36,7 +36,7 @@ def identify(manifest: Any) -> kinds.Kind:
 
 def admit(manifest: Any, old: dict[str, Any] | None, settings: AdmissionSettings) -> dict[str, Any]:
     kind = identify(manifest)
-    obj = copy.deepcopy(manifest)
+    obj: dict[str, Any] = copy.deepcopy(manifest)
     errors = validate_metadata(obj.get("metadata"), namespaced=kind.namespaced)
     if errors:
         raise InvalidResource(errors)

@@ -10,12 +10,20 @@ from typing import Any
 from tests.support.receiver import Receiver
 from tests.support.stack import Stack, event, eventually, running_stack
 
-BROKER = {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "metadata": {"name": "default", "namespace": "ns1"}}
+BROKER = {
+    "apiVersion": "eventing.knative.dev/v1",
+    "kind": "Broker",
+    "metadata": {"name": "default", "namespace": "ns1"},
+}
 
 
 def trigger(name: str, url: str, broker: str = "default", **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": name, "namespace": "ns1"},
-            "spec": {"broker": broker, "subscriber": {"uri": url}, **spec}}
+    return {
+        "apiVersion": "eventing.knative.dev/v1",
+        "kind": "Trigger",
+        "metadata": {"name": name, "namespace": "ns1"},
+        "spec": {"broker": broker, "subscriber": {"uri": url}, **spec},
+    }
 
 
 async def _apply_error(stack: Stack, *items: dict[str, Any]) -> dict[str, Any]:
@@ -30,12 +38,21 @@ def _ready(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_invalid_manifests_name_each_field_and_store_nothing(stack: Stack) -> None:
-    bad = trigger("t1", "not a uri", filter={"attributes": {"Bad-Key": "x"}},
-                  delivery={"retry": -1, "backoffPolicy": "sometimes", "backoffDelay": "1s", "format": "xml"})
+    bad = trigger(
+        "t1",
+        "not a uri",
+        filter={"attributes": {"Bad-Key": "x"}},
+        delivery={"retry": -1, "backoffPolicy": "sometimes", "backoffDelay": "1s", "format": "xml"},
+    )
     body = await _apply_error(stack, BROKER, bad)
     fields = {d["field"] for d in body["details"]}
-    assert fields >= {"spec.subscriber.uri", "spec.delivery.retry", "spec.delivery.backoffPolicy",
-                      "spec.delivery.backoffDelay", "spec.delivery.format"}
+    assert fields >= {
+        "spec.subscriber.uri",
+        "spec.delivery.retry",
+        "spec.delivery.backoffPolicy",
+        "spec.delivery.backoffDelay",
+        "spec.delivery.format",
+    }
     assert {d["resource"] for d in body["details"]} == {"Trigger/ns1/t1"}
     reasons = " ".join(d["reason"] for d in body["details"])
     assert "must be an integer >= 0" in reasons
@@ -75,16 +92,23 @@ async def test_a_trigger_before_its_broker_waits_then_becomes_ready(stack: Stack
     assert early["status"]["subscriberUri"] == receiver.url
     broker = await stack.get("broker", "ns1", "default")
     assert broker["status"]["address"]["url"] == f"{stack.ingress}/ns1/default"
-    assert {c["type"] for c in broker["status"]["conditions"]} >= {"Ready", "Addressable", "IngressReady",
-                                                                   "TriggerChannelReady", "DeadLetterSinkResolved"}
+    assert {c["type"] for c in broker["status"]["conditions"]} >= {
+        "Ready",
+        "Addressable",
+        "IngressReady",
+        "TriggerChannelReady",
+        "DeadLetterSinkResolved",
+    }
     assert await stack.send("/ns1/default", event("after")) == 202
     await receiver.wait_for(1)
 
 
 async def test_immutable_fields_and_generations(stack: Stack, receiver: Receiver) -> None:
     await stack.apply(BROKER, trigger("t1", receiver.url))
-    changed_class = {**BROKER, "metadata": {**BROKER["metadata"],
-                                            "annotations": {"eventing.knative.dev/broker.class": "Kafka"}}}
+    changed_class = {
+        **BROKER,
+        "metadata": {**BROKER["metadata"], "annotations": {"eventing.knative.dev/broker.class": "Kafka"}},
+    }
     body = await _apply_error(stack, changed_class)
     assert "immutable" in body["reason"]
     body = await _apply_error(stack, trigger("t1", receiver.url, broker="other"))
@@ -98,17 +122,23 @@ async def test_immutable_fields_and_generations(stack: Stack, receiver: Receiver
 
 
 async def test_service_refs_resolve_by_annotation_or_template(stack: Stack, receiver: Receiver) -> None:
-    service = {"apiVersion": "v1", "kind": "Service",
-               "metadata": {"name": "hello-display", "namespace": "ns1", "annotations": {"nerve.dev/url": receiver.url}}}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "hello-display", "namespace": "ns1", "annotations": {"nerve.dev/url": receiver.url}},
+    }
     by_ref = trigger("byref", "unused")
     by_ref["spec"]["subscriber"] = {"ref": {"apiVersion": "v1", "kind": "Service", "name": "hello-display"}}
     templated = trigger("templated", "unused")
-    templated["spec"]["subscriber"] = {"ref": {"apiVersion": "v1", "kind": "Service", "name": "elsewhere"},
-                                       "uri": "/path"}
+    templated["spec"]["subscriber"] = {
+        "ref": {"apiVersion": "v1", "kind": "Service", "name": "elsewhere"},
+        "uri": "/path",
+    }
     await stack.apply(BROKER, service, by_ref, templated)
     assert (await stack.get("trigger", "ns1", "byref"))["status"]["subscriberUri"] == receiver.url
     assert (await stack.get("trigger", "ns1", "templated"))["status"]["subscriberUri"] == (
-        "http://elsewhere.ns1.svc.cluster.local/path")
+        "http://elsewhere.ns1.svc.cluster.local/path"
+    )
 
 
 async def test_deleting_a_broker_unroutes_it_and_its_triggers_wait(stack: Stack, receiver: Receiver) -> None:

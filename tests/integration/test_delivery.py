@@ -31,8 +31,9 @@ spec:
 """
 
 
-def delivery(dls: str | None = None, retry: int = 2, policy: str = "linear", delay: str = "PT0.01S",
-             extra: str = "") -> str:
+def delivery(
+    dls: str | None = None, retry: int = 2, policy: str = "linear", delay: str = "PT0.01S", extra: str = ""
+) -> str:
     lines = ["  delivery:", f"    retry: {retry}", f"    backoffPolicy: {policy}", f"    backoffDelay: {delay}"]
     if dls:
         lines.append(f'    deadLetterSink: {{uri: "{dls}"}}')
@@ -77,7 +78,9 @@ async def test_404_is_retried_but_400_goes_straight_to_the_dead_letter_sink(stac
         dead = {e.id: e for e in dls.events}
         assert dead["bad"].attributes["knativeerrordest"] == sub.url
         assert dead["bad"].attributes["knativeerrorcode"] == "400"
-        assert base64.b64decode(str(dead["bad"].attributes["knativeerrordata"])) == b'{"message": "catastrophic failure"}'
+        assert (
+            base64.b64decode(str(dead["bad"].attributes["knativeerrordata"])) == b'{"message": "catastrophic failure"}'
+        )
         assert dead["retry-me"].attributes["knativeerrorcode"] == "404"
         assert dead["bad"].data == b"{}"
     finally:
@@ -118,11 +121,17 @@ async def test_broker_delivery_is_the_default_and_a_trigger_delivery_replaces_it
     broker_dls = await _started()
     trigger_dls = await _started()
     try:
-        broker = BROKER + f"""spec:
+        broker = (
+            BROKER
+            + f"""spec:
   delivery: {{retry: 1, backoffDelay: PT0.01S, deadLetterSink: {{uri: "{broker_dls.url}"}}}}
 """
-        await stack.apply(broker, trigger(failing.url, "inherits"),
-                          trigger(failing.url, "own", delivery=delivery(trigger_dls.url, retry=0)))
+        )
+        await stack.apply(
+            broker,
+            trigger(failing.url, "inherits"),
+            trigger(failing.url, "own", delivery=delivery(trigger_dls.url, retry=0)),
+        )
         inherits = await stack.get("trigger", "ns1", "inherits")
         assert inherits["status"]["deadLetterSinkUri"] == broker_dls.url
         await stack.send("/ns1/default", event("x"))
@@ -146,15 +155,27 @@ async def test_a_broker_without_delivery_gets_knatives_default_retries(stack: St
 async def test_a_200_reply_goes_back_into_the_broker_and_a_202_never_does(stack: Stack) -> None:
     def answer(i: int, e: object) -> Answer:
         if getattr(e, "id", "") == "ask":
-            return Answer(200, {"ce-specversion": "1.0", "ce-id": "reply-1", "ce-source": "/responder",
-                                "ce-type": "answer", "Content-Type": "text/plain"}, b"42")
+            return Answer(
+                200,
+                {
+                    "ce-specversion": "1.0",
+                    "ce-id": "reply-1",
+                    "ce-source": "/responder",
+                    "ce-type": "answer",
+                    "Content-Type": "text/plain",
+                },
+                b"42",
+            )
         return Answer(202, {"ce-specversion": "1.0", "ce-id": "not-a-reply", "ce-source": "/r", "ce-type": "answer"})
 
     responder = await _started(answer)
     answers = await _started()
     try:
-        await stack.apply(BROKER, trigger(responder.url, "asks", filters='{"type": "question"}'),
-                          trigger(answers.url, "answers", filters='{"type": "answer"}'))
+        await stack.apply(
+            BROKER,
+            trigger(responder.url, "asks", filters='{"type": "question"}'),
+            trigger(answers.url, "answers", filters='{"type": "answer"}'),
+        )
         await stack.send("/ns1/default", event("ask", type_="question"))
         await stack.send("/ns1/default", event("other", type_="question"))
         [reply] = await answers.wait_for(1)
@@ -170,8 +191,9 @@ async def test_a_200_reply_goes_back_into_the_broker_and_a_202_never_does(stack:
 
 
 async def test_a_reply_loop_stops_when_the_ttl_is_spent(stack: Stack) -> None:
-    echo = await _started(lambda i, e: Answer(200, {"ce-specversion": "1.0", "ce-id": f"r{i}", "ce-source": "/echo",
-                                                    "ce-type": "loop"}))
+    echo = await _started(
+        lambda i, e: Answer(200, {"ce-specversion": "1.0", "ce-id": f"r{i}", "ce-source": "/echo", "ce-type": "loop"})
+    )
     try:
         await stack.apply(BROKER, trigger(echo.url, "loop", filters='{"type": "loop"}'))
         await stack.send("/ns1/default", event("start", type_="loop"))
@@ -185,9 +207,16 @@ async def test_a_reply_loop_stops_when_the_ttl_is_spent(stack: Stack) -> None:
 
 async def test_pass_through_headers_namespace_and_prefer_reach_the_subscriber(stack: Stack, receiver: Receiver) -> None:
     await stack.apply(BROKER, trigger(receiver.url))
-    await stack.send("/ns1/default", event(1), headers={"knative-hello": "world", "X-Request-Id": "req-7",
-                                                        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-"
-                                                                       "b7ad6b7169203331-01", "X-Private": "no"})
+    await stack.send(
+        "/ns1/default",
+        event(1),
+        headers={
+            "knative-hello": "world",
+            "X-Request-Id": "req-7",
+            "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "X-Private": "no",
+        },
+    )
     await receiver.wait_for(1)
     headers = {k.lower(): v for k, v in receiver.received[0].headers.items()}
     assert headers["knative-hello"] == "world"
@@ -211,8 +240,11 @@ async def test_36kib_events_reach_each_matching_trigger_exactly_once(stack: Stac
     matching = [await _started() for _ in range(2)]
     other = await _started()
     try:
-        await stack.apply(BROKER, *(trigger(r.url, f"big{i}", filters='{"type": "big"}') for i, r in enumerate(matching)),
-                          trigger(other.url, "small", filters='{"type": "small"}'))
+        await stack.apply(
+            BROKER,
+            *(trigger(r.url, f"big{i}", filters='{"type": "big"}') for i, r in enumerate(matching)),
+            trigger(other.url, "small", filters='{"type": "small"}'),
+        )
         payload = json.dumps({"blob": "x" * (36 * 1024)}).encode()
         for i in range(40):
             assert await stack.send("/ns1/default", event(i, type_="big", data=payload)) == 202

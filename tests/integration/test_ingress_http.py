@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 
 from ingress.settings import IngressSettings
-from tests.support.receiver import Receiver
+from tests.support.receiver import Answer, Receiver
 from tests.support.stack import Stack, event, running_stack
 
 BROKER = """
@@ -156,9 +156,7 @@ async def test_a_full_memory_channel_answers_503_and_loses_nothing_it_accepted(t
         await blocked.stop()
 
 
-async def _slow() -> "Answer":
-    from tests.support.receiver import Answer
-
+async def _slow() -> Answer:
     return Answer(202, delay_s=0.3)
 
 
