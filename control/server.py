@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from control.service import ControlService
+from core import observability
 from core.errors import InvalidResource, NerveError
 
 SERVICE_KEY = web.AppKey("control_service", ControlService)
@@ -72,14 +72,6 @@ async def _delete(request: web.Request) -> web.Response:
     return _json({"deleted": {"kind": m["kind"], "namespace": m["namespace"], "name": m["name"]}})
 
 
-async def healthz(_: web.Request) -> web.Response:
-    return _json({"status": "ok"})
-
-
-async def metrics(_: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
 def create_app(service: ControlService) -> web.Application:
     app = web.Application(middlewares=[_errors], client_max_size=16 * 1024 * 1024)
     app[SERVICE_KEY] = service
@@ -87,7 +79,5 @@ def create_app(service: ControlService) -> web.Application:
     app.router.add_get("/api/v1/resources/{kind}", _list)
     app.router.add_get("/api/v1/resources/{kind}/{namespace}/{name}", _get)
     app.router.add_delete("/api/v1/resources/{kind}/{namespace}/{name}", _delete)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", healthz)
-    app.router.add_get("/metrics", metrics)
+    observability.add_routes(app)
     return app

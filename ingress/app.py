@@ -15,6 +15,7 @@ import orjson
 from aiohttp import web
 
 from channels.registry import ChannelPool
+from core import observability
 from core.contract import Contract, Resource
 from core.errors import NerveError, NotFound, PayloadTooLarge
 from core.events import Event, from_http
@@ -107,15 +108,10 @@ def _error(status: int, error: str, reason: str, field: str | None = None) -> we
                         headers={"Allow": ALLOW})
 
 
-async def _healthz(_: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-def create_app(ingress: Ingress) -> web.Application:
+def create_app(ingress: Ingress, *, with_metrics: bool = False) -> web.Application:
     # aiohttp's own limit is set just above ours so that our handler, not aiohttp, words the 413.
     app = web.Application(client_max_size=ingress.settings.max_body_bytes + 1)
-    app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/readyz", _healthz)
+    observability.add_routes(app, with_metrics=with_metrics)
     app.router.add_route("*", "/{tail:.*}", ingress.handle)
     return app
 

@@ -63,9 +63,9 @@ def up(
     max_body_bytes: Annotated[int, typer.Option(help="Larger event requests get 413.")] = 4 * 1024 * 1024,
 ) -> None:
     """Run Nerve embedded: control plane, ingress and dispatcher in one process."""
+    from core.runtime import run
     from dispatcher.settings import DispatcherSettings
     from ingress.settings import IngressSettings
-    from nerve.runtime import run
     from nerve.up import UpSettings, run_up
 
     if backend not in ("memory", "kafka", "nats"):
@@ -276,8 +276,8 @@ def display(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
 ) -> None:
     """Print every CloudEvent received, like Knative's event_display."""
+    from core.runtime import run
     from nerve.display import run_display
-    from nerve.runtime import run
 
     try:
         run(lambda stop: run_display(host, port, stop))

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from core.errors import InvalidEvent
 from core.events import Event, attr_to_string, from_http, is_json_media_type
-from nerve.runtime import serve
+from core.runtime import serve
 
 CONTEXT_ORDER = ("specversion", "type", "source", "subject", "id", "time", "dataschema", "schemaurl",
                  "datacontenttype", "datacontentencoding")

@@ -23,12 +23,12 @@ from control.service import ControlService
 from control.settings import ControlSettings
 from control.store.sqlite import SqliteStore
 from core.contract import Contract, read, write_atomically
+from core.runtime import serve, stop_all
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
 from ingress.app import Ingress
 from ingress.app import create_app as create_ingress_app
 from ingress.settings import IngressSettings
-from nerve.runtime import serve, stop_all
 
 log = logging.getLogger("nerve")
 
