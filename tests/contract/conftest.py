@@ -1,25 +1,44 @@
-"""One behaviour suite, every channel backend: the `channel` fixture is parametrized by backend name."""
+"""One behaviour suite, every backend: `channel` (the seam alone) and `stack` (the whole broker) are
+parametrized by backend name. With `stack`, Brokers that name no class run on that backend, so the same
+Knative YAML is exercised on memory, Kafka and NATS."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from channels.base import Channel
 from channels.registry import ChannelPool, ChannelSettings
+from tests.support.stack import Stack, running_stack
 
 BACKENDS = ["memory", "kafka", "nats"]
+
+
+def _connection(request: pytest.FixtureRequest, backend: str) -> str:
+    if backend == "kafka":
+        return str(request.getfixturevalue("kafka_bootstrap"))
+    if backend == "nats":
+        return str(request.getfixturevalue("nats_url"))
+    return ""
+
+
+@pytest.fixture(params=BACKENDS)
+async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stack]:
+    backend: str = request.param
+    connection = _connection(request, backend)
+    async with running_stack(
+        tmp_path, backend=backend, kafka_bootstrap=connection if backend == "kafka" else "",
+        nats_url=connection if backend == "nats" else "",
+    ) as s:
+        yield s
 
 
 @pytest.fixture(params=BACKENDS)
 async def channel(request: pytest.FixtureRequest) -> AsyncIterator[Channel]:
     backend: str = request.param
-    connection = ""
-    if backend == "kafka":
-        connection = request.getfixturevalue("kafka_bootstrap")
-    elif backend == "nats":
-        connection = request.getfixturevalue("nats_url")
+    connection = _connection(request, backend)
     pool = ChannelPool(ChannelSettings())
     try:
         yield await pool.get(backend, connection)

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.receiver import Receiver
 from tests.support.stack import Stack, running_stack
 
 
@@ -13,11 +12,3 @@ from tests.support.stack import Stack, running_stack
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     async with running_stack(tmp_path) as s:
         yield s
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver()
-    await r.start()
-    yield r
-    await r.stop()

@@ -149,7 +149,9 @@ async def test_a_broker_without_delivery_gets_knatives_default_retries(stack: St
     await stack.apply(BROKER)
     broker = await stack.get("broker", "ns1", "default")
     assert broker["spec"]["delivery"] == {"retry": 10, "backoffPolicy": "exponential", "backoffDelay": "PT0.2S"}
-    assert broker["metadata"]["annotations"]["eventing.knative.dev/broker.class"] == "MTChannelBasedBroker"
+    expected_class = {"memory": "MTChannelBasedBroker", "kafka": "Kafka", "nats": "NatsJetStreamBroker"}
+    annotations = broker["metadata"]["annotations"]
+    assert annotations["eventing.knative.dev/broker.class"] == expected_class[stack.nerve.settings.backend]
 
 
 async def test_a_200_reply_goes_back_into_the_broker_and_a_202_never_does(stack: Stack) -> None:
