@@ -155,3 +155,18 @@ async def test_resources_survive_a_restart(tmp_path: Path, receiver: Receiver) -
         assert stack.nerve.dispatcher.generation > first
         assert await stack.send("/ns1/default", event("after-restart")) == 202
         await receiver.wait_for(1)
+
+
+async def test_bad_filters_are_refused_at_apply_time_with_their_path(stack: Stack, receiver: Receiver) -> None:
+    two_dialects = trigger("t1", receiver.url, filters=[{"exact": {"type": "a"}, "suffix": {"type": "b"}}])
+    body = await _apply_error(stack, two_dialects)
+    assert body["details"][0]["field"].startswith("spec.filters[0]")
+    assert "multiple dialects found" in body["details"][0]["reason"]
+    bad_cesql = trigger("t1", receiver.url, filters=[{"any": [{"cesql": "type = 'a' AND"}]}])
+    body = await _apply_error(stack, bad_cesql)
+    assert body["details"][0]["field"].startswith("spec.filters[0].any[0].cesql")
+    bad_key = trigger("t1", receiver.url, filter={"attributes": {"Bad-Key": "x"}})
+    body = await _apply_error(stack, bad_key)
+    assert body["details"][0]["field"] == "spec.filter.attributes.Bad-Key"
+    async with stack.session.get(f"{stack.api}/api/v1/resources/triggers?namespace=ns1") as r:
+        assert (await r.json())["items"] == []
