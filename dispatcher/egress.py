@@ -42,7 +42,7 @@ ERROR_DATA_MAX = 1024
 class _Config:
     """Everything compiled from one generation of an egress; swapped whole by update()."""
 
-    __slots__ = ("_children", "egress", "filter", "labels", "policy")
+    __slots__ = ("_children", "_processing", "egress", "filter", "inflight", "labels", "policy")
 
     def __init__(self, egress: Egress, resource: Resource, settings: DispatcherSettings) -> None:
         self.egress = egress
@@ -51,6 +51,16 @@ class _Config:
         ref = egress.reference
         self.labels = (ref.namespace, resource.reference.name, ref.name)
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._processing: dict[str, Any] = {}
+        self.inflight = metrics.INFLIGHT.labels(*self.labels)
+
+    def processing_metric(self, event_type: str) -> Any:
+        child = self._processing.get(event_type)
+        if child is None:
+            child = metrics.PROCESSING_LATENCY.labels(*self.labels, event_type)
+            if len(self._processing) < 1024:
+                self._processing[event_type] = child
+        return child
 
     def dispatch_metrics(self, event_type: str, status: int) -> tuple[Any, Any]:
         """The counter and histogram children for one (type, status): label lookups cost microseconds."""
@@ -129,7 +139,7 @@ class EgressRunner:
             ordered = self.egress.delivery_order == "ordered"
             for delivery in batch:
                 self._inflight += 1
-                metrics.INFLIGHT.labels(*self._config.labels).inc()
+                self._config.inflight.inc()
                 if ordered:
                     key = delivery.ordering_key
                     lane = self._lanes.get(key)
@@ -167,7 +177,7 @@ class EgressRunner:
             await delivery.ack()
         finally:
             self._inflight -= 1
-            metrics.INFLIGHT.labels(*config.labels).dec()
+            config.inflight.dec()
             self._slot_free.set()
 
     # ------------------------------------------------------------------------------------ delivering
@@ -190,7 +200,7 @@ class EgressRunner:
         if isinstance(arrival, str):
             with contextlib.suppress(ValueError):
                 waited = time.time() - datetime.fromisoformat(arrival).timestamp()
-                metrics.PROCESSING_LATENCY.labels(*config.labels, event.type).observe(max(waited, 0.0) * 1000)
+                config.processing_metric(event.type).observe(max(waited, 0.0) * 1000)
 
     async def _deliver_with_retries(
         self, event: Event, ttl: int | None, config: _Config

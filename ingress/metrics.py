@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Histogram
 
 LABELS = ("namespace_name", "broker_name", "event_type", "response_code", "response_code_class")
@@ -16,8 +18,18 @@ DISPATCH_LATENCY = Histogram(
 )
 
 
+_children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+_MAX_CHILDREN = 10_000  # label lookups cost microseconds per event; cache them, but never without bound
+
+
 def observe(namespace: str, broker: str, event_type: str, status: int, millis: float | None) -> None:
-    labels = (namespace, broker, event_type, str(status), f"{status // 100}xx")
-    EVENT_COUNT.labels(*labels).inc()
+    key = (namespace, broker, event_type, status)
+    children = _children.get(key)
+    if children is None:
+        labels = (namespace, broker, event_type, str(status), f"{status // 100}xx")
+        children = (EVENT_COUNT.labels(*labels), DISPATCH_LATENCY.labels(*labels))
+        if len(_children) < _MAX_CHILDREN:
+            _children[key] = children
+    children[0].inc()
     if millis is not None:
-        DISPATCH_LATENCY.labels(*labels).observe(millis)
+        children[1].observe(millis)
