@@ -10,6 +10,7 @@ applied the contract that no longer names them, so no consumer is still attached
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -91,7 +92,7 @@ class Reconciler:
                 if (egress := self._reconcile_trigger(trigger, broker, resource)) is not None
             ]
             if resource is not None:
-                resources.append(_with_egresses(resource, egresses))
+                resources.append(dataclasses.replace(resource, egresses=tuple(egresses)))
         for orphans in triggers_by_broker.values():
             for trigger in orphans:
                 self._reconcile_trigger(trigger, None, None)
@@ -227,7 +228,7 @@ class Reconciler:
             new = now.get(old.uid)
             kept = {e.consumer_group for e in new.egresses} if new is not None else set()
             try:
-                channel = await self._pool.get(old.backend, old.bootstrap_servers or old.backend_config.get("url", ""))
+                channel = await self._pool.get(old.backend, old.connection)
                 for egress in old.egresses:
                     if egress.consumer_group not in kept:
                         await channel.delete_subscription(old.topic, egress.consumer_group)
@@ -236,10 +237,3 @@ class Reconciler:
             except BackendError as exc:
                 log.warning("could not clean up %s on %s: %s", old.topic, old.backend, exc)
 
-
-def _with_egresses(resource: Resource, egresses: list[Egress]) -> Resource:
-    return Resource(
-        uid=resource.uid, reference=resource.reference, backend=resource.backend, topic=resource.topic,
-        ingress_path=resource.ingress_path, egresses=tuple(egresses), bootstrap_servers=resource.bootstrap_servers,
-        backend_config=resource.backend_config,
-    )

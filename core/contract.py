@@ -160,6 +160,11 @@ class Resource:
     def kind(self) -> str:
         return self.reference.kind
 
+    @property
+    def connection(self) -> str:
+        """Which cluster of its backend holds the topic: Kafka bootstrap servers or a NATS URL."""
+        return self.bootstrap_servers or self.backend_config.get("url", "")
+
     def to_json(self) -> dict[str, Any]:
         return {
             "uid": self.uid,

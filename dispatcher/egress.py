@@ -256,17 +256,23 @@ class EgressRunner:
                 return egress.destination, Attempt(503, exc.reason.encode())
             return None
         if egress.reply_url:
-            policy = config.policy
-            for number in range(policy.attempts):
-                sent = await self._sender.send(egress.reply_url, reply, structured=egress.format == "json",
-                                               headers={"Kn-Namespace": egress.reference.namespace},
-                                               timeout_s=policy.timeout_s)
-                if is_success(sent.status):
-                    return None
-                if number + 1 >= policy.attempts or not should_retry(sent.status):
-                    return egress.reply_url, sent
-                await asyncio.sleep(policy.wait_s(number + 1, sent.status, sent.headers.get("Retry-After")))
+            sent = await self._post_with_retries(egress.reply_url, reply, config)
+            if not is_success(sent.status):
+                return egress.reply_url, sent
         return None
+
+    async def _post_with_retries(self, url: str, event: Event, config: _Config) -> Attempt:
+        """POST to a reply URL or dead-letter sink with the egress's retry policy; the last attempt."""
+        policy, egress = config.policy, config.egress
+        sent = Attempt(None)
+        for number in range(policy.attempts):
+            sent = await self._sender.send(url, event, structured=egress.format == "json",
+                                           headers={"Kn-Namespace": egress.reference.namespace},
+                                           timeout_s=policy.timeout_s)
+            if is_success(sent.status) or number + 1 >= policy.attempts or not should_retry(sent.status):
+                break
+            await asyncio.sleep(policy.wait_s(number + 1, sent.status, sent.headers.get("Retry-After")))
+        return sent
 
     async def _dead_letter(self, event: Event, destination: str, attempt: Attempt, config: _Config) -> None:
         egress, policy = config.egress, config.policy
@@ -281,16 +287,10 @@ class EgressRunner:
         dead.attributes["knativeerrorcode"] = str(attempt.status if attempt.status is not None else 500)
         if attempt.body:
             dead.attributes["knativeerrordata"] = base64.b64encode(attempt.body).decode()[:ERROR_DATA_MAX]
-        for number in range(policy.attempts):
-            sent = await self._sender.send(sink, dead, structured=egress.format == "json",
-                                           headers={"Kn-Namespace": egress.reference.namespace},
-                                           timeout_s=policy.timeout_s)
-            if is_success(sent.status):
-                metrics.DEAD_LETTERED.labels(*config.labels).inc()
-                return
-            if number + 1 >= policy.attempts or not should_retry(sent.status):
-                break
-            await asyncio.sleep(policy.wait_s(number + 1, sent.status, sent.headers.get("Retry-After")))
+        sent = await self._post_with_retries(sink, dead, config)
+        if is_success(sent.status):
+            metrics.DEAD_LETTERED.labels(*config.labels).inc()
+            return
         metrics.DROPPED.labels(*config.labels).inc()
         log.error("%s: event %s lost: the dead-letter sink %s failed too", egress.consumer_group, event.id, sink)
 

@@ -24,10 +24,6 @@ from dispatcher.settings import DispatcherSettings
 log = logging.getLogger("nerve.dispatcher")
 
 
-def _connection(resource: Resource) -> str:
-    return resource.bootstrap_servers or resource.backend_config.get("url", "")
-
-
 class Dispatcher:
     def __init__(self, pool: ChannelPool, settings: DispatcherSettings) -> None:
         self._pool = pool
@@ -81,8 +77,8 @@ class Dispatcher:
     def _must_restart(self, uid: str, egress: Egress, resource: Resource) -> bool:
         current = self._runners[uid]
         return (current.egress.consumer_group, current.resource.topic, current.resource.backend,
-                _connection(current.resource)) != (egress.consumer_group, resource.topic, resource.backend,
-                                                   _connection(resource))
+                current.resource.connection) != (egress.consumer_group, resource.topic, resource.backend,
+                                                   resource.connection)
 
     async def _start(self, uid: str, egress: Egress, resource: Resource) -> None:
         try:
@@ -94,7 +90,7 @@ class Dispatcher:
 
     async def _start_once(self, uid: str, egress: Egress, resource: Resource) -> None:
         assert self._sender is not None, "Dispatcher.start() first"
-        channel = await self._pool.get(resource.backend, _connection(resource))
+        channel = await self._pool.get(resource.backend, resource.connection)
         await channel.ensure_topic(TopicSpec(resource.topic))
         runner = EgressRunner(egress, resource, channel, self._sender, self._settings)
         await runner.start()

@@ -69,8 +69,7 @@ class Ingress:
             if headers:
                 for event in events:
                     event.headers = dict(headers)
-            channel = await self._pool.get(resource.backend, resource.bootstrap_servers
-                                           or resource.backend_config.get("url", ""))
+            channel = await self._pool.get(resource.backend, resource.connection)
             await receive(events, resource, channel, max_ttl=self.settings.max_ttl)
         except NerveError as exc:
             self._observe(parts, events, exc.status, None)
