@@ -136,6 +136,9 @@ class Reconciler:
                 conditions.append(cond("TriggerChannelReady", True))
             except (BackendError, ValueError) as exc:
                 conditions.append(cond("TriggerChannelReady", False, "TopicNotReady", str(exc)))
+            except Exception as exc:  # one broken backend must not fail the reconcile of everything else
+                log.exception("broker %s/%s: backend %s failed", ns, name, backend)
+                conditions.append(cond("TriggerChannelReady", False, "BackendFailure", f"{type(exc).__name__}: {exc}"))
             resource = Resource(
                 uid=meta["uid"], reference=Reference(meta["uid"], ns, name, "Broker"), backend=backend,  # type: ignore[arg-type]
                 topic=topic, ingress_path=f"/{ns}/{name}", bootstrap_servers=connection if backend == "kafka" else "",

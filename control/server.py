@@ -11,6 +11,7 @@ Errors are JSON: {"error": <class>, "reason": ..., "field": ..., "details": [{"f
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ from core import observability
 from core.errors import InvalidResource, NerveError
 
 SERVICE_KEY = web.AppKey("control_service", ControlService)
+log = logging.getLogger("nerve.control")
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -41,6 +43,11 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return response
     except NerveError as exc:
         return error_response(exc)
+    except web.HTTPException:
+        raise
+    except Exception as exc:  # the API answers JSON even for a bug; the traceback goes to the log
+        log.exception("control API %s %s failed", request.method, request.path)
+        return _json({"error": "InternalError", "reason": f"{type(exc).__name__}: {exc}"}, 500)
 
 
 async def _apply(request: web.Request) -> web.Response:

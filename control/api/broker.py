@@ -42,7 +42,8 @@ def validate_broker(obj: dict[str, Any]) -> list[FieldError]:
     if not broker_class:
         errors.append(FieldError(f"metadata.annotations.{CLASS_ANNOTATION}", "missing field"))
     if spec.get("config") is not None:
-        errors += validate_kreference(spec["config"], "spec.config", namespace)
+        # Config is shared by the platform (Knative's Kafka config lives in knative-eventing).
+        errors += validate_kreference(spec["config"], "spec.config", namespace, other_namespace=True)
     errors += validate_delivery(spec.get("delivery"), "spec.delivery", namespace)
     return errors
 

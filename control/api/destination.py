@@ -13,7 +13,7 @@ def default_destination(dest: Any, namespace: str) -> None:
         dest["ref"].setdefault("namespace", namespace)
 
 
-def validate_kreference(ref: Any, path: str, namespace: str) -> list[FieldError]:
+def validate_kreference(ref: Any, path: str, namespace: str, *, other_namespace: bool = False) -> list[FieldError]:
     if not isinstance(ref, dict):
         return [FieldError(path, "must be an object with apiVersion, kind and name")]
     errors = [
@@ -22,7 +22,7 @@ def validate_kreference(ref: Any, path: str, namespace: str) -> list[FieldError]
         if not isinstance(ref.get(key), str) or not ref.get(key)
     ]
     ref_ns = ref.get("namespace")
-    if ref_ns not in (None, "", namespace):
+    if not other_namespace and ref_ns not in (None, "", namespace):
         errors.append(
             FieldError(f"{path}.namespace", f"{ref_ns!r} differs from the resource's namespace {namespace!r}; "
                        "cross-namespace references are not allowed")

@@ -170,3 +170,36 @@ async def test_bad_filters_are_refused_at_apply_time_with_their_path(stack: Stac
     assert body["details"][0]["field"] == "spec.filter.attributes.Bad-Key"
     async with stack.session.get(f"{stack.api}/api/v1/resources/triggers?namespace=ns1") as r:
         assert (await r.json())["items"] == []
+
+
+async def test_knatives_kafka_broker_yaml_is_accepted_unchanged(stack: Stack) -> None:
+    await stack.apply("""
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: kafka-broker-config
+  namespace: knative-eventing
+data:
+  default.topic.partitions: "10"
+  default.topic.replication.factor: "3"
+  bootstrap.servers: "my-cluster-kafka-bootstrap.kafka:9092"
+---
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata:
+  annotations:
+    eventing.knative.dev/broker.class: Kafka
+  name: default
+  namespace: default
+spec:
+  config:
+    apiVersion: v1
+    kind: ConfigMap
+    name: kafka-broker-config
+    namespace: knative-eventing
+  delivery:
+    retry: 3
+""")
+    broker = await stack.get("broker", "default", "default")
+    assert broker["spec"]["config"]["namespace"] == "knative-eventing"
+    assert broker["status"]["annotations"]["nerve.dev/backend"] == "kafka"
