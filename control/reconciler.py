@@ -105,7 +105,14 @@ class Reconciler:
         if config_ref.get("kind") == "ConfigMap":
             cm = self._store.get("ConfigMap", config_ref.get("namespace", ""), config_ref.get("name", ""))
             data = dict((cm or {}).get("data") or {})
-        connection = data.get("bootstrap.servers", "") if backend == "kafka" else data.get("url", "")
+        # The contract names the cluster even when the Broker does not, so every reader agrees on it.
+        if backend == "kafka":
+            connection = data.get("bootstrap.servers") or self._pool.settings.kafka_bootstrap_servers
+        elif backend == "nats":
+            connection = data.get("url") or self._pool.settings.nats_url
+            data["url"] = connection
+        else:
+            connection = ""
         return connection, data
 
     async def _reconcile_broker(self, broker: dict[str, Any]) -> Resource | None:

@@ -34,7 +34,7 @@ def main() -> None:
         watcher = ContractWatcher(args.contract, [dispatcher.apply])
         await watcher.start()
         app = web.Application()
-        observability.add_routes(app)
+        observability.add_routes(app, generation=lambda: dispatcher.generation)
         runner, _ = await serve(app, args.host, args.port)
         try:
             await stop.wait()

@@ -110,7 +110,7 @@ def _error(status: int, error: str, reason: str, field: str | None = None) -> we
 def create_app(ingress: Ingress, *, with_metrics: bool = False) -> web.Application:
     # aiohttp's own limit is set just above ours so that our handler, not aiohttp, words the 413.
     app = web.Application(client_max_size=ingress.settings.max_body_bytes + 1)
-    observability.add_routes(app, with_metrics=with_metrics)
+    observability.add_routes(app, with_metrics=with_metrics, generation=lambda: ingress.generation)
     app.router.add_route("*", "/{tail:.*}", ingress.handle)
     return app
 
