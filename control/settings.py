@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+DEFAULT_TOPIC_TEMPLATE = "knative-broker-{namespace}-{name}"
+DEFAULT_CONSUMER_GROUP_TEMPLATE = "knative-trigger-{namespace}-{name}"
+
 
 @dataclass(frozen=True, slots=True)
 class ControlSettings:
@@ -16,8 +19,8 @@ class ControlSettings:
     """Backend of Brokers that name no class: memory, kafka or nats."""
     service_url_template: str = "http://{name}.{namespace}.svc.cluster.local"
     """How a `v1/Service` ref resolves when no stored Service carries a nerve.dev/url annotation."""
-    topic_template: str = "knative-broker-{namespace}-{name}"
-    consumer_group_template: str = "knative-trigger-{namespace}-{name}"
+    topic_template: str = DEFAULT_TOPIC_TEMPLATE
+    consumer_group_template: str = DEFAULT_CONSUMER_GROUP_TEMPLATE
     resync_seconds: float = 10.0
     """Every resync, everything is reconciled again, so a backend that comes back makes Brokers Ready."""
     delete_topics: bool = True

@@ -61,6 +61,10 @@ def up(
         help="How a v1/Service ref resolves when no Service with a nerve.dev/url annotation is stored.")]
     = "http://{name}.{namespace}.svc.cluster.local",
     max_body_bytes: Annotated[int, typer.Option(help="Larger event requests get 413.")] = 4 * 1024 * 1024,
+    topic_template: Annotated[str, typer.Option(help="Backend topic of a Broker.")]
+    = "knative-broker-{namespace}-{name}",
+    consumer_group_template: Annotated[str, typer.Option(help="Consumer group of a Trigger.")]
+    = "knative-trigger-{namespace}-{name}",
 ) -> None:
     """Run Nerve embedded: control plane, ingress and dispatcher in one process."""
     from core.runtime import run
@@ -74,14 +78,17 @@ def up(
         fail("--backend kafka needs --kafka-bootstrap HOST:PORT (or KAFKA_BOOTSTRAP_SERVERS); `make kafka` runs one")
     if backend == "nats" and not nats_url:
         fail("--backend nats needs --nats-url nats://HOST:PORT (or NATS_URL); `make nats` runs one")
-    try:
-        service_url_template.format(name="n", namespace="ns")
-    except (KeyError, IndexError, ValueError) as exc:
-        fail(f"--service-url-template: only {{name}} and {{namespace}} may be used ({exc})")
+    for flag, template in (("--service-url-template", service_url_template), ("--topic-template", topic_template),
+                           ("--consumer-group-template", consumer_group_template)):
+        try:
+            template.format(name="n", namespace="ns")
+        except (KeyError, IndexError, ValueError) as exc:
+            fail(f"{flag}: only {{name}} and {{namespace}} may be used ({exc})")
     settings = UpSettings(
         state_dir=state_dir, host=host, ingress_port=ingress_port, api_port=api_port, backend=backend,
         kafka_bootstrap=kafka_bootstrap, nats_url=nats_url, service_url_template=service_url_template,
         ingress=IngressSettings(host=host, port=ingress_port, max_body_bytes=max_body_bytes),
+        topic_template=topic_template, consumer_group_template=consumer_group_template,
         dispatcher=DispatcherSettings(),
     )
     try:

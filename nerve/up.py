@@ -20,7 +20,7 @@ from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
 from control.reconciler import Reconciler
 from control.server import create_app as create_control_app
 from control.service import ControlService
-from control.settings import ControlSettings
+from control.settings import DEFAULT_CONSUMER_GROUP_TEMPLATE, DEFAULT_TOPIC_TEMPLATE, ControlSettings
 from control.store.sqlite import SqliteStore
 from core.contract import Contract, read, write_atomically
 from core.runtime import serve, stop_all
@@ -46,6 +46,8 @@ class UpSettings:
     ingress: IngressSettings = field(default_factory=IngressSettings)
     dispatcher: DispatcherSettings = field(default_factory=DispatcherSettings)
     resync_seconds: float = 10.0
+    topic_template: str = DEFAULT_TOPIC_TEMPLATE
+    consumer_group_template: str = DEFAULT_CONSUMER_GROUP_TEMPLATE
     memory: MemorySettings = field(default_factory=MemorySettings)
 
 
@@ -83,6 +85,8 @@ class Embedded:
             default_backend=settings.backend,
             service_url_template=settings.service_url_template,
             resync_seconds=settings.resync_seconds,
+            topic_template=settings.topic_template,
+            consumer_group_template=settings.consumer_group_template,
         )
         contract_path = control_settings.contract_path
 

@@ -4,6 +4,7 @@ Knative YAML is exercised on memory, Kafka and NATS."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,9 +29,12 @@ def _connection(request: pytest.FixtureRequest, backend: str) -> str:
 async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stack]:
     backend: str = request.param
     connection = _connection(request, backend)
+    # Kafka and NATS outlive a test: each test gets topics and groups of its own.
+    unique = uuid.uuid4().hex[:8]
     async with running_stack(
         tmp_path, backend=backend, kafka_bootstrap=connection if backend == "kafka" else "",
         nats_url=connection if backend == "nats" else "",
+        topic_template=f"t{unique}-{{namespace}}-{{name}}", consumer_group_template=f"g{unique}-{{namespace}}-{{name}}",
     ) as s:
         yield s
 

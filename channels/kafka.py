@@ -1,0 +1,390 @@
+"""The Kafka backend (aiokafka): one topic per Broker, one consumer group per Trigger, manual commits.
+
+Storage: CloudEvents Kafka *binary* content mode through the cloudevents SDK's Kafka binding: `ce_`
+headers, `content-type`, data as the record value, the `partitionkey` extension as the record key.
+The SDK's JSON format would parse and re-serialize JSON payloads, so the binding is given a format
+that passes bytes through untouched, and a view of Nerve's event instead of an SDK event (building
+one validates again and would add a `time` to events that had none). An event without data is a
+record with an empty value and no content type, read back as "no data" (as HTTP binary mode reads
+it). Pass-through transport headers ride along as
+`nerve_h_<name>` record headers.
+
+Publishing: one shared producer, acks=all; each caller awaits only its own record's acknowledgement
+while concurrent callers share batches (linger). A failure or timeout is BackendError: the ingress
+answers 503, never 202.
+
+Consuming: a subscription is one AIOKafkaConsumer with auto-commit off. Each partition keeps the
+offsets handed out and not yet acked; the committed offset only ever moves up to the first unacked
+record, so a crash redelivers from there (at least once, never lost). Commits happen every
+`commit_interval_s`, on rebalance and on stop. A new group starts at the end of the topic (Knative's
+default for a new Trigger); `start()` returns only once the group owns its partitions and knows its
+positions, so an event published after that is never missed. Deleting a Trigger leaves its group's
+offsets to Kafka's offsets retention (aiokafka has no DeleteGroups call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+from cloudevents.core.bindings import kafka as ce_kafka
+
+from channels.base import Channel, Delivery, Subscription, TopicSpec
+from core.errors import BackendError
+from core.events import AttrValue, Event, attr_to_string
+
+log = logging.getLogger("nerve.channels.kafka")
+
+HEADER_PREFIX = "nerve_h_"
+TOPIC_ALREADY_EXISTS = 36
+UNKNOWN_TOPIC = 3
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    bootstrap_servers: str
+    linger_ms: int = 5
+    """How long the producer waits to fill a batch: concurrent publishes share one round trip."""
+    request_timeout_ms: int = 5000
+    """A publish that Kafka did not acknowledge by then fails with 503 instead of hanging."""
+    max_batch_bytes: int = 1024 * 1024
+    fetch_max_wait_ms: int = 10
+    """A quiet topic answers fetches this fast: short keeps end-to-end latency low."""
+    commit_interval_s: float = 0.5
+    session_timeout_ms: int = 10000
+    heartbeat_interval_ms: int = 1000
+    max_poll_interval_ms: int = 30 * 60 * 1000
+    """A Trigger may hold records through long retries; only this long without polling leaves the group."""
+    assignment_timeout_s: float = 30.0
+
+
+class _RawFormat:
+    """A cloudevents Format that leaves data bytes exactly as they are."""
+
+    def read(self, event_factory: Any, data: str | bytes) -> Any:
+        raise NotImplementedError("binary content mode only")
+
+    def write(self, event: Any) -> bytes:
+        raise NotImplementedError("binary content mode only")
+
+    def write_data(self, data: Any, datacontenttype: str | None) -> bytes:
+        return b"" if data is None else bytes(data)
+
+    def read_data(self, body: bytes, datacontenttype: str | None) -> Any:
+        return body
+
+    def get_content_type(self) -> str:
+        return "application/octet-stream"
+
+
+class _EventView:
+    """What the SDK's binding reads from an event, served straight from Nerve's attribute dict."""
+
+    def __init__(self, event: Event) -> None:
+        self._event = event
+
+    def get_attributes(self) -> dict[str, AttrValue]:
+        # Canonical CloudEvents text: the binding would write a Boolean as Python's "True".
+        return {name: attr_to_string(value) for name, value in self._event.attributes.items()}
+
+    def get_data(self) -> bytes | None:
+        return self._event.data
+
+    def get_extension(self, name: str) -> AttrValue | None:
+        return self._event.attributes.get(name)
+
+
+_FORMAT = _RawFormat()
+
+
+def encode(event: Event) -> tuple[bytes, bytes | None, list[tuple[str, bytes]]]:
+    """Value, key and headers of the record for an event."""
+    message = ce_kafka.to_binary(_EventView(event), _FORMAT)  # type: ignore[arg-type]
+    headers = list(message.headers.items())
+    headers += [(HEADER_PREFIX + name, value.encode()) for name, value in event.headers.items()]
+    key = message.key.encode() if isinstance(message.key, str) else message.key
+    return message.value, key, headers
+
+
+def decode(value: bytes | None, key: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Event:
+    ce_headers = {name: raw for name, raw in headers if not name.startswith(HEADER_PREFIX)}
+    attributes: dict[str, AttrValue] = {}
+
+    def factory(attrs: dict[str, Any], data: Any) -> Any:
+        attributes.update(attrs)
+        return None
+
+    message = ce_kafka.KafkaMessage(headers=ce_headers, key=key, value=value or b"")
+    ce_kafka.from_binary(message, _FORMAT, factory)
+    # The binding parses `time` into a datetime (microseconds); keep the text exactly as stored.
+    raw_time = ce_headers.get("ce_time")
+    if raw_time is not None:
+        attributes["time"] = raw_time.decode()
+    passed = {name[len(HEADER_PREFIX):]: raw.decode() for name, raw in headers if name.startswith(HEADER_PREFIX)}
+    # As on HTTP in binary mode: an empty value without a content type is an event with no data.
+    data = value if value or "datacontenttype" in attributes else None
+    return Event(attributes, data, passed)
+
+
+class _KafkaDelivery(Delivery):
+    __slots__ = ("_event", "_offset", "_partition", "_subscription")
+
+    def __init__(self, subscription: _KafkaSubscription, partition: _Partition, offset: int, event: Event) -> None:
+        self._subscription = subscription
+        self._partition = partition
+        self._offset = offset
+        self._event = event
+
+    @property
+    def event(self) -> Event:
+        return self._event
+
+    @property
+    def ordering_key(self) -> str:
+        return str(self._partition.tp.partition)
+
+    async def ack(self) -> None:
+        self._partition.ack(self._offset)
+
+
+class _Partition:
+    """Offsets handed out on one partition; `committable` is one past the last contiguous ack."""
+
+    __slots__ = ("acked", "committable", "committed", "outstanding", "tp")
+
+    def __init__(self, tp: TopicPartition) -> None:
+        self.tp = tp
+        self.outstanding: deque[int] = deque()
+        self.acked: set[int] = set()
+        self.committable: int | None = None
+        self.committed: int | None = None
+
+    def hand_out(self, offset: int) -> None:
+        self.outstanding.append(offset)
+
+    def ack(self, offset: int) -> None:
+        self.acked.add(offset)
+        while self.outstanding and self.outstanding[0] in self.acked:
+            done = self.outstanding.popleft()
+            self.acked.discard(done)
+            self.committable = done + 1
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, subscription: _KafkaSubscription) -> None:
+        self._subscription = subscription
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._subscription.partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self._subscription.assigned.set()
+
+
+class _KafkaSubscription(Subscription):
+    def __init__(self, settings: KafkaSettings, topic: str, group: str, from_start: bool) -> None:
+        self._settings = settings
+        self._topic = topic
+        self._group = group
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if from_start else "latest",
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            max_poll_interval_ms=settings.max_poll_interval_ms,
+            request_timeout_ms=max(settings.request_timeout_ms, settings.session_timeout_ms + 5000),
+        )
+        self._partitions: dict[TopicPartition, _Partition] = {}
+        self.assigned = asyncio.Event()
+        self._committer: asyncio.Task[None] | None = None
+        self._stopped = False
+        self._commit_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        try:
+            await self._consumer.start()
+            self._consumer.subscribe([self._topic], listener=_Rebalance(self))
+            await asyncio.wait_for(self._positioned(), self._settings.assignment_timeout_s)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            with contextlib.suppress(KafkaError, OSError):
+                await self._consumer.stop()
+            raise BackendError(f"Kafka consumer group {self._group!r} on {self._topic!r} did not start: "
+                               f"{type(exc).__name__}: {exc}") from None
+        self._committer = asyncio.create_task(self._commit_loop(), name=f"kafka-commit-{self._group}")
+
+    async def _positioned(self) -> None:
+        # Joining the group happens in the background; wait for partitions, then resolve each position
+        # (for a new group: the end of the partition), so later publishes are always seen.
+        while not self._consumer.assignment():
+            self.assigned.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.assigned.wait(), 0.2)
+        for tp in self._consumer.assignment():
+            await self._consumer.position(tp)
+
+    async def receive(self, max_records: int) -> Sequence[Delivery]:
+        while not self._stopped:
+            try:
+                batches = await self._consumer.getmany(timeout_ms=500, max_records=max_records)
+            except KafkaError as exc:
+                raise BackendError(f"Kafka fetch failed: {exc}") from None
+            deliveries: list[Delivery] = []
+            for tp, records in batches.items():
+                partition = self._partitions.get(tp)
+                if partition is None:
+                    partition = self._partitions[tp] = _Partition(tp)
+                for record in records:
+                    partition.hand_out(record.offset)
+                    try:
+                        event = decode(record.value, record.key, record.headers)
+                    except (ValueError, UnicodeDecodeError) as exc:
+                        log.warning("%s: record %s@%d is not a CloudEvent, skipped: %s", self._group, tp,
+                                    record.offset, exc)
+                        partition.ack(record.offset)
+                        continue
+                    deliveries.append(_KafkaDelivery(self, partition, record.offset, event))
+            if deliveries:
+                return deliveries
+        return []
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.commit_interval_s)
+            await self.commit()
+
+    async def commit(self, only: list[TopicPartition] | None = None) -> None:
+        async with self._commit_lock:
+            offsets = {
+                tp: p.committable
+                for tp, p in self._partitions.items()
+                if p.committable is not None and p.committable != p.committed and (only is None or tp in only)
+                and tp in self._consumer.assignment()
+            }
+            if not offsets:
+                return
+            try:
+                await self._consumer.commit(offsets)
+            except KafkaError as exc:
+                # The next commit carries the same or a later offset; redelivery covers the gap.
+                log.warning("%s: commit failed: %s", self._group, exc)
+                return
+            for tp, offset in offsets.items():
+                self._partitions[tp].committed = offset
+
+    async def partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.commit(revoked)
+        for tp in revoked:
+            # Acks still in flight for these belong to the old assignment; the new owner redelivers.
+            self._partitions.pop(tp, None)
+
+    async def stop(self) -> None:
+        self._stopped = True
+        if self._committer is not None:
+            self._committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._committer
+        await self.commit()
+        with contextlib.suppress(KafkaError, OSError):
+            await self._consumer.stop()
+
+
+class KafkaChannel(Channel):
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._settings = settings
+        self._producer: AIOKafkaProducer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+
+    @property
+    def name(self) -> str:
+        return "kafka"
+
+    @property
+    def durable(self) -> bool:
+        return True
+
+    async def start(self) -> None:
+        s = self._settings
+        producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap_servers, acks="all", linger_ms=s.linger_ms,
+            request_timeout_ms=s.request_timeout_ms, max_batch_size=s.max_batch_bytes,
+            enable_idempotence=False,
+        )
+        try:
+            await producer.start()
+        except (KafkaError, OSError) as exc:
+            with contextlib.suppress(KafkaError, OSError):
+                await producer.stop()
+            raise BackendError(f"Kafka at {s.bootstrap_servers} is unreachable: {exc}") from None
+        self._producer = producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            with contextlib.suppress(KafkaError, OSError):
+                await self._producer.stop()
+            self._producer = None
+        if self._admin is not None:
+            with contextlib.suppress(KafkaError, OSError):
+                await self._admin.close()
+            self._admin = None
+
+    async def _admin_client(self) -> AIOKafkaAdminClient:
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.bootstrap_servers,
+                                        request_timeout_ms=self._settings.request_timeout_ms * 2)
+            try:
+                await admin.start()
+            except (KafkaError, OSError) as exc:
+                with contextlib.suppress(KafkaError, OSError):
+                    await admin.close()
+                raise BackendError(f"Kafka at {self._settings.bootstrap_servers} is unreachable: {exc}") from None
+            self._admin = admin
+        return self._admin
+
+    async def ensure_topic(self, spec: TopicSpec) -> None:
+        admin = await self._admin_client()
+        topic = NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=spec.replication_factor,
+                         topic_configs=dict(spec.config))
+        try:
+            response = await admin.create_topics([topic])
+        except (KafkaError, OSError) as exc:
+            raise BackendError(f"cannot create Kafka topic {spec.name!r}: {exc}") from None
+        for entry in response.topic_errors:
+            code = entry[1]
+            if code not in (0, TOPIC_ALREADY_EXISTS):
+                message = entry[2] if len(entry) > 2 else ""
+                raise BackendError(f"cannot create Kafka topic {spec.name!r}: error {code} {message}")
+
+    async def delete_topic(self, name: str) -> None:
+        admin = await self._admin_client()
+        try:
+            await admin.delete_topics([name])
+        except (KafkaError, OSError) as exc:
+            raise BackendError(f"cannot delete Kafka topic {name!r}: {exc}") from None
+
+    async def publish(self, topic: str, event: Event) -> None:
+        producer = self._producer
+        if producer is None:
+            raise BackendError("Kafka channel used before start()")
+        value, key, headers = encode(event)
+        try:
+            acked = await producer.send(topic, value=value, key=key, headers=headers)
+            await acked
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise BackendError(f"Kafka did not take the event on {topic!r}: {type(exc).__name__}: {exc}") from None
+
+    def subscribe(self, topic: str, group: str, *, from_start: bool = False) -> Subscription:
+        return _KafkaSubscription(self._settings, topic, group, from_start)
+
+    async def delete_subscription(self, topic: str, group: str) -> None:
+        log.info("consumer group %s of %s is left to Kafka's offsets retention", group, topic)

@@ -1,0 +1,305 @@
+#!/usr/bin/env python3
+"""A real single-node Apache Kafka (KRaft) on 127.0.0.1, fetched from Maven Central and run with local Java.
+
+    python scripts/kafka_local.py fetch                      # jars into the cache (once; reused after)
+    python scripts/kafka_local.py start --data-dir DIR       # detached; prints the bootstrap address
+    python scripts/kafka_local.py stop --data-dir DIR
+    python scripts/kafka_local.py run [--port 9092]          # foreground, for `make kafka`
+
+The jars of `org.apache.kafka:kafka_2.13` and its runtime dependencies are copied by Maven into a cache
+outside the repository (~/.cache/nerve/kafka-<version>, or $NERVE_KAFKA_CACHE). Nothing downloaded is
+committed. Standard library only, so it runs before any virtualenv exists; tests import `start()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+VERSION = "4.1.1"
+CACHE = Path(os.environ.get("NERVE_KAFKA_CACHE") or Path.home() / ".cache" / "nerve" / f"kafka-{VERSION}")
+LIBS = CACHE / "libs"
+STAMP = CACHE / ".fetched"
+HEAP = os.environ.get("NERVE_KAFKA_HEAP", "512m")
+
+POM = f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.nerve</groupId>
+  <artifactId>local-kafka</artifactId>
+  <version>1</version>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>{VERSION}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>2.24.3</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-core</artifactId>
+      <version>2.24.3</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+LOG4J = """status = error
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = info
+logger.state.name = state.change.logger
+logger.state.level = warn
+"""
+
+
+class KafkaError(Exception):
+    """The local Kafka could not be fetched or started; the message says why."""
+
+
+def _java() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise KafkaError("java is not on the PATH: install a JDK 17+ (Kafka 4 needs Java 17)")
+    return java
+
+
+def fetch() -> Path:
+    """Copy Kafka's jars into the cache with Maven; a no-op when they are there already."""
+    if STAMP.exists() and any(LIBS.glob("kafka_2.13-*.jar")):
+        return LIBS
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise KafkaError("mvn is not on the PATH: Maven fetches Kafka's jars from Maven Central")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    (CACHE / "pom.xml").write_text(POM)
+    print(f"fetching Apache Kafka {VERSION} from Maven Central into {LIBS} ...", file=sys.stderr, flush=True)
+    result = subprocess.run(
+        [mvn, "-q", "-B", "-f", str(CACHE / "pom.xml"), "dependency:copy-dependencies",
+         f"-DoutputDirectory={LIBS}", "-DincludeScope=runtime"],
+        capture_output=True, text=True, timeout=1800, check=False,
+    )
+    if result.returncode != 0 or not any(LIBS.glob("kafka_2.13-*.jar")):
+        raise KafkaError(f"mvn could not fetch Kafka {VERSION}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    STAMP.write_text(VERSION)
+    return LIBS
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _api_versions_ok(port: int) -> bool:
+    """True when a Kafka broker answers an ApiVersions request without error (not just a TCP accept)."""
+    client = b"nerve-probe"
+    body = struct.pack(">hhih", 18, 0, 1, len(client)) + client
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(struct.pack(">i", len(body)) + body)
+            header = s.recv(4)
+            if len(header) < 4:
+                return False
+            response = s.recv(struct.unpack(">i", header)[0])
+            return len(response) >= 6 and struct.unpack(">ih", response[:6]) == (1, 0)
+    except OSError:
+        return False
+
+
+@dataclass
+class KafkaProcess:
+    data_dir: Path
+    port: int
+    controller_port: int
+    pid: int
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    """Held so the child is reaped by us, not reported as leaked when the handle is collected."""
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        if self.proc is not None:
+            return self.proc.poll() is None
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        # A zombie child still answers kill(0); ask for its real state.
+        try:
+            return Path(f"/proc/{self.pid}/stat").read_text().split()[2] != "Z"
+        except OSError:
+            return True
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """SIGTERM for a controlled shutdown, SIGKILL if it does not end in time."""
+        self._signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.alive() and time.monotonic() < deadline:
+            _reap(self.pid)
+            time.sleep(0.2)
+        if self.alive():
+            self.kill()
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+        for _ in range(100):
+            _reap(self.pid)
+            if not self.alive():
+                return
+            time.sleep(0.1)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        try:
+            os.killpg(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    except OSError:
+        pass
+
+
+def _properties(data_dir: Path, port: int, controller_port: int) -> str:
+    return "\n".join([
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names=CONTROLLER",
+        "inter.broker.listener.name=PLAINTEXT",
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        f"log.dirs={data_dir / 'logs'}",
+        # One node: every internal topic has one replica, and group joins need not wait for more members.
+        "offsets.topic.replication.factor=1",
+        "offsets.topic.num.partitions=4",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "share.coordinator.state.topic.replication.factor=1",
+        "share.coordinator.state.topic.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+        "auto.create.topics.enable=false",
+        "num.partitions=1",
+        "log.segment.bytes=67108864",
+        "",
+    ])
+
+
+def start(data_dir: Path, port: int | None = None, *, timeout: float = 90.0) -> KafkaProcess:
+    """Start (or restart, keeping its data) a broker in `data_dir`; returns once it answers requests."""
+    libs = fetch()
+    java = _java()
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    state_file = data_dir / "kafka.json"
+    previous = json.loads(state_file.read_text()) if state_file.exists() else {}
+    port = port or previous.get("port") or free_port()
+    controller_port = previous.get("controller_port") or free_port()
+    config = data_dir / "server.properties"
+    config.write_text(_properties(data_dir, port, controller_port))
+    log = data_dir / "kafka.log"
+    (data_dir / "log4j2.properties").write_text(LOG4J.format(log=log))
+    classpath = f"{libs}/*"
+    if not (data_dir / "logs" / "meta.properties").exists():
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        result = subprocess.run(
+            [java, "-cp", classpath, f"-Dlog4j2.configurationFile={data_dir / 'log4j2.properties'}",
+             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+        if result.returncode != 0:
+            raise KafkaError(f"formatting the KRaft storage failed:\n{result.stdout}{result.stderr}")
+    with (data_dir / "kafka.out").open("ab") as out:
+        proc = subprocess.Popen(
+            [java, f"-Xmx{HEAP}", f"-Xms{HEAP}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+             "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={data_dir / 'log4j2.properties'}",
+             "-cp", classpath, "kafka.Kafka", str(config)],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    kafka = KafkaProcess(data_dir, port, controller_port, proc.pid, proc)
+    state_file.write_text(json.dumps({"bootstrap": kafka.bootstrap, "pid": proc.pid, "port": port,
+                                      "controller_port": controller_port}))
+    deadline = time.monotonic() + timeout
+    while not _api_versions_ok(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            kafka.kill()
+            tail = log.read_text()[-3000:] if log.exists() else ""
+            out_tail = (data_dir / "kafka.out").read_text()[-2000:]
+            raise KafkaError(f"Kafka did not come up on {kafka.bootstrap}:\n{tail}\n{out_tail}")
+        time.sleep(0.2)
+    return kafka
+
+
+def _from_state(data_dir: Path) -> KafkaProcess:
+    state = json.loads((data_dir / "kafka.json").read_text())
+    return KafkaProcess(data_dir, state["port"], state["controller_port"], state["pid"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("fetch", help="fetch the jars into the cache")
+    for name in ("start", "stop"):
+        p = sub.add_parser(name)
+        p.add_argument("--data-dir", type=Path, required=True)
+        if name == "start":
+            p.add_argument("--port", type=int)
+    run = sub.add_parser("run", help="run in the foreground until Ctrl-C")
+    run.add_argument("--port", type=int, default=9092)
+    run.add_argument("--data-dir", type=Path, default=Path(".nerve/kafka"))
+    args = parser.parse_args()
+    try:
+        if args.command == "fetch":
+            print(fetch())
+        elif args.command == "start":
+            print(start(args.data_dir, args.port).bootstrap)
+        elif args.command == "stop":
+            _from_state(args.data_dir).stop()
+        else:
+            kafka = start(args.data_dir, args.port)
+            print(f"Kafka {VERSION} is up on {kafka.bootstrap} (data in {args.data_dir}); Ctrl-C stops it",
+                  flush=True)
+            try:
+                while kafka.alive():
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+            kafka.stop()
+    except KafkaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
