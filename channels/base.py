@@ -95,3 +95,15 @@ class Channel(Protocol):
     async def delete_subscription(self, topic: str, group: str) -> None:
         """Forget a consumer group (its Trigger was deleted)."""
         ...
+
+
+@runtime_checkable
+class RecordSource(Protocol):
+    """A backend whose topics may hold records that are not CloudEvents (KafkaSource reads them)."""
+
+    def subscribe_records(
+        self, topic: str, group: str, *, from_start: bool, source: str, overrides: Mapping[str, str]
+    ) -> Subscription:
+        """Like `Channel.subscribe`, but records that are not CloudEvents are wrapped into events whose
+        source is `source#<topic>`; every event gets the `overrides` extensions."""
+        ...

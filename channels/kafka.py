@@ -27,9 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -37,13 +39,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from cloudevents.core.bindings import kafka as ce_kafka
 
-from channels.base import Channel, Delivery, Subscription, TopicSpec
-from core.errors import BackendError
-from core.events import AttrValue, Event, attr_to_string
+from channels.base import Channel, Delivery, RecordSource, Subscription, TopicSpec
+from core.errors import BackendError, InvalidEvent
+from core.events import STRUCTURED_CONTENT_TYPE, AttrValue, Event, attr_to_string, from_structured
 
 log = logging.getLogger("nerve.channels.kafka")
 
 HEADER_PREFIX = "nerve_h_"
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
 TOPIC_ALREADY_EXISTS = 36
 UNKNOWN_TOPIC = 3
 
@@ -128,10 +131,48 @@ def decode(value: bytes | None, key: bytes | None, headers: Sequence[tuple[str, 
     raw_time = ce_headers.get("ce_time")
     if raw_time is not None:
         attributes["time"] = raw_time.decode()
-    passed = {name[len(HEADER_PREFIX):]: raw.decode() for name, raw in headers if name.startswith(HEADER_PREFIX)}
+    passed = {name[len(HEADER_PREFIX) :]: raw.decode() for name, raw in headers if name.startswith(HEADER_PREFIX)}
     # As on HTTP in binary mode: an empty value without a content type is an event with no data.
     data = value if value or "datacontenttype" in attributes else None
     return Event(attributes, data, passed)
+
+
+def wrap_record(record: Any, source: str, overrides: Mapping[str, str]) -> Event:
+    """A Kafka record as KafkaSource delivers it (Knative's rules).
+
+    A record with `ce_` headers (binary) or a `content-type: application/cloudevents+json` value
+    (structured) is that CloudEvent. Any other record becomes `dev.knative.kafka.event` with
+    source `<source>#<topic>`, id `partition:<p>/offset:<o>`, subject `partition:<p>#<o>`, the record
+    time, the key as `key` and `partitionkey`, and each header as `kafkaheader<name>`.
+    """
+    headers: list[tuple[str, bytes]] = list(record.headers or ())
+    lower = {name.lower(): value for name, value in headers}
+    if "ce_specversion" in lower:
+        event = decode(record.value, record.key, headers)
+    elif lower.get("content-type", b"").decode(errors="replace").startswith(STRUCTURED_CONTENT_TYPE):
+        event = from_structured(record.value or b"")
+    else:
+        stamp = datetime.fromtimestamp(record.timestamp / 1000, UTC).isoformat(timespec="milliseconds")
+        attributes: dict[str, AttrValue] = {
+            "specversion": "1.0",
+            "id": f"partition:{record.partition}/offset:{record.offset}",
+            "source": f"{source}#{record.topic}",
+            "type": "dev.knative.kafka.event",
+            "subject": f"partition:{record.partition}#{record.offset}",
+            "time": stamp.replace("+00:00", "Z"),
+        }
+        if record.key is not None:
+            key = record.key.decode(errors="replace") if isinstance(record.key, bytes) else str(record.key)
+            attributes["key"] = attributes["partitionkey"] = key
+        for name, value in headers:
+            if name.lower() == "content-type":
+                attributes["datacontenttype"] = value.decode(errors="replace")
+                continue
+            extension = "kafkaheader" + _NOT_ALNUM.sub("", name.lower())
+            attributes[extension] = value.decode(errors="replace")
+        event = Event(attributes, record.value)
+    event.attributes.update(overrides)
+    return event
 
 
 class _KafkaDelivery(Delivery):
@@ -190,8 +231,16 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class _KafkaSubscription(Subscription):
-    def __init__(self, settings: KafkaSettings, topic: str, group: str, from_start: bool) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topic: str,
+        group: str,
+        from_start: bool,
+        wrap: Callable[[Any], Event] | None = None,
+    ) -> None:
         self._settings = settings
+        self._wrap = wrap
         self._topic = topic
         self._group = group
         self._consumer = AIOKafkaConsumer(
@@ -219,8 +268,9 @@ class _KafkaSubscription(Subscription):
         except (KafkaError, OSError, TimeoutError) as exc:
             with contextlib.suppress(KafkaError, OSError):
                 await self._consumer.stop()
-            raise BackendError(f"Kafka consumer group {self._group!r} on {self._topic!r} did not start: "
-                               f"{type(exc).__name__}: {exc}") from None
+            raise BackendError(
+                f"Kafka consumer group {self._group!r} on {self._topic!r} did not start: {type(exc).__name__}: {exc}"
+            ) from None
         self._committer = asyncio.create_task(self._commit_loop(), name=f"kafka-commit-{self._group}")
 
     async def _positioned(self) -> None:
@@ -247,10 +297,14 @@ class _KafkaSubscription(Subscription):
                 for record in records:
                     partition.hand_out(record.offset)
                     try:
-                        event = decode(record.value, record.key, record.headers)
-                    except (ValueError, UnicodeDecodeError) as exc:
-                        log.warning("%s: record %s@%d is not a CloudEvent, skipped: %s", self._group, tp,
-                                    record.offset, exc)
+                        if self._wrap is not None:
+                            event = self._wrap(record)
+                        else:
+                            event = decode(record.value, record.key, record.headers)
+                    except (ValueError, UnicodeDecodeError, InvalidEvent) as exc:
+                        log.warning(
+                            "%s: record %s@%d is not a CloudEvent, skipped: %s", self._group, tp, record.offset, exc
+                        )
                         partition.ack(record.offset)
                         continue
                     deliveries.append(_KafkaDelivery(self, partition, record.offset, event))
@@ -268,7 +322,9 @@ class _KafkaSubscription(Subscription):
             offsets = {
                 tp: p.committable
                 for tp, p in self._partitions.items()
-                if p.committable is not None and p.committable != p.committed and (only is None or tp in only)
+                if p.committable is not None
+                and p.committable != p.committed
+                and (only is None or tp in only)
                 and tp in self._consumer.assignment()
             }
             if not offsets:
@@ -299,7 +355,7 @@ class _KafkaSubscription(Subscription):
             await self._consumer.stop()
 
 
-class KafkaChannel(Channel):
+class KafkaChannel(Channel, RecordSource):
     def __init__(self, settings: KafkaSettings) -> None:
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
@@ -316,8 +372,11 @@ class KafkaChannel(Channel):
     async def start(self) -> None:
         s = self._settings
         producer = AIOKafkaProducer(
-            bootstrap_servers=s.bootstrap_servers, acks="all", linger_ms=s.linger_ms,
-            request_timeout_ms=s.request_timeout_ms, max_batch_size=s.max_batch_bytes,
+            bootstrap_servers=s.bootstrap_servers,
+            acks="all",
+            linger_ms=s.linger_ms,
+            request_timeout_ms=s.request_timeout_ms,
+            max_batch_size=s.max_batch_bytes,
             enable_idempotence=False,
         )
         try:
@@ -340,8 +399,10 @@ class KafkaChannel(Channel):
 
     async def _admin_client(self) -> AIOKafkaAdminClient:
         if self._admin is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.bootstrap_servers,
-                                        request_timeout_ms=self._settings.request_timeout_ms * 2)
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self._settings.bootstrap_servers,
+                request_timeout_ms=self._settings.request_timeout_ms * 2,
+            )
             try:
                 await admin.start()
             except (KafkaError, OSError) as exc:
@@ -353,8 +414,12 @@ class KafkaChannel(Channel):
 
     async def ensure_topic(self, spec: TopicSpec) -> None:
         admin = await self._admin_client()
-        topic = NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=spec.replication_factor,
-                         topic_configs=dict(spec.config))
+        topic = NewTopic(
+            spec.name,
+            num_partitions=spec.partitions,
+            replication_factor=spec.replication_factor,
+            topic_configs=dict(spec.config),
+        )
         try:
             response = await admin.create_topics([topic])
         except (KafkaError, OSError) as exc:
@@ -385,6 +450,14 @@ class KafkaChannel(Channel):
 
     def subscribe(self, topic: str, group: str, *, from_start: bool = False) -> Subscription:
         return _KafkaSubscription(self._settings, topic, group, from_start)
+
+    def subscribe_records(
+        self, topic: str, group: str, *, from_start: bool, source: str, overrides: Mapping[str, str]
+    ) -> Subscription:
+        extensions = dict(overrides)
+        return _KafkaSubscription(
+            self._settings, topic, group, from_start, wrap=lambda record: wrap_record(record, source, extensions)
+        )
 
     async def delete_subscription(self, topic: str, group: str) -> None:
         log.info("consumer group %s of %s is left to Kafka's offsets retention", group, topic)

@@ -52,8 +52,13 @@ def egress_config(delivery: dict[str, Any] | None, dead_letter: str | None) -> E
 
 class Reconciler:
     def __init__(
-        self, store: ResourceStore, pool: ChannelPool, settings: ControlSettings, sink: ContractSink,
-        *, contract: Contract | None = None,
+        self,
+        store: ResourceStore,
+        pool: ChannelPool,
+        settings: ControlSettings,
+        sink: ContractSink,
+        *,
+        contract: Contract | None = None,
     ) -> None:
         self._store = store
         self._pool = pool
@@ -66,6 +71,7 @@ class Reconciler:
     async def reconcile(self) -> Contract:
         async with self._lock:
             resources = await self._reconcile_brokers()
+            resources += self._reconcile_kafka_sources()
             contract = Contract(self.contract.generation, tuple(resources))
             if not contract.same_content(self.contract) or self.contract.generation == 0:
                 previous = self.contract
@@ -124,8 +130,14 @@ class Reconciler:
         conditions = [cond("FilterReady", True), cond("IngressReady", True)]
         resource: Resource | None = None
         if backend is None:
-            conditions.append(cond("TriggerChannelReady", False, "BrokerClassNotSupported",
-                                   f"broker class {broker_class!r} is not one of {', '.join(BROKER_CLASSES)}"))
+            conditions.append(
+                cond(
+                    "TriggerChannelReady",
+                    False,
+                    "BrokerClassNotSupported",
+                    f"broker class {broker_class!r} is not one of {', '.join(BROKER_CLASSES)}",
+                )
+            )
         else:
             connection, data = self._backend_config(broker, backend)
             topic = self._settings.topic_template.format(namespace=ns, name=name)
@@ -135,11 +147,13 @@ class Reconciler:
             conditions.append(cond("Addressable", True))
             try:
                 channel = await self._pool.get(backend, connection)
-                await channel.ensure_topic(TopicSpec(
-                    topic,
-                    partitions=int(data.get("default.topic.partitions", "1")),
-                    replication_factor=int(data.get("default.topic.replication.factor", "1")),
-                ))
+                await channel.ensure_topic(
+                    TopicSpec(
+                        topic,
+                        partitions=int(data.get("default.topic.partitions", "1")),
+                        replication_factor=int(data.get("default.topic.replication.factor", "1")),
+                    )
+                )
                 conditions.append(cond("TriggerChannelReady", True))
             except (BackendError, ValueError) as exc:
                 conditions.append(cond("TriggerChannelReady", False, "TopicNotReady", str(exc)))
@@ -147,8 +161,12 @@ class Reconciler:
                 log.exception("broker %s/%s: backend %s failed", ns, name, backend)
                 conditions.append(cond("TriggerChannelReady", False, "BackendFailure", f"{type(exc).__name__}: {exc}"))
             resource = Resource(
-                uid=meta["uid"], reference=Reference(meta["uid"], ns, name, "Broker"), backend=backend,  # type: ignore[arg-type]
-                topic=topic, ingress_path=f"/{ns}/{name}", bootstrap_servers=connection if backend == "kafka" else "",
+                uid=meta["uid"],
+                reference=Reference(meta["uid"], ns, name, "Broker"),
+                backend=backend,  # type: ignore[arg-type]
+                topic=topic,
+                ingress_path=f"/{ns}/{name}",
+                bootstrap_servers=connection if backend == "kafka" else "",
                 backend_config=data,
             )
         dls = (spec.get("delivery") or {}).get("deadLetterSink")
@@ -160,8 +178,9 @@ class Reconciler:
 
     def _dead_letter_condition(self, dls: dict[str, Any] | None, ns: str, status: dict[str, Any]) -> dict[str, Any]:
         if dls is None:
-            return cond("DeadLetterSinkResolved", True, "DeadLetterSinkNotConfigured",
-                        "No dead letter sink is configured.")
+            return cond(
+                "DeadLetterSinkResolved", True, "DeadLetterSinkNotConfigured", "No dead letter sink is configured."
+            )
         try:
             status["deadLetterSinkUri"] = self._resolver.resolve(dls, ns)
         except Unresolvable as exc:
@@ -201,8 +220,11 @@ class Reconciler:
             delivery = broker["spec"].get("delivery")
         conditions.append(self._dead_letter_condition((delivery or {}).get("deadLetterSink"), ns, status))
         egress: Egress | None = None
-        if resource is not None and subscriber_uri and all(c["status"] == "True" for c in conditions
-                                                            if c["type"] != "BrokerReady"):
+        if (
+            resource is not None
+            and subscriber_uri
+            and all(c["status"] == "True" for c in conditions if c["type"] != "BrokerReady")
+        ):
             order = meta.get("annotations", {}).get(ORDER_ANNOTATION, "unordered")
             egress = Egress(
                 uid=meta["uid"],
@@ -219,11 +241,71 @@ class Reconciler:
             )
             conditions.append(cond("SubscriptionReady", True))
         else:
-            conditions.append(cond("SubscriptionReady", False, "NotSubscribed",
-                                   "the Trigger is not subscribed until its Broker and subscriber resolve"))
+            conditions.append(
+                cond(
+                    "SubscriptionReady",
+                    False,
+                    "NotSubscribed",
+                    "the Trigger is not subscribed until its Broker and subscriber resolve",
+                )
+            )
         status["conditions"] = with_ready(conditions, trigger.get("status", {}).get("conditions"))
         self._save_status(trigger, status)
         return egress
+
+    # ---------------------------------------------------------------------------------- sources
+
+    def _reconcile_kafka_sources(self) -> list[Resource]:
+        """A KafkaSource is an egress per topic on the user's Kafka: no ingress, no topic of its own."""
+        resources: list[Resource] = []
+        for source in self._store.find("KafkaSource"):
+            meta, spec = source["metadata"], source["spec"]
+            ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
+            status: dict[str, Any] = {"observedGeneration": meta["generation"]}
+            try:
+                sink_uri = self._resolver.resolve(spec["sink"], ns)
+                conditions = [cond("SinkProvided", True)]
+                status["sinkUri"] = sink_uri
+            except Unresolvable as exc:
+                sink_uri = ""
+                conditions = [cond("SinkProvided", False, "NotFound", exc.message)]
+            conditions.append(
+                self._dead_letter_condition((spec.get("delivery") or {}).get("deadLetterSink"), ns, status)
+            )
+            status["consumers"] = spec.get("consumers", 1)
+            status["conditions"] = with_ready(conditions, source.get("status", {}).get("conditions"))
+            self._save_status(source, status)
+            if not sink_uri:
+                continue
+            reference = Reference(uid, ns, name, "KafkaSource")
+            overrides = (spec.get("ceOverrides") or {}).get("extensions") or {}
+            for topic in spec["topics"]:
+                egress = Egress(
+                    uid=f"{uid}/{topic}",
+                    reference=reference,
+                    consumer_group=spec["consumerGroup"],
+                    destination=sink_uri,
+                    generation=meta["generation"],
+                    egress_config=egress_config(spec.get("delivery"), status.get("deadLetterSinkUri")),
+                    delivery_order="ordered" if spec.get("ordering", "ordered") == "ordered" else "unordered",
+                )
+                resources.append(
+                    Resource(
+                        uid=f"{uid}/{topic}",
+                        reference=reference,
+                        backend="kafka",
+                        topic=topic,
+                        ingress_path="",
+                        egresses=(egress,),
+                        bootstrap_servers=",".join(spec["bootstrapServers"]),
+                        backend_config={
+                            "initialOffset": spec.get("initialOffset", "latest"),
+                            "source": f"/apis/v1/namespaces/{ns}/kafkasources/{name}",
+                            **{f"ceoverride.{k}": v for k, v in overrides.items()},
+                        },
+                    )
+                )
+        return resources
 
     # ---------------------------------------------------------------------------------- helpers
 
@@ -242,8 +324,8 @@ class Reconciler:
                 for egress in old.egresses:
                     if egress.consumer_group not in kept:
                         await channel.delete_subscription(old.topic, egress.consumer_group)
-                if new is None and self._settings.delete_topics:
+                # A source reads the user's topics: they are never Nerve's to delete.
+                if new is None and self._settings.delete_topics and old.kind != "KafkaSource":
                     await channel.delete_topic(old.topic)
             except BackendError as exc:
                 log.warning("could not clean up %s on %s: %s", old.topic, old.backend, exc)
-

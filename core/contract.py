@@ -197,7 +197,8 @@ class Contract:
     resources: tuple[Resource, ...] = ()
 
     def by_path(self) -> dict[str, Resource]:
-        return {r.ingress_path: r for r in self.resources}
+        """Routable resources by ingress path; sources read topics and have no ingress."""
+        return {r.ingress_path: r for r in self.resources if r.ingress_path}
 
     def to_json(self) -> dict[str, Any]:
         return {"generation": self.generation, "resources": [r.to_json() for r in self.resources]}

@@ -21,12 +21,11 @@ from collections import deque
 from datetime import datetime
 from typing import Any
 
-from core.filters import EventFilter, compile_trigger_filter
-
-from channels.base import Channel, Delivery, Subscription
+from channels.base import Channel, Delivery, RecordSource, Subscription
 from core.contract import Egress, Resource
 from core.errors import BackendError, InvalidEvent, TTLExhausted
 from core.events import Event, from_http, is_cloudevent_response
+from core.filters import EventFilter, compile_trigger_filter
 from core.headers import is_pass_through
 from core.hops import ARRIVAL_TIME, enter_broker, inherit_ttl, leave_broker
 from dispatcher import metrics
@@ -75,8 +74,9 @@ class _Config:
 
 
 class EgressRunner:
-    def __init__(self, egress: Egress, resource: Resource, channel: Channel, sender: Sender,
-                 settings: DispatcherSettings) -> None:
+    def __init__(
+        self, egress: Egress, resource: Resource, channel: Channel, sender: Sender, settings: DispatcherSettings
+    ) -> None:
         self.resource = resource
         self._channel = channel
         self._sender = sender
@@ -100,7 +100,7 @@ class EgressRunner:
 
     async def start(self) -> None:
         """Subscribe (positioned, so later events are seen) and start consuming."""
-        self._subscription = self._channel.subscribe(self.resource.topic, self.egress.consumer_group)
+        self._subscription = self._subscribe()
         await self._subscription.start()
         self._task = asyncio.create_task(self._consume(), name=f"egress-{self.egress.consumer_group}")
 
@@ -118,6 +118,22 @@ class EgressRunner:
             await asyncio.gather(*pending, return_exceptions=True)
         if self._subscription is not None:
             await self._subscription.stop()
+
+    def _subscribe(self) -> Subscription:
+        resource, group = self.resource, self.egress.consumer_group
+        if resource.kind != "KafkaSource":
+            return self._channel.subscribe(resource.topic, group)
+        if not isinstance(self._channel, RecordSource):
+            raise BackendError(f"the {self._channel.name} backend cannot read raw records for a KafkaSource")
+        config = resource.backend_config
+        overrides = {k.removeprefix("ceoverride."): v for k, v in config.items() if k.startswith("ceoverride.")}
+        return self._channel.subscribe_records(
+            resource.topic,
+            group,
+            from_start=config.get("initialOffset") == "earliest",
+            source=config.get("source", ""),
+            overrides=overrides,
+        )
 
     # ------------------------------------------------------------------------------------ consuming
 
@@ -202,9 +218,7 @@ class EgressRunner:
                 waited = time.time() - datetime.fromisoformat(arrival).timestamp()
                 config.processing_metric(event.type).observe(max(waited, 0.0) * 1000)
 
-    async def _deliver_with_retries(
-        self, event: Event, ttl: int | None, config: _Config
-    ) -> tuple[str, Attempt] | None:
+    async def _deliver_with_retries(self, event: Event, ttl: int | None, config: _Config) -> tuple[str, Attempt] | None:
         """Deliver, and route the reply; returns the failing destination and last attempt, or None."""
         egress, policy = config.egress, config.policy
         headers = {"Prefer": "reply", "Kn-Namespace": egress.reference.namespace}
@@ -215,8 +229,9 @@ class EgressRunner:
             if number:
                 metrics.RETRIES.labels(*config.labels).inc()
             started = time.perf_counter()
-            attempt = await self._sender.send(destination, event, structured=structured, headers=headers,
-                                              timeout_s=policy.timeout_s)
+            attempt = await self._sender.send(
+                destination, event, structured=structured, headers=headers, timeout_s=policy.timeout_s
+            )
             self._observe_dispatch(event, attempt, started, config)
             if is_success(attempt.status):
                 reply_failure = await self._route_reply(attempt, ttl, config)
@@ -266,9 +281,13 @@ class EgressRunner:
         policy, egress = config.policy, config.egress
         sent = Attempt(None)
         for number in range(policy.attempts):
-            sent = await self._sender.send(url, event, structured=egress.format == "json",
-                                           headers={"Kn-Namespace": egress.reference.namespace},
-                                           timeout_s=policy.timeout_s)
+            sent = await self._sender.send(
+                url,
+                event,
+                structured=egress.format == "json",
+                headers={"Kn-Namespace": egress.reference.namespace},
+                timeout_s=policy.timeout_s,
+            )
             if is_success(sent.status) or number + 1 >= policy.attempts or not should_retry(sent.status):
                 break
             await asyncio.sleep(policy.wait_s(number + 1, sent.status, sent.headers.get("Retry-After")))
@@ -279,8 +298,13 @@ class EgressRunner:
         sink = egress.egress_config.dead_letter
         if not sink:
             metrics.DROPPED.labels(*config.labels).inc()
-            log.warning("%s: event %s dropped after %d attempts (last status %s), no dead-letter sink",
-                        egress.consumer_group, event.id, policy.attempts, attempt.status)
+            log.warning(
+                "%s: event %s dropped after %d attempts (last status %s), no dead-letter sink",
+                egress.consumer_group,
+                event.id,
+                policy.attempts,
+                attempt.status,
+            )
             return
         dead = event.copy()
         dead.attributes["knativeerrordest"] = destination

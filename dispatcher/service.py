@@ -91,7 +91,8 @@ class Dispatcher:
     async def _start_once(self, uid: str, egress: Egress, resource: Resource) -> None:
         assert self._sender is not None, "Dispatcher.start() first"
         channel = await self._pool.get(resource.backend, resource.connection)
-        await channel.ensure_topic(TopicSpec(resource.topic))
+        if resource.kind != "KafkaSource":  # a source's topics are the user's, never created by Nerve
+            await channel.ensure_topic(TopicSpec(resource.topic))
         runner = EgressRunner(egress, resource, channel, self._sender, self._settings)
         await runner.start()
         self._runners[uid] = runner

@@ -10,7 +10,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from control.api import broker, kinds, trigger
+from control.api import broker, kafkasource, kinds, trigger
 from control.api.meta import DEFAULT_NAMESPACE, validate_metadata
 from core.errors import FieldError, InvalidResource
 
@@ -59,6 +59,9 @@ def admit(manifest: Any, old: dict[str, Any] | None, settings: AdmissionSettings
         errors = trigger.validate_trigger(obj)
         if old is not None and not errors:
             errors = trigger.validate_trigger_update(old, obj)
+    elif kind is kinds.KAFKA_SOURCE:
+        kafkasource.default_kafka_source(obj)
+        errors = kafkasource.validate_kafka_source(obj)
     elif kind is kinds.CONFIGMAP:
         data = obj.get("data")
         if data is not None and (

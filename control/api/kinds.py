@@ -29,10 +29,13 @@ TRIGGER = Kind("eventing.knative.dev/v1", "Trigger", "triggers")
 CONFIGMAP = Kind("v1", "ConfigMap", "configmaps", ("cm",))
 SERVICE = Kind("v1", "Service", "services", ("svc",))
 NAMESPACE = Kind("v1", "Namespace", "namespaces", ("ns",), namespaced=False)
+KAFKA_SOURCE = Kind("sources.knative.dev/v1", "KafkaSource", "kafkasources")
 
-KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE)
+KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA_SOURCE)
 _BY_SPELLING = {spelling: kind for kind in KINDS for spelling in kind.spellings()}
 _BY_MANIFEST = {(kind.api_version, kind.kind): kind for kind in KINDS}
+# Older API versions Knative still serves, stored under the kind's current one.
+_BY_MANIFEST[("sources.knative.dev/v1beta1", "KafkaSource")] = KAFKA_SOURCE
 
 
 def lookup(name: str) -> Kind | None:
