@@ -289,12 +289,15 @@ def main() -> int:
             kafka = start(args.data_dir, args.port)
             print(f"Kafka {VERSION} is up on {kafka.bootstrap} (data in {args.data_dir}); Ctrl-C stops it",
                   flush=True)
+            # SIGTERM (systemd, `timeout`, a closing terminal) stops the server as Ctrl-C does.
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
             try:
                 while kafka.alive():
                     time.sleep(1)
             except KeyboardInterrupt:
                 pass
-            kafka.stop()
+            finally:
+                kafka.stop()
     except KafkaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -149,12 +149,15 @@ def main() -> int:
             nats = start(args.store_dir, args.port)
             print(f"nats-server with JetStream is up on {nats.url} (store in {args.store_dir}); Ctrl-C stops it",
                   flush=True)
+            # SIGTERM (systemd, `timeout`, a closing terminal) stops the server as Ctrl-C does.
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
             try:
                 while nats.alive():
                     time.sleep(1)
             except KeyboardInterrupt:
                 pass
-            nats.stop()
+            finally:
+                nats.stop()
     except NatsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
