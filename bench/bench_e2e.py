@@ -6,16 +6,17 @@ and the sinks share this process on uvloop. Each run prints, per Trigger count:
 - throughput: N events sent with C requests in flight; accepted events/s (202s), delivered
   events/s (sink receptions / time until the last one), end-to-end latency p50/p99 (send -> sink);
 - latency at a fixed rate: events sent at R events/s, end-to-end p50/p99;
-- the CPU (percent of one core) and peak RSS of the nerve process during the run; lost events.
+- the CPU (percent of one core) and peak RSS of each Nerve process during the run; lost events.
 
     .venv/bin/python bench/bench_e2e.py                       # memory, 1 and 10 Triggers
-    .venv/bin/python bench/bench_e2e.py --backend kafka --kafka-bootstrap 127.0.0.1:9092
+    .venv/bin/python bench/bench_e2e.py --backend kafka --kafka-bootstrap 127.0.0.1:9092 --topology separate
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -83,7 +84,65 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+class SeparateServices:
+    """control, ingress and dispatcher as their own processes (compose's shape): one core each at most."""
+
+    def __init__(self, args: argparse.Namespace, state: Path) -> None:
+        self.ingress, self.api, self.metrics = free_port(), free_port(), free_port()
+        self.state = state
+        flag = (["--kafka-bootstrap", args.kafka_bootstrap] if args.backend == "kafka"
+                else ["--nats-url", args.nats_url])
+        contract = str(state / "contract.json")
+        py = sys.executable
+        commands = {
+            "control": [py, "-m", "control", "--host", "127.0.0.1", "--port", str(self.api), "--state-dir", str(state),
+                        "--ingress-base-url", f"http://127.0.0.1:{self.ingress}", "--backend", args.backend, *flag],
+            "ingress": [py, "-m", "ingress", "--host", "127.0.0.1", "--port", str(self.ingress), "--contract", contract,
+                        *flag],
+            "dispatcher": [py, "-m", "dispatcher", "--host", "127.0.0.1", "--port", str(self.metrics),
+                           "--contract", contract, *flag],
+        }
+        self.log = (state / "services.log").open("wb")
+        self.procs = {name: subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+                      for name, cmd in commands.items()}
+        self.ps = {name: psutil.Process(p.pid) for name, p in self.procs.items()}
+
+    async def wait_ready(self) -> None:
+        await _wait_http(f"http://127.0.0.1:{self.api}/healthz")
+
+    async def wait_applied(self) -> None:
+        generation = json.loads((self.state / "contract.json").read_text())["generation"]
+        for port in (self.ingress, self.metrics):
+            await _wait_http(f"http://127.0.0.1:{port}/readyz", min_generation=generation)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.log.close()
+
+
+async def _wait_http(url: str, min_generation: int = 0) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):
+            try:
+                async with session.get(url) as r:
+                    body = await r.json(content_type=None)
+                    if r.status == 200 and (body or {}).get("generation", 0) >= min_generation:
+                        return
+            except (aiohttp.ClientError, ValueError):
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} never became ready")
+
+
 class NerveProcess:
+    """`nerve up`: everything in one process."""
+
     def __init__(self, args: argparse.Namespace, state: Path) -> None:
         self.ingress, self.api = free_port(), free_port()
         cmd = [NERVE, "up", "--ingress-port", str(self.ingress), "--api-port", str(self.api),
@@ -94,19 +153,13 @@ class NerveProcess:
             cmd += ["--nats-url", args.nats_url]
         self.log = (state / "nerve.log").open("wb")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
-        self.ps = psutil.Process(self.proc.pid)
+        self.ps = {"nerve up": psutil.Process(self.proc.pid)}
 
     async def wait_ready(self) -> None:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(200):
-                try:
-                    async with session.get(f"http://127.0.0.1:{self.api}/healthz") as r:
-                        if r.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise RuntimeError("nerve up did not start")
+        await _wait_http(f"http://127.0.0.1:{self.api}/healthz")
+
+    async def wait_applied(self) -> None:
+        return None  # embedded: apply returns once the dispatcher and ingress run the new contract
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
@@ -193,12 +246,14 @@ async def run_case(args: argparse.Namespace, triggers: int) -> None:
     await web.TCPSite(runner, "127.0.0.1", sink_port).start()
     broker_class = {"memory": "MTChannelBasedBroker", "kafka": "Kafka", "nats": "NatsJetStreamBroker"}[args.backend]
     with tempfile.TemporaryDirectory() as state:
-        nerve = NerveProcess(args, Path(state))
+        nerve: NerveProcess | SeparateServices = (
+            SeparateServices(args, Path(state)) if args.topology == "separate" else NerveProcess(args, Path(state)))
         try:
             await nerve.wait_ready()
             connector = aiohttp.TCPConnector(limit=args.concurrency)
             async with aiohttp.ClientSession(connector=connector) as session:
                 await apply(session, nerve.api, manifests(triggers, f"http://127.0.0.1:{sink_port}/", broker_class))
+                await nerve.wait_applied()
                 url = f"http://127.0.0.1:{nerve.ingress}/bench/bench"
                 # Warm-up: connections, JIT-free but caches and pools filled.
                 sinks.reset(200 * triggers)
@@ -208,8 +263,7 @@ async def run_case(args: argparse.Namespace, triggers: int) -> None:
                 for label, prefix, count, rate in (("throughput", "tp", args.events, None),
                                                    (f"at {args.rate:.0f}/s", "rate", args.rate_events, args.rate)):
                     sinks.reset(count * triggers)
-                    cpu0 = nerve.ps.cpu_times()
-                    peak_rss = nerve.ps.memory_info().rss
+                    cpu0 = {name: ps.cpu_times() for name, ps in nerve.ps.items()}
                     sample = asyncio.create_task(_sample_rss(nerve.ps))
                     result = await send_all(session, url, sinks, count, args.concurrency, rate, prefix)
                     expected = result.accepted * triggers
@@ -218,41 +272,43 @@ async def run_case(args: argparse.Namespace, triggers: int) -> None:
                         await asyncio.wait_for(sinks.done.wait(), args.drain_timeout)
                     except TimeoutError:
                         pass
-                    peak_rss = max(peak_rss, await _stop_sampler(sample))
-                    cpu1 = nerve.ps.cpu_times()
+                    peaks = await _stop_sampler(sample)
+                    cpu1 = {name: ps.cpu_times() for name, ps in nerve.ps.items()}
                     # From the first send to the last reception: the span the pipeline was busy.
                     span = max(sinks.last_at - result.started, 1e-9)
-                    cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / span * 100
+                    usage = "  ".join(
+                        f"{name} cpu={(cpu1[name].user + cpu1[name].system - c.user - c.system) / span * 100:3.0f}% "
+                        f"rss={peaks.get(name, 0) / 2**20:5.1f}MiB" for name, c in cpu0.items())
                     lost = sum(1 for i in sinks.sent_at if sinks.arrivals.get(i, 0) < triggers)
                     dups = sum(max(0, n - triggers) for n in sinks.arrivals.values())
-                    print(f"{args.backend:6} triggers={triggers:<3} {label:12} "
+                    print(f"{args.backend:6} {args.topology:8} triggers={triggers:<3} {label:12} "
                           f"accepted={result.accepted / result.seconds:8.0f} ev/s  "
                           f"delivered={sinks.delivered / span:8.0f} ev/s  "
                           f"p50={percentile(sinks.latencies, 0.50) * 1000:7.1f} ms  "
                           f"p99={percentile(sinks.latencies, 0.99) * 1000:7.1f} ms  "
-                          f"nerve cpu={cpu:5.0f}%  rss={peak_rss / 2**20:6.1f} MiB  "
-                          f"refused={result.refused} lost={lost} dup={dups}", flush=True)
+                          f"refused={result.refused} lost={lost} dup={dups}  {usage}", flush=True)
         finally:
             nerve.stop()
             await runner.cleanup()
 
 
-async def _sample_rss(ps: psutil.Process) -> int:
-    peak = 0
+async def _sample_rss(processes: dict[str, psutil.Process]) -> dict[str, int]:
+    peaks = {name: ps.memory_info().rss for name, ps in processes.items()}
     try:
         while True:
-            peak = max(peak, ps.memory_info().rss)
+            for name, ps in processes.items():
+                peaks[name] = max(peaks[name], ps.memory_info().rss)
             await asyncio.sleep(0.1)
     except asyncio.CancelledError:
-        return peak
+        return peaks
 
 
-async def _stop_sampler(task: asyncio.Task[int]) -> int:
+async def _stop_sampler(task: asyncio.Task[dict[str, int]]) -> dict[str, int]:
     task.cancel()
     try:
         return await task
     except asyncio.CancelledError:
-        return 0
+        return {}
 
 
 def main() -> None:
@@ -266,6 +322,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="events/s in the latency run")
     parser.add_argument("--rate-events", type=int, default=5000, help="events in the latency run")
     parser.add_argument("--drain-timeout", type=float, default=120.0)
+    parser.add_argument("--topology", default="embedded", choices=["embedded", "separate"],
+                        help="one `nerve up` process, or control/ingress/dispatcher as separate processes")
     args = parser.parse_args()
     try:
         import uvloop
