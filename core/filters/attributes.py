@@ -1,9 +1,10 @@
 """The legacy `spec.filter.attributes` filter: exact, case-sensitive, every key must match.
 
-Knative's rules: the standard attributes (specversion, type, source, subject, id, time, dataschema,
-datacontenttype) always exist for this filter, as "" when unset; any other key must be an extension
-the event has. A value of "" means the attribute must be present and non-empty. Values compare by
-their CloudEvents string form, so an extension sent as 5 (structured) and "5" (binary) match alike.
+Knative's rules (knative-spec.md §3.3, §11 items 12-13): the standard attributes (specversion, type,
+source, subject, id, time, dataschema/schemaurl, datacontenttype, datamediatype, datacontentencoding)
+always exist for this filter, as "" when unset; any other key must be an extension the event has. A
+value of "" means "present and non-empty". Values compare by their CloudEvents string form (see
+base.py for why), so an extension sent as 5 (structured) and "5" (binary) match alike.
 """
 
 from __future__ import annotations
@@ -31,6 +32,6 @@ class AttributesFilter:
                 if name not in STANDARD:
                     return Result.FAIL
                 value = ""
-            if (wanted == "" and value == "") or (wanted != "" and value != wanted):
+            if (value != wanted) if wanted else (value == ""):  # "" = present and non-empty
                 return Result.FAIL
         return Result.PASS

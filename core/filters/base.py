@@ -1,17 +1,26 @@
 """The filter seam: a compiled filter answers PASS, FAIL or NO_FILTER for an event's attributes.
 
-NO_FILTER is Knative's third answer: a dialect that cannot restrict anything (an empty map, a value
-of "") neither passes nor fails, so `not` of it is still NO_FILTER and `any` ignores it. An event is
-delivered unless the Trigger's filter answers FAIL.
+NO_FILTER is Knative's third answer (eventfilter.NoFilter): a dialect that restricts nothing (an
+empty map, a map with an empty key or value, an empty `all`/`any`) neither passes nor fails, so `not`
+of it is still NO_FILTER and `any` ignores it. A Trigger delivers unless its filter answers FAIL.
+
+Values compare by their CloudEvents string form (`core.events.attr_to_string`), in the legacy
+attribute filter as in exact/prefix/suffix: an extension that arrived as the Integer 5 (structured
+mode) and one that arrived as the text "5" (binary mode, where every extension is a string) must
+route alike, and a Boolean compares as "true"/"false". Knative's legacy filter compares a Go string
+with the stored value and so never matches a non-string extension; Nerve deliberately does not copy
+that accident of representation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import Enum
-from typing import Any, Protocol
+from typing import Protocol
 
-Attributes = Mapping[str, Any]
+from core.events import AttrValue, attr_to_string
+
+Attributes = Mapping[str, AttrValue]
 
 
 class Result(Enum):
@@ -21,11 +30,13 @@ class Result(Enum):
 
 
 class Filter(Protocol):
+    """One compiled dialect object, nested or not."""
+
     def __call__(self, attributes: Attributes, /) -> Result: ...
 
 
 class EventFilter(Protocol):
-    """What the dispatcher holds per Trigger generation."""
+    """What the dispatcher holds per Trigger generation: compiled once, asked once per event."""
 
     def matches(self, attributes: Attributes) -> bool: ...
 
@@ -33,8 +44,9 @@ class EventFilter(Protocol):
 def attribute_text(attributes: Attributes, name: str) -> str | None:
     """An attribute in its CloudEvents string form, or None when the event lacks it."""
     value = attributes.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value if isinstance(value, str) else str(value)
+    # Most values are already text; skip the call for them, this runs per event per Trigger.
+    return value if value is None or type(value) is str else attr_to_string(value)
+
+
+def no_filter(_: Attributes) -> Result:
+    return Result.NO_FILTER

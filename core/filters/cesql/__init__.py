@@ -1,4 +1,4 @@
-"""CloudEvents SQL v1: compile an expression once, evaluate it per event. See compiler.py."""
+"""CloudEvents SQL v1: parse (parser.py, grammar.lark) and compile (compiler.py) once, evaluate per event."""
 
 from core.filters.cesql.compiler import Expression, compile_expression
 from core.filters.cesql.errors import CesqlError, CesqlParseError, ErrorKind

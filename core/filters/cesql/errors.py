@@ -1,4 +1,8 @@
-"""CESQL's error kinds, as the TCK names them."""
+"""CESQL's error kinds (spec §3.3), spelled as the TCK spells them.
+
+An evaluation error is a value, not an exception: every operator is total and returns its zero value
+with the error. Only a parse error is raised, because it stops a Trigger at apply time.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ class ErrorKind(StrEnum):
     MISSING_ATTRIBUTE = "missingAttribute"
     MISSING_FUNCTION = "missingFunction"
     FUNCTION_EVALUATION = "functionEvaluation"
+    GENERIC = "generic"
 
 
 class CesqlError(Exception):
@@ -22,9 +27,12 @@ class CesqlError(Exception):
 
 
 class CesqlParseError(CesqlError):
-    """The expression is not CESQL; `line`/`column` say where (1-based)."""
+    """The text is not CESQL; `line` and `column` (1-based) say where, `message` says what."""
 
     def __init__(self, message: str, line: int = 1, column: int = 1) -> None:
         super().__init__(ErrorKind.PARSE, message)
         self.line = line
         self.column = column
+
+    def __str__(self) -> str:
+        return f"line {self.line}, column {self.column}: {self.message}"

@@ -1,4 +1,4 @@
-"""Each filter dialect and the legacy attribute filter, as a Trigger author relies on them."""
+"""Each Subscriptions API dialect, and the behaviours Knative's rekt suite checks (new_trigger_filters/)."""
 
 from __future__ import annotations
 
@@ -6,88 +6,155 @@ from typing import Any
 
 import pytest
 
-from core.filters import compile_trigger_filter, validate_trigger_filters
+from core.filters import compile_trigger_filter
 
-EVENT = {"specversion": "1.0", "id": "1", "source": "https://example.com/src", "type": "com.example.created",
-         "myext": "value", "count": 5, "flag": True}
+EVENT: dict[str, Any] = {"specversion": "1.0", "id": "1", "source": "https://example.com/src",
+                         "type": "com.example.created", "myext": "value", "count": 5, "flag": True}
 
 
 def matches(filters: list[dict[str, Any]] | None, attributes: dict[str, str] | None = None,
             event: dict[str, Any] | None = None) -> bool:
-    return compile_trigger_filter(attributes, filters).matches(event or EVENT)
+    return compile_trigger_filter(attributes, filters).matches(event if event is not None else EVENT)
+
+
+def event_of(type_: str, **extensions: Any) -> dict[str, Any]:
+    return {"specversion": "1.0", "id": "1", "source": "http://example.com/source", "type": type_, **extensions}
 
 
 def test_no_filter_at_all_matches_everything() -> None:
-    assert matches(None) and matches([], {})
-
-
-@pytest.mark.parametrize(("attributes", "expected"), [
-    ({"type": "com.example.created"}, True),
-    ({"type": "com.example.Created"}, False),  # case-sensitive
-    ({"type": ""}, True),  # "" = present and non-empty
-    ({"subject": ""}, False),  # a standard attribute unset counts as "" and "" needs non-empty
-    ({"myext": "value", "source": "https://example.com/src"}, True),
-    ({"myext": "value", "source": "other"}, False),
-    ({"missing": ""}, False),
-    ({"count": "5"}, True),  # compared by string form
-])
-def test_legacy_attribute_filter(attributes: dict[str, str], expected: bool) -> None:
-    assert matches(None, attributes) is expected
+    assert matches(None) and matches([], {}) and matches([], None)
 
 
 @pytest.mark.parametrize(("dialect", "expected"), [
     ({"exact": {"type": "com.example.created"}}, True),
     ({"exact": {"type": "com.example"}}, False),
+    ({"exact": {"type": "com.example.Created"}}, False),  # case-sensitive
+    ({"exact": {"type": "com.example.created", "source": "https://example.com/src"}}, True),
+    ({"exact": {"type": "com.example.created", "source": "other"}}, False),  # every key must match
+    ({"exact": {"flag": "true", "count": "5"}}, True),  # string forms of Boolean and Integer
     ({"prefix": {"type": "com.example."}}, True),
     ({"prefix": {"source": "http://"}}, False),
+    ({"prefix": {"count": "5"}}, True),
     ({"suffix": {"type": ".created"}}, True),
     ({"suffix": {"type": ".deleted"}}, False),
-    ({"exact": {"flag": "true", "count": "5"}}, True),
-    ({"exact": {"missing": "x"}}, False),
-    ({"prefix": {"missing": "x"}}, False),
+    ({"suffix": {"flag": "ue"}}, True),
     ({"cesql": "type LIKE 'com.%' AND count > 3"}, True),
-    ({"cesql": "missing = 'x'"}, False),  # an evaluation error never matches
+    ({"cesql": "flag AND myext = 'value'"}, True),
     ({"cesql": "count + 1"}, False),  # not a Boolean
-    ({"all": [{"prefix": {"type": "com."}}, {"suffix": {"type": "created"}}]}, True),
-    ({"all": [{"prefix": {"type": "com."}}, {"suffix": {"type": "deleted"}}]}, False),
-    ({"any": [{"exact": {"type": "x"}}, {"not": {"cesql": "type LIKE '%deleted'"}}]}, True),
-    ({"any": [{"exact": {"type": "x"}}, {"exact": {"type": "y"}}]}, False),
-    ({"not": {"exact": {"type": "com.example.created"}}}, False),
-    ({"exact": {"type": ""}}, True),  # an empty value restricts nothing, as in Knative
-    ({"not": {"exact": {"type": ""}}}, True),
+    ({"cesql": "'true'"}, False),  # a String, even one that casts to true
+    ({"cesql": "NOT 10"}, False),  # an error: never a match
 ])
-def test_dialects(dialect: dict[str, Any], expected: bool) -> None:
+def test_single_dialect(dialect: dict[str, Any], expected: bool) -> None:
     assert matches([dialect]) is expected
 
 
-def test_filters_override_attributes_and_a_list_is_anded() -> None:
-    assert matches([{"exact": {"type": "com.example.created"}}], {"type": "other"})
-    assert not matches([{"prefix": {"type": "com."}}, {"exact": {"source": "nope"}}])
-
-
-@pytest.mark.parametrize(("filters", "attributes", "path", "reason"), [
-    ([{"exact": {"type": "a"}, "suffix": {"type": "b"}}], None, "spec.filters[0]", "multiple dialects found"),
-    ([{"exact": {"Type": "a"}}], None, "spec.filters[0].exact.Type", "invalid key"),
-    ([{"any": [{"cesql": "type = "}]}], None, "spec.filters[0].any[0].cesql", "parse error at line 1"),
-    ([{"all": []}], None, "spec.filters[0].all", "non-empty list"),
-    ([{"cesql": "NOPE(type)"}], None, "spec.filters[0].cesql", "unknown function NOPE"),
-    ([{"regex": "x"}], None, "spec.filters[0].regex", "unknown dialect"),
-    ([{}], None, "spec.filters[0]", "no dialect set"),
-    ("nope", None, "spec.filters", "must be a list"),
-    (None, {"s pace": "x"}, "spec.filter.attributes.s pace", "invalid key"),
-    (None, {"type": 5}, "spec.filter.attributes.type", "must be a string"),
+@pytest.mark.parametrize("dialect", [
+    {"exact": {"missing": "x"}}, {"prefix": {"missing": "x"}}, {"suffix": {"missing": "x"}},
+    {"cesql": "missing = 'x'"}, {"cesql": "missing LIKE '%'"}, {"cesql": "missing OR TRUE"},
+    {"exact": {"subject": "x"}},  # an unset standard attribute is missing too
 ])
-def test_validation_names_the_path_and_the_reason(filters: Any, attributes: Any, path: str, reason: str) -> None:
-    [error] = validate_trigger_filters(attributes, filters)
-    assert error.path == path
-    assert reason in error.reason
+def test_a_missing_attribute_never_matches(dialect: dict[str, Any]) -> None:
+    assert not matches([dialect])
 
 
-@pytest.mark.parametrize("key", ["type", "aaa", "c1d2e3", "abcdefghijklmnopqrst", "id", "datacontenttype"])
-def test_knatives_valid_filter_keys(key: str) -> None:
-    assert validate_trigger_filters({key: "x"}, [{"exact": {key: "x"}}]) == []
+def test_missing_extension_under_all_never_matches() -> None:
+    # MissingAttributesFeature: the same filter delivers once the extension is there.
+    filters = [{"all": [{"exact": {"extensionattribute": "extensionvalue"}},
+                        {"prefix": {"extensionattribute": "extension"}},
+                        {"suffix": {"extensionattribute": "value"}},
+                        {"cesql": "extensionattribute LIKE '%value'"}]}]
+    assert not matches(filters, event=event_of("t"))
+    assert matches(filters, event=event_of("t", extensionattribute="extensionvalue"))
 
 
-@pytest.mark.parametrize("key", ["SOURCE", "Source", "s_pace_s", "s-pace-s", "123", "🎉"])
-def test_knatives_invalid_filter_keys(key: str) -> None:
-    assert validate_trigger_filters({key: "x"}, None)[0].path == f"spec.filter.attributes.{key}"
+@pytest.mark.parametrize("dialect", [
+    {"exact": {"type": ""}}, {"prefix": {"type": ""}}, {"suffix": {"": "x"}}, {"exact": {}},
+    {"all": []}, {"any": []}, {"not": {"exact": {"type": ""}}},
+])
+def test_a_dialect_that_restricts_nothing_delivers(dialect: dict[str, Any]) -> None:
+    # Knative skips what it cannot materialise (knative-spec.md §11 item 11) and NoFilter delivers.
+    assert matches([dialect])
+    assert matches([{"any": [dialect]}]) and matches([{"not": dialect}])
+
+
+ALL = {"all": [{"exact": {"type": "exact.prefix.suffix.event.type"}}, {"prefix": {"type": "exact.prefix"}},
+               {"suffix": {"type": "suffix.event.type"}}, {"cesql": "type LIKE 'exact.prefix.suffix%'"}]}
+
+
+@pytest.mark.parametrize(("type_", "expected"), [
+    ("exact.prefix.suffix.event.type", True),
+    ("not.event.type", False),
+    ("exact.prefix.suffix.event", False),
+    ("exact.prefix.suffix.event.suffix.event.type", False),
+])
+def test_all_and_a_plain_list_are_the_same_and(type_: str, expected: bool) -> None:
+    # AllFilterFeature and MultipleFiltersFeature.
+    assert matches([ALL], event=event_of(type_)) is expected
+    assert matches(ALL["all"], event=event_of(type_)) is expected
+
+
+ANY = {"any": [{"exact": {"type": "exact.event.type"}}, {"prefix": {"type": "prefix"}},
+               {"suffix": {"type": "suffix"}}, {"not": {"cesql": "type LIKE '%event.type%'"}},
+               {"cesql": "type = 'cesql.event.type'"}]}
+
+
+@pytest.mark.parametrize(("type_", "expected"), [
+    ("exact.event.type", True), ("prefix.event.type", True), ("event.type.suffix", True),
+    ("not.type.event", True), ("cesql.event.type", True), ("not.event.type", False),
+])
+def test_any_with_a_negated_like(type_: str, expected: bool) -> None:
+    # AnyFilterFeature.
+    assert matches([ANY], event=event_of(type_)) is expected
+
+
+def test_two_triggers_with_overlapping_any() -> None:
+    # MultipleTriggersAndSinksFeature.
+    t1 = compile_trigger_filter(None, [{"any": [{"exact": {"type": "type1"}}, {"prefix": {"type": "both"}}]}])
+    t2 = compile_trigger_filter(None, [{"any": [{"exact": {"type": "type2"}}, {"prefix": {"type": "both"}}]}])
+    got = {name: [e for e in ("type1", "type2", "type3", "both.should.match") if f.matches(event_of(e))]
+           for name, f in (("t1", t1), ("t2", t2))}
+    assert got == {"t1": ["type1", "both.should.match"], "t2": ["type2", "both.should.match"]}
+
+
+def test_nested_all_any_not() -> None:
+    filters = [{"all": [
+        {"any": [{"exact": {"type": "a"}}, {"exact": {"type": "b"}}]},
+        {"not": {"any": [{"suffix": {"source": "/blocked"}}, {"cesql": "EXISTS quarantined"}]}},
+        {"not": {"not": {"prefix": {"source": "http://"}}}},
+    ]}]
+    assert matches(filters, event=event_of("a"))
+    assert matches(filters, event=event_of("b"))
+    assert not matches(filters, event=event_of("c"))
+    assert not matches(filters, event=event_of("a", quarantined="yes"))
+    assert not matches(filters, event={**event_of("b"), "source": "http://x/blocked"})
+    assert not matches(filters, event={**event_of("b"), "source": "ftp://x"})
+
+
+def test_filters_override_filter_attributes() -> None:
+    # FiltersOverrideAttributeFilterFeature: only the `filters` side decides.
+    attributes = {"type": "filter.attribute.event.type"}
+    filters = [{"exact": {"type": "filters.event.type"}}]
+    assert matches(filters, attributes, event=event_of("filters.event.type"))
+    assert not matches(filters, attributes, event=event_of("filter.attribute.event.type"))
+
+
+def test_empty_filters_fall_back_to_filter_attributes() -> None:
+    # FilterAttributeWithEmptyFiltersFeature.
+    attributes = {"type": "filter.attribute.event.type"}
+    assert matches([], attributes, event=event_of("filter.attribute.event.type"))
+    assert not matches([], attributes, event=event_of("other.type"))
+    assert not matches(None, attributes, event=event_of("other.type"))
+
+
+def test_any_of_three_exact_types() -> None:
+    # AnyFilterMultipleExactFiltersFeature.
+    types = [f"dev.knative.apiserver.resource.{verb}" for verb in ("update", "add", "delete")]
+    f = compile_trigger_filter(None, [{"any": [{"exact": {"type": t}} for t in types]}])
+    assert all(f.matches(event_of(t)) for t in types)
+    assert not f.matches(event_of("prefix.event.type"))
+
+
+def test_binary_and_structured_extensions_match_alike() -> None:
+    # Binary mode carries every extension as text; structured mode keeps JSON types.
+    for f in ([{"exact": {"count": "5"}}], [{"cesql": "count = 5"}], [{"cesql": "count > 4"}]):
+        assert matches(f, event=event_of("t", count=5)) and matches(f, event=event_of("t", count="5"))

@@ -1,0 +1,21 @@
+"""The `suffix` dialect: every listed attribute exists and its string form ends with the value."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from core.filters.base import Attributes, Result, attribute_text
+
+
+class SuffixFilter:
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, str]) -> None:
+        self._items = tuple(items.items())
+
+    def __call__(self, attributes: Attributes) -> Result:
+        for name, wanted in self._items:
+            value = attribute_text(attributes, name)
+            if value is None or not value.endswith(wanted):
+                return Result.FAIL
+        return Result.PASS
