@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from datetime import date, datetime
 from typing import Any
 
 from lark import Token, Transformer
@@ -69,6 +70,10 @@ def _folded(fn: Fn, *children: Node) -> Node:
     if all(child.const is not None for child in children):
         return _constant(fn(_NO_EVENT))
     return Node(fn)
+
+
+def _as_string(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime | date) else str(value)
 
 
 def _error_at(token: Token, message: str) -> CesqlParseError:
@@ -394,7 +399,13 @@ class _Compiler(Transformer[Token, Node]):
 
         def fn(a: Attributes) -> Result:
             value = a.get(name)
-            return missing if value is None else (value, None)
+            if value is None:
+                return missing
+            kind = type(value)
+            if kind is str or kind is int or kind is bool:
+                return value, None
+            # §3.2: a value of any other type is a String (core.events only makes the three above).
+            return _as_string(value), None
 
         return Node(fn)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -178,6 +179,11 @@ def test_evaluation_never_parses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(compiler_module, "parse", no_parsing)
     assert expression.matches(EVENT)
     assert not expression.matches({**EVENT, "s": "zzz"})
+
+
+def test_a_value_of_another_type_is_a_string() -> None:
+    event = {**EVENT, "time": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "ratio": 0.5}
+    assert value("time LIKE '2026-01-02T03:04:05%' AND ratio = '0.5'", event) is True
 
 
 def test_constant_sub_expressions_are_folded_at_compile_time() -> None:
