@@ -30,6 +30,8 @@ from core.errors import BackendError
 log = logging.getLogger("nerve.control")
 
 ContractSink = Callable[[Contract], Awaitable[None]]
+# spec.config ConfigMap keys of a NatsJetStreamBroker that shape its stream (see channels/nats.py).
+NATS_STREAM_KEYS = frozenset({"storage", "max.age.seconds", "max.bytes", "replicas"})
 OIDC_REASON = "authentication-oidc feature disabled"
 
 
@@ -152,6 +154,8 @@ class Reconciler:
                         topic,
                         partitions=int(data.get("default.topic.partitions", "1")),
                         replication_factor=int(data.get("default.topic.replication.factor", "1")),
+                        # NATS streams take their tuning from the ConfigMap; Kafka's holds no topic configs.
+                        config={k: v for k, v in data.items() if k in NATS_STREAM_KEYS} if backend == "nats" else {},
                     )
                 )
                 conditions.append(cond("TriggerChannelReady", True))

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from core.contract import Egress, Resource
 from core.errors import BackendError, InvalidEvent, TTLExhausted
 from core.events import Event, from_http, is_cloudevent_response
 from core.filters import EventFilter, compile_trigger_filter
+from core.filters.cesql import CesqlError
 from core.headers import is_pass_through
 from core.hops import ARRIVAL_TIME, enter_broker, inherit_ttl, leave_broker
 from dispatcher import metrics
@@ -38,6 +40,23 @@ log = logging.getLogger("nerve.dispatcher")
 ERROR_DATA_MAX = 1024
 
 
+class _MatchNothing:
+    def matches(self, attributes: Mapping[str, Any]) -> bool:
+        return False
+
+
+def _compile_filter(egress: Egress) -> EventFilter:
+    """The Trigger's filter; one that cannot compile delivers nothing rather than everything.
+
+    Apply-time validation refuses such Triggers, so only a hand-edited contract gets here.
+    """
+    try:
+        return compile_trigger_filter(egress.filter_attributes, egress.filters)
+    except CesqlError as exc:
+        log.error("%s: filter does not compile, the Trigger delivers nothing: %s", egress.consumer_group, exc)
+        return _MatchNothing()
+
+
 class _Config:
     """Everything compiled from one generation of an egress; swapped whole by update()."""
 
@@ -45,7 +64,7 @@ class _Config:
 
     def __init__(self, egress: Egress, resource: Resource, settings: DispatcherSettings) -> None:
         self.egress = egress
-        self.filter: EventFilter = compile_trigger_filter(egress.filter_attributes, egress.filters)
+        self.filter: EventFilter = _compile_filter(egress)
         self.policy = RetryPolicy.from_config(egress.egress_config, default_timeout_s=settings.default_timeout_s)
         ref = egress.reference
         self.labels = (ref.namespace, resource.reference.name, ref.name)

@@ -65,6 +65,9 @@ def up(
     = "knative-broker-{namespace}-{name}",
     consumer_group_template: Annotated[str, typer.Option(help="Consumer group of a Trigger.")]
     = "knative-trigger-{namespace}-{name}",
+    keep_topics: Annotated[bool, typer.Option(
+        help="Keep a deleted Broker's topic or stream for the backend's retention instead of deleting it.")] = False,
+    max_inflight: Annotated[int, typer.Option(help="Deliveries one Trigger makes at once (unordered).")] = 100,
 ) -> None:
     """Run Nerve embedded: control plane, ingress and dispatcher in one process."""
     from core.runtime import run
@@ -72,6 +75,8 @@ def up(
     from ingress.settings import IngressSettings
     from nerve.up import UpSettings, run_up
 
+    if max_inflight < 1:
+        fail(f"--max-inflight {max_inflight}: must be at least 1")
     if backend not in ("memory", "kafka", "nats"):
         fail(f"--backend {backend!r}: expected memory, kafka or nats")
     if backend == "kafka" and not kafka_bootstrap:
@@ -89,7 +94,7 @@ def up(
         kafka_bootstrap=kafka_bootstrap, nats_url=nats_url, service_url_template=service_url_template,
         ingress=IngressSettings(host=host, port=ingress_port, max_body_bytes=max_body_bytes),
         topic_template=topic_template, consumer_group_template=consumer_group_template,
-        dispatcher=DispatcherSettings(),
+        dispatcher=DispatcherSettings(max_inflight=max_inflight), delete_topics=not keep_topics,
     )
     try:
         run(lambda stop: run_up(settings, stop))

@@ -49,6 +49,7 @@ class UpSettings:
     topic_template: str = DEFAULT_TOPIC_TEMPLATE
     consumer_group_template: str = DEFAULT_CONSUMER_GROUP_TEMPLATE
     memory: MemorySettings = field(default_factory=MemorySettings)
+    delete_topics: bool = True
 
 
 class Embedded:
@@ -87,6 +88,7 @@ class Embedded:
             resync_seconds=settings.resync_seconds,
             topic_template=settings.topic_template,
             consumer_group_template=settings.consumer_group_template,
+            delete_topics=settings.delete_topics,
         )
         contract_path = control_settings.contract_path
 

@@ -67,3 +67,4 @@ def test_retry_after_http_date_and_garbage() -> None:
     assert parse_retry_after(later, now=now) == pytest.approx(7)
     assert parse_retry_after("soon", now=now) is None
     assert parse_retry_after(None) is None
+
