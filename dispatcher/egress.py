@@ -60,7 +60,7 @@ def _compile_filter(egress: Egress) -> EventFilter:
 class _Config:
     """Everything compiled from one generation of an egress; swapped whole by update()."""
 
-    __slots__ = ("_children", "_processing", "egress", "filter", "inflight", "labels", "policy")
+    __slots__ = ("_children", "_processing", "egress", "filter", "filtered_out", "inflight", "labels", "policy")
 
     def __init__(self, egress: Egress, resource: Resource, settings: DispatcherSettings) -> None:
         self.egress = egress
@@ -71,6 +71,7 @@ class _Config:
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._processing: dict[str, Any] = {}
         self.inflight = metrics.INFLIGHT.labels(*self.labels)
+        self.filtered_out = metrics.FILTERED_OUT.labels(*self.labels)
 
     def processing_metric(self, event_type: str) -> Any:
         child = self._processing.get(event_type)
@@ -171,8 +172,16 @@ class EgressRunner:
                 continue
             if not batch:
                 continue  # stopped, or a spurious wake-up: the loop condition decides
-            ordered = self.egress.delivery_order == "ordered"
+            config = self._config
+            ordered = config.egress.delivery_order == "ordered"
             for delivery in batch:
+                # Most events match few of a Broker's Triggers: decide here, without a task, and ack at
+                # once. Acking out of turn is safe: no delivery is made for it, and Kafka still commits
+                # only up to the first unacked record.
+                if not config.filter.matches(delivery.event.attributes):
+                    config.filtered_out.inc()
+                    await delivery.ack()
+                    continue
                 self._inflight += 1
                 self._config.inflight.inc()
                 if ordered:
@@ -218,9 +227,7 @@ class EgressRunner:
     # ------------------------------------------------------------------------------------ delivering
 
     async def _process(self, stored: Event, config: _Config) -> None:
-        if not config.filter.matches(stored.attributes):
-            metrics.FILTERED_OUT.labels(*config.labels).inc()
-            return
+        """Deliver one event that passed the filter (the consume loop filters)."""
         event = stored.copy()
         ttl = leave_broker(event)
         self._observe_processing(event, config)
