@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -366,7 +367,10 @@ async def run_case(args: argparse.Namespace, triggers: int) -> None:
                     sinks.reset(count * triggers)
                     cpu0 = {name: ps.cpu_times() for name, ps in nerve.ps.items()}
                     sample = asyncio.create_task(_sample_rss(nerve.ps))
-                    result = await send_all(session, url, sinks, count, args.concurrency, rate, prefix)
+                    # Ids unique to this run: a backlog left on a reused Kafka or NATS by an earlier run
+                    # can never be counted as this run's duplicates.
+                    run_prefix = f"{prefix}{uuid.uuid4().hex[:6]}"
+                    result = await send_all(session, url, sinks, count, args.concurrency, rate, run_prefix)
                     expected = result.accepted * triggers
                     sinks.target = expected
                     try:
