@@ -87,6 +87,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def unique_names() -> list[str]:
+    """Topic and group names of this run only. Kafka groups and NATS durable consumers outlive a run, as
+    they should; a later run reusing the names would start behind their backlog."""
+    run = uuid.uuid4().hex[:6]
+    return ["--topic-template", f"bench-{run}-{{namespace}}-{{name}}",
+            "--consumer-group-template", f"bench-{run}-{{namespace}}-{{name}}"]
+
+
 class SeparateServices:
     """control, ingress and dispatcher as their own processes (compose's shape): one core each at most."""
 
@@ -112,6 +120,7 @@ class SeparateServices:
                 "--backend",
                 args.backend,
                 *flag,
+                *unique_names(),
             ],
             "ingress": [
                 py,
@@ -193,6 +202,7 @@ class NerveProcess:
             str(state),
             "--backend",
             args.backend,
+            *unique_names(),
         ]
         if args.kafka_bootstrap:
             cmd += ["--kafka-bootstrap", args.kafka_bootstrap]

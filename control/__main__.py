@@ -13,7 +13,7 @@ from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
 from control.reconciler import Reconciler
 from control.server import create_app
 from control.service import ControlService
-from control.settings import ControlSettings
+from control.settings import DEFAULT_CONSUMER_GROUP_TEMPLATE, DEFAULT_TOPIC_TEMPLATE, ControlSettings
 from control.store.sqlite import SqliteStore
 from core.contract import Contract, read, write_atomically
 from core.runtime import run, serve
@@ -32,9 +32,14 @@ def main() -> None:
     parser.add_argument("--kafka-bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", ""))
     parser.add_argument("--nats-url", default=os.environ.get("NATS_URL", ""))
     parser.add_argument("--service-url-template", default=ControlSettings(Path(".")).service_url_template)
+    parser.add_argument("--topic-template", default=DEFAULT_TOPIC_TEMPLATE, help="backend topic of a Broker")
+    parser.add_argument("--consumer-group-template", default=DEFAULT_CONSUMER_GROUP_TEMPLATE,
+                        help="consumer group of a Trigger")
     args = parser.parse_args()
     settings = ControlSettings(state_dir=args.state_dir, ingress_base_url=args.ingress_base_url,
-                               default_backend=args.backend, service_url_template=args.service_url_template)
+                               default_backend=args.backend, service_url_template=args.service_url_template,
+                               topic_template=args.topic_template,
+                               consumer_group_template=args.consumer_group_template)
 
     async def service(stop: asyncio.Event) -> None:
         pool = ChannelPool(ChannelSettings(kafka_bootstrap_servers=args.kafka_bootstrap, nats_url=args.nats_url))
