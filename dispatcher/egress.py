@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -183,7 +183,7 @@ class EgressRunner:
                     await delivery.ack()
                     continue
                 self._inflight += 1
-                self._config.inflight.inc()
+                config.inflight.inc()
                 if ordered:
                     key = delivery.ordering_key
                     lane = self._lanes.get(key)
@@ -195,8 +195,8 @@ class EgressRunner:
                 else:
                     self._spawn(self._one(delivery))
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
         self._workers.add(task)
         task.add_done_callback(self._workers.discard)
 

@@ -75,10 +75,14 @@ class Dispatcher:
             self.generation = contract.generation
 
     def _must_restart(self, uid: str, egress: Egress, resource: Resource) -> bool:
+        """A new subscription is needed when what it reads changes; filters and delivery update in place."""
         current = self._runners[uid]
-        return (current.egress.consumer_group, current.resource.topic, current.resource.backend,
-                current.resource.connection) != (egress.consumer_group, resource.topic, resource.backend,
-                                                   resource.connection)
+
+        def reads(e: Egress, r: Resource) -> tuple[object, ...]:
+            # backend_config carries a KafkaSource's initial offset and CloudEvent overrides.
+            return e.consumer_group, r.topic, r.backend, r.connection, r.backend_config
+
+        return reads(current.egress, current.resource) != reads(egress, resource)
 
     async def _start(self, uid: str, egress: Egress, resource: Resource) -> None:
         try:
