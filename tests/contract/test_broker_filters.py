@@ -10,31 +10,23 @@ from typing import Any
 
 import pytest
 
+from tests.support import manifests
+from tests.support.manifests import BROKER
 from tests.support.receiver import Receiver
 from tests.support.stack import Stack, event
 
-BROKER = {
-    "apiVersion": "eventing.knative.dev/v1",
-    "kind": "Broker",
-    "metadata": {"name": "default", "namespace": "ns1"},
-}
 FULL_TYPE, FULL_SOURCE = "com.example.FullEvent", "http://example.com/source"
 
 
 def trigger(
     name: str, url: str, filters: list[dict[str, Any]] | None, attributes: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    spec: dict[str, Any] = {"broker": "default", "subscriber": {"uri": url}}
+    spec: dict[str, Any] = {}
     if filters is not None:
         spec["filters"] = filters
     if attributes is not None:
         spec["filter"] = {"attributes": attributes}
-    return {
-        "apiVersion": "eventing.knative.dev/v1",
-        "kind": "Trigger",
-        "metadata": {"name": name, "namespace": "ns1"},
-        "spec": spec,
-    }
+    return manifests.trigger(name, url, **spec)
 
 
 async def _deliveries(

@@ -4,25 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
+from tests.support.manifests import BROKER, trigger
 from tests.support.receiver import Receiver
 from tests.support.stack import Stack, event, eventually
-
-BROKER = {
-    "apiVersion": "eventing.knative.dev/v1",
-    "kind": "Broker",
-    "metadata": {"name": "default", "namespace": "ns1"},
-}
-
-
-def trigger(name: str, url: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "eventing.knative.dev/v1",
-        "kind": "Trigger",
-        "metadata": {"name": name, "namespace": "ns1"},
-        "spec": {"broker": "default", "subscriber": {"uri": url}, **spec},
-    }
 
 
 async def test_adding_a_trigger_while_events_flow_loses_and_duplicates_nothing(stack: Stack) -> None:

@@ -8,31 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.support import manifests
+from tests.support.manifests import BROKER
 from tests.support.receiver import Answer, Receiver
 from tests.support.stack import Stack, event
 
-BROKER = {
-    "apiVersion": "eventing.knative.dev/v1",
-    "kind": "Broker",
-    "metadata": {"name": "default", "namespace": "ns1"},
-}
-
 
 def trigger(url: str, order: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "eventing.knative.dev/v1",
-        "kind": "Trigger",
-        "metadata": {
-            "name": "ordered",
-            "namespace": "ns1",
-            "annotations": {"kafka.eventing.knative.dev/delivery.order": order},
-        },
-        "spec": {
-            "broker": "default",
-            "subscriber": {"uri": url},
-            "delivery": {"retry": 5, "backoffPolicy": "linear", "backoffDelay": "PT0.02S"},
-        },
-    }
+    return manifests.trigger(
+        "ordered",
+        url,
+        annotations={manifests.ORDER_ANNOTATION: order},
+        delivery={"retry": 5, "backoffPolicy": "linear", "backoffDelay": "PT0.02S"},
+    )
 
 
 async def test_same_key_arrives_in_send_order_through_retries(stack: Stack) -> None:

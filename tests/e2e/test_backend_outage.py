@@ -15,25 +15,24 @@ import pytest
 
 from tests.fixtures.kafka import kafka_launcher
 from tests.fixtures.nats import nats_launcher
+from tests.support import manifests
 from tests.support.receiver import Receiver
 from tests.support.services import Cluster
 
 pytestmark = pytest.mark.e2e
 
-BROKER = {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "metadata": {"name": "out", "namespace": "e2e"}}
+
+BROKER = manifests.broker("out", "e2e")
 
 
 def trigger(url: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "eventing.knative.dev/v1",
-        "kind": "Trigger",
-        "metadata": {"name": "sink", "namespace": "e2e"},
-        "spec": {
-            "broker": "out",
-            "subscriber": {"uri": url},
-            "delivery": {"retry": 20, "backoffPolicy": "linear", "backoffDelay": "PT0.2S"},
-        },
-    }
+    return manifests.trigger(
+        "sink",
+        url,
+        namespace="e2e",
+        broker="out",
+        delivery={"retry": 20, "backoffPolicy": "linear", "backoffDelay": "PT0.2S"},
+    )
 
 
 class Backend:

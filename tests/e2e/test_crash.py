@@ -14,25 +14,24 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.support import manifests
 from tests.support.receiver import Receiver
 from tests.support.services import Cluster
 
 pytestmark = pytest.mark.e2e
 
-BROKER = {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "metadata": {"name": "crash", "namespace": "e2e"}}
+
+BROKER = manifests.broker("crash", "e2e")
 
 
 def trigger(url: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "eventing.knative.dev/v1",
-        "kind": "Trigger",
-        "metadata": {"name": "sink", "namespace": "e2e"},
-        "spec": {
-            "broker": "crash",
-            "subscriber": {"uri": url},
-            "delivery": {"retry": 5, "backoffPolicy": "linear", "backoffDelay": "PT0.05S"},
-        },
-    }
+    return manifests.trigger(
+        "sink",
+        url,
+        namespace="e2e",
+        broker="crash",
+        delivery={"retry": 5, "backoffPolicy": "linear", "backoffDelay": "PT0.05S"},
+    )
 
 
 @pytest.fixture(params=["kafka", "nats"])

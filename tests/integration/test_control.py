@@ -5,23 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tests.support.manifests import BROKER, trigger
 from tests.support.receiver import Receiver
 from tests.support.stack import Stack, event, running_stack
-
-BROKER = {
-    "apiVersion": "eventing.knative.dev/v1",
-    "kind": "Broker",
-    "metadata": {"name": "default", "namespace": "ns1"},
-}
-
-
-def trigger(name: str, url: str, broker: str = "default", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "eventing.knative.dev/v1",
-        "kind": "Trigger",
-        "metadata": {"name": name, "namespace": "ns1"},
-        "spec": {"broker": broker, "subscriber": {"uri": url}, **spec},
-    }
 
 
 async def _apply_error(stack: Stack, *items: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,39 @@
+"""Knative manifests the tests apply, built in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+EVENTING = "eventing.knative.dev/v1"
+ORDER_ANNOTATION = "kafka.eventing.knative.dev/delivery.order"
+
+
+def broker(name: str = "default", namespace: str = "ns1", **annotations: str) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {"apiVersion": EVENTING, "kind": "Broker", "metadata": metadata}
+
+
+def trigger(
+    name: str,
+    url: str,
+    *,
+    namespace: str = "ns1",
+    broker: str = "default",
+    annotations: dict[str, str] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    """A Trigger on `broker` delivering to `url`; other spec fields (filter, filters, delivery) as given."""
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {
+        "apiVersion": EVENTING,
+        "kind": "Trigger",
+        "metadata": metadata,
+        "spec": {"broker": broker, "subscriber": {"uri": url}, **spec},
+    }
+
+
+BROKER = broker()
