@@ -43,6 +43,10 @@ COLUMNS: dict[str, list[Column]] = {
     "Trigger": [_NAME, ("BROKER", lambda o: o.get("spec", {}).get("broker", "")),
                 ("SUBSCRIBER_URI", lambda o: o.get("status", {}).get("subscriberUri", "")), _AGE, _READY, _REASON],
     "ConfigMap": [_NAME, ("DATA", lambda o: str(len(o.get("data") or {}))), _AGE],
+    # Knative's printer columns for KafkaSource.
+    "KafkaSource": [_NAME, ("TOPICS", lambda o: json.dumps(o.get("spec", {}).get("topics", []))),
+                    ("BOOTSTRAPSERVERS", lambda o: json.dumps(o.get("spec", {}).get("bootstrapServers", []))),
+                    _READY, _REASON, _AGE],
 }
 DEFAULT_COLUMNS: list[Column] = [_NAME, _AGE]
 

@@ -102,3 +102,20 @@ async def test_a_source_retries_and_dead_letters_like_a_trigger(tmp_path: Path, 
     finally:
         await failing.stop()
         await dls.stop()
+
+
+async def test_nerve_get_kafkasources_shows_knatives_columns(tmp_path: Path, kafka_bootstrap: str) -> None:
+    import asyncio
+    import os
+    import sys
+
+    topic = await _topic(kafka_bootstrap)
+    async with running_stack(tmp_path) as stack:
+        await stack.apply(source("shown", topic, kafka_bootstrap, "http://127.0.0.1:9/sink"))
+        proc = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).with_name("nerve")), "get", "kafkasources", "-n", "ns1",
+            env={**os.environ, "NERVE_SERVER": stack.api}, stdout=asyncio.subprocess.PIPE)
+        out, _ = await proc.communicate()
+    header, row = out.decode().strip().splitlines()
+    assert header.split() == ["NAME", "TOPICS", "BOOTSTRAPSERVERS", "READY", "REASON", "AGE"]
+    assert row.split()[:4] == ["shown", f'["{topic}"]', f'["{kafka_bootstrap}"]', "True"]
