@@ -261,3 +261,15 @@ async def test_36kib_events_reach_each_matching_trigger_exactly_once(stack: Stac
     finally:
         for r in (*matching, other):
             await r.stop()
+
+
+async def test_retry_after_is_honoured_whatever_its_header_case(stack: Stack) -> None:
+    # The back-off alone would retry after 10 ms; the subscriber asks for 1 s with a lower-case header.
+    busy = await _started(lambda i, e: Answer(429, {"retry-after": "1"}) if i == 0 else Answer(202))
+    try:
+        await stack.apply(BROKER, trigger(busy.url, delivery=delivery(retry=1, delay="PT0.01S")))
+        await stack.send("/ns1/default", event("later"))
+        await busy.wait_for(2, timeout=10)
+        assert busy.received[1].at - busy.received[0].at >= 0.9
+    finally:
+        await busy.stop()
