@@ -11,7 +11,7 @@ from typing import Any
 from tests.support import manifests
 from tests.support.manifests import BROKER
 from tests.support.receiver import Answer, Receiver
-from tests.support.stack import Stack, event
+from tests.support.stack import Stack, event, eventually
 
 
 def trigger(url: str, order: str) -> dict[str, Any]:
@@ -31,6 +31,8 @@ async def test_same_key_arrives_in_send_order_through_retries(stack: Stack) -> N
         await stack.apply(BROKER, trigger(flaky.url, "ordered"))
         for i in range(45):
             assert await stack.send("/ns1/default", event(i, partitionkey=f"k{i % 3}")) == 202
+        # Wait for all 45 successes (every third attempt fails), then make sure nothing more comes.
+        await eventually(lambda: sum(1 for i in range(len(flaky.received)) if i % 3 != 1) >= 45, timeout=60)
         await flaky.settle(0.5)
         accepted = [r for i, r in enumerate(flaky.received) if i % 3 != 1]
         assert {r.event.id for r in accepted} == {str(i) for i in range(45)}
