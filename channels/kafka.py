@@ -17,9 +17,17 @@ Consuming: a subscription is one AIOKafkaConsumer with auto-commit off. Each par
 offsets handed out and not yet acked; the committed offset only ever moves up to the first unacked
 record, so a crash redelivers from there (at least once, never lost). Commits happen every
 `commit_interval_s`, on rebalance and on stop. A new group starts at the end of the topic (Knative's
-default for a new Trigger); `start()` returns only once the group owns its partitions and knows its
-positions, so an event published after that is never missed. Deleting a Trigger leaves its group's
-offsets to Kafka's offsets retention (aiokafka has no DeleteGroups call).
+default for a new Trigger); `start()` returns only once the group was joined and the positions of the
+partitions it got are resolved, so an event published after that is never missed. Those starting
+positions are committed at once: a partition that later moves to another member (a rebalance before
+the first ack) then resumes there instead of jumping to the end again and skipping what came between.
+Commits are bounded by `commit_timeout_s` because aiokafka retries a commit forever while the broker is
+unreachable; a commit that did not happen only means redelivery. Deleting a Trigger deletes its group
+(a DeleteGroups request: aiokafka's admin client has no call for it); a group that still has members is
+left to Kafka's offsets retention.
+
+Errors: everything aiokafka raises on the way to Kafka becomes BackendError with the operation and the
+cause, so callers handle one type (the ingress answers 503, the reconciler marks the Broker not Ready).
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
+from aiokafka.protocol.admin import DeleteGroupsRequest
 from cloudevents.core.bindings import kafka as ce_kafka
 
 from channels.base import Channel, Delivery, RecordSource, Subscription, TopicSpec
@@ -48,25 +57,50 @@ log = logging.getLogger("nerve.channels.kafka")
 HEADER_PREFIX = "nerve_h_"
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 TOPIC_ALREADY_EXISTS = 36
-UNKNOWN_TOPIC = 3
+NON_EMPTY_GROUP = 68
+GROUP_ID_NOT_FOUND = 69
 
 
 @dataclass(frozen=True, slots=True)
 class KafkaSettings:
     bootstrap_servers: str
+    acks: str | int = "all"
+    """"all" is what makes a 202 mean "durable"; 1 or 0 trade that away for latency (benchmarks only)."""
     linger_ms: int = 5
     """How long the producer waits to fill a batch: concurrent publishes share one round trip."""
     request_timeout_ms: int = 5000
-    """A publish that Kafka did not acknowledge by then fails with 503 instead of hanging."""
+    """A publish that Kafka did not acknowledge by then fails with 503 instead of hanging: aiokafka has
+    no separate delivery timeout, this bounds both the metadata wait and the produce request."""
     max_batch_bytes: int = 1024 * 1024
+    """Per-partition batch size. aiokafka sends one batch per partition per request, so this (not a
+    max-in-flight count, which aiokafka does not have) bounds how much one round trip carries."""
+    max_request_size: int = 1024 * 1024
+    """The largest record accepted; bigger events fail the publish (Kafka's default message.max.bytes)."""
+    compression_type: str | None = None
+    """None, "gzip", "snappy", "lz4" or "zstd" (the last three need their Python codecs installed)."""
     fetch_max_wait_ms: int = 10
     """A quiet topic answers fetches this fast: short keeps end-to-end latency low."""
+    max_partition_fetch_bytes: int = 1024 * 1024
+    fetch_max_bytes: int = 16 * 1024 * 1024
+    """Per-fetch caps: a Trigger's consumer buffers at most this much ahead of its subscriber."""
     commit_interval_s: float = 0.5
+    """How often contiguous acks become a committed offset: the most a crash can redeliver is this long."""
+    commit_timeout_s: float = 5.0
     session_timeout_ms: int = 10000
     heartbeat_interval_ms: int = 1000
     max_poll_interval_ms: int = 30 * 60 * 1000
     """A Trigger may hold records through long retries; only this long without polling leaves the group."""
     assignment_timeout_s: float = 30.0
+    """How long `Subscription.start()` waits to join its group before failing with BackendError."""
+    admin_timeout_ms: int = 10000
+    """Topic and group administration (create, delete) gives up after this long."""
+
+
+def _describe(exc: BaseException) -> str:
+    # Several aiokafka errors (connection, timeout) have an empty message: the type is the information.
+    text = str(exc)
+    name = type(exc).__name__
+    return f"{name}: {text}" if text and not text.startswith(name) else (text or name)
 
 
 class _RawFormat:
@@ -227,6 +261,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._subscription.partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        # Set even when empty: a group with more members than partitions gives some of them nothing,
+        # and those have still joined.
         self._subscription.assigned.set()
 
 
@@ -252,6 +288,8 @@ class _KafkaSubscription(Subscription):
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
             max_poll_interval_ms=settings.max_poll_interval_ms,
+            max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+            fetch_max_bytes=settings.fetch_max_bytes,
             request_timeout_ms=max(settings.request_timeout_ms, settings.session_timeout_ms + 5000),
         )
         self._partitions: dict[TopicPartition, _Partition] = {}
@@ -269,19 +307,22 @@ class _KafkaSubscription(Subscription):
             with contextlib.suppress(KafkaError, OSError):
                 await self._consumer.stop()
             raise BackendError(
-                f"Kafka consumer group {self._group!r} on {self._topic!r} did not start: {type(exc).__name__}: {exc}"
+                f"Kafka consumer group {self._group!r} on {self._topic!r} did not start: {_describe(exc)}"
             ) from None
         self._committer = asyncio.create_task(self._commit_loop(), name=f"kafka-commit-{self._group}")
 
     async def _positioned(self) -> None:
-        # Joining the group happens in the background; wait for partitions, then resolve each position
-        # (for a new group: the end of the partition), so later publishes are always seen.
-        while not self._consumer.assignment():
-            self.assigned.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.assigned.wait(), 0.2)
-        for tp in self._consumer.assignment():
-            await self._consumer.position(tp)
+        # Joining happens in the consumer's background task; the listener says when it is done. Then
+        # each position is resolved (for a new group: the end of the partition) so later publishes are
+        # always seen, and committed so that no later owner of the partition resets past them.
+        await self.assigned.wait()
+        positions = {tp: await self._consumer.position(tp) for tp in self._consumer.assignment()}
+        if positions:
+            try:
+                await asyncio.wait_for(self._consumer.commit(positions), self._settings.commit_timeout_s)
+            except KafkaError as exc:
+                # A rebalance already moved on; the new owners hold positions of their own.
+                log.info("%s: starting positions not committed: %s", self._group, _describe(exc))
 
     async def receive(self, max_records: int) -> Sequence[Delivery]:
         while not self._stopped:
@@ -330,10 +371,10 @@ class _KafkaSubscription(Subscription):
             if not offsets:
                 return
             try:
-                await self._consumer.commit(offsets)
-            except KafkaError as exc:
+                await asyncio.wait_for(self._consumer.commit(offsets), self._settings.commit_timeout_s)
+            except (KafkaError, TimeoutError) as exc:
                 # The next commit carries the same or a later offset; redelivery covers the gap.
-                log.warning("%s: commit failed: %s", self._group, exc)
+                log.warning("%s: commit failed: %s", self._group, _describe(exc))
                 return
             for tp, offset in offsets.items():
                 self._partitions[tp].committed = offset
@@ -373,10 +414,14 @@ class KafkaChannel(Channel, RecordSource):
         s = self._settings
         producer = AIOKafkaProducer(
             bootstrap_servers=s.bootstrap_servers,
-            acks="all",
+            acks=s.acks,
             linger_ms=s.linger_ms,
             request_timeout_ms=s.request_timeout_ms,
             max_batch_size=s.max_batch_bytes,
+            max_request_size=s.max_request_size,
+            compression_type=s.compression_type,
+            # Idempotence would dedupe producer retries, but aiokafka then forces one request in
+            # flight per broker; duplicates are already allowed by at-least-once delivery.
             enable_idempotence=False,
         )
         try:
@@ -384,7 +429,7 @@ class KafkaChannel(Channel, RecordSource):
         except (KafkaError, OSError) as exc:
             with contextlib.suppress(KafkaError, OSError):
                 await producer.stop()
-            raise BackendError(f"Kafka at {s.bootstrap_servers} is unreachable: {exc}") from None
+            raise BackendError(f"Kafka at {s.bootstrap_servers} is unreachable: {_describe(exc)}") from None
         self._producer = producer
 
     async def stop(self) -> None:
@@ -401,14 +446,16 @@ class KafkaChannel(Channel, RecordSource):
         if self._admin is None:
             admin = AIOKafkaAdminClient(
                 bootstrap_servers=self._settings.bootstrap_servers,
-                request_timeout_ms=self._settings.request_timeout_ms * 2,
+                request_timeout_ms=self._settings.admin_timeout_ms,
             )
             try:
                 await admin.start()
             except (KafkaError, OSError) as exc:
                 with contextlib.suppress(KafkaError, OSError):
                     await admin.close()
-                raise BackendError(f"Kafka at {self._settings.bootstrap_servers} is unreachable: {exc}") from None
+                raise BackendError(
+                    f"Kafka at {self._settings.bootstrap_servers} is unreachable: {_describe(exc)}"
+                ) from None
             self._admin = admin
         return self._admin
 
@@ -423,7 +470,7 @@ class KafkaChannel(Channel, RecordSource):
         try:
             response = await admin.create_topics([topic])
         except (KafkaError, OSError) as exc:
-            raise BackendError(f"cannot create Kafka topic {spec.name!r}: {exc}") from None
+            raise BackendError(f"cannot create Kafka topic {spec.name!r}: {_describe(exc)}") from None
         for entry in response.topic_errors:
             code = entry[1]
             if code not in (0, TOPIC_ALREADY_EXISTS):
@@ -435,7 +482,7 @@ class KafkaChannel(Channel, RecordSource):
         try:
             await admin.delete_topics([name])
         except (KafkaError, OSError) as exc:
-            raise BackendError(f"cannot delete Kafka topic {name!r}: {exc}") from None
+            raise BackendError(f"cannot delete Kafka topic {name!r}: {_describe(exc)}") from None
 
     async def publish(self, topic: str, event: Event) -> None:
         producer = self._producer
@@ -446,7 +493,7 @@ class KafkaChannel(Channel, RecordSource):
             acked = await producer.send(topic, value=value, key=key, headers=headers)
             await acked
         except (KafkaError, OSError, TimeoutError) as exc:
-            raise BackendError(f"Kafka did not take the event on {topic!r}: {type(exc).__name__}: {exc}") from None
+            raise BackendError(f"Kafka did not take the event on {topic!r}: {_describe(exc)}") from None
 
     def subscribe(self, topic: str, group: str, *, from_start: bool = False) -> Subscription:
         return _KafkaSubscription(self._settings, topic, group, from_start)
@@ -460,4 +507,15 @@ class KafkaChannel(Channel, RecordSource):
         )
 
     async def delete_subscription(self, topic: str, group: str) -> None:
-        log.info("consumer group %s of %s is left to Kafka's offsets retention", group, topic)
+        admin = await self._admin_client()
+        try:
+            coordinator = await admin.find_coordinator(group)
+            response = await admin._send_request(DeleteGroupsRequest([group]), coordinator)
+        except (KafkaError, OSError) as exc:
+            raise BackendError(f"cannot delete Kafka consumer group {group!r}: {_describe(exc)}") from None
+        for _name, code in response.results:
+            if code == NON_EMPTY_GROUP:
+                # A consumer of the old generation is still closing; retention removes the group later.
+                log.info("consumer group %s of %s still has members; left to offsets retention", group, topic)
+            elif code not in (0, GROUP_ID_NOT_FOUND):
+                raise BackendError(f"cannot delete Kafka consumer group {group!r}: error {code}")

@@ -1,0 +1,370 @@
+"""The Kafka channel against a real broker: what a user of a Kafka-backed Broker would notice.
+
+The shared contract suite (tests/contract) covers what every backend does; these tests cover what only
+Kafka does: committed offsets that never pass an unacked record, topics with the requested partitions
+and configs, consumer groups that can be deleted, and a broker that dies and comes back. Tests that kill
+a broker start a private one with the project's launcher, so the session broker stays up for the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from channels.base import Delivery, Subscription, TopicSpec
+from channels.kafka import KafkaChannel, KafkaSettings
+from core.errors import BackendError
+from core.events import Event
+from tests.fixtures.kafka import kafka_launcher
+
+pytestmark = pytest.mark.kafka
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def _event(i: int, **extra: str) -> Event:
+    return Event(
+        {"specversion": "1.0", "id": f"id-{i}", "source": "/kafka-test", "type": "dev.nerve.test", **extra},
+        f"payload {i}".encode(),
+    )
+
+
+async def _receive(sub: Subscription, count: int, timeout: float = 30.0) -> list[Delivery]:
+    got: list[Delivery] = []
+
+    async def loop() -> None:
+        while len(got) < count:
+            got.extend(await sub.receive(count - len(got)))
+
+    await asyncio.wait_for(loop(), timeout)
+    return got
+
+
+async def _nothing_more(sub: Subscription, within: float = 2.0) -> None:
+    try:
+        extra = await asyncio.wait_for(sub.receive(10), within)
+    except TimeoutError:
+        return
+    pytest.fail(f"unexpected redelivery: {[d.event.attributes['id'] for d in extra]}")
+
+
+def _ids(deliveries: list[Delivery]) -> list[str]:
+    return [str(d.event.attributes["id"]) for d in deliveries]
+
+
+async def _spread(channel: KafkaChannel, topic: str, sub: Subscription, count: int) -> dict[str, list[Delivery]]:
+    """Publish `count` events with distinct partition keys; their deliveries by partition (every one used)."""
+    for i in range(count):
+        await channel.publish(topic, _event(i, partitionkey=f"key-{i}"))
+    by_partition: dict[str, list[Delivery]] = {}
+    for d in await _receive(sub, count):
+        by_partition.setdefault(d.ordering_key, []).append(d)
+    assert len(by_partition) > 1, "the keys should spread over the partitions"
+    return by_partition
+
+
+@pytest.fixture
+async def channel(kafka_bootstrap: str) -> AsyncIterator[KafkaChannel]:
+    ch = KafkaChannel(KafkaSettings(bootstrap_servers=kafka_bootstrap))
+    await ch.start()
+    try:
+        yield ch
+    finally:
+        await ch.stop()
+
+
+@pytest.fixture
+def private_kafka(tmp_path: Path) -> Iterator[Any]:
+    """A broker of this test's own, free to be killed."""
+    launcher = kafka_launcher()
+    try:
+        kafka = launcher.start(tmp_path / "kafka")
+    except launcher.KafkaError as exc:
+        pytest.fail(f"no private Kafka for the test: {exc}", pytrace=False)
+    try:
+        yield kafka
+    finally:
+        kafka.kill()
+
+
+async def test_commits_never_pass_an_unacked_record(channel: KafkaChannel) -> None:
+    topic, group = _name("commits"), _name("g")
+    await channel.ensure_topic(TopicSpec(topic))
+    sub = channel.subscribe(topic, group)
+    await sub.start()
+    for i in (1, 2, 3):
+        await channel.publish(topic, _event(i))
+    first, second, third = await _receive(sub, 3)
+    assert _ids([first, second, third]) == ["id-1", "id-2", "id-3"]
+    await first.ack()
+    await third.ack()
+    await sub.stop()
+
+    again = channel.subscribe(topic, group)
+    await again.start()
+    try:
+        # 1 was acked before the gap: it is done. 3 was acked after an unacked 2: it comes back with it.
+        redelivered = await _receive(again, 2)
+        assert _ids(redelivered) == ["id-2", "id-3"]
+        for delivery in redelivered:
+            await delivery.ack()
+        await _nothing_more(again)
+    finally:
+        await again.stop()
+
+    # Once everything is acked the group is done with the topic.
+    last = channel.subscribe(topic, group)
+    await last.start()
+    try:
+        await _nothing_more(last)
+    finally:
+        await last.stop()
+
+
+async def test_a_new_group_that_stops_before_its_first_ack_loses_nothing(channel: KafkaChannel) -> None:
+    # A new Trigger starts at the end of the topic. If its dispatcher dies before anything was acked, the
+    # restarted one must resume at that starting point, not at the (by then later) end of the topic.
+    topic, group = _name("first-ack"), _name("g")
+    await channel.ensure_topic(TopicSpec(topic))
+    await channel.publish(topic, _event(0))  # before the group existed: never delivered to it
+    sub = channel.subscribe(topic, group)
+    await sub.start()
+    try:
+        for i in (1, 2, 3):
+            await channel.publish(topic, _event(i))
+        assert _ids(await _receive(sub, 3)) == ["id-1", "id-2", "id-3"]
+    finally:
+        await sub.stop()
+
+    again = channel.subscribe(topic, group)
+    await again.start()
+    try:
+        assert _ids(await _receive(again, 3)) == ["id-1", "id-2", "id-3"]
+    finally:
+        await again.stop()
+
+
+async def test_acks_in_any_order_commit_up_to_the_first_gap_per_partition(channel: KafkaChannel) -> None:
+    topic, group = _name("order"), _name("g")
+    await channel.ensure_topic(TopicSpec(topic, partitions=2))
+    sub = channel.subscribe(topic, group)
+    await sub.start()
+    try:
+        by_partition = await _spread(channel, topic, sub, 10)
+        expected_back: set[str] = set()
+        for records in by_partition.values():
+            # Ack every record of the partition but its second one, newest first.
+            for d in reversed(records):
+                if d is not records[1]:
+                    await d.ack()
+            expected_back |= set(_ids(records[1:]))
+    finally:
+        await sub.stop()
+
+    again = channel.subscribe(topic, group)
+    await again.start()
+    try:
+        redelivered = await _receive(again, len(expected_back))
+        assert set(_ids(redelivered)) == expected_back
+    finally:
+        await again.stop()
+
+
+async def test_a_topic_gets_the_requested_partitions_and_configs(channel: KafkaChannel, kafka_bootstrap: str) -> None:
+    topic = _name("spec")
+    spec = TopicSpec(topic, partitions=3, replication_factor=1, config={"retention.ms": "3600000"})
+    await channel.ensure_topic(spec)
+    await channel.ensure_topic(spec)  # a second reconcile finds it there: fine
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+        assert len(described["partitions"]) == 3
+        configs = await admin.describe_configs([_topic_config_resource(topic)])
+        values = {entry[0]: entry[1] for entry in configs[0].resources[0][4]}
+        assert values["retention.ms"] == "3600000"
+    finally:
+        await admin.close()
+
+    # Every partition is used: events spread over them by partition key.
+    sub = channel.subscribe(topic, _name("g"))
+    await sub.start()
+    try:
+        for i in range(30):
+            await channel.publish(topic, _event(i, partitionkey=f"key-{i}"))
+        keys = {d.ordering_key for d in await _receive(sub, 30)}
+        assert keys == {"0", "1", "2"}
+    finally:
+        await sub.stop()
+
+
+def _topic_config_resource(topic: str) -> Any:
+    # Not re-exported by aiokafka.admin in 0.14.
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    return ConfigResource(ConfigResourceType.TOPIC, topic)
+
+
+async def test_a_bad_topic_config_is_a_backend_error_naming_the_topic(channel: KafkaChannel) -> None:
+    topic = _name("bad")
+    with pytest.raises(BackendError, match=topic):
+        await channel.ensure_topic(TopicSpec(topic, config={"retention.ms": "not-a-number"}))
+    with pytest.raises(BackendError, match="replication"):
+        await channel.ensure_topic(TopicSpec(_name("bad"), replication_factor=3))
+
+
+async def test_unreachable_kafka_fails_fast_with_backend_error() -> None:
+    nobody = kafka_launcher().free_port()
+    channel = KafkaChannel(KafkaSettings(bootstrap_servers=f"127.0.0.1:{nobody}"))
+    started = time.monotonic()
+    with pytest.raises(BackendError, match="unreachable"):
+        await channel.start()
+    assert time.monotonic() - started < 15
+    await channel.stop()
+
+
+async def test_deleting_a_subscription_forgets_the_groups_offsets(channel: KafkaChannel) -> None:
+    topic, group = _name("delete"), _name("g")
+    await channel.ensure_topic(TopicSpec(topic))
+    sub = channel.subscribe(topic, group)
+    await sub.start()
+    await channel.publish(topic, _event(1))
+    [first] = await _receive(sub, 1)
+    await first.ack()
+    await sub.stop()
+    await channel.publish(topic, _event(2))
+
+    await channel.delete_subscription(topic, group)
+    await channel.delete_subscription(topic, group)  # gone already: fine
+
+    # A group of the same name is a new Trigger now: it starts at the end, as Knative's new Triggers do,
+    # instead of resuming at event 2 where the deleted group had stopped.
+    sub = channel.subscribe(topic, group)
+    await sub.start()
+    try:
+        await channel.publish(topic, _event(3))
+        assert _ids(await _receive(sub, 1)) == ["id-3"]
+        await _nothing_more(sub, 1.0)
+    finally:
+        await sub.stop()
+
+
+async def test_a_second_member_takes_over_partitions_without_losing_unacked_records(channel: KafkaChannel) -> None:
+    topic, group = _name("rebalance"), _name("g")
+    await channel.ensure_topic(TopicSpec(topic, partitions=2))
+    first = channel.subscribe(topic, group)
+    await first.start()
+    by_partition = await _spread(channel, topic, first, 8)
+    # Each partition: its first record delivered, the rest still in flight when a second dispatcher joins.
+    unacked: set[str] = set()
+    for records in by_partition.values():
+        await records[0].ack()
+        unacked |= set(_ids(records[1:]))
+
+    seen_first: set[str] = set()
+    seen_second: set[str] = set()
+    all_back = asyncio.Event()
+
+    async def pump(sub: Subscription, into: set[str]) -> None:
+        while True:
+            into |= set(_ids(list(await sub.receive(10))))
+            if (seen_first | seen_second) >= unacked:
+                all_back.set()
+
+    second = channel.subscribe(topic, group)
+    pumps = [asyncio.create_task(pump(first, seen_first))]
+    try:
+        await second.start()
+        pumps.append(asyncio.create_task(pump(second, seen_second)))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_back.wait(), 30)
+        await asyncio.sleep(1.0)  # room for anything that should not come back
+        # The partitions were split: the revoked one's unacked records reached the new member, the kept
+        # one's came back to the old member, and no acked record was delivered again.
+        assert seen_first | seen_second == unacked
+        assert seen_second, "the second member got no partition"
+    finally:
+        for pump in pumps:
+            pump.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+        await second.stop()
+        await first.stop()
+
+
+async def test_a_dead_broker_fails_publish_in_bounded_time_and_recovers_after_restart(
+    private_kafka: Any, tmp_path: Path
+) -> None:
+    settings = KafkaSettings(bootstrap_servers=private_kafka.bootstrap, request_timeout_ms=3000)
+    channel = KafkaChannel(settings)
+    await channel.start()
+    topic, group = _name("outage"), _name("g")
+    try:
+        await channel.ensure_topic(TopicSpec(topic))
+        sub = channel.subscribe(topic, group)
+        await sub.start()
+        await channel.publish(topic, _event(1))
+        [before] = await _receive(sub, 1)
+        await before.ack()
+
+        private_kafka.kill()
+        started = time.monotonic()
+        with pytest.raises(BackendError, match=topic):
+            await channel.publish(topic, _event(2))
+        assert time.monotonic() - started < 10, "a dead broker must be a quick 503, not a hang"
+
+        # The same data dir and port: the broker comes back with its topics and the group's offsets.
+        restarted = kafka_launcher().start(private_kafka.data_dir)
+        try:
+            assert restarted.bootstrap == private_kafka.bootstrap
+            await _publish_until_accepted(channel, topic, _event(3), within=60.0)
+            got = await _receive(sub, 1, timeout=60.0)
+            assert _ids(got) == ["id-3"]
+            await got[0].ack()
+            stopping = time.monotonic()
+            await sub.stop()
+            assert time.monotonic() - stopping < 10
+        finally:
+            restarted.kill()
+    finally:
+        await channel.stop()
+
+
+async def test_stopping_a_subscription_with_the_broker_gone_does_not_hang(private_kafka: Any) -> None:
+    channel = KafkaChannel(KafkaSettings(bootstrap_servers=private_kafka.bootstrap, commit_timeout_s=2.0))
+    await channel.start()
+    topic = _name("gone")
+    try:
+        await channel.ensure_topic(TopicSpec(topic))
+        sub = channel.subscribe(topic, _name("g"))
+        await sub.start()
+        await channel.publish(topic, _event(1))
+        [delivery] = await _receive(sub, 1)
+        private_kafka.kill()
+        await delivery.ack()
+        started = time.monotonic()
+        await sub.stop()
+        assert time.monotonic() - started < 15
+    finally:
+        await channel.stop()
+
+
+async def _publish_until_accepted(channel: KafkaChannel, topic: str, event: Event, within: float) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            await channel.publish(topic, event)
+            return
+        except BackendError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
