@@ -107,20 +107,50 @@ def fetch() -> Path:
     return LIBS
 
 
-def _api_versions_ok(port: int) -> bool:
-    """True when a Kafka broker answers an ApiVersions request without error (not just a TCP accept)."""
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    chunks = b""
+    while len(chunks) < size:
+        chunk = sock.recv(size - len(chunks))
+        if not chunk:
+            raise ConnectionError("closed mid-response")
+        chunks += chunk
+    return chunks
+
+
+def _answers_metadata(port: int) -> bool:
+    """True when the broker answers a Metadata request listing itself (not just a TCP accept).
+
+    A KRaft broker serves requests only once it has caught up with the metadata log and is unfenced;
+    a broker list with at least one entry then means producers and consumers can use it.
+    """
     client = b"nerve-probe"
-    body = struct.pack(">hhih", 18, 0, 1, len(client)) + client
+    # Request header v1 (api key 3 = Metadata, version 1, correlation id 7, client id), then an empty
+    # topic array: brokers only.
+    body = struct.pack(">hhih", 3, 1, 7, len(client)) + client + struct.pack(">i", 0)
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-            s.sendall(struct.pack(">i", len(body)) + body)
-            header = s.recv(4)
-            if len(header) < 4:
-                return False
-            response = s.recv(struct.unpack(">i", header)[0])
-            return len(response) >= 6 and struct.unpack(">ih", response[:6]) == (1, 0)
-    except OSError:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.settimeout(5)
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            (size,) = struct.unpack(">i", _recv_exactly(sock, 4))
+            response = _recv_exactly(sock, size)
+    except (OSError, struct.error):
         return False
+    if len(response) < 8:
+        return False
+    correlation, brokers = struct.unpack(">ii", response[:8])
+    return bool(correlation == 7 and brokers >= 1)
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        # As the JVM does for its listeners: connections of a killed broker lingering in TIME_WAIT do not
+        # keep a restart from binding the same port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 @dataclass
@@ -168,8 +198,18 @@ def start(data_dir: Path, port: int | None = None, *, timeout: float = 90.0) -> 
     data_dir.mkdir(parents=True, exist_ok=True)
     state_file = data_dir / "kafka.json"
     previous = json.loads(state_file.read_text()) if state_file.exists() else {}
+    if previous and KafkaProcess(previous["pid"], data_dir, previous["port"], previous["controller_port"]).alive() \
+            and _answers_metadata(previous["port"]):
+        raise KafkaError(f"a Kafka from {data_dir} is already running (pid {previous['pid']}) on "
+                         f"{previous['bootstrap']}; stop it first")
     port = port or previous.get("port") or free_port()
     controller_port = previous.get("controller_port") or free_port()
+    while controller_port == port:
+        controller_port = free_port()
+    # Another server on the port would answer the readiness probe in this broker's place.
+    for taken in (port, controller_port):
+        if _port_in_use(taken):
+            raise KafkaError(f"port {taken} on 127.0.0.1 is in use (another Kafka?); pick another with --port")
     config = data_dir / "server.properties"
     config.write_text(_properties(data_dir, port, controller_port))
     log = data_dir / "kafka.log"
@@ -195,7 +235,7 @@ def start(data_dir: Path, port: int | None = None, *, timeout: float = 90.0) -> 
     state_file.write_text(json.dumps({"bootstrap": kafka.bootstrap, "pid": proc.pid, "port": port,
                                       "controller_port": controller_port}))
     deadline = time.monotonic() + timeout
-    while not _api_versions_ok(port):
+    while not _answers_metadata(port):
         if proc.poll() is not None or time.monotonic() > deadline:
             kafka.kill()
             tail = log.read_text()[-3000:] if log.exists() else ""
@@ -206,7 +246,10 @@ def start(data_dir: Path, port: int | None = None, *, timeout: float = 90.0) -> 
 
 
 def _from_state(data_dir: Path) -> KafkaProcess:
-    state = json.loads((data_dir / "kafka.json").read_text())
+    state_file = data_dir / "kafka.json"
+    if not state_file.exists():
+        raise KafkaError(f"no Kafka was started in {data_dir} ({state_file} is missing)")
+    state = json.loads(state_file.read_text())
     return KafkaProcess(state["pid"], data_dir, state["port"], state["controller_port"])
 
 
