@@ -10,8 +10,11 @@ it). Pass-through transport headers ride along as
 `nerve_h_<name>` record headers.
 
 Publishing: one shared producer, acks=all; each caller awaits only its own record's acknowledgement
-while concurrent callers share batches (linger). A failure or timeout is BackendError: the ingress
-answers 503, never 202.
+while concurrent callers share batches (records that arrive while a produce request is in flight go
+out together in the next one). A failure or timeout is BackendError: the ingress answers 503, never
+202. The SDK's binding costs about 7-10 µs to write a record and 8 µs to read one back on this machine
+kind (26 µs if it parsed `time`, which `decode` avoids), against 45-50 µs of client CPU per published
+event overall: not the hot spot.
 
 Consuming: a subscription is one AIOKafkaConsumer with auto-commit off. Each partition keeps the
 offsets handed out and not yet acked; the committed offset only ever moves up to the first unacked
@@ -50,7 +53,7 @@ from cloudevents.core.bindings import kafka as ce_kafka
 
 from channels.base import Channel, Delivery, RecordSource, Subscription, TopicSpec
 from core.errors import BackendError, InvalidEvent
-from core.events import STRUCTURED_CONTENT_TYPE, AttrValue, Event, attr_to_string, from_structured
+from core.events import STRUCTURED_CONTENT_TYPE, AttrValue, Event, attr_to_string, from_structured, validate
 
 log = logging.getLogger("nerve.channels.kafka")
 
@@ -66,8 +69,11 @@ class KafkaSettings:
     bootstrap_servers: str
     acks: str | int = "all"
     """"all" is what makes a 202 mean "durable"; 1 or 0 trade that away for latency (benchmarks only)."""
-    linger_ms: int = 5
-    """How long the producer waits to fill a batch: concurrent publishes share one round trip."""
+    linger_ms: int = 0
+    """Extra wait to fill a batch. 0 because aiokafka keeps one produce request in flight per broker:
+    records sent meanwhile already share the next batch. Measured on 2 cores, 3 partitions: linger 0
+    gives 630 ev/s at 1 caller (p50 1.1 ms) and 20k ev/s at 128 callers; linger 5 gives 150 ev/s at 1
+    caller (p50 6.2 ms) and 16k ev/s at 128. Raise it only for many brokers and tiny records."""
     request_timeout_ms: int = 5000
     """A publish that Kafka did not acknowledge by then fails with 503 instead of hanging: aiokafka has
     no separate delivery timeout, this bounds both the metadata wait and the produce request."""
@@ -152,7 +158,18 @@ def encode(event: Event) -> tuple[bytes, bytes | None, list[tuple[str, bytes]]]:
 
 
 def decode(value: bytes | None, key: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Event:
-    ce_headers = {name: raw for name, raw in headers if not name.startswith(HEADER_PREFIX)}
+    """The event of a binary-mode record, attributes as stored (not validated again: see `wrap_record`)."""
+    ce_headers: dict[str, bytes] = {}
+    raw_time: bytes | None = None
+    for name, raw in headers:
+        if name.startswith(HEADER_PREFIX):
+            continue
+        if name.lower() == "ce_time":
+            # The binding would parse `time` into a datetime with dateutil: 18 of its 26 µs per record,
+            # paid once per Trigger, and a loss of precision. The text stays exactly as stored instead.
+            raw_time = raw
+            continue
+        ce_headers[name] = raw
     attributes: dict[str, AttrValue] = {}
 
     def factory(attrs: dict[str, Any], data: Any) -> Any:
@@ -161,8 +178,6 @@ def decode(value: bytes | None, key: bytes | None, headers: Sequence[tuple[str, 
 
     message = ce_kafka.KafkaMessage(headers=ce_headers, key=key, value=value or b"")
     ce_kafka.from_binary(message, _FORMAT, factory)
-    # The binding parses `time` into a datetime (microseconds); keep the text exactly as stored.
-    raw_time = ce_headers.get("ce_time")
     if raw_time is not None:
         attributes["time"] = raw_time.decode()
     passed = {name[len(HEADER_PREFIX) :]: raw.decode() for name, raw in headers if name.startswith(HEADER_PREFIX)}
@@ -175,7 +190,8 @@ def wrap_record(record: Any, source: str, overrides: Mapping[str, str]) -> Event
     """A Kafka record as KafkaSource delivers it (Knative's rules).
 
     A record with `ce_` headers (binary) or a `content-type: application/cloudevents+json` value
-    (structured) is that CloudEvent. Any other record becomes `dev.knative.kafka.event` with
+    (structured) is that CloudEvent, validated here because any client may have written it (Nerve's own
+    topics hold only events its ingress validated). Any other record becomes `dev.knative.kafka.event` with
     source `<source>#<topic>`, id `partition:<p>/offset:<o>`, subject `partition:<p>#<o>`, the record
     time, the key as `key` and `partitionkey`, and each header as `kafkaheader<name>`.
     """
@@ -183,6 +199,7 @@ def wrap_record(record: Any, source: str, overrides: Mapping[str, str]) -> Event
     lower = {name.lower(): value for name, value in headers}
     if "ce_specversion" in lower:
         event = decode(record.value, record.key, headers)
+        validate(event.attributes)
     elif lower.get("content-type", b"").decode(errors="replace").startswith(STRUCTURED_CONTENT_TYPE):
         event = from_structured(record.value or b"")
     else:
