@@ -47,7 +47,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.protocol.admin import DeleteGroupsRequest
 from cloudevents.core.bindings import kafka as ce_kafka
 
@@ -333,7 +333,12 @@ class _KafkaSubscription(Subscription):
         # each position is resolved (for a new group: the end of the partition) so later publishes are
         # always seen, and committed so that no later owner of the partition resets past them.
         await self.assigned.wait()
-        positions = {tp: await self._consumer.position(tp) for tp in self._consumer.assignment()}
+        positions: dict[TopicPartition, int] = {}
+        for tp in self._consumer.assignment():
+            try:
+                positions[tp] = await self._consumer.position(tp)
+            except IllegalStateError:
+                continue  # revoked by a rebalance meanwhile: its new owner resolves it
         if positions:
             try:
                 await asyncio.wait_for(self._consumer.commit(positions), self._settings.commit_timeout_s)
