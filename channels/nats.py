@@ -1,39 +1,75 @@
-"""The NATS JetStream backend (nats-py): one stream per Broker, one durable pull consumer per Trigger.
+"""The NATS JetStream backend (nats-py): one stream per Broker or Channel, one durable pull consumer per
+Trigger or Subscription.
 
-Storage: binary mode, as on HTTP: the CloudEvents attributes as `ce-` headers (percent-encoded where
-headers need it), the content type as `Content-Type`, data as the payload; an empty payload without a
-content type is an event with no data. Pass-through transport headers ride along as `nerve-h-<name>`.
+Naming: a topic maps to the stream `stream_name(topic)` holding the single subject
+`nerve.<stream_name>`; a consumer group maps to the durable consumer `consumer_name(group)`. Letters,
+digits and `-` stay as they are and anything else becomes `_XX` (hex of its UTF-8 bytes), so the
+mapping is injective (`a.b` and `a_b` never share a stream) and every name is a valid NATS token; a
+name longer than 200 characters is cut and suffixed with a hash of the whole.
 
-Publishing is pipelined: `publish_async` keeps a bounded window of outstanding acks on one
-connection, and each caller awaits only its own JetStream ack (with a timeout, so a dead server is a
-503 within seconds, never a hang and never a 202).
+Storage: binary mode, as on HTTP. Attributes are `ce-<name>` headers, percent-encoded as the HTTP
+binding does; the content type is `content-type`, where only `%`, control and non-ASCII characters (and
+edge spaces, which NATS trims) are percent-encoded. Data is the payload. The one case binary mode
+cannot tell apart (no data vs empty data) is marked with `nerve-data: none|empty` only where the usual
+reading (an empty payload without content type means no data) would be wrong. Pass-through transport
+headers ride along as `nerve-h-<name>`. Everything round-trips to the same string form; extension values
+come back as strings, as from HTTP.
 
-Consuming: a durable pull consumer with explicit acks, fetched in batches; the dispatcher delivers a
-batch concurrently within its in-flight window. Retries and back-off stay in the dispatcher, the
-same code for every backend (same retryable codes, same back-off, same dead-letter extensions), so
-a message is acked once: after a 2xx or after dead-lettering. Redelivery by JetStream (ack_wait) is
-only the crash path. Because the dispatcher may hold a message through minutes of back-off, every
-held message is marked in progress every `ack_wait_s / 3`; a dead dispatcher stops doing that and its
-messages come back after `ack_wait_s`. A stopped subscription NAKs what it still holds so another
-consumer gets it at once.
+Publishing is pipelined on one connection: each publish sends its message with a reply subject of its
+own under one wildcard inbox and awaits only its own JetStream ack, so concurrent callers share the
+socket and the server's work instead of queueing one round trip each. A semaphore bounds the window of
+outstanding acks (`publish_window`); waiting for room counts against `publish_timeout_s`. nats-py's
+`publish_async` does the same but leaks a window slot whenever the send itself fails (a reconnecting
+connection), which an outage would turn into a permanently full window; this is the same idea with the
+clean-up in a `finally`. While the connection is down a publish fails at once, and a lost connection
+fails the publishes awaiting their ack: BackendError, so the ingress answers 503 and the producer
+retries (the message may have been stored all the same: at least once, never a 202 for a lost event).
 
-nats-py reconnects by itself; while the server is away, publishes fail with BackendError (503) and
-fetches are retried, so a server restart never turns events into failures.
+Consuming: a durable pull consumer with explicit acks (a new group starts at NEW, or ALL with
+`from_start`; an existing group keeps its position). `receive()` sends one pull request at a time with
+`no_wait` and an expiry: the server delivers what is pending, up to the batch, and ends the request
+with a 404 status as soon as nothing more is pending, or waits until the expiry when nothing is
+pending at all. So a receive returns on the first message without lingering for a full batch (nats-py's
+`fetch` waits out its whole timeout for the rest of a batch once one message came, which costs up to
+the timeout in latency under a trickle). Each request has its own reply subject so a late status of an
+old request never ends a newer one. A request lost to a reconnect is re-sent at once (the connection's
+reconnect callback) or at the latest after its expiry.
+
+Ack wait vs retries: retries and back-off stay in the dispatcher, the same code for every backend (same
+retryable codes, same back-off, same dead-letter extensions), so a message is acked once, after a 2xx or
+after dead-lettering, and JetStream's redelivery is only the crash path. The dispatcher may hold a
+message through minutes of back-off, longer than any sensible ack wait, so every message this process
+holds is marked in progress (`+WPI`, which restarts the server's ack-wait clock) every `ack_wait_s / 3`.
+A dead dispatcher stops doing that and its messages come back after `ack_wait_s` (30 s by default), not
+after the longest possible back-off. `NakWithDelay` redelivery (eventing-natss' choice) was not taken:
+it would make the retry schedule a property of this backend alone. A stopped subscription first drops
+its inbox (the server then forgets its open pull request) and NAKs what it still holds, so the group's
+next reader gets those messages at once.
+
+A nats-server restart: nats-py reconnects (forever, `reconnect_wait_s` apart) and re-subscribes its
+inboxes; receive() keeps re-sending pull requests until the server answers, and the durable, file-backed
+consumer continues where it was. Acks sent while disconnected may be lost; those messages come back
+after the ack wait (a duplicate, never a loss).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import hashlib
+import itertools
 import logging
 import re
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from urllib.parse import quote, unquote
 
-import nats
+import orjson
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
@@ -41,50 +77,119 @@ from nats.js.errors import NotFoundError
 
 from channels.base import Channel, Delivery, Subscription, TopicSpec
 from core.errors import BackendError, InvalidEvent
-from core.events import Event, from_binary, to_binary
+from core.events import Event, attr_to_string, from_binary, to_binary
 
 log = logging.getLogger("nerve.channels.nats")
 
-HEADER_PREFIX = "nerve-h-"
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+SUBJECT_PREFIX = "nerve."
+PASS_THROUGH_PREFIX = "nerve-h-"
+DATA_MARKER = "nerve-data"
+_API_PREFIX = "$JS.API"
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
+_MAX_NAME = 200
+# A header value keeps printable ASCII as it is; `%` is always escaped so decoding is a plain unquote.
+_VALUE_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+_VALUE_SAFE_NO_SPACE = _VALUE_SAFE.replace(" ", "")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 @dataclass(frozen=True, slots=True)
 class NatsSettings:
     url: str
+    """One server URL or several, comma-separated (nats://host:port)."""
     storage: str = "file"
-    """file (durable, the default) or memory."""
+    """Stream storage: file (durable, the default) or memory (lost with the server)."""
     max_age_s: float = 0.0
-    """Drop events older than this (0: keep until max_bytes)."""
+    """Drop events older than this; 0 keeps them until `max_bytes`."""
     max_bytes: int = -1
+    """Size limit of a stream; the oldest events go first. -1: unlimited."""
     replicas: int = 1
+    """Stream replicas on a clustered JetStream."""
     publish_window: int = 4096
-    """Publishes awaiting their ack at once; more wait for room."""
+    """Publishes awaiting their JetStream ack at once; more wait for room."""
     publish_timeout_s: float = 5.0
+    """Longest a publish waits (for room and for its ack) before it is a BackendError (503)."""
     fetch_batch: int = 256
+    """Most messages one pull request asks for (also bounded by what the caller can take)."""
+    pull_expires_s: float = 5.0
+    """How long a pull request waits on the server when nothing is pending."""
     ack_wait_s: float = 30.0
-    max_ack_pending: int = 20000
+    """Redelivery delay of a message whose holder died; held messages are kept alive meanwhile."""
+    max_ack_pending: int = 20_000
+    """Most unacked messages one consumer group may have out at once."""
+    api_timeout_s: float = 5.0
+    """Timeout of JetStream API requests (stream and consumer management)."""
     connect_timeout_s: float = 2.0
+    connect_attempts: int = 2
+    """Attempts of the first connection before start() fails (later reconnects never give up)."""
+    reconnect_wait_s: float = 0.5
+    max_reconnect_attempts: int = -1
+    """After the first connection: -1 keeps reconnecting for ever, as a server restart needs."""
+
+
+def _name(text: str) -> str:
+    escaped = _NAME_UNSAFE.sub(lambda m: "".join(f"_{b:02X}" for b in m.group().encode()), text)
+    if len(escaped) > _MAX_NAME:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        escaped = f"{escaped[: _MAX_NAME - 17]}_{digest}"
+    return escaped or "_"
 
 
 def stream_name(topic: str) -> str:
-    return _UNSAFE.sub("_", topic)
+    return _name(topic)
 
 
 def subject(topic: str) -> str:
-    return f"nerve.{stream_name(topic)}"
+    return SUBJECT_PREFIX + stream_name(topic)
+
+
+def consumer_name(group: str) -> str:
+    return _name(group)
+
+
+def _escape(value: str) -> str:
+    text = quote(value, safe=_VALUE_SAFE)
+    if text[:1] == " " or text[-1:] == " ":
+        text = quote(value, safe=_VALUE_SAFE_NO_SPACE)
+    return text
 
 
 def encode(event: Event) -> tuple[dict[str, str], bytes]:
     headers, body = to_binary(event)
-    headers.update({HEADER_PREFIX + name: value for name, value in event.headers.items()})
+    headers.pop("Content-Type", None)
+    content_type = event.attributes.get("datacontenttype")
+    if content_type is not None:
+        headers["content-type"] = _escape(attr_to_string(content_type))
+        if event.data is None:
+            headers[DATA_MARKER] = "none"
+    elif event.data is not None and not event.data:
+        headers[DATA_MARKER] = "empty"
+    for name, value in event.headers.items():
+        if _HEADER_NAME.fullmatch(name):
+            headers[PASS_THROUGH_PREFIX + name.lower()] = _escape(value)
     return headers, body
 
 
 def decode(headers: dict[str, str] | None, payload: bytes) -> Event:
-    headers = headers or {}
-    event = from_binary(((k, v) for k, v in headers.items() if not k.startswith(HEADER_PREFIX)), payload)
-    event.headers = {k[len(HEADER_PREFIX) :]: v for k, v in headers.items() if k.startswith(HEADER_PREFIX)}
+    pairs: list[tuple[str, str]] = []
+    passed: dict[str, str] = {}
+    marker = ""
+    for name, value in (headers or {}).items():
+        lower = name.lower()
+        if lower.startswith(PASS_THROUGH_PREFIX):
+            passed[lower[len(PASS_THROUGH_PREFIX) :]] = unquote(value)
+        elif lower == "content-type":
+            pairs.append((lower, unquote(value)))
+        elif lower == DATA_MARKER:
+            marker = value
+        else:
+            pairs.append((name, value))
+    event = from_binary(pairs, payload)
+    if marker == "none":
+        event.data = None
+    elif marker == "empty":
+        event.data = b""
+    event.headers = passed
     return event
 
 
@@ -109,38 +214,51 @@ class _NatsDelivery(Delivery):
         if self._done:
             return
         self._done = True
-        self._subscription.held.discard(self)
+        self._subscription.held.pop(self._msg.reply, None)
         try:
             await self._msg.ack()
         except NatsError as exc:
             # Not acked: JetStream redelivers after ack_wait (at least once, never lost).
-            log.warning("ack of %s failed, it will be redelivered: %s", self._event.id, exc)
+            log.warning("ack of %s failed, it will be redelivered: %r", self._event.id, exc)
 
-    async def in_progress(self) -> None:
-        if not self._done:
-            with contextlib.suppress(NatsError):
-                await self._msg.in_progress()
 
-    async def nak(self) -> None:
-        if not self._done:
-            self._done = True
-            with contextlib.suppress(NatsError):
-                await self._msg.nak()
+async def _settle(msg: Msg, how: str) -> None:
+    """NAK (give back now), in-progress (keep) or TERM (never again) one message; best effort, since an
+    unsettled message comes back after the ack wait anyway."""
+    with contextlib.suppress(NatsError):
+        if how == "nak":
+            await msg.nak()
+        elif how == "wpi":
+            await msg.in_progress()
+        else:
+            await msg.term()
 
 
 class _NatsSubscription(Subscription):
     def __init__(self, channel: NatsChannel, topic: str, group: str, from_start: bool) -> None:
         self._channel = channel
         self._topic = topic
-        self._durable = _UNSAFE.sub("_", group)
+        self._stream = stream_name(topic)
+        self._durable = consumer_name(group)
         self._from_start = from_start
-        self._sub: JetStreamContext.PullSubscription | None = None
-        self.held: set[_NatsDelivery] = set()
+        self._inbox = ""
+        self._sub: NatsSubscription | None = None
+        # Delivered by the server, not yet handed out by receive().
+        self._ready: deque[Msg] = deque()
+        # Handed out, not yet acked, by ack subject (unique per delivery): kept alive, NAKed on stop.
+        self.held: dict[str, Msg] = {}
+        self._wake = asyncio.Event()
+        self._tokens = itertools.count(1)
+        self._request: str | None = None
+        self._request_left = 0
+        self._request_deadline = 0.0
+        self._pause = 0.0
         self._keepalive: asyncio.Task[None] | None = None
         self._stopped = False
 
     async def start(self) -> None:
         s = self._channel.settings
+        js = self._channel.js()
         config = ConsumerConfig(
             durable_name=self._durable,
             deliver_policy=DeliverPolicy.ALL if self._from_start else DeliverPolicy.NEW,
@@ -148,71 +266,164 @@ class _NatsSubscription(Subscription):
             ack_wait=s.ack_wait_s,
             max_ack_pending=s.max_ack_pending,
             max_deliver=-1,
+            filter_subject=subject(self._topic),
         )
         try:
-            # Creating the durable consumer fixes its start: every later publish reaches it.
-            self._sub = await self._channel.js().pull_subscribe(
-                subject(self._topic), durable=self._durable, stream=stream_name(self._topic), config=config
-            )
+            try:
+                # An existing group keeps its position (and its deliver policy, which cannot change).
+                await js.consumer_info(self._stream, self._durable)
+            except NotFoundError:
+                # Once the consumer exists its start is fixed: every later publish reaches the group.
+                await js.add_consumer(self._stream, config)
+            nc = self._channel.connection()
+            self._inbox = nc.new_inbox()
+            self._sub = await nc.subscribe(f"{self._inbox}.*", cb=self._on_message)
         except (NatsError, TimeoutError) as exc:
-            raise BackendError(f"NATS consumer {self._durable!r} on {self._topic!r} did not start: {exc!r}") from None
+            raise BackendError(
+                f"NATS consumer {self._durable!r} on stream {self._stream!r} did not start: {exc!r}"
+            ) from None
+        self._channel.subscriptions.add(self)
         self._keepalive = asyncio.create_task(self._keep_alive(), name=f"nats-keepalive-{self._durable}")
+
+    async def _on_message(self, msg: Msg) -> None:
+        if msg.reply:
+            # A stream message (its reply subject is where acks go), whichever request brought it.
+            self._ready.append(msg)
+            self._wake.set()
+            # A request that got its whole batch ends without a status. Messages keep their stream
+            # subject, so which request brought one is unknown: counting a late one of an abandoned
+            # request against the open one at worst sends the next request early.
+            if self._request is not None:
+                self._request_left -= 1
+                if self._request_left <= 0:
+                    self._request = None
+            return
+        status = (msg.headers or {}).get("Status", "")
+        if status == "100":
+            return  # idle heartbeat
+        if msg.subject.rpartition(".")[2] != self._request:
+            return  # the end of a request this subscription already gave up on
+        self._request = None
+        if status not in ("404", "408"):
+            # 409 (consumer deleted, too many waiting pulls), 503 (no JetStream): try again a bit later.
+            description = (msg.headers or {}).get("Description", "")
+            log.warning("pull on %s/%s answered %s %s", self._stream, self._durable, status, description)
+            self._pause = 0.5
+        self._wake.set()
+
+    def connection_reset(self) -> None:
+        """The connection came back: the server forgot the open pull request, send a new one."""
+        self._request = None
+        self._wake.set()
+
+    async def _pull(self, batch: int) -> None:
+        s = self._channel.settings
+        token = str(next(self._tokens))
+        request = {"batch": batch, "expires": int(s.pull_expires_s * 1e9), "no_wait": True}
+        self._request = token
+        self._request_left = batch
+        self._request_deadline = asyncio.get_running_loop().time() + s.pull_expires_s + 1.0
+        try:
+            await self._channel.connection().publish(
+                f"{_API_PREFIX}.CONSUMER.MSG.NEXT.{self._stream}.{self._durable}",
+                orjson.dumps(request),
+                reply=f"{self._inbox}.{token}",
+            )
+        except (NatsError, OSError):
+            self._request = None
+            raise
+
+    async def _wait(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    async def receive(self, max_records: int) -> Sequence[Delivery]:
+        if self._sub is None:
+            raise BackendError("subscription used before start()")
+        loop = asyncio.get_running_loop()
+        while not self._stopped:
+            if self._ready:
+                deliveries = await self._hand_out(max_records)
+                if deliveries:
+                    return deliveries
+                continue
+            if self._request is None or loop.time() >= self._request_deadline:
+                if self._pause:
+                    pause, self._pause = self._pause, 0.0
+                    await asyncio.sleep(pause)
+                    continue
+                try:
+                    await self._pull(max(1, min(max_records, self._channel.settings.fetch_batch)))
+                except (NatsError, OSError) as exc:
+                    # Reconnecting: the reconnect callback or the pause ends the wait.
+                    log.debug("pull on %s/%s not sent: %r", self._stream, self._durable, exc)
+                    self._wake.clear()
+                    await self._wait(self._channel.settings.reconnect_wait_s)
+                    continue
+            self._wake.clear()
+            if self._ready or self._request is None or self._stopped:
+                continue
+            await self._wait(max(0.0, self._request_deadline - loop.time()))
+        return []
+
+    async def _hand_out(self, max_records: int) -> list[Delivery]:
+        deliveries: list[Delivery] = []
+        while self._ready and len(deliveries) < max_records:
+            msg = self._ready.popleft()
+            try:
+                event = decode(msg.headers, msg.data)
+            except InvalidEvent as exc:
+                log.warning("%s/%s: not a CloudEvent, dropped: %s", self._stream, self._durable, exc)
+                await _settle(msg, "term")
+                continue
+            delivery = _NatsDelivery(self, msg, event)
+            self.held[msg.reply] = msg
+            deliveries.append(delivery)
+        return deliveries
 
     async def _keep_alive(self) -> None:
         interval = self._channel.settings.ack_wait_s / 3
         while True:
             await asyncio.sleep(interval)
-            await asyncio.gather(*(d.in_progress() for d in list(self.held)))
-
-    async def receive(self, max_records: int) -> Sequence[Delivery]:
-        sub = self._sub
-        if sub is None:
-            raise BackendError("subscription used before start()")
-        batch = min(max_records, self._channel.settings.fetch_batch)
-        while not self._stopped:
-            try:
-                msgs = await sub.fetch(batch, timeout=1.0)
-            except TimeoutError:
-                continue
-            except NatsError as exc:
-                # The server may be restarting: nats-py reconnects; keep fetching.
-                log.debug("fetch on %s failed, retrying: %r", self._durable, exc)
-                await asyncio.sleep(0.5)
-                continue
-            deliveries: list[Delivery] = []
-            for msg in msgs:
-                try:
-                    event = decode(msg.headers, msg.data)
-                except InvalidEvent as exc:
-                    log.warning("%s: message is not a CloudEvent, dropped: %s", self._durable, exc)
-                    with contextlib.suppress(NatsError):
-                        await msg.term()
-                    continue
-                delivery = _NatsDelivery(self, msg, event)
-                self.held.add(delivery)
-                deliveries.append(delivery)
-            if deliveries:
-                return deliveries
-        return []
+            # Sequential and yielding: thousands of held messages must not stall the event loop.
+            for msg in [*self.held.values(), *self._ready]:
+                await _settle(msg, "wpi")
 
     async def stop(self) -> None:
+        if self._stopped:
+            return
         self._stopped = True
+        self._wake.set()
+        self._channel.subscriptions.discard(self)
         if self._keepalive is not None:
             self._keepalive.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._keepalive
-        held, self.held = list(self.held), set()
-        await asyncio.gather(*(d.nak() for d in held))
         if self._sub is not None:
+            # First the inbox, so the server drops the open pull request and a NAKed message cannot come
+            # straight back here.
             with contextlib.suppress(NatsError):
                 await self._sub.unsubscribe()
+        unacked = [*self.held.values(), *self._ready]
+        self.held.clear()
+        self._ready.clear()
+        for msg in unacked:
+            await _settle(msg, "nak")
+        if unacked:
+            with contextlib.suppress(NatsError, TimeoutError):
+                await self._channel.connection().flush(timeout=2)
 
 
 class NatsChannel(Channel):
     def __init__(self, settings: NatsSettings) -> None:
         self.settings = settings
+        self.subscriptions: set[_NatsSubscription] = set()
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
+        self._window = asyncio.Semaphore(settings.publish_window)
+        self._acks: dict[str, asyncio.Future[None]] = {}
+        self._ack_inbox = ""
+        self._tokens = itertools.count(1)
 
     @property
     def name(self) -> str:
@@ -220,55 +431,117 @@ class NatsChannel(Channel):
 
     @property
     def durable(self) -> bool:
-        return self.settings.storage == "file"
+        return self.settings.storage != "memory"
 
     async def start(self) -> None:
-        async def on_error(exc: Exception) -> None:
-            log.debug("nats connection: %r", exc)
-
+        s = self.settings
+        nc = NatsClient()
         try:
-            self._nc = await nats.connect(
-                self.settings.url,
-                connect_timeout=self.settings.connect_timeout_s,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
+            await nc.connect(
+                [url.strip() for url in s.url.split(",") if url.strip()],
+                connect_timeout=s.connect_timeout_s,  # type: ignore[arg-type]  # nats-py annotates int
+                reconnect_time_wait=s.reconnect_wait_s,  # type: ignore[arg-type]
+                max_reconnect_attempts=s.connect_attempts - 1,
                 allow_reconnect=True,
-                error_cb=on_error,
+                error_cb=self._on_error,
+                disconnected_cb=self._on_disconnected,
+                reconnected_cb=self._on_reconnected,
+                name="nerve",
             )
         except (NatsError, OSError, TimeoutError) as exc:
-            raise BackendError(f"NATS at {self.settings.url} is unreachable: {exc!r}") from None
-        self._js = self._nc.jetstream(publish_async_max_pending=self.settings.publish_window)
+            with contextlib.suppress(NatsError):
+                await nc.close()
+            raise BackendError(f"NATS at {s.url} is unreachable: {exc!r}") from None
+        # A limited number of attempts only for the first connection (nats-py would otherwise retry an
+        # unreachable server for ever inside connect()); from now on a restart is waited out.
+        nc.options["max_reconnect_attempts"] = s.max_reconnect_attempts
+        self._nc = nc
+        self._js = nc.jetstream(timeout=s.api_timeout_s)
+        self._ack_inbox = nc.new_inbox() + "."
+        await nc.subscribe(self._ack_inbox + "*", cb=self._on_ack)
 
     async def stop(self) -> None:
-        if self._nc is not None:
+        for sub in list(self.subscriptions):
+            await sub.stop()
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is not None:
             with contextlib.suppress(NatsError):
-                await self._nc.close()
-            self._nc = None
+                await nc.close()
+        self._fail_pending("the NATS channel stopped")
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.debug("nats connection %s: %r", self.settings.url, exc)
+
+    async def _on_disconnected(self) -> None:
+        log.info("disconnected from NATS at %s; reconnecting", self.settings.url)
+        # Their acks will never come on this connection: fail them now rather than after the timeout.
+        self._fail_pending("the connection to NATS was lost before the JetStream ack")
+
+    async def _on_reconnected(self) -> None:
+        log.info("reconnected to NATS at %s", self.settings.url)
+        for sub in self.subscriptions:
+            sub.connection_reset()
+
+    def _fail_pending(self, reason: str) -> None:
+        for future in self._acks.values():
+            if not future.done():
+                future.set_exception(BackendError(reason))
+
+    def connection(self) -> NatsClient:
+        if self._nc is None:
+            raise BackendError("NATS channel used before start()")
+        return self._nc
 
     def js(self) -> JetStreamContext:
         if self._js is None:
             raise BackendError("NATS channel used before start()")
+        if not self.connection().is_connected:
+            raise BackendError(f"NATS at {self.settings.url} is not connected (reconnecting)")
         return self._js
 
-    async def ensure_topic(self, spec: TopicSpec) -> None:
+    # ------------------------------------------------------------------------------------ topics
+
+    def _stream_config(self, spec: TopicSpec) -> StreamConfig:
         s, config = self.settings, spec.config
-        stream = StreamConfig(
+        storage = str(config.get("storage", s.storage)).lower()
+        try:
+            max_age = float(config.get("max.age.seconds", s.max_age_s))
+            max_bytes = int(config.get("max.bytes", s.max_bytes))
+            replicas = int(config.get("replicas", spec.replication_factor or s.replicas))
+        except ValueError as exc:
+            raise BackendError(f"NATS stream settings of {spec.name!r} are not numbers: {exc}") from None
+        return StreamConfig(
             name=stream_name(spec.name),
             subjects=[subject(spec.name)],
-            storage=StorageType.MEMORY if config.get("storage", s.storage) == "memory" else StorageType.FILE,
+            storage=StorageType.MEMORY if storage == "memory" else StorageType.FILE,
             retention=RetentionPolicy.LIMITS,
-            max_age=float(config.get("max.age.seconds", s.max_age_s)) or None,
-            max_bytes=int(config.get("max.bytes", s.max_bytes)),
-            num_replicas=int(config.get("replicas", spec.replication_factor or s.replicas)),
+            max_age=max_age or None,
+            max_bytes=max_bytes,
+            num_replicas=replicas,
         )
+
+    async def ensure_topic(self, spec: TopicSpec) -> None:
+        wanted = self._stream_config(spec)
+        name = wanted.name or ""
         js = self.js()
         try:
             try:
-                await js.stream_info(stream.name or "")
+                current = (await js.stream_info(name)).config
             except NotFoundError:
-                await js.add_stream(stream)
+                await js.add_stream(wanted)
+                return
+            # Limits may change with the Broker's config; the storage kind cannot change in place.
+            changed = dataclasses.replace(
+                current, max_age=wanted.max_age, max_bytes=wanted.max_bytes, num_replicas=wanted.num_replicas
+            )
+            if (current.max_age or None, current.max_bytes, current.num_replicas) != (
+                wanted.max_age, wanted.max_bytes, wanted.num_replicas
+            ):
+                await js.update_stream(changed)
+            if current.storage != wanted.storage:
+                log.warning("stream %s keeps its %s storage; recreate it to change that", name, current.storage)
         except (NatsError, TimeoutError) as exc:
-            raise BackendError(f"cannot create NATS stream {stream.name!r}: {exc!r}") from None
+            raise BackendError(f"cannot create NATS stream {name!r}: {exc!r}") from None
 
     async def delete_topic(self, name: str) -> None:
         try:
@@ -276,28 +549,61 @@ class NatsChannel(Channel):
         except NotFoundError:
             return
         except (NatsError, TimeoutError) as exc:
-            raise BackendError(f"cannot delete NATS stream {name!r}: {exc!r}") from None
+            raise BackendError(f"cannot delete NATS stream {stream_name(name)!r}: {exc!r}") from None
+
+    # ------------------------------------------------------------------------------------ publishing
+
+    async def _on_ack(self, msg: Msg) -> None:
+        future = self._acks.get(msg.subject[len(self._ack_inbox) :])
+        if future is None or future.done():
+            return
+        if msg.headers and msg.headers.get("Status") == "503":
+            future.set_exception(BackendError("no JetStream stream takes this subject (topic not created?)"))
+            return
+        try:
+            answer = orjson.loads(msg.data)
+        except orjson.JSONDecodeError:
+            future.set_exception(BackendError(f"unreadable JetStream ack: {msg.data[:200]!r}"))
+            return
+        error = answer.get("error") if isinstance(answer, dict) else None
+        if error:
+            description = error.get("description", error) if isinstance(error, dict) else error
+            future.set_exception(BackendError(f"JetStream refused the event: {description}"))
+        else:
+            future.set_result(None)
 
     async def publish(self, topic: str, event: Event) -> None:
+        nc = self.connection()
+        if not nc.is_connected:
+            raise BackendError(f"NATS at {self.settings.url} is not connected; the event was not stored")
         headers, body = encode(event)
+        timeout = self.settings.publish_timeout_s
+        token = str(next(self._tokens))
         try:
-            future: asyncio.Future[Any] = await asyncio.wait_for(
-                self.js().publish_async(
-                    subject(topic), body, headers=headers, wait_stall=self.settings.publish_timeout_s
-                ),
-                self.settings.publish_timeout_s,
-            )
-            await asyncio.wait_for(future, self.settings.publish_timeout_s)
-        except (NatsError, TimeoutError, OSError) as exc:
+            async with asyncio.timeout(timeout):
+                await self._window.acquire()
+                try:
+                    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                    self._acks[token] = future
+                    await nc.publish(subject(topic), body, reply=self._ack_inbox + token, headers=headers)
+                    await future
+                finally:
+                    self._acks.pop(token, None)
+                    self._window.release()
+        except TimeoutError:
+            raise BackendError(f"no JetStream ack for the event on {topic!r} within {timeout:g}s") from None
+        except (NatsError, OSError) as exc:
             raise BackendError(f"NATS did not take the event on {topic!r}: {exc!r}") from None
+
+    # ------------------------------------------------------------------------------------ consuming
 
     def subscribe(self, topic: str, group: str, *, from_start: bool = False) -> Subscription:
         return _NatsSubscription(self, topic, group, from_start)
 
     async def delete_subscription(self, topic: str, group: str) -> None:
         try:
-            await self.js().delete_consumer(stream_name(topic), _UNSAFE.sub("_", group))
+            await self.js().delete_consumer(stream_name(topic), consumer_name(group))
         except NotFoundError:
             return
         except (NatsError, TimeoutError) as exc:
-            raise BackendError(f"cannot delete NATS consumer {group!r}: {exc!r}") from None
+            raise BackendError(f"cannot delete NATS consumer {consumer_name(group)!r}: {exc!r}") from None
