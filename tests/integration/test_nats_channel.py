@@ -1,0 +1,322 @@
+"""The NATS channel against a real nats-server: what a user of a NATS-backed Broker would notice.
+
+The shared contract suite (tests/contract) covers what every backend does; these tests cover what only
+NATS does: a server that goes away and comes back (same port, same store), redelivery of what a dead
+consumer held, in-progress marking of what a live one holds through long retries, and pipelined
+publishes. Tests that stop or kill a server start a private one with the project's launcher, so the
+session server stays up for the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from channels.base import Delivery, Subscription, TopicSpec
+from channels.nats import NatsChannel, NatsSettings
+from core.errors import BackendError
+from core.events import Event
+from tests.fixtures.nats import nats_launcher
+
+pytestmark = pytest.mark.nats
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def _event(i: int) -> Event:
+    return Event(
+        {"specversion": "1.0", "id": f"id-{i}", "source": "/nats-test", "type": "dev.nerve.test"},
+        f"payload {i}".encode(),
+    )
+
+
+async def _receive(sub: Subscription, count: int, timeout: float = 30.0) -> list[Delivery]:
+    got: list[Delivery] = []
+
+    async def loop() -> None:
+        while len(got) < count:
+            got.extend(await sub.receive(count - len(got)))
+
+    await asyncio.wait_for(loop(), timeout)
+    return got
+
+
+async def _nothing_within(sub: Subscription, seconds: float) -> None:
+    try:
+        extra = await asyncio.wait_for(sub.receive(10), seconds)
+    except TimeoutError:
+        return
+    pytest.fail(f"unexpected delivery: {[d.event.id for d in extra]}")
+
+
+@pytest.fixture
+def private_server(tmp_path: Path) -> Iterator[Any]:
+    """A nats-server of this test alone, which it may stop, kill and restart."""
+    server = nats_launcher().start(tmp_path / "nats")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def channel(nats_url: str) -> AsyncIterator[NatsChannel]:
+    ch = NatsChannel(NatsSettings(url=nats_url))
+    await ch.start()
+    try:
+        yield ch
+    finally:
+        await ch.stop()
+
+
+async def _publish_until_accepted(channel: NatsChannel, topic: str, event: Event, within: float = 30.0) -> int:
+    """Publish as a producer that gets 503s would: retry until accepted; returns the refusals."""
+    refused = 0
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            await channel.publish(topic, event)
+            return refused
+        except BackendError:
+            refused += 1
+            assert time.monotonic() < deadline, f"{event.id} still refused after {within}s"
+            await asyncio.sleep(0.1)
+
+
+async def test_publish_while_the_server_is_down_fails_fast_and_works_again_after(private_server: Any) -> None:
+    channel = NatsChannel(NatsSettings(url=private_server.url, publish_timeout_s=3.0))
+    await channel.start()
+    topic = _name("down")
+    try:
+        await channel.ensure_topic(TopicSpec(topic))
+        await channel.publish(topic, _event(0))
+        await asyncio.to_thread(private_server.stop)
+        for i in range(1, 4):
+            started = time.monotonic()
+            with pytest.raises(BackendError):
+                await channel.publish(topic, _event(i))
+            took = time.monotonic() - started
+            assert took < 4.0, f"a publish to a stopped server took {took:.1f}s to fail"
+        with pytest.raises(BackendError):
+            await channel.ensure_topic(TopicSpec(_name("other")))
+        await asyncio.to_thread(private_server.restart)
+        await _publish_until_accepted(channel, topic, _event(99))
+        # The stream survived the restart: a group reading from the start finds both accepted events.
+        # (A refused publish may still have reached the stream: a 503 asks for a retry, at least once.)
+        sub = channel.subscribe(topic, "all", from_start=True)
+        await sub.start()
+        ids: list[str] = []
+        try:
+            while "id-99" not in ids:
+                ids.extend(d.event.id for d in await asyncio.wait_for(sub.receive(10), 10))
+            assert ids[0] == "id-0"
+        finally:
+            await sub.stop()
+    finally:
+        await channel.stop()
+
+
+async def test_start_fails_with_backend_error_when_no_server_listens(tmp_path: Path) -> None:
+    launcher = nats_launcher()
+    port = launcher.free_port()
+    channel = NatsChannel(NatsSettings(url=f"nats://127.0.0.1:{port}", connect_timeout_s=1.0))
+    started = time.monotonic()
+    with pytest.raises(BackendError, match="unreachable"):
+        await channel.start()
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["sigterm", "sigkill"])
+async def test_a_server_restart_mid_stream_loses_nothing_and_the_subscription_continues(
+    private_server: Any, crash: bool
+) -> None:
+    channel = NatsChannel(NatsSettings(url=private_server.url))
+    await channel.start()
+    topic = _name("restart")
+    seen: list[str] = []
+    try:
+        await channel.ensure_topic(TopicSpec(topic))
+        sub = channel.subscribe(topic, "trigger")
+        await sub.start()
+
+        flowing = asyncio.Event()
+        flowing.set()
+        first_wave = asyncio.Event()
+
+        async def consume() -> None:
+            # Receives through the whole outage, as a dispatcher does.
+            while True:
+                await flowing.wait()
+                for delivery in await sub.receive(50):
+                    seen.append(delivery.event.id)
+                    await delivery.ack()
+                if len(set(seen)) >= 200:
+                    first_wave.set()
+
+        consumer = asyncio.create_task(consume())
+        await asyncio.gather(*(channel.publish(topic, _event(i)) for i in range(200)))
+        await asyncio.wait_for(first_wave.wait(), 30)
+        # The next 100 are stored but not yet consumed when the server goes down.
+        flowing.clear()
+        await asyncio.sleep(0.2)
+        await asyncio.gather(*(channel.publish(topic, _event(i)) for i in range(200, 300)))
+        await asyncio.to_thread(private_server.restart, crash=crash)
+        flowing.set()
+        refused = 0
+        for i in range(300, 400):
+            refused += await _publish_until_accepted(channel, topic, _event(i))
+        everything = {f"id-{i}" for i in range(400)}
+        deadline = time.monotonic() + 60
+        while not everything <= set(seen):
+            missing = sorted(everything - set(seen))
+            assert time.monotonic() < deadline, f"never delivered after the restart: {missing[:10]}"
+            await asyncio.sleep(0.1)
+        consumer.cancel()
+        await asyncio.gather(consumer, return_exceptions=True)
+        await sub.stop()
+        print(f"\n{'SIGKILL' if crash else 'SIGTERM'} restart: {len(seen)} deliveries of 400 events "
+              f"({len(seen) - 400} redelivered), {refused} publishes refused while reconnecting")
+    finally:
+        await channel.stop()
+
+
+async def test_what_a_dead_consumer_held_comes_back_after_the_ack_wait(nats_url: str) -> None:
+    settings = NatsSettings(url=nats_url, ack_wait_s=2.0)
+    topic = _name("dead")
+    dead, alive = NatsChannel(settings), NatsChannel(settings)
+    await dead.start()
+    await alive.start()
+    try:
+        await dead.ensure_topic(TopicSpec(topic))
+        doomed = dead.subscribe(topic, "trigger")
+        await doomed.start()
+        await asyncio.gather(*(dead.publish(topic, _event(i)) for i in range(5)))
+        held = await _receive(doomed, 5)
+        await held[0].ack()
+        # A crash: the connection is gone without a NAK (stop() would hand them back at once).
+        await dead.connection().close()
+        started = time.monotonic()
+        survivor = alive.subscribe(topic, "trigger")
+        await survivor.start()
+        try:
+            back = await _receive(survivor, 4, timeout=15)
+            assert sorted(d.event.id for d in back) == ["id-1", "id-2", "id-3", "id-4"]
+            assert time.monotonic() - started >= 1.0, "redelivered before the ack wait"
+            for delivery in back:
+                await delivery.ack()
+            await _nothing_within(survivor, 3.0)
+        finally:
+            await survivor.stop()
+    finally:
+        await alive.stop()
+        await dead.stop()
+
+
+async def test_a_message_held_through_long_retries_is_not_redelivered_meanwhile(nats_url: str) -> None:
+    channel = NatsChannel(NatsSettings(url=nats_url, ack_wait_s=1.5))
+    await channel.start()
+    topic = _name("held")
+    try:
+        await channel.ensure_topic(TopicSpec(topic))
+        holder = channel.subscribe(topic, "trigger")
+        other = channel.subscribe(topic, "trigger")
+        await holder.start()
+        await other.start()
+        try:
+            await channel.publish(topic, _event(1))
+            [delivery] = await _receive(holder, 1)
+            # Four ack waits pass while the dispatcher retries; the other reader of the group gets nothing.
+            await _nothing_within(other, 6.0)
+            await delivery.ack()
+            await _nothing_within(other, 3.0)
+        finally:
+            await holder.stop()
+            await other.stop()
+    finally:
+        await channel.stop()
+
+
+async def test_a_stopped_subscription_hands_back_what_it_held_at_once(channel: NatsChannel) -> None:
+    topic = _name("handback")
+    await channel.ensure_topic(TopicSpec(topic))
+    first = channel.subscribe(topic, "trigger")
+    await first.start()
+    await asyncio.gather(*(channel.publish(topic, _event(i)) for i in range(10)))
+    held = await _receive(first, 10)
+    for delivery in held[:3]:
+        await delivery.ack()
+    # A receive waiting on the server while the subscription stops returns [] instead of hanging.
+    waiting = asyncio.create_task(first.receive(10))
+    await asyncio.sleep(0.2)
+    await first.stop()
+    assert await asyncio.wait_for(waiting, 5) == []
+    started = time.monotonic()
+    second = channel.subscribe(topic, "trigger")
+    await second.start()
+    try:
+        back = await _receive(second, 7, timeout=10)
+        assert sorted(d.event.id for d in back) == sorted(f"id-{i}" for i in range(3, 10))
+        assert time.monotonic() - started < 3.0, "handed back only after the ack wait"
+    finally:
+        await second.stop()
+
+
+async def test_2000_concurrent_publishes_are_pipelined(channel: NatsChannel) -> None:
+    topic = _name("pipeline")
+    await channel.ensure_topic(TopicSpec(topic))
+    count = 2000
+    started = time.perf_counter()
+    await asyncio.gather(*(channel.publish(topic, _event(i)) for i in range(count)))
+    concurrent = time.perf_counter() - started
+    started = time.perf_counter()
+    for i in range(count, count + 200):
+        await channel.publish(topic, _event(i))
+    sequential = (time.perf_counter() - started) / 200
+    print(f"\nNATS publish: {count} concurrent in {concurrent * 1000:.0f} ms = {count / concurrent:,.0f} events/s "
+          f"(one awaited at a time: {1 / sequential:,.0f} events/s)")
+    sub = channel.subscribe(topic, "count", from_start=True)
+    await sub.start()
+    try:
+        got = await _receive(sub, count + 200, timeout=60)
+        assert len({d.event.id for d in got}) == count + 200
+    finally:
+        await sub.stop()
+
+
+async def test_names_that_nats_forbids_map_to_distinct_streams_and_consumers(channel: NatsChannel) -> None:
+    base = _name("odd")
+    topics = [f"{base}.a b", f"{base}_a*b", f"{base}-a>b"]
+    for topic in topics:
+        await channel.ensure_topic(TopicSpec(topic))
+    subs = [channel.subscribe(topic, "group.with dots") for topic in topics]
+    for sub in subs:
+        await sub.start()
+    try:
+        for n, topic in enumerate(topics):
+            await channel.publish(topic, _event(n))
+        for n, sub in enumerate(subs):
+            assert [d.event.id for d in await _receive(sub, 1)] == [f"id-{n}"]
+    finally:
+        for sub in subs:
+            await sub.stop()
+        for topic in topics:
+            await channel.delete_topic(topic)
+
+
+async def test_a_deleted_topic_refuses_publishes(channel: NatsChannel) -> None:
+    topic = _name("gone")
+    await channel.ensure_topic(TopicSpec(topic))
+    await channel.ensure_topic(TopicSpec(topic))
+    await channel.publish(topic, _event(1))
+    await channel.delete_topic(topic)
+    await channel.delete_topic(topic)
+    with pytest.raises(BackendError):
+        await channel.publish(topic, _event(2))
