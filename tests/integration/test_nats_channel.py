@@ -320,3 +320,31 @@ async def test_a_deleted_topic_refuses_publishes(channel: NatsChannel) -> None:
     await channel.delete_topic(topic)
     with pytest.raises(BackendError):
         await channel.publish(topic, _event(2))
+
+
+async def test_what_http_binary_mode_cannot_carry_survives_the_stream(channel: NatsChannel) -> None:
+    topic = _name("lossless")
+    await channel.ensure_topic(TopicSpec(topic))
+    sub = channel.subscribe(topic, "reader")
+    await sub.start()
+    base = {"specversion": "1.0", "source": "/s", "type": "t"}
+    sent = [
+        Event({**base, "id": "charset", "datacontenttype": 'text/plain; charset="utf-8"'}, b"x"),
+        Event({**base, "id": "percent", "datacontenttype": "application/x+json; q=50%"}, b"{}"),
+        Event({**base, "id": "type-no-data", "datacontenttype": "application/json"}, None),
+        Event({**base, "id": "empty-no-type"}, b""),
+        Event({**base, "id": "no-data"}, None),
+        Event({**base, "id": "edges", "subject": "  padded  ", "ext": "ü,\"%"}, b"\x00\xff",
+              headers={"traceparent": " 00-ab ", "x-request-id": "r-1"}),
+    ]
+    try:
+        for event in sent:
+            await channel.publish(topic, event)
+        got = {d.event.id: d.event for d in await _receive(sub, len(sent))}
+        for event in sent:
+            back = got[event.id]
+            assert back.attributes == event.attributes
+            assert back.data == event.data
+            assert back.headers == event.headers
+    finally:
+        await sub.stop()
