@@ -219,7 +219,7 @@ def start(data_dir: Path, port: int | None = None, *, timeout: float = 90.0) -> 
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         result = subprocess.run(
             [java, "-cp", classpath, f"-Dlog4j2.configurationFile={data_dir / 'log4j2.properties'}",
-             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+             "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config)],
             capture_output=True, text=True, timeout=120, check=False,
         )
         if result.returncode != 0:
