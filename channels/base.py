@@ -1,8 +1,9 @@
-"""The Protocols every channel backend implements, and the settings they are built from.
+"""The backend seam: the Protocols every storage backend (memory, Kafka, NATS) implements.
 
-A *topic* holds the events of one Broker or Channel. A *subscription* reads a topic as one consumer
-group (one per Trigger or Subscription): each group sees every event once, and within a group an
-event counts as done only when `Delivery.ack()` is called, after the subscriber answered 2xx or the
+Names here never collide with Knative's kinds: a *Backend* is one connection to a store, a *topic*
+holds the events of one Broker or Channel, and a *Reader* reads a topic as one consumer group (one
+per Trigger or Subscription). Each group sees every event once, and within a group a *Message*
+counts as done only when `Message.ack()` is called, after the subscriber answered 2xx or the
 event went to the dead-letter sink. Durable backends redeliver whatever was not acked when a process
 dies; the memory backend is best effort, as Knative's InMemoryChannel is.
 """
@@ -27,7 +28,7 @@ class TopicSpec:
 
 
 @runtime_checkable
-class Delivery(Protocol):
+class Message(Protocol):
     """One event handed to one consumer group."""
 
     @property
@@ -44,12 +45,12 @@ class Delivery(Protocol):
 
 
 @runtime_checkable
-class Subscription(Protocol):
+class Reader(Protocol):
     """A consumer group reading one topic."""
 
     async def start(self) -> None: ...
 
-    async def receive(self, max_records: int) -> Sequence[Delivery]:
+    async def receive(self, max_records: int) -> Sequence[Message]:
         """Wait for at least one delivery and return up to `max_records`; `[]` once stopped."""
         ...
 
@@ -59,8 +60,8 @@ class Subscription(Protocol):
 
 
 @runtime_checkable
-class Channel(Protocol):
-    """One backend connection: topics, publishing and subscriptions."""
+class Backend(Protocol):
+    """One backend connection: topics, publishing and readers (consumer groups)."""
 
     @property
     def name(self) -> str:
@@ -88,22 +89,22 @@ class Channel(Protocol):
         """
         ...
 
-    def subscribe(self, topic: str, group: str, *, from_start: bool = False) -> Subscription:
-        """A subscription for `group`; a new group starts at the end of the topic unless `from_start`."""
+    def open_reader(self, topic: str, group: str, *, from_start: bool = False) -> Reader:
+        """A reader for `group`; a new group starts at the end of the topic unless `from_start`."""
         ...
 
-    async def delete_subscription(self, topic: str, group: str) -> None:
+    async def delete_group(self, topic: str, group: str) -> None:
         """Forget a consumer group (its Trigger was deleted)."""
         ...
 
 
 @runtime_checkable
-class RecordSource(Protocol):
+class RecordBackend(Protocol):
     """A backend whose topics may hold records that are not CloudEvents (KafkaSource reads them)."""
 
-    def subscribe_records(
+    def open_record_reader(
         self, topic: str, group: str, *, from_start: bool, source: str, overrides: Mapping[str, str]
-    ) -> Subscription:
-        """Like `Channel.subscribe`, but records that are not CloudEvents are wrapped into events whose
+    ) -> Reader:
+        """Like `Backend.open_reader`, but records that are not CloudEvents are wrapped into events whose
         source is `source#<topic>`; every event gets the `overrides` extensions."""
         ...

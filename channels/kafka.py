@@ -51,7 +51,7 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.protocol.admin import DeleteGroupsRequest
 from cloudevents.core.bindings import kafka as ce_kafka
 
-from channels.base import Channel, Delivery, RecordSource, Subscription, TopicSpec
+from channels.base import Backend, Message, Reader, RecordBackend, TopicSpec
 from core.errors import BackendError, InvalidEvent
 from core.events import STRUCTURED_CONTENT_TYPE, AttrValue, Event, attr_to_string, from_structured, validate
 
@@ -97,7 +97,7 @@ class KafkaSettings:
     max_poll_interval_ms: int = 30 * 60 * 1000
     """A Trigger may hold records through long retries; only this long without polling leaves the group."""
     assignment_timeout_s: float = 30.0
-    """How long `Subscription.start()` waits to join its group before failing with BackendError."""
+    """How long `Reader.start()` waits to join its group before failing with BackendError."""
     admin_timeout_ms: int = 10000
     """Topic and group administration (create, delete) gives up after this long."""
 
@@ -226,10 +226,10 @@ def wrap_record(record: Any, source: str, overrides: Mapping[str, str]) -> Event
     return event
 
 
-class _KafkaDelivery(Delivery):
+class _KafkaMessage(Message):
     __slots__ = ("_event", "_offset", "_partition", "_subscription")
 
-    def __init__(self, subscription: _KafkaSubscription, partition: _Partition, offset: int, event: Event) -> None:
+    def __init__(self, subscription: _KafkaReader, partition: _Partition, offset: int, event: Event) -> None:
         self._subscription = subscription
         self._partition = partition
         self._offset = offset
@@ -271,7 +271,7 @@ class _Partition:
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, subscription: _KafkaSubscription) -> None:
+    def __init__(self, subscription: _KafkaReader) -> None:
         self._subscription = subscription
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
@@ -283,7 +283,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._subscription.assigned.set()
 
 
-class _KafkaSubscription(Subscription):
+class _KafkaReader(Reader):
     def __init__(
         self,
         settings: KafkaSettings,
@@ -346,13 +346,13 @@ class _KafkaSubscription(Subscription):
                 # A rebalance already moved on; the new owners hold positions of their own.
                 log.info("%s: starting positions not committed: %s", self._group, _describe(exc))
 
-    async def receive(self, max_records: int) -> Sequence[Delivery]:
+    async def receive(self, max_records: int) -> Sequence[Message]:
         while not self._stopped:
             try:
                 batches = await self._consumer.getmany(timeout_ms=500, max_records=max_records)
             except KafkaError as exc:
                 raise BackendError(f"Kafka fetch failed: {exc}") from None
-            deliveries: list[Delivery] = []
+            deliveries: list[Message] = []
             for tp, records in batches.items():
                 partition = self._partitions.get(tp)
                 if partition is None:
@@ -370,7 +370,7 @@ class _KafkaSubscription(Subscription):
                         )
                         partition.ack(record.offset)
                         continue
-                    deliveries.append(_KafkaDelivery(self, partition, record.offset, event))
+                    deliveries.append(_KafkaMessage(self, partition, record.offset, event))
             if deliveries:
                 return deliveries
         return []
@@ -418,7 +418,7 @@ class _KafkaSubscription(Subscription):
             await self._consumer.stop()
 
 
-class KafkaChannel(Channel, RecordSource):
+class KafkaBackend(Backend, RecordBackend):
     def __init__(self, settings: KafkaSettings) -> None:
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
@@ -517,18 +517,18 @@ class KafkaChannel(Channel, RecordSource):
         except (KafkaError, OSError, TimeoutError) as exc:
             raise BackendError(f"Kafka did not take the event on {topic!r}: {_describe(exc)}") from None
 
-    def subscribe(self, topic: str, group: str, *, from_start: bool = False) -> Subscription:
-        return _KafkaSubscription(self._settings, topic, group, from_start)
+    def open_reader(self, topic: str, group: str, *, from_start: bool = False) -> Reader:
+        return _KafkaReader(self._settings, topic, group, from_start)
 
-    def subscribe_records(
+    def open_record_reader(
         self, topic: str, group: str, *, from_start: bool, source: str, overrides: Mapping[str, str]
-    ) -> Subscription:
+    ) -> Reader:
         extensions = dict(overrides)
-        return _KafkaSubscription(
+        return _KafkaReader(
             self._settings, topic, group, from_start, wrap=lambda record: wrap_record(record, source, extensions)
         )
 
-    async def delete_subscription(self, topic: str, group: str) -> None:
+    async def delete_group(self, topic: str, group: str) -> None:
         admin = await self._admin_client()
         try:
             coordinator = await admin.find_coordinator(group)

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from channels.base import Channel, Delivery, Subscription, TopicSpec
+from channels.base import Backend, Message, Reader, TopicSpec
 from core.errors import BackendError, BackendFull
 from core.events import Event
 
@@ -39,7 +39,7 @@ class _Group:
         return len(self.queue) + self.inflight
 
 
-class _Delivery(Delivery):
+class _MemoryMessage(Message):
     __slots__ = ("_acked", "_event", "_group")
 
     def __init__(self, group: _Group, event: Event) -> None:
@@ -68,19 +68,19 @@ class _Delivery(Delivery):
             self._group.wakeup.set()
 
 
-class _MemorySubscription(Subscription):
-    def __init__(self, channel: MemoryChannel, topic: str, group: str) -> None:
+class _MemoryReader(Reader):
+    def __init__(self, channel: MemoryBackend, topic: str, group: str) -> None:
         self._channel = channel
         self._topic = topic
         self._group_name = group
         self._group: _Group | None = None
         self._stopped = False
-        self._outstanding: list[_Delivery] = []
+        self._outstanding: list[_MemoryMessage] = []
 
     async def start(self) -> None:
         self._group = self._channel._group(self._topic, self._group_name)
 
-    async def receive(self, max_records: int) -> Sequence[Delivery]:
+    async def receive(self, max_records: int) -> Sequence[Message]:
         group = self._group
         if group is None:
             raise BackendError("subscription used before start()")
@@ -89,9 +89,9 @@ class _MemorySubscription(Subscription):
             await group.wakeup.wait()
         if self._stopped:
             return []
-        batch: list[_Delivery] = []
+        batch: list[_MemoryMessage] = []
         while group.queue and len(batch) < max_records:
-            batch.append(_Delivery(group, group.queue.popleft()))
+            batch.append(_MemoryMessage(group, group.queue.popleft()))
         group.inflight += len(batch)
         # Keep the batch so stop() can hand back what was never acked.
         self._outstanding = [d for d in self._outstanding if not d._acked]
@@ -107,7 +107,7 @@ class _MemorySubscription(Subscription):
             self._group.wakeup.set()
 
 
-class MemoryChannel(Channel):
+class MemoryBackend(Backend):
     def __init__(self, settings: MemorySettings | None = None) -> None:
         self._settings = settings or MemorySettings()
         self._topics: dict[str, dict[str, _Group]] = {}
@@ -155,11 +155,11 @@ class MemoryChannel(Channel):
             group.queue.append(event)
             group.wakeup.set()
 
-    def subscribe(self, topic: str, group: str, *, from_start: bool = False) -> Subscription:
+    def open_reader(self, topic: str, group: str, *, from_start: bool = False) -> Reader:
         # A memory topic keeps no history, so from_start and latest are the same point.
-        return _MemorySubscription(self, topic, group)
+        return _MemoryReader(self, topic, group)
 
-    async def delete_subscription(self, topic: str, group: str) -> None:
+    async def delete_group(self, topic: str, group: str) -> None:
         removed = self._topics.get(topic, {}).pop(group, None)
         if removed is not None:
             removed.wakeup.set()

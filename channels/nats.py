@@ -75,7 +75,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from channels.base import Channel, Delivery, Subscription, TopicSpec
+from channels.base import Backend, Message, Reader, TopicSpec
 from core.errors import BackendError, InvalidEvent
 from core.events import Event, attr_to_string, from_binary, to_binary
 
@@ -193,10 +193,10 @@ def decode(headers: dict[str, str] | None, payload: bytes) -> Event:
     return event
 
 
-class _NatsDelivery(Delivery):
+class _NatsMessage(Message):
     __slots__ = ("_done", "_event", "_msg", "_subscription")
 
-    def __init__(self, subscription: _NatsSubscription, msg: Msg, event: Event) -> None:
+    def __init__(self, subscription: _NatsReader, msg: Msg, event: Event) -> None:
         self._subscription = subscription
         self._msg = msg
         self._event = event
@@ -234,8 +234,8 @@ async def _settle(msg: Msg, how: str) -> None:
             await msg.term()
 
 
-class _NatsSubscription(Subscription):
-    def __init__(self, channel: NatsChannel, topic: str, group: str, from_start: bool) -> None:
+class _NatsReader(Reader):
+    def __init__(self, channel: NatsBackend, topic: str, group: str, from_start: bool) -> None:
         self._channel = channel
         self._topic = topic
         self._stream = stream_name(topic)
@@ -337,7 +337,7 @@ class _NatsSubscription(Subscription):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
-    async def receive(self, max_records: int) -> Sequence[Delivery]:
+    async def receive(self, max_records: int) -> Sequence[Message]:
         if self._sub is None:
             raise BackendError("subscription used before start()")
         loop = asyncio.get_running_loop()
@@ -366,8 +366,8 @@ class _NatsSubscription(Subscription):
             await self._wait(max(0.0, self._request_deadline - loop.time()))
         return []
 
-    async def _hand_out(self, max_records: int) -> list[Delivery]:
-        deliveries: list[Delivery] = []
+    async def _hand_out(self, max_records: int) -> list[Message]:
+        deliveries: list[Message] = []
         while self._ready and len(deliveries) < max_records:
             msg = self._ready.popleft()
             try:
@@ -376,7 +376,7 @@ class _NatsSubscription(Subscription):
                 log.warning("%s/%s: not a CloudEvent, dropped: %s", self._stream, self._durable, exc)
                 await _settle(msg, "term")
                 continue
-            delivery = _NatsDelivery(self, msg, event)
+            delivery = _NatsMessage(self, msg, event)
             self.held[msg.reply] = msg
             deliveries.append(delivery)
         return deliveries
@@ -414,10 +414,10 @@ class _NatsSubscription(Subscription):
                 await self._channel.connection().flush(timeout=2)
 
 
-class NatsChannel(Channel):
+class NatsBackend(Backend):
     def __init__(self, settings: NatsSettings) -> None:
         self.settings = settings
-        self.subscriptions: set[_NatsSubscription] = set()
+        self.subscriptions: set[_NatsReader] = set()
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._window = asyncio.Semaphore(settings.publish_window)
@@ -597,10 +597,10 @@ class NatsChannel(Channel):
 
     # ------------------------------------------------------------------------------------ consuming
 
-    def subscribe(self, topic: str, group: str, *, from_start: bool = False) -> Subscription:
-        return _NatsSubscription(self, topic, group, from_start)
+    def open_reader(self, topic: str, group: str, *, from_start: bool = False) -> Reader:
+        return _NatsReader(self, topic, group, from_start)
 
-    async def delete_subscription(self, topic: str, group: str) -> None:
+    async def delete_group(self, topic: str, group: str) -> None:
         try:
             await self.js().delete_consumer(stream_name(topic), consumer_name(group))
         except NotFoundError:

@@ -1,4 +1,4 @@
-"""Channel backends by name, and the pool that shares one connection per backend and cluster.
+"""Storage backends by name, and the pool that shares one connection per backend and cluster.
 
 Settings pick the name; the composition root passes the pool into ingress, dispatcher and control.
 Kafka and NATS modules are imported on first use so the embedded memory mode never loads their clients.
@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from channels.base import Channel
-from channels.memory import MemoryChannel, MemorySettings
+from channels.base import Backend
+from channels.memory import MemoryBackend, MemorySettings
 from core.errors import BackendError
 
 BACKENDS = ("memory", "kafka", "nats")
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelSettings:
+class BackendSettings:
     memory: MemorySettings = field(default_factory=MemorySettings)
     kafka_bootstrap_servers: str = ""
     """Default Kafka cluster for resources whose config names none."""
@@ -24,34 +24,34 @@ class ChannelSettings:
     """Default NATS server for resources whose config names none."""
 
 
-def _build(backend: str, connection: str, settings: ChannelSettings) -> Channel:
+def _build(backend: str, connection: str, settings: BackendSettings) -> Backend:
     if backend == "memory":
-        return MemoryChannel(settings.memory)
+        return MemoryBackend(settings.memory)
     if backend == "kafka":
-        from channels.kafka import KafkaChannel, KafkaSettings
+        from channels.kafka import KafkaBackend, KafkaSettings
 
         servers = connection or settings.kafka_bootstrap_servers
         if not servers:
             raise BackendError("no Kafka bootstrap servers configured (--kafka-bootstrap or spec.config)")
-        return KafkaChannel(KafkaSettings(bootstrap_servers=servers))
+        return KafkaBackend(KafkaSettings(bootstrap_servers=servers))
     if backend == "nats":
-        from channels.nats import NatsChannel, NatsSettings
+        from channels.nats import NatsBackend, NatsSettings
 
         url = connection or settings.nats_url
         if not url:
             raise BackendError("no NATS server configured (--nats-url or spec.config)")
-        return NatsChannel(NatsSettings(url=url))
+        return NatsBackend(NatsSettings(url=url))
     raise BackendError(f"unknown channel backend {backend!r}; expected one of {', '.join(BACKENDS)}")
 
 
-class ChannelPool:
-    """One started Channel per (backend, connection), shared by every service of the process."""
+class BackendPool:
+    """One started Backend per (backend, connection), shared by every service of the process."""
 
-    def __init__(self, settings: ChannelSettings | None = None) -> None:
-        self.settings = settings or ChannelSettings()
-        self._channels: dict[tuple[str, str], Channel] = {}
+    def __init__(self, settings: BackendSettings | None = None) -> None:
+        self.settings = settings or BackendSettings()
+        self._channels: dict[tuple[str, str], Backend] = {}
 
-    async def get(self, backend: str, connection: str = "") -> Channel:
+    async def get(self, backend: str, connection: str = "") -> Backend:
         key = (backend, "" if backend == "memory" else connection)
         channel = self._channels.get(key)
         if channel is None:

@@ -7,7 +7,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from channels.registry import ChannelPool, ChannelSettings
+from channels.registry import BackendPool, BackendSettings
 from control.api.admission import AdmissionSettings
 from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
 from control.reconciler import Reconciler
@@ -42,7 +42,7 @@ def main() -> None:
                                consumer_group_template=args.consumer_group_template)
 
     async def service(stop: asyncio.Event) -> None:
-        pool = ChannelPool(ChannelSettings(kafka_bootstrap_servers=args.kafka_bootstrap, nats_url=args.nats_url))
+        pool = BackendPool(BackendSettings(kafka_bootstrap_servers=args.kafka_bootstrap, nats_url=args.nats_url))
         store = SqliteStore(settings.db_path)
         previous = read(settings.contract_path) if settings.contract_path.exists() else Contract()
 

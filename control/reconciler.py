@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.base import TopicSpec
-from channels.registry import ChannelPool
+from channels.registry import BackendPool
 from control.api.broker import BROKER_CLASSES, CLASS_ANNOTATION
 from control.api.trigger import ORDER_ANNOTATION
 from control.conditions import cond, is_ready, with_ready
@@ -56,7 +56,7 @@ class Reconciler:
     def __init__(
         self,
         store: ResourceStore,
-        pool: ChannelPool,
+        pool: BackendPool,
         settings: ControlSettings,
         sink: ContractSink,
         *,
@@ -327,7 +327,7 @@ class Reconciler:
                 channel = await self._pool.get(old.backend, old.connection)
                 for egress in old.egresses:
                     if egress.consumer_group not in kept:
-                        await channel.delete_subscription(old.topic, egress.consumer_group)
+                        await channel.delete_group(old.topic, egress.consumer_group)
                 # A source reads the user's topics: they are never Nerve's to delete.
                 if new is None and self._settings.delete_topics and old.kind != "KafkaSource":
                     await channel.delete_topic(old.topic)

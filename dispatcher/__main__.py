@@ -10,7 +10,7 @@ import asyncio
 
 from aiohttp import web
 
-from channels.registry import ChannelPool, ChannelSettings
+from channels.registry import BackendPool, BackendSettings
 from core import observability
 from core.cli_settings import add_common
 from core.contract_watch import ContractWatcher
@@ -28,7 +28,7 @@ def main() -> None:
     settings = DispatcherSettings(max_inflight=args.max_inflight)
 
     async def service(stop: asyncio.Event) -> None:
-        pool = ChannelPool(ChannelSettings(kafka_bootstrap_servers=args.kafka_bootstrap, nats_url=args.nats_url))
+        pool = BackendPool(BackendSettings(kafka_bootstrap_servers=args.kafka_bootstrap, nats_url=args.nats_url))
         dispatcher = Dispatcher(pool, settings)
         await dispatcher.start()
         watcher = ContractWatcher(args.contract, [dispatcher.apply])

@@ -22,7 +22,7 @@ from collections.abc import Coroutine, Mapping
 from datetime import datetime
 from typing import Any
 
-from channels.base import Channel, Delivery, RecordSource, Subscription
+from channels.base import Backend, Message, Reader, RecordBackend
 from core.contract import Egress, Resource
 from core.errors import BackendError, InvalidEvent, TTLExhausted
 from core.events import Event, from_http, is_cloudevent_response
@@ -95,19 +95,19 @@ class _Config:
 
 class EgressRunner:
     def __init__(
-        self, egress: Egress, resource: Resource, channel: Channel, sender: Sender, settings: DispatcherSettings
+        self, egress: Egress, resource: Resource, channel: Backend, sender: Sender, settings: DispatcherSettings
     ) -> None:
         self.resource = resource
         self._channel = channel
         self._sender = sender
         self._settings = settings
         self._config = _Config(egress, resource, settings)
-        self._subscription: Subscription | None = None
+        self._subscription: Reader | None = None
         self._task: asyncio.Task[None] | None = None
         self._workers: set[asyncio.Task[None]] = set()
         self._inflight = 0
         self._slot_free = asyncio.Event()
-        self._lanes: dict[str, deque[Delivery]] = {}
+        self._lanes: dict[str, deque[Message]] = {}
         self._stopping = False
 
     @property
@@ -139,15 +139,15 @@ class EgressRunner:
         if self._subscription is not None:
             await self._subscription.stop()
 
-    def _subscribe(self) -> Subscription:
+    def _subscribe(self) -> Reader:
         resource, group = self.resource, self.egress.consumer_group
         if resource.kind != "KafkaSource":
-            return self._channel.subscribe(resource.topic, group)
-        if not isinstance(self._channel, RecordSource):
+            return self._channel.open_reader(resource.topic, group)
+        if not isinstance(self._channel, RecordBackend):
             raise BackendError(f"the {self._channel.name} backend cannot read raw records for a KafkaSource")
         config = resource.backend_config
         overrides = {k.removeprefix("ceoverride."): v for k, v in config.items() if k.startswith("ceoverride.")}
-        return self._channel.subscribe_records(
+        return self._channel.open_record_reader(
             resource.topic,
             group,
             from_start=config.get("initialOffset") == "earliest",
@@ -209,7 +209,7 @@ class EgressRunner:
         finally:
             self._lanes.pop(key, None)
 
-    async def _one(self, delivery: Delivery) -> None:
+    async def _one(self, delivery: Message) -> None:
         config = self._config
         try:
             await self._process(delivery.event, config)

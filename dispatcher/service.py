@@ -14,7 +14,7 @@ import logging
 import aiohttp
 
 from channels.base import TopicSpec
-from channels.registry import ChannelPool
+from channels.registry import BackendPool
 from core.contract import Contract, Egress, Resource
 from core.errors import BackendError
 from dispatcher.delivery import Sender
@@ -25,7 +25,7 @@ log = logging.getLogger("nerve.dispatcher")
 
 
 class Dispatcher:
-    def __init__(self, pool: ChannelPool, settings: DispatcherSettings) -> None:
+    def __init__(self, pool: BackendPool, settings: DispatcherSettings) -> None:
         self._pool = pool
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from channels.registry import ChannelPool, ChannelSettings
+from channels.registry import BackendPool, BackendSettings
 from core.cli_settings import add_common
 from core.contract_watch import ContractWatcher
 from core.runtime import run, serve
@@ -21,7 +21,7 @@ def main() -> None:
     settings = IngressSettings(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes)
 
     async def service(stop: asyncio.Event) -> None:
-        pool = ChannelPool(ChannelSettings(kafka_bootstrap_servers=args.kafka_bootstrap, nats_url=args.nats_url))
+        pool = BackendPool(BackendSettings(kafka_bootstrap_servers=args.kafka_bootstrap, nats_url=args.nats_url))
         ingress = Ingress(pool, settings)
         watcher = ContractWatcher(args.contract, [ingress.apply])
         await watcher.start()

@@ -14,7 +14,7 @@ import time
 import orjson
 from aiohttp import web
 
-from channels.registry import ChannelPool
+from channels.registry import BackendPool
 from core import observability
 from core.contract import Contract, Resource
 from core.errors import NerveError, NotFound, PayloadTooLarge
@@ -32,7 +32,7 @@ ALLOW = "POST, OPTIONS"
 class Ingress:
     """Routes requests to the Broker or Channel the contract names for their path."""
 
-    def __init__(self, pool: ChannelPool, settings: IngressSettings) -> None:
+    def __init__(self, pool: BackendPool, settings: IngressSettings) -> None:
         self._pool = pool
         self.settings = settings
         self._routes: dict[str, Resource] = {}

@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from channels.base import Channel
+from channels.base import Backend
 from core.contract import Resource
 from core.events import Event
 from core.hops import enter_broker
 
 
-async def receive(events: Sequence[Event], resource: Resource, channel: Channel, *, max_ttl: int) -> None:
+async def receive(events: Sequence[Event], resource: Resource, channel: Backend, *, max_ttl: int) -> None:
     for event in events:
         if resource.kind == "Broker":
             enter_broker(event, max_ttl=max_ttl)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from channels.memory import MemorySettings
-from channels.registry import ChannelPool, ChannelSettings
+from channels.registry import BackendPool, BackendSettings
 from control.api.admission import AdmissionSettings
 from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
 from control.reconciler import Reconciler
@@ -57,8 +57,8 @@ class Embedded:
 
     def __init__(self, settings: UpSettings) -> None:
         self.settings = settings
-        self.pool = ChannelPool(
-            ChannelSettings(
+        self.pool = BackendPool(
+            BackendSettings(
                 memory=settings.memory, kafka_bootstrap_servers=settings.kafka_bootstrap, nats_url=settings.nats_url
             )
         )

@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from core.filters import validate_trigger_filters
-
 from control.api.delivery import default_delivery, validate_delivery
 from control.api.destination import default_destination, validate_destination
 from core.errors import FieldError
+from core.filters import validate_trigger_filters
 
 BROKER_LABEL = "eventing.knative.dev/broker"
 ORDER_ANNOTATION = "kafka.eventing.knative.dev/delivery.order"

@@ -1,4 +1,4 @@
-"""One behaviour suite, every backend: `channel` (the seam alone) and `stack` (the whole broker) are
+"""One behaviour suite, every backend: `backend` (the seam alone) and `stack` (the whole broker) are
 parametrized by backend name. With `stack`, Brokers that name no class run on that backend, so the same
 Knative YAML is exercised on memory, Kafka and NATS."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from channels.base import Channel
-from channels.registry import ChannelPool, ChannelSettings
+from channels.base import Backend
+from channels.registry import BackendPool, BackendSettings
 from tests.support.stack import Stack, running_stack
 
 BACKENDS = ["memory", "kafka", "nats"]
@@ -40,11 +40,11 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 @pytest.fixture(params=BACKENDS)
-async def channel(request: pytest.FixtureRequest) -> AsyncIterator[Channel]:
-    backend: str = request.param
-    connection = _connection(request, backend)
-    pool = ChannelPool(ChannelSettings())
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    name: str = request.param
+    connection = _connection(request, name)
+    pool = BackendPool(BackendSettings())
     try:
-        yield await pool.get(backend, connection)
+        yield await pool.get(name, connection)
     finally:
         await pool.stop()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from channels.base import TopicSpec
-from channels.nats import NatsChannel, NatsSettings
+from channels.nats import NatsBackend, NatsSettings
 from core.events import Event
 from tests.fixtures.nats import SCRIPTS, nats_launcher
 
@@ -28,7 +28,7 @@ async def test_start_is_ready_for_jetstream_and_a_restart_keeps_port_and_streams
         print(f"\nnats-server with JetStream ready in {took * 1000:.0f} ms")
         info = launcher.server_info(server.port)
         assert info is not None and info["jetstream"] is True
-        channel = NatsChannel(NatsSettings(url=server.url))
+        channel = NatsBackend(NatsSettings(url=server.url))
         await channel.start()
         try:
             await channel.ensure_topic(TopicSpec("kept"))
@@ -38,10 +38,10 @@ async def test_start_is_ready_for_jetstream_and_a_restart_keeps_port_and_streams
         port, url = server.port, server.url
         assert server.restart(crash=True) is server
         assert (server.port, server.url) == (port, url)
-        channel = NatsChannel(NatsSettings(url=server.url))
+        channel = NatsBackend(NatsSettings(url=server.url))
         await channel.start()
         try:
-            sub = channel.subscribe("kept", "reader", from_start=True)
+            sub = channel.open_reader("kept", "reader", from_start=True)
             await sub.start()
             [delivery] = await sub.receive(10)
             assert delivery.event.id == "1"

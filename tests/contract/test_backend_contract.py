@@ -1,4 +1,4 @@
-"""The channel seam's behaviour, the same for memory, Kafka and NATS.
+"""The backend seam's behaviour, the same for memory, Kafka and NATS.
 
 Each test uses a fresh topic name so backends with real servers need no clean-up between tests.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from channels.base import Channel, Delivery, Subscription, TopicSpec
+from channels.base import Backend, Message, Reader, TopicSpec
 from core.events import Event, attr_to_string
 
 
@@ -28,8 +28,8 @@ def _event(i: int, **extra: str | int | bool) -> Event:
     return Event(attributes, bytes([i % 256]) * 10)
 
 
-async def _drain(sub: Subscription, count: int, *, ack: bool = True, timeout: float = 30.0) -> list[Delivery]:
-    got: list[Delivery] = []
+async def _drain(sub: Reader, count: int, *, ack: bool = True, timeout: float = 30.0) -> list[Message]:
+    got: list[Message] = []
 
     async def loop() -> None:
         while len(got) < count:
@@ -43,16 +43,16 @@ async def _drain(sub: Subscription, count: int, *, ack: bool = True, timeout: fl
     return got
 
 
-async def _subscribe(channel: Channel, topic: str, group: str) -> Subscription:
-    sub = channel.subscribe(topic, group)
+async def _subscribe(backend: Backend, topic: str, group: str) -> Reader:
+    sub = backend.open_reader(topic, group)
     await sub.start()
     return sub
 
 
-async def test_every_attribute_and_the_data_round_trip(channel: Channel) -> None:
+async def test_every_attribute_and_the_data_round_trip(backend: Backend) -> None:
     topic = _topic()
-    await channel.ensure_topic(TopicSpec(topic))
-    sub = await _subscribe(channel, topic, "g1")
+    await backend.ensure_topic(TopicSpec(topic))
+    sub = await _subscribe(backend, topic, "g1")
     try:
         sent = Event(
             {
@@ -70,7 +70,7 @@ async def test_every_attribute_and_the_data_round_trip(channel: Channel) -> None
             },
             b'{"msg": "Hello \xc3\xbc", "n": [1, 2]}',
         )
-        await channel.publish(topic, sent)
+        await backend.publish(topic, sent)
         [delivery] = await _drain(sub, 1)
         got = delivery.event
         assert {k: attr_to_string(v) for k, v in got.attributes.items()} == {
@@ -81,12 +81,12 @@ async def test_every_attribute_and_the_data_round_trip(channel: Channel) -> None
         await sub.stop()
 
 
-async def test_an_event_without_data_stays_without_data(channel: Channel) -> None:
+async def test_an_event_without_data_stays_without_data(backend: Backend) -> None:
     topic = _topic()
-    await channel.ensure_topic(TopicSpec(topic))
-    sub = await _subscribe(channel, topic, "g1")
+    await backend.ensure_topic(TopicSpec(topic))
+    sub = await _subscribe(backend, topic, "g1")
     try:
-        await channel.publish(topic, Event({"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}))
+        await backend.publish(topic, Event({"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}))
         [delivery] = await _drain(sub, 1)
         assert not delivery.event.data
         assert "datacontenttype" not in delivery.event.attributes
@@ -94,13 +94,13 @@ async def test_an_event_without_data_stays_without_data(channel: Channel) -> Non
         await sub.stop()
 
 
-async def test_each_group_receives_every_event_once(channel: Channel) -> None:
+async def test_each_group_receives_every_event_once(backend: Backend) -> None:
     topic = _topic()
-    await channel.ensure_topic(TopicSpec(topic, partitions=3))
-    one = await _subscribe(channel, topic, "one")
-    two = await _subscribe(channel, topic, "two")
+    await backend.ensure_topic(TopicSpec(topic, partitions=3))
+    one = await _subscribe(backend, topic, "one")
+    two = await _subscribe(backend, topic, "two")
     try:
-        await asyncio.gather(*(channel.publish(topic, _event(i)) for i in range(50)))
+        await asyncio.gather(*(backend.publish(topic, _event(i)) for i in range(50)))
         ids_one = sorted(d.event.id for d in await _drain(one, 50))
         ids_two = sorted(d.event.id for d in await _drain(two, 50))
         expected = sorted(f"id-{i}" for i in range(50))
@@ -111,25 +111,25 @@ async def test_each_group_receives_every_event_once(channel: Channel) -> None:
         await two.stop()
 
 
-async def test_many_concurrent_publishes_all_arrive(channel: Channel) -> None:
+async def test_many_concurrent_publishes_all_arrive(backend: Backend) -> None:
     topic = _topic()
-    await channel.ensure_topic(TopicSpec(topic, partitions=2))
-    sub = await _subscribe(channel, topic, "bulk")
+    await backend.ensure_topic(TopicSpec(topic, partitions=2))
+    sub = await _subscribe(backend, topic, "bulk")
     try:
-        await asyncio.gather(*(channel.publish(topic, _event(i)) for i in range(1000)))
+        await asyncio.gather(*(backend.publish(topic, _event(i)) for i in range(1000)))
         got = await _drain(sub, 1000, timeout=60)
         assert len({d.event.id for d in got}) == 1000
     finally:
         await sub.stop()
 
 
-async def test_same_partition_key_keeps_publish_order(channel: Channel) -> None:
+async def test_same_partition_key_keeps_publish_order(backend: Backend) -> None:
     topic = _topic()
-    await channel.ensure_topic(TopicSpec(topic, partitions=3))
-    sub = await _subscribe(channel, topic, "ordered")
+    await backend.ensure_topic(TopicSpec(topic, partitions=3))
+    sub = await _subscribe(backend, topic, "ordered")
     try:
         for i in range(30):
-            await channel.publish(topic, _event(i, partitionkey=f"k{i % 3}"))
+            await backend.publish(topic, _event(i, partitionkey=f"k{i % 3}"))
         got = await _drain(sub, 30)
         for key in ("k0", "k1", "k2"):
             lane = [d for d in got if d.event.attributes.get("partitionkey") == key]
@@ -139,16 +139,16 @@ async def test_same_partition_key_keeps_publish_order(channel: Channel) -> None:
         await sub.stop()
 
 
-async def test_unacked_events_come_back_to_the_group(channel: Channel) -> None:
+async def test_unacked_events_come_back_to_the_group(backend: Backend) -> None:
     topic = _topic()
-    await channel.ensure_topic(TopicSpec(topic))
-    sub = await _subscribe(channel, topic, "redeliver")
-    await channel.publish(topic, _event(1))
-    await channel.publish(topic, _event(2))
+    await backend.ensure_topic(TopicSpec(topic))
+    sub = await _subscribe(backend, topic, "redeliver")
+    await backend.publish(topic, _event(1))
+    await backend.publish(topic, _event(2))
     first = await _drain(sub, 2, ack=False)
     await first[0].ack()
     await sub.stop()
-    again = await _subscribe(channel, topic, "redeliver")
+    again = await _subscribe(backend, topic, "redeliver")
     seen: set[str] = set()
 
     async def until_redelivered() -> None:
@@ -164,23 +164,23 @@ async def test_unacked_events_come_back_to_the_group(channel: Channel) -> None:
         await again.stop()
 
 
-async def _maybe_more(sub: Subscription) -> list[Delivery]:
+async def _maybe_more(sub: Reader) -> list[Message]:
     try:
         return list(await asyncio.wait_for(sub.receive(10), 2.0))
     except TimeoutError:
         return []
 
 
-async def test_a_group_created_after_publishing_starts_at_the_end(channel: Channel) -> None:
+async def test_a_group_created_after_publishing_starts_at_the_end(backend: Backend) -> None:
     topic = _topic()
-    await channel.ensure_topic(TopicSpec(topic))
-    early = await _subscribe(channel, topic, "early")
+    await backend.ensure_topic(TopicSpec(topic))
+    early = await _subscribe(backend, topic, "early")
     try:
-        await channel.publish(topic, _event(1))
+        await backend.publish(topic, _event(1))
         await _drain(early, 1)
-        late = await _subscribe(channel, topic, "late")
+        late = await _subscribe(backend, topic, "late")
         try:
-            await channel.publish(topic, _event(2))
+            await backend.publish(topic, _event(2))
             got = await _drain(late, 1)
             assert [d.event.id for d in got] == ["id-2"]
             assert await _maybe_more(late) == []

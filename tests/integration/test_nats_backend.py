@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from channels.base import Delivery, Subscription, TopicSpec
-from channels.nats import NatsChannel, NatsSettings
+from channels.base import Message, Reader, TopicSpec
+from channels.nats import NatsBackend, NatsSettings
 from core.errors import BackendError
 from core.events import Event
 from tests.fixtures.nats import nats_launcher
@@ -38,8 +38,8 @@ def _event(i: int) -> Event:
     )
 
 
-async def _receive(sub: Subscription, count: int, timeout: float = 30.0) -> list[Delivery]:
-    got: list[Delivery] = []
+async def _receive(sub: Reader, count: int, timeout: float = 30.0) -> list[Message]:
+    got: list[Message] = []
 
     async def loop() -> None:
         while len(got) < count:
@@ -49,7 +49,7 @@ async def _receive(sub: Subscription, count: int, timeout: float = 30.0) -> list
     return got
 
 
-async def _nothing_within(sub: Subscription, seconds: float) -> None:
+async def _nothing_within(sub: Reader, seconds: float) -> None:
     try:
         extra = await asyncio.wait_for(sub.receive(10), seconds)
     except TimeoutError:
@@ -68,8 +68,8 @@ def private_server(tmp_path: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-async def channel(nats_url: str) -> AsyncIterator[NatsChannel]:
-    ch = NatsChannel(NatsSettings(url=nats_url))
+async def channel(nats_url: str) -> AsyncIterator[NatsBackend]:
+    ch = NatsBackend(NatsSettings(url=nats_url))
     await ch.start()
     try:
         yield ch
@@ -77,7 +77,7 @@ async def channel(nats_url: str) -> AsyncIterator[NatsChannel]:
         await ch.stop()
 
 
-async def _publish_until_accepted(channel: NatsChannel, topic: str, event: Event, within: float = 30.0) -> int:
+async def _publish_until_accepted(channel: NatsBackend, topic: str, event: Event, within: float = 30.0) -> int:
     """Publish as a producer that gets 503s would: retry until accepted; returns the refusals."""
     refused = 0
     deadline = time.monotonic() + within
@@ -92,7 +92,7 @@ async def _publish_until_accepted(channel: NatsChannel, topic: str, event: Event
 
 
 async def test_publish_while_the_server_is_down_fails_fast_and_works_again_after(private_server: Any) -> None:
-    channel = NatsChannel(NatsSettings(url=private_server.url, publish_timeout_s=3.0))
+    channel = NatsBackend(NatsSettings(url=private_server.url, publish_timeout_s=3.0))
     await channel.start()
     topic = _name("down")
     try:
@@ -111,7 +111,7 @@ async def test_publish_while_the_server_is_down_fails_fast_and_works_again_after
         await _publish_until_accepted(channel, topic, _event(99))
         # The stream survived the restart: a group reading from the start finds both accepted events.
         # (A refused publish may still have reached the stream: a 503 asks for a retry, at least once.)
-        sub = channel.subscribe(topic, "all", from_start=True)
+        sub = channel.open_reader(topic, "all", from_start=True)
         await sub.start()
         ids: list[str] = []
         try:
@@ -127,7 +127,7 @@ async def test_publish_while_the_server_is_down_fails_fast_and_works_again_after
 async def test_start_fails_with_backend_error_when_no_server_listens(tmp_path: Path) -> None:
     launcher = nats_launcher()
     port = launcher.free_port()
-    channel = NatsChannel(NatsSettings(url=f"nats://127.0.0.1:{port}", connect_timeout_s=1.0))
+    channel = NatsBackend(NatsSettings(url=f"nats://127.0.0.1:{port}", connect_timeout_s=1.0))
     started = time.monotonic()
     with pytest.raises(BackendError, match="unreachable"):
         await channel.start()
@@ -138,13 +138,13 @@ async def test_start_fails_with_backend_error_when_no_server_listens(tmp_path: P
 async def test_a_server_restart_mid_stream_loses_nothing_and_the_subscription_continues(
     private_server: Any, crash: bool
 ) -> None:
-    channel = NatsChannel(NatsSettings(url=private_server.url))
+    channel = NatsBackend(NatsSettings(url=private_server.url))
     await channel.start()
     topic = _name("restart")
     seen: list[str] = []
     try:
         await channel.ensure_topic(TopicSpec(topic))
-        sub = channel.subscribe(topic, "trigger")
+        sub = channel.open_reader(topic, "trigger")
         await sub.start()
 
         flowing = asyncio.Event()
@@ -191,12 +191,12 @@ async def test_a_server_restart_mid_stream_loses_nothing_and_the_subscription_co
 async def test_what_a_dead_consumer_held_comes_back_after_the_ack_wait(nats_url: str) -> None:
     settings = NatsSettings(url=nats_url, ack_wait_s=2.0)
     topic = _name("dead")
-    dead, alive = NatsChannel(settings), NatsChannel(settings)
+    dead, alive = NatsBackend(settings), NatsBackend(settings)
     await dead.start()
     await alive.start()
     try:
         await dead.ensure_topic(TopicSpec(topic))
-        doomed = dead.subscribe(topic, "trigger")
+        doomed = dead.open_reader(topic, "trigger")
         await doomed.start()
         await asyncio.gather(*(dead.publish(topic, _event(i)) for i in range(5)))
         held = await _receive(doomed, 5)
@@ -204,7 +204,7 @@ async def test_what_a_dead_consumer_held_comes_back_after_the_ack_wait(nats_url:
         # A crash: the connection is gone without a NAK (stop() would hand them back at once).
         await dead.connection().close()
         started = time.monotonic()
-        survivor = alive.subscribe(topic, "trigger")
+        survivor = alive.open_reader(topic, "trigger")
         await survivor.start()
         try:
             back = await _receive(survivor, 4, timeout=15)
@@ -221,13 +221,13 @@ async def test_what_a_dead_consumer_held_comes_back_after_the_ack_wait(nats_url:
 
 
 async def test_a_message_held_through_long_retries_is_not_redelivered_meanwhile(nats_url: str) -> None:
-    channel = NatsChannel(NatsSettings(url=nats_url, ack_wait_s=1.5))
+    channel = NatsBackend(NatsSettings(url=nats_url, ack_wait_s=1.5))
     await channel.start()
     topic = _name("held")
     try:
         await channel.ensure_topic(TopicSpec(topic))
-        holder = channel.subscribe(topic, "trigger")
-        other = channel.subscribe(topic, "trigger")
+        holder = channel.open_reader(topic, "trigger")
+        other = channel.open_reader(topic, "trigger")
         await holder.start()
         await other.start()
         try:
@@ -244,10 +244,10 @@ async def test_a_message_held_through_long_retries_is_not_redelivered_meanwhile(
         await channel.stop()
 
 
-async def test_a_stopped_subscription_hands_back_what_it_held_at_once(channel: NatsChannel) -> None:
+async def test_a_stopped_subscription_hands_back_what_it_held_at_once(channel: NatsBackend) -> None:
     topic = _name("handback")
     await channel.ensure_topic(TopicSpec(topic))
-    first = channel.subscribe(topic, "trigger")
+    first = channel.open_reader(topic, "trigger")
     await first.start()
     await asyncio.gather(*(channel.publish(topic, _event(i)) for i in range(10)))
     held = await _receive(first, 10)
@@ -259,7 +259,7 @@ async def test_a_stopped_subscription_hands_back_what_it_held_at_once(channel: N
     await first.stop()
     assert await asyncio.wait_for(waiting, 5) == []
     started = time.monotonic()
-    second = channel.subscribe(topic, "trigger")
+    second = channel.open_reader(topic, "trigger")
     await second.start()
     try:
         back = await _receive(second, 7, timeout=10)
@@ -269,7 +269,7 @@ async def test_a_stopped_subscription_hands_back_what_it_held_at_once(channel: N
         await second.stop()
 
 
-async def test_2000_concurrent_publishes_are_pipelined(channel: NatsChannel) -> None:
+async def test_2000_concurrent_publishes_are_pipelined(channel: NatsBackend) -> None:
     topic = _name("pipeline")
     await channel.ensure_topic(TopicSpec(topic))
     count = 2000
@@ -282,7 +282,7 @@ async def test_2000_concurrent_publishes_are_pipelined(channel: NatsChannel) -> 
     sequential = (time.perf_counter() - started) / 200
     print(f"\nNATS publish: {count} concurrent in {concurrent * 1000:.0f} ms = {count / concurrent:,.0f} events/s "
           f"(one awaited at a time: {1 / sequential:,.0f} events/s)")
-    sub = channel.subscribe(topic, "count", from_start=True)
+    sub = channel.open_reader(topic, "count", from_start=True)
     await sub.start()
     try:
         got = await _receive(sub, count + 200, timeout=60)
@@ -291,12 +291,12 @@ async def test_2000_concurrent_publishes_are_pipelined(channel: NatsChannel) -> 
         await sub.stop()
 
 
-async def test_names_that_nats_forbids_map_to_distinct_streams_and_consumers(channel: NatsChannel) -> None:
+async def test_names_that_nats_forbids_map_to_distinct_streams_and_consumers(channel: NatsBackend) -> None:
     base = _name("odd")
     topics = [f"{base}.a b", f"{base}_a*b", f"{base}-a>b"]
     for topic in topics:
         await channel.ensure_topic(TopicSpec(topic))
-    subs = [channel.subscribe(topic, "group.with dots") for topic in topics]
+    subs = [channel.open_reader(topic, "group.with dots") for topic in topics]
     for sub in subs:
         await sub.start()
     try:
@@ -311,7 +311,7 @@ async def test_names_that_nats_forbids_map_to_distinct_streams_and_consumers(cha
             await channel.delete_topic(topic)
 
 
-async def test_a_deleted_topic_refuses_publishes(channel: NatsChannel) -> None:
+async def test_a_deleted_topic_refuses_publishes(channel: NatsBackend) -> None:
     topic = _name("gone")
     await channel.ensure_topic(TopicSpec(topic))
     await channel.ensure_topic(TopicSpec(topic))
@@ -322,10 +322,10 @@ async def test_a_deleted_topic_refuses_publishes(channel: NatsChannel) -> None:
         await channel.publish(topic, _event(2))
 
 
-async def test_what_http_binary_mode_cannot_carry_survives_the_stream(channel: NatsChannel) -> None:
+async def test_what_http_binary_mode_cannot_carry_survives_the_stream(channel: NatsBackend) -> None:
     topic = _name("lossless")
     await channel.ensure_topic(TopicSpec(topic))
-    sub = channel.subscribe(topic, "reader")
+    sub = channel.open_reader(topic, "reader")
     await sub.start()
     base = {"specversion": "1.0", "source": "/s", "type": "t"}
     sent = [

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from channels.base import Delivery, Subscription, TopicSpec
-from channels.kafka import KafkaChannel, KafkaSettings
+from channels.base import Message, Reader, TopicSpec
+from channels.kafka import KafkaBackend, KafkaSettings
 from core.errors import BackendError
 from core.events import Event
 from tests.fixtures.kafka import kafka_launcher
@@ -39,8 +39,8 @@ def _event(i: int, **extra: str) -> Event:
     )
 
 
-async def _receive(sub: Subscription, count: int, timeout: float = 30.0) -> list[Delivery]:
-    got: list[Delivery] = []
+async def _receive(sub: Reader, count: int, timeout: float = 30.0) -> list[Message]:
+    got: list[Message] = []
 
     async def loop() -> None:
         while len(got) < count:
@@ -50,7 +50,7 @@ async def _receive(sub: Subscription, count: int, timeout: float = 30.0) -> list
     return got
 
 
-async def _nothing_more(sub: Subscription, within: float = 2.0) -> None:
+async def _nothing_more(sub: Reader, within: float = 2.0) -> None:
     try:
         extra = await asyncio.wait_for(sub.receive(10), within)
     except TimeoutError:
@@ -58,15 +58,15 @@ async def _nothing_more(sub: Subscription, within: float = 2.0) -> None:
     pytest.fail(f"unexpected redelivery: {[d.event.attributes['id'] for d in extra]}")
 
 
-def _ids(deliveries: list[Delivery]) -> list[str]:
+def _ids(deliveries: list[Message]) -> list[str]:
     return [str(d.event.attributes["id"]) for d in deliveries]
 
 
-async def _spread(channel: KafkaChannel, topic: str, sub: Subscription, count: int) -> dict[str, list[Delivery]]:
+async def _spread(channel: KafkaBackend, topic: str, sub: Reader, count: int) -> dict[str, list[Message]]:
     """Publish `count` events with distinct partition keys; their deliveries by partition (every one used)."""
     for i in range(count):
         await channel.publish(topic, _event(i, partitionkey=f"key-{i}"))
-    by_partition: dict[str, list[Delivery]] = {}
+    by_partition: dict[str, list[Message]] = {}
     for d in await _receive(sub, count):
         by_partition.setdefault(d.ordering_key, []).append(d)
     assert len(by_partition) > 1, "the keys should spread over the partitions"
@@ -74,8 +74,8 @@ async def _spread(channel: KafkaChannel, topic: str, sub: Subscription, count: i
 
 
 @pytest.fixture
-async def channel(kafka_bootstrap: str) -> AsyncIterator[KafkaChannel]:
-    ch = KafkaChannel(KafkaSettings(bootstrap_servers=kafka_bootstrap))
+async def channel(kafka_bootstrap: str) -> AsyncIterator[KafkaBackend]:
+    ch = KafkaBackend(KafkaSettings(bootstrap_servers=kafka_bootstrap))
     await ch.start()
     try:
         yield ch
@@ -97,10 +97,10 @@ def private_kafka(tmp_path: Path) -> Iterator[Any]:
         kafka.kill()
 
 
-async def test_commits_never_pass_an_unacked_record(channel: KafkaChannel) -> None:
+async def test_commits_never_pass_an_unacked_record(channel: KafkaBackend) -> None:
     topic, group = _name("commits"), _name("g")
     await channel.ensure_topic(TopicSpec(topic))
-    sub = channel.subscribe(topic, group)
+    sub = channel.open_reader(topic, group)
     await sub.start()
     for i in (1, 2, 3):
         await channel.publish(topic, _event(i))
@@ -110,7 +110,7 @@ async def test_commits_never_pass_an_unacked_record(channel: KafkaChannel) -> No
     await third.ack()
     await sub.stop()
 
-    again = channel.subscribe(topic, group)
+    again = channel.open_reader(topic, group)
     await again.start()
     try:
         # 1 was acked before the gap: it is done. 3 was acked after an unacked 2: it comes back with it.
@@ -123,7 +123,7 @@ async def test_commits_never_pass_an_unacked_record(channel: KafkaChannel) -> No
         await again.stop()
 
     # Once everything is acked the group is done with the topic.
-    last = channel.subscribe(topic, group)
+    last = channel.open_reader(topic, group)
     await last.start()
     try:
         await _nothing_more(last)
@@ -131,13 +131,13 @@ async def test_commits_never_pass_an_unacked_record(channel: KafkaChannel) -> No
         await last.stop()
 
 
-async def test_a_new_group_that_stops_before_its_first_ack_loses_nothing(channel: KafkaChannel) -> None:
+async def test_a_new_group_that_stops_before_its_first_ack_loses_nothing(channel: KafkaBackend) -> None:
     # A new Trigger starts at the end of the topic. If its dispatcher dies before anything was acked, the
     # restarted one must resume at that starting point, not at the (by then later) end of the topic.
     topic, group = _name("first-ack"), _name("g")
     await channel.ensure_topic(TopicSpec(topic))
     await channel.publish(topic, _event(0))  # before the group existed: never delivered to it
-    sub = channel.subscribe(topic, group)
+    sub = channel.open_reader(topic, group)
     await sub.start()
     try:
         for i in (1, 2, 3):
@@ -146,7 +146,7 @@ async def test_a_new_group_that_stops_before_its_first_ack_loses_nothing(channel
     finally:
         await sub.stop()
 
-    again = channel.subscribe(topic, group)
+    again = channel.open_reader(topic, group)
     await again.start()
     try:
         assert _ids(await _receive(again, 3)) == ["id-1", "id-2", "id-3"]
@@ -154,10 +154,10 @@ async def test_a_new_group_that_stops_before_its_first_ack_loses_nothing(channel
         await again.stop()
 
 
-async def test_acks_in_any_order_commit_up_to_the_first_gap_per_partition(channel: KafkaChannel) -> None:
+async def test_acks_in_any_order_commit_up_to_the_first_gap_per_partition(channel: KafkaBackend) -> None:
     topic, group = _name("order"), _name("g")
     await channel.ensure_topic(TopicSpec(topic, partitions=2))
-    sub = channel.subscribe(topic, group)
+    sub = channel.open_reader(topic, group)
     await sub.start()
     try:
         by_partition = await _spread(channel, topic, sub, 10)
@@ -171,7 +171,7 @@ async def test_acks_in_any_order_commit_up_to_the_first_gap_per_partition(channe
     finally:
         await sub.stop()
 
-    again = channel.subscribe(topic, group)
+    again = channel.open_reader(topic, group)
     await again.start()
     try:
         redelivered = await _receive(again, len(expected_back))
@@ -180,7 +180,7 @@ async def test_acks_in_any_order_commit_up_to_the_first_gap_per_partition(channe
         await again.stop()
 
 
-async def test_a_topic_gets_the_requested_partitions_and_configs(channel: KafkaChannel, kafka_bootstrap: str) -> None:
+async def test_a_topic_gets_the_requested_partitions_and_configs(channel: KafkaBackend, kafka_bootstrap: str) -> None:
     topic = _name("spec")
     spec = TopicSpec(topic, partitions=3, replication_factor=1, config={"retention.ms": "3600000"})
     await channel.ensure_topic(spec)
@@ -197,7 +197,7 @@ async def test_a_topic_gets_the_requested_partitions_and_configs(channel: KafkaC
         await admin.close()
 
     # Every partition is used: events spread over them by partition key.
-    sub = channel.subscribe(topic, _name("g"))
+    sub = channel.open_reader(topic, _name("g"))
     await sub.start()
     try:
         for i in range(30):
@@ -215,7 +215,7 @@ def _topic_config_resource(topic: str) -> Any:
     return ConfigResource(ConfigResourceType.TOPIC, topic)
 
 
-async def test_a_bad_topic_config_is_a_backend_error_naming_the_topic(channel: KafkaChannel) -> None:
+async def test_a_bad_topic_config_is_a_backend_error_naming_the_topic(channel: KafkaBackend) -> None:
     topic = _name("bad")
     with pytest.raises(BackendError, match=topic):
         await channel.ensure_topic(TopicSpec(topic, config={"retention.ms": "not-a-number"}))
@@ -225,7 +225,7 @@ async def test_a_bad_topic_config_is_a_backend_error_naming_the_topic(channel: K
 
 async def test_unreachable_kafka_fails_fast_with_backend_error() -> None:
     nobody = kafka_launcher().free_port()
-    channel = KafkaChannel(KafkaSettings(bootstrap_servers=f"127.0.0.1:{nobody}"))
+    channel = KafkaBackend(KafkaSettings(bootstrap_servers=f"127.0.0.1:{nobody}"))
     started = time.monotonic()
     with pytest.raises(BackendError, match="unreachable"):
         await channel.start()
@@ -233,25 +233,25 @@ async def test_unreachable_kafka_fails_fast_with_backend_error() -> None:
     await channel.stop()
 
 
-async def test_deleting_a_subscription_forgets_the_groups_offsets(channel: KafkaChannel) -> None:
+async def test_deleting_a_subscription_forgets_the_groups_offsets(channel: KafkaBackend) -> None:
     topic, group = _name("delete"), _name("g")
     await channel.ensure_topic(TopicSpec(topic))
-    sub = channel.subscribe(topic, group)
+    sub = channel.open_reader(topic, group)
     await sub.start()
     await channel.publish(topic, _event(1))
     [first] = await _receive(sub, 1)
     await first.ack()
     # While its consumer still runs the group cannot go: not an error, Kafka's retention removes it.
-    await channel.delete_subscription(topic, group)
+    await channel.delete_group(topic, group)
     await sub.stop()
     await channel.publish(topic, _event(2))
 
-    await channel.delete_subscription(topic, group)
-    await channel.delete_subscription(topic, group)  # gone already: fine
+    await channel.delete_group(topic, group)
+    await channel.delete_group(topic, group)  # gone already: fine
 
     # A group of the same name is a new Trigger now: it starts at the end, as Knative's new Triggers do,
     # instead of resuming at event 2 where the deleted group had stopped.
-    sub = channel.subscribe(topic, group)
+    sub = channel.open_reader(topic, group)
     await sub.start()
     try:
         await channel.publish(topic, _event(3))
@@ -261,10 +261,10 @@ async def test_deleting_a_subscription_forgets_the_groups_offsets(channel: Kafka
         await sub.stop()
 
 
-async def test_a_second_member_takes_over_partitions_without_losing_unacked_records(channel: KafkaChannel) -> None:
+async def test_a_second_member_takes_over_partitions_without_losing_unacked_records(channel: KafkaBackend) -> None:
     topic, group = _name("rebalance"), _name("g")
     await channel.ensure_topic(TopicSpec(topic, partitions=2))
-    first = channel.subscribe(topic, group)
+    first = channel.open_reader(topic, group)
     await first.start()
     by_partition = await _spread(channel, topic, first, 8)
     # Each partition: its first record delivered, the rest still in flight when a second dispatcher joins.
@@ -277,13 +277,13 @@ async def test_a_second_member_takes_over_partitions_without_losing_unacked_reco
     seen_second: set[str] = set()
     all_back = asyncio.Event()
 
-    async def pump(sub: Subscription, into: set[str]) -> None:
+    async def pump(sub: Reader, into: set[str]) -> None:
         while True:
             into |= set(_ids(list(await sub.receive(10))))
             if (seen_first | seen_second) >= unacked:
                 all_back.set()
 
-    second = channel.subscribe(topic, group)
+    second = channel.open_reader(topic, group)
     pumps = [asyncio.create_task(pump(first, seen_first))]
     try:
         await second.start()
@@ -307,12 +307,12 @@ async def test_a_dead_broker_fails_publish_in_bounded_time_and_recovers_after_re
     private_kafka: Any, tmp_path: Path
 ) -> None:
     settings = KafkaSettings(bootstrap_servers=private_kafka.bootstrap, request_timeout_ms=3000)
-    channel = KafkaChannel(settings)
+    channel = KafkaBackend(settings)
     await channel.start()
     topic, group = _name("outage"), _name("g")
     try:
         await channel.ensure_topic(TopicSpec(topic))
-        sub = channel.subscribe(topic, group)
+        sub = channel.open_reader(topic, group)
         await sub.start()
         await channel.publish(topic, _event(1))
         [before] = await _receive(sub, 1)
@@ -342,12 +342,12 @@ async def test_a_dead_broker_fails_publish_in_bounded_time_and_recovers_after_re
 
 
 async def test_stopping_a_subscription_with_the_broker_gone_does_not_hang(private_kafka: Any) -> None:
-    channel = KafkaChannel(KafkaSettings(bootstrap_servers=private_kafka.bootstrap, commit_timeout_s=2.0))
+    channel = KafkaBackend(KafkaSettings(bootstrap_servers=private_kafka.bootstrap, commit_timeout_s=2.0))
     await channel.start()
     topic = _name("gone")
     try:
         await channel.ensure_topic(TopicSpec(topic))
-        sub = channel.subscribe(topic, _name("g"))
+        sub = channel.open_reader(topic, _name("g"))
         await sub.start()
         await channel.publish(topic, _event(1))
         [delivery] = await _receive(sub, 1)
@@ -360,7 +360,7 @@ async def test_stopping_a_subscription_with_the_broker_gone_does_not_hang(privat
         await channel.stop()
 
 
-async def _publish_until_accepted(channel: KafkaChannel, topic: str, event: Event, within: float) -> None:
+async def _publish_until_accepted(channel: KafkaBackend, topic: str, event: Event, within: float) -> None:
     deadline = time.monotonic() + within
     while True:
         try:
