@@ -5,7 +5,9 @@ Its JSON is a superset of the JSON form of Knative's Kafka broker `contract.prot
 (`consumerGroup`, `destination`, `replyUrl` / `replyToOriginalTopic` / `discardReply`, `filter.attributes`,
 `egressConfig`, `deliveryOrder`, `reference`). Durations are milliseconds and enums use the proto names,
 so Knative's own receiver and dispatcher can read the same file. Nerve's own additions are `backend`,
-`backendConfig`, `kind` on the reference, `filters` (the Trigger's `spec.filters` as written) and `format`.
+`backendConfig`, `kind` on the reference, `filters` (the Trigger's `spec.filters` as written), `format`,
+and `sources[]`: one entry per source adapter (KafkaSource, PingSource, ...) that the `sources` service
+runs, each with the egress it delivers through and its kind's own `config`.
 
 Control resolves every merge (Trigger delivery over Broker delivery, Subscription over Channel) before
 writing, so each egress carries the final delivery settings and the data plane decides nothing about them.
@@ -192,16 +194,47 @@ class Resource:
 
 
 @dataclass(frozen=True, slots=True)
+class Source:
+    """One source adapter: what it reads or makes (`config`, kind-specific) and where its events go.
+
+    The egress carries the resolved sink as `destination`, the delivery settings, the ordering and,
+    for kinds that read a log (KafkaSource), the consumer group. `config` is the kind's own, for
+    example a KafkaSource's `{"bootstrapServers": "h:9092,...", "topics": [...], "initialOffset":
+    "latest", "source": "/apis/v1/namespaces/<ns>/kafkasources/<name>", "ceOverrides": {...}}`.
+    """
+
+    uid: str
+    reference: Reference
+    egress: Egress
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.reference.kind
+
+    def to_json(self) -> dict[str, Any]:
+        return {"uid": self.uid, "reference": self.reference.to_json(), "egress": self.egress.to_json(),
+                "config": dict(self.config)}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Source:
+        return cls(uid=obj["uid"], reference=Reference.from_json(obj["reference"]),
+                   egress=Egress.from_json(obj["egress"]), config=dict(obj.get("config") or {}))
+
+
+@dataclass(frozen=True, slots=True)
 class Contract:
     generation: int = 0
     resources: tuple[Resource, ...] = ()
+    sources: tuple[Source, ...] = ()
 
     def by_path(self) -> dict[str, Resource]:
         """Routable resources by ingress path; sources read topics and have no ingress."""
         return {r.ingress_path: r for r in self.resources if r.ingress_path}
 
     def to_json(self) -> dict[str, Any]:
-        return {"generation": self.generation, "resources": [r.to_json() for r in self.resources]}
+        return {"generation": self.generation, "resources": [r.to_json() for r in self.resources],
+                "sources": [s.to_json() for s in self.sources]}
 
     def dumps(self) -> bytes:
         return orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2)
@@ -212,11 +245,12 @@ class Contract:
         return cls(
             generation=int(obj.get("generation", 0)),
             resources=tuple(Resource.from_json(r) for r in obj.get("resources") or []),
+            sources=tuple(Source.from_json(s) for s in obj.get("sources") or []),
         )
 
     def same_content(self, other: Contract) -> bool:
         """Equal but for the generation: control bumps the generation only on a real change."""
-        return self.resources == other.resources
+        return self.resources == other.resources and self.sources == other.sources
 
 
 def write_atomically(path: Path, contract: Contract) -> None:
