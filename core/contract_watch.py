@@ -42,6 +42,7 @@ class ContractWatcher:
         self._seen: tuple[int, int] | None = None
         self._contract: Contract | None = None
         self._applied = [-1] * len(listeners)
+        self._first_check = asyncio.Event()
         self._supervisor = Supervisor(PART, self._loop, initial_s=restart_initial_s, max_s=restart_max_s)
         self.generation = -1
 
@@ -86,17 +87,17 @@ class ContractWatcher:
             self._contract = contract
 
     async def start(self) -> None:
-        """Apply the contract on file now (a failing listener is retried by the watch), then follow it."""
-        try:
-            await self.check()
-        except ListenerFailed as exc:
-            log.warning("starting on a contract not yet applied everywhere: %s", exc)
-            self._supervisor.mark_down(describe(exc))
+        """Apply the contract on file now, then follow it. Returns after the first attempt: a listener that
+        failed it is retried by the supervised watch after a back-off, and /readyz says so meanwhile."""
         self._supervisor.start()
+        await self._first_check.wait()
 
     async def _loop(self) -> None:
         while True:
-            await self.check()
+            try:
+                await self.check()
+            finally:
+                self._first_check.set()
             self._supervisor.ok()
             await asyncio.sleep(self._interval)
 
