@@ -107,3 +107,28 @@ async def test_an_error_for_one_event_dead_letters_it_when_there_is_a_sink(
     labels = {"trigger_name": name, "namespace_name": "ns1"}
     assert await _metric(stack, "nerve_dispatcher_dead_lettered_total", labels) == 1
     assert await _metric(stack, "nerve_dispatcher_dropped_total", labels) == 0
+
+
+async def test_a_filter_that_raises_for_one_event_drops_it_counted_and_logged(
+    stack: Stack, receiver: Receiver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import dispatcher.egress
+
+    class Fragile:
+        def matches(self, attributes: Any) -> bool:
+            if attributes["id"] == "poison":
+                raise TypeError("filter bug")
+            return True
+
+    monkeypatch.setattr(dispatcher.egress, "compile_trigger_filter", lambda attributes, filters: Fragile())
+    name = f"t{uuid.uuid4().hex[:8]}"
+    await stack.apply(BROKER, _trigger(name, receiver.url))
+    with caplog.at_level(logging.ERROR, logger="nerve.dispatcher"):
+        assert await stack.send("/ns1/default", event("poison")) == 202
+        assert await stack.send("/ns1/default", event("after")) == 202
+        await receiver.wait_for(1)
+        await receiver.settle()
+    assert receiver.ids == ["after"]
+    labels = {"trigger_name": name, "namespace_name": "ns1", "reason": "filter_error"}
+    assert await _metric(stack, "nerve_dispatcher_dropped_total", labels) == 1
+    assert any("poison" in r.getMessage() and "dropped" in r.getMessage() for r in caplog.records)
