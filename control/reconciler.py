@@ -23,7 +23,7 @@ from control.conditions import cond, is_ready, with_ready
 from control.resolver import Resolver, Unresolvable
 from control.settings import ControlSettings
 from control.store.base import ResourceStore
-from core.contract import Contract, Egress, EgressConfig, Reference, Resource
+from core.contract import Contract, Egress, EgressConfig, Reference, Resource, Source
 from core.durations import parse_ms
 from core.errors import BackendError
 
@@ -73,11 +73,11 @@ class Reconciler:
     async def reconcile(self) -> Contract:
         async with self._lock:
             resources = await self._reconcile_brokers()
-            resources += self._reconcile_kafka_sources()
-            contract = Contract(self.contract.generation, tuple(resources))
+            sources = self._reconcile_kafka_sources()
+            contract = Contract(self.contract.generation, tuple(resources), tuple(sources))
             if not contract.same_content(self.contract) or self.contract.generation == 0:
                 previous = self.contract
-                contract = Contract(previous.generation + 1, contract.resources)
+                contract = Contract(previous.generation + 1, contract.resources, contract.sources)
                 await self._sink(contract)
                 self.contract = contract
                 await self._collect_garbage(previous, contract)
@@ -259,9 +259,9 @@ class Reconciler:
 
     # ---------------------------------------------------------------------------------- sources
 
-    def _reconcile_kafka_sources(self) -> list[Resource]:
-        """A KafkaSource is an egress per topic on the user's Kafka: no ingress, no topic of its own."""
-        resources: list[Resource] = []
+    def _reconcile_kafka_sources(self) -> list[Source]:
+        """A KafkaSource is one contract source: the user's topics on the user's Kafka, run by `sources`."""
+        sources: list[Source] = []
         for source in self._store.find("KafkaSource"):
             meta, spec = source["metadata"], source["spec"]
             ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
@@ -282,34 +282,24 @@ class Reconciler:
             if not sink_uri:
                 continue
             reference = Reference(uid, ns, name, "KafkaSource")
-            overrides = (spec.get("ceOverrides") or {}).get("extensions") or {}
-            for topic in spec["topics"]:
-                egress = Egress(
-                    uid=f"{uid}/{topic}",
-                    reference=reference,
-                    consumer_group=spec["consumerGroup"],
-                    destination=sink_uri,
-                    generation=meta["generation"],
-                    egress_config=egress_config(spec.get("delivery"), status.get("deadLetterSinkUri")),
-                    delivery_order="ordered" if spec.get("ordering", "ordered") == "ordered" else "unordered",
-                )
-                resources.append(
-                    Resource(
-                        uid=f"{uid}/{topic}",
-                        reference=reference,
-                        backend="kafka",
-                        topic=topic,
-                        ingress_path="",
-                        egresses=(egress,),
-                        bootstrap_servers=",".join(spec["bootstrapServers"]),
-                        backend_config={
-                            "initialOffset": spec.get("initialOffset", "latest"),
-                            "source": f"/apis/v1/namespaces/{ns}/kafkasources/{name}",
-                            **{f"ceoverride.{k}": v for k, v in overrides.items()},
-                        },
-                    )
-                )
-        return resources
+            egress = Egress(
+                uid=uid,
+                reference=reference,
+                consumer_group=spec["consumerGroup"],
+                destination=sink_uri,
+                generation=meta["generation"],
+                egress_config=egress_config(spec.get("delivery"), status.get("deadLetterSinkUri")),
+                delivery_order="ordered" if spec.get("ordering", "ordered") == "ordered" else "unordered",
+            )
+            config = {
+                "bootstrapServers": ",".join(spec["bootstrapServers"]),
+                "topics": list(spec["topics"]),
+                "initialOffset": spec.get("initialOffset", "latest"),
+                "source": f"/apis/v1/namespaces/{ns}/kafkasources/{name}",
+                "ceOverrides": dict((spec.get("ceOverrides") or {}).get("extensions") or {}),
+            }
+            sources.append(Source(uid=uid, reference=reference, egress=egress, config=config))
+        return sources
 
     # ---------------------------------------------------------------------------------- helpers
 
@@ -328,8 +318,7 @@ class Reconciler:
                 for egress in old.egresses:
                     if egress.consumer_group not in kept:
                         await channel.delete_group(old.topic, egress.consumer_group)
-                # A source reads the user's topics: they are never Nerve's to delete.
-                if new is None and self._settings.delete_topics and old.kind != "KafkaSource":
+                if new is None and self._settings.delete_topics:
                     await channel.delete_topic(old.topic)
             except BackendError as exc:
                 log.warning("could not clean up %s on %s: %s", old.topic, old.backend, exc)
