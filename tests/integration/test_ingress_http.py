@@ -67,7 +67,7 @@ async def test_root_is_404_and_malformed_paths_are_400(stack: Stack) -> None:
 async def test_unknown_broker_is_404_with_a_reason(stack: Stack) -> None:
     status, _, body = await _post(stack, "/ns1/nope", BINARY)
     assert status == 404
-    assert "'nope' does not exist in namespace 'ns1'" in json.loads(body)["reason"]
+    assert json.loads(body)["reason"] == 'brokers.eventing.knative.dev "nope" not found'
 
 
 async def test_invalid_events_are_400_naming_the_attribute(stack: Stack) -> None:
