@@ -286,12 +286,24 @@ def _raw(span: _DataSpan) -> bytes | None:
     return None if isinstance(span.data, msgspec.UnsetType) else bytes(span.data)
 
 
+def _spans(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+    """The decoded spans; InvalidEvent where data is nested deeper than the decoder follows.
+
+    msgspec recurses within Python's recursion limit (about 950 levels here; orjson parses 1024 but
+    serializes only 254, so deeper data used to be a 500 on its way out). Such data is refused plainly.
+    """
+    try:
+        return decoder.decode(body)
+    except RecursionError:
+        raise InvalidEvent("data is nested too deeply to be kept exactly", field="data") from None
+
+
 def from_structured(body: bytes) -> Event:
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent(f"structured CloudEvent is not valid JSON: {exc}") from None
-    raw_data = _raw(_DATA_SPAN.decode(body)) if isinstance(obj, dict) and "data" in obj else None
+    raw_data = _raw(_spans(_DATA_SPAN, body)) if isinstance(obj, dict) and "data" in obj else None
     return _from_json_object(obj, raw_data)
 
 
@@ -304,7 +316,7 @@ def from_batch(body: bytes) -> list[Event]:
         raise InvalidEvent("a CloudEvents batch must be a JSON array")
     spans: list[bytes | None] = [None] * len(items)
     if items and all(isinstance(item, dict) for item in items):
-        spans = [_raw(span) for span in _BATCH_SPANS.decode(body)]
+        spans = [_raw(span) for span in _spans(_BATCH_SPANS, body)]
     events = []
     for index, item in enumerate(items):
         try:

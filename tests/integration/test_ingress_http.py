@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ingress.settings import IngressSettings
+from nerve.send import build, send
 from tests.support.receiver import Answer, Receiver
 from tests.support.stack import Stack, event, running_stack
 
@@ -214,3 +215,13 @@ async def test_header_values_that_are_not_utf8_are_400_naming_the_attribute(stac
     assert receiver.ids == ["ok"]
     assert got.attributes["subject"] == "caf\u00e9"
     assert receiver.received[0].headers["ce-subject"] == "caf%C3%A9"
+
+
+async def test_nerve_send_without_data_invents_no_content_type(stack: Stack, receiver: Receiver) -> None:
+    await stack.apply(BROKER, trigger(receiver.url))
+    event = build("t", "/s", None, event_id="no-data", content_type="application/json", extensions={})
+    status, _ = await asyncio.to_thread(send, stack.ingress + "/ns1/default", event, structured=False)
+    assert status == 202
+    [got] = await receiver.wait_for(1)
+    assert "datacontenttype" not in got.attributes
+    assert got.data is None

@@ -222,3 +222,12 @@ def test_a_json_string_is_json_data_and_text_data_is_its_text() -> None:
 def test_structured_data_with_an_escaped_member_name_is_still_found() -> None:
     event = from_structured(b'{"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "d\\u0061ta": 1E2}')
     assert event.data == b"1E2"
+
+
+def test_deeply_nested_data_is_kept_exactly_or_refused_as_400() -> None:
+    deep = b"[" * 500 + b"]" * 500  # deeper than orjson serializes (254): the bytes are kept as they are
+    assert from_structured(STRUCTURED % deep).data == deep
+    assert [e.data for e in from_batch(b"[" + STRUCTURED % deep + b"]")] == [deep]
+    with pytest.raises(InvalidEvent) as err:
+        from_structured(STRUCTURED % (b"[" * 1020 + b"]" * 1020))
+    assert err.value.field == "data"
