@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from channels.base import Backend, TopicSpec
+from core.events import Event
 from tests.support.stack import Stack, eventually
 
 BROKER = """
@@ -282,3 +285,29 @@ async def test_a_structured_reply_keeps_its_data_bytes_through_the_broker(stack:
     finally:
         for r in (first, second):
             await r.stop()
+
+
+async def test_each_backend_stores_content_type_and_attributes_losslessly(backend: Backend) -> None:
+    topic = f"wire-{uuid.uuid4().hex[:12]}"
+    await backend.ensure_topic(TopicSpec(topic))
+    reader = backend.open_reader(topic, "g1")
+    await reader.start()
+    content_types = ["application/json; charset=utf-8", 'application/json; charset="utf-8"',
+                     'text/plain;  a=" x%41 y " ', "application/octet-stream;q=%2525"]
+    sent = [Event({"specversion": "1.0", "id": f"e{i}", "source": "/s", "type": "t", "datacontenttype": ct,
+                   "subject": f" caf\u00e9 {ct} %41 ", "extra": "%%\t\u2028"}, b'"x"')
+            for i, ct in enumerate(content_types)]
+    sent.append(Event({"specversion": "1.0", "id": "none", "source": "/s", "type": "t"}, b"no type"))
+    try:
+        for event in sent:
+            await backend.publish(topic, event)
+        got: dict[str, Event] = {}
+        while len(got) < len(sent):
+            for message in await asyncio.wait_for(reader.receive(len(sent)), 30):
+                got[message.event.id] = message.event
+                await message.ack()
+        for event in sent:
+            assert got[event.id].attributes == event.attributes
+            assert got[event.id].data == event.data
+    finally:
+        await reader.stop()
