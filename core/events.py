@@ -3,8 +3,14 @@
 Nerve keeps an event as a validated attribute dict plus the body bytes, untouched. Binary mode in,
 binary mode stored, binary mode out is then a header mapping plus validation: the cloudevents SDK
 costs tens of microseconds per conversion (DESIGN.md, performance notes), which would dominate the
-CPU at thousands of events per second. The structured and batch modes parse JSON here with orjson;
-tests/unit/test_events_sdk.py proves with hypothesis that this module and the SDK agree.
+CPU at thousands of events per second. The structured and batch modes parse JSON here with orjson and
+keep the `data` member's bytes exactly as written (msgspec finds their span); a subscriber gets those
+bytes as the binary body or embedded as they are in structured mode. tests/unit/test_events_sdk.py
+proves with hypothesis that this module and the SDK agree.
+
+The HTTP binding as Nerve applies it, both ways: `datacontenttype` is `Content-Type` verbatim (only `ce-`
+values are percent-encoded), an event without it has no Content-Type, and a header value that is not
+UTF-8 text is InvalidEvent naming the attribute (a 400 at the edge, never stored).
 
 Attribute values keep the CloudEvents type they arrived with: `str` for String, URI, URI-reference
 and Timestamp (RFC 3339 text), `int` for Integer and `bool` for Boolean. Binary-mode headers carry
@@ -45,6 +51,7 @@ _FIELD_VALUE = re.compile(r"^[\x20-\x7e\t]*$")
 # aiohttp's request parsers (the C one and the pure-Python one alike) decode header bytes as UTF-8 with
 # errors="surrogateescape": raw bytes that are not UTF-8 arrive as lone surrogates U+DC80..U+DCFF.
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+_QUOTED_PAIR = re.compile(r"\\(.)")
 _JSON_MEDIA = re.compile(r"^(application|text)/([\w.-]+\+)?json(\s*;.*)?$", re.IGNORECASE)
 _INT32 = (-(2**31), 2**31 - 1)
 # CloudEvents HTTP binding: space, double quote, percent and anything outside printable ASCII are
@@ -180,6 +187,10 @@ def header_text(name: str, value: str) -> str:
     if not value.isascii() and _ESCAPED_BYTE.search(value) is not None:
         raise InvalidEvent(f"header ce-{name} carries raw bytes that are not UTF-8; percent-encode the UTF-8 "
                            "bytes of the value (HTTP binding 3.1.3.2)", field=name)
+    if value[:1] == '"' and len(value) >= 2 and value[-1] == '"':
+        # "Any HTTP header value MUST have quoted string escaping [...] applied in reverse, and then a
+        # single round of percent-decoding": older senders quoted values with spaces instead.
+        value = _QUOTED_PAIR.sub(r"\1", value[1:-1])
     if "%" not in value:
         return value
     try:

@@ -231,3 +231,8 @@ def test_deeply_nested_data_is_kept_exactly_or_refused_as_400() -> None:
     with pytest.raises(InvalidEvent) as err:
         from_structured(STRUCTURED % (b"[" * 1020 + b"]" * 1020))
     assert err.value.field == "data"
+
+
+def test_a_double_quoted_header_value_is_unquoted_then_percent_decoded() -> None:
+    event = from_binary([*BASE, ("ce-subject", '"a b \\"c\\" %41"'), ("ce-region", '"')], b"")
+    assert (event.attributes["subject"], event.attributes["region"]) == ('a b "c" A', '"')
