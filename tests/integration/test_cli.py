@@ -120,7 +120,7 @@ spec: {{broker: default, subscriber: {{uri: "{receiver.url}"}}}}
     assert (event.type, event.source, event.attributes["region"], event.data) == ("greeting", "cli", "eu", b'{"a": 1}')
     code, _, err = await nerve(stack, "send", f"{stack.ingress}/team-a/missing", "--type", "t", "--source", "s")
     assert code == 1
-    assert "404" in err and "does not exist" in err
+    assert "404" in err and 'brokers.eventing.knative.dev "missing" not found' in err
     code, _, err = await nerve(stack, "send", url, "--type", "t", "--source", "s", "--ext", "Bad=1")
     assert code == 2
     assert "bad" in err.lower() and "lower-case" in err
