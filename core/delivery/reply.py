@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from core.delivery.sender import Attempt
 from core.errors import InvalidEvent
 from core.events import Event, from_http, is_cloudevent_response
-from core.headers import is_pass_through
+from core.headers import pass_through
 
 ReplyPublisher = Callable[[Event], Awaitable[None]]
 """Stores a reply in the Broker it came from. Raises BackendError when the backend did not take it
@@ -25,8 +25,9 @@ def reply_of(attempt: Attempt) -> Event | Attempt | None:
         return None
     try:
         [reply] = from_http(attempt.content_type, attempt.headers.items(), attempt.body)
+        # Checked like the ingress checks a producer's: a header no backend can store fails here, not later.
+        reply.headers = pass_through(attempt.headers.items())
     except (InvalidEvent, ValueError) as exc:
         # A malformed reply fails the delivery like a 502 from the subscriber, and is retried.
         return Attempt(502, f"invalid reply event: {exc}".encode())
-    reply.headers = {k.lower(): v for k, v in attempt.headers.items() if is_pass_through(k)}
     return reply
