@@ -27,9 +27,9 @@ SPECVERSIONS = ("1.0", "0.3")
 ADDED_BY_NERVE = {"knativearrivaltime"}
 
 FULL_PLAN = [Group(p, m, sv, tuple(c.name for c in CASES)) for p in SDKS for m in MODES[p] for sv in SPECVERSIONS]
-# Kafka and NATS: what the stored form must keep (exact JSON, a charset parameter, no data, raw bytes),
+# Kafka and NATS: what the stored form must keep (exact JSON, a charset parameter, non-ASCII, no data, raw bytes),
 # binary mode from each SDK and a Go batch.
-BACKEND_CASES = ("json_exact", "json_charset", "no_data", "octets")
+BACKEND_CASES = ("json_exact", "json_charset", "unicode", "no_data", "octets")
 BACKEND_PLAN = [Group(p, "binary", "1.0", BACKEND_CASES) for p in SDKS] + [Group("go", "batch", "1.0", BACKEND_CASES)]
 
 
