@@ -32,7 +32,22 @@ def _client(server: str) -> Client:
     return Client(server)
 
 
+def _warn(warnings: list[dict[str, Any]]) -> None:
+    """kubectl's warning lines: `Warning: Trigger/ns1/t1: unknown field "spec.brokr"` on stderr."""
+    for w in warnings:
+        where = f"{w['resource']}: " if w.get("resource") else ""
+        typer.echo(f"Warning: {where}{w.get('message')}", err=True)
+
+
+def _kind(name: str) -> kinds.Kind:
+    try:
+        return kinds.resolve(name)
+    except kinds.UnknownKind as exc:
+        fail(exc.message)
+
+
 def _api_error(exc: ApiError) -> NoReturn:
+    _warn(exc.body.get("warnings") or [])
     details = exc.body.get("details") or []
     if details:
         for d in details:
@@ -131,29 +146,52 @@ def _read_manifests(paths: list[str]) -> list[Any]:
                     else:
                         docs.append(doc)
             except yaml.YAMLError as exc:
-                fail(f"{name}: not valid YAML: {exc}".replace("\n", " "))
+                fail(_yaml_error(name, exc))
     if not docs:
         fail("no manifests found")
     return docs
 
 
+def _yaml_error(name: str, exc: yaml.YAMLError) -> str:
+    """`bad.yaml: line 3: not valid YAML: mapping values are not allowed here` (one line, 1-based line)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        what = exc.problem or "syntax error"
+        if exc.context:
+            what += f" ({exc.context}" + (f" at line {exc.context_mark.line + 1}" if exc.context_mark else "") + ")"
+        return f"{name}: line {mark.line + 1}: not valid YAML: {what}"
+    return f"{name}: not valid YAML: {exc}".replace("\n", " ")
+
+
 Files = Annotated[list[str], typer.Option("--filename", "-f", help="File, directory, or - for stdin.")]
 
 
+# kubectl's --validate values; true/false are its older spellings of strict/ignore.
+_VALIDATE = {"strict": "Strict", "true": "Strict", "warn": "Warn", "ignore": "Ignore", "false": "Ignore"}
+
+
 @app.command()
-def apply(filename: Files, server: Server = DEFAULT_SERVER) -> None:
+def apply(
+    filename: Files,
+    validate: Annotated[str, typer.Option(
+        "--validate", help="Unknown fields: warn (apply, with a warning line), strict (refuse) or ignore.")] = "warn",
+    server: Server = DEFAULT_SERVER,
+) -> None:
     """Create or update resources from Knative YAML (multi-document files and directories too)."""
+    field_validation = _VALIDATE.get(validate.lower())
+    if field_validation is None:
+        fail(f"--validate {validate!r}: expected strict, warn or ignore")
     manifests = _read_manifests(filename)
     try:
-        results = _client(server).apply(manifests)
+        answer = _client(server).apply(manifests, field_validation)
     except ApiError as exc:
         _api_error(exc)
     except Unreachable as exc:
         fail(str(exc), 1)
-    for r in results:
+    _warn(answer.get("warnings") or [])
+    for r in answer["items"]:
         kind = kinds.for_manifest(r["apiVersion"], r["kind"])
-        label = f"{kind.kind.lower()}.{kind.group}" if kind and kind.group else r["kind"].lower()
-        typer.echo(f"{label}/{r['name']} {r['outcome']}")
+        typer.echo(f"{kind.singular if kind else r['kind'].lower()}/{r['name']} {r['outcome']}")
 
 
 @app.command()
@@ -171,9 +209,11 @@ def delete(
             if not isinstance(doc, dict) or not isinstance(doc.get("metadata"), dict):
                 fail("a manifest without metadata cannot be deleted")
             meta = doc["metadata"]
+            _kind(str(doc.get("kind")))
             targets.append((str(doc.get("kind")), meta.get("namespace") or namespace or DEFAULT_NAMESPACE,
                             str(meta.get("name"))))
     elif kind and name:
+        _kind(kind)
         targets.append((kind, namespace or DEFAULT_NAMESPACE, name))
     else:
         fail("give KIND NAME or -f FILE")
@@ -201,9 +241,7 @@ def get(
     server: Server = DEFAULT_SERVER,
 ) -> None:
     """List resources, or show one, with their status."""
-    found = kinds.lookup(kind)
-    if found is None:
-        fail(f'the server doesn\'t have a resource type "{kind}"; Nerve knows {kinds.supported()}')
+    found = _kind(kind)
     if output_format not in ("table", "yaml", "json", "wide"):
         fail(f"--output {output_format!r}: expected table, yaml or json")
     client = _client(server)
@@ -221,7 +259,7 @@ def get(
     if not items:
         typer.echo(f"No resources found in {ns} namespace." if ns else "No resources found.", err=True)
         return
-    typer.echo(output.table(found.kind, items, all_namespaces=all_namespaces))
+    typer.echo(output.table(found.columns, items, all_namespaces=all_namespaces))
 
 
 @app.command()
@@ -232,6 +270,7 @@ def describe(
     server: Server = DEFAULT_SERVER,
 ) -> None:
     """Show one resource with its spec and status conditions."""
+    _kind(kind)
     try:
         obj = _client(server).get(kind, namespace or DEFAULT_NAMESPACE, name)
     except ApiError as exc:
