@@ -98,10 +98,17 @@ def admit(manifest: Any, old: dict[str, Any] | None, settings: AdmissionSettings
     if old is not None:
         errors += kind.validate_update(old, obj)
     notices += kind.notices(obj)
+    # A kind's own rule may refuse an unknown field where dropping it would change the meaning (a
+    # misspelt filter dialect would widen the filter); then the error says it and the notice goes.
+    refused = {e.path for e in errors}
+    notices = [n for n in notices if not (n.unknown and n.path in refused)]
     if validation is FieldValidation.STRICT:
         errors += [FieldError(n.path, "unknown field") for n in notices if n.unknown]
     if validation is not FieldValidation.WARN:
         notices = [n for n in notices if not n.unknown]
     if errors:
         raise Refused(errors, notices)
+    # What is stored is what Nerve reads: unknown fields are pruned, as the Kubernetes API server prunes
+    # the fields a CRD's schema does not know.
+    schema.check(obj, kind.schema, prune=True)
     return Admitted(obj, kind, notices)

@@ -81,32 +81,36 @@ def not_implemented(path: str, why: str) -> FieldNotice:
     return FieldNotice(path, f'field "{path}" is accepted but not implemented by Nerve: {why}')
 
 
-def check(value: Any, node: Node, path: str = "") -> list[FieldNotice]:
+def check(value: Any, node: Node, path: str = "", *, prune: bool = False) -> list[FieldNotice]:
+    """The notices for `value`; with `prune`, unknown fields are also removed from it (as the Kubernetes
+    API server prunes fields a CRD's schema does not know), so they are never stored."""
     notices: list[FieldNotice] = []
-    _walk(value, node, path, notices)
+    _walk(value, node, path, notices, prune)
     return notices
 
 
-def _walk(value: Any, node: Node, path: str, out: list[FieldNotice]) -> None:
+def _walk(value: Any, node: Node, path: str, out: list[FieldNotice], prune: bool) -> None:
     if node.unimplemented and path:
         out.append(not_implemented(path, node.unimplemented))
         return
     if node.open:
         return
     if node.fields is not None and isinstance(value, dict):
-        for key, child in value.items():
+        for key, child in list(value.items()):
             child_path = f"{path}.{key}" if path else str(key)
             known = node.fields.get(str(key))
             if known is None:
                 out.append(FieldNotice(child_path, f'unknown field "{child_path}"', unknown=True))
+                if prune:
+                    del value[key]
             else:
-                _walk(child, known, child_path, out)
+                _walk(child, known, child_path, out, prune)
     elif node.items is not None and isinstance(value, list):
         for i, item in enumerate(value):
-            _walk(item, node.items, f"{path}[{i}]", out)
+            _walk(item, node.items, f"{path}[{i}]", out, prune)
     elif node.values is not None and isinstance(value, dict):
         for key, child in value.items():
-            _walk(child, node.values, f"{path}.{key}", out)
+            _walk(child, node.values, f"{path}.{key}", out, prune)
 
 
 # ------------------------------------------------------------------------------ shared Knative types

@@ -71,6 +71,10 @@ def validate_trigger(obj: dict[str, Any]) -> list[FieldError]:
     if filt is not None and not isinstance(filt, dict):
         errors.append(FieldError("spec.filter", "must be an object with attributes"))
         filt = None
+    # Dropping a misspelt key would leave an empty filter that matches every event: refuse it instead.
+    errors += [FieldError(f"spec.filter.{key}", "unknown field; spec.filter has only attributes (a misspelt "
+                          "key would make the Trigger match every event)")
+               for key in (filt or {}) if key != "attributes"]
     attributes = (filt or {}).get("attributes")
     errors += validate_trigger_filters(attributes, spec.get("filters"), "spec")
     errors += validate_delivery(spec.get("delivery"), "spec.delivery", namespace)
