@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -32,11 +33,19 @@ def _client(server: str) -> Client:
     return Client(server)
 
 
-def _warn(warnings: list[dict[str, Any]]) -> None:
+def _place(resource: str, origins: list[str] | None) -> str:
+    """The server names a manifest without usable metadata by its position; the CLI knows its file."""
+    position = re.fullmatch(r"document (\d+)", resource)
+    if position and origins and int(position[1]) <= len(origins):
+        return origins[int(position[1]) - 1]
+    return resource
+
+
+def _warn(warnings: list[dict[str, Any]], origins: list[str] | None = None) -> None:
     """kubectl's warning lines: `Warning: Trigger/ns1/t1: unknown field "spec.brokr"` on stderr."""
     for w in warnings:
-        where = f"{w['resource']}: " if w.get("resource") else ""
-        typer.echo(f"Warning: {where}{w.get('message')}", err=True)
+        resource = _place(str(w.get("resource") or ""), origins)
+        typer.echo(f"Warning: {resource + ': ' if resource else ''}{w.get('message')}", err=True)
 
 
 def _kind(name: str) -> kinds.Kind:
@@ -46,12 +55,15 @@ def _kind(name: str) -> kinds.Kind:
         fail(exc.message)
 
 
-def _api_error(exc: ApiError) -> NoReturn:
-    _warn(exc.body.get("warnings") or [])
+def _api_error(exc: ApiError, origins: list[str] | None = None) -> NoReturn:
+    """Print a refused request's warnings and its errors, one line each; `origins` names the file and
+    document of each manifest sent, for the errors the server can only place by position."""
+    _warn(exc.body.get("warnings") or [], origins)
     details = exc.body.get("details") or []
     if details:
         for d in details:
-            where = f"{d['resource']}: " if d.get("resource") else ""
+            resource = _place(str(d.get("resource") or ""), origins)
+            where = f"{resource}: " if resource else ""
             typer.echo(f"error: {where}{d.get('field') or '<manifest>'}: {d.get('reason')}", err=True)
         raise typer.Exit(2)
     fail(str(exc.body.get("reason") or exc), 1 if exc.status >= 500 else 2)
@@ -120,8 +132,10 @@ def up(
 # ------------------------------------------------------------------------------------------ apply / delete
 
 
-def _read_manifests(paths: list[str]) -> list[Any]:
+def _read_manifests(paths: list[str], origins: list[str] | None = None) -> list[Any]:
+    """Every document of the files (List items unpacked); `origins` gets "<file> document <n>" for each."""
     docs: list[Any] = []
+    where: list[str] = [] if origins is None else origins
     for given in paths:
         if given == "-":
             sources = [("<stdin>", sys.stdin.read())]
@@ -138,13 +152,16 @@ def _read_manifests(paths: list[str]) -> list[Any]:
             sources = [(str(p), p.read_text()) for p in files]
         for name, text in sources:
             try:
-                for doc in yaml.safe_load_all(text):
+                for number, doc in enumerate(yaml.safe_load_all(text), 1):
                     if doc is None:
                         continue
                     if isinstance(doc, dict) and doc.get("kind") == "List":
-                        docs.extend(doc.get("items") or [])
+                        items = doc.get("items") or []
+                        docs.extend(items)
+                        where.extend(f"{name} document {number} item {i + 1}" for i in range(len(items)))
                     else:
                         docs.append(doc)
+                        where.append(f"{name} document {number}")
             except yaml.YAMLError as exc:
                 fail(_yaml_error(name, exc))
     if not docs:
@@ -181,14 +198,15 @@ def apply(
     field_validation = _VALIDATE.get(validate.lower())
     if field_validation is None:
         fail(f"--validate {validate!r}: expected strict, warn or ignore")
-    manifests = _read_manifests(filename)
+    origins: list[str] = []
+    manifests = _read_manifests(filename, origins)
     try:
         answer = _client(server).apply(manifests, field_validation)
     except ApiError as exc:
-        _api_error(exc)
+        _api_error(exc, origins)
     except Unreachable as exc:
         fail(str(exc), 1)
-    _warn(answer.get("warnings") or [])
+    _warn(answer.get("warnings") or [], origins)
     for r in answer["items"]:
         kind = kinds.for_manifest(r["apiVersion"], r["kind"])
         typer.echo(f"{kind.singular if kind else r['kind'].lower()}/{r['name']} {r['outcome']}")

@@ -220,18 +220,31 @@ metadata: {name: t2, namespace: team-a}
 
 
 async def test_a_yaml_syntax_error_names_the_file_and_line(stack: Stack, tmp_path: Path) -> None:
-    bad = tmp_path / "bad.yaml"
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    bad = folder / "bad.yaml"
     bad.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x\ndata: {}\n")
     code, out, err = await nerve(stack, "apply", "-f", str(bad))
     assert (code, out) == (2, "")
     [line] = err.splitlines()
     assert line.startswith(f"error: {bad}: line 4: not valid YAML: ")
-    (tmp_path / "good.yaml").write_text(MANIFESTS)
-    code, _, err = await nerve(stack, "apply", "-f", str(tmp_path))
+    (folder / "good.yaml").write_text(MANIFESTS)
+    code, _, err = await nerve(stack, "apply", "-f", str(folder))
     assert code == 2
     assert err.startswith(f"error: {bad}: line 4: ")
     code, out, _ = await nerve(stack, "get", "brokers", "-A")
     assert out == ""  # the good file of the directory was not applied either
+
+
+async def test_a_document_without_metadata_is_named_by_its_file_and_position(stack: Stack, tmp_path: Path) -> None:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "a.yaml").write_text(MANIFESTS)
+    (folder / "b.yaml").write_text(MANIFESTS + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: oops\n")
+    code, _, err = await nerve(stack, "apply", "-f", str(folder))
+    assert code == 2
+    assert err.splitlines() == [f"error: {folder / 'b.yaml'} document 3: metadata: required: an object with at "
+                                "least a name"]
 
 
 async def test_kind_typos_suggest_and_missing_resources_read_as_kubectl_says(stack: Stack) -> None:
