@@ -8,6 +8,7 @@ from control.api import columns, schema
 from control.api.delivery import DEFAULT_BROKER_DELIVERY, default_delivery, validate_delivery
 from control.api.destination import validate_kreference
 from control.api.meta import mapping
+from control.api.schema import FieldNotice
 from core.errors import FieldError
 
 if TYPE_CHECKING:
@@ -61,6 +62,16 @@ def validate_broker(obj: dict[str, Any]) -> list[FieldError]:
         errors += validate_kreference(spec["config"], "spec.config", namespace, other_namespace=True)
     errors += validate_delivery(spec.get("delivery"), "spec.delivery", namespace)
     return errors
+
+
+def notices_broker(obj: dict[str, Any]) -> list[FieldNotice]:
+    """A class another Knative controller implements is valid Knative, but no Broker Nerve will run."""
+    broker_class = mapping(obj["metadata"].get("annotations")).get(CLASS_ANNOTATION)
+    if isinstance(broker_class, str) and broker_class and broker_class not in BROKER_CLASSES:
+        return [schema.not_implemented(
+            f"metadata.annotations.{CLASS_ANNOTATION}",
+            f"class {broker_class!r} is not one of {', '.join(BROKER_CLASSES)}; the Broker will not become Ready")]
+    return []
 
 
 def validate_broker_update(old: dict[str, Any], new: dict[str, Any]) -> list[FieldError]:

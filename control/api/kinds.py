@@ -101,7 +101,7 @@ class Kind:
 BROKER = Kind(
     "eventing.knative.dev/v1", "Broker", "brokers",
     schema=broker.SCHEMA, default=broker.default_broker, validate=broker.validate_broker,
-    validate_update=broker.validate_broker_update, columns=broker.COLUMNS,
+    validate_update=broker.validate_broker_update, notices=broker.notices_broker, columns=broker.COLUMNS,
 )
 TRIGGER = Kind(
     "eventing.knative.dev/v1", "Trigger", "triggers",

@@ -182,3 +182,12 @@ def test_kafka_source_printer_columns_are_knatives() -> None:
     cells = [(c.header, c.cell(obj)) for c in kinds.KAFKA_SOURCE.columns]
     assert cells == [("NAME", "ks"), ("TOPICS", '["t"]'), ("BOOTSTRAPSERVERS", '["k:9092"]'), ("READY", "False"),
                      ("REASON", "NotFound"), ("AGE", "<unknown>")]
+
+
+def test_a_broker_class_nerve_does_not_run_is_accepted_with_a_warning() -> None:
+    broker = {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+              "metadata": {"name": "b", "annotations": {"eventing.knative.dev/broker.class": "RabbitMQBroker"}}}
+    [warning] = admit(broker, None, SETTINGS).warnings
+    assert warning.path == "metadata.annotations.eventing.knative.dev/broker.class"
+    assert "'RabbitMQBroker' is not one of MTChannelBasedBroker, Kafka" in warning.message
+    assert admit({**broker, "metadata": {"name": "b"}}, None, SETTINGS).warnings == []
