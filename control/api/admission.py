@@ -77,6 +77,12 @@ def identify(manifest: Any) -> kinds.Kind:
     return found
 
 
+def _pruned(obj: dict[str, Any], kind: kinds.Kind) -> dict[str, Any]:
+    copied = copy.deepcopy(obj)
+    schema.check(copied, kind.schema, prune=True)
+    return copied
+
+
 def admit(manifest: Any, old: dict[str, Any] | None, settings: AdmissionSettings,
           validation: FieldValidation = FieldValidation.WARN) -> Admitted:
     kind = identify(manifest)
@@ -96,7 +102,9 @@ def admit(manifest: Any, old: dict[str, Any] | None, settings: AdmissionSettings
     kind.default(obj, settings)
     errors += kind.validate(obj)
     if old is not None:
-        errors += kind.validate_update(old, obj)
+        # Compared as stored, both pruned: an unknown field is no change (it is dropped), whether it is in
+        # this manifest or was stored before Nerve knew to drop it.
+        errors += kind.validate_update(_pruned(old, kind), _pruned(obj, kind))
     notices += kind.notices(obj)
     # A kind's own rule may refuse an unknown field where dropping it would change the meaning (a
     # misspelt filter dialect would widen the filter); then the error says it and the notice goes.

@@ -15,6 +15,9 @@ How a kind plugs in (Channel, Subscription, Sequence, Parallel, PingSource, ...)
    prints them.
 2. Add one `Kind(...)` below and put it in `KINDS`. Lookups, suggestions for typos, unknown-field
    warnings, `nerve get` tables and not-found messages follow from the entry.
+
+What a kind produces (topics, consumer groups, contract entries, status) is its reconciler's, and an
+addressable kind's ingress route is the ingress's; neither is decided here.
 """
 
 from __future__ import annotations
