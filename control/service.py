@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from control.api import kinds
-from control.api.admission import AdmissionSettings, admit, identify
-from control.api.meta import DEFAULT_NAMESPACE
+from control.api.admission import AdmissionSettings, FieldValidation, Refused, admit, identify
+from control.api.meta import DEFAULT_NAMESPACE, mapping
+from control.api.schema import FieldNotice
 from control.reconciler import Reconciler
 from control.store.base import ResourceStore
 from core.errors import FieldError, InvalidResource, NotFound
@@ -22,8 +25,14 @@ from core.errors import FieldError, InvalidResource, NotFound
 log = logging.getLogger("nerve.control")
 
 
+@dataclass(frozen=True, slots=True)
+class Applied:
+    items: list[dict[str, Any]]
+    warnings: list[FieldNotice]
+
+
 def _key(kind: kinds.Kind, obj: dict[str, Any]) -> tuple[str, str, str]:
-    meta = obj.get("metadata") or {}
+    meta = mapping(obj.get("metadata"))
     namespace = (meta.get("namespace") or DEFAULT_NAMESPACE) if kind.namespaced else ""
     return kind.kind, namespace, str(meta.get("name", ""))
 
@@ -56,19 +65,25 @@ class ControlService:
             except Exception:  # a resync must never die; the next one tries again
                 log.exception("periodic reconcile failed")
 
-    async def apply(self, manifests: list[Any]) -> list[dict[str, Any]]:
+    async def apply(self, manifests: list[Any], validation: FieldValidation = FieldValidation.WARN) -> Applied:
         admitted: list[dict[str, Any]] = []
         errors: list[FieldError] = []
+        warnings: list[FieldNotice] = []
         for index, manifest in enumerate(manifests):
+            label = _describe(manifest, index)
             try:
                 kind = identify(manifest)
                 old = self.store.get(*_key(kind, manifest))
-                admitted.append(admit(manifest, old, self._admission))
+                result = admit(manifest, old, self._admission, validation)
             except InvalidResource as exc:
-                label = _describe(manifest, index)
                 errors += [FieldError(e.path, e.reason, label) for e in exc.errors]
+                if isinstance(exc, Refused):
+                    warnings += [dataclasses.replace(w, resource=label) for w in exc.warnings]
+                continue
+            admitted.append(result.obj)
+            warnings += [dataclasses.replace(w, resource=label) for w in result.warnings]
         if errors:
-            raise InvalidResource(errors)
+            raise Refused(errors, warnings)
         results = self.store.put_all(admitted)
         await self.reconciler.reconcile()
         out = []
@@ -76,13 +91,13 @@ class ControlService:
             kind = identify(obj)
             out.append({"kind": obj["kind"], "apiVersion": obj["apiVersion"], "namespace": _key(kind, obj)[1],
                         "name": obj["metadata"]["name"], "outcome": outcome})
-        return out
+        return Applied(out, warnings)
 
     def get(self, kind_name: str, namespace: str, name: str) -> dict[str, Any]:
         kind = self.kind(kind_name)
         obj = self.store.get(kind.kind, namespace if kind.namespaced else "", name)
         if obj is None:
-            raise NotFound(f'{kind.plural}.{kind.group or "core"} "{name}" not found in namespace "{namespace}"')
+            raise NotFound(kind.not_found(name))
         return obj
 
     def list_resources(self, kind_name: str, namespace: str | None) -> list[dict[str, Any]]:
@@ -92,15 +107,15 @@ class ControlService:
     async def delete(self, kind_name: str, namespace: str, name: str) -> None:
         kind = self.kind(kind_name)
         if not self.store.delete(kind.kind, namespace if kind.namespaced else "", name):
-            raise NotFound(f'{kind.plural} "{name}" not found in namespace "{namespace}"')
+            raise NotFound(kind.not_found(name))
         await self.reconciler.reconcile()
 
     @staticmethod
     def kind(name: str) -> kinds.Kind:
-        kind = kinds.lookup(name)
-        if kind is None:
-            raise InvalidResource([FieldError("kind", f"unknown kind {name!r}; Nerve knows {kinds.supported()}")])
-        return kind
+        try:
+            return kinds.resolve(name)
+        except kinds.UnknownKind as exc:
+            raise NotFound(exc.message, field="kind") from None
 
 
 def _describe(manifest: Any, index: int) -> str:
