@@ -12,13 +12,14 @@ import yaml
 
 from control.api import kinds
 from control.api.meta import DEFAULT_NAMESPACE
+from core.cli_settings import API_PORT
 from nerve import output, typer_settings, up_settings
 from nerve.client import ApiError, Client, Unreachable
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Nerve: a Knative-Eventing-compatible event broker.")
 
-DEFAULT_SERVER = "http://127.0.0.1:8081"
+DEFAULT_SERVER = f"http://127.0.0.1:{API_PORT}"
 Server = Annotated[str, typer.Option("--server", envvar="NERVE_SERVER", help="Control API URL.")]
 Namespace = Annotated[str | None, typer.Option("--namespace", "-n", help="Namespace (default: default).")]
 
