@@ -1,61 +1,77 @@
 # The verbs README.md and .ci/run use. Everything installs into .venv; nothing needs Docker.
+# A target with a `## what it does` comment is a verb: `make help` lists it.
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-PKGS := core channels ingress dispatcher control sources nerve
+CONSTRAINTS := constraints.txt
 
-.PHONY: help install up lint typecheck check test test-fast kafka-fetch kafka nats bench clean
+.PHONY: help install lock up lint typecheck check docs test test-fast kafka-fetch sdk-fetch kafka nats bench clean
 
-help:
-	@echo "make up         run Nerve embedded (in-memory backend), installing first"
-	@echo "make test       the whole suite: unit, contract, integration, e2e, real Kafka and NATS"
-	@echo "make check      lint + typecheck"
-	@echo "make kafka      a local single-node Kafka (KRaft) in the foreground"
-	@echo "make sdk-fetch  install the pinned CloudEvents JS and Go SDKs for tests/interop (cached outside the repo)"
-	@echo "make nats       a local nats-server with JetStream in the foreground"
+help: ## list the verbs
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: $(STAMP)
+install: $(STAMP) ## create .venv with Nerve and its dev tools, at the versions constraints.txt pins
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[dev]'
 	touch $(STAMP)
 
-up: install
+# Resolve every dependency afresh (newest versions pyproject.toml allows) in a scratch venv and pin what
+# came out; commit constraints.txt with the change that needed it.
+lock: ## re-resolve all dependencies and rewrite constraints.txt
+	rm -rf .venv-lock
+	$(PY) -m venv .venv-lock
+	.venv-lock/bin/pip install -q --upgrade pip
+	.venv-lock/bin/pip install -q -e '.[dev]'
+	{ echo "# Written by \`make lock\`: every dependency of Nerve and its dev tools, pinned. \`make install\` applies it."; \
+	  .venv-lock/bin/pip freeze --exclude-editable; } > $(CONSTRAINTS)
+	rm -rf .venv-lock
+
+up: install ## run Nerve embedded (in-memory backend); ARGS="--backend kafka ..." passes flags
 	$(BIN)/nerve up $(ARGS)
 
-lint: install
+lint: install ## ruff and import-linter (the layering)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-typecheck: install
+typecheck: install ## mypy --strict
 	$(BIN)/mypy
 
-check: lint typecheck
+check: lint typecheck ## ruff, import-linter, mypy --strict, and docs/configuration.md current
+	$(BIN)/python scripts/gen_config_docs.py --check
+
+docs: install ## regenerate docs/configuration.md from the setting definitions
+	$(BIN)/python scripts/gen_config_docs.py
 
 # Fetch the pinned Apache Kafka jars from Maven Central into the cache (outside the repo) ahead of the
 # tests, so no test spends its timeout on a download.
-kafka-fetch: install
+kafka-fetch: install ## fetch Kafka's jars into ~/.cache/nerve (once)
 	$(BIN)/python scripts/kafka_local.py fetch
 
 # The official CloudEvents SDKs (npm, Go modules) for tests/interop, pinned, into ~/.cache/nerve/sdk.
-.PHONY: sdk-fetch
-sdk-fetch: install
+sdk-fetch: install ## install the pinned CloudEvents JS and Go SDKs for tests/interop (cached outside the repo)
 	$(BIN)/python scripts/sdks.py fetch
 
-test: install kafka-fetch sdk-fetch
+test: install kafka-fetch sdk-fetch ## the whole suite: unit, contract, integration, e2e, real Kafka and NATS
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: install ## unit tests only (no I/O, seconds)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-kafka: kafka-fetch
+kafka: kafka-fetch ## a local single-node Kafka (KRaft) on 127.0.0.1:9092, in the foreground
 	$(BIN)/python scripts/kafka_local.py run
 
-nats: install
+nats: install ## a local nats-server with JetStream on 127.0.0.1:4222, in the foreground
 	$(BIN)/python scripts/nats_local.py run
 
-clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+# A short run that prints figures (never a pass/fail): the filter micro-benchmark, then end to end on
+# memory with 1 Trigger. ARGS go to bench_e2e.py, e.g. ARGS="--backend nats --nats-url nats://127.0.0.1:4222".
+bench: install ## short benchmarks: filter evaluation, then end to end on memory
+	$(BIN)/python bench/bench_filters.py
+	$(BIN)/python bench/bench_e2e.py --triggers 1 --events 5000 --rate 500 --rate-events 1000 $(ARGS)
+
+clean: ## remove .venv and build and tool caches
+	rm -rf $(VENV) .venv-lock build *.egg-info .mypy_cache .ruff_cache .pytest_cache

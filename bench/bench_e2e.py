@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,13 +34,9 @@ import psutil
 from aiohttp import web
 
 NERVE = str(Path(sys.executable).with_name("nerve"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+# The launchers' helpers (scripts/_server.py, standard library only) serve the benchmark too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from _server import free_port  # noqa: E402
 
 
 @dataclass

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
-from pathlib import Path
+from collections.abc import Sequence
 
 from channels.registry import BackendPool, BackendSettings
 from control.api.admission import AdmissionSettings
@@ -13,36 +11,31 @@ from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
 from control.reconciler import Reconciler
 from control.server import create_app
 from control.service import ControlService
-from control.settings import DEFAULT_CONSUMER_GROUP_TEMPLATE, DEFAULT_TOPIC_TEMPLATE, ControlSettings
+from control.settings import ControlSettings
 from control.store.sqlite import SqliteStore
+from core.cli_settings import API_PORT, ServiceSettings, parse_service, service_settings
 from core.contract import Contract, read, write_atomically
 from core.runtime import run, serve
+from core.settings import Setting, build, settings_of
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m control", description=__doc__)
-    parser.add_argument("--host", default=os.environ.get("NERVE_HOST", "0.0.0.0"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("NERVE_PORT", "8081")))
-    parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("NERVE_STATE_DIR", ".nerve")))
-    parser.add_argument("--ingress-base-url", default=os.environ.get("NERVE_INGRESS_URL", "http://127.0.0.1:8080"),
-                        help="Brokers' status.address.url is this plus /<namespace>/<name>")
-    parser.add_argument("--backend", default=os.environ.get("NERVE_BACKEND", "kafka"),
-                        choices=sorted(DEFAULT_CLASS_FOR_BACKEND),
-                        help="backend of Brokers that name no class (memory only works embedded)")
-    parser.add_argument("--kafka-bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", ""))
-    parser.add_argument("--nats-url", default=os.environ.get("NATS_URL", ""))
-    parser.add_argument("--service-url-template", default=ControlSettings(Path(".")).service_url_template)
-    parser.add_argument("--topic-template", default=DEFAULT_TOPIC_TEMPLATE, help="backend topic of a Broker")
-    parser.add_argument("--consumer-group-template", default=DEFAULT_CONSUMER_GROUP_TEMPLATE,
-                        help="consumer group of a Trigger")
-    args = parser.parse_args()
-    settings = ControlSettings(state_dir=args.state_dir, ingress_base_url=args.ingress_base_url,
-                               default_backend=args.backend, service_url_template=args.service_url_template,
-                               topic_template=args.topic_template,
-                               consumer_group_template=args.consumer_group_template)
+def command_line() -> list[Setting]:
+    """The command line of `python -m control`: as a service, Brokers default to Kafka (memory lives only
+    inside one process, so it cannot serve a separate ingress and dispatcher)."""
+    control = [s.but(default="kafka", help=f"{s.help.rstrip('.')}; memory works only inside one process (`nerve up`).")
+               if s.name == "default_backend" else s for s in settings_of(ControlSettings)]
+    return [*service_settings(port=API_PORT, contract=False), *control]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    values = parse_service("python -m control", __doc__, command_line(), argv)
+    common = build(ServiceSettings, values)
+    settings = build(ControlSettings, values)
+    default_class = DEFAULT_CLASS_FOR_BACKEND[settings.default_backend]
 
     async def service(stop: asyncio.Event) -> None:
-        pool = BackendPool(BackendSettings(kafka_bootstrap_servers=args.kafka_bootstrap, nats_url=args.nats_url))
+        pool = BackendPool(BackendSettings(kafka_bootstrap_servers=common.kafka_bootstrap,
+                                           nats_url=common.nats_url))
         store = SqliteStore(settings.db_path)
         previous = read(settings.contract_path) if settings.contract_path.exists() else Contract()
 
@@ -50,10 +43,10 @@ def main() -> None:
             write_atomically(settings.contract_path, contract)
 
         reconciler = Reconciler(store, pool, settings, publish, contract=Contract(previous.generation))
-        control = ControlService(store, reconciler, AdmissionSettings(DEFAULT_CLASS_FOR_BACKEND[args.backend]),
+        control = ControlService(store, reconciler, AdmissionSettings(default_class),
                                  resync_seconds=settings.resync_seconds)
         await control.start()
-        runner, _ = await serve(create_app(control), args.host, args.port)
+        runner, _ = await serve(create_app(control), common.host, common.port)
         try:
             await stop.wait()
         finally:

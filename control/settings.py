@@ -1,30 +1,43 @@
-"""Control-plane settings, parsed once at the edge (CLI flags or environment) and passed down."""
+"""Control-plane settings, parsed once at the edge (`python -m control` or `nerve up`, from these definitions)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from channels.registry import BACKENDS
+from core.cli_settings import INGRESS_PORT
+from core.settings import format_template, setting
+
 DEFAULT_TOPIC_TEMPLATE = "knative-broker-{namespace}-{name}"
 DEFAULT_CONSUMER_GROUP_TEMPLATE = "knative-trigger-{namespace}-{name}"
+_NAME_AND_NAMESPACE = format_template("name", "namespace")
 
 
 @dataclass(frozen=True, slots=True)
 class ControlSettings:
-    state_dir: Path
-    """SQLite store and contract file live here."""
-    ingress_base_url: str = "http://127.0.0.1:8080"
-    """Brokers' status.address.url is this plus /<namespace>/<name>."""
-    default_backend: str = "memory"
-    """Backend of Brokers that name no class: memory, kafka or nats."""
-    service_url_template: str = "http://{name}.{namespace}.svc.cluster.local"
-    """How a `v1/Service` ref resolves when no stored Service carries a nerve.dev/url annotation."""
-    topic_template: str = DEFAULT_TOPIC_TEMPLATE
-    consumer_group_template: str = DEFAULT_CONSUMER_GROUP_TEMPLATE
-    resync_seconds: float = 10.0
-    """Every resync, everything is reconciled again, so a backend that comes back makes Brokers Ready."""
-    delete_topics: bool = True
-    """Delete a Broker's topic with the Broker; False keeps it for the backend's retention to expire."""
+    state_dir: Path = setting(Path(".nerve"), "--state-dir", "NERVE_STATE_DIR",
+                              "Where the SQLite store and the contract file live.")
+    ingress_base_url: str = setting(f"http://127.0.0.1:{INGRESS_PORT}", "--ingress-base-url", "NERVE_INGRESS_BASE_URL",
+                                    "Brokers' status.address.url is this plus /<namespace>/<name>.")
+    default_backend: str = setting("memory", "--backend", "NERVE_BACKEND", "Backend of Brokers that name no class.",
+                                   choices=BACKENDS)
+    service_url_template: str = setting(
+        "http://{name}.{namespace}.svc.cluster.local", "--service-url-template", "NERVE_SERVICE_URL_TEMPLATE",
+        "How a v1/Service ref resolves when no stored Service carries a nerve.dev/url annotation.",
+        check=_NAME_AND_NAMESPACE)
+    topic_template: str = setting(DEFAULT_TOPIC_TEMPLATE, "--topic-template", "NERVE_TOPIC_TEMPLATE",
+                                  "Backend topic (or NATS stream) of a Broker.", check=_NAME_AND_NAMESPACE)
+    consumer_group_template: str = setting(DEFAULT_CONSUMER_GROUP_TEMPLATE, "--consumer-group-template",
+                                           "NERVE_CONSUMER_GROUP_TEMPLATE",
+                                           "Consumer group (or NATS durable consumer) of a Trigger.",
+                                           check=_NAME_AND_NAMESPACE)
+    resync_seconds: float = setting(10.0, "--resync-seconds", "NERVE_RESYNC_SECONDS",
+                                    "Every resync, everything is reconciled again, so a backend that comes back "
+                                    "makes Brokers Ready.", minimum=0.1)
+    delete_topics: bool = setting(True, "--delete-topics", "NERVE_DELETE_TOPICS",
+                                  "Delete a Broker's topic or stream with the Broker; --keep-topics leaves it for "
+                                  "the backend's retention to expire.", off_flag="--keep-topics")
 
     @property
     def contract_path(self) -> Path:

@@ -1,16 +1,49 @@
-"""Flags every standalone service shares, parsed once at its edge (argparse, with environment defaults)."""
+"""What every standalone service (`python -m control|ingress|dispatcher`) takes, and the well-known ports.
+
+The ports are named once here because more than one part needs them: the ingress listens on
+INGRESS_PORT and control's Broker URLs point at it; the CLI's default server is the API_PORT.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from core.settings import Setting, parse, setting, settings_of
+
+INGRESS_PORT = 8080
+"""Broker ingress (Knative's broker-ingress listens on 8080 too)."""
+API_PORT = 8081
+"""Control API, /metrics, /healthz and /readyz of `nerve up` and of `python -m control`."""
+DISPATCHER_PORT = 9090
+"""/metrics, /healthz and /readyz of `python -m dispatcher`."""
+SOURCES_PORT = 9091
+"""/metrics, /healthz and /readyz of `python -m sources`."""
 
 
-def add_common(parser: argparse.ArgumentParser, *, port: int) -> None:
-    parser.add_argument("--host", default=os.environ.get("NERVE_HOST", "0.0.0.0"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("NERVE_PORT", port)))
-    parser.add_argument("--contract", type=Path, default=Path(os.environ.get("NERVE_CONTRACT", ".nerve/contract.json")),
-                        help="the contract file control writes (a ConfigMap volume on Kubernetes)")
-    parser.add_argument("--kafka-bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", ""))
-    parser.add_argument("--nats-url", default=os.environ.get("NATS_URL", ""))
+@dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    host: str = setting("0.0.0.0", "--host", "NERVE_HOST", "Address to listen on.")
+    port: int = setting(0, "--port", "NERVE_PORT", "Port to listen on.", minimum=0)
+    contract: Path = setting(Path(".nerve/contract.json"), "--contract", "NERVE_CONTRACT",
+                             "The contract file control writes (a ConfigMap volume on Kubernetes).")
+    kafka_bootstrap: str = setting("", "--kafka-bootstrap", "KAFKA_BOOTSTRAP_SERVERS",
+                                   "Default Kafka cluster (host:port,...) of Brokers whose config names none.")
+    nats_url: str = setting("", "--nats-url", "NATS_URL", "Default NATS server (nats://host:port).")
+
+
+def service_settings(*, port: int, contract: bool = True) -> list[Setting]:
+    """The shared settings of one service, listening on `port` by default."""
+    names = ["host", "port", *(["contract"] if contract else []), "kafka_bootstrap", "nats_url"]
+    return [s.but(default=port) if s.name == "port" else s for s in settings_of(ServiceSettings, *names)]
+
+
+def parse_service(prog: str, description: str | None, settings: Sequence[Setting],
+                  argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """A service's command line (flags, then environment, then defaults), checked; exit 2 on an error."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    return parse(parser, settings, argv)

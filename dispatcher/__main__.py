@@ -5,37 +5,39 @@ It serves `/metrics`, `/healthz` and `/readyz` on --port.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+from collections.abc import Sequence
 
 from aiohttp import web
 
 from channels.registry import BackendPool, BackendSettings
 from core import observability
-from core.cli_settings import add_common
+from core.cli_settings import DISPATCHER_PORT, ServiceSettings, parse_service, service_settings
 from core.contract_watch import ContractWatcher
 from core.runtime import run, serve
+from core.settings import Setting, build, settings_of
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m dispatcher", description=__doc__)
-    add_common(parser, port=9090)
-    parser.add_argument("--max-inflight", type=int, default=DispatcherSettings().max_inflight,
-                        help="events one Trigger delivers concurrently")
-    args = parser.parse_args()
-    settings = DispatcherSettings(max_inflight=args.max_inflight)
+def command_line() -> list[Setting]:
+    return [*service_settings(port=DISPATCHER_PORT), *settings_of(DispatcherSettings)]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    values = parse_service("python -m dispatcher", __doc__, command_line(), argv)
+    common = build(ServiceSettings, values)
+    settings = build(DispatcherSettings, values)
 
     async def service(stop: asyncio.Event) -> None:
-        pool = BackendPool(BackendSettings(kafka_bootstrap_servers=args.kafka_bootstrap, nats_url=args.nats_url))
+        pool = BackendPool(BackendSettings(kafka_bootstrap_servers=common.kafka_bootstrap, nats_url=common.nats_url))
         dispatcher = Dispatcher(pool, settings)
         await dispatcher.start()
-        watcher = ContractWatcher(args.contract, [dispatcher.apply])
+        watcher = ContractWatcher(common.contract, [dispatcher.apply])
         await watcher.start()
         app = web.Application()
         observability.add_routes(app, generation=lambda: dispatcher.generation)
-        runner, _ = await serve(app, args.host, args.port)
+        runner, _ = await serve(app, common.host, common.port)
         try:
             await stop.wait()
         finally:

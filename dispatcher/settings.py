@@ -1,16 +1,18 @@
-"""Dispatcher settings, parsed once at the edge."""
+"""Dispatcher settings, parsed once at the edge (`python -m dispatcher` or `nerve up`, from these definitions)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from core.hops import DEFAULT_MAX_TTL
+from core.settings import setting
 
 
 @dataclass(frozen=True, slots=True)
 class DispatcherSettings:
-    max_inflight: int = 100
-    """Events one Trigger delivers concurrently (unordered mode); bounds memory and subscriber load."""
+    max_inflight: int = setting(100, "--max-inflight", "NERVE_MAX_INFLIGHT",
+                                "Deliveries one Trigger makes at once (unordered); bounds memory and subscriber load.",
+                                minimum=1)
     default_timeout_s: float = 30.0
     """Per-attempt timeout when a delivery sets none."""
     drain_timeout_s: float = 10.0

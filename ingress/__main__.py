@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+from collections.abc import Sequence
 
 from channels.registry import BackendPool, BackendSettings
-from core.cli_settings import add_common
+from core.cli_settings import INGRESS_PORT, ServiceSettings, parse_service, service_settings
 from core.contract_watch import ContractWatcher
 from core.runtime import run, serve
+from core.settings import Setting, build, settings_of
 from ingress.app import Ingress, create_app
 from ingress.settings import IngressSettings
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m ingress", description=__doc__)
-    add_common(parser, port=8080)
-    parser.add_argument("--max-body-bytes", type=int, default=IngressSettings().max_body_bytes)
-    args = parser.parse_args()
-    settings = IngressSettings(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes)
+def command_line() -> list[Setting]:
+    return [*service_settings(port=INGRESS_PORT), *settings_of(IngressSettings)]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    values = parse_service("python -m ingress", __doc__, command_line(), argv)
+    common = build(ServiceSettings, values)
+    settings = build(IngressSettings, values)
 
     async def service(stop: asyncio.Event) -> None:
-        pool = BackendPool(BackendSettings(kafka_bootstrap_servers=args.kafka_bootstrap, nats_url=args.nats_url))
+        pool = BackendPool(BackendSettings(kafka_bootstrap_servers=common.kafka_bootstrap, nats_url=common.nats_url))
         ingress = Ingress(pool, settings)
-        watcher = ContractWatcher(args.contract, [ingress.apply])
+        watcher = ContractWatcher(common.contract, [ingress.apply])
         await watcher.start()
         runner, _ = await serve(create_app(ingress, with_metrics=True), settings.host, settings.port)
         try:

@@ -1,17 +1,19 @@
-"""Ingress settings, parsed once at the edge."""
+"""Ingress settings, parsed once at the edge (`python -m ingress` or `nerve up`, from these definitions)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.cli_settings import INGRESS_PORT
 from core.hops import DEFAULT_MAX_TTL
+from core.settings import setting
 
 
 @dataclass(frozen=True, slots=True)
 class IngressSettings:
     host: str = "127.0.0.1"
-    port: int = 8080
-    max_body_bytes: int = 4 * 1024 * 1024
-    """Larger requests get 413."""
+    port: int = INGRESS_PORT
+    max_body_bytes: int = setting(4 * 1024 * 1024, "--max-body-bytes", "NERVE_MAX_BODY_BYTES",
+                                  "Larger event requests get 413.", minimum=1)
     max_ttl: int = DEFAULT_MAX_TTL
     """knativebrokerttl given to events that arrive without one (Knative's MAX_TTL)."""

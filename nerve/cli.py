@@ -13,13 +13,14 @@ import yaml
 
 from control.api import kinds
 from control.api.meta import DEFAULT_NAMESPACE
-from nerve import output
+from core.cli_settings import API_PORT
+from nerve import output, typer_settings, up_settings
 from nerve.client import ApiError, Client, Unreachable
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Nerve: a Knative-Eventing-compatible event broker.")
 
-DEFAULT_SERVER = "http://127.0.0.1:8081"
+DEFAULT_SERVER = f"http://127.0.0.1:{API_PORT}"
 Server = Annotated[str, typer.Option("--server", envvar="NERVE_SERVER", help="Control API URL.")]
 Namespace = Annotated[str | None, typer.Option("--namespace", "-n", help="Namespace (default: default).")]
 
@@ -73,56 +74,15 @@ def _api_error(exc: ApiError, origins: list[str] | None = None) -> NoReturn:
 
 
 @app.command()
-def up(
-    ingress_port: Annotated[int, typer.Option(help="Port of the Broker ingress.")] = 8080,
-    api_port: Annotated[int, typer.Option(help="Port of the control API, /metrics, /healthz.")] = 8081,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    state_dir: Annotated[Path, typer.Option(help="Where the SQLite store and the contract live.")] = Path(".nerve"),
-    backend: Annotated[
-        str, typer.Option(help="Backend of Brokers that name no class: memory, kafka, nats.")
-    ] = "memory",
-    kafka_bootstrap: Annotated[str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS",
-                                                 help="Default Kafka cluster.")] = "",
-    nats_url: Annotated[str, typer.Option(envvar="NATS_URL", help="Default NATS server.")] = "",
-    service_url_template: Annotated[str, typer.Option(
-        help="How a v1/Service ref resolves when no Service with a nerve.dev/url annotation is stored.")]
-    = "http://{name}.{namespace}.svc.cluster.local",
-    max_body_bytes: Annotated[int, typer.Option(help="Larger event requests get 413.")] = 4 * 1024 * 1024,
-    topic_template: Annotated[str, typer.Option(help="Backend topic of a Broker.")]
-    = "knative-broker-{namespace}-{name}",
-    consumer_group_template: Annotated[str, typer.Option(help="Consumer group of a Trigger.")]
-    = "knative-trigger-{namespace}-{name}",
-    keep_topics: Annotated[bool, typer.Option(
-        help="Keep a deleted Broker's topic or stream for the backend's retention instead of deleting it.")] = False,
-    max_inflight: Annotated[int, typer.Option(help="Deliveries one Trigger makes at once (unordered).")] = 100,
-) -> None:
+@typer_settings.options(up_settings.command_line())
+def up(values: dict[str, Any]) -> None:
     """Run Nerve embedded: control plane, ingress and dispatcher in one process."""
     from core.runtime import run
-    from dispatcher.settings import DispatcherSettings
-    from ingress.settings import IngressSettings
-    from nerve.up import UpSettings, run_up
+    from nerve.up import run_up
 
-    if max_inflight < 1:
-        fail(f"--max-inflight {max_inflight}: must be at least 1")
-    if backend not in ("memory", "kafka", "nats"):
-        fail(f"--backend {backend!r}: expected memory, kafka or nats")
-    if backend == "kafka" and not kafka_bootstrap:
-        fail("--backend kafka needs --kafka-bootstrap HOST:PORT (or KAFKA_BOOTSTRAP_SERVERS); `make kafka` runs one")
-    if backend == "nats" and not nats_url:
-        fail("--backend nats needs --nats-url nats://HOST:PORT (or NATS_URL); `make nats` runs one")
-    for flag, template in (("--service-url-template", service_url_template), ("--topic-template", topic_template),
-                           ("--consumer-group-template", consumer_group_template)):
-        try:
-            template.format(name="n", namespace="ns")
-        except (KeyError, IndexError, ValueError) as exc:
-            fail(f"{flag}: only {{name}} and {{namespace}} may be used ({exc})")
-    settings = UpSettings(
-        state_dir=state_dir, host=host, ingress_port=ingress_port, api_port=api_port, backend=backend,
-        kafka_bootstrap=kafka_bootstrap, nats_url=nats_url, service_url_template=service_url_template,
-        ingress=IngressSettings(host=host, port=ingress_port, max_body_bytes=max_body_bytes),
-        topic_template=topic_template, consumer_group_template=consumer_group_template,
-        dispatcher=DispatcherSettings(max_inflight=max_inflight), delete_topics=not keep_topics,
-    )
+    settings = up_settings.from_values(values)
+    for problem in up_settings.problems(settings):
+        fail(problem)
     try:
         run(lambda stop: run_up(settings, stop))
     except OSError as exc:

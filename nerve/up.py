@@ -10,49 +10,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
-from channels.memory import MemorySettings
 from channels.registry import BackendPool, BackendSettings
 from control.api.admission import AdmissionSettings
 from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
 from control.reconciler import Reconciler
 from control.server import create_app as create_control_app
 from control.service import ControlService
-from control.settings import DEFAULT_CONSUMER_GROUP_TEMPLATE, DEFAULT_TOPIC_TEMPLATE, ControlSettings
+from control.settings import ControlSettings
 from control.store.sqlite import SqliteStore
 from core.contract import Contract, read, write_atomically
 from core.runtime import serve, stop_all
 from dispatcher.service import Dispatcher
-from dispatcher.settings import DispatcherSettings
 from ingress.app import Ingress
 from ingress.app import create_app as create_ingress_app
-from ingress.settings import IngressSettings
+from nerve.up_settings import UpSettings
 from sources.service import Sources
-from sources.settings import SourcesSettings
+
+__all__ = ["Embedded", "UpSettings", "run_up"]
 
 log = logging.getLogger("nerve")
-
-
-@dataclass(frozen=True, slots=True)
-class UpSettings:
-    state_dir: Path
-    host: str = "127.0.0.1"
-    ingress_port: int = 8080
-    api_port: int = 8081
-    backend: str = "memory"
-    kafka_bootstrap: str = ""
-    nats_url: str = ""
-    service_url_template: str = "http://{name}.{namespace}.svc.cluster.local"
-    ingress: IngressSettings = field(default_factory=IngressSettings)
-    dispatcher: DispatcherSettings = field(default_factory=DispatcherSettings)
-    sources: SourcesSettings = field(default_factory=SourcesSettings)
-    resync_seconds: float = 10.0
-    topic_template: str = DEFAULT_TOPIC_TEMPLATE
-    consumer_group_template: str = DEFAULT_CONSUMER_GROUP_TEMPLATE
-    memory: MemorySettings = field(default_factory=MemorySettings)
-    delete_topics: bool = True
 
 
 class Embedded:

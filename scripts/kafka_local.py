@@ -13,27 +13,25 @@ committed. Standard library only, so it runs before any virtualenv exists; tests
 
 from __future__ import annotations
 
-import argparse
 import base64
-import json
 import os
 import shutil
 import socket
 import struct
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from _server import ServerProcess, free_port, run_foreground
+from _server import Launcher, ServerProcess, free_port, port_in_use, read_state, wait_ready, write_state
 
 VERSION = "4.1.1"
 CACHE = Path(os.environ.get("NERVE_KAFKA_CACHE") or Path.home() / ".cache" / "nerve" / f"kafka-{VERSION}")
 LIBS = CACHE / "libs"
 STAMP = CACHE / ".fetched"
 HEAP = os.environ.get("NERVE_KAFKA_HEAP", "512m")
+STATE = "kafka.json"
 
 POM = f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -141,18 +139,6 @@ def _answers_metadata(port: int) -> bool:
     return bool(correlation == 7 and brokers >= 1)
 
 
-def _port_in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        # As the JVM does for its listeners: connections of a killed broker lingering in TIME_WAIT do not
-        # keep a restart from binding the same port.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
-
-
 @dataclass
 class KafkaProcess(ServerProcess):
     data_dir: Path
@@ -196,8 +182,8 @@ def start(data_dir: Path, port: int | None = None, *, timeout: float = 90.0) -> 
     java = _java()
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    state_file = data_dir / "kafka.json"
-    previous = json.loads(state_file.read_text()) if state_file.exists() else {}
+    state_file = data_dir / STATE
+    previous = read_state(state_file)
     if previous and KafkaProcess(previous["pid"], data_dir, previous["port"], previous["controller_port"]).alive() \
             and _answers_metadata(previous["port"]):
         raise KafkaError(f"a Kafka from {data_dir} is already running (pid {previous['pid']}) on "
@@ -208,7 +194,7 @@ def start(data_dir: Path, port: int | None = None, *, timeout: float = 90.0) -> 
         controller_port = free_port()
     # Another server on the port would answer the readiness probe in this broker's place.
     for taken in (port, controller_port):
-        if _port_in_use(taken):
+        if port_in_use(taken):
             raise KafkaError(f"port {taken} on 127.0.0.1 is in use (another Kafka?); pick another with --port")
     config = data_dir / "server.properties"
     config.write_text(_properties(data_dir, port, controller_port))
@@ -232,56 +218,32 @@ def start(data_dir: Path, port: int | None = None, *, timeout: float = 90.0) -> 
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     kafka = KafkaProcess(proc.pid, data_dir, port, controller_port, proc=proc)
-    state_file.write_text(json.dumps({"bootstrap": kafka.bootstrap, "pid": proc.pid, "port": port,
-                                      "controller_port": controller_port}))
-    deadline = time.monotonic() + timeout
-    while not _answers_metadata(port):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            kafka.kill()
-            tail = log.read_text()[-3000:] if log.exists() else ""
-            out_tail = (data_dir / "kafka.out").read_text()[-2000:]
-            raise KafkaError(f"Kafka did not come up on {kafka.bootstrap}:\n{tail}\n{out_tail}")
-        time.sleep(0.2)
+    write_state(state_file, bootstrap=kafka.bootstrap, pid=proc.pid, port=port, controller_port=controller_port)
+    why = wait_ready(kafka, lambda: _answers_metadata(port), timeout=timeout, interval=0.2)
+    if why is not None:
+        tail = log.read_text()[-3000:] if log.exists() else ""
+        out_tail = (data_dir / "kafka.out").read_text()[-2000:]
+        raise KafkaError(f"Kafka {why} on {kafka.bootstrap}; ready means it answers a Metadata request:\n"
+                         f"{tail}\n{out_tail}")
     return kafka
 
 
-def _from_state(data_dir: Path) -> KafkaProcess:
-    state_file = data_dir / "kafka.json"
-    if not state_file.exists():
+def from_state(data_dir: Path) -> KafkaProcess:
+    """The broker a previous `start` left running in `data_dir` (for `stop` from another process)."""
+    state_file = data_dir / STATE
+    state = read_state(state_file)
+    if not state:
         raise KafkaError(f"no Kafka was started in {data_dir} ({state_file} is missing)")
-    state = json.loads(state_file.read_text())
     return KafkaProcess(state["pid"], data_dir, state["port"], state["controller_port"])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("fetch", help="fetch the jars into the cache")
-    for name in ("start", "stop"):
-        p = sub.add_parser(name)
-        p.add_argument("--data-dir", type=Path, required=True)
-        if name == "start":
-            p.add_argument("--port", type=int)
-    run = sub.add_parser("run", help="run in the foreground until Ctrl-C")
-    run.add_argument("--port", type=int, default=9092)
-    run.add_argument("--data-dir", type=Path, default=Path(".nerve/kafka"))
-    args = parser.parse_args()
-    try:
-        if args.command == "fetch":
-            print(fetch())
-        elif args.command == "start":
-            print(start(args.data_dir, args.port).bootstrap)
-        elif args.command == "stop":
-            _from_state(args.data_dir).stop()
-        else:
-            kafka = start(args.data_dir, args.port)
-            run_foreground(kafka, f"Kafka {VERSION} is up on {kafka.bootstrap} (data in {args.data_dir}); "
-                                  "Ctrl-C stops it")
-    except KafkaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+LAUNCHER = Launcher(
+    doc=__doc__ or "", dir_flag="--data-dir", default_dir=Path(".nerve/kafka"), default_port=9092, error=KafkaError,
+    start=start, address=lambda kafka: kafka.bootstrap, from_state=from_state,
+    banner=lambda kafka, data: f"Kafka {VERSION} is up on {kafka.bootstrap} (data in {data}); Ctrl-C stops it",
+    extra={"fetch": ("fetch the jars into the cache", fetch)},
+)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(LAUNCHER.main())

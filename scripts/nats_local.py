@@ -17,7 +17,6 @@ DIR/nats.json ({"url", "pid", "port"}), which `stop` and a restart on the same p
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.metadata
 import json
@@ -26,12 +25,11 @@ import socket
 import subprocess
 import sys
 import sysconfig
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from _server import ServerProcess, free_port, run_foreground
+from _server import Launcher, ServerProcess, free_port, port_in_use, read_state, wait_ready, write_state
 
 STATE = "nats.json"
 LOG = "nats.log"
@@ -75,18 +73,6 @@ def server_info(port: int, timeout: float = 2.0) -> dict[str, object] | None:
     return info if isinstance(info, dict) else None
 
 
-def _port_in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        # Go's listeners set SO_REUSEADDR too: connections of a killed server lingering in TIME_WAIT do
-        # not keep a restart from binding the same port.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
-
-
 @dataclass
 class NatsProcess(ServerProcess):
     store_dir: Path
@@ -95,19 +81,6 @@ class NatsProcess(ServerProcess):
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
-
-    def alive(self) -> bool:
-        if not super().alive():
-            return False
-        if self.proc is not None:
-            return True
-        # Started by another process (`stop` from the CLI): an exited server waits as a zombie until the
-        # init process reaps it, which may take seconds; it is gone all the same.
-        try:
-            stat = Path(f"/proc/{self.pid}/stat").read_text()
-        except OSError:
-            return True
-        return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
     def restart(self, *, crash: bool = False) -> NatsProcess:
         """Stop (SIGTERM, or SIGKILL with `crash`) and start again on the same port and store; what
@@ -127,14 +100,14 @@ def start(store_dir: Path, port: int | None = None, *, timeout: float = 30.0) ->
     store_dir = store_dir.resolve()
     store_dir.mkdir(parents=True, exist_ok=True)
     state_file = store_dir / STATE
-    previous = json.loads(state_file.read_text()) if state_file.exists() else {}
+    previous = read_state(state_file)
     if previous and NatsProcess(previous["pid"], store_dir, previous["port"]).alive() \
             and server_info(previous["port"]) is not None:
         raise NatsError(f"a nats-server on {store_dir} is already running (pid {previous['pid']}) on "
                         f"{previous['url']}; stop it first")
     port = port or free_port()
     # Another server on the port would make nats-server exit at once, and could answer a naive probe.
-    if _port_in_use(port):
+    if port_in_use(port):
         raise NatsError(f"port {port} on 127.0.0.1 is in use (another nats-server?); pick another with --port")
     name = f"nerve-{uuid.uuid4().hex[:12]}"
     log = store_dir / LOG
@@ -144,56 +117,34 @@ def start(store_dir: Path, port: int | None = None, *, timeout: float = 30.0) ->
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
     nats = NatsProcess(proc.pid, store_dir, port, proc=proc)
-    state_file.write_text(json.dumps({"url": nats.url, "pid": proc.pid, "port": port}))
-    deadline = time.monotonic() + timeout
-    while True:
+    write_state(state_file, url=nats.url, pid=proc.pid, port=port)
+
+    def ready() -> bool:
         info = server_info(port)
-        if info is not None and info.get("server_name") == name and info.get("jetstream"):
-            return nats
-        if proc.poll() is not None or time.monotonic() > deadline:
-            nats.kill()
-            why = "exited" if proc.poll() is not None else f"did not report JetStream within {timeout:.0f}s"
-            raise NatsError(f"nats-server {why} on {nats.url} (log {log}):\n{log.read_text()[-3000:]}")
-        time.sleep(0.02)
+        return info is not None and info.get("server_name") == name and bool(info.get("jetstream"))
+
+    why = wait_ready(nats, ready, timeout=timeout, interval=0.02)
+    if why is not None:
+        raise NatsError(f"nats-server {why} on {nats.url}; ready means its INFO reports JetStream (log {log}):\n"
+                        f"{log.read_text()[-3000:]}")
+    return nats
 
 
 def from_state(store_dir: Path) -> NatsProcess:
     """The server a previous `start` left running in `store_dir` (for `stop` from another process)."""
     state_file = store_dir / STATE
-    if not state_file.exists():
+    state = read_state(state_file)
+    if not state:
         raise NatsError(f"no nats-server was started in {store_dir} ({state_file} is missing)")
-    state = json.loads(state_file.read_text())
     return NatsProcess(state["pid"], store_dir.resolve(), state["port"])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("start", "stop"):
-        p = sub.add_parser(name)
-        p.add_argument("--store-dir", type=Path, required=True)
-        if name == "start":
-            p.add_argument("--port", type=int)
-    run = sub.add_parser("run", help="run in the foreground until Ctrl-C")
-    run.add_argument("--port", type=int, default=4222)
-    run.add_argument("--store-dir", type=Path, default=Path(".nerve/nats"))
-    args = parser.parse_args()
-    try:
-        if args.command == "start":
-            print(start(args.store_dir, args.port).url)
-        elif args.command == "stop":
-            server = from_state(args.store_dir)
-            if server.alive():
-                server.stop(timeout=30)
-        else:
-            nats = start(args.store_dir, args.port)
-            run_foreground(nats, f"nats-server with JetStream is up on {nats.url} (store in {args.store_dir}); "
-                                 "Ctrl-C stops it")
-    except NatsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+LAUNCHER = Launcher(
+    doc=__doc__ or "", dir_flag="--store-dir", default_dir=Path(".nerve/nats"), default_port=4222, error=NatsError,
+    start=start, address=lambda nats: nats.url, from_state=from_state,
+    banner=lambda nats, store: f"nats-server with JetStream is up on {nats.url} (store in {store}); Ctrl-C stops it",
+)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(LAUNCHER.main())

@@ -5,37 +5,39 @@ It serves `/metrics`, `/healthz` and `/readyz` on --port.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+from collections.abc import Sequence
 
 from aiohttp import web
 
 from channels.registry import BackendPool, BackendSettings
 from core import observability
-from core.cli_settings import add_common
+from core.cli_settings import SOURCES_PORT, ServiceSettings, parse_service, service_settings
 from core.contract_watch import ContractWatcher
 from core.runtime import run, serve
+from core.settings import Setting, build, settings_of
 from sources.service import Sources
 from sources.settings import SourcesSettings
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m sources", description=__doc__)
-    add_common(parser, port=9091)
-    parser.add_argument("--max-inflight", type=int, default=SourcesSettings().max_inflight,
-                        help="events one source delivers concurrently (unordered mode)")
-    args = parser.parse_args()
-    settings = SourcesSettings(max_inflight=args.max_inflight)
+def command_line() -> list[Setting]:
+    return [*service_settings(port=SOURCES_PORT), *settings_of(SourcesSettings)]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    values = parse_service("python -m sources", __doc__, command_line(), argv)
+    common = build(ServiceSettings, values)
+    settings = build(SourcesSettings, values)
 
     async def service(stop: asyncio.Event) -> None:
-        pool = BackendPool(BackendSettings(kafka_bootstrap_servers=args.kafka_bootstrap, nats_url=args.nats_url))
+        pool = BackendPool(BackendSettings(kafka_bootstrap_servers=common.kafka_bootstrap, nats_url=common.nats_url))
         sources = Sources(pool, settings)
         await sources.start()
-        watcher = ContractWatcher(args.contract, [sources.apply])
+        watcher = ContractWatcher(common.contract, [sources.apply])
         await watcher.start()
         app = web.Application()
         observability.add_routes(app, generation=lambda: sources.generation)
-        runner, _ = await serve(app, args.host, args.port)
+        runner, _ = await serve(app, common.host, common.port)
         try:
             await stop.wait()
         finally:

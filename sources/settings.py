@@ -1,14 +1,18 @@
-"""Settings of the sources service, parsed once at the edge."""
+"""Settings of the sources service, parsed once at the edge (`python -m sources` or `nerve up`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.settings import setting
+
 
 @dataclass(frozen=True, slots=True)
 class SourcesSettings:
-    max_inflight: int = 100
-    """Events one source (per topic, for a KafkaSource) delivers concurrently in unordered mode."""
+    # The same flag as the dispatcher's: in `nerve up` one value bounds every delivering part.
+    max_inflight: int = setting(100, "--max-inflight", "NERVE_MAX_INFLIGHT",
+                                "Deliveries one Trigger or source (per topic) makes at once (unordered); bounds "
+                                "memory and subscriber load.", minimum=1)
     default_timeout_s: float = 30.0
     """Per-attempt timeout when a delivery sets none."""
     drain_timeout_s: float = 10.0

@@ -12,9 +12,10 @@ import pytest
 
 from channels.base import Backend
 from channels.registry import BackendPool, BackendSettings
+from tests.support.launchers import backend_params
 from tests.support.stack import Stack, running_stack
 
-BACKENDS = ["memory", "kafka", "nats"]
+BACKENDS = backend_params("memory", "kafka", "nats")
 
 
 def _connection(request: pytest.FixtureRequest, backend: str) -> str:

@@ -13,9 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.fixtures.kafka import kafka_launcher
-from tests.fixtures.nats import nats_launcher
 from tests.support import manifests
+from tests.support.launchers import backend_params, kafka_launcher, nats_launcher
 from tests.support.receiver import Receiver
 from tests.support.services import Cluster
 
@@ -55,7 +54,7 @@ class Backend:
         self.process = self.launcher.start(self.dir, self.process.port)
 
 
-@pytest.fixture(params=["kafka", "nats"])
+@pytest.fixture(params=backend_params("kafka", "nats"))
 def outage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Backend, Cluster]]:
     backend = Backend(request.param, tmp_path)
     cluster = Cluster(tmp_path, backend.kind, backend.connection)

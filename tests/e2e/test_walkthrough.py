@@ -21,16 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.launchers import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 NERVE = str(Path(sys.executable).with_name("nerve"))
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_http(url: str, timeout: float = 20.0) -> None:

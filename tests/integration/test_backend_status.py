@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import pytest
 
-from tests.fixtures.kafka import kafka_launcher
+from tests.support.launchers import kafka_launcher
 from tests.support.stack import running_stack
 
 
@@ -35,6 +36,7 @@ def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     return next(c for c in obj["status"]["conditions"] if c["type"] == kind)
 
 
+@pytest.mark.kafka
 async def test_a_kafka_broker_is_not_ready_while_kafka_is_away_and_recovers(tmp_path: Path) -> None:
     launcher = kafka_launcher()
     kafka = await asyncio.to_thread(launcher.start, tmp_path / "kafka")

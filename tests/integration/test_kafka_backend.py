@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,52 +21,18 @@ from aiokafka.admin import AIOKafkaAdminClient
 from channels.base import Message, Reader, TopicSpec
 from channels.kafka import KafkaBackend, KafkaSettings
 from core.errors import BackendError
-from core.events import Event
-from tests.fixtures.kafka import kafka_launcher
+from tests.support.backends import event, ids, nothing_within, publish_until_accepted, receive, unique_name
+from tests.support.launchers import free_port, kafka_launcher
 
 pytestmark = pytest.mark.kafka
-
-
-def _name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def _event(i: int, **extra: str) -> Event:
-    return Event(
-        {"specversion": "1.0", "id": f"id-{i}", "source": "/kafka-test", "type": "dev.nerve.test", **extra},
-        f"payload {i}".encode(),
-    )
-
-
-async def _receive(sub: Reader, count: int, timeout: float = 30.0) -> list[Message]:
-    got: list[Message] = []
-
-    async def loop() -> None:
-        while len(got) < count:
-            got.extend(await sub.receive(count - len(got)))
-
-    await asyncio.wait_for(loop(), timeout)
-    return got
-
-
-async def _nothing_more(sub: Reader, within: float = 2.0) -> None:
-    try:
-        extra = await asyncio.wait_for(sub.receive(10), within)
-    except TimeoutError:
-        return
-    pytest.fail(f"unexpected redelivery: {[d.event.attributes['id'] for d in extra]}")
-
-
-def _ids(deliveries: list[Message]) -> list[str]:
-    return [str(d.event.attributes["id"]) for d in deliveries]
 
 
 async def _spread(channel: KafkaBackend, topic: str, sub: Reader, count: int) -> dict[str, list[Message]]:
     """Publish `count` events with distinct partition keys; their deliveries by partition (every one used)."""
     for i in range(count):
-        await channel.publish(topic, _event(i, partitionkey=f"key-{i}"))
+        await channel.publish(topic, event(i, partitionkey=f"key-{i}"))
     by_partition: dict[str, list[Message]] = {}
-    for d in await _receive(sub, count):
+    for d in await receive(sub, count):
         by_partition.setdefault(d.ordering_key, []).append(d)
     assert len(by_partition) > 1, "the keys should spread over the partitions"
     return by_partition
@@ -98,14 +63,14 @@ def private_kafka(tmp_path: Path) -> Iterator[Any]:
 
 
 async def test_commits_never_pass_an_unacked_record(channel: KafkaBackend) -> None:
-    topic, group = _name("commits"), _name("g")
+    topic, group = unique_name("commits"), unique_name("g")
     await channel.ensure_topic(TopicSpec(topic))
     sub = channel.open_reader(topic, group)
     await sub.start()
     for i in (1, 2, 3):
-        await channel.publish(topic, _event(i))
-    first, second, third = await _receive(sub, 3)
-    assert _ids([first, second, third]) == ["id-1", "id-2", "id-3"]
+        await channel.publish(topic, event(i))
+    first, second, third = await receive(sub, 3)
+    assert ids([first, second, third]) == ["id-1", "id-2", "id-3"]
     await first.ack()
     await third.ack()
     await sub.stop()
@@ -114,11 +79,11 @@ async def test_commits_never_pass_an_unacked_record(channel: KafkaBackend) -> No
     await again.start()
     try:
         # 1 was acked before the gap: it is done. 3 was acked after an unacked 2: it comes back with it.
-        redelivered = await _receive(again, 2)
-        assert _ids(redelivered) == ["id-2", "id-3"]
+        redelivered = await receive(again, 2)
+        assert ids(redelivered) == ["id-2", "id-3"]
         for delivery in redelivered:
             await delivery.ack()
-        await _nothing_more(again)
+        await nothing_within(again)
     finally:
         await again.stop()
 
@@ -126,7 +91,7 @@ async def test_commits_never_pass_an_unacked_record(channel: KafkaBackend) -> No
     last = channel.open_reader(topic, group)
     await last.start()
     try:
-        await _nothing_more(last)
+        await nothing_within(last)
     finally:
         await last.stop()
 
@@ -134,28 +99,28 @@ async def test_commits_never_pass_an_unacked_record(channel: KafkaBackend) -> No
 async def test_a_new_group_that_stops_before_its_first_ack_loses_nothing(channel: KafkaBackend) -> None:
     # A new Trigger starts at the end of the topic. If its dispatcher dies before anything was acked, the
     # restarted one must resume at that starting point, not at the (by then later) end of the topic.
-    topic, group = _name("first-ack"), _name("g")
+    topic, group = unique_name("first-ack"), unique_name("g")
     await channel.ensure_topic(TopicSpec(topic))
-    await channel.publish(topic, _event(0))  # before the group existed: never delivered to it
+    await channel.publish(topic, event(0))  # before the group existed: never delivered to it
     sub = channel.open_reader(topic, group)
     await sub.start()
     try:
         for i in (1, 2, 3):
-            await channel.publish(topic, _event(i))
-        assert _ids(await _receive(sub, 3)) == ["id-1", "id-2", "id-3"]
+            await channel.publish(topic, event(i))
+        assert ids(await receive(sub, 3)) == ["id-1", "id-2", "id-3"]
     finally:
         await sub.stop()
 
     again = channel.open_reader(topic, group)
     await again.start()
     try:
-        assert _ids(await _receive(again, 3)) == ["id-1", "id-2", "id-3"]
+        assert ids(await receive(again, 3)) == ["id-1", "id-2", "id-3"]
     finally:
         await again.stop()
 
 
 async def test_acks_in_any_order_commit_up_to_the_first_gap_per_partition(channel: KafkaBackend) -> None:
-    topic, group = _name("order"), _name("g")
+    topic, group = unique_name("order"), unique_name("g")
     await channel.ensure_topic(TopicSpec(topic, partitions=2))
     sub = channel.open_reader(topic, group)
     await sub.start()
@@ -167,21 +132,21 @@ async def test_acks_in_any_order_commit_up_to_the_first_gap_per_partition(channe
             for d in reversed(records):
                 if d is not records[1]:
                     await d.ack()
-            expected_back |= set(_ids(records[1:]))
+            expected_back |= set(ids(records[1:]))
     finally:
         await sub.stop()
 
     again = channel.open_reader(topic, group)
     await again.start()
     try:
-        redelivered = await _receive(again, len(expected_back))
-        assert set(_ids(redelivered)) == expected_back
+        redelivered = await receive(again, len(expected_back))
+        assert set(ids(redelivered)) == expected_back
     finally:
         await again.stop()
 
 
 async def test_a_topic_gets_the_requested_partitions_and_configs(channel: KafkaBackend, kafka_bootstrap: str) -> None:
-    topic = _name("spec")
+    topic = unique_name("spec")
     spec = TopicSpec(topic, partitions=3, replication_factor=1, config={"retention.ms": "3600000"})
     await channel.ensure_topic(spec)
     await channel.ensure_topic(spec)  # a second reconcile finds it there: fine
@@ -197,12 +162,12 @@ async def test_a_topic_gets_the_requested_partitions_and_configs(channel: KafkaB
         await admin.close()
 
     # Every partition is used: events spread over them by partition key.
-    sub = channel.open_reader(topic, _name("g"))
+    sub = channel.open_reader(topic, unique_name("g"))
     await sub.start()
     try:
         for i in range(30):
-            await channel.publish(topic, _event(i, partitionkey=f"key-{i}"))
-        keys = {d.ordering_key for d in await _receive(sub, 30)}
+            await channel.publish(topic, event(i, partitionkey=f"key-{i}"))
+        keys = {d.ordering_key for d in await receive(sub, 30)}
         assert keys == {"0", "1", "2"}
     finally:
         await sub.stop()
@@ -216,15 +181,15 @@ def _topic_config_resource(topic: str) -> Any:
 
 
 async def test_a_bad_topic_config_is_a_backend_error_naming_the_topic(channel: KafkaBackend) -> None:
-    topic = _name("bad")
+    topic = unique_name("bad")
     with pytest.raises(BackendError, match=topic):
         await channel.ensure_topic(TopicSpec(topic, config={"retention.ms": "not-a-number"}))
     with pytest.raises(BackendError, match="replication"):
-        await channel.ensure_topic(TopicSpec(_name("bad"), replication_factor=3))
+        await channel.ensure_topic(TopicSpec(unique_name("bad"), replication_factor=3))
 
 
 async def test_unreachable_kafka_fails_fast_with_backend_error() -> None:
-    nobody = kafka_launcher().free_port()
+    nobody = free_port()
     channel = KafkaBackend(KafkaSettings(bootstrap_servers=f"127.0.0.1:{nobody}"))
     started = time.monotonic()
     with pytest.raises(BackendError, match="unreachable"):
@@ -234,17 +199,17 @@ async def test_unreachable_kafka_fails_fast_with_backend_error() -> None:
 
 
 async def test_deleting_a_subscription_forgets_the_groups_offsets(channel: KafkaBackend) -> None:
-    topic, group = _name("delete"), _name("g")
+    topic, group = unique_name("delete"), unique_name("g")
     await channel.ensure_topic(TopicSpec(topic))
     sub = channel.open_reader(topic, group)
     await sub.start()
-    await channel.publish(topic, _event(1))
-    [first] = await _receive(sub, 1)
+    await channel.publish(topic, event(1))
+    [first] = await receive(sub, 1)
     await first.ack()
     # While its consumer still runs the group cannot go: not an error, Kafka's retention removes it.
     await channel.delete_group(topic, group)
     await sub.stop()
-    await channel.publish(topic, _event(2))
+    await channel.publish(topic, event(2))
 
     await channel.delete_group(topic, group)
     await channel.delete_group(topic, group)  # gone already: fine
@@ -254,15 +219,15 @@ async def test_deleting_a_subscription_forgets_the_groups_offsets(channel: Kafka
     sub = channel.open_reader(topic, group)
     await sub.start()
     try:
-        await channel.publish(topic, _event(3))
-        assert _ids(await _receive(sub, 1)) == ["id-3"]
-        await _nothing_more(sub, 1.0)
+        await channel.publish(topic, event(3))
+        assert ids(await receive(sub, 1)) == ["id-3"]
+        await nothing_within(sub, 1.0)
     finally:
         await sub.stop()
 
 
 async def test_a_second_member_takes_over_partitions_without_losing_unacked_records(channel: KafkaBackend) -> None:
-    topic, group = _name("rebalance"), _name("g")
+    topic, group = unique_name("rebalance"), unique_name("g")
     await channel.ensure_topic(TopicSpec(topic, partitions=2))
     first = channel.open_reader(topic, group)
     await first.start()
@@ -271,7 +236,7 @@ async def test_a_second_member_takes_over_partitions_without_losing_unacked_reco
     unacked: set[str] = set()
     for records in by_partition.values():
         await records[0].ack()
-        unacked |= set(_ids(records[1:]))
+        unacked |= set(ids(records[1:]))
 
     seen_first: set[str] = set()
     seen_second: set[str] = set()
@@ -279,7 +244,7 @@ async def test_a_second_member_takes_over_partitions_without_losing_unacked_reco
 
     async def pump(sub: Reader, into: set[str]) -> None:
         while True:
-            into |= set(_ids(list(await sub.receive(10))))
+            into |= set(ids(list(await sub.receive(10))))
             if (seen_first | seen_second) >= unacked:
                 all_back.set()
 
@@ -309,28 +274,28 @@ async def test_a_dead_broker_fails_publish_in_bounded_time_and_recovers_after_re
     settings = KafkaSettings(bootstrap_servers=private_kafka.bootstrap, request_timeout_ms=3000)
     channel = KafkaBackend(settings)
     await channel.start()
-    topic, group = _name("outage"), _name("g")
+    topic, group = unique_name("outage"), unique_name("g")
     try:
         await channel.ensure_topic(TopicSpec(topic))
         sub = channel.open_reader(topic, group)
         await sub.start()
-        await channel.publish(topic, _event(1))
-        [before] = await _receive(sub, 1)
+        await channel.publish(topic, event(1))
+        [before] = await receive(sub, 1)
         await before.ack()
 
         private_kafka.kill()
         started = time.monotonic()
         with pytest.raises(BackendError, match=topic):
-            await channel.publish(topic, _event(2))
+            await channel.publish(topic, event(2))
         assert time.monotonic() - started < 10, "a dead broker must be a quick 503, not a hang"
 
         # The same data dir and port: the broker comes back with its topics and the group's offsets.
         restarted = kafka_launcher().start(private_kafka.data_dir)
         try:
             assert restarted.bootstrap == private_kafka.bootstrap
-            await _publish_until_accepted(channel, topic, _event(3), within=60.0)
-            got = await _receive(sub, 1, timeout=60.0)
-            assert _ids(got) == ["id-3"]
+            await publish_until_accepted(channel, topic, event(3), within=60.0, pause=0.5)
+            got = await receive(sub, 1, timeout=60.0)
+            assert ids(got) == ["id-3"]
             await got[0].ack()
             stopping = time.monotonic()
             await sub.stop()
@@ -344,13 +309,13 @@ async def test_a_dead_broker_fails_publish_in_bounded_time_and_recovers_after_re
 async def test_stopping_a_subscription_with_the_broker_gone_does_not_hang(private_kafka: Any) -> None:
     channel = KafkaBackend(KafkaSettings(bootstrap_servers=private_kafka.bootstrap, commit_timeout_s=2.0))
     await channel.start()
-    topic = _name("gone")
+    topic = unique_name("gone")
     try:
         await channel.ensure_topic(TopicSpec(topic))
-        sub = channel.open_reader(topic, _name("g"))
+        sub = channel.open_reader(topic, unique_name("g"))
         await sub.start()
-        await channel.publish(topic, _event(1))
-        [delivery] = await _receive(sub, 1)
+        await channel.publish(topic, event(1))
+        [delivery] = await receive(sub, 1)
         private_kafka.kill()
         await delivery.ack()
         started = time.monotonic()
@@ -358,15 +323,3 @@ async def test_stopping_a_subscription_with_the_broker_gone_does_not_hang(privat
         assert time.monotonic() - started < 15
     finally:
         await channel.stop()
-
-
-async def _publish_until_accepted(channel: KafkaBackend, topic: str, event: Event, within: float) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            await channel.publish(topic, event)
-            return
-        except BackendError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)

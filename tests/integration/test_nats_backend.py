@@ -11,50 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from channels.base import Message, Reader, TopicSpec
+from channels.base import TopicSpec
 from channels.nats import NatsBackend, NatsSettings
 from core.errors import BackendError
 from core.events import Event
-from tests.fixtures.nats import nats_launcher
+from tests.support.backends import event, nothing_within, publish_until_accepted, receive, unique_name
+from tests.support.launchers import free_port, nats_launcher
 
 pytestmark = pytest.mark.nats
-
-
-def _name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def _event(i: int) -> Event:
-    return Event(
-        {"specversion": "1.0", "id": f"id-{i}", "source": "/nats-test", "type": "dev.nerve.test"},
-        f"payload {i}".encode(),
-    )
-
-
-async def _receive(sub: Reader, count: int, timeout: float = 30.0) -> list[Message]:
-    got: list[Message] = []
-
-    async def loop() -> None:
-        while len(got) < count:
-            got.extend(await sub.receive(count - len(got)))
-
-    await asyncio.wait_for(loop(), timeout)
-    return got
-
-
-async def _nothing_within(sub: Reader, seconds: float) -> None:
-    try:
-        extra = await asyncio.wait_for(sub.receive(10), seconds)
-    except TimeoutError:
-        return
-    pytest.fail(f"unexpected delivery: {[d.event.id for d in extra]}")
 
 
 @pytest.fixture
@@ -77,38 +47,24 @@ async def channel(nats_url: str) -> AsyncIterator[NatsBackend]:
         await ch.stop()
 
 
-async def _publish_until_accepted(channel: NatsBackend, topic: str, event: Event, within: float = 30.0) -> int:
-    """Publish as a producer that gets 503s would: retry until accepted; returns the refusals."""
-    refused = 0
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            await channel.publish(topic, event)
-            return refused
-        except BackendError:
-            refused += 1
-            assert time.monotonic() < deadline, f"{event.id} still refused after {within}s"
-            await asyncio.sleep(0.1)
-
-
 async def test_publish_while_the_server_is_down_fails_fast_and_works_again_after(private_server: Any) -> None:
     channel = NatsBackend(NatsSettings(url=private_server.url, publish_timeout_s=3.0))
     await channel.start()
-    topic = _name("down")
+    topic = unique_name("down")
     try:
         await channel.ensure_topic(TopicSpec(topic))
-        await channel.publish(topic, _event(0))
+        await channel.publish(topic, event(0))
         await asyncio.to_thread(private_server.stop)
         for i in range(1, 4):
             started = time.monotonic()
             with pytest.raises(BackendError):
-                await channel.publish(topic, _event(i))
+                await channel.publish(topic, event(i))
             took = time.monotonic() - started
             assert took < 4.0, f"a publish to a stopped server took {took:.1f}s to fail"
         with pytest.raises(BackendError):
-            await channel.ensure_topic(TopicSpec(_name("other")))
+            await channel.ensure_topic(TopicSpec(unique_name("other")))
         await asyncio.to_thread(private_server.restart)
-        await _publish_until_accepted(channel, topic, _event(99))
+        await publish_until_accepted(channel, topic, event(99))
         # The stream survived the restart: a group reading from the start finds both accepted events.
         # (A refused publish may still have reached the stream: a 503 asks for a retry, at least once.)
         sub = channel.open_reader(topic, "all", from_start=True)
@@ -125,8 +81,7 @@ async def test_publish_while_the_server_is_down_fails_fast_and_works_again_after
 
 
 async def test_start_fails_with_backend_error_when_no_server_listens(tmp_path: Path) -> None:
-    launcher = nats_launcher()
-    port = launcher.free_port()
+    port = free_port()
     channel = NatsBackend(NatsSettings(url=f"nats://127.0.0.1:{port}", connect_timeout_s=1.0))
     started = time.monotonic()
     with pytest.raises(BackendError, match="unreachable"):
@@ -140,7 +95,7 @@ async def test_a_server_restart_mid_stream_loses_nothing_and_the_subscription_co
 ) -> None:
     channel = NatsBackend(NatsSettings(url=private_server.url))
     await channel.start()
-    topic = _name("restart")
+    topic = unique_name("restart")
     seen: list[str] = []
     try:
         await channel.ensure_topic(TopicSpec(topic))
@@ -162,17 +117,17 @@ async def test_a_server_restart_mid_stream_loses_nothing_and_the_subscription_co
                     first_wave.set()
 
         consumer = asyncio.create_task(consume())
-        await asyncio.gather(*(channel.publish(topic, _event(i)) for i in range(200)))
+        await asyncio.gather(*(channel.publish(topic, event(i)) for i in range(200)))
         await asyncio.wait_for(first_wave.wait(), 30)
         # The next 100 are stored but not yet consumed when the server goes down.
         flowing.clear()
         await asyncio.sleep(0.2)
-        await asyncio.gather(*(channel.publish(topic, _event(i)) for i in range(200, 300)))
+        await asyncio.gather(*(channel.publish(topic, event(i)) for i in range(200, 300)))
         await asyncio.to_thread(private_server.restart, crash=crash)
         flowing.set()
         refused = 0
         for i in range(300, 400):
-            refused += await _publish_until_accepted(channel, topic, _event(i))
+            refused += await publish_until_accepted(channel, topic, event(i))
         everything = {f"id-{i}" for i in range(400)}
         deadline = time.monotonic() + 60
         while not everything <= set(seen):
@@ -190,7 +145,7 @@ async def test_a_server_restart_mid_stream_loses_nothing_and_the_subscription_co
 
 async def test_what_a_dead_consumer_held_comes_back_after_the_ack_wait(nats_url: str) -> None:
     settings = NatsSettings(url=nats_url, ack_wait_s=2.0)
-    topic = _name("dead")
+    topic = unique_name("dead")
     dead, alive = NatsBackend(settings), NatsBackend(settings)
     await dead.start()
     await alive.start()
@@ -198,8 +153,8 @@ async def test_what_a_dead_consumer_held_comes_back_after_the_ack_wait(nats_url:
         await dead.ensure_topic(TopicSpec(topic))
         doomed = dead.open_reader(topic, "trigger")
         await doomed.start()
-        await asyncio.gather(*(dead.publish(topic, _event(i)) for i in range(5)))
-        held = await _receive(doomed, 5)
+        await asyncio.gather(*(dead.publish(topic, event(i)) for i in range(5)))
+        held = await receive(doomed, 5)
         await held[0].ack()
         # A crash: the connection is gone without a NAK (stop() would hand them back at once).
         await dead.connection().close()
@@ -207,12 +162,12 @@ async def test_what_a_dead_consumer_held_comes_back_after_the_ack_wait(nats_url:
         survivor = alive.open_reader(topic, "trigger")
         await survivor.start()
         try:
-            back = await _receive(survivor, 4, timeout=15)
+            back = await receive(survivor, 4, timeout=15)
             assert sorted(d.event.id for d in back) == ["id-1", "id-2", "id-3", "id-4"]
             assert time.monotonic() - started >= 1.0, "redelivered before the ack wait"
             for delivery in back:
                 await delivery.ack()
-            await _nothing_within(survivor, 3.0)
+            await nothing_within(survivor, 3.0)
         finally:
             await survivor.stop()
     finally:
@@ -223,7 +178,7 @@ async def test_what_a_dead_consumer_held_comes_back_after_the_ack_wait(nats_url:
 async def test_a_message_held_through_long_retries_is_not_redelivered_meanwhile(nats_url: str) -> None:
     channel = NatsBackend(NatsSettings(url=nats_url, ack_wait_s=1.5))
     await channel.start()
-    topic = _name("held")
+    topic = unique_name("held")
     try:
         await channel.ensure_topic(TopicSpec(topic))
         holder = channel.open_reader(topic, "trigger")
@@ -231,12 +186,12 @@ async def test_a_message_held_through_long_retries_is_not_redelivered_meanwhile(
         await holder.start()
         await other.start()
         try:
-            await channel.publish(topic, _event(1))
-            [delivery] = await _receive(holder, 1)
+            await channel.publish(topic, event(1))
+            [delivery] = await receive(holder, 1)
             # Four ack waits pass while the dispatcher retries; the other reader of the group gets nothing.
-            await _nothing_within(other, 6.0)
+            await nothing_within(other, 6.0)
             await delivery.ack()
-            await _nothing_within(other, 3.0)
+            await nothing_within(other, 3.0)
         finally:
             await holder.stop()
             await other.stop()
@@ -245,12 +200,12 @@ async def test_a_message_held_through_long_retries_is_not_redelivered_meanwhile(
 
 
 async def test_a_stopped_subscription_hands_back_what_it_held_at_once(channel: NatsBackend) -> None:
-    topic = _name("handback")
+    topic = unique_name("handback")
     await channel.ensure_topic(TopicSpec(topic))
     first = channel.open_reader(topic, "trigger")
     await first.start()
-    await asyncio.gather(*(channel.publish(topic, _event(i)) for i in range(10)))
-    held = await _receive(first, 10)
+    await asyncio.gather(*(channel.publish(topic, event(i)) for i in range(10)))
+    held = await receive(first, 10)
     for delivery in held[:3]:
         await delivery.ack()
     # A receive waiting on the server while the subscription stops returns [] instead of hanging.
@@ -262,7 +217,7 @@ async def test_a_stopped_subscription_hands_back_what_it_held_at_once(channel: N
     second = channel.open_reader(topic, "trigger")
     await second.start()
     try:
-        back = await _receive(second, 7, timeout=10)
+        back = await receive(second, 7, timeout=10)
         assert sorted(d.event.id for d in back) == sorted(f"id-{i}" for i in range(3, 10))
         assert time.monotonic() - started < 3.0, "handed back only after the ack wait"
     finally:
@@ -270,29 +225,29 @@ async def test_a_stopped_subscription_hands_back_what_it_held_at_once(channel: N
 
 
 async def test_2000_concurrent_publishes_are_pipelined(channel: NatsBackend) -> None:
-    topic = _name("pipeline")
+    topic = unique_name("pipeline")
     await channel.ensure_topic(TopicSpec(topic))
     count = 2000
     started = time.perf_counter()
-    await asyncio.gather(*(channel.publish(topic, _event(i)) for i in range(count)))
+    await asyncio.gather(*(channel.publish(topic, event(i)) for i in range(count)))
     concurrent = time.perf_counter() - started
     started = time.perf_counter()
     for i in range(count, count + 200):
-        await channel.publish(topic, _event(i))
+        await channel.publish(topic, event(i))
     sequential = (time.perf_counter() - started) / 200
     print(f"\nNATS publish: {count} concurrent in {concurrent * 1000:.0f} ms = {count / concurrent:,.0f} events/s "
           f"(one awaited at a time: {1 / sequential:,.0f} events/s)")
     sub = channel.open_reader(topic, "count", from_start=True)
     await sub.start()
     try:
-        got = await _receive(sub, count + 200, timeout=60)
+        got = await receive(sub, count + 200, timeout=60)
         assert len({d.event.id for d in got}) == count + 200
     finally:
         await sub.stop()
 
 
 async def test_names_that_nats_forbids_map_to_distinct_streams_and_consumers(channel: NatsBackend) -> None:
-    base = _name("odd")
+    base = unique_name("odd")
     topics = [f"{base}.a b", f"{base}_a*b", f"{base}-a>b"]
     for topic in topics:
         await channel.ensure_topic(TopicSpec(topic))
@@ -301,9 +256,9 @@ async def test_names_that_nats_forbids_map_to_distinct_streams_and_consumers(cha
         await sub.start()
     try:
         for n, topic in enumerate(topics):
-            await channel.publish(topic, _event(n))
+            await channel.publish(topic, event(n))
         for n, sub in enumerate(subs):
-            assert [d.event.id for d in await _receive(sub, 1)] == [f"id-{n}"]
+            assert [d.event.id for d in await receive(sub, 1)] == [f"id-{n}"]
     finally:
         for sub in subs:
             await sub.stop()
@@ -312,18 +267,18 @@ async def test_names_that_nats_forbids_map_to_distinct_streams_and_consumers(cha
 
 
 async def test_a_deleted_topic_refuses_publishes(channel: NatsBackend) -> None:
-    topic = _name("gone")
+    topic = unique_name("gone")
     await channel.ensure_topic(TopicSpec(topic))
     await channel.ensure_topic(TopicSpec(topic))
-    await channel.publish(topic, _event(1))
+    await channel.publish(topic, event(1))
     await channel.delete_topic(topic)
     await channel.delete_topic(topic)
     with pytest.raises(BackendError):
-        await channel.publish(topic, _event(2))
+        await channel.publish(topic, event(2))
 
 
 async def test_what_http_binary_mode_cannot_carry_survives_the_stream(channel: NatsBackend) -> None:
-    topic = _name("lossless")
+    topic = unique_name("lossless")
     await channel.ensure_topic(TopicSpec(topic))
     sub = channel.open_reader(topic, "reader")
     await sub.start()
@@ -340,7 +295,7 @@ async def test_what_http_binary_mode_cannot_carry_survives_the_stream(channel: N
     try:
         for event in sent:
             await channel.publish(topic, event)
-        got = {d.event.id: d.event for d in await _receive(sub, len(sent))}
+        got = {d.event.id: d.event for d in await receive(sub, len(sent))}
         for event in sent:
             back = got[event.id]
             assert back.attributes == event.attributes

@@ -14,7 +14,7 @@ import pytest
 from channels.base import TopicSpec
 from channels.nats import NatsBackend, NatsSettings
 from core.events import Event
-from tests.fixtures.nats import SCRIPTS, nats_launcher
+from tests.support.launchers import SCRIPTS, nats_launcher
 
 pytestmark = pytest.mark.nats
 
