@@ -10,7 +10,7 @@ from pathlib import Path
 from channels.registry import BackendPool, BackendSettings
 from control.api.admission import AdmissionSettings
 from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
-from control.reconciler import Reconciler
+from control.reconcilers.controller import Reconciler
 from control.server import create_app
 from control.service import ControlService
 from control.settings import DEFAULT_CONSUMER_GROUP_TEMPLATE, DEFAULT_TOPIC_TEMPLATE, ControlSettings
@@ -60,7 +60,7 @@ def main() -> None:
             await runner.cleanup()
             await control.stop()
             await pool.stop()
-            store.close()
+            await store.close()
 
     run(service)
 
