@@ -190,3 +190,12 @@ async def test_nerve_get_shows_a_broker_being_deleted_until_its_stream_is_gone(t
         assert await _nats_streams(server.url) == set()
     finally:
         await asyncio.to_thread(server.stop)
+
+
+async def test_a_document_repeated_in_one_apply_updates_what_the_first_wrote(stack: Stack, receiver: Receiver) -> None:
+    results = await stack.apply(BROKER, trigger("t1", receiver.url), BROKER,
+                                trigger("t1", receiver.url, delivery={"retry": 4}))
+    assert [r["outcome"] for r in results] == ["created", "created", "unchanged", "configured"]
+    t1 = await stack.get("trigger", "ns1", "t1")
+    assert t1["spec"]["delivery"]["retry"] == 4
+    assert _ready(t1)["status"] == "True"
