@@ -54,7 +54,7 @@ class BrokerReconciler:
 
     async def finalize(self, broker: dict[str, Any], snapshot: Snapshot) -> None:
         """Delete the Broker's topic or stream; BackendError keeps the finalizer for a later pass."""
-        where = self.placement(broker, snapshot)
+        where = build.cleanup_placement(broker, snapshot, self._settings, self._pool.settings)
         if where is None or not self._settings.delete_topics:
             return
         backend = await self._pool.get(where.backend, where.connection)

@@ -37,7 +37,7 @@ class TriggerReconciler:
         broker = snapshot.find("Broker", meta["namespace"], trigger["spec"]["broker"])
         if broker is None:
             return
-        where = broker_build.placement(broker, snapshot, self._settings, self._pool.settings)
+        where = broker_build.cleanup_placement(broker, snapshot, self._settings, self._pool.settings)
         if where is None:
             return
         backend = await self._pool.get(where.backend, where.connection)

@@ -199,3 +199,30 @@ async def test_a_document_repeated_in_one_apply_updates_what_the_first_wrote(sta
     t1 = await stack.get("trigger", "ns1", "t1")
     assert t1["spec"]["delivery"]["retry"] == 4
     assert _ready(t1)["status"] == "True"
+
+
+@pytest.mark.kafka
+async def test_a_kafka_broker_deleted_after_its_configmap_still_loses_its_topic(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    # No default cluster: only the ConfigMap names it, as `nerve delete -f dir/` then deletes it first.
+    async with running_stack(tmp_path, topic_template=f"fin-{tag}-{{namespace}}-{{name}}") as stack:
+        await stack.apply(f"""
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: kafka-broker-config, namespace: ns1}}
+data: {{bootstrap.servers: "{kafka_bootstrap}"}}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {{name: k, namespace: ns1, annotations: {{eventing.knative.dev/broker.class: Kafka}}}}
+spec:
+  config: {{apiVersion: v1, kind: ConfigMap, name: kafka-broker-config}}
+""")
+        assert _ready(await stack.get("broker", "ns1", "k"))["status"] == "True"
+        assert f"fin-{tag}-ns1-k" in (await _kafka_topics_and_groups(kafka_bootstrap))[0]
+        await stack.delete("configmap", "ns1", "kafka-broker-config")
+        await stack.delete("broker", "ns1", "k")
+        assert await _status(stack, "broker", "ns1", "k") == 404
+    assert f"fin-{tag}-ns1-k" not in (await _kafka_topics_and_groups(kafka_bootstrap))[0]

@@ -274,3 +274,21 @@ def test_a_deleting_object_says_it_waits_for_clean_up_and_why() -> None:
     assert (ready["status"], ready["reason"]) == ("False", "Deleting")
     assert "cannot delete NATS stream" in ready["message"]
     assert conditions(status)["Addressable"] == ("True", "")
+
+
+def test_clean_up_finds_the_topic_on_the_recorded_cluster_once_the_configmap_is_gone() -> None:
+    obj = broker("Kafka", cm_ref("k"))
+    cm = configmap("k", **{"bootstrap.servers": "mine:9092"})
+    where = broker_build.placement(obj, Snapshot.of([cm]), SETTINGS, DEFAULTS)
+    obj["status"] = broker_build.status(obj, where, TopicOutcome(True), Resolver(Snapshot(), ""), SETTINGS, NOW)
+    assert obj["status"]["annotations"]["bootstrap.servers"] == "mine:9092"
+    with_cm = broker_build.cleanup_placement(obj, Snapshot.of([cm]), SETTINGS, DEFAULTS)
+    without_cm = broker_build.cleanup_placement(obj, Snapshot(), SETTINGS, DEFAULTS)
+    assert with_cm is not None and without_cm is not None
+    assert (with_cm.connection, without_cm.connection) == ("mine:9092", "mine:9092")
+    assert without_cm.topic.name == "knative-broker-ns1-b"
+    # Reconciled without its ConfigMap (topic not ready on the default cluster): the record stays.
+    lost = broker_build.placement(obj, Snapshot(), SETTINGS, DEFAULTS)
+    obj["status"] = broker_build.status(obj, lost, TopicOutcome(False, "TopicNotReady", "x"),
+                                        Resolver(Snapshot(), ""), SETTINGS, NOW)
+    assert obj["status"]["annotations"]["bootstrap.servers"] == "mine:9092"

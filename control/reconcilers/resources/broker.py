@@ -15,6 +15,9 @@ from control.resolver import Resolver
 from control.settings import ControlSettings
 from core.contract import Reference, Resource
 
+# Where status records the cluster (Knative's Kafka broker records bootstrap.servers the same way), so
+# clean-up still finds the topic once the Broker's ConfigMap is gone.
+CONNECTION_ANNOTATION = {"kafka": "bootstrap.servers", "nats": "nerve.dev/nats-url"}
 # spec.config ConfigMap keys of a NatsJetStreamBroker that shape its stream (see channels/nats.py).
 NATS_STREAM_KEYS = frozenset({"storage", "max.age.seconds", "max.bytes", "replicas"})
 
@@ -84,6 +87,22 @@ def placement(broker: dict[str, Any], snapshot: Snapshot, settings: ControlSetti
     return Placement(backend, connection, topic, data, problem)
 
 
+def cleanup_placement(broker: dict[str, Any], snapshot: Snapshot, settings: ControlSettings,
+                      defaults: BackendSettings) -> Placement | None:
+    """Where the Broker's topic is, to delete it: as configured, or, once its ConfigMap was deleted
+    (`nerve delete -f dir/` deletes it first), on the cluster its status recorded."""
+    where = placement(broker, snapshot, settings, defaults)
+    if where is None:
+        return None
+    ref = broker["spec"].get("config") or {}
+    recorded = broker.get("status", {}).get("annotations", {}).get(CONNECTION_ANNOTATION.get(where.backend, ""))
+    if recorded and ref.get("kind") == "ConfigMap" and snapshot.find(
+        "ConfigMap", ref.get("namespace", ""), ref.get("name", "")
+    ) is None:
+        return Placement(where.backend, recorded, where.topic, where.config)
+    return where
+
+
 def resource(broker: dict[str, Any], where: Placement) -> Resource:
     """The contract entry, without egresses (the Triggers add theirs)."""
     meta = broker["metadata"]
@@ -111,6 +130,12 @@ def status(broker: dict[str, Any], where: Placement | None, topic: TopicOutcome 
     else:
         out["address"] = {"url": f"{settings.ingress_base_url.rstrip('/')}/{ns}/{name}"}
         out["annotations"] = {"nerve.dev/backend": where.backend, "nerve.dev/topic": where.topic.name}
+        key = CONNECTION_ANNOTATION.get(where.backend)
+        # Recorded once the topic exists there; a Broker that lost its ConfigMap keeps the old record.
+        recorded = where.connection if topic is not None and topic.ready else (
+            broker.get("status", {}).get("annotations", {}).get(key or ""))
+        if key and recorded:
+            out["annotations"][key] = recorded
         conditions.append(cond("Addressable", True))
         if topic is None or topic.ready:
             conditions.append(cond("TriggerChannelReady", True))
