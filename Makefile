@@ -12,6 +12,7 @@ help:
 	@echo "make test       the whole suite: unit, contract, integration, e2e, real Kafka and NATS"
 	@echo "make check      lint + typecheck"
 	@echo "make kafka      a local single-node Kafka (KRaft) in the foreground"
+	@echo "make sdk-fetch  install the pinned CloudEvents JS and Go SDKs for tests/interop (cached outside the repo)"
 	@echo "make nats       a local nats-server with JetStream in the foreground"
 
 install: $(STAMP)
@@ -39,7 +40,12 @@ check: lint typecheck
 kafka-fetch: install
 	$(BIN)/python scripts/kafka_local.py fetch
 
-test: install kafka-fetch
+# The official CloudEvents SDKs (npm, Go modules) for tests/interop, pinned, into ~/.cache/nerve/sdk.
+.PHONY: sdk-fetch
+sdk-fetch: install
+	$(BIN)/python scripts/sdks.py fetch
+
+test: install kafka-fetch sdk-fetch
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: install

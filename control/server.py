@@ -1,12 +1,14 @@
 """The control API over HTTP (what `nerve apply/get/delete/describe` talk to), plus health and metrics.
 
-    POST   /api/v1/apply                           {"items": [manifest, ...]}  -> results
+    POST   /api/v1/apply[?fieldValidation=Strict|Warn|Ignore]
+                                                   {"items": [manifest, ...]}  -> {"items": results, "warnings": [...]}
     GET    /api/v1/resources/{kind}[?namespace=ns]                             -> {"items": [...]}
     GET    /api/v1/resources/{kind}/{namespace}/{name}                         -> the resource with status
     DELETE /api/v1/resources/{kind}/{namespace}/{name}
     GET    /healthz  /readyz  /metrics
 
-Errors are JSON: {"error": <class>, "reason": ..., "field": ..., "details": [{"field", "reason"}]}.
+Errors are JSON: {"error": <class>, "reason": ..., "field": ..., "details": [{"field", "reason", "resource"}]};
+a refused apply also carries the "warnings" ({"field", "message", "resource"}) found on the way.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from control.api.admission import FieldValidation, Refused
 from control.service import ControlService
 from core import observability
 from core.errors import InvalidResource, NerveError
@@ -33,6 +36,8 @@ def error_response(exc: NerveError) -> web.Response:
     body: dict[str, Any] = exc.to_json()
     if isinstance(exc, InvalidResource):
         body["details"] = exc.details()
+    if isinstance(exc, Refused):
+        body["warnings"] = [w.to_json() for w in exc.warnings]
     return _json(body, exc.status)
 
 
@@ -59,7 +64,9 @@ async def _apply(request: web.Request) -> web.Response:
     if not isinstance(items, list):
         return _json({"error": "InvalidRequest", "reason": "body must be {\"items\": [manifest, ...]}",
                       "field": "items"}, 400)
-    return _json({"items": await request.app[SERVICE_KEY].apply(items)})
+    validation = FieldValidation.parse(request.query.get("fieldValidation", FieldValidation.WARN.value))
+    applied = await request.app[SERVICE_KEY].apply(items, validation)
+    return _json({"items": applied.items, "warnings": [w.to_json() for w in applied.warnings]})
 
 
 async def _list(request: web.Request) -> web.Response:

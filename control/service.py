@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from control.api import kinds
-from control.api.admission import AdmissionSettings, admit, identify
-from control.api.meta import DEFAULT_NAMESPACE
+from control.api.admission import AdmissionSettings, FieldValidation, Refused, admit, identify
+from control.api.meta import DEFAULT_NAMESPACE, mapping
+from control.api.schema import FieldNotice
 from control.reconcilers.controller import Reconciler
 from control.store.base import SERVER_METADATA, ResourceStore, Write, is_deleting, user_view, write_all
 from core.errors import Conflict, FieldError, InvalidResource, NotFound
@@ -27,8 +30,14 @@ from core.errors import Conflict, FieldError, InvalidResource, NotFound
 log = logging.getLogger("nerve.control")
 
 
+@dataclass(frozen=True, slots=True)
+class Applied:
+    items: list[dict[str, Any]]
+    warnings: list[FieldNotice]
+
+
 def _key(kind: kinds.Kind, obj: dict[str, Any]) -> tuple[str, str, str]:
-    meta = obj.get("metadata") or {}
+    meta = mapping(obj.get("metadata"))
     namespace = (meta.get("namespace") or DEFAULT_NAMESPACE) if kind.namespaced else ""
     return kind.kind, namespace, str(meta.get("name", ""))
 
@@ -62,19 +71,25 @@ class ControlService:
             except Exception:  # a resync must never die; the next one tries again
                 log.exception("periodic reconcile failed")
 
-    async def apply(self, manifests: list[Any]) -> list[dict[str, Any]]:
+    async def apply(self, manifests: list[Any], validation: FieldValidation = FieldValidation.WARN) -> Applied:
         admitted: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
         errors: list[FieldError] = []
+        warnings: list[FieldNotice] = []
         for index, manifest in enumerate(manifests):
+            label = _describe(manifest, index)
             try:
                 kind = identify(manifest)
                 old = await self.store.get(*_key(kind, manifest))
-                admitted.append((admit(manifest, old, self._admission), old))
+                result = admit(manifest, old, self._admission, validation)
             except InvalidResource as exc:
-                label = _describe(manifest, index)
                 errors += [FieldError(e.path, e.reason, label) for e in exc.errors]
+                if isinstance(exc, Refused):
+                    warnings += [dataclasses.replace(w, resource=label) for w in exc.warnings]
+                continue
+            admitted.append((result.obj, old))
+            warnings += [dataclasses.replace(w, resource=label) for w in result.warnings]
         if errors:
-            raise InvalidResource(errors)
+            raise Refused(errors, warnings)
         planned = _plan_writes(admitted)
         written = iter(await write_all(self.store, [w for w, _ in planned if w is not None]))
         await self.reconciler.reconcile()
@@ -84,13 +99,13 @@ class ControlService:
             out.append({"kind": obj["kind"], "apiVersion": obj["apiVersion"],
                         "namespace": obj["metadata"].get("namespace", ""), "name": obj["metadata"]["name"],
                         "outcome": outcome[0]})
-        return out
+        return Applied(out, warnings)
 
     async def get(self, kind_name: str, namespace: str, name: str) -> dict[str, Any]:
         kind = self.kind(kind_name)
         obj = await self.store.get(kind.kind, namespace if kind.namespaced else "", name)
         if obj is None:
-            raise NotFound(f'{kind.plural}.{kind.group or "core"} "{name}" not found in namespace "{namespace}"')
+            raise NotFound(kind.not_found(name))
         return obj
 
     async def list_resources(self, kind_name: str, namespace: str | None) -> list[dict[str, Any]]:
@@ -102,15 +117,15 @@ class ControlService:
         try:
             await self.store.delete(kind.kind, namespace if kind.namespaced else "", name)
         except NotFound:
-            raise NotFound(f'{kind.plural} "{name}" not found in namespace "{namespace}"') from None
+            raise NotFound(kind.not_found(name)) from None
         await self.reconciler.reconcile()
 
     @staticmethod
     def kind(name: str) -> kinds.Kind:
-        kind = kinds.lookup(name)
-        if kind is None:
-            raise InvalidResource([FieldError("kind", f"unknown kind {name!r}; Nerve knows {kinds.supported()}")])
-        return kind
+        try:
+            return kinds.resolve(name)
+        except kinds.UnknownKind as exc:
+            raise NotFound(exc.message, field="kind") from None
 
 
 def _plan_writes(

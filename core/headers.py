@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+
+from core.errors import InvalidEvent
 
 _EXACT = frozenset({"x-request-id", "traceparent", "tracestate"})
 _PREFIXES = ("knative-", "x-b3-")
+# aiohttp decodes header bytes as UTF-8 with surrogateescape: a lone surrogate is a raw non-UTF-8 byte.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 def is_pass_through(name: str) -> bool:
@@ -14,4 +19,16 @@ def is_pass_through(name: str) -> bool:
 
 
 def pass_through(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    return {name.lower(): value for name, value in headers if is_pass_through(name)}
+    """The headers to carry along, by lower-case name; InvalidEvent naming one that is not UTF-8 text.
+
+    Such a value could be stored by no backend and sent to no subscriber, so it is refused at the door
+    rather than accepted and lost later.
+    """
+    passed: dict[str, str] = {}
+    for name, value in headers:
+        if not is_pass_through(name):
+            continue
+        if not value.isascii() and _ESCAPED_BYTE.search(value) is not None:
+            raise InvalidEvent(f"header {name} carries raw bytes that are not UTF-8", field=name.lower())
+        passed[name.lower()] = value
+    return passed

@@ -13,11 +13,10 @@ import logging
 
 import aiohttp
 
-from channels.base import TopicSpec
 from channels.registry import BackendPool
 from core.contract import Contract, Egress, Resource
+from core.delivery import Deliverer, Sender
 from core.errors import BackendError
-from dispatcher.delivery import Sender
 from dispatcher.egress import EgressRunner
 from dispatcher.settings import DispatcherSettings
 
@@ -29,7 +28,7 @@ class Dispatcher:
         self._pool = pool
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
-        self._sender: Sender | None = None
+        self._deliverer: Deliverer | None = None
         self._runners: dict[str, EgressRunner] = {}
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._desired: dict[str, tuple[Egress, Resource]] = {}
@@ -39,7 +38,7 @@ class Dispatcher:
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self._settings.max_connections, limit_per_host=0)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
-        self._sender = Sender(self._session, max_response_bytes=self._settings.max_reply_bytes)
+        self._deliverer = Deliverer(Sender(self._session, max_response_bytes=self._settings.max_reply_bytes))
 
     async def stop(self) -> None:
         async with self._lock:
@@ -79,8 +78,7 @@ class Dispatcher:
         current = self._runners[uid]
 
         def reads(e: Egress, r: Resource) -> tuple[object, ...]:
-            # backend_config carries a KafkaSource's initial offset and CloudEvent overrides.
-            return e.consumer_group, r.topic, r.backend, r.connection, r.backend_config
+            return e.consumer_group, r.topic, r.backend, r.connection
 
         return reads(current.egress, current.resource) != reads(egress, resource)
 
@@ -93,11 +91,12 @@ class Dispatcher:
             self._pending[uid] = asyncio.create_task(self._start_later(uid, egress, resource))
 
     async def _start_once(self, uid: str, egress: Egress, resource: Resource) -> None:
-        assert self._sender is not None, "Dispatcher.start() first"
+        assert self._deliverer is not None, "Dispatcher.start() first"
+        # Topics are control's alone to create and shape (a NATS stream's limits come from the Broker's
+        # ConfigMap): the dispatcher only reads. A topic that is not there yet fails the reader's start
+        # with BackendError, and the subscription is retried in the background until it is.
         channel = await self._pool.get(resource.backend, resource.connection)
-        if resource.kind != "KafkaSource":  # a source's topics are the user's, never created by Nerve
-            await channel.ensure_topic(TopicSpec(resource.topic))
-        runner = EgressRunner(egress, resource, channel, self._sender, self._settings)
+        runner = EgressRunner(egress, resource, channel, self._deliverer, self._settings)
         await runner.start()
         self._runners[uid] = runner
 

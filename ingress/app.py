@@ -1,8 +1,9 @@
 """The ingress edge: HTTP in, status codes out. Decisions about status codes are made here only.
 
 Order of checks, as Knative's MT broker ingress does them: `Allow: POST, OPTIONS` on every answer;
-OPTIONS 200; other non-POST 405; `/` 404; a path that is not `/<namespace>/<name>` 400; a body over
-the limit 413; not a valid CloudEvent 400; unknown Broker 404; TTL exhausted 400; backend did not
+OPTIONS 200; other non-POST 405; `/` 404; a path that fits no addressable kind's pattern
+(ingress/routes.py; a Broker's is `/<namespace>/<name>`) 400; a body over the limit 413; not a valid
+CloudEvent (bad header bytes included) 400; unknown resource 404; TTL exhausted 400; backend did not
 take the event 503; stored 202.
 """
 
@@ -17,11 +18,12 @@ from aiohttp import web
 from channels.registry import BackendPool
 from core import observability
 from core.contract import Contract, Resource
-from core.errors import NerveError, NotFound, PayloadTooLarge
+from core.errors import NerveError, PayloadTooLarge
 from core.events import Event, from_http
 from core.headers import pass_through
 from ingress import metrics
 from ingress.receive import receive
+from ingress.routes import ROUTES, Target
 from ingress.settings import IngressSettings
 
 log = logging.getLogger("nerve.ingress")
@@ -51,33 +53,30 @@ class Ingress:
             return _error(405, "MethodNotAllowed", f"{request.method} is not allowed; send events with POST")
         path = request.path
         if path == "/":
-            return _error(404, "NotFound", "no Broker at /; send to /<namespace>/<broker>")
-        parts = path.strip("/").split("/")
-        if len(parts) != 2 or not all(parts):
-            return _error(400, "InvalidPath", f"path {path!r} must be /<namespace>/<broker>")
+            return _error(404, "NotFound", f"no {ROUTES.kinds} at /; send to {ROUTES.usage}")
+        target = ROUTES.match(path)
+        if target is None:
+            return _error(400, "InvalidPath", f"path {path!r} must be {ROUTES.usage}")
         started = time.perf_counter()
-        resource: Resource | None = None
         events: list[Event] = []
         try:
             body = await self._read(request)
             events = from_http(request.content_type if "Content-Type" in request.headers else None,
                                request.headers.items(), body)
-            resource = self._routes.get(f"/{parts[0]}/{parts[1]}")
-            if resource is None:
-                raise NotFound(f"Broker {parts[1]!r} does not exist in namespace {parts[0]!r}")
+            resource = ROUTES.resolve(target, self._routes)
             headers = pass_through(request.headers.items())
             if headers:
                 for event in events:
                     event.headers = dict(headers)
             channel = await self._pool.get(resource.backend, resource.connection)
-            await receive(events, resource, channel, max_ttl=self.settings.max_ttl)
+            await receive(events, resource, channel, stamp=target.route.stamp, max_ttl=self.settings.max_ttl)
         except NerveError as exc:
-            self._observe(parts, events, exc.status, None)
+            self._observe(target, events, exc.status, None)
             if exc.status >= 500:
                 log.warning("refused events for %s: %s", path, exc.reason)
             return _error(exc.status, type(exc).__name__, exc.reason, exc.field)
         millis = (time.perf_counter() - started) * 1000
-        self._observe(parts, events, 202, millis)
+        self._observe(target, events, 202, millis)
         return web.Response(status=202, headers={"Allow": ALLOW})
 
     async def _read(self, request: web.Request) -> bytes:
@@ -93,10 +92,10 @@ class Ingress:
         return body
 
     @staticmethod
-    def _observe(parts: list[str], events: list[Event], status: int, millis: float | None) -> None:
+    def _observe(target: Target, events: list[Event], status: int, millis: float | None) -> None:
         event_type = events[0].type if events else ""
         for _ in range(max(len(events), 1)):
-            metrics.observe(parts[0], parts[1], event_type, status, millis)
+            metrics.observe(target.namespace, target.name, event_type, status, millis)
 
 
 def _error(status: int, error: str, reason: str, field: str | None = None) -> web.Response:

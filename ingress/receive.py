@@ -12,13 +12,16 @@ from collections.abc import Sequence
 from channels.base import Backend
 from core.contract import Resource
 from core.events import Event
-from core.hops import enter_broker
+from ingress.routes import Stamp
 
 
-async def receive(events: Sequence[Event], resource: Resource, channel: Backend, *, max_ttl: int) -> None:
-    for event in events:
-        if resource.kind == "Broker":
-            enter_broker(event, max_ttl=max_ttl)
+async def receive(
+    events: Sequence[Event], resource: Resource, channel: Backend, *, stamp: Stamp | None, max_ttl: int
+) -> None:
+    """`stamp` is what the resource's kind does to an entering event (its route's hook), if anything."""
+    if stamp is not None:
+        for event in events:
+            stamp(event, max_ttl)
     if len(events) == 1:
         await channel.publish(resource.topic, events[0])
     else:

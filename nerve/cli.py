@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -32,11 +33,37 @@ def _client(server: str) -> Client:
     return Client(server)
 
 
-def _api_error(exc: ApiError) -> NoReturn:
+def _place(resource: str, origins: list[str] | None) -> str:
+    """The server names a manifest without usable metadata by its position; the CLI knows its file."""
+    position = re.fullmatch(r"document (\d+)", resource)
+    if position and origins and int(position[1]) <= len(origins):
+        return origins[int(position[1]) - 1]
+    return resource
+
+
+def _warn(warnings: list[dict[str, Any]], origins: list[str] | None = None) -> None:
+    """kubectl's warning lines: `Warning: Trigger/ns1/t1: unknown field "spec.brokr"` on stderr."""
+    for w in warnings:
+        resource = _place(str(w.get("resource") or ""), origins)
+        typer.echo(f"Warning: {resource + ': ' if resource else ''}{w.get('message')}", err=True)
+
+
+def _kind(name: str) -> kinds.Kind:
+    try:
+        return kinds.resolve(name)
+    except kinds.UnknownKind as exc:
+        fail(exc.message)
+
+
+def _api_error(exc: ApiError, origins: list[str] | None = None) -> NoReturn:
+    """Print a refused request's warnings and its errors, one line each; `origins` names the file and
+    document of each manifest sent, for the errors the server can only place by position."""
+    _warn(exc.body.get("warnings") or [], origins)
     details = exc.body.get("details") or []
     if details:
         for d in details:
-            where = f"{d['resource']}: " if d.get("resource") else ""
+            resource = _place(str(d.get("resource") or ""), origins)
+            where = f"{resource}: " if resource else ""
             typer.echo(f"error: {where}{d.get('field') or '<manifest>'}: {d.get('reason')}", err=True)
         raise typer.Exit(2)
     fail(str(exc.body.get("reason") or exc), 1 if exc.status >= 500 else 2)
@@ -105,8 +132,10 @@ def up(
 # ------------------------------------------------------------------------------------------ apply / delete
 
 
-def _read_manifests(paths: list[str]) -> list[Any]:
+def _read_manifests(paths: list[str], origins: list[str] | None = None) -> list[Any]:
+    """Every document of the files (List items unpacked); `origins` gets "<file> document <n>" for each."""
     docs: list[Any] = []
+    where: list[str] = [] if origins is None else origins
     for given in paths:
         if given == "-":
             sources = [("<stdin>", sys.stdin.read())]
@@ -123,37 +152,64 @@ def _read_manifests(paths: list[str]) -> list[Any]:
             sources = [(str(p), p.read_text()) for p in files]
         for name, text in sources:
             try:
-                for doc in yaml.safe_load_all(text):
+                for number, doc in enumerate(yaml.safe_load_all(text), 1):
                     if doc is None:
                         continue
                     if isinstance(doc, dict) and doc.get("kind") == "List":
-                        docs.extend(doc.get("items") or [])
+                        items = doc.get("items") or []
+                        docs.extend(items)
+                        where.extend(f"{name} document {number} item {i + 1}" for i in range(len(items)))
                     else:
                         docs.append(doc)
+                        where.append(f"{name} document {number}")
             except yaml.YAMLError as exc:
-                fail(f"{name}: not valid YAML: {exc}".replace("\n", " "))
+                fail(_yaml_error(name, exc))
     if not docs:
         fail("no manifests found")
     return docs
 
 
+def _yaml_error(name: str, exc: yaml.YAMLError) -> str:
+    """`bad.yaml: line 3: not valid YAML: mapping values are not allowed here` (one line, 1-based line)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        what = exc.problem or "syntax error"
+        if exc.context:
+            what += f" ({exc.context}" + (f" at line {exc.context_mark.line + 1}" if exc.context_mark else "") + ")"
+        return f"{name}: line {mark.line + 1}: not valid YAML: {what}"
+    return f"{name}: not valid YAML: {exc}".replace("\n", " ")
+
+
 Files = Annotated[list[str], typer.Option("--filename", "-f", help="File, directory, or - for stdin.")]
 
 
+# kubectl's --validate values; true/false are its older spellings of strict/ignore.
+_VALIDATE = {"strict": "Strict", "true": "Strict", "warn": "Warn", "ignore": "Ignore", "false": "Ignore"}
+
+
 @app.command()
-def apply(filename: Files, server: Server = DEFAULT_SERVER) -> None:
+def apply(
+    filename: Files,
+    validate: Annotated[str, typer.Option(
+        "--validate", help="Unknown fields: warn (apply, with a warning line), strict (refuse) or ignore.")] = "warn",
+    server: Server = DEFAULT_SERVER,
+) -> None:
     """Create or update resources from Knative YAML (multi-document files and directories too)."""
-    manifests = _read_manifests(filename)
+    field_validation = _VALIDATE.get(validate.lower())
+    if field_validation is None:
+        fail(f"--validate {validate!r}: expected strict, warn or ignore")
+    origins: list[str] = []
+    manifests = _read_manifests(filename, origins)
     try:
-        results = _client(server).apply(manifests)
+        answer = _client(server).apply(manifests, field_validation)
     except ApiError as exc:
-        _api_error(exc)
+        _api_error(exc, origins)
     except Unreachable as exc:
         fail(str(exc), 1)
-    for r in results:
+    _warn(answer.get("warnings") or [], origins)
+    for r in answer["items"]:
         kind = kinds.for_manifest(r["apiVersion"], r["kind"])
-        label = f"{kind.kind.lower()}.{kind.group}" if kind and kind.group else r["kind"].lower()
-        typer.echo(f"{label}/{r['name']} {r['outcome']}")
+        typer.echo(f"{kind.singular if kind else r['kind'].lower()}/{r['name']} {r['outcome']}")
 
 
 @app.command()
@@ -171,9 +227,11 @@ def delete(
             if not isinstance(doc, dict) or not isinstance(doc.get("metadata"), dict):
                 fail("a manifest without metadata cannot be deleted")
             meta = doc["metadata"]
+            _kind(str(doc.get("kind")))
             targets.append((str(doc.get("kind")), meta.get("namespace") or namespace or DEFAULT_NAMESPACE,
                             str(meta.get("name"))))
     elif kind and name:
+        _kind(kind)
         targets.append((kind, namespace or DEFAULT_NAMESPACE, name))
     else:
         fail("give KIND NAME or -f FILE")
@@ -201,9 +259,7 @@ def get(
     server: Server = DEFAULT_SERVER,
 ) -> None:
     """List resources, or show one, with their status."""
-    found = kinds.lookup(kind)
-    if found is None:
-        fail(f'the server doesn\'t have a resource type "{kind}"; Nerve knows {kinds.supported()}')
+    found = _kind(kind)
     if output_format not in ("table", "yaml", "json", "wide"):
         fail(f"--output {output_format!r}: expected table, yaml or json")
     client = _client(server)
@@ -221,7 +277,7 @@ def get(
     if not items:
         typer.echo(f"No resources found in {ns} namespace." if ns else "No resources found.", err=True)
         return
-    typer.echo(output.table(found.kind, items, all_namespaces=all_namespaces))
+    typer.echo(output.table(found.columns, items, all_namespaces=all_namespaces))
 
 
 @app.command()
@@ -232,6 +288,7 @@ def describe(
     server: Server = DEFAULT_SERVER,
 ) -> None:
     """Show one resource with its spec and status conditions."""
+    _kind(kind)
     try:
         obj = _client(server).get(kind, namespace or DEFAULT_NAMESPACE, name)
     except ApiError as exc:

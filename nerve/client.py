@@ -47,8 +47,10 @@ class Client:
                 "is `nerve up` running? (--server / NERVE_SERVER)"
             ) from None
 
-    def apply(self, manifests: list[Any]) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call("POST", "/api/v1/apply", {"items": manifests})["items"]
+    def apply(self, manifests: list[Any], field_validation: str = "Warn") -> dict[str, Any]:
+        """{"items": [{kind, apiVersion, namespace, name, outcome}], "warnings": [{field, message, resource}]}."""
+        query = f"?fieldValidation={urllib.parse.quote(field_validation)}"
+        result: dict[str, Any] = self._call("POST", f"/api/v1/apply{query}", {"items": manifests})
         return result
 
     def list_resources(self, kind: str, namespace: str | None) -> list[dict[str, Any]]:

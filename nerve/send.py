@@ -26,7 +26,10 @@ def send(url: str, event: Event, *, structured: bool, timeout_s: float = 30.0) -
         headers, body = {"Content-Type": STRUCTURED_CONTENT_TYPE}, to_structured(event)
     else:
         headers, body = to_binary(event)
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    # urllib labels any body, even an empty one, application/x-www-form-urlencoded when no Content-Type
+    # is set: an event without data goes with no body at all, so no content type is invented for it.
+    data = body if body or "Content-Type" in headers else None
+    request = urllib.request.Request(url, data=data, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return response.status, response.read().decode(errors="replace")

@@ -1,7 +1,7 @@
-"""`nerve up`: control, ingress and dispatcher in one process, sharing one channel pool.
+"""`nerve up`: control, ingress, dispatcher and sources in one process, sharing one channel pool.
 
 The control plane still writes the contract file (so a separate dispatcher or ingress could follow
-it), and here it also hands each new contract straight to the in-process ingress and dispatcher
+it), and here it also hands each new contract straight to the in-process ingress, dispatcher and sources
 before `nerve apply` returns: a Trigger reported Ready is consuming already.
 """
 
@@ -29,6 +29,8 @@ from dispatcher.settings import DispatcherSettings
 from ingress.app import Ingress
 from ingress.app import create_app as create_ingress_app
 from ingress.settings import IngressSettings
+from sources.service import Sources
+from sources.settings import SourcesSettings
 
 log = logging.getLogger("nerve")
 
@@ -45,6 +47,7 @@ class UpSettings:
     service_url_template: str = "http://{name}.{namespace}.svc.cluster.local"
     ingress: IngressSettings = field(default_factory=IngressSettings)
     dispatcher: DispatcherSettings = field(default_factory=DispatcherSettings)
+    sources: SourcesSettings = field(default_factory=SourcesSettings)
     resync_seconds: float = 10.0
     topic_template: str = DEFAULT_TOPIC_TEMPLATE
     consumer_group_template: str = DEFAULT_CONSUMER_GROUP_TEMPLATE
@@ -64,6 +67,7 @@ class Embedded:
         )
         self.ingress = Ingress(self.pool, settings.ingress)
         self.dispatcher = Dispatcher(self.pool, settings.dispatcher)
+        self.sources = Sources(self.pool, settings.sources)
         self.ingress_url = ""
         self.api_url = ""
         self._closers: list[Callable[[], Awaitable[None]]] = []
@@ -74,6 +78,8 @@ class Embedded:
         settings = self.settings
         await self.dispatcher.start()
         self._closers.append(self.dispatcher.stop)
+        await self.sources.start()
+        self._closers.append(self.sources.stop)
         self._closers.append(self.pool.stop)
         ingress_runner, ingress_port = await serve(
             create_ingress_app(self.ingress), settings.host, settings.ingress_port
@@ -96,6 +102,7 @@ class Embedded:
             write_atomically(contract_path, contract)
             # Dispatcher first: a new Trigger is consuming before its Broker's route opens.
             await self.dispatcher.apply(contract)
+            await self.sources.apply(contract)
             await self.ingress.apply(contract)
 
         previous = Contract()

@@ -1,23 +1,67 @@
 """Admission: what a Kubernetes webhook does for Knative, run on every `nerve apply`.
 
-`admit()` defaults a manifest and validates it (and, for an update, checks immutable fields). It raises
-InvalidResource carrying every field error, so a bad manifest is refused whole and nothing is stored.
+`admit()` looks the manifest's kind up in the registry (control/api/kinds.py), then, for that kind,
+checks the fields it knows (its schema), defaults, validates, and for an update checks immutable fields.
+Every check runs on what it can: a bad `metadata.name` does not hide a bad `spec.subscriber`. It raises
+InvalidResource carrying every field error, so a bad manifest is refused whole and nothing is stored;
+otherwise it returns the object with its warnings (unknown fields, fields Nerve does not implement).
+
+Field validation follows kubectl's `--validate` (the API server's `fieldValidation`): `Warn` (default)
+reports unknown fields as warnings, `Strict` refuses them, `Ignore` says nothing about them. A field
+Nerve knows but does not implement is always a warning: never silently ignored.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import enum
+from dataclasses import dataclass, field
 from typing import Any
 
-from control.api import broker, kafkasource, kinds, trigger
+from control.api import kinds, schema
 from control.api.meta import DEFAULT_NAMESPACE, validate_metadata
+from control.api.schema import FieldNotice
 from core.errors import FieldError, InvalidResource
+
+# Fields the server owns: accepted in a manifest (kubectl get -o yaml | nerve apply -f -) and replaced.
+_SERVER_OWNED = ("uid", "generation", "creationTimestamp", "resourceVersion", "selfLink", "managedFields",
+                 "deletionTimestamp", "deletionGracePeriodSeconds")
 
 
 @dataclass(frozen=True, slots=True)
 class AdmissionSettings:
     default_broker_class: str = "MTChannelBasedBroker"
+
+
+class FieldValidation(enum.Enum):
+    """kubectl's --validate=strict|warn|ignore, as the API server's fieldValidation names them."""
+
+    STRICT = "Strict"
+    WARN = "Warn"
+    IGNORE = "Ignore"
+
+    @classmethod
+    def parse(cls, value: str) -> FieldValidation:
+        for member in cls:
+            if member.value.lower() == value.lower():
+                return member
+        raise InvalidResource([FieldError("fieldValidation", f"{value!r} must be Strict, Warn or Ignore")])
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    obj: dict[str, Any]
+    kind: kinds.Kind
+    warnings: list[FieldNotice] = field(default_factory=list)
+
+
+class Refused(InvalidResource):
+    """InvalidResource that also carries the warnings found on the way (an unknown field often explains
+    a missing one: `spec.subscribr` next to `spec.subscriber: required`)."""
+
+    def __init__(self, errors: list[FieldError], warnings: list[FieldNotice]) -> None:
+        super().__init__(errors)
+        self.warnings = warnings
 
 
 def identify(manifest: Any) -> kinds.Kind:
@@ -29,45 +73,50 @@ def identify(manifest: Any) -> kinds.Kind:
         raise InvalidResource(missing)
     found = kinds.for_manifest(str(api_version), str(kind))
     if found is None:
-        raise InvalidResource([FieldError("kind", f"{api_version}/{kind} is not supported; Nerve knows "
-                                                  f"{kinds.supported()}")])
+        raise InvalidResource([kinds.manifest_problem(str(api_version), str(kind))])
     return found
 
 
-def admit(manifest: Any, old: dict[str, Any] | None, settings: AdmissionSettings) -> dict[str, Any]:
+def _pruned(obj: dict[str, Any], kind: kinds.Kind) -> dict[str, Any]:
+    copied = copy.deepcopy(obj)
+    schema.check(copied, kind.schema, prune=True)
+    return copied
+
+
+def admit(manifest: Any, old: dict[str, Any] | None, settings: AdmissionSettings,
+          validation: FieldValidation = FieldValidation.WARN) -> Admitted:
     kind = identify(manifest)
     obj: dict[str, Any] = copy.deepcopy(manifest)
+    notices = schema.check(obj, kind.schema)
     errors = validate_metadata(obj.get("metadata"), namespaced=kind.namespaced)
-    if errors:
-        raise InvalidResource(errors)
+    if not isinstance(obj.get("metadata"), dict):
+        obj["metadata"] = {}  # reported above; the kind's own rules still run on the rest
     meta = obj["metadata"]
     if kind.namespaced:
         meta["namespace"] = meta.get("namespace") or DEFAULT_NAMESPACE
     else:
         meta.pop("namespace", None)
-    # Server-owned fields are never taken from a manifest.
     obj.pop("status", None)
-    for key in ("uid", "generation", "creationTimestamp", "resourceVersion"):
+    for key in _SERVER_OWNED:
         meta.pop(key, None)
-    if kind is kinds.BROKER:
-        broker.default_broker(obj, default_class=settings.default_broker_class)
-        errors = broker.validate_broker(obj)
-        if old is not None and not errors:
-            errors = broker.validate_broker_update(old, obj)
-    elif kind is kinds.TRIGGER:
-        trigger.default_trigger(obj)
-        errors = trigger.validate_trigger(obj)
-        if old is not None and not errors:
-            errors = trigger.validate_trigger_update(old, obj)
-    elif kind is kinds.KAFKA_SOURCE:
-        kafkasource.default_kafka_source(obj)
-        errors = kafkasource.validate_kafka_source(obj)
-    elif kind is kinds.CONFIGMAP:
-        data = obj.get("data")
-        if data is not None and (
-            not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values())
-        ):
-            errors = [FieldError("data", "must be a map of strings to strings")]
+    kind.default(obj, settings)
+    errors += kind.validate(obj)
+    if old is not None:
+        # Compared as stored, both pruned: an unknown field is no change (it is dropped), whether it is in
+        # this manifest or was stored before Nerve knew to drop it.
+        errors += kind.validate_update(_pruned(old, kind), _pruned(obj, kind))
+    notices += kind.notices(obj)
+    # A kind's own rule may refuse an unknown field where dropping it would change the meaning (a
+    # misspelt filter dialect would widen the filter); then the error says it and the notice goes.
+    refused = {e.path for e in errors}
+    notices = [n for n in notices if not (n.unknown and n.path in refused)]
+    if validation is FieldValidation.STRICT:
+        errors += [FieldError(n.path, "unknown field") for n in notices if n.unknown]
+    if validation is not FieldValidation.WARN:
+        notices = [n for n in notices if not n.unknown]
     if errors:
-        raise InvalidResource(errors)
-    return obj
+        raise Refused(errors, notices)
+    # What is stored is what Nerve reads: unknown fields are pruned, as the Kubernetes API server prunes
+    # the fields a CRD's schema does not know.
+    schema.check(obj, kind.schema, prune=True)
+    return Admitted(obj, kind, notices)

@@ -23,8 +23,7 @@ def validate_delivery(delivery: Any, path: str, namespace: str) -> list[FieldErr
     if not isinstance(delivery, dict):
         return [FieldError(path, "must be an object")]
     errors: list[FieldError] = []
-    known = {"deadLetterSink", "retry", "backoffPolicy", "backoffDelay", "timeout", "retryAfterMax", "format"}
-    errors += [FieldError(f"{path}.{key}", "unknown field") for key in delivery if key not in known]
+    # Unknown keys are the schema's business (a warning, or an error with --validate=strict).
     if "deadLetterSink" in delivery:
         errors += validate_destination(delivery["deadLetterSink"], f"{path}.deadLetterSink", namespace)
     retry = delivery.get("retry")

@@ -2,16 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from control.api import columns, schema
 from control.api.delivery import default_delivery, validate_delivery
 from control.api.destination import default_destination, validate_destination
+from control.api.meta import mapping
+from control.api.schema import LEAF, OPEN, FieldNotice, list_of, map_of
 from core.errors import FieldError
 
+if TYPE_CHECKING:
+    from control.api.admission import AdmissionSettings
 
-def default_kafka_source(obj: dict[str, Any]) -> None:
+KEY_TYPE_LABEL = "kafkasources.sources.knative.dev/key-type"
+
+# `ekb:control-plane/pkg/apis/sources/v1/kafka_types.go`; a secret is {secretKeyRef: {name, key}}.
+_SECRET = OPEN
+_NET = schema.obj({
+    "sasl": schema.obj({"enable": LEAF, "user": _SECRET, "password": _SECRET, "type": _SECRET,
+                        "tokenProvider": _SECRET, "roleARN": _SECRET}),
+    "tls": schema.obj({"enable": LEAF, "cert": _SECRET, "key": _SECRET, "caCert": _SECRET}),
+})
+SCHEMA = schema.resource(schema.obj({
+    # the Source duck (`pkg:apis/duck/v1/source_types.go`)
+    "sink": schema.DESTINATION,
+    "ceOverrides": schema.obj({"extensions": map_of()}),
+    # KafkaSource's own
+    "bootstrapServers": list_of(LEAF),
+    "topics": list_of(LEAF),
+    "net": _NET,
+    "consumerGroup": LEAF,
+    "consumers": LEAF,
+    "initialOffset": LEAF,
+    "ordering": LEAF,
+    "delivery": schema.delivery(format_implemented=False),
+}))
+# Knative's printer columns for KafkaSource.
+COLUMNS = (columns.NAME, columns.field("TOPICS", "spec", "topics"),
+           columns.field("BOOTSTRAPSERVERS", "spec", "bootstrapServers"), columns.READY, columns.REASON, columns.AGE)
+
+
+def default_kafka_source(obj: dict[str, Any], settings: AdmissionSettings) -> None:
     meta, spec = obj["metadata"], obj.setdefault("spec", {})
-    spec.setdefault("consumerGroup", f"knative-kafka-source-{meta['namespace']}-{meta['name']}")
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("consumerGroup", f"knative-kafka-source-{meta['namespace']}-{meta.get('name')}")
     spec.setdefault("consumers", 1)
     spec.setdefault("initialOffset", "latest")
     spec.setdefault("ordering", "ordered")
@@ -45,10 +80,32 @@ def validate_kafka_source(obj: dict[str, Any]) -> list[FieldError]:
         errors.append(FieldError("spec.consumers", f"{consumers!r} must be an integer >= 1"))
     if not isinstance(spec.get("consumerGroup"), str) or not spec["consumerGroup"]:
         errors.append(FieldError("spec.consumerGroup", "must be a non-empty string"))
-    extensions = (spec.get("ceOverrides") or {}).get("extensions")
-    if extensions is not None and (
+    overrides = spec.get("ceOverrides")
+    extensions = overrides.get("extensions") if isinstance(overrides, dict) else None
+    if overrides is not None and not isinstance(overrides, dict):
+        errors.append(FieldError("spec.ceOverrides", "must be an object with extensions"))
+    elif extensions is not None and (
         not isinstance(extensions, dict) or not all(isinstance(v, str) for v in extensions.values())
     ):
         errors.append(FieldError("spec.ceOverrides.extensions", "must be a map of extension names to strings"))
     errors += validate_delivery(spec.get("delivery"), "spec.delivery", namespace)
     return errors
+
+
+def notices_kafka_source(obj: dict[str, Any]) -> list[FieldNotice]:
+    """Values Knative's KafkaSource acts on and Nerve does not: said at apply time, never ignored silently."""
+    spec = mapping(obj.get("spec"))
+    notices: list[FieldNotice] = []
+    for part, what in (("sasl", "SASL authentication"), ("tls", "TLS")):
+        if mapping(mapping(spec.get("net")).get(part)).get("enable"):
+            notices.append(schema.not_implemented(
+                f"spec.net.{part}", f"{what} to Kafka; Nerve connects to bootstrapServers in plaintext"))
+    consumers = spec.get("consumers")
+    if isinstance(consumers, int) and not isinstance(consumers, bool) and consumers > 1:
+        notices.append(schema.not_implemented(
+            "spec.consumers", f"{consumers} consumers asked for; Nerve runs one consumer per topic"))
+    key_type = mapping(obj["metadata"].get("labels")).get(KEY_TYPE_LABEL)
+    if key_type is not None and key_type != "string":
+        notices.append(schema.not_implemented(
+            f"metadata.labels.{KEY_TYPE_LABEL}", f"{key_type!r}: record keys are always read as strings"))
+    return notices

@@ -1,21 +1,95 @@
-"""Every kind Nerve stores, with the spellings `nerve get` accepts (as kubectl does)."""
+"""The kind registry: every kind Nerve stores, each registered once with all that admission and the CLI need.
+
+A `Kind` entry holds a kind's API versions, its spellings (`broker`, `brokers`, `Broker`,
+`brokers.eventing.knative.dev`, short names), its defaulting, validation and update validation, its
+schema of known fields (control/api/schema.py) and its printer columns (control/api/columns.py).
+`admission.admit()`, the control service and `nerve get/describe/delete` only look kinds up here;
+nothing else branches on a kind's name.
+
+How a kind plugs in (Channel, Subscription, Sequence, Parallel, PingSource, ...):
+
+1. Write `control/api/<kind>.py` with pure functions over the manifest dict: `default_x(obj, settings)`,
+   `validate_x(obj) -> list[FieldError]`, optionally `validate_x_update(old, new)` and
+   `notices_x(obj) -> list[FieldNotice]` for values Nerve accepts but does not act on; a `SCHEMA`
+   built from schema.py's shared types (DESTINATION, DELIVERY, ...) and `COLUMNS` as Knative's CRD
+   prints them.
+2. Add one `Kind(...)` below and put it in `KINDS`. Lookups, suggestions for typos, unknown-field
+   warnings, `nerve get` tables and not-found messages follow from the entry.
+
+What a kind produces (topics, consumer groups, contract entries, status) is its reconciler's, and an
+addressable kind's ingress route is the ingress's; neither is decided here.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from control.api import broker, columns, corev1, kafkasource, trigger
+from control.api.columns import Column
+from control.api.schema import OPEN, FieldNotice, Node, resource
+from core.errors import FieldError
+
+if TYPE_CHECKING:  # admission imports this module; the settings type is only needed by mypy
+    from control.api.admission import AdmissionSettings
+
+Obj = dict[str, Any]
+
+
+def _no_defaults(obj: Obj, settings: AdmissionSettings) -> None:
+    return None
+
+
+def _valid(obj: Obj) -> list[FieldError]:
+    return []
+
+
+def _no_update_rules(old: Obj, new: Obj) -> list[FieldError]:
+    return []
+
+
+def _no_notices(obj: Obj) -> list[FieldNotice]:
+    return []
+
+
+_ANY_RESOURCE = resource(OPEN)
 
 
 @dataclass(frozen=True, slots=True)
 class Kind:
     api_version: str
+    """The version Nerve stores and answers with."""
     kind: str
     plural: str
     short_names: tuple[str, ...] = ()
     namespaced: bool = True
+    older_versions: tuple[str, ...] = ()
+    """Other API versions Knative still serves; accepted and stored under `api_version`."""
+    schema: Node = _ANY_RESOURCE
+    default: Callable[[Obj, AdmissionSettings], None] = _no_defaults
+    validate: Callable[[Obj], list[FieldError]] = _valid
+    validate_update: Callable[[Obj, Obj], list[FieldError]] = _no_update_rules
+    notices: Callable[[Obj], list[FieldNotice]] = _no_notices
+    columns: tuple[Column, ...] = field(default=columns.DEFAULT)
 
     @property
     def group(self) -> str:
         return self.api_version.rpartition("/")[0]
+
+    @property
+    def resource(self) -> str:
+        """kubectl's name of the resource type in messages: `triggers.eventing.knative.dev`, `configmaps`."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def singular(self) -> str:
+        """`trigger.eventing.knative.dev`, `configmap`: how `nerve apply` names what it did."""
+        return f"{self.kind.lower()}.{self.group}" if self.group else self.kind.lower()
+
+    def not_found(self, name: str) -> str:
+        return f'{self.resource} "{name}" not found'
 
     def spellings(self) -> set[str]:
         names = {self.kind.lower(), self.plural, *self.short_names}
@@ -23,19 +97,45 @@ class Kind:
             names |= {f"{self.plural}.{self.group}", f"{self.kind.lower()}.{self.group}"}
         return names
 
+    def api_versions(self) -> tuple[str, ...]:
+        return (self.api_version, *self.older_versions)
 
-BROKER = Kind("eventing.knative.dev/v1", "Broker", "brokers")
-TRIGGER = Kind("eventing.knative.dev/v1", "Trigger", "triggers")
-CONFIGMAP = Kind("v1", "ConfigMap", "configmaps", ("cm",))
-SERVICE = Kind("v1", "Service", "services", ("svc",))
-NAMESPACE = Kind("v1", "Namespace", "namespaces", ("ns",), namespaced=False)
-KAFKA_SOURCE = Kind("sources.knative.dev/v1", "KafkaSource", "kafkasources")
+
+BROKER = Kind(
+    "eventing.knative.dev/v1", "Broker", "brokers",
+    schema=broker.SCHEMA, default=broker.default_broker, validate=broker.validate_broker,
+    validate_update=broker.validate_broker_update, notices=broker.notices_broker, columns=broker.COLUMNS,
+)
+TRIGGER = Kind(
+    "eventing.knative.dev/v1", "Trigger", "triggers",
+    schema=trigger.SCHEMA, default=trigger.default_trigger, validate=trigger.validate_trigger,
+    validate_update=trigger.validate_trigger_update, notices=trigger.notices_trigger, columns=trigger.COLUMNS,
+)
+KAFKA_SOURCE = Kind(
+    "sources.knative.dev/v1", "KafkaSource", "kafkasources", older_versions=("sources.knative.dev/v1beta1",),
+    schema=kafkasource.SCHEMA, default=kafkasource.default_kafka_source,
+    validate=kafkasource.validate_kafka_source, notices=kafkasource.notices_kafka_source,
+    columns=kafkasource.COLUMNS,
+)
+CONFIGMAP = Kind("v1", "ConfigMap", "configmaps", ("cm",), schema=corev1.CONFIGMAP_SCHEMA,
+                 validate=corev1.validate_configmap, columns=corev1.CONFIGMAP_COLUMNS)
+SERVICE = Kind("v1", "Service", "services", ("svc",), schema=corev1.SERVICE_SCHEMA)
+NAMESPACE = Kind("v1", "Namespace", "namespaces", ("ns",), namespaced=False, schema=corev1.NAMESPACE_SCHEMA)
 
 KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA_SOURCE)
+
 _BY_SPELLING = {spelling: kind for kind in KINDS for spelling in kind.spellings()}
-_BY_MANIFEST = {(kind.api_version, kind.kind): kind for kind in KINDS}
-# Older API versions Knative still serves, stored under the kind's current one.
-_BY_MANIFEST[("sources.knative.dev/v1beta1", "KafkaSource")] = KAFKA_SOURCE
+_BY_MANIFEST = {(version, kind.kind): kind for kind in KINDS for version in kind.api_versions()}
+_BY_KIND = {kind.kind: kind for kind in KINDS}
+
+
+class UnknownKind(Exception):
+    """A kind no entry has; the message suggests the closest spelling when there is one."""
+
+    def __init__(self, message: str, suggestion: str | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.suggestion = suggestion
 
 
 def lookup(name: str) -> Kind | None:
@@ -43,8 +143,38 @@ def lookup(name: str) -> Kind | None:
     return _BY_SPELLING.get(name.lower())
 
 
+def suggest(name: str) -> str | None:
+    """The accepted spelling closest to a mistyped one (`brokrs` -> `brokers`), if any is close."""
+    match = difflib.get_close_matches(name.lower(), sorted(_BY_SPELLING), n=1, cutoff=0.75)
+    return match[0] if match else None
+
+
+def resolve(name: str) -> Kind:
+    """`lookup`, or UnknownKind: `unknown kind "brokrs"; did you mean "brokers"?`."""
+    found = lookup(name)
+    if found is not None:
+        return found
+    close = suggest(name)
+    if close is not None:
+        raise UnknownKind(f'unknown kind "{name}"; did you mean "{close}"?', close)
+    raise UnknownKind(f'the server doesn\'t have a resource type "{name}"; Nerve knows {supported()}', None)
+
+
 def for_manifest(api_version: str, kind: str) -> Kind | None:
     return _BY_MANIFEST.get((api_version, kind))
+
+
+def manifest_problem(api_version: str, kind: str) -> FieldError:
+    """Why (apiVersion, kind) names no registered kind: a wrong version, a typo, or a kind Nerve lacks."""
+    known = _BY_KIND.get(kind)
+    if known is not None:
+        served = " or ".join(known.api_versions())
+        return FieldError("apiVersion", f"{api_version!r} is not served for {kind}; use {served}")
+    close = difflib.get_close_matches(kind, sorted(_BY_KIND), n=1, cutoff=0.75)
+    if close:
+        right = _BY_KIND[close[0]]
+        return FieldError("kind", f'unknown kind "{kind}"; did you mean "{right.kind}" ({right.api_version})?')
+    return FieldError("kind", f"{api_version}/{kind} is not supported; Nerve knows {supported()}")
 
 
 def supported() -> str:

@@ -12,6 +12,11 @@ _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-
 DEFAULT_NAMESPACE = "default"
 
 
+def mapping(value: Any) -> dict[str, Any]:
+    """`value` if it is a mapping, else an empty one: for rules that run on what a bad manifest has."""
+    return value if isinstance(value, dict) else {}
+
+
 def validate_metadata(meta: Any, *, namespaced: bool) -> list[FieldError]:
     if not isinstance(meta, dict):
         return [FieldError("metadata", "required: an object with at least a name")]

@@ -3,23 +3,47 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from control.api import columns, schema
 from control.api.delivery import default_delivery, validate_delivery
 from control.api.destination import default_destination, validate_destination
+from control.api.meta import mapping
+from control.api.schema import LEAF, FieldNotice, list_of, map_of
 from core.errors import FieldError
 from core.filters import validate_trigger_filters
 
+if TYPE_CHECKING:
+    from control.api.admission import AdmissionSettings
+
 BROKER_LABEL = "eventing.knative.dev/broker"
 ORDER_ANNOTATION = "kafka.eventing.knative.dev/delivery.order"
+DEPENDENCY_ANNOTATION = "knative.dev/dependency"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
+# SubscriptionsAPIFilter (`ev:pkg/apis/eventing/v1/trigger_types.go`) nests itself in all/any/not.
+_FILTER_FIELDS: dict[str, schema.Node] = {"exact": map_of(), "prefix": map_of(), "suffix": map_of(), "cesql": LEAF}
+_FILTER = schema.Node(fields=_FILTER_FIELDS)
+_FILTER_FIELDS.update({"all": list_of(_FILTER), "any": list_of(_FILTER), "not": _FILTER})
+SCHEMA = schema.resource(schema.obj({
+    "broker": LEAF,
+    "brokerRef": schema.KREFERENCE,  # refused by validate_trigger, which says why
+    "filter": schema.obj({"attributes": map_of()}),
+    "filters": list_of(_FILTER),
+    "subscriber": schema.DESTINATION,
+    "delivery": schema.DELIVERY,
+}))
+COLUMNS = (columns.NAME, columns.field("BROKER", "spec", "broker"),
+           columns.field("SUBSCRIBER_URI", "status", "subscriberUri"), columns.AGE, columns.READY, columns.REASON)
 
-def default_trigger(obj: dict[str, Any]) -> None:
+
+def default_trigger(obj: dict[str, Any], settings: AdmissionSettings) -> None:
     meta = obj["metadata"]
     spec = obj.setdefault("spec", {})
-    if isinstance(spec.get("broker"), str):
-        meta.setdefault("labels", {})[BROKER_LABEL] = spec["broker"]
+    if not isinstance(spec, dict):
+        return
+    if isinstance(spec.get("broker"), str) and isinstance(meta.setdefault("labels", {}), dict):
+        meta["labels"][BROKER_LABEL] = spec["broker"]
     if spec.get("filter") is None:
         spec["filter"] = {"attributes": {}}
     default_destination(spec.get("subscriber"), meta["namespace"])
@@ -34,7 +58,7 @@ def validate_trigger(obj: dict[str, Any]) -> list[FieldError]:
     errors: list[FieldError] = []
     broker = spec.get("broker")
     if "brokerRef" in spec:
-        errors.append(FieldError("spec.brokerRef", "not supported by Nerve yet; use spec.broker"))
+        errors.append(FieldError("spec.brokerRef", "not implemented by Nerve; name the Broker in spec.broker"))
     if not isinstance(broker, str) or not broker:
         errors.append(FieldError("spec.broker", "required"))
     elif not _NAME.match(broker):
@@ -47,10 +71,15 @@ def validate_trigger(obj: dict[str, Any]) -> list[FieldError]:
     if filt is not None and not isinstance(filt, dict):
         errors.append(FieldError("spec.filter", "must be an object with attributes"))
         filt = None
+    # Dropping a misspelt key would leave an empty filter that matches every event: refuse it instead.
+    errors += [FieldError(f"spec.filter.{key}", "unknown field; spec.filter has only attributes (a misspelt "
+                          "key would make the Trigger match every event)")
+               for key in (filt or {}) if key != "attributes"]
     attributes = (filt or {}).get("attributes")
     errors += validate_trigger_filters(attributes, spec.get("filters"), "spec")
     errors += validate_delivery(spec.get("delivery"), "spec.delivery", namespace)
-    order = obj["metadata"].get("annotations", {}).get(ORDER_ANNOTATION)
+    annotations = obj["metadata"].get("annotations")
+    order = annotations.get(ORDER_ANNOTATION) if isinstance(annotations, dict) else None
     if order is not None and order not in ("ordered", "unordered"):
         errors.append(
             FieldError(f"metadata.annotations.{ORDER_ANNOTATION}", f"{order!r} must be ordered or unordered")
@@ -59,8 +88,16 @@ def validate_trigger(obj: dict[str, Any]) -> list[FieldError]:
 
 
 def validate_trigger_update(old: dict[str, Any], new: dict[str, Any]) -> list[FieldError]:
-    old_broker, new_broker = old.get("spec", {}).get("broker"), new.get("spec", {}).get("broker")
+    old_broker, new_broker = mapping(old.get("spec")).get("broker"), mapping(new.get("spec")).get("broker")
     if old_broker != new_broker:
         reason = f"immutable: changed from {old_broker!r} to {new_broker!r}; delete and re-create the Trigger"
         return [FieldError("spec.broker", reason)]
+    return []
+
+
+def notices_trigger(obj: dict[str, Any]) -> list[FieldNotice]:
+    annotations = obj["metadata"].get("annotations")
+    if isinstance(annotations, dict) and DEPENDENCY_ANNOTATION in annotations:
+        return [schema.not_implemented(f"metadata.annotations.{DEPENDENCY_ANNOTATION}",
+                                       "the Trigger does not wait for the dependency to be Ready")]
     return []

@@ -120,7 +120,140 @@ spec: {{broker: default, subscriber: {{uri: "{receiver.url}"}}}}
     assert (event.type, event.source, event.attributes["region"], event.data) == ("greeting", "cli", "eu", b'{"a": 1}')
     code, _, err = await nerve(stack, "send", f"{stack.ingress}/team-a/missing", "--type", "t", "--source", "s")
     assert code == 1
-    assert "404" in err and "does not exist" in err
+    assert "404" in err and 'brokers.eventing.knative.dev "missing" not found' in err
     code, _, err = await nerve(stack, "send", url, "--type", "t", "--source", "s", "--ext", "Bad=1")
     assert code == 2
     assert "bad" in err.lower() and "lower-case" in err
+
+
+TYPOS = """
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: default, namespace: team-a}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata:
+  name: t1
+  namespace: team-a
+  labelz: {app: x}
+spec:
+  broker: default
+  brokr: default
+  subscriber: {uri: "http://127.0.0.1:9/"}
+  delivery: {retyr: 3}
+---
+apiVersion: sources.knative.dev/v1
+kind: KafkaSource
+metadata: {name: ks, namespace: team-a}
+spec:
+  bootstrapServers: ["127.0.0.1:1"]
+  topics: [orders]
+  consumers: 2
+  net:
+    sasl: {enable: true, user: {secretKeyRef: {name: creds, key: user}}}
+  sink: {uri: "http://127.0.0.1:9/"}
+"""
+
+
+async def test_apply_warns_of_unknown_and_unimplemented_fields_and_strict_refuses(stack: Stack) -> None:
+    code, out, err = await nerve(stack, "apply", "--validate=strict", "-f", "-", stdin=TYPOS)
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        'Warning: KafkaSource/team-a/ks: field "spec.net.sasl" is accepted but not implemented by Nerve: '
+        "SASL authentication to Kafka; Nerve connects to bootstrapServers in plaintext",
+        'Warning: KafkaSource/team-a/ks: field "spec.consumers" is accepted but not implemented by Nerve: '
+        "2 consumers asked for; Nerve runs one consumer per topic",
+        "error: Trigger/team-a/t1: metadata.labelz: unknown field",
+        "error: Trigger/team-a/t1: spec.brokr: unknown field",
+        "error: Trigger/team-a/t1: spec.delivery.retyr: unknown field",
+    ]
+    code, out, err = await nerve(stack, "get", "brokers", "-A")
+    assert (code, out) == (0, "")
+    code, out, err = await nerve(stack, "apply", "-f", "-", stdin=TYPOS)
+    assert code == 0, err
+    assert out.splitlines() == [
+        "broker.eventing.knative.dev/default created",
+        "trigger.eventing.knative.dev/t1 created",
+        "kafkasource.sources.knative.dev/ks created",
+    ]
+    assert err.splitlines() == [
+        'Warning: Trigger/team-a/t1: unknown field "metadata.labelz"',
+        'Warning: Trigger/team-a/t1: unknown field "spec.brokr"',
+        'Warning: Trigger/team-a/t1: unknown field "spec.delivery.retyr"',
+        'Warning: KafkaSource/team-a/ks: field "spec.net.sasl" is accepted but not implemented by Nerve: '
+        "SASL authentication to Kafka; Nerve connects to bootstrapServers in plaintext",
+        'Warning: KafkaSource/team-a/ks: field "spec.consumers" is accepted but not implemented by Nerve: '
+        "2 consumers asked for; Nerve runs one consumer per topic",
+    ]
+    code, out, _ = await nerve(stack, "get", "trigger", "t1", "-n", "team-a", "-o", "yaml")
+    assert "brokr" not in out and "retyr" not in out
+    code, out, err = await nerve(stack, "apply", "--validate", "ignore", "-f", "-", stdin=TYPOS)
+    assert code == 0
+    assert "unknown field" not in err and "spec.net.sasl" in err  # ignore quiets typos, never what Nerve skips
+    code, _, err = await nerve(stack, "apply", "--validate=lenient", "-f", "-", stdin=TYPOS)
+    assert (code, err.strip()) == (2, "error: --validate 'lenient': expected strict, warn or ignore")
+
+
+async def test_every_problem_is_one_line_even_behind_a_bad_name(stack: Stack) -> None:
+    bad = """
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: Bad_Name, namespace: team-a}
+spec:
+  subscriber: {uri: "/relative"}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Triger
+metadata: {name: t2, namespace: team-a}
+"""
+    code, out, err = await nerve(stack, "apply", "-f", "-", stdin=bad)
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        "error: Trigger/team-a/Bad_Name: metadata.name: 'Bad_Name' must be lower-case letters, digits, '-' and '.' "
+        "(RFC 1123)",
+        "error: Trigger/team-a/Bad_Name: spec.broker: required",
+        "error: Trigger/team-a/Bad_Name: spec.subscriber.uri: '/relative' must be an absolute URI with a scheme "
+        "and host",
+        'error: Triger/team-a/t2: kind: unknown kind "Triger"; did you mean "Trigger" (eventing.knative.dev/v1)?',
+    ]
+
+
+async def test_a_yaml_syntax_error_names_the_file_and_line(stack: Stack, tmp_path: Path) -> None:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    bad = folder / "bad.yaml"
+    bad.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x\ndata: {}\n")
+    code, out, err = await nerve(stack, "apply", "-f", str(bad))
+    assert (code, out) == (2, "")
+    [line] = err.splitlines()
+    assert line.startswith(f"error: {bad}: line 4: not valid YAML: ")
+    (folder / "good.yaml").write_text(MANIFESTS)
+    code, _, err = await nerve(stack, "apply", "-f", str(folder))
+    assert code == 2
+    assert err.startswith(f"error: {bad}: line 4: ")
+    code, out, _ = await nerve(stack, "get", "brokers", "-A")
+    assert out == ""  # the good file of the directory was not applied either
+
+
+async def test_a_document_without_metadata_is_named_by_its_file_and_position(stack: Stack, tmp_path: Path) -> None:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "a.yaml").write_text(MANIFESTS)
+    (folder / "b.yaml").write_text(MANIFESTS + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: oops\n")
+    code, _, err = await nerve(stack, "apply", "-f", str(folder))
+    assert code == 2
+    assert err.splitlines() == [f"error: {folder / 'b.yaml'} document 3: metadata: required: an object with at "
+                                "least a name"]
+
+
+async def test_kind_typos_suggest_and_missing_resources_read_as_kubectl_says(stack: Stack) -> None:
+    code, _, err = await nerve(stack, "get", "brokrs")
+    assert (code, err.strip()) == (2, 'error: unknown kind "brokrs"; did you mean "brokers"?')
+    code, _, err = await nerve(stack, "describe", "trigers", "x")
+    assert (code, err.strip()) == (2, 'error: unknown kind "trigers"; did you mean "triggers"?')
+    for verb in ("get", "describe", "delete"):
+        code, _, err = await nerve(stack, verb, "trigger", "x", "-n", "team-a")
+        assert (code, err.strip()) == (2, 'error: triggers.eventing.knative.dev "x" not found'), verb
+    code, _, err = await nerve(stack, "get", "cm", "x")
+    assert (code, err.strip()) == (2, 'error: configmaps "x" not found')

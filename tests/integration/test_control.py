@@ -189,3 +189,71 @@ spec:
     broker = await stack.get("broker", "default", "default")
     assert broker["spec"]["config"]["namespace"] == "knative-eventing"
     assert broker["status"]["annotations"]["nerve.dev/backend"] == "kafka"
+
+
+async def _apply(stack: Stack, *items: dict[str, Any], query: str = "") -> tuple[int, dict[str, Any]]:
+    async with stack.session.post(f"{stack.api}/api/v1/apply{query}", json={"items": list(items)}) as r:
+        body: dict[str, Any] = await r.json()
+        return r.status, body
+
+
+async def test_every_problem_of_every_document_is_reported(stack: Stack) -> None:
+    bad_name = trigger("Bad_Name", "/relative", delivery={"retry": -1})
+    no_meta = {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "metadata": "default"}
+    typo = {"apiVersion": "eventing.knative.dev/v1", "kind": "Triger", "metadata": {"name": "t2"}}
+    body = await _apply_error(stack, bad_name, BROKER, no_meta, typo)
+    assert [(d["resource"], d["field"]) for d in body["details"]] == [
+        ("Trigger/ns1/Bad_Name", "metadata.name"),
+        ("Trigger/ns1/Bad_Name", "spec.subscriber.uri"),
+        ("Trigger/ns1/Bad_Name", "spec.delivery.retry"),
+        ("document 3", "metadata"),
+        ("Triger/t2", "kind"),
+    ]
+    assert body["details"][-1]["reason"] == 'unknown kind "Triger"; did you mean "Trigger" (eventing.knative.dev/v1)?'
+    async with stack.session.get(f"{stack.api}/api/v1/resources/brokers?namespace=ns1") as r:
+        assert (await r.json())["items"] == []
+
+
+async def test_unknown_fields_are_warned_applied_and_pruned_or_refused_when_strict(stack: Stack) -> None:
+    typo = trigger("t1", "http://127.0.0.1:9/", brokr="x", delivery={"retry": 1, "retyr": 3})
+    typo["metadata"]["labelz"] = {"a": "b"}
+    status, body = await _apply(stack, BROKER, typo, query="?fieldValidation=Strict")
+    assert status == 400
+    assert [(d["field"], d["reason"]) for d in body["details"]] == [
+        ("metadata.labelz", "unknown field"), ("spec.brokr", "unknown field"), ("spec.delivery.retyr", "unknown field"),
+    ]
+    async with stack.session.get(f"{stack.api}/api/v1/resources/triggers?namespace=ns1") as r:
+        assert (await r.json())["items"] == []
+    status, body = await _apply(stack, BROKER, typo)
+    assert status == 200, body
+    assert body["warnings"] == [
+        {"resource": "Trigger/ns1/t1", "field": path, "message": f'unknown field "{path}"'}
+        for path in ("metadata.labelz", "spec.brokr", "spec.delivery.retyr")
+    ]
+    stored = await stack.get("trigger", "ns1", "t1")
+    assert "brokr" not in stored["spec"] and "labelz" not in stored["metadata"]
+    assert stored["spec"]["delivery"] == {"retry": 1}
+    status, body = await _apply(stack, typo, query="?fieldValidation=Ignore")
+    assert (status, body["warnings"]) == (200, [])
+    status, body = await _apply(stack, typo, query="?fieldValidation=Loose")
+    assert status == 400
+    assert body["field"] == "fieldValidation"
+
+
+async def test_a_refused_apply_still_shows_the_warning_that_explains_it(stack: Stack) -> None:
+    typo = trigger("t1", "unused")
+    typo["spec"]["subscribr"] = typo["spec"].pop("subscriber")
+    body = await _apply_error(stack, typo)
+    assert [d["field"] for d in body["details"]] == ["spec.subscriber"]
+    assert [w["field"] for w in body["warnings"]] == ["spec.subscribr"]
+
+
+async def test_not_found_and_unknown_kinds_answer_404_in_kubectls_words(stack: Stack) -> None:
+    for method in ("GET", "DELETE"):
+        async with stack.session.request(method, f"{stack.api}/api/v1/resources/triggers/ns1/x") as r:
+            assert r.status == 404
+            assert (await r.json())["reason"] == 'triggers.eventing.knative.dev "x" not found'
+    async with stack.session.get(f"{stack.api}/api/v1/resources/cm/ns1/x") as r:
+        assert (r.status, (await r.json())["reason"]) == (404, 'configmaps "x" not found')
+    async with stack.session.get(f"{stack.api}/api/v1/resources/brokrs") as r:
+        assert (r.status, (await r.json())["reason"]) == (404, 'unknown kind "brokrs"; did you mean "brokers"?')

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import http.client
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from ingress.settings import IngressSettings
+from nerve.send import build, send
 from tests.support.receiver import Answer, Receiver
 from tests.support.stack import Stack, event, running_stack
 
@@ -64,10 +68,15 @@ async def test_root_is_404_and_malformed_paths_are_400(stack: Stack) -> None:
         assert "must be /<namespace>/<broker>" in json.loads(body)["reason"]
 
 
+async def test_root_404_says_where_events_go(stack: Stack) -> None:
+    status, _, body = await _post(stack, "/", BINARY)
+    assert (status, json.loads(body)["reason"]) == (404, "no Broker at /; send to /<namespace>/<broker>")
+
+
 async def test_unknown_broker_is_404_with_a_reason(stack: Stack) -> None:
     status, _, body = await _post(stack, "/ns1/nope", BINARY)
     assert status == 404
-    assert "'nope' does not exist in namespace 'ns1'" in json.loads(body)["reason"]
+    assert json.loads(body)["reason"] == 'brokers.eventing.knative.dev "nope" not found'
 
 
 async def test_invalid_events_are_400_naming_the_attribute(stack: Stack) -> None:
@@ -172,3 +181,47 @@ async def test_metrics_count_events_per_broker(stack: Stack, receiver: Receiver)
     for path in ("/healthz", "/readyz"):
         async with aiohttp.ClientSession() as session, session.get(stack.api + path) as r:
             assert r.status == 200
+
+
+def _http_client_post(url: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str]]:
+    """POST with Python's http.client, which (like Node's http) writes a str header value as Latin-1 bytes."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        connection.request("POST", parts.path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+    finally:
+        connection.close()
+
+
+async def test_header_values_that_are_not_utf8_are_400_naming_the_attribute(stack: Stack, receiver: Receiver) -> None:
+    await stack.apply(BROKER, trigger(receiver.url))
+    url = stack.ingress + "/ns1/default"
+    for headers, field in [({"ce-subject": "caf\u00e9"}, "subject"),  # Latin-1 byte E9 on the wire
+                           ({"ce-subject": "bad%FFutf8"}, "subject"),
+                           ({"ce-partitionkey": "%C0%A0"}, "partitionkey"),
+                           ({"traceparent": "\u00ff"}, "traceparent")]:
+        status, body = await asyncio.to_thread(_http_client_post, url, {**BINARY, **headers}, b"{}")
+        assert (status, body.get("field")) == (400, field), (headers, body)
+        assert "UTF-8" in body["reason"]
+    # Raw UTF-8 is the text it spells: accepted, and delivered percent-encoded as the binding says.
+    status, _ = await asyncio.to_thread(_http_client_post, url,
+                                        {**BINARY, "ce-id": "ok", "ce-subject": "caf\u00e9".encode().decode("latin-1")},
+                                        b"{}")
+    assert status == 202
+    [got] = await receiver.wait_for(1)
+    await receiver.settle()
+    assert receiver.ids == ["ok"]
+    assert got.attributes["subject"] == "caf\u00e9"
+    assert receiver.received[0].headers["ce-subject"] == "caf%C3%A9"
+
+
+async def test_nerve_send_without_data_invents_no_content_type(stack: Stack, receiver: Receiver) -> None:
+    await stack.apply(BROKER, trigger(receiver.url))
+    event = build("t", "/s", None, event_id="no-data", content_type="application/json", extensions={})
+    status, _ = await asyncio.to_thread(send, stack.ingress + "/ns1/default", event, structured=False)
+    assert status == 202
+    [got] = await receiver.wait_for(1)
+    assert "datacontenttype" not in got.attributes
+    assert got.data is None

@@ -146,3 +146,93 @@ def test_structured_output_embeds_json_and_base64s_binary_data() -> None:
     text = json.loads(to_structured(Event({**base, "datacontenttype": "text/plain"}, b"hi")))
     assert text["data"] == "hi"
     assert "data" not in json.loads(to_structured(Event(base, None)))
+
+
+BASE = [("ce-specversion", "1.0"), ("ce-id", "1"), ("ce-source", "/s"), ("ce-type", "t")]
+
+
+@pytest.mark.parametrize("content_type", [
+    "application/json; charset=utf-8", 'application/json; charset="utf-8"', "text/plain;a=%20b",
+])
+def test_content_type_is_datacontenttype_as_it_is_both_ways(content_type: str) -> None:
+    event = from_binary([*BASE, ("Content-Type", content_type)], b"{}")
+    assert event.attributes["datacontenttype"] == content_type
+    headers, _ = to_binary(event)
+    assert headers["Content-Type"] == content_type
+    assert from_binary(headers.items(), b"{}").attributes["datacontenttype"] == content_type
+
+
+def test_an_event_without_datacontenttype_gets_no_content_type() -> None:
+    headers, body = to_binary(from_binary(BASE, b"raw"))
+    assert "Content-Type" not in headers
+    assert body == b"raw"
+
+
+@pytest.mark.parametrize("value", ["bad%FFutf8", "%C0%A0", "caf\udce9", "a\udcff"])
+def test_ce_header_values_that_are_not_utf8_name_the_attribute(value: str) -> None:
+    # aiohttp hands raw non-UTF-8 header bytes over as lone surrogates (surrogateescape).
+    with pytest.raises(InvalidEvent) as err:
+        from_binary([*BASE, ("ce-subject", value)], b"")
+    assert (err.value.field, err.value.status) == ("subject", 400)
+    assert "ce-subject" in err.value.reason
+
+
+def test_raw_utf8_and_unneeded_percent_encoding_are_accepted() -> None:
+    event = from_binary([*BASE, ("ce-subject", "café"), ("ce-region", "%65%75")], b"")
+    assert (event.attributes["subject"], event.attributes["region"]) == ("café", "eu")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain; charset=café", "text/plain\r\nx: y", "text/pl\udce9in"])
+def test_datacontenttype_must_be_printable_ascii(content_type: str) -> None:
+    with pytest.raises(InvalidEvent) as err:
+        from_binary([*BASE, ("Content-Type", content_type)], b"")
+    assert err.value.field == "datacontenttype"
+
+
+STRUCTURED = b'{"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "data" : %s }'
+
+
+@pytest.mark.parametrize("data", [
+    b"123456789012345678901234567890", b"1E2", b'"line\\u2028sep"', b'{ "a" :\n [1.50, -0] }', b'"abc"', b"null ",
+])
+def test_structured_data_keeps_its_exact_bytes(data: bytes) -> None:
+    event = from_structured(STRUCTURED % data)
+    if data.strip() == b"null":
+        assert event.data is None
+        return
+    assert event.data == data
+    assert to_structured(event).endswith(b'"data":' + data + b"}")
+
+
+def test_batch_data_keeps_its_exact_bytes_per_event() -> None:
+    items = [STRUCTURED % d for d in (b"1E2", b"12345678901234567890123", b'{"x" : 1}')]
+    events = from_batch(b"[" + b",".join(items) + b"]")
+    assert [e.data for e in events] == [b"1E2", b"12345678901234567890123", b'{"x" : 1}']
+
+
+def test_a_json_string_is_json_data_and_text_data_is_its_text() -> None:
+    as_json = from_structured(STRUCTURED % b'"abc"')
+    assert as_json.data == b'"abc"'
+    text = from_structured(b'{"specversion": "1.0", "id": "1", "source": "/s", "type": "t", '
+                           b'"datacontenttype": "text/plain", "data": "a\\u2028b"}')
+    assert text.data == "a\u2028b".encode()
+    assert json.loads(to_structured(text))["data"] == "a\u2028b"
+
+
+def test_structured_data_with_an_escaped_member_name_is_still_found() -> None:
+    event = from_structured(b'{"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "d\\u0061ta": 1E2}')
+    assert event.data == b"1E2"
+
+
+def test_deeply_nested_data_is_kept_exactly_or_refused_as_400() -> None:
+    deep = b"[" * 500 + b"]" * 500  # deeper than orjson serializes (254): the bytes are kept as they are
+    assert from_structured(STRUCTURED % deep).data == deep
+    assert [e.data for e in from_batch(b"[" + STRUCTURED % deep + b"]")] == [deep]
+    with pytest.raises(InvalidEvent) as err:
+        from_structured(STRUCTURED % (b"[" * 1020 + b"]" * 1020))
+    assert err.value.field == "data"
+
+
+def test_a_double_quoted_header_value_is_unquoted_then_percent_decoded() -> None:
+    event = from_binary([*BASE, ("ce-subject", '"a b \\"c\\" %41"'), ("ce-region", '"')], b"")
+    assert (event.attributes["subject"], event.attributes["region"]) == ('a b "c" A', '"')

@@ -8,7 +8,7 @@ from email.utils import format_datetime
 import pytest
 
 from core.contract import EgressConfig
-from dispatcher.retry import RetryPolicy, is_success, parse_retry_after, should_retry
+from core.delivery.retry import RetryPolicy, is_success, parse_retry_after, should_retry
 
 
 @pytest.mark.parametrize("status", [None, 404, 408, 409, 429, 500, 502, 503, 504, 599])

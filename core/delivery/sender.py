@@ -10,6 +10,8 @@ import aiohttp
 
 from core.events import STRUCTURED_CONTENT_TYPE, Event, to_binary, to_structured
 
+_NO_CONTENT_TYPE = ("Content-Type",)
+
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
@@ -44,9 +46,12 @@ class Sender:
             request_headers, body = to_binary(event)
         request_headers.update(event.headers)
         request_headers.update(headers)
+        # aiohttp labels a bytes body `application/octet-stream` unless told not to; an event without
+        # `datacontenttype` must arrive without a Content-Type (the next hop would store the invented one).
+        skip = () if "Content-Type" in request_headers else _NO_CONTENT_TYPE
         try:
             async with self._session.post(
-                sanitize_url(url), data=body, headers=request_headers,
+                sanitize_url(url), data=body, headers=request_headers, skip_auto_headers=skip,
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as response:
                 payload = await response.content.read(self._max)

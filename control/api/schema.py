@@ -1,0 +1,159 @@
+"""Known fields as data: a schema tree per kind, walked over a manifest to find what Nerve would not read.
+
+A `Node` says what may appear at one place of a manifest:
+
+    obj({"broker": LEAF, "delivery": DELIVERY})   an object with exactly these fields
+    list_of(node)                                 a list whose items are `node`
+    map_of(node)                                  a map with any keys whose values are `node`
+    LEAF / OPEN                                   a scalar / anything at all (not looked into)
+    unimplemented(node, why)                      Knative defines it; Nerve accepts it but does not do it
+
+`check(manifest, schema)` returns one `FieldNotice` per field the schema does not know (kubectl's
+`unknown field "spec.brokr"`) and per unimplemented field that is present (a warning saying what Nerve
+does not do). Types and values are not the schema's business: each kind's validator checks them, so
+the walk only descends where the value has the shape the schema expects.
+
+The trees follow the Knative API reference (../shared/reference/knative-spec.md): DeliverySpec,
+Destination, KReference, the Source duck, Broker, Trigger and KafkaSource.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Node:
+    fields: dict[str, Node] | None = None
+    """The known fields of an object; None when this node is not an object with fixed fields."""
+    items: Node | None = None
+    values: Node | None = None
+    open: bool = False
+    unimplemented: str = ""
+    """Why Nerve does not act on this field (shown as a warning when the field is set)."""
+
+
+LEAF = Node()
+OPEN = Node(open=True)
+
+
+def obj(fields: Mapping[str, Node]) -> Node:
+    return Node(fields=dict(fields))
+
+
+def list_of(node: Node) -> Node:
+    return Node(items=node)
+
+
+def map_of(node: Node = LEAF) -> Node:
+    return Node(values=node)
+
+
+def unimplemented(node: Node, why: str) -> Node:
+    return Node(fields=node.fields, items=node.items, values=node.values, open=node.open, unimplemented=why)
+
+
+def extend(node: Node, more: Mapping[str, Node]) -> Node:
+    """`node` (an object) with more fields, e.g. a kind's spec on top of a duck type."""
+    return Node(fields={**(node.fields or {}), **more}, unimplemented=node.unimplemented)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldNotice:
+    """A field the schema does not know (`unknown`) or knows but Nerve does not implement."""
+
+    path: str
+    message: str
+    unknown: bool = field(default=False)
+    resource: str = ""
+    """Which manifest, when a request held several (e.g. "Trigger/ns1/t1")."""
+
+    def __str__(self) -> str:
+        return f"{self.resource}: {self.message}" if self.resource else self.message
+
+    def to_json(self) -> dict[str, str]:
+        return {"field": self.path, "message": self.message, **({"resource": self.resource} if self.resource else {})}
+
+
+def not_implemented(path: str, why: str) -> FieldNotice:
+    return FieldNotice(path, f'field "{path}" is accepted but not implemented by Nerve: {why}')
+
+
+def check(value: Any, node: Node, path: str = "", *, prune: bool = False) -> list[FieldNotice]:
+    """The notices for `value`; with `prune`, unknown fields are also removed from it (as the Kubernetes
+    API server prunes fields a CRD's schema does not know), so they are never stored."""
+    notices: list[FieldNotice] = []
+    _walk(value, node, path, notices, prune)
+    return notices
+
+
+def _walk(value: Any, node: Node, path: str, out: list[FieldNotice], prune: bool) -> None:
+    if node.unimplemented and path:
+        out.append(not_implemented(path, node.unimplemented))
+        return
+    if node.open:
+        return
+    if node.fields is not None and isinstance(value, dict):
+        for key, child in list(value.items()):
+            child_path = f"{path}.{key}" if path else str(key)
+            known = node.fields.get(str(key))
+            if known is None:
+                out.append(FieldNotice(child_path, f'unknown field "{child_path}"', unknown=True))
+                if prune:
+                    del value[key]
+            else:
+                _walk(child, known, child_path, out, prune)
+    elif node.items is not None and isinstance(value, list):
+        for i, item in enumerate(value):
+            _walk(item, node.items, f"{path}[{i}]", out, prune)
+    elif node.values is not None and isinstance(value, dict):
+        for key, child in value.items():
+            _walk(child, node.values, f"{path}.{key}", out, prune)
+
+
+# ------------------------------------------------------------------------------ shared Knative types
+
+# ObjectMeta: what a user may write; the server-owned fields are accepted and replaced by Nerve.
+METADATA = obj({
+    "name": LEAF, "namespace": LEAF, "labels": map_of(), "annotations": map_of(),
+    "uid": LEAF, "resourceVersion": LEAF, "generation": LEAF, "creationTimestamp": LEAF, "selfLink": LEAF,
+    "managedFields": OPEN,
+    "generateName": unimplemented(LEAF, "every resource needs metadata.name"),
+    "finalizers": unimplemented(OPEN, "finalizers are not run; a delete removes the resource at once"),
+    "ownerReferences": unimplemented(OPEN, "the resource is not deleted with its owner"),
+    "deletionTimestamp": LEAF, "deletionGracePeriodSeconds": LEAF,
+})
+
+KREFERENCE = obj({
+    "apiVersion": LEAF, "kind": LEAF, "name": LEAF, "namespace": LEAF,
+    "group": unimplemented(LEAF, "refs are resolved by apiVersion and kind"),
+    "address": unimplemented(LEAF, "a ref resolves to the resource's one address"),
+})
+
+DESTINATION = obj({
+    "ref": KREFERENCE, "uri": LEAF,
+    "CACerts": unimplemented(LEAF, "HTTPS destinations are verified against the system's trust store"),
+    "audience": unimplemented(LEAF, "requests carry no OIDC token"),
+})
+
+
+def delivery(*, format_implemented: bool = True) -> Node:
+    """DeliverySpec (`ev:pkg/apis/duck/v1/delivery_types.go`)."""
+    fmt = LEAF if format_implemented else unimplemented(LEAF, "events are delivered in binary mode")
+    return obj({
+        "deadLetterSink": DESTINATION, "retry": LEAF, "backoffPolicy": LEAF, "backoffDelay": LEAF,
+        "timeout": LEAF, "retryAfterMax": LEAF, "format": fmt,
+    })
+
+
+DELIVERY = delivery()
+
+
+def resource(spec: Node | None, **top: Node) -> Node:
+    """A whole manifest: apiVersion, kind, metadata, status (server-owned), the spec and other top fields."""
+    fields: dict[str, Node] = {"apiVersion": LEAF, "kind": LEAF, "metadata": METADATA, "status": OPEN, **top}
+    if spec is not None:
+        fields["spec"] = spec
+    return obj(fields)

@@ -1,0 +1,206 @@
+"""Deliver one event to one target: retries, back-off, timeout, Retry-After, reply, dead letter, metrics.
+
+`Deliverer.deliver` always ends an event in exactly one `Outcome`, and never raises (but for
+cancellation at shutdown, after which the caller must not ack):
+
+    delivered       the destination answered 2xx (and its reply, if any, went where it should)
+    dead-lettered   the dead-letter sink answered 2xx for the event with Knative's error extensions
+    dropped         given up, with a log line naming the event and nerve_dispatcher_dropped_total{reason}
+
+An unexpected exception while delivering (a bug, an event the HTTP client cannot encode) is one of those
+too: the event goes to the dead-letter sink when there is one, and is dropped with reason `error` when
+there is none or that fails as well. The caller acks after `deliver` returns, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from core.contract import Egress
+from core.delivery import metrics
+from core.delivery.deadletter import dead_letter_event
+from core.delivery.metrics import TargetMetrics
+from core.delivery.reply import ReplyPublisher, reply_of
+from core.delivery.retry import RetryPolicy, is_success, should_retry
+from core.delivery.sender import Attempt, Sender
+from core.errors import BackendError, TTLExhausted
+from core.events import Event
+from core.hops import ARRIVAL_TIME
+
+log = logging.getLogger("nerve.delivery")
+
+Outcome = Literal["delivered", "dead-lettered", "dropped"]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where and how one egress generation delivers; compiled once, swapped whole on a contract change."""
+
+    egress: Egress
+    policy: RetryPolicy
+    metrics: TargetMetrics
+
+    @classmethod
+    def compile(cls, egress: Egress, labels: tuple[str, str, str], *, default_timeout_s: float) -> Target:
+        policy = RetryPolicy.from_config(egress.egress_config, default_timeout_s=default_timeout_s)
+        return cls(egress, policy, TargetMetrics(labels))
+
+    @property
+    def name(self) -> str:
+        """How logs name the target: its consumer group, or its kind/namespace/name for a source."""
+        ref = self.egress.reference
+        return self.egress.consumer_group or f"{ref.kind}/{ref.namespace}/{ref.name}"
+
+
+class Deliverer:
+    """Delivery over one pooled Sender; `sleep` is injectable so tests need no real waits."""
+
+    def __init__(self, sender: Sender, *, sleep: Sleep = asyncio.sleep) -> None:
+        self._sender = sender
+        self._sleep = sleep
+
+    async def deliver(self, event: Event, target: Target, *, reply_to: ReplyPublisher | None = None) -> Outcome:
+        """Deliver `event` (already prepared for the subscriber); see the module docstring for outcomes."""
+        try:
+            self._observe_processing(event, target)
+            failure = await self._deliver_with_retries(event, target, reply_to)
+            if failure is None:
+                return "delivered"
+            destination, attempt = failure
+            return await self._dead_letter(event, destination, attempt, target, metrics.RETRIES_EXHAUSTED)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the invariant: an error never ends an event silently
+            log.exception("%s: error delivering event %s", target.name, event.id)
+            body = f"dispatch error: {type(exc).__name__}: {exc}".encode()
+            try:
+                return await self._dead_letter(event, target.egress.destination, Attempt(None, body), target,
+                                               metrics.ERROR)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s: event %s dropped: the dead-letter sink could not be tried either",
+                              target.name, event.id)
+                target.metrics.dropped(metrics.ERROR).inc()
+                return "dropped"
+
+    def _observe_processing(self, event: Event, target: Target) -> None:
+        arrival = event.attributes.get(ARRIVAL_TIME)
+        if isinstance(arrival, str):
+            with contextlib.suppress(ValueError):
+                waited = time.time() - datetime.fromisoformat(arrival).timestamp()
+                target.metrics.processing(event.type).observe(max(waited, 0.0) * 1000)
+
+    async def _deliver_with_retries(
+        self, event: Event, target: Target, reply_to: ReplyPublisher | None
+    ) -> tuple[str, Attempt] | None:
+        """Deliver, and route the reply; returns the failing destination and last attempt, or None."""
+        egress, policy = target.egress, target.policy
+        headers = {"Prefer": "reply", "Kn-Namespace": egress.reference.namespace}
+        structured = egress.format == "json"
+        destination = egress.destination
+        attempt = Attempt(None)
+        for number in range(policy.attempts):
+            if number:
+                target.metrics.retries.inc()
+            started = time.perf_counter()
+            attempt = await self._sender.send(
+                destination, event, structured=structured, headers=headers, timeout_s=policy.timeout_s
+            )
+            self._observe_dispatch(event, attempt, started, target)
+            if is_success(attempt.status):
+                reply_failure = await self._route_reply(attempt, target, reply_to)
+                if reply_failure is None:
+                    return None
+                destination, attempt = reply_failure
+                if destination != egress.destination:
+                    return reply_failure
+            if number + 1 >= policy.attempts or not should_retry(attempt.status):
+                break
+            await self._sleep(policy.wait_s(number + 1, attempt.status, attempt.headers.get("Retry-After")))
+            destination = egress.destination
+        return destination, attempt
+
+    async def _route_reply(
+        self, attempt: Attempt, target: Target, reply_to: ReplyPublisher | None
+    ) -> tuple[str, Attempt] | None:
+        """Send a reply on; a failure is returned as (destination, attempt) to retry or dead-letter."""
+        egress = target.egress
+        reply = reply_of(attempt)
+        if reply is None:
+            return None
+        if isinstance(reply, Attempt):
+            return egress.destination, reply
+        target.metrics.replies.inc()
+        if egress.reply_to_original_topic:
+            if reply_to is None:
+                return None
+            try:
+                await reply_to(reply)
+            except TTLExhausted as exc:
+                log.warning("%s: reply %s dropped: %s", target.name, reply.id, exc.reason)
+            except BackendError as exc:
+                # Storing the reply failed: the whole delivery fails and is retried (Knative spec).
+                return egress.destination, Attempt(503, exc.reason.encode())
+            return None
+        if egress.reply_url:
+            sent = await self._post_with_retries(egress.reply_url, reply, target)
+            if not is_success(sent.status):
+                return egress.reply_url, sent
+        return None
+
+    async def _post_with_retries(self, url: str, event: Event, target: Target) -> Attempt:
+        """POST to a reply URL or dead-letter sink with the target's retry policy; the last attempt."""
+        policy, egress = target.policy, target.egress
+        sent = Attempt(None)
+        for number in range(policy.attempts):
+            sent = await self._sender.send(
+                url,
+                event,
+                structured=egress.format == "json",
+                headers={"Kn-Namespace": egress.reference.namespace},
+                timeout_s=policy.timeout_s,
+            )
+            if is_success(sent.status) or number + 1 >= policy.attempts or not should_retry(sent.status):
+                break
+            await self._sleep(policy.wait_s(number + 1, sent.status, sent.headers.get("Retry-After")))
+        return sent
+
+    async def _dead_letter(
+        self, event: Event, destination: str, attempt: Attempt, target: Target, reason: str
+    ) -> Outcome:
+        egress, policy = target.egress, target.policy
+        sink = egress.egress_config.dead_letter
+        if not sink:
+            target.metrics.dropped(reason).inc()
+            if reason == metrics.ERROR:
+                log.error("%s: event %s dropped, no dead-letter sink: %s", target.name, event.id,
+                          attempt.body.decode(errors="replace"))
+            else:
+                log.warning("%s: event %s dropped after %d attempts (last status %s), no dead-letter sink",
+                            target.name, event.id, policy.attempts, attempt.status)
+            return "dropped"
+        sent = await self._post_with_retries(sink, dead_letter_event(event, destination, attempt.status,
+                                                                     attempt.body), target)
+        if is_success(sent.status):
+            target.metrics.dead_lettered.inc()
+            return "dead-lettered"
+        target.metrics.dropped(metrics.DEAD_LETTER_FAILED).inc()
+        log.error("%s: event %s lost: the dead-letter sink %s failed too (status %s)", target.name, event.id,
+                  sink, sent.status)
+        return "dropped"
+
+    @staticmethod
+    def _observe_dispatch(event: Event, attempt: Attempt, started: float, target: Target) -> None:
+        status = attempt.status if attempt.status is not None else 500
+        count, latency = target.metrics.dispatch(event.type, status)
+        count.inc()
+        latency.observe((time.perf_counter() - started) * 1000)

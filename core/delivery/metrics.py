@@ -1,0 +1,80 @@
+"""Delivery metrics: Knative's broker-filter names, plus Nerve's retries, dead letters and in-flight.
+
+Every delivering part (a Trigger, a Subscription, a source) labels its series with
+`(namespace_name, broker_name, trigger_name)`; `TargetMetrics` caches the label children per target.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+TRIGGER = ("namespace_name", "broker_name", "trigger_name")
+LABELS = (*TRIGGER, "event_type", "response_code", "response_code_class")
+MS_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+
+EVENT_COUNT = Counter("mt_broker_filter_event_count", "Number of events delivered to a Trigger's subscriber",
+                      LABELS)
+DISPATCH_LATENCY = Histogram("mt_broker_filter_event_dispatch_latencies",
+                             "Time spent dispatching an event to a Trigger subscriber, in milliseconds",
+                             LABELS, buckets=MS_BUCKETS)
+PROCESSING_LATENCY = Histogram("mt_broker_filter_event_processing_latencies",
+                               "Time from the event's arrival at the Broker until its dispatch, in milliseconds",
+                               (*TRIGGER, "event_type"), buckets=MS_BUCKETS)
+RETRIES = Counter("nerve_dispatcher_retries", "Delivery attempts that were retries", TRIGGER)
+DEAD_LETTERED = Counter("nerve_dispatcher_dead_lettered", "Events sent to a dead-letter sink", TRIGGER)
+DROPPED = Counter("nerve_dispatcher_dropped",
+                  "Events given up: retries exhausted with no dead-letter sink, the sink failed too, or an "
+                  "error delivering them (reason)", (*TRIGGER, "reason"))
+FILTERED_OUT = Counter("nerve_dispatcher_filtered_out", "Events a Trigger's filter did not match", TRIGGER)
+REPLIES = Counter("nerve_dispatcher_replies", "Reply events routed back into the Broker or to a reply URL",
+                  TRIGGER)
+INFLIGHT = Gauge("nerve_dispatcher_inflight", "Events being delivered right now", TRIGGER)
+
+# Why an event was dropped: the `reason` label of nerve_dispatcher_dropped_total.
+RETRIES_EXHAUSTED = "retries_exhausted"
+DEAD_LETTER_FAILED = "dead_letter_failed"
+ERROR = "error"
+FILTER_ERROR = "filter_error"
+
+_CACHE_MAX = 1024
+
+
+class TargetMetrics:
+    """The metric children of one delivering target: label lookups cost microseconds, so they are cached."""
+
+    __slots__ = ("_children", "_processing", "dead_lettered", "filtered_out", "inflight", "labels", "replies",
+                 "retries")
+
+    def __init__(self, labels: tuple[str, str, str]) -> None:
+        self.labels = labels
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._processing: dict[str, Any] = {}
+        self.inflight = INFLIGHT.labels(*labels)
+        self.filtered_out = FILTERED_OUT.labels(*labels)
+        self.retries = RETRIES.labels(*labels)
+        self.replies = REPLIES.labels(*labels)
+        self.dead_lettered = DEAD_LETTERED.labels(*labels)
+
+    def dropped(self, reason: str) -> Any:
+        return DROPPED.labels(*self.labels, reason)
+
+    def processing(self, event_type: str) -> Any:
+        child = self._processing.get(event_type)
+        if child is None:
+            child = PROCESSING_LATENCY.labels(*self.labels, event_type)
+            if len(self._processing) < _CACHE_MAX:
+                self._processing[event_type] = child
+        return child
+
+    def dispatch(self, event_type: str, status: int) -> tuple[Any, Any]:
+        """The counter and histogram children for one (type, status)."""
+        key = (event_type, status)
+        children = self._children.get(key)
+        if children is None:
+            labels = (*self.labels, event_type, str(status), f"{status // 100}xx")
+            children = (EVENT_COUNT.labels(*labels), DISPATCH_LATENCY.labels(*labels))
+            if len(self._children) < _CACHE_MAX:
+                self._children[key] = children
+        return children

@@ -1,0 +1,109 @@
+"""Which addressable kind a request path names, and how its resource is found: one entry per kind.
+
+Each kind that takes events over HTTP (Broker now; Channel next) registers here, in `ROUTES`, its path
+pattern, the kubectl name used in its 404, and what the kind does to an event that enters it. The
+ingress handler knows no kind by name: it matches the path against the table, looks the resource up in
+the contract, and runs the route's hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from core.contract import Resource
+from core.errors import NotFound
+from core.events import Event
+from core.hops import enter_broker
+
+NAMESPACE: Final = "{namespace}"
+NAME: Final = "{name}"
+
+Stamp = Callable[[Event, int], None]
+"""What a kind does to each event entering it, given the ingress's max TTL; raises NerveError to refuse."""
+
+
+def _enter_broker(event: Event, max_ttl: int) -> None:
+    enter_broker(event, max_ttl=max_ttl)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    kind: str
+    """The contract's `reference.kind` of the resources this route reaches."""
+    resource: str
+    """The kubectl resource name (`brokers.eventing.knative.dev`), used in the 404 as kubectl words it."""
+    pattern: str
+    """Path segments, `{namespace}` and `{name}` standing for themselves, anything else literal."""
+    stamp: Stamp | None = None
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return tuple(self.pattern.strip("/").split("/"))
+
+    @property
+    def usage(self) -> str:
+        """The pattern as a user reads it: /<namespace>/<broker>."""
+        return self.pattern.replace(NAMESPACE, "<namespace>").replace(NAME, f"<{self.kind.lower()}>")
+
+    def path(self, namespace: str, name: str) -> str:
+        """The contract's ingress path of the resource `namespace/name`."""
+        return self.pattern.replace(NAMESPACE, namespace).replace(NAME, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A path matched to a route: the resource it names, found or not."""
+
+    route: Route
+    namespace: str
+    name: str
+
+
+class RouteTable:
+    def __init__(self, routes: Sequence[Route]) -> None:
+        # More literal segments first, so `/channels/<ns>/<name>` is never read as a Broker path.
+        self._routes = sorted(routes, key=lambda r: -sum(s not in (NAMESPACE, NAME) for s in r.segments))
+
+    @property
+    def usage(self) -> str:
+        return " or ".join(r.usage for r in self._routes)
+
+    @property
+    def kinds(self) -> str:
+        return " or ".join(r.kind for r in self._routes)
+
+    def match(self, path: str) -> Target | None:
+        """The route whose pattern `path` fits (one trailing slash allowed), or None."""
+        parts = path[1:-1].split("/") if path.endswith("/") else path[1:].split("/")
+        for route in self._routes:
+            segments = route.segments
+            if len(parts) != len(segments):
+                continue
+            values: dict[str, str] = {}
+            for segment, part in zip(segments, parts, strict=True):
+                if segment in (NAMESPACE, NAME):
+                    if not part:
+                        break
+                    values[segment] = part
+                elif segment != part:
+                    break
+            else:
+                return Target(route, values[NAMESPACE], values[NAME])
+        return None
+
+    @staticmethod
+    def resolve(target: Target, resources: Mapping[str, Resource]) -> Resource:
+        """The target's resource from the contract's routable resources; NotFound in kubectl's words."""
+        resource = resources.get(target.route.path(target.namespace, target.name))
+        if resource is None or resource.kind != target.route.kind:
+            # kubectl's wording, as every Nerve message words a missing resource; the namespace is in the path.
+            raise NotFound(f'{target.route.resource} "{target.name}" not found')
+        return resource
+
+
+BROKER: Final = Route("Broker", "brokers.eventing.knative.dev", f"/{NAMESPACE}/{NAME}", _enter_broker)
+
+ROUTES: Final = RouteTable([BROKER])
+"""Every addressable kind the ingress serves; a new kind adds its Route here."""
