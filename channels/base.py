@@ -108,3 +108,12 @@ class RecordBackend(Protocol):
         """Like `Backend.open_reader`, but records that are not CloudEvents are wrapped into events whose
         source is `source#<topic>`; every event gets the `overrides` extensions."""
         ...
+
+
+@runtime_checkable
+class TopicInspector(Protocol):
+    """A backend that can say which topics exist (control probes a KafkaSource's cluster with it)."""
+
+    async def missing_topics(self, topics: Sequence[str]) -> list[str]:
+        """Those of `topics` the cluster does not have; BackendError when the cluster does not answer."""
+        ...

@@ -51,7 +51,7 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.protocol.admin import DeleteGroupsRequest
 from cloudevents.core.bindings import kafka as ce_kafka
 
-from channels.base import Backend, Message, Reader, RecordBackend, TopicSpec
+from channels.base import Backend, Message, Reader, RecordBackend, TopicInspector, TopicSpec
 from core.errors import BackendError, InvalidEvent
 from core.events import STRUCTURED_CONTENT_TYPE, AttrValue, Event, attr_to_string, from_structured, validate
 
@@ -418,7 +418,7 @@ class _KafkaReader(Reader):
             await self._consumer.stop()
 
 
-class KafkaBackend(Backend, RecordBackend):
+class KafkaBackend(Backend, RecordBackend, TopicInspector):
     def __init__(self, settings: KafkaSettings) -> None:
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
@@ -505,6 +505,15 @@ class KafkaBackend(Backend, RecordBackend):
             await admin.delete_topics([name])
         except (KafkaError, OSError) as exc:
             raise BackendError(f"cannot delete Kafka topic {name!r}: {_describe(exc)}") from None
+
+    async def missing_topics(self, topics: Sequence[str]) -> list[str]:
+        admin = await self._admin_client()
+        try:
+            present = set(await admin.list_topics())
+        except (KafkaError, OSError) as exc:
+            servers = self._settings.bootstrap_servers
+            raise BackendError(f"Kafka at {servers} did not answer: {_describe(exc)}") from None
+        return [t for t in topics if t not in present]
 
     async def publish(self, topic: str, event: Event) -> None:
         producer = self._producer

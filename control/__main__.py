@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from channels.registry import BackendPool, BackendSettings
 from control.api.admission import AdmissionSettings
 from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
-from control.reconciler import Reconciler
+from control.reconcilers.controller import Reconciler
 from control.server import create_app
 from control.service import ControlService
 from control.settings import ControlSettings
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             await runner.cleanup()
             await control.stop()
             await pool.stop()
-            store.close()
+            await store.close()
 
     run(service)
 

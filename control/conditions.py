@@ -17,8 +17,13 @@ def cond(type_: str, status: bool | None, reason: str = "", message: str = "") -
     return out
 
 
-def with_ready(conditions: list[dict[str, Any]], old: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """Add the summary `Ready` condition and keep lastTransitionTime where a status did not change."""
+def with_ready(
+    conditions: list[dict[str, Any]], old: list[dict[str, Any]] | None, now: str | None = None
+) -> list[dict[str, Any]]:
+    """Add the summary `Ready` condition and keep lastTransitionTime where a status did not change.
+
+    `now` stamps the conditions that did change (the clock is a parameter so builders stay pure).
+    """
     failing = next((c for c in conditions if c["status"] == "False"), None)
     unknown = next((c for c in conditions if c["status"] == "Unknown"), None)
     if failing is not None:
@@ -28,7 +33,7 @@ def with_ready(conditions: list[dict[str, Any]], old: list[dict[str, Any]] | Non
     else:
         ready = cond("Ready", True)
     previous = {c["type"]: c for c in old or []}
-    now = now_rfc3339()
+    now = now or now_rfc3339()
     result = []
     for c in [ready, *conditions]:
         before = previous.get(c["type"])

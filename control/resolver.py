@@ -5,15 +5,16 @@ Kubernetes `v1/Service` has no such status, so it resolves through a URL templat
 `http://{name}.{namespace}.svc.cluster.local`), unless a stored Service carries the annotation
 `nerve.dev/url`, which is how embedded mode points a Service at a local process. A relative `uri`
 next to a `ref` is resolved against the ref's URL (RFC 3986).
+
+Resolution reads a snapshot of the store taken for the reconcile pass, so it is pure and synchronous.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin
 
 from control.api import kinds
-from control.store.base import ResourceStore
 
 URL_ANNOTATION = "nerve.dev/url"
 
@@ -25,8 +26,14 @@ class Unresolvable(Exception):
         self.message = message
 
 
+class Lookup(Protocol):
+    """Objects by kind, namespace and name, already read: resolving does no I/O (see reconcilers.snapshot)."""
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+
 class Resolver:
-    def __init__(self, store: ResourceStore, service_url_template: str) -> None:
+    def __init__(self, store: Lookup, service_url_template: str) -> None:
         self._store = store
         self._template = service_url_template
 

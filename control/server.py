@@ -71,13 +71,13 @@ async def _apply(request: web.Request) -> web.Response:
 
 async def _list(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
-    items = service.list_resources(request.match_info["kind"], request.query.get("namespace"))
+    items = await service.list_resources(request.match_info["kind"], request.query.get("namespace"))
     return _json({"items": items})
 
 
 async def _get(request: web.Request) -> web.Response:
     m = request.match_info
-    return _json(request.app[SERVICE_KEY].get(m["kind"], m["namespace"], m["name"]))
+    return _json(await request.app[SERVICE_KEY].get(m["kind"], m["namespace"], m["name"]))
 
 
 async def _delete(request: web.Request) -> web.Response:

@@ -1,8 +1,13 @@
 """The control plane's operations: apply, get, list, delete — each followed by a reconcile.
 
-`apply` admits every manifest first and stores them in one transaction, so a directory with one bad
-document stores nothing. It answers only after the reconcile has published the new contract, so a
-Trigger reported Ready is already consuming in embedded mode.
+`apply` admits every manifest first, then writes them all (one transaction where the store has them,
+see store/base.py `write_all`), so a directory with one bad document stores nothing. It answers only
+after the reconcile has published the new contract, so a Trigger reported Ready is already consuming
+in embedded mode.
+
+`delete` is the API server's: an object with finalizers is marked (metadata.deletionTimestamp) and
+stays visible, being deleted, until its reconciler has cleaned up the backend. The reconcile the call
+waits for normally does that, so the object is gone when `nerve delete` answers.
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ from control.api import kinds
 from control.api.admission import AdmissionSettings, FieldValidation, Refused, admit, identify
 from control.api.meta import DEFAULT_NAMESPACE, mapping
 from control.api.schema import FieldNotice
-from control.reconciler import Reconciler
-from control.store.base import ResourceStore
-from core.errors import FieldError, InvalidResource, NotFound
+from control.reconcilers.controller import Reconciler
+from control.store.base import SERVER_METADATA, ResourceStore, Write, is_deleting, user_view, write_all
+from core.errors import Conflict, FieldError, InvalidResource, NotFound
 
 log = logging.getLogger("nerve.control")
 
@@ -56,6 +61,7 @@ class ControlService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._resync
             self._resync = None
+        await self.reconciler.stop()
 
     async def _resync_loop(self) -> None:
         while True:
@@ -66,48 +72,52 @@ class ControlService:
                 log.exception("periodic reconcile failed")
 
     async def apply(self, manifests: list[Any], validation: FieldValidation = FieldValidation.WARN) -> Applied:
-        admitted: list[dict[str, Any]] = []
+        admitted: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
         errors: list[FieldError] = []
         warnings: list[FieldNotice] = []
         for index, manifest in enumerate(manifests):
             label = _describe(manifest, index)
             try:
                 kind = identify(manifest)
-                old = self.store.get(*_key(kind, manifest))
+                old = await self.store.get(*_key(kind, manifest))
                 result = admit(manifest, old, self._admission, validation)
             except InvalidResource as exc:
                 errors += [FieldError(e.path, e.reason, label) for e in exc.errors]
                 if isinstance(exc, Refused):
                     warnings += [dataclasses.replace(w, resource=label) for w in exc.warnings]
                 continue
-            admitted.append(result.obj)
+            admitted.append((result.obj, old))
             warnings += [dataclasses.replace(w, resource=label) for w in result.warnings]
         if errors:
             raise Refused(errors, warnings)
-        results = self.store.put_all(admitted)
+        planned = _plan_writes(admitted)
+        written = iter(await write_all(self.store, [w for w, _ in planned if w is not None]))
         await self.reconciler.reconcile()
         out = []
-        for obj, outcome in results:
-            kind = identify(obj)
-            out.append({"kind": obj["kind"], "apiVersion": obj["apiVersion"], "namespace": _key(kind, obj)[1],
-                        "name": obj["metadata"]["name"], "outcome": outcome})
+        for write, outcome in planned:
+            obj = next(written) if write is not None else outcome[1]
+            out.append({"kind": obj["kind"], "apiVersion": obj["apiVersion"],
+                        "namespace": obj["metadata"].get("namespace", ""), "name": obj["metadata"]["name"],
+                        "outcome": outcome[0]})
         return Applied(out, warnings)
 
-    def get(self, kind_name: str, namespace: str, name: str) -> dict[str, Any]:
+    async def get(self, kind_name: str, namespace: str, name: str) -> dict[str, Any]:
         kind = self.kind(kind_name)
-        obj = self.store.get(kind.kind, namespace if kind.namespaced else "", name)
+        obj = await self.store.get(kind.kind, namespace if kind.namespaced else "", name)
         if obj is None:
             raise NotFound(kind.not_found(name))
         return obj
 
-    def list_resources(self, kind_name: str, namespace: str | None) -> list[dict[str, Any]]:
+    async def list_resources(self, kind_name: str, namespace: str | None) -> list[dict[str, Any]]:
         kind = self.kind(kind_name)
-        return self.store.find(kind.kind, namespace if kind.namespaced else None)
+        return (await self.store.list(kind.kind, namespace if kind.namespaced else None)).items
 
     async def delete(self, kind_name: str, namespace: str, name: str) -> None:
         kind = self.kind(kind_name)
-        if not self.store.delete(kind.kind, namespace if kind.namespaced else "", name):
-            raise NotFound(kind.not_found(name))
+        try:
+            await self.store.delete(kind.kind, namespace if kind.namespaced else "", name)
+        except NotFound:
+            raise NotFound(kind.not_found(name)) from None
         await self.reconciler.reconcile()
 
     @staticmethod
@@ -116,6 +126,47 @@ class ControlService:
             return kinds.resolve(name)
         except kinds.UnknownKind as exc:
             raise NotFound(exc.message, field="kind") from None
+
+
+def _plan_writes(
+    admitted: list[tuple[dict[str, Any], dict[str, Any] | None]],
+) -> list[tuple[Write | None, tuple[str, dict[str, Any]]]]:
+    """Create, update (carrying the stored object's server fields and resourceVersion, so a change
+    made since admission read it is a Conflict) or nothing, for each admitted object in order.
+
+    A document repeated in one request updates what the earlier one wrote, as a sequence of
+    `kubectl apply` calls would; every check happens here, before any write.
+    """
+    planned: list[tuple[Write | None, tuple[str, dict[str, Any]]]] = []
+    latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for obj, stored in admitted:
+        key = (obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        repeated = key in latest
+        old = latest.get(key, stored)
+        if old is not None and is_deleting(old):
+            raise Conflict(f'{obj["kind"]} "{key[2]}" is being deleted (waiting for its backend clean-up); '
+                           "apply it again once it is gone")
+        if old is None:
+            latest[key] = obj
+            planned.append((Write("create", obj), ("created", obj)))
+            continue
+        if user_view(old) == user_view(obj):
+            planned.append((None, ("unchanged", old)))
+            continue
+        new = {**obj, "metadata": dict(obj["metadata"])}
+        meta, old_meta = new["metadata"], old["metadata"]
+        for field in SERVER_METADATA - {"finalizers"}:
+            if field in old_meta:
+                meta[field] = old_meta[field]
+        # Finalizers belong to the controllers that set them; a manifest may add its own.
+        extra = [f for f in meta.get("finalizers") or [] if f not in (old_meta.get("finalizers") or [])]
+        if old_meta.get("finalizers") or extra:
+            meta["finalizers"] = [*(old_meta.get("finalizers") or []), *extra]
+        if stored is not old:
+            meta.pop("resourceVersion", None)  # the earlier document of this request wrote it
+        latest[key] = new
+        planned.append((Write("update" if stored is not None or repeated else "create", new), ("configured", new)))
+    return planned
 
 
 def _describe(manifest: Any, index: int) -> str:

@@ -4,6 +4,8 @@
     ├── InvalidEvent            the bytes are not a valid CloudEvent          -> 400
     ├── InvalidResource         a manifest breaks a validation rule           -> 400 / CLI exit 2
     ├── NotFound                the named Broker/Channel/resource is unknown   -> 404
+    ├── Conflict                a write lost a race (stale resourceVersion) or
+    │                           names an object that exists or is being deleted -> 409
     ├── PayloadTooLarge         a request body over the configured limit       -> 413
     ├── TTLExhausted            knativebrokerttl reached zero (a reply loop)   -> 400
     └── BackendError            the channel backend could not take the event  -> 503
@@ -45,6 +47,16 @@ class TTLExhausted(InvalidEvent):
 
 class NotFound(NerveError):
     status = 404
+
+
+class Conflict(NerveError):
+    """A write that cannot be applied to the object as it now is: Kubernetes' 409.
+
+    An update or status update carrying a resourceVersion that is no longer current (someone wrote in
+    between: read again and retry), a create of a name that exists, or a write to an object being deleted.
+    """
+
+    status = 409
 
 
 class PayloadTooLarge(NerveError):

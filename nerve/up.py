@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from channels.registry import BackendPool, BackendSettings
 from control.api.admission import AdmissionSettings
 from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
-from control.reconciler import Reconciler
+from control.reconcilers.controller import Reconciler
 from control.server import create_app as create_control_app
 from control.service import ControlService
 from control.settings import ControlSettings
@@ -107,7 +107,7 @@ class Embedded:
         closers, self._closers = self._closers, []
         await stop_all(*closers)
         if self._store is not None:
-            self._store.close()
+            await self._store.close()
             self._store = None
 
 

@@ -1,1 +1,2 @@
-"""Where resources live: SQLite in embedded and compose mode (the Kubernetes store comes later)."""
+"""Where resources live: the `ResourceStore` seam (base.py, Kubernetes API semantics) and its SQLite
+implementation for embedded and compose mode; a Kubernetes store implements the same Protocol later."""

@@ -1,25 +1,131 @@
-"""The resource store seam."""
+"""The resource store seam, shaped on the Kubernetes API so an API server can implement it.
+
+Objects are Knative/Kubernetes JSON (apiVersion, kind, metadata, spec, status), keyed by kind,
+namespace ("" for cluster-scoped kinds) and name. The semantics are the API server's:
+
+- Every write gives the object a new `metadata.resourceVersion`, an opaque string: compare it for
+  equality only. `update` and `update_status` carrying a resourceVersion succeed only if it is still
+  the stored one, otherwise they raise `Conflict` (optimistic concurrency: read again, retry). Without
+  one they are unconditional, as a Kubernetes PUT without resourceVersion is.
+- `update` writes everything but `status`; `update_status` writes only `status` (the status
+  subresource). The store owns `uid`, `creationTimestamp`, `generation` (bumped when anything outside
+  metadata and status changes), `resourceVersion` and `deletionTimestamp`.
+- `delete` of an object with `metadata.finalizers` only marks it (`deletionTimestamp`); it is removed
+  when an update leaves it with no finalizers. Whoever owns a finalizer cleans up, then removes it.
+- `watch` yields ADDED / MODIFIED / DELETED events after a resourceVersion (one from `list`), or,
+  with none, ADDED for every current object first. A version older than the store keeps raises
+  `Expired` (410 Gone): list again.
+
+Garbage collection by `metadata.ownerReferences` is not the store's job (in Kubernetes it is a
+controller's); control's reconciler does it (control/reconcilers/garbage.py).
+
+All-or-nothing `nerve apply` is validation of every document before any write. A store that can also
+write several objects in one transaction implements `BatchStore` (SQLite does); on one that cannot (the
+Kubernetes API) `write_all` writes them one by one, so a write that fails midway (a Conflict, the API
+server going away) leaves the earlier ones written, as `kubectl apply -f dir/` does.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol
+import copy
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
 
-Outcome = Literal["created", "configured", "unchanged"]
+from core.errors import NerveError
+
+EventType = Literal["ADDED", "MODIFIED", "DELETED"]
+WriteOp = Literal["create", "update"]
+# metadata the store (or a controller, for finalizers) owns: never taken from a user's manifest as is.
+SERVER_METADATA = frozenset({"uid", "creationTimestamp", "generation", "resourceVersion", "deletionTimestamp",
+                             "deletionGracePeriodSeconds", "finalizers", "managedFields"})
+
+
+class Expired(NerveError):
+    """A watch asked for changes older than the store still keeps (Kubernetes' 410 Gone)."""
+
+    status = 410
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    type: EventType
+    object: dict[str, Any]
+    """The object after the change; for DELETED, as it last was."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectList:
+    items: list[dict[str, Any]]
+    resource_version: str
+    """Where a watch starts to see every change after this list."""
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One write of a batch: `create` a new object, or `update` one (checked by its resourceVersion)."""
+
+    op: WriteOp
+    object: dict[str, Any] = field(default_factory=dict)
 
 
 class ResourceStore(Protocol):
-    """Resources as Knative JSON objects (metadata, spec, status), keyed by kind, namespace and name."""
-
-    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
-
-    def find(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]: ...
-
-    def put_all(self, objs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], Outcome]]:
-        """Create or update every object in one transaction: all are stored or none."""
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when there is none (the API server's 404)."""
         ...
 
-    def delete(self, kind: str, namespace: str, name: str) -> bool: ...
+    async def list(self, kind: str, namespace: str | None = None) -> ObjectList:
+        """Every object of a kind, in one namespace or all, ordered by namespace and name."""
+        ...
 
-    def set_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None: ...
+    def watch(self, kind: str, namespace: str | None = None, *,
+              resource_version: str | None = None) -> AsyncIterator[WatchEvent]: ...
 
-    def close(self) -> None: ...
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Store a new object; Conflict if the name exists (also while it is being deleted)."""
+        ...
+
+    async def update(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Replace metadata and spec; NotFound if absent, Conflict on a stale resourceVersion."""
+        ...
+
+    async def update_status(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Replace only the status; NotFound if absent, Conflict on a stale resourceVersion."""
+        ...
+
+    async def delete(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """Delete, or mark for deletion while finalizers remain: returns the marked object, or None
+        once it is gone. NotFound if there is no such object."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class BatchStore(Protocol):
+    async def write_batch(self, writes: list[Write]) -> list[dict[str, Any]]:
+        """Apply every write in one transaction: all are stored or none (the first error is raised)."""
+        ...
+
+
+async def write_all(store: ResourceStore, writes: list[Write]) -> list[dict[str, Any]]:
+    """In one transaction where the store has them, otherwise one by one (see the module docstring)."""
+    if isinstance(store, BatchStore):
+        return await store.write_batch(writes)
+    return [await (store.create(w.object) if w.op == "create" else store.update(w.object)) for w in writes]
+
+
+def key_of(obj: dict[str, Any]) -> tuple[str, str, str]:
+    meta = obj["metadata"]
+    return str(obj["kind"]), str(meta.get("namespace") or ""), str(meta["name"])
+
+
+def user_view(obj: dict[str, Any]) -> dict[str, Any]:
+    """What a manifest says: the object without status and without the server's metadata."""
+    view = {k: copy.deepcopy(v) for k, v in obj.items() if k != "status"}
+    view["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in SERVER_METADATA}
+    return view
+
+
+def is_deleting(obj: dict[str, Any]) -> bool:
+    return bool(obj.get("metadata", {}).get("deletionTimestamp"))

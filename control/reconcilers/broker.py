@@ -1,0 +1,61 @@
+"""The Broker reconciler: make its topic exist, write its status; on deletion, delete the topic."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from channels.registry import BackendPool
+from control.reconcilers.resources import broker as build
+from control.reconcilers.snapshot import Snapshot
+from control.reconcilers.writes import Writes
+from control.resolver import Resolver
+from control.settings import ControlSettings
+from core.contract import Resource
+from core.errors import BackendError
+
+log = logging.getLogger("nerve.control")
+
+
+class BrokerReconciler:
+    kind = "Broker"
+
+    def __init__(self, pool: BackendPool, settings: ControlSettings) -> None:
+        self._pool = pool
+        self._settings = settings
+
+    def placement(self, broker: dict[str, Any], snapshot: Snapshot) -> build.Placement | None:
+        return build.placement(broker, snapshot, self._settings, self._pool.settings)
+
+    async def _ensure_topic(self, broker: dict[str, Any], where: build.Placement) -> build.TopicOutcome:
+        if where.problem:
+            return build.TopicOutcome(False, "TopicNotReady", where.problem)
+        try:
+            backend = await self._pool.get(where.backend, where.connection)
+            await backend.ensure_topic(where.topic)
+        except BackendError as exc:
+            return build.TopicOutcome(False, "TopicNotReady", exc.reason)
+        except Exception as exc:  # one broken backend must not fail the reconcile of everything else
+            meta = broker["metadata"]
+            log.exception("broker %s/%s: backend %s failed", meta["namespace"], meta["name"], where.backend)
+            return build.TopicOutcome(False, "BackendFailure", f"{type(exc).__name__}: {exc}")
+        return build.TopicOutcome(True)
+
+    async def reconcile(self, broker: dict[str, Any], snapshot: Snapshot, resolver: Resolver,
+                        writes: Writes) -> Resource | None:
+        """The Broker's contract entry (no egresses yet), or None when it has none."""
+        # The finalizer goes on before the topic exists, so no topic is ever left without its owner's clean-up.
+        if not await writes.add_finalizer(broker):
+            return None
+        where = self.placement(broker, snapshot)
+        outcome = await self._ensure_topic(broker, where) if where is not None else None
+        await writes.status(broker, build.status(broker, where, outcome, resolver, self._settings))
+        return build.resource(broker, where) if where is not None else None
+
+    async def finalize(self, broker: dict[str, Any], snapshot: Snapshot) -> None:
+        """Delete the Broker's topic or stream; BackendError keeps the finalizer for a later pass."""
+        where = build.cleanup_placement(broker, snapshot, self._settings, self._pool.settings)
+        if where is None or not self._settings.delete_topics:
+            return
+        backend = await self._pool.get(where.backend, where.connection)
+        await backend.delete_topic(where.topic.name)

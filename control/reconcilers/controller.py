@@ -1,0 +1,141 @@
+"""One reconcile pass over every kind: statuses for the user, the contract for the data plane.
+
+A pass reads the store once (a snapshot: a laptop or a small install holds hundreds of resources,
+not millions), then:
+
+1. deletes objects whose owners are all gone (ownerReferences, garbage.py);
+2. reconciles each live Broker (topic, status), Trigger (egress, status) and KafkaSource (probe,
+   status, source entry), each kind by its own reconciler, with pure builders computing the outcome;
+3. publishes the contract built from the live objects, when its content changed, with the next
+   generation;
+4. finalizes the objects being deleted, now that the published contract no longer names them: the
+   data plane has stopped reading their groups before the groups and topics are deleted. Clean-up
+   that fails keeps the finalizer (status Ready=False, reason Deleting) and is retried every pass, also
+   after a restart of control, since the deletion mark lives in the store.
+
+A pass that removed or deleted something, or lost a write race, is followed by another round at once
+(a few at most), so `nerve delete` answers with the object and its children gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.registry import BackendPool
+from control.api import kinds
+from control.conditions import cond, with_ready
+from control.reconcilers import finalizers, garbage
+from control.reconcilers.broker import BrokerReconciler
+from control.reconcilers.kafkasource import KafkaSourceReconciler
+from control.reconcilers.probe import KafkaProbes
+from control.reconcilers.snapshot import Snapshot
+from control.reconcilers.trigger import TriggerReconciler
+from control.reconcilers.writes import Writes
+from control.resolver import Resolver
+from control.settings import ControlSettings
+from control.store.base import ResourceStore
+from core.contract import Contract, Egress, Resource, Source
+from core.errors import BackendError
+
+log = logging.getLogger("nerve.control")
+
+ContractSink = Callable[[Contract], Awaitable[None]]
+MAX_ROUNDS = 5
+
+
+def deleting_status(obj: dict[str, Any], why: str) -> dict[str, Any]:
+    """An object whose clean-up is pending says so: Ready=False, reason Deleting, and why it waits."""
+    status = dict(obj.get("status") or {})
+    old = [c for c in status.get("conditions", []) if c.get("type") not in ("Ready", "BackendCleanedUp")]
+    waiting = cond("BackendCleanedUp", False, "Deleting", f"waiting to clean up the backend: {why}")
+    status["conditions"] = with_ready([waiting, *(dict(c) for c in old)], status.get("conditions"))
+    return status
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: ResourceStore,
+        pool: BackendPool,
+        settings: ControlSettings,
+        sink: ContractSink,
+        *,
+        contract: Contract | None = None,
+        probe_timeout_s: float = 2.0,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._sink = sink
+        self._lock = asyncio.Lock()
+        self._probes = KafkaProbes(pool, probe_timeout_s)
+        self.brokers = BrokerReconciler(pool, settings)
+        self.triggers = TriggerReconciler(pool, settings)
+        self.kafka_sources = KafkaSourceReconciler(pool, self._probes)
+        self.contract = contract or Contract()
+
+    async def reconcile(self) -> Contract:
+        async with self._lock:
+            for _ in range(MAX_ROUNDS):
+                if not await self._round():
+                    break
+            return self.contract
+
+    async def stop(self) -> None:
+        await self._probes.stop()
+
+    async def _round(self) -> bool:
+        writes = Writes(self._store)
+        snapshot = await Snapshot.load(self._store, [kind.kind for kind in kinds.KINDS])
+        for orphan in garbage.orphans(snapshot.objects()):
+            await writes.delete(orphan)
+        resolver = Resolver(snapshot, self._settings.service_url_template)
+        resources = await self._reconcile_brokers(snapshot, resolver, writes)
+        sources = await self.kafka_sources.reconcile_all(snapshot.live("KafkaSource"), resolver, writes)
+        await self._publish(resources, sources)
+        await self._finalize(snapshot, writes)
+        return writes.again
+
+    async def _reconcile_brokers(self, snapshot: Snapshot, resolver: Resolver, writes: Writes) -> list[Resource]:
+        brokers = snapshot.live("Broker")
+        # Topics are ensured concurrently: one slow backend does not hold up the others.
+        entries = await asyncio.gather(*(self.brokers.reconcile(b, snapshot, resolver, writes) for b in brokers))
+        by_key = {(b["metadata"]["namespace"], b["metadata"]["name"]): (b, r)
+                  for b, r in zip(brokers, entries, strict=True)}
+        egresses: dict[str, list[Egress]] = {}
+        for trigger in snapshot.live("Trigger"):
+            broker, resource = by_key.get((trigger["metadata"]["namespace"], trigger["spec"]["broker"]), (None, None))
+            egress = await self.triggers.reconcile(trigger, broker, resource, resolver, writes)
+            if egress is not None and resource is not None:
+                egresses.setdefault(resource.uid, []).append(egress)
+        return [dataclasses.replace(r, egresses=tuple(egresses.get(r.uid, ()))) for r in entries if r is not None]
+
+    async def _publish(self, resources: list[Resource], sources: list[Source]) -> None:
+        contract = Contract(self.contract.generation, tuple(resources), tuple(sources))
+        if not contract.same_content(self.contract) or self.contract.generation == 0:
+            contract = dataclasses.replace(contract, generation=self.contract.generation + 1)
+            await self._sink(contract)
+            self.contract = contract
+
+    async def _finalize(self, snapshot: Snapshot, writes: Writes) -> None:
+        # Triggers and sources before Brokers: a Trigger's group is deleted while its topic still exists.
+        for reconciler in (self.triggers, self.kafka_sources, self.brokers):
+            for obj in snapshot.deleting(reconciler.kind):
+                if not finalizers.pending(obj):
+                    continue
+                meta = obj["metadata"]
+                try:
+                    await reconciler.finalize(obj, snapshot)
+                except BackendError as exc:
+                    log.warning("%s %s/%s: clean-up waits: %s", obj["kind"], meta.get("namespace"), meta["name"],
+                                exc.reason)
+                    await writes.status(obj, deleting_status(obj, exc.reason))
+                    continue
+                except Exception as exc:  # a bug in one clean-up must not stop the others
+                    log.exception("%s %s/%s: clean-up failed", obj["kind"], meta.get("namespace"), meta["name"])
+                    await writes.status(obj, deleting_status(obj, f"{type(exc).__name__}: {exc}"))
+                    continue
+                await writes.remove_finalizer(obj)

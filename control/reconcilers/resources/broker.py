@@ -1,0 +1,147 @@
+"""What a Broker produces: its placement (backend, cluster, topic), its contract entry, its status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.base import TopicSpec
+from channels.registry import BackendSettings
+from control.api.broker import BROKER_CLASSES, CLASS_ANNOTATION
+from control.conditions import cond, with_ready
+from control.reconcilers.resources.delivery import dead_letter_condition
+from control.reconcilers.snapshot import Snapshot
+from control.resolver import Resolver
+from control.settings import ControlSettings
+from core.contract import Reference, Resource
+
+# Where status records the cluster (Knative's Kafka broker records bootstrap.servers the same way), so
+# clean-up still finds the topic once the Broker's ConfigMap is gone.
+CONNECTION_ANNOTATION = {"kafka": "bootstrap.servers", "nats": "nerve.dev/nats-url"}
+# spec.config ConfigMap keys of a NatsJetStreamBroker that shape its stream (see channels/nats.py).
+NATS_STREAM_KEYS = frozenset({"storage", "max.age.seconds", "max.bytes", "replicas"})
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a Broker's events live."""
+
+    backend: str
+    connection: str
+    """Kafka bootstrap servers or a NATS URL; "" for memory."""
+    topic: TopicSpec
+    config: dict[str, str] = field(default_factory=dict)
+    """The Broker's ConfigMap data, as the contract's backendConfig."""
+    problem: str = ""
+    """Why the topic cannot be made as configured (a ConfigMap value that is not a number)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicOutcome:
+    """What ensuring the topic answered: ready, or the condition's reason and message."""
+
+    ready: bool
+    reason: str = ""
+    message: str = ""
+
+
+def broker_class(broker: dict[str, Any]) -> str:
+    return str(broker["metadata"].get("annotations", {}).get(CLASS_ANNOTATION, ""))
+
+
+def placement(broker: dict[str, Any], snapshot: Snapshot, settings: ControlSettings,
+              defaults: BackendSettings) -> Placement | None:
+    """None for a class Nerve does not implement. The ConfigMap is read from the snapshot."""
+    backend = BROKER_CLASSES.get(broker_class(broker))
+    if backend is None:
+        return None
+    meta = broker["metadata"]
+    config_ref = broker["spec"].get("config") or {}
+    data: dict[str, str] = {}
+    if config_ref.get("kind") == "ConfigMap":
+        cm = snapshot.find("ConfigMap", config_ref.get("namespace", ""), config_ref.get("name", ""))
+        data = dict((cm or {}).get("data") or {})
+    # The contract names the cluster even when the Broker does not, so every reader agrees on it.
+    if backend == "kafka":
+        connection = data.get("bootstrap.servers") or defaults.kafka_bootstrap_servers
+    elif backend == "nats":
+        connection = data.get("url") or defaults.nats_url
+        data["url"] = connection
+    else:
+        connection = ""
+    name = settings.topic_template.format(namespace=meta["namespace"], name=meta["name"])
+    sizes: dict[str, int] = {}
+    problem = ""
+    for key in ("default.topic.partitions", "default.topic.replication.factor"):
+        try:
+            sizes[key] = int(data.get(key, "1"))
+        except ValueError as exc:
+            sizes[key], problem = 1, f"{key}: {exc}"
+    topic = TopicSpec(
+        name,
+        partitions=sizes["default.topic.partitions"],
+        replication_factor=sizes["default.topic.replication.factor"],
+        # NATS streams take their tuning from the ConfigMap; Kafka's holds no topic configs.
+        config={k: v for k, v in data.items() if k in NATS_STREAM_KEYS} if backend == "nats" else {},
+    )
+    return Placement(backend, connection, topic, data, problem)
+
+
+def cleanup_placement(broker: dict[str, Any], snapshot: Snapshot, settings: ControlSettings,
+                      defaults: BackendSettings) -> Placement | None:
+    """Where the Broker's topic is, to delete it: as configured, or, once its ConfigMap was deleted
+    (`nerve delete -f dir/` deletes it first), on the cluster its status recorded."""
+    where = placement(broker, snapshot, settings, defaults)
+    if where is None:
+        return None
+    ref = broker["spec"].get("config") or {}
+    recorded = broker.get("status", {}).get("annotations", {}).get(CONNECTION_ANNOTATION.get(where.backend, ""))
+    if recorded and ref.get("kind") == "ConfigMap" and snapshot.find(
+        "ConfigMap", ref.get("namespace", ""), ref.get("name", "")
+    ) is None:
+        return Placement(where.backend, recorded, where.topic, where.config)
+    return where
+
+
+def resource(broker: dict[str, Any], where: Placement) -> Resource:
+    """The contract entry, without egresses (the Triggers add theirs)."""
+    meta = broker["metadata"]
+    ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
+    return Resource(
+        uid=uid,
+        reference=Reference(uid, ns, name, "Broker"),
+        backend=where.backend,  # type: ignore[arg-type]
+        topic=where.topic.name,
+        ingress_path=f"/{ns}/{name}",
+        bootstrap_servers=where.connection if where.backend == "kafka" else "",
+        backend_config=dict(where.config),
+    )
+
+
+def status(broker: dict[str, Any], where: Placement | None, topic: TopicOutcome | None, resolver: Resolver,
+           settings: ControlSettings, now: str | None = None) -> dict[str, Any]:
+    meta, spec = broker["metadata"], broker["spec"]
+    ns, name = meta["namespace"], meta["name"]
+    out: dict[str, Any] = {"observedGeneration": meta["generation"]}
+    conditions = [cond("FilterReady", True), cond("IngressReady", True)]
+    if where is None:
+        conditions.append(cond("TriggerChannelReady", False, "BrokerClassNotSupported",
+                               f"broker class {broker_class(broker)!r} is not one of {', '.join(BROKER_CLASSES)}"))
+    else:
+        out["address"] = {"url": f"{settings.ingress_base_url.rstrip('/')}/{ns}/{name}"}
+        out["annotations"] = {"nerve.dev/backend": where.backend, "nerve.dev/topic": where.topic.name}
+        key = CONNECTION_ANNOTATION.get(where.backend)
+        # Recorded once the topic exists there; a Broker that lost its ConfigMap keeps the old record.
+        recorded = where.connection if topic is not None and topic.ready else (
+            broker.get("status", {}).get("annotations", {}).get(key or ""))
+        if key and recorded:
+            out["annotations"][key] = recorded
+        conditions.append(cond("Addressable", True))
+        if topic is None or topic.ready:
+            conditions.append(cond("TriggerChannelReady", True))
+        else:
+            conditions.append(cond("TriggerChannelReady", False, topic.reason, topic.message))
+    dls = (spec.get("delivery") or {}).get("deadLetterSink")
+    conditions.append(dead_letter_condition(dls, ns, resolver, out))
+    out["conditions"] = with_ready(conditions, broker.get("status", {}).get("conditions"), now)
+    return out

@@ -1,0 +1,84 @@
+"""What a KafkaSource produces: one `sources[]` entry of the contract and its status.
+
+It reads the user's topics on the user's cluster: Nerve creates and deletes no topic for it, only
+its consumer group is Nerve's to clean up. Its status says whether that cluster answered (Knative's
+ConnectionEstablished, reason ClientCreationFailed) and whether every topic exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from control.conditions import cond, with_ready
+from control.reconcilers.resources.delivery import dead_letter_condition, egress_config
+from control.resolver import Resolver, Unresolvable
+from core.contract import Egress, Reference, Source
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """What asking the cluster answered: `reachable` None while no answer came within the bound."""
+
+    reachable: bool | None
+    message: str = ""
+    missing_topics: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    status: dict[str, Any]
+    source: Source | None
+    """None while the sink does not resolve."""
+
+
+def bootstrap_servers(source: dict[str, Any]) -> str:
+    return ",".join(source["spec"]["bootstrapServers"])
+
+
+def build(source: dict[str, Any], probe: Probe, resolver: Resolver, now: str | None = None) -> Built:
+    meta, spec = source["metadata"], source["spec"]
+    ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
+    status: dict[str, Any] = {"observedGeneration": meta["generation"]}
+    sink_uri = ""
+    try:
+        sink_uri = resolver.resolve(spec["sink"], ns)
+        conditions = [cond("SinkProvided", True)]
+        status["sinkUri"] = sink_uri
+    except Unresolvable as exc:
+        conditions = [cond("SinkProvided", False, "NotFound", exc.message)]
+    servers = bootstrap_servers(source)
+    if probe.reachable is None:
+        conditions.append(cond("ConnectionEstablished", None, "ConnectionPending", probe.message))
+    elif not probe.reachable:
+        conditions.append(cond("ConnectionEstablished", False, "ClientCreationFailed", probe.message))
+    else:
+        conditions.append(cond("ConnectionEstablished", True))
+        if probe.missing_topics:
+            conditions.append(cond("TopicsReady", False, "TopicsNotFound",
+                                   f"no topic {', '.join(probe.missing_topics)} on Kafka at {servers}"))
+        else:
+            conditions.append(cond("TopicsReady", True))
+    conditions.append(dead_letter_condition((spec.get("delivery") or {}).get("deadLetterSink"), ns, resolver, status))
+    status["consumers"] = spec.get("consumers", 1)
+    status["conditions"] = with_ready(conditions, source.get("status", {}).get("conditions"), now)
+    if not sink_uri:
+        return Built(status, None)
+    reference = Reference(uid, ns, name, "KafkaSource")
+    egress = Egress(
+        uid=uid,
+        reference=reference,
+        consumer_group=spec["consumerGroup"],
+        destination=sink_uri,
+        generation=meta["generation"],
+        egress_config=egress_config(spec.get("delivery"), status.get("deadLetterSinkUri")),
+        delivery_order="unordered" if spec.get("ordering", "ordered") == "unordered" else "ordered",
+    )
+    config = {
+        "bootstrapServers": servers,
+        "topics": list(spec["topics"]),
+        "initialOffset": "earliest" if spec.get("initialOffset") == "earliest" else "latest",
+        "source": f"/apis/v1/namespaces/{ns}/kafkasources/{name}",
+        "ceOverrides": dict((spec.get("ceOverrides") or {}).get("extensions") or {}),
+    }
+    return Built(status, Source(uid=uid, reference=reference, egress=egress, config=config))

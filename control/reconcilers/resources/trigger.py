@@ -1,0 +1,79 @@
+"""What a Trigger produces: its egress on its Broker's topic (a consumer group) and its status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from control.api.trigger import ORDER_ANNOTATION
+from control.conditions import cond, is_ready, with_ready
+from control.reconcilers.resources.delivery import dead_letter_condition, egress_config
+from control.resolver import Resolver, Unresolvable
+from control.settings import ControlSettings
+from core.contract import Egress, Reference, Resource
+
+OIDC_REASON = "authentication-oidc feature disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    status: dict[str, Any]
+    egress: Egress | None
+    """None while the Trigger cannot be subscribed."""
+
+
+def consumer_group(trigger: dict[str, Any], settings: ControlSettings) -> str:
+    meta = trigger["metadata"]
+    return settings.consumer_group_template.format(namespace=meta["namespace"], name=meta["name"])
+
+
+def build(trigger: dict[str, Any], broker: dict[str, Any] | None, resource: Resource | None, resolver: Resolver,
+          settings: ControlSettings, now: str | None = None) -> Built:
+    """`broker` carries the status of this pass; `resource` is its contract entry (None without one)."""
+    meta, spec = trigger["metadata"], trigger["spec"]
+    ns, name = meta["namespace"], meta["name"]
+    status: dict[str, Any] = {"observedGeneration": meta["generation"]}
+    conditions = [cond("DependencyReady", True), cond("OIDCIdentityCreated", True, OIDC_REASON)]
+    if broker is None:
+        conditions.append(cond("BrokerReady", False, "BrokerDoesNotExist", f"Broker {spec['broker']!r} does not exist"))
+    elif not is_ready(broker):
+        ready = next(c for c in broker["status"]["conditions"] if c["type"] == "Ready")
+        conditions.append(cond("BrokerReady", False, ready.get("reason", "BrokerNotReady"), ready.get("message", "")))
+    else:
+        conditions.append(cond("BrokerReady", True))
+    subscriber_uri = ""
+    try:
+        subscriber_uri = resolver.resolve(spec["subscriber"], ns)
+        conditions.append(cond("SubscriberResolved", True))
+    except Unresolvable as exc:
+        conditions.append(cond("SubscriberResolved", False, "Unable to get the Subscriber's URI", exc.message))
+    status["subscriberUri"] = subscriber_uri
+    # A Trigger's delivery replaces its Broker's whole, as Knative's MT broker does.
+    delivery = spec.get("delivery")
+    if delivery is None and broker is not None:
+        delivery = broker["spec"].get("delivery")
+    conditions.append(dead_letter_condition((delivery or {}).get("deadLetterSink"), ns, resolver, status))
+    egress: Egress | None = None
+    if resource is not None and subscriber_uri and all(
+        c["status"] == "True" for c in conditions if c["type"] != "BrokerReady"
+    ):
+        order = meta.get("annotations", {}).get(ORDER_ANNOTATION, "unordered")
+        egress = Egress(
+            uid=meta["uid"],
+            reference=Reference(meta["uid"], ns, name, "Trigger"),
+            consumer_group=consumer_group(trigger, settings),
+            destination=subscriber_uri,
+            generation=meta["generation"],
+            reply_to_original_topic=True,
+            filter_attributes=dict((spec.get("filter") or {}).get("attributes") or {}),
+            filters=list(spec.get("filters") or []),
+            egress_config=egress_config(delivery, status.get("deadLetterSinkUri")),
+            delivery_order="ordered" if order == "ordered" else "unordered",
+            format=(delivery or {}).get("format"),
+        )
+        conditions.append(cond("SubscriptionReady", True))
+    else:
+        conditions.append(cond("SubscriptionReady", False, "NotSubscribed",
+                               "the Trigger is not subscribed until its Broker and subscriber resolve"))
+    status["conditions"] = with_ready(conditions, trigger.get("status", {}).get("conditions"), now)
+    return Built(status, egress)

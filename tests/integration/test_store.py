@@ -1,0 +1,183 @@
+"""The SQLite store keeps the Kubernetes API's promises: versions, conflicts, finalizers, watches."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from control.store.base import Expired, ResourceStore, WatchEvent, Write, write_all
+from control.store.sqlite import SqliteStore
+from core.errors import Conflict, InvalidResource, NotFound
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "nerve.db")
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def cm(name: str, namespace: str = "ns1", **data: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace},
+            "data": data}
+
+
+async def test_every_write_gets_a_new_version_and_the_server_fields(store: SqliteStore) -> None:
+    created = await store.create(cm("a", x="1"))
+    meta = created["metadata"]
+    assert meta["uid"] and meta["creationTimestamp"] and meta["generation"] == 1
+    assert isinstance(meta["resourceVersion"], str)
+    updated = await store.update({**created, "data": {"x": "2"}})
+    assert updated["metadata"]["resourceVersion"] != meta["resourceVersion"]
+    assert updated["metadata"]["generation"] == 2
+    assert updated["metadata"]["uid"] == meta["uid"]
+    labelled = await store.update({**updated, "metadata": {**updated["metadata"], "labels": {"l": "v"}}})
+    assert labelled["metadata"]["generation"] == 2  # metadata changes do not bump the generation
+    assert await store.get("ConfigMap", "ns1", "a") == labelled
+    # A write that changes nothing keeps the version, as the API server's no-op update does.
+    assert (await store.update(labelled))["metadata"]["resourceVersion"] == labelled["metadata"]["resourceVersion"]
+
+
+async def test_a_stale_resource_version_is_a_conflict(store: SqliteStore) -> None:
+    first = await store.create(cm("a", x="1"))
+    await store.update({**first, "data": {"x": "2"}})
+    with pytest.raises(Conflict, match="changed by someone else"):
+        await store.update({**first, "data": {"x": "3"}})
+    with pytest.raises(Conflict):
+        await store.update_status({**first, "status": {"seen": True}})
+    current = await store.get("ConfigMap", "ns1", "a")
+    assert current is not None and current["data"] == {"x": "2"} and current["status"] == {}
+    # Without a resourceVersion the write is unconditional, as a Kubernetes PUT without one.
+    unconditional = {**first, "metadata": {k: v for k, v in first["metadata"].items() if k != "resourceVersion"}}
+    assert (await store.update({**unconditional, "data": {"x": "4"}}))["data"] == {"x": "4"}
+
+
+async def test_status_and_spec_are_written_separately(store: SqliteStore) -> None:
+    obj = await store.create(cm("a", x="1"))
+    with_status = await store.update_status({**obj, "data": {"x": "ignored"}, "status": {"ok": True}})
+    assert with_status["status"] == {"ok": True} and with_status["data"] == {"x": "1"}
+    respec = await store.update({**with_status, "data": {"x": "2"}, "status": {"ignored": True}})
+    assert respec["status"] == {"ok": True}
+
+
+async def test_create_update_and_delete_refuse_what_they_cannot_do(store: SqliteStore) -> None:
+    await store.create(cm("a"))
+    with pytest.raises(Conflict, match="already exists"):
+        await store.create(cm("a"))
+    with pytest.raises(NotFound):
+        await store.update(cm("missing"))
+    with pytest.raises(NotFound):
+        await store.delete("ConfigMap", "ns1", "missing")
+    assert await store.delete("ConfigMap", "ns1", "a") is None
+    assert await store.get("ConfigMap", "ns1", "a") is None
+
+
+async def test_finalizers_hold_a_deleted_object_until_they_are_removed(store: SqliteStore) -> None:
+    obj = cm("a")
+    obj["metadata"]["finalizers"] = ["example.dev/cleanup"]
+    await store.create(obj)
+    marked = await store.delete("ConfigMap", "ns1", "a")
+    assert marked is not None and marked["metadata"]["deletionTimestamp"]
+    again = await store.delete("ConfigMap", "ns1", "a")
+    assert again is not None and again["metadata"]["deletionTimestamp"] == marked["metadata"]["deletionTimestamp"]
+    listed = (await store.list("ConfigMap")).items
+    assert [o["metadata"]["name"] for o in listed] == ["a"]
+    with pytest.raises(Conflict, match="being deleted"):
+        await store.create(cm("a"))
+    with pytest.raises(InvalidResource, match="no new finalizers"):
+        await store.update({**marked, "metadata": {**marked["metadata"],
+                                                   "finalizers": ["example.dev/cleanup", "another"]}})
+    await store.update({**marked, "metadata": {**marked["metadata"], "finalizers": []}})
+    assert await store.get("ConfigMap", "ns1", "a") is None
+
+
+async def test_a_batch_is_stored_whole_or_not_at_all(store: SqliteStore) -> None:
+    await store.create(cm("exists"))
+    with pytest.raises(Conflict):
+        await write_all(store, [Write("create", cm("new")), Write("create", cm("exists"))])
+    assert await store.get("ConfigMap", "ns1", "new") is None
+    written = await write_all(store, [Write("create", cm("new")), Write("create", cm("other"))])
+    assert [o["metadata"]["name"] for o in written] == ["new", "other"]
+
+
+async def _take(events: AsyncIterator[WatchEvent], n: int) -> list[tuple[str, str]]:
+    out = []
+    async for event in events:
+        out.append((event.type, event.object["metadata"]["name"]))
+        if len(out) == n:
+            break
+    return out
+
+
+async def test_watch_follows_changes_from_a_listed_version(store: ResourceStore) -> None:
+    await store.create(cm("before"))
+    listed = await store.list("ConfigMap")
+    events = store.watch("ConfigMap", resource_version=listed.resource_version)
+    watching = asyncio.ensure_future(_take(events, 4))
+    created = await store.create(cm("a"))
+    await store.create(cm("other-ns", namespace="ns2"))
+    await store.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "not-watched"}})
+    await store.update({**created, "data": {"x": "1"}})
+    await store.delete("ConfigMap", "ns1", "a")
+    assert await asyncio.wait_for(watching, 5) == [
+        ("ADDED", "a"), ("ADDED", "other-ns"), ("MODIFIED", "a"), ("DELETED", "a")]
+    # Without a version: the current objects first, as ADDED; one namespace only.
+    assert await asyncio.wait_for(_take(store.watch("ConfigMap", "ns1"), 1), 5) == [("ADDED", "before")]
+
+
+async def test_watch_from_a_version_no_longer_kept_is_expired(tmp_path: Path) -> None:
+    from control.store import sqlite
+
+    store = SqliteStore(tmp_path / "small.db")
+    try:
+        first = await store.create(cm("a", n="0"))
+        obj = first
+        for i in range(sqlite.CHANGES_KEPT + 100):
+            obj = await store.update({**obj, "data": {"n": str(i + 1)}})
+        with pytest.raises(Expired):
+            await _take(store.watch("ConfigMap", resource_version=first["metadata"]["resourceVersion"]), 1)
+    finally:
+        await store.close()
+
+
+async def test_objects_and_versions_survive_a_reopen(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "nerve.db")
+    created = await store.create(cm("a"))
+    await store.close()
+    store = SqliteStore(tmp_path / "nerve.db")
+    try:
+        assert await store.get("ConfigMap", "ns1", "a") == created
+        later = await store.create(cm("b"))
+        assert int(later["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
+    finally:
+        await store.close()
+
+
+async def test_a_store_written_before_resource_versions_opens_and_updates(tmp_path: Path) -> None:
+    import sqlite3
+
+    import orjson
+
+    db = sqlite3.connect(tmp_path / "old.db")
+    db.execute("CREATE TABLE resources (kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, "
+               "body BLOB NOT NULL, status BLOB NOT NULL, PRIMARY KEY (kind, namespace, name))")
+    body = {**cm("old", x="1"), "metadata": {"name": "old", "namespace": "ns1", "uid": "u1", "generation": 3,
+                                             "creationTimestamp": "2025-01-01T00:00:00Z"}}
+    db.execute("INSERT INTO resources VALUES (?, ?, ?, ?, ?)",
+               ("ConfigMap", "ns1", "old", orjson.dumps(body), orjson.dumps({"ok": True})))
+    db.commit()
+    db.close()
+    store = SqliteStore(tmp_path / "old.db")
+    try:
+        old = await store.get("ConfigMap", "ns1", "old")
+        assert old is not None and old["status"] == {"ok": True} and old["metadata"]["uid"] == "u1"
+        updated = await store.update({**old, "data": {"x": "2"}})
+        assert updated["metadata"]["generation"] == 4 and updated["metadata"]["resourceVersion"] != "0"
+    finally:
+        await store.close()
