@@ -1,4 +1,5 @@
-"""Running asyncio services: uvloop where present, servers through AppRunner, stop on SIGINT/SIGTERM."""
+"""Running asyncio services: uvloop where present, servers through AppRunner, stop on SIGINT/SIGTERM,
+and the loop every contract-following data-plane service (dispatcher, sources) runs."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from aiohttp import web
+
+from core import observability
+from core.contract import Contract
+from core.contract_watch import ContractWatcher
 
 
 def run(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
@@ -46,3 +52,34 @@ async def stop_all(*closers: Callable[[], Awaitable[None]]) -> None:
             await close()
         except Exception:  # shutting down: log and keep closing the rest
             logging.getLogger("nerve").exception("error during shutdown")
+
+
+class ContractFollower(Protocol):
+    """A data-plane part that brings itself in line with each new contract generation."""
+
+    @property
+    def generation(self) -> int: ...
+
+    async def start(self) -> None: ...
+
+    async def apply(self, contract: Contract) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def follow_contract(stop: asyncio.Event, part: ContractFollower, *, contract: Path, host: str,
+                          port: int) -> None:
+    """Start `part`, feed it every generation of the contract file, serve its health and metrics on
+    `port` until `stop`, then shut down in reverse order."""
+    await part.start()
+    watcher = ContractWatcher(contract, [part.apply])
+    await watcher.start()
+    app = web.Application()
+    observability.add_routes(app, generation=lambda: part.generation)
+    runner, _ = await serve(app, host, port)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await watcher.stop()
+        await part.stop()
