@@ -22,6 +22,7 @@ import pytest
 from tests.interop.cases import CASES, read_json_event
 from tests.interop.exchange import FORMATS, Exchange, Group, case_of, run_exchange
 from tests.interop.sdk import MODES, SDKS, Delivery, Tools
+from tests.support.launchers import require_marker
 
 SPECVERSIONS = ("1.0", "0.3")
 ADDED_BY_NERVE = {"knativearrivaltime"}
@@ -43,14 +44,18 @@ def memory(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Exchange:
     return _run(tools, FULL_PLAN, tmp_path_factory.mktemp("interop-memory"))
 
 
+# Module-scoped, so they take the session servers (`kafka_bootstrap`/`nats_url` are per test) and check
+# the marker of the test that first asks, as those fixtures do.
 @pytest.fixture(scope="module")
-def on_kafka(tools: Tools, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Exchange:
-    return _run(tools, BACKEND_PLAN, tmp_path_factory.mktemp("interop-kafka"), "kafka", kafka_bootstrap)
+def on_kafka(tools: Tools, kafka_server: str, tmp_path_factory: pytest.TempPathFactory) -> Exchange:
+    require_marker("kafka")
+    return _run(tools, BACKEND_PLAN, tmp_path_factory.mktemp("interop-kafka"), "kafka", kafka_server)
 
 
 @pytest.fixture(scope="module")
-def on_nats(tools: Tools, nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Exchange:
-    return _run(tools, BACKEND_PLAN, tmp_path_factory.mktemp("interop-nats"), "nats", nats_url)
+def on_nats(tools: Tools, nats_server: str, tmp_path_factory: pytest.TempPathFactory) -> Exchange:
+    require_marker("nats")
+    return _run(tools, BACKEND_PLAN, tmp_path_factory.mktemp("interop-nats"), "nats", nats_server)
 
 
 def _matrix(plan: list[Group]) -> list[Any]:
