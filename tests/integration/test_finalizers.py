@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from channels.nats import stream_name
 from control.store.sqlite import SqliteStore
-from tests.fixtures.nats import nats_launcher
+from tests.support.launchers import nats_launcher
 from tests.support.manifests import BROKER, trigger
 from tests.support.receiver import Receiver
 from tests.support.stack import Stack, event, eventually, running_stack
