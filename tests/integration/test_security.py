@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import logging
 import os
 import stat
 import sys
@@ -267,3 +268,14 @@ async def test_the_state_database_and_dir_are_private_even_when_an_older_nerve_l
     async with running_stack(fresh) as stack:
         await stack.apply(BROKER)
         assert (mode(fresh), mode(fresh / "nerve.db")) == (0o700, 0o600)
+
+
+async def test_a_refused_request_is_one_escaped_debug_line_without_the_token(
+        stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="nerve.control")
+    status, _ = await call(stack, "GET", "/api/v1/resources/brokers%0AERROR forged line",
+                           headers={"Authorization": "Bearer guessed-token"})
+    assert status == 401
+    refused = [r for r in caplog.records if r.name == "nerve.control" and "refused" in r.getMessage()]
+    assert len(refused) == 1 and refused[0].levelno == logging.DEBUG
+    assert "\n" not in refused[0].getMessage() and "guessed-token" not in refused[0].getMessage()
