@@ -39,15 +39,23 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def _client(server: str, token: str | None, token_file: Path) -> Client:
     if token:
-        return Client(server, token=token.strip())
+        return Client(server, token=_checked_token(token.strip(), "--token / NERVE_TOKEN"))
     try:
-        return Client(server, token=token_file.read_text().strip())
+        text = token_file.read_text().strip()
     except FileNotFoundError:
         if token_file != DEFAULT_TOKEN_FILE:
             fail(f"--token-file {str(token_file)!r}: no such file")
         return Client(server)  # the server's 401 says where a token comes from
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"--token-file {str(token_file)!r}: cannot read it: {exc}")
+    return Client(server, token=_checked_token(text, f"--token-file {str(token_file)!r}"))
+
+
+def _checked_token(token: str, where: str) -> str:
+    # An HTTP header value: printable ASCII without spaces (a newline would be refused deep in http.client).
+    if not token or not all("!" <= c <= "~" for c in token):
+        fail(f"{where}: a token is printable ASCII without spaces")
+    return token
 
 
 def _place(resource: str, origins: list[str] | None) -> str:

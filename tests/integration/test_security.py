@@ -168,6 +168,8 @@ async def test_the_cli_reads_the_token_as_kubectl_reads_a_kubeconfig(stack: Stac
     assert code == 0, err
     code, _, err = await _cli(elsewhere, bare, "get", "brokers", "--token-file", str(tmp_path / "missing"))
     assert code == 2 and "missing" in err and "no such file" in err
+    code, _, err = await _cli(elsewhere, {**bare, "NERVE_TOKEN": "two\nlines"}, "get", "brokers")
+    assert (code, err.strip()) == (2, "error: --token / NERVE_TOKEN: a token is printable ASCII without spaces")
 
 
 # ------------------------------------------------------------------------------------------ web pages
