@@ -1,6 +1,6 @@
 """Who may call the control API: a bearer token, the Host and Origin a request carries, the body's type.
 
-The API changes what the whole broker does (a Trigger can point events anywhere), so every /api/ request
+The API changes what the whole broker does (a Trigger can point events anywhere), so every request
 must show the token control generated into its state dir (or was given by NERVE_TOKEN). The token alone
 does not stop a web page: a browser sends `text/plain` JSON without a preflight and a DNS-rebound name
 reaches loopback, so the API also refuses a Host it does not know (rebinding needs a name; IP literals and
@@ -27,7 +27,9 @@ from core.errors import NerveError
 log = logging.getLogger("nerve.control")
 
 TOKEN_FILE = "token"
-API_PREFIX = "/api/"
+# Deny by default: everything but these read-only paths is guarded, so no spelling of an /api/ path
+# (`//api/...`, a percent-encoded slash) can slip past a prefix test.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 JSON_TYPES = frozenset({"application/json"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -144,12 +146,12 @@ def _refusal(access: Access, request: web.Request) -> NerveError | None:
 
 
 def guard(access: Access) -> Middleware:
-    """Middleware refusing an /api/ request that fails any check, in the order a browser attack meets them:
-    Host and Origin (403), token (401), body type (415). NerveErrors become JSON in control.server."""
+    """Middleware refusing a request (all but OPEN_PATHS) that fails any check, in the order a browser attack
+    meets them: Host and Origin (403), token (401), body type (415). NerveErrors become JSON in control.server."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith(API_PREFIX):
+        if request.path not in OPEN_PATHS:
             refusal = _refusal(access, request)
             if refusal is not None:
                 # One debug line, values repr-escaped (a %0A in a path cannot forge a log line); never the token.

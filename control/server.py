@@ -10,9 +10,9 @@
 Errors are JSON: {"error": <class>, "reason": ..., "field": ..., "details": [{"field", "reason", "resource"}]};
 a refused apply also carries the "warnings" ({"field", "message", "resource"}) found on the way.
 
-Every /api/ request needs `Authorization: Bearer <token>`, a known Host, no foreign Origin and JSON bodies
-(control/auth.py); secret-looking ConfigMap values are redacted unless showSecrets=true
-(control/redaction.py). /healthz, /readyz and /metrics are open. See docs/security.md.
+Every request but /healthz, /readyz and /metrics needs `Authorization: Bearer <token>`, a known Host, no
+foreign Origin and JSON bodies (control/auth.py); secret-looking ConfigMap values are redacted unless
+showSecrets=true (control/redaction.py). See docs/security.md.
 """
 
 from __future__ import annotations

@@ -125,6 +125,8 @@ async def test_every_api_request_needs_the_token_and_health_and_metrics_do_not(s
     assert status == 401  # the scheme is part of the header
     for path in ("/healthz", "/readyz", "/metrics"):
         assert (await call(stack, "GET", path))[0] == 200, path
+    for path in ("//api/v1/resources/brokers", "/api%2Fv1/resources/brokers", "/nothing-here"):
+        assert (await call(stack, "GET", path))[0] == 401, path
     assert (await call(stack, "GET", "/api/v1/resources/brokers", token=True))[0] == 200
     assert mode(stack.nerve.settings.state_dir / "token") == 0o600
 
