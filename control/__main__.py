@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from channels.registry import BackendPool, BackendSettings
 from control.api.admission import AdmissionSettings
 from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
+from control.auth import Access, load_or_create_token, secure_dir
 from control.reconcilers.controller import Reconciler
 from control.server import create_app
 from control.service import ControlService
@@ -36,6 +37,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     async def service(stop: asyncio.Event) -> None:
         pool = BackendPool(BackendSettings(kafka_bootstrap_servers=common.kafka_bootstrap,
                                            nats_url=common.nats_url))
+        secure_dir(settings.state_dir)
+        access = Access(load_or_create_token(settings.state_dir, settings.token), settings.allowed_hosts,
+                        settings.allowed_origins)
         store = SqliteStore(settings.db_path)
         previous = read(settings.contract_path) if settings.contract_path.exists() else Contract()
 
@@ -46,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         control = ControlService(store, reconciler, AdmissionSettings(default_class),
                                  resync_seconds=settings.resync_seconds)
         await control.start()
-        runner, _ = await serve(create_app(control), common.host, common.port)
+        runner, _ = await serve(create_app(control, access), common.host, common.port)
         try:
             await stop.wait()
         finally:

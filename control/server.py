@@ -2,13 +2,17 @@
 
     POST   /api/v1/apply[?fieldValidation=Strict|Warn|Ignore]
                                                    {"items": [manifest, ...]}  -> {"items": results, "warnings": [...]}
-    GET    /api/v1/resources/{kind}[?namespace=ns]                             -> {"items": [...]}
-    GET    /api/v1/resources/{kind}/{namespace}/{name}                         -> the resource with status
+    GET    /api/v1/resources/{kind}[?namespace=ns][&showSecrets=true]          -> {"items": [...]}
+    GET    /api/v1/resources/{kind}/{namespace}/{name}[?showSecrets=true]      -> the resource with status
     DELETE /api/v1/resources/{kind}/{namespace}/{name}
     GET    /healthz  /readyz  /metrics
 
 Errors are JSON: {"error": <class>, "reason": ..., "field": ..., "details": [{"field", "reason", "resource"}]};
 a refused apply also carries the "warnings" ({"field", "message", "resource"}) found on the way.
+
+Every request but /healthz, /readyz and /metrics needs `Authorization: Bearer <token>`, a known Host, no
+foreign Origin and JSON bodies (control/auth.py); secret-looking ConfigMap values are redacted unless
+showSecrets=true (control/redaction.py). See docs/security.md.
 """
 
 from __future__ import annotations
@@ -20,12 +24,20 @@ import orjson
 from aiohttp import web
 
 from control.api.admission import FieldValidation, Refused
+from control.auth import Access, guard
+from control.redaction import redact
 from control.service import ControlService
 from core import observability
 from core.errors import InvalidResource, NerveError
 
 SERVICE_KEY = web.AppKey("control_service", ControlService)
 log = logging.getLogger("nerve.control")
+
+
+class InvalidRequest(NerveError):
+    """A query parameter the API cannot take."""
+
+    status = 400
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -69,15 +81,25 @@ async def _apply(request: web.Request) -> web.Response:
     return _json({"items": applied.items, "warnings": [w.to_json() for w in applied.warnings]})
 
 
+def _show_secrets(request: web.Request) -> bool:
+    value = request.query.get("showSecrets", "false").lower()
+    if value not in ("true", "false"):
+        raise InvalidRequest(f"showSecrets={value!r}: expected true or false", field="showSecrets")
+    return value == "true"
+
+
 async def _list(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
+    show = _show_secrets(request)
     items = await service.list_resources(request.match_info["kind"], request.query.get("namespace"))
-    return _json({"items": items})
+    return _json({"items": items if show else [redact(obj) for obj in items]})
 
 
 async def _get(request: web.Request) -> web.Response:
     m = request.match_info
-    return _json(await request.app[SERVICE_KEY].get(m["kind"], m["namespace"], m["name"]))
+    show = _show_secrets(request)
+    obj = await request.app[SERVICE_KEY].get(m["kind"], m["namespace"], m["name"])
+    return _json(obj if show else redact(obj))
 
 
 async def _delete(request: web.Request) -> web.Response:
@@ -86,8 +108,9 @@ async def _delete(request: web.Request) -> web.Response:
     return _json({"deleted": {"kind": m["kind"], "namespace": m["namespace"], "name": m["name"]}})
 
 
-def create_app(service: ControlService) -> web.Application:
-    app = web.Application(middlewares=[_errors], client_max_size=16 * 1024 * 1024)
+def create_app(service: ControlService, access: Access) -> web.Application:
+    # _errors outermost, so the guard's refusals are JSON like every other error.
+    app = web.Application(middlewares=[_errors, guard(access)], client_max_size=16 * 1024 * 1024)
     app[SERVICE_KEY] = service
     app.router.add_post("/api/v1/apply", _apply)
     app.router.add_get("/api/v1/resources/{kind}", _list)

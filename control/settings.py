@@ -39,6 +39,20 @@ class ControlSettings:
                                   "Delete a Broker's topic or stream with the Broker; --keep-topics leaves it for "
                                   "the backend's retention to expire.", off_flag="--keep-topics")
 
+    token: str = setting("", "--token", "NERVE_TOKEN",
+                         "Bearer token the control API requires; empty: the one in <state-dir>/token, generated "
+                         "(mode 0600) on first start.")
+    allowed_hosts: str = setting("", "--allowed-hosts", "NERVE_ALLOWED_HOSTS",
+                                 "Comma-separated host names the control API answers to besides localhost and IP "
+                                 "addresses (a DNS-rebinding guard); * for any.")
+    allowed_origins: str = setting("", "--allowed-origins", "NERVE_ALLOWED_ORIGINS",
+                                   "Comma-separated browser origins (https://host:port) allowed to call the control "
+                                   "API; none by default.")
+
+    @property
+    def token_path(self) -> Path:
+        return self.state_dir / "token"
+
     @property
     def contract_path(self) -> Path:
         return self.state_dir / "contract.json"

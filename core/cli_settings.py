@@ -26,7 +26,9 @@ SOURCES_PORT = 9091
 
 @dataclass(frozen=True, slots=True)
 class ServiceSettings:
-    host: str = setting("0.0.0.0", "--host", "NERVE_HOST", "Address to listen on.")
+    # Loopback unless told otherwise: a container (compose, Kubernetes) passes --host 0.0.0.0 itself.
+    host: str = setting("127.0.0.1", "--host", "NERVE_HOST",
+                        "Address to listen on (a container passes 0.0.0.0).")
     port: int = setting(0, "--port", "NERVE_PORT", "Port to listen on.", minimum=0)
     contract: Path = setting(Path(".nerve/contract.json"), "--contract", "NERVE_CONTRACT",
                              "The contract file control writes (a ConfigMap volume on Kubernetes).")

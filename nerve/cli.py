@@ -23,6 +23,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 DEFAULT_SERVER = f"http://127.0.0.1:{API_PORT}"
 Server = Annotated[str, typer.Option("--server", envvar="NERVE_SERVER", help="Control API URL.")]
 Namespace = Annotated[str | None, typer.Option("--namespace", "-n", help="Namespace (default: default).")]
+# As kubectl reads a kubeconfig: the token `nerve up` (or control) wrote into its state dir, found from the
+# directory it was started in; --token / NERVE_TOKEN beat the file.
+DEFAULT_TOKEN_FILE = Path(".nerve") / "token"
+Token = Annotated[str | None, typer.Option("--token", envvar="NERVE_TOKEN", show_default=False,
+                                           help="Control API bearer token (default: read from --token-file).")]
+TokenFile = Annotated[Path, typer.Option("--token-file", envvar="NERVE_TOKEN_FILE",
+                                         help="File holding the control API token (<state-dir>/token).")]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -30,8 +37,25 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _client(server: str) -> Client:
-    return Client(server)
+def _client(server: str, token: str | None, token_file: Path) -> Client:
+    if token:
+        return Client(server, token=_checked_token(token.strip(), "--token / NERVE_TOKEN"))
+    try:
+        text = token_file.read_text().strip()
+    except FileNotFoundError:
+        if token_file != DEFAULT_TOKEN_FILE:
+            fail(f"--token-file {str(token_file)!r}: no such file")
+        return Client(server)  # the server's 401 says where a token comes from
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"--token-file {str(token_file)!r}: cannot read it: {exc}")
+    return Client(server, token=_checked_token(text, f"--token-file {str(token_file)!r}"))
+
+
+def _checked_token(token: str, where: str) -> str:
+    # An HTTP header value: printable ASCII without spaces (a newline would be refused deep in http.client).
+    if not token or not all("!" <= c <= "~" for c in token):
+        fail(f"{where}: a token is printable ASCII without spaces")
+    return token
 
 
 def _place(resource: str, origins: list[str] | None) -> str:
@@ -153,6 +177,8 @@ def apply(
     validate: Annotated[str, typer.Option(
         "--validate", help="Unknown fields: warn (apply, with a warning line), strict (refuse) or ignore.")] = "warn",
     server: Server = DEFAULT_SERVER,
+    token: Token = None,
+    token_file: TokenFile = DEFAULT_TOKEN_FILE,
 ) -> None:
     """Create or update resources from Knative YAML (multi-document files and directories too)."""
     field_validation = _VALIDATE.get(validate.lower())
@@ -161,7 +187,7 @@ def apply(
     origins: list[str] = []
     manifests = _read_manifests(filename, origins)
     try:
-        answer = _client(server).apply(manifests, field_validation)
+        answer = _client(server, token, token_file).apply(manifests, field_validation)
     except ApiError as exc:
         _api_error(exc, origins)
     except Unreachable as exc:
@@ -179,6 +205,8 @@ def delete(
     namespace: Namespace = None,
     filename: Annotated[list[str] | None, typer.Option("--filename", "-f")] = None,
     server: Server = DEFAULT_SERVER,
+    token: Token = None,
+    token_file: TokenFile = DEFAULT_TOKEN_FILE,
 ) -> None:
     """Delete a resource by kind and name, or every resource in files (-f)."""
     targets: list[tuple[str, str, str]] = []
@@ -195,7 +223,7 @@ def delete(
         targets.append((kind, namespace or DEFAULT_NAMESPACE, name))
     else:
         fail("give KIND NAME or -f FILE")
-    client = _client(server)
+    client = _client(server, token, token_file)
     for target_kind, ns, target_name in targets:
         try:
             client.delete(target_kind, ns, target_name)
@@ -216,16 +244,21 @@ def get(
     namespace: Namespace = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
     output_format: Annotated[str, typer.Option("--output", "-o", help="table, yaml or json.")] = "table",
+    show_secrets: Annotated[bool, typer.Option(
+        "--show-secrets", help="Show ConfigMap values that look like credentials (redacted by default).")] = False,
     server: Server = DEFAULT_SERVER,
+    token: Token = None,
+    token_file: TokenFile = DEFAULT_TOKEN_FILE,
 ) -> None:
     """List resources, or show one, with their status."""
     found = _kind(kind)
     if output_format not in ("table", "yaml", "json", "wide"):
         fail(f"--output {output_format!r}: expected table, yaml or json")
-    client = _client(server)
+    client = _client(server, token, token_file)
     ns = None if all_namespaces else (namespace or DEFAULT_NAMESPACE)
     try:
-        items = [client.get(kind, namespace or DEFAULT_NAMESPACE, name)] if name else client.list_resources(kind, ns)
+        items = ([client.get(kind, namespace or DEFAULT_NAMESPACE, name, show_secrets=show_secrets)] if name
+                 else client.list_resources(kind, ns, show_secrets=show_secrets))
     except ApiError as exc:
         _api_error(exc)
     except Unreachable as exc:
@@ -246,11 +279,13 @@ def describe(
     name: Annotated[str, typer.Argument()],
     namespace: Namespace = None,
     server: Server = DEFAULT_SERVER,
+    token: Token = None,
+    token_file: TokenFile = DEFAULT_TOKEN_FILE,
 ) -> None:
     """Show one resource with its spec and status conditions."""
     _kind(kind)
     try:
-        obj = _client(server).get(kind, namespace or DEFAULT_NAMESPACE, name)
+        obj = _client(server, token, token_file).get(kind, namespace or DEFAULT_NAMESPACE, name)
     except ApiError as exc:
         _api_error(exc)
     except Unreachable as exc:

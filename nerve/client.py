@@ -9,6 +9,11 @@ import urllib.request
 from typing import Any
 
 
+def _query(**params: str | None) -> str:
+    given = {k: v for k, v in params.items() if v is not None}
+    return f"?{urllib.parse.urlencode(given)}" if given else ""
+
+
 class ApiError(Exception):
     """The API refused a request; `body` is its JSON error."""
 
@@ -23,14 +28,17 @@ class Unreachable(Exception):
 
 
 class Client:
-    def __init__(self, server: str, *, timeout_s: float = 60.0) -> None:
+    def __init__(self, server: str, *, token: str = "", timeout_s: float = 60.0) -> None:
         self.server = server.rstrip("/")
+        self._token = token
         self._timeout = timeout_s
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.server + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        request = urllib.request.Request(self.server + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 return json.loads(response.read() or b"null")
@@ -53,13 +61,14 @@ class Client:
         result: dict[str, Any] = self._call("POST", f"/api/v1/apply{query}", {"items": manifests})
         return result
 
-    def list_resources(self, kind: str, namespace: str | None) -> list[dict[str, Any]]:
-        query = "" if namespace is None else f"?namespace={urllib.parse.quote(namespace)}"
+    def list_resources(self, kind: str, namespace: str | None, *, show_secrets: bool = False) -> list[dict[str, Any]]:
+        query = _query(namespace=namespace, showSecrets="true" if show_secrets else None)
         items: list[dict[str, Any]] = self._call("GET", f"/api/v1/resources/{kind}{query}")["items"]
         return items
 
-    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
-        obj: dict[str, Any] = self._call("GET", f"/api/v1/resources/{kind}/{namespace}/{name}")
+    def get(self, kind: str, namespace: str, name: str, *, show_secrets: bool = False) -> dict[str, Any]:
+        query = _query(showSecrets="true" if show_secrets else None)
+        obj: dict[str, Any] = self._call("GET", f"/api/v1/resources/{kind}/{namespace}/{name}{query}")
         return obj
 
     def delete(self, kind: str, namespace: str, name: str) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from channels.registry import BackendPool, BackendSettings
 from control.api.admission import AdmissionSettings
 from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
+from control.auth import Access, load_or_create_token, secure_dir
 from control.reconcilers.controller import Reconciler
 from control.server import create_app as create_control_app
 from control.service import ControlService
@@ -47,6 +48,8 @@ class Embedded:
         self.sources = Sources(self.pool, settings.sources)
         self.ingress_url = ""
         self.api_url = ""
+        self.token = ""
+        """The control API's bearer token (NERVE_TOKEN, or the one in <state-dir>/token)."""
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._store: SqliteStore | None = None
         self.service: ControlService | None = None
@@ -72,7 +75,13 @@ class Embedded:
             topic_template=settings.topic_template,
             consumer_group_template=settings.consumer_group_template,
             delete_topics=settings.delete_topics,
+            token=settings.token,
+            allowed_hosts=settings.allowed_hosts,
+            allowed_origins=settings.allowed_origins,
         )
+        secure_dir(control_settings.state_dir)
+        self.token = load_or_create_token(control_settings.state_dir, control_settings.token)
+        access = Access(self.token, control_settings.allowed_hosts, control_settings.allowed_origins)
         contract_path = control_settings.contract_path
 
         async def publish(contract: Contract) -> None:
@@ -99,7 +108,7 @@ class Embedded:
         )
         await self.service.start()
         self._closers.insert(1, self.service.stop)
-        api_runner, api_port = await serve(create_control_app(self.service), settings.host, settings.api_port)
+        api_runner, api_port = await serve(create_control_app(self.service, access), settings.host, settings.api_port)
         self._closers.insert(1, api_runner.cleanup)
         self.api_url = f"http://{settings.host}:{api_port}"
 
@@ -116,9 +125,10 @@ async def run_up(settings: UpSettings, stop: asyncio.Event) -> None:
     try:
         await nerve.start()
         log.info("nerve up: backend %s, state in %s", settings.backend, settings.state_dir)
+        token = "NERVE_TOKEN" if settings.token else str(settings.state_dir / "token")
         print(
             f"Nerve is up. Brokers: {nerve.ingress_url}/<namespace>/<broker>   "
-            f"API and /metrics: {nerve.api_url}   (Ctrl-C stops)",
+            f"API and /metrics: {nerve.api_url}   API token: {token}   (Ctrl-C stops)",
             flush=True,
         )
         await stop.wait()

@@ -44,6 +44,9 @@ class UpSettings:
     consumer_group_template: str = same_as(ControlSettings, "consumer_group_template")
     memory: MemorySettings = field(default_factory=MemorySettings)
     delete_topics: bool = same_as(ControlSettings, "delete_topics")
+    token: str = same_as(ControlSettings, "token")
+    allowed_hosts: str = same_as(ControlSettings, "allowed_hosts")
+    allowed_origins: str = same_as(ControlSettings, "allowed_origins")
 
 
 def command_line() -> list[Setting]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import copy
+import os
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -72,10 +73,21 @@ def _outside_metadata(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
 
 
+def _private_files(path: Path) -> None:
+    """The database holds every manifest (ConfigMap credentials too): owner-only, 0600, created so before
+    SQLite opens it (SQLite gives its -wal and -shm files the database's mode) and tightened if an older
+    Nerve left it 0644."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists():
+            file.chmod(0o600)
+
+
 class SqliteStore(ResourceStore):
     def __init__(self, path: Path | str) -> None:
         if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_files(Path(path))
         self._db = sqlite3.connect(str(path), isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")

@@ -3,6 +3,8 @@
 The only liberty taken: ports are free ones picked by the test (passed with --ingress-port,
 --api-port, NERVE_SERVER and the displays' --port), so the test cannot collide with a `make up`
 already running on the machine; the example files are copied with their two display URLs adjusted.
+As in the README, `nerve up` and the CLI run in one directory: the CLI finds the API token `nerve up`
+wrote to .nerve/token there, with no flag.
 """
 
 from __future__ import annotations
@@ -81,8 +83,9 @@ def procs(tmp_path: Path) -> Iterator[Processes]:
     p.stop()
 
 
-def run(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=60, input=stdin)
+def run(*args: str, env: dict[str, str], stdin: str | None = None, cwd: Path | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=60, input=stdin, cwd=cwd)
 
 
 def test_getting_started_walkthrough(tmp_path: Path, procs: Processes) -> None:
@@ -94,8 +97,7 @@ def test_getting_started_walkthrough(tmp_path: Path, procs: Processes) -> None:
                         .replace("127.0.0.1:9002", f"127.0.0.1:{goodbye}"))
     env = {**os.environ, "NERVE_SERVER": f"http://127.0.0.1:{api}"}
 
-    up_log = procs.start("nerve-up", NERVE, "up", "--ingress-port", str(ingress), "--api-port", str(api),
-                         "--state-dir", str(tmp_path / "state"))
+    up_log = procs.start("nerve-up", NERVE, "up", "--ingress-port", str(ingress), "--api-port", str(api))
     hello_log = procs.start("hello", NERVE, "display", "--port", str(hello))
     goodbye_log = procs.start("goodbye", NERVE, "display", "--port", str(goodbye))
     try:
@@ -105,12 +107,12 @@ def test_getting_started_walkthrough(tmp_path: Path, procs: Processes) -> None:
     except OSError:
         pytest.fail(f"processes did not come up:\n{up_log.read_text()}")
 
-    applied = run(NERVE, "apply", "-f", str(examples), env=env)
+    applied = run(NERVE, "apply", "-f", str(examples), env=env, cwd=tmp_path)
     assert applied.returncode == 0, applied.stderr
     assert "broker.eventing.knative.dev/default created" in applied.stdout
     assert "trigger.eventing.knative.dev/hello-display created" in applied.stdout
 
-    brokers = run(NERVE, "get", "brokers", "-n", "event-example", env=env)
+    brokers = run(NERVE, "get", "brokers", "-n", "event-example", env=env, cwd=tmp_path)
     assert brokers.returncode == 0, brokers.stderr
     header, row = brokers.stdout.strip().splitlines()
     assert header.split() == ["NAME", "URL", "AGE", "READY", "REASON"]
@@ -118,7 +120,7 @@ def test_getting_started_walkthrough(tmp_path: Path, procs: Processes) -> None:
     assert row.split()[0:2] == ["default", url]
     assert row.split()[3] == "True"
 
-    triggers = run(NERVE, "get", "triggers", "-n", "event-example", env=env)
+    triggers = run(NERVE, "get", "triggers", "-n", "event-example", env=env, cwd=tmp_path)
     lines = triggers.stdout.strip().splitlines()
     assert lines[0].split() == ["NAME", "BROKER", "SUBSCRIBER_URI", "AGE", "READY", "REASON"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
@@ -169,6 +171,7 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path: Path, procs: Process
     procs.start("nerve-up", NERVE, "up", "--ingress-port", str(free_port()), "--api-port", str(api),
                 "--state-dir", str(tmp_path / "state"))
     wait_http(f"http://127.0.0.1:{api}/healthz")
+    env["NERVE_TOKEN_FILE"] = str(tmp_path / "state" / "token")
     bad = """apiVersion: eventing.knative.dev/v1
 kind: Trigger
 metadata: {name: bad, namespace: ns1}

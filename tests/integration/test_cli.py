@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -34,7 +33,7 @@ async def nerve(stack: Stack, *args: str, stdin: str | None = None) -> tuple[int
     proc = await asyncio.create_subprocess_exec(
         NERVE,
         *args,
-        env={**os.environ, "NERVE_SERVER": stack.api},
+        env=stack.cli_env,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -4,7 +4,6 @@ owned objects go with their owner."""
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import uuid
 from pathlib import Path
@@ -157,7 +156,7 @@ async def test_a_broker_deleted_while_control_is_down_loses_its_topic_at_restart
 async def _nerve_get(stack: Stack, *args: str) -> str:
     proc = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).with_name("nerve")), "get", *args,
-        env={**os.environ, "NERVE_SERVER": stack.api}, stdout=asyncio.subprocess.PIPE)
+        env=stack.cli_env, stdout=asyncio.subprocess.PIPE)
     out, _ = await proc.communicate()
     return out.decode()
 

@@ -106,7 +106,6 @@ async def test_a_source_retries_and_dead_letters_like_a_trigger(tmp_path: Path, 
 
 async def test_nerve_get_kafkasources_shows_knatives_columns(tmp_path: Path, kafka_bootstrap: str) -> None:
     import asyncio
-    import os
     import sys
 
     topic = await _topic(kafka_bootstrap)
@@ -114,7 +113,7 @@ async def test_nerve_get_kafkasources_shows_knatives_columns(tmp_path: Path, kaf
         await stack.apply(source("shown", topic, kafka_bootstrap, "http://127.0.0.1:9/sink"))
         proc = await asyncio.create_subprocess_exec(
             str(Path(sys.executable).with_name("nerve")), "get", "kafkasources", "-n", "ns1",
-            env={**os.environ, "NERVE_SERVER": stack.api}, stdout=asyncio.subprocess.PIPE)
+            env=stack.cli_env, stdout=asyncio.subprocess.PIPE)
         out, _ = await proc.communicate()
     header, row = out.decode().strip().splitlines()
     assert header.split() == ["NAME", "TOPICS", "BOOTSTRAPSERVERS", "READY", "REASON", "AGE"]

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.support.receiver import Receiver
-from tests.support.services import Service, free_port, http_json
+from tests.support.services import Service, api_token, free_port, http_json
 
 pytestmark = pytest.mark.kafka
 
@@ -25,7 +25,8 @@ class _Plane:
         self.control, self.sources, self.api, self.contract = control, sources, api, contract
 
     def apply(self, *manifests: dict[str, Any]) -> int:
-        status, body = http_json(f"{self.api}/api/v1/apply", {"items": list(manifests)})
+        status, body = http_json(f"{self.api}/api/v1/apply", {"items": list(manifests)},
+                                 token=api_token(self.contract.parent))
         assert status == 200, body
         generation = int(json.loads(self.contract.read_text())["generation"])
         return generation

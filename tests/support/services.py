@@ -20,16 +20,22 @@ from typing import Any
 from tests.support.launchers import free_port
 
 
-def http_json(url: str, body: Any = None, timeout: float = 30.0) -> tuple[int, Any]:
+def http_json(url: str, body: Any = None, timeout: float = 30.0, token: str = "") -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url, data=data, method="POST" if data else "GET", headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method="POST" if data else "GET", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")
+
+
+def api_token(state_dir: Path) -> str:
+    """The token `python -m control` generated into its state dir on first start."""
+    return (state_dir / "token").read_text().strip()
 
 
 class Service:
@@ -121,7 +127,8 @@ class Cluster:
 
     def apply(self, *manifests: dict[str, Any]) -> int:
         """Apply, then wait until both data-plane services run the resulting contract generation."""
-        status, body = http_json(f"{self.api_url}/api/v1/apply", {"items": list(manifests)})
+        status, body = http_json(f"{self.api_url}/api/v1/apply", {"items": list(manifests)},
+                                 token=api_token(self.workdir / "state"))
         assert status == 200, body
         generation = self.generation()
         self.ingress.wait_ready(generation)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +30,15 @@ class Stack:
     @property
     def api(self) -> str:
         return self.nerve.api_url
+
+    @property
+    def token(self) -> str:
+        return self.nerve.token
+
+    @property
+    def cli_env(self) -> dict[str, str]:
+        """The environment a `nerve` CLI subprocess reaches this stack's control API with."""
+        return {**os.environ, "NERVE_SERVER": self.api, "NERVE_TOKEN": self.token}
 
     async def apply(self, *manifests: dict[str, Any] | str) -> list[dict[str, Any]]:
         items: list[Any] = []
@@ -69,7 +79,8 @@ async def running_stack(state_dir: Path, **overrides: Any) -> AsyncIterator[Stac
     nerve = Embedded(settings)
     await nerve.start()
     try:
-        async with aiohttp.ClientSession() as session:
+        # The session carries the control API's token, as the CLI does, so tests call /api/ like a user.
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {nerve.token}"}) as session:
             yield Stack(nerve, session)
     finally:
         await nerve.stop()

@@ -76,9 +76,10 @@ def test_nerve_up_and_the_services_share_their_defaults() -> None:
     for flag in ("--state-dir", "--service-url-template", "--topic-template", "--consumer-group-template",
                  "--resync-seconds", "--delete-topics", "--kafka-bootstrap", "--nats-url"):
         assert up[flag] == control[flag], flag
-    # The two deliberate differences: a laptop listens on loopback and keeps events in memory.
+    # Every front end listens on loopback unless told otherwise (a container passes --host 0.0.0.0);
+    # the deliberate difference: a laptop keeps events in memory.
     assert (up["--host"], up["--backend"]) == ("127.0.0.1", "memory")
-    assert (control["--host"], control["--backend"]) == ("0.0.0.0", "kafka")
+    assert (control["--host"], control["--backend"]) == ("127.0.0.1", "kafka")
     assert UpSettings().topic_template == ControlSettings().topic_template == "knative-broker-{namespace}-{name}"
 
 
@@ -98,7 +99,7 @@ def test_a_flag_beats_the_environment_which_beats_the_default() -> None:
     assert control.delete_topics is False
     assert control.default_backend == "kafka"
     assert control.state_dir == Path(".nerve")
-    assert (common.kafka_bootstrap, common.port, common.host) == ("k:9092", 9999, "0.0.0.0")
+    assert (common.kafka_bootstrap, common.port, common.host) == ("k:9092", 9999, "127.0.0.1")
     assert build(ControlSettings, _parse(settings, ["--keep-topics"], {})).delete_topics is False
     assert build(ControlSettings, _parse(settings, [], {})).delete_topics is True
 
