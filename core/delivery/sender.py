@@ -1,4 +1,7 @@
-"""One HTTP attempt to a subscriber, reply URL or dead-letter sink, over the process's pooled session."""
+"""One HTTP attempt to a subscriber, reply URL or dead-letter sink, over the process's pooled session.
+
+Redirects are never followed: a 3xx answer is the attempt's status, like any other failure.
+"""
 
 from __future__ import annotations
 
@@ -53,6 +56,11 @@ class Sender:
             async with self._session.post(
                 sanitize_url(url), data=body, headers=request_headers, skip_auto_headers=skip,
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
+                # Never follow a redirect: re-POSTing the producer's event to wherever a subscriber points
+                # would let anyone who can publish reach any address the dispatcher can (the control API
+                # included). Knative's dispatcher does not follow either; a 3xx is a failed attempt that
+                # is not retried (core/delivery/retry.py), so it goes to the dead-letter sink.
+                allow_redirects=False,
             ) as response:
                 payload = await response.content.read(self._max)
                 return Attempt(
