@@ -34,6 +34,14 @@ def sanitize_url(url: str) -> str:
     return f"http://{parts.netloc or parts.path}/"
 
 
+def pooled_session(*, per_destination: int) -> aiohttp.ClientSession:
+    """The process's HTTP client: connections are capped per destination (host, port, scheme), not in
+    one shared pool, so a slow subscriber holding all its connections never delays another destination's
+    deliveries. The total is bounded by the in-flight windows (Triggers x --max-inflight)."""
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=per_destination)
+    return aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+
 class Sender:
     def __init__(self, session: aiohttp.ClientSession, *, max_response_bytes: int) -> None:
         self._session = session

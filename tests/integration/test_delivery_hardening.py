@@ -5,6 +5,7 @@ Every subscriber here is a real HTTP server on loopback, behind the embedded sta
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tests.support.receiver import Answer, Receiver
@@ -75,3 +76,37 @@ async def test_a_redirecting_dead_letter_sink_is_not_followed_either(tmp_path: P
             await r.stop()
 
 
+
+
+def filtered(url: str, name: str, type_: str) -> str:
+    return f"""
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {{name: {name}, namespace: ns1}}
+spec:
+  broker: default
+  filter: {{attributes: {{type: {type_}}}}}
+  subscriber: {{uri: "{url}"}}
+"""
+
+
+async def test_slow_subscribers_do_not_hold_up_a_fast_one(tmp_path: Path) -> None:
+    slow = await _started(lambda i, e: Answer(202, delay_s=2.0))
+    fast = await _started()
+    try:
+        async with running_stack(tmp_path) as stack:
+            await stack.apply(BROKER, *(filtered(slow.url, f"slow{n}", "slow") for n in range(5)),
+                              filtered(fast.url, "fast", "fast"))
+            # 5 Triggers x their window of 100: 500 deliveries held 2 s each by the slow subscriber.
+            for i in range(200):
+                assert await stack.send("/ns1/default", event(f"s{i}", type_="slow")) == 202
+            await slow.wait_for(300)
+            await asyncio.sleep(0.3)  # in the middle of a wave: every shared connection is held
+            sent = asyncio.get_running_loop().time()
+            assert await stack.send("/ns1/default", event("f1", type_="fast")) == 202
+            await fast.wait_for(1, timeout=5)
+            waited = fast.received[0].at - sent
+            assert waited < 0.5, f"the fast Trigger's event took {waited:.2f} s"
+    finally:
+        await slow.stop()
+        await fast.stop()
