@@ -117,3 +117,13 @@ class TopicInspector(Protocol):
     async def missing_topics(self, topics: Sequence[str]) -> list[str]:
         """Those of `topics` the cluster does not have; BackendError when the cluster does not answer."""
         ...
+
+
+@runtime_checkable
+class AtomicBatch(Protocol):
+    """A backend that stores a batch of events whole or not at all (the memory backend); the ingress
+    uses it for a batch request so that a 503 means none of the batch was stored."""
+
+    async def publish_all(self, topic: str, events: Sequence[Event]) -> None:
+        """Store every event or none (BackendFull, BackendError)."""
+        ...

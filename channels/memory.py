@@ -1,9 +1,15 @@
 """The in-memory backend (Knative's InMemoryChannel): best effort, bounded, never a silent drop.
 
 Each topic keeps one queue per consumer group. A publish appends the event to every group's queue,
-or to none: when any group already holds `capacity` events (queued plus unacked) the publish raises
-BackendFull and the ingress answers 503, so the producer knows to retry. Events live in this process
-only; a restart loses what was not delivered, as with InMemoryChannel.
+or to none. It raises BackendFull (the ingress answers 503, so the producer knows to retry) when
+storing it would take the backend past `memory_limit` bytes (events held by any group, queued or
+unacked, each counted once however many groups hold it), or any group of the topic past `capacity`
+events. A batch (`publish_all`) is checked whole before any event is stored: all or nothing.
+
+Why a full Trigger refuses its whole Broker: every event is queued for every Trigger of the Broker
+before any filter runs (filters are the dispatcher's), so the backend cannot tell which Trigger an
+event is for. The 503 names the full consumer group. Events live in this process only; a restart loses
+what was not delivered, as with InMemoryChannel.
 """
 
 from __future__ import annotations
@@ -16,21 +22,49 @@ from dataclasses import dataclass
 from channels.base import Backend, Message, Reader, TopicSpec
 from core.errors import BackendError, BackendFull
 from core.events import Event
+from core.settings import setting
 
 DEFAULT_CAPACITY = 10_000
+DEFAULT_MEMORY_LIMIT = 256 * 1024 * 1024
+EVENT_OVERHEAD_BYTES = 512
+"""What one held event costs beyond its data, attributes and headers (the objects around them)."""
 
 
 @dataclass(frozen=True, slots=True)
 class MemorySettings:
+    memory_limit: int = setting(
+        DEFAULT_MEMORY_LIMIT, "--memory-limit", "NERVE_MEMORY_LIMIT",
+        "Bytes of events the memory backend holds in all (queued or unacked, each event counted once); "
+        "past it the ingress answers 503.", minimum=1)
     capacity: int = DEFAULT_CAPACITY
     """Most events one consumer group may hold (queued and unacked) before publishes get 503."""
 
 
-class _Group:
-    __slots__ = ("inflight", "queue", "wakeup")
+def held_size(event: Event) -> int:
+    """An estimate of the bytes an event keeps alive while it is held."""
+    size = EVENT_OVERHEAD_BYTES + len(event.data or b"")
+    size += sum(len(k) + len(str(v)) for k, v in event.attributes.items())
+    return size + sum(len(k) + len(v) for k, v in event.headers.items())
 
-    def __init__(self) -> None:
-        self.queue: deque[Event] = deque()
+
+class _Held:
+    """One stored event and how many groups still hold it; its bytes are freed when the last lets go."""
+
+    __slots__ = ("event", "refs", "size")
+
+    def __init__(self, event: Event, size: int, refs: int) -> None:
+        self.event = event
+        self.size = size
+        self.refs = refs
+
+
+class _Group:
+    __slots__ = ("backend", "deleted", "inflight", "queue", "wakeup")
+
+    def __init__(self, backend: MemoryBackend) -> None:
+        self.backend = backend
+        self.deleted = False
+        self.queue: deque[_Held] = deque()
         self.inflight = 0
         self.wakeup = asyncio.Event()
 
@@ -38,33 +72,45 @@ class _Group:
     def held(self) -> int:
         return len(self.queue) + self.inflight
 
+    def release_queued(self) -> None:
+        """The group is gone: what it still queued is no longer held on its behalf."""
+        self.deleted = True
+        for held in self.queue:
+            self.backend._release(held)
+        self.queue.clear()
+        self.wakeup.set()
+
 
 class _MemoryMessage(Message):
-    __slots__ = ("_acked", "_event", "_group")
+    __slots__ = ("_acked", "_group", "_held")
 
-    def __init__(self, group: _Group, event: Event) -> None:
+    def __init__(self, group: _Group, held: _Held) -> None:
         self._group = group
-        self._event = event
+        self._held = held
         self._acked = False
 
     @property
     def event(self) -> Event:
-        return self._event
+        return self._held.event
 
     @property
     def ordering_key(self) -> str:
-        return str(self._event.attributes.get("partitionkey", ""))
+        return str(self._held.event.attributes.get("partitionkey", ""))
 
     async def ack(self) -> None:
         if not self._acked:
             self._acked = True
             self._group.inflight -= 1
+            self._group.backend._release(self._held)
 
     def requeue(self) -> None:
         if not self._acked:
             self._acked = True
             self._group.inflight -= 1
-            self._group.queue.appendleft(self._event)
+            if self._group.deleted:
+                self._group.backend._release(self._held)
+                return
+            self._group.queue.appendleft(self._held)
             self._group.wakeup.set()
 
 
@@ -111,6 +157,13 @@ class MemoryBackend(Backend):
     def __init__(self, settings: MemorySettings | None = None) -> None:
         self._settings = settings or MemorySettings()
         self._topics: dict[str, dict[str, _Group]] = {}
+        self.held_bytes = 0
+        """Bytes of the events held now (queued or unacked in any group), each counted once."""
+
+    def _release(self, held: _Held) -> None:
+        held.refs -= 1
+        if held.refs == 0:
+            self.held_bytes -= held.size
 
     @property
     def name(self) -> str:
@@ -133,26 +186,45 @@ class MemoryBackend(Backend):
 
     async def delete_topic(self, name: str) -> None:
         for group in self._topics.pop(name, {}).values():
-            group.wakeup.set()
+            group.release_queued()
 
     def _group(self, topic: str, group: str) -> _Group:
         groups = self._topics.setdefault(topic, {})
         if group not in groups:
-            groups[group] = _Group()
+            groups[group] = _Group(self)
         return groups[group]
 
     async def publish(self, topic: str, event: Event) -> None:
+        await self.publish_all(topic, [event])
+
+    async def publish_all(self, topic: str, events: Sequence[Event]) -> None:
+        """Store every event of `events` for every group of `topic`, or none of them (BackendFull)."""
         groups = self._topics.get(topic)
         if groups is None:
             raise BackendError(f"topic {topic!r} does not exist")
+        if not groups:
+            return  # no Trigger yet: nothing holds the events, as a Knative channel without subscribers
         capacity = self._settings.capacity
         for name, group in groups.items():
-            if group.held >= capacity:
+            if group.held + len(events) > capacity:
                 raise BackendFull(
-                    f"in-memory channel {topic!r} is full: consumer group {name!r} holds {capacity} events"
+                    f"in-memory channel {topic!r} is full: consumer group {name!r} holds {group.held} of "
+                    f"{capacity} events"
                 )
+        sizes = [held_size(event) for event in events]
+        limit = self._settings.memory_limit
+        if self.held_bytes + sum(sizes) > limit:
+            fullest = max(groups, key=lambda n: groups[n].held)
+            raise BackendFull(
+                f"in-memory backend is full: it holds {self.held_bytes} of {limit} bytes (--memory-limit); "
+                f"consumer group {fullest!r} of {topic!r} holds {groups[fullest].held} events"
+            )
+        for event, size in zip(events, sizes, strict=True):
+            held = _Held(event, size, len(groups))
+            self.held_bytes += size
+            for group in groups.values():
+                group.queue.append(held)
         for group in groups.values():
-            group.queue.append(event)
             group.wakeup.set()
 
     def open_reader(self, topic: str, group: str, *, from_start: bool = False) -> Reader:
@@ -162,4 +234,4 @@ class MemoryBackend(Backend):
     async def delete_group(self, topic: str, group: str) -> None:
         removed = self._topics.get(topic, {}).pop(group, None)
         if removed is not None:
-            removed.wakeup.set()
+            removed.release_queued()

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from core import observability
+from core.connections import ConnectionGuard, ServerLimits
 from core.contract import Contract
 from core.contract_watch import ContractWatcher
 
@@ -36,9 +37,27 @@ def run(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
         uvloop.run(wrapper())
 
 
-async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Start an aiohttp app; returns the runner and the bound port (port 0 picks a free one)."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+class _GuardedRunner(web.AppRunner):
+    def __init__(self, app: web.Application, guard: ConnectionGuard) -> None:
+        # aiohttp's keep-alive timer also runs from the moment a connection opens until its first
+        # request's headers are complete: one timeout for idle and for slowly trickled headers.
+        super().__init__(app, access_log=None, handle_signals=False,
+                         keepalive_timeout=guard.limits.idle_timeout_s)
+        self._guard = guard
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        self._guard.attach(server)
+        return server
+
+
+async def serve(app: web.Application, host: str, port: int, *, name: str = "http",
+                limits: ServerLimits | None = None) -> tuple[web.AppRunner, int]:
+    """Start an aiohttp app within `limits` (core/connections.py; `name` labels its metric); returns the
+    runner and the bound port (port 0 picks a free one)."""
+    guard = ConnectionGuard(name, limits or ServerLimits())
+    app.middlewares.insert(0, guard.middleware)
+    runner = _GuardedRunner(app, guard)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()

@@ -15,7 +15,7 @@ import aiohttp
 
 from channels.registry import BackendPool
 from core.contract import Contract, Egress, Resource
-from core.delivery import Deliverer, Sender
+from core.delivery import Deliverer, Sender, pooled_session
 from core.errors import BackendError
 from dispatcher.egress import EgressRunner
 from dispatcher.settings import DispatcherSettings
@@ -36,8 +36,7 @@ class Dispatcher:
         self.generation = 0
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self._settings.max_connections, limit_per_host=0)
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        self._session = pooled_session(per_destination=self._settings.max_connections_per_host)
         self._deliverer = Deliverer(Sender(self._session, max_response_bytes=self._settings.max_reply_bytes))
 
     async def stop(self) -> None:

@@ -19,6 +19,8 @@ class DispatcherSettings:
     """On a contract change or shutdown, how long in-flight deliveries may finish before they are
     abandoned unacked (durable backends deliver them again)."""
     max_ttl: int = DEFAULT_MAX_TTL
-    max_connections: int = 256
-    """HTTP connections the process keeps to all subscribers together."""
+    max_connections_per_host: int = setting(
+        100, "--max-connections-per-host", "NERVE_MAX_CONNECTIONS_PER_HOST",
+        "HTTP connections open at once to one destination (host and port); each destination has its own, "
+        "so a slow subscriber delays only its own deliveries.", minimum=1)
     max_reply_bytes: int = 4 * 1024 * 1024

@@ -28,7 +28,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         ingress = Ingress(pool, settings)
         watcher = ContractWatcher(common.contract, [ingress.apply])
         await watcher.start()
-        runner, _ = await serve(create_app(ingress, with_metrics=True), settings.host, settings.port)
+        runner, _ = await serve(create_app(ingress, with_metrics=True), settings.host, settings.port,
+                                name="ingress", limits=settings.limits)
         try:
             await stop.wait()
         finally:

@@ -1,7 +1,8 @@
 """The pure part of the receive path: stamp the events and publish them; no HTTP in here.
 
-Every event of a request is stamped before any is published, so a TTL refusal stores nothing. The
-events of a batch are published concurrently; the caller answers 202 only when all are stored.
+Every event of a request is stamped before any is published, so a TTL refusal stores nothing. A batch
+goes whole to a backend that can store it atomically (memory: a 503 stored none of it); elsewhere its
+events are published concurrently. The caller answers 202 only when all are stored.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from channels.base import Backend
+from channels.base import AtomicBatch, Backend
 from core.contract import Resource
 from core.events import Event
 from ingress.routes import Stamp
@@ -24,5 +25,7 @@ async def receive(
             stamp(event, max_ttl)
     if len(events) == 1:
         await channel.publish(resource.topic, events[0])
+    elif isinstance(channel, AtomicBatch):
+        await channel.publish_all(resource.topic, events)
     else:
         await asyncio.gather(*(channel.publish(resource.topic, event) for event in events))

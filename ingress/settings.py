@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.cli_settings import INGRESS_PORT
+from core.connections import ServerLimits
 from core.hops import DEFAULT_MAX_TTL
 from core.settings import setting
 
@@ -17,3 +18,16 @@ class IngressSettings:
                                   "Larger event requests get 413.", minimum=1)
     max_ttl: int = DEFAULT_MAX_TTL
     """knativebrokerttl given to events that arrive without one (Knative's MAX_TTL)."""
+    idle_timeout_s: float = setting(30.0, "--idle-timeout", "NERVE_IDLE_TIMEOUT",
+                                    "Seconds a connection may stay idle, or take to send a request's headers, "
+                                    "before it is closed.", minimum=0.1)
+    body_timeout_s: float = setting(60.0, "--body-timeout", "NERVE_BODY_TIMEOUT",
+                                    "Seconds a request's body may take to arrive after its headers before the "
+                                    "connection is closed.", minimum=0.1)
+    max_connections: int = setting(1000, "--max-connections", "NERVE_MAX_CONNECTIONS",
+                                   "Connections open at once; past it the oldest idle one is closed, or the new "
+                                   "one answered 503 when all are busy.", minimum=1)
+
+    @property
+    def limits(self) -> ServerLimits:
+        return ServerLimits(self.idle_timeout_s, self.body_timeout_s, self.max_connections)

@@ -62,7 +62,8 @@ class Embedded:
         self._closers.append(self.sources.stop)
         self._closers.append(self.pool.stop)
         ingress_runner, ingress_port = await serve(
-            create_ingress_app(self.ingress), settings.host, settings.ingress_port
+            create_ingress_app(self.ingress), settings.host, settings.ingress_port, name="ingress",
+            limits=settings.ingress.limits,
         )
         self._closers.insert(0, ingress_runner.cleanup)
         self.ingress_url = f"http://{settings.host}:{ingress_port}"
@@ -108,7 +109,8 @@ class Embedded:
         )
         await self.service.start()
         self._closers.insert(1, self.service.stop)
-        api_runner, api_port = await serve(create_control_app(self.service, access), settings.host, settings.api_port)
+        api_runner, api_port = await serve(create_control_app(self.service, access), settings.host,
+                                          settings.api_port, name="control")
         self._closers.insert(1, api_runner.cleanup)
         self.api_url = f"http://{settings.host}:{api_port}"
 

@@ -51,7 +51,8 @@ class UpSettings:
 
 def command_line() -> list[Setting]:
     """The flags of `nerve up`, in the order `--help` and docs/configuration.md list them."""
-    return [*settings_of(UpSettings), *settings_of(IngressSettings), *settings_of(DispatcherSettings)]
+    return [*settings_of(UpSettings), *settings_of(IngressSettings), *settings_of(DispatcherSettings),
+            *settings_of(MemorySettings)]
 
 
 def from_values(values: dict[str, Any]) -> UpSettings:
@@ -59,7 +60,7 @@ def from_values(values: dict[str, Any]) -> UpSettings:
     ingress = build(IngressSettings, values, port=values["ingress_port"])
     # Sources share the dispatcher's flags (--max-inflight): one value for every delivering part.
     return build(UpSettings, values, ingress=ingress, dispatcher=build(DispatcherSettings, values),
-                 sources=build(SourcesSettings, values))
+                 sources=build(SourcesSettings, values), memory=build(MemorySettings, values))
 
 
 def problems(settings: UpSettings) -> list[str]:

@@ -15,7 +15,7 @@ import aiohttp
 
 from channels.registry import BackendPool
 from core.contract import Contract, Source
-from core.delivery import Deliverer, Sender
+from core.delivery import Deliverer, Sender, pooled_session
 from core.errors import BackendError
 from core.supervisor import HEALTH, describe
 from sources.base import Adapter, AdapterFactory, part_name
@@ -44,8 +44,7 @@ class Sources:
         self.generation = 0
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self._settings.max_connections, limit_per_host=0)
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        self._session = pooled_session(per_destination=self._settings.max_connections_per_host)
         self._deliverer = Deliverer(Sender(self._session, max_response_bytes=self._settings.max_reply_bytes))
 
     async def stop(self) -> None:

@@ -13,7 +13,7 @@ from core.delivery.consumer import Consumer, Inbound
 from core.delivery.deliver import Deliverer, Outcome, Target
 from core.delivery.reply import ReplyPublisher
 from core.delivery.retry import RetryPolicy
-from core.delivery.sender import Attempt, Sender
+from core.delivery.sender import Attempt, Sender, pooled_session
 
 __all__ = ["Attempt", "Consumer", "Deliverer", "Inbound", "Outcome", "ReplyPublisher", "RetryPolicy", "Sender",
-           "Target"]
+           "Target", "pooled_session"]

@@ -1,4 +1,7 @@
-"""One HTTP attempt to a subscriber, reply URL or dead-letter sink, over the process's pooled session."""
+"""One HTTP attempt to a subscriber, reply URL or dead-letter sink, over the process's pooled session.
+
+Redirects are never followed: a 3xx answer is the attempt's status, like any other failure.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +34,14 @@ def sanitize_url(url: str) -> str:
     return f"http://{parts.netloc or parts.path}/"
 
 
+def pooled_session(*, per_destination: int) -> aiohttp.ClientSession:
+    """The process's HTTP client: connections are capped per destination (host, port, scheme), not in
+    one shared pool, so a slow subscriber holding all its connections never delays another destination's
+    deliveries. The total is bounded by the in-flight windows (Triggers x --max-inflight)."""
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=per_destination)
+    return aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+
 class Sender:
     def __init__(self, session: aiohttp.ClientSession, *, max_response_bytes: int) -> None:
         self._session = session
@@ -53,6 +64,11 @@ class Sender:
             async with self._session.post(
                 sanitize_url(url), data=body, headers=request_headers, skip_auto_headers=skip,
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
+                # Never follow a redirect: re-POSTing the producer's event to wherever a subscriber points
+                # would let anyone who can publish reach any address the dispatcher can (the control API
+                # included). Knative's dispatcher does not follow either; a 3xx is a failed attempt that
+                # is not retried (core/delivery/retry.py), so it goes to the dead-letter sink.
+                allow_redirects=False,
             ) as response:
                 payload = await response.content.read(self._max)
                 return Attempt(

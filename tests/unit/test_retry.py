@@ -16,7 +16,7 @@ def test_retryable_answers(status: int | None) -> None:
     assert should_retry(status)
 
 
-@pytest.mark.parametrize("status", [100, 301, 302, 400, 401, 403, 405, 410, 413, 422])
+@pytest.mark.parametrize("status", [100, 301, 302, 303, 307, 308, 400, 401, 403, 405, 410, 413, 422])
 def test_answers_that_fail_at_once(status: int) -> None:
     assert not should_retry(status)
     assert not is_success(status)

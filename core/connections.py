@@ -1,0 +1,111 @@
+"""What a Nerve HTTP server allows a connection: idle and header time, body time, how many at once.
+
+aiohttp's keep-alive timer starts when a connection opens and is reset only when a request has been
+answered, so `idle_timeout_s` bounds both an idle connection and one that trickles its headers
+(slowloris). A request whose body has not fully arrived `body_timeout_s` after its headers is closed.
+
+At `max_connections`, a new connection first makes room by closing the oldest connection that has no
+request in progress (idle, or still sending headers): held sockets cannot lock producers out. Only when
+every connection is busy is the new one refused, with a 503 and `Connection: close`. Each closing is
+counted in `nerve_server_connections_closed_total{server, reason}` and logged at most once per
+LOG_EVERY_S seconds, so an attack cannot flood the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from prometheus_client import Counter
+
+log = logging.getLogger("nerve.server")
+
+CLOSED = Counter("nerve_server_connections_closed", "HTTP connections a Nerve server closed or refused",
+                 ["server", "reason"])
+EVICTED, REFUSED, BODY_TIMEOUT = "evicted_idle", "refused_busy", "body_timeout"
+LOG_EVERY_S = 10.0
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    idle_timeout_s: float = 30.0
+    """Closes a connection that sends no complete request headers for this long (idle or trickling)."""
+    body_timeout_s: float = 60.0
+    """Closes a connection whose request body has not fully arrived this long after its headers."""
+    max_connections: int = 1000
+    """Connections open at once; past it the oldest idle one is closed, or the new one refused."""
+
+
+class ConnectionGuard:
+    """Enforces ServerLimits' connection count and body deadline on one aiohttp server."""
+
+    def __init__(self, name: str, limits: ServerLimits) -> None:
+        self.name = name
+        self.limits = limits
+        self._busy: set[Any] = set()
+        self._last_log = 0.0
+        self._unlogged = 0
+
+    def attach(self, server: web.Server) -> None:
+        """Check each new connection against the limit (aiohttp's server calls this hook per connection)."""
+        made = server.connection_made
+
+        def connection_made(handler: RequestHandler, transport: asyncio.Transport) -> None:
+            made(handler, transport)
+            self._admit(server, handler, transport)
+
+        server.connection_made = connection_made  # type: ignore[method-assign]
+
+    def _admit(self, server: web.Server, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        connections = server.connections  # oldest first
+        if len(connections) <= self.limits.max_connections:
+            return
+        idle = next((c for c in connections if c is not handler and c not in self._busy), None)
+        if idle is not None:
+            idle.force_close()
+            self._closed(EVICTED)
+            return
+        body = orjson.dumps({"reason": f"too many connections: this server keeps at most "
+                                       f"{self.limits.max_connections} open and all are busy"})
+        transport.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                        b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        handler.force_close()  # closing flushes the 503 first
+        self._closed(REFUSED)
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        protocol = request.protocol
+        self._busy.add(protocol)
+        deadline = None
+        if request.body_exists and not request.content.is_eof():
+            deadline = asyncio.get_running_loop().call_later(self.limits.body_timeout_s, self._body_late, request)
+        try:
+            return await handler(request)
+        finally:
+            self._busy.discard(protocol)
+            if deadline is not None:
+                deadline.cancel()
+
+    def _body_late(self, request: web.Request) -> None:
+        if not request.content.is_eof():
+            request.protocol.force_close()  # the handler's read fails: nothing of the request was taken
+            self._closed(BODY_TIMEOUT)
+
+    def _closed(self, reason: str) -> None:
+        CLOSED.labels(self.name, reason).inc()
+        self._unlogged += 1
+        now = time.monotonic()
+        if now - self._last_log >= LOG_EVERY_S:
+            log.warning("%s: closed %d connection(s) (last: %s; limits: %d connections, %.0f s idle, %.0f s body)",
+                        self.name, self._unlogged, reason, self.limits.max_connections,
+                        self.limits.idle_timeout_s, self.limits.body_timeout_s)
+            self._last_log, self._unlogged = now, 0
