@@ -79,7 +79,7 @@ def test_nerve_up_and_the_services_share_their_defaults() -> None:
     # The two deliberate differences: a laptop listens on loopback and keeps events in memory.
     assert (up["--host"], up["--backend"]) == ("127.0.0.1", "memory")
     assert (control["--host"], control["--backend"]) == ("0.0.0.0", "kafka")
-    assert UpSettings().topic_template == ControlSettings().topic_template == "knative-broker-{namespace}-{name}"
+    assert UpSettings().topic_template == ControlSettings().topic_template == "knative-broker.{namespace}.{name}"
 
 
 def _parse(settings: list[Setting], argv: list[str], environ: dict[str, str]) -> dict[str, object]:
