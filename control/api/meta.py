@@ -8,7 +8,7 @@ from typing import Any
 from core.errors import FieldError
 
 # Used with fullmatch: `$` would also match before a trailing newline (`default\n` became a namespace).
-_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 DEFAULT_NAMESPACE = "default"
 
@@ -31,7 +31,7 @@ def validate_metadata(meta: Any, *, namespaced: bool) -> list[FieldError]:
         )
     namespace = meta.get("namespace")
     if namespaced and namespace is not None and (
-        not isinstance(namespace, str) or len(namespace) > 63 or not _DNS1123_LABEL.fullmatch(namespace)
+        not isinstance(namespace, str) or len(namespace) > 63 or not DNS1123_LABEL.fullmatch(namespace)
     ):
         errors.append(FieldError("metadata.namespace", f"{namespace!r} must be an RFC 1123 label"))
     for key in ("labels", "annotations"):

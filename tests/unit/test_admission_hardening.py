@@ -98,3 +98,12 @@ def test_a_manifest_nested_too_deep_is_refused_naming_where(manifest: dict[str, 
 def test_filters_nested_as_deep_as_people_write_them_are_admitted() -> None:
     admitted = admit(_trigger(filters=_nested_filters(20)), None, SETTINGS)
     assert admitted.obj["spec"]["filters"] == _nested_filters(20)
+
+
+@pytest.mark.parametrize(("ref", "path"), [
+    ({"apiVersion": "v1", "kind": "Service", "name": "svc\n"}, "spec.subscriber.ref.name"),
+    ({"apiVersion": "v1", "kind": "Service", "name": "svc", "namespace": "ns1\n"}, "spec.subscriber.ref.namespace"),
+    ({"apiVersion": "v1", "kind": "Service", "name": "svc", "namespace": ["ns1"]}, "spec.subscriber.ref.namespace"),
+])
+def test_a_reference_names_its_object_as_kubernetes_does(ref: dict[str, Any], path: str) -> None:
+    assert path in [p for p, _ in _errors(_trigger(subscriber={"ref": ref}))]
