@@ -9,8 +9,9 @@ the same way and refuses, naming the file and line, what has no JSON form:
   string, and has lists and maps only);
 - a scalar key that is not a string (`1: a`, `true: b`) becomes the string it was written as; a list or
   map as a key is refused;
-- a file that is not UTF-8, a `kind: List` whose `items` is not a list, and a document nested more
-  than MAX_DEPTH levels (an alias that contains itself nests forever) are refused.
+- a file that is not UTF-8, a `kind: List` whose `items` is not a list, a document nested more than
+  MAX_DEPTH levels (an alias that contains itself nests forever) and one whose aliases expand past
+  MAX_VALUES are refused.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 from control.api.schema import MAX_DEPTH, too_deep
 
 _MERGE = "tag:yaml.org,2002:merge"
+MAX_VALUES = 200_000
+"""Values one document may hold once its aliases are expanded (as JSON expands them): far more than any
+manifest, far fewer than the billions a few nested aliases (`a: &a [x, x]`, `b: &b [*a, *a]`, ...) make."""
 
 
 class ManifestError(Exception):
@@ -108,6 +112,21 @@ def _yaml_error(name: str, exc: yaml.YAMLError) -> str:
     return f"{name}: not valid YAML: {exc}".replace("\n", " ")
 
 
+def _too_many_values(doc: Any) -> bool:
+    """Counted without recursion and given up at MAX_VALUES, so an alias bomb costs nothing to detect."""
+    stack, count = [doc], 0
+    while stack:
+        value = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            return True
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
+
+
 def _documents(name: str, text: str) -> list[Document]:
     out: list[Document] = []
     try:
@@ -118,6 +137,8 @@ def _documents(name: str, text: str) -> list[Document]:
         origin = f"{name} document {number}"
         if doc is None:
             continue
+        if _too_many_values(doc):
+            raise ManifestError(f"{origin}: more than {MAX_VALUES} values once its aliases are expanded")
         deep = too_deep(doc)
         if deep is not None:
             raise ManifestError(f"{origin}: {deep}: nested more than {MAX_DEPTH} levels deep")

@@ -75,3 +75,13 @@ async def test_delete_reads_files_the_same_way(stack: Stack, tmp_path: Path) -> 
     code, _, err = await nerve(stack, "delete", "-f", str(path))
     assert code == 2
     assert err.splitlines() == [f"error: {path}: line 4: key \"metadata\" already set in map"]
+
+
+async def test_aliases_that_expand_past_any_manifest_are_refused(stack: Stack, tmp_path: Path) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text(CONFIGMAP + "data: {}\nextra:\n" + "".join(f"  {line}\n" for line in lines))
+    code, _, err = await nerve(stack, "apply", "-f", str(path))
+    assert code == 2
+    assert err.splitlines() == [f"error: {path} document 1: more than 200000 values once its aliases are expanded"]
