@@ -10,8 +10,8 @@ the same way and refuses, naming the file and line, what has no JSON form:
 - a scalar key that is not a string (`1: a`, `true: b`) becomes the string it was written as; a list or
   map as a key is refused;
 - a file that is not UTF-8, a `kind: List` whose `items` is not a list, a document nested more than
-  MAX_DEPTH levels (an alias that contains itself nests forever) and one whose aliases expand past
-  MAX_VALUES are refused.
+  MAX_DEPTH levels and one whose aliases expand past MAX_VALUES (an alias that contains itself expands
+  for ever) are refused.
 """
 
 from __future__ import annotations

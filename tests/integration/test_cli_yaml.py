@@ -56,7 +56,16 @@ async def test_an_alias_that_contains_itself_is_refused_not_a_crash(stack: Stack
     code, _, err = await nerve(stack, "apply", "-f", str(path))
     assert code == 2
     [only] = err.splitlines()
-    assert only.startswith(f"error: {path} document 1: data.a.a.a") and "nested more than 64 levels" in only
+    assert only == f"error: {path} document 1: more than 200000 values once its aliases are expanded"
+
+
+async def test_a_document_nested_too_deep_is_refused_naming_where(stack: Stack, tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text(CONFIGMAP + "extra: " + "[" * 100 + "]" * 100 + "\n")
+    code, _, err = await nerve(stack, "apply", "-f", str(path))
+    assert code == 2
+    [only] = err.splitlines()
+    assert only.startswith(f"error: {path} document 1: extra[0][0]") and "nested more than 64 levels" in only
 
 
 async def test_dates_and_non_string_keys_are_applied_as_the_strings_written(stack: Stack, tmp_path: Path) -> None:
