@@ -36,10 +36,15 @@ class Applied:
     warnings: list[FieldNotice]
 
 
-def _key(kind: kinds.Kind, obj: dict[str, Any]) -> tuple[str, str, str]:
+def _key(kind: kinds.Kind, obj: dict[str, Any]) -> tuple[str, str, str] | None:
+    """Where the stored object is, or None when the manifest's name or namespace is not even a string
+    (admission then refuses it; a list must not reach the store as a key)."""
     meta = mapping(obj.get("metadata"))
     namespace = (meta.get("namespace") or DEFAULT_NAMESPACE) if kind.namespaced else ""
-    return kind.kind, namespace, str(meta.get("name", ""))
+    name = meta.get("name", "")
+    if not isinstance(namespace, str) or not isinstance(name, str):
+        return None
+    return kind.kind, namespace, name
 
 
 class ControlService:
@@ -79,7 +84,8 @@ class ControlService:
             label = _describe(manifest, index)
             try:
                 kind = identify(manifest)
-                old = await self.store.get(*_key(kind, manifest))
+                key = _key(kind, manifest)
+                old = await self.store.get(*key) if key is not None else None
                 result = admit(manifest, old, self._admission, validation)
             except InvalidResource as exc:
                 errors += [FieldError(e.path, e.reason, label) for e in exc.errors]

@@ -9,8 +9,12 @@ from channels.registry import BACKENDS
 from core.cli_settings import INGRESS_PORT
 from core.settings import format_template, setting
 
-DEFAULT_TOPIC_TEMPLATE = "knative-broker-{namespace}-{name}"
-DEFAULT_CONSUMER_GROUP_TEMPLATE = "knative-trigger-{namespace}-{name}"
+# Injective: a namespace is a DNS-1123 label and has no '.', so the first '.' after the prefix ends it
+# (`a/b-c` and `a-b/c` no longer share `knative-broker-a-b-c`). Knative's KafkaChannel joins the same way
+# (`knative-messaging-kafka.{{ .Namespace }}.{{ .Name }}`); Kafka allows '.' in topic names, and as
+# names never contain '_' no two of these collide in Kafka's metric names either. NATS escapes '.'.
+DEFAULT_TOPIC_TEMPLATE = "knative-broker.{namespace}.{name}"
+DEFAULT_CONSUMER_GROUP_TEMPLATE = "knative-trigger.{namespace}.{name}"
 _NAME_AND_NAMESPACE = format_template("name", "namespace")
 
 

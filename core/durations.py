@@ -6,6 +6,9 @@ from datetime import timedelta
 
 import isodate
 
+# Knative reads durations into Go's time.Duration (int64 nanoseconds): nothing longer can mean anything.
+LONGEST = timedelta(microseconds=(2**63 - 1) // 1000)
+
 
 def parse_ms(text: str) -> int:
     """Milliseconds in an ISO 8601 duration; raises ValueError naming what is wrong.
@@ -18,8 +21,12 @@ def parse_ms(text: str) -> int:
         value = isodate.parse_duration(text)
     except (isodate.ISO8601Error, ValueError) as exc:
         raise ValueError(f"{text!r} is not an ISO 8601 duration (e.g. PT0.2S): {exc}") from None
+    except OverflowError:  # `P9999999999D`: more days than a timedelta holds
+        raise ValueError(f"{text!r} is longer than the longest duration (about 292 years)") from None
     if not isinstance(value, timedelta):
         raise ValueError(f"{text!r} uses years or months, which have no fixed length")
     if value < timedelta(0):
         raise ValueError(f"{text!r} is negative")
+    if value > LONGEST:
+        raise ValueError(f"{text!r} is longer than the longest duration (about 292 years)")
     return round(value.total_seconds() * 1000)

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-import sys
-from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-import yaml
 
 from control.api import kinds
 from control.api.meta import DEFAULT_NAMESPACE
 from core.cli_settings import API_PORT
-from nerve import output, typer_settings, up_settings
+from nerve import manifest_files, output, typer_settings, up_settings
 from nerve.client import ApiError, Client, Unreachable
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -118,50 +115,13 @@ def up(values: dict[str, Any]) -> None:
 
 def _read_manifests(paths: list[str], origins: list[str] | None = None) -> list[Any]:
     """Every document of the files (List items unpacked); `origins` gets "<file> document <n>" for each."""
-    docs: list[Any] = []
-    where: list[str] = [] if origins is None else origins
-    for given in paths:
-        if given == "-":
-            sources = [("<stdin>", sys.stdin.read())]
-        else:
-            path = Path(given)
-            if path.is_dir():
-                files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
-                if not files:
-                    fail(f"{given}: no .yaml, .yml or .json files in this directory")
-            elif path.is_file():
-                files = [path]
-            else:
-                fail(f"{given}: no such file or directory")
-            sources = [(str(p), p.read_text()) for p in files]
-        for name, text in sources:
-            try:
-                for number, doc in enumerate(yaml.safe_load_all(text), 1):
-                    if doc is None:
-                        continue
-                    if isinstance(doc, dict) and doc.get("kind") == "List":
-                        items = doc.get("items") or []
-                        docs.extend(items)
-                        where.extend(f"{name} document {number} item {i + 1}" for i in range(len(items)))
-                    else:
-                        docs.append(doc)
-                        where.append(f"{name} document {number}")
-            except yaml.YAMLError as exc:
-                fail(_yaml_error(name, exc))
-    if not docs:
-        fail("no manifests found")
-    return docs
-
-
-def _yaml_error(name: str, exc: yaml.YAMLError) -> str:
-    """`bad.yaml: line 3: not valid YAML: mapping values are not allowed here` (one line, 1-based line)."""
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        what = exc.problem or "syntax error"
-        if exc.context:
-            what += f" ({exc.context}" + (f" at line {exc.context_mark.line + 1}" if exc.context_mark else "") + ")"
-        return f"{name}: line {mark.line + 1}: not valid YAML: {what}"
-    return f"{name}: not valid YAML: {exc}".replace("\n", " ")
+    try:
+        docs = manifest_files.read(paths)
+    except manifest_files.ManifestError as exc:
+        fail(str(exc))
+    if origins is not None:
+        origins.extend(d.origin for d in docs)
+    return [d.manifest for d in docs]
 
 
 Files = Annotated[list[str], typer.Option("--filename", "-f", help="File, directory, or - for stdin.")]

@@ -83,9 +83,17 @@ def _pruned(obj: dict[str, Any], kind: kinds.Kind) -> dict[str, Any]:
     return copied
 
 
+def refuse_too_deep(manifest: Any) -> None:
+    """Refuse a manifest nested past schema.MAX_DEPTH before anything recursive looks at it."""
+    path = schema.too_deep(manifest)
+    if path is not None:
+        raise Refused([FieldError(path, f"nested more than {schema.MAX_DEPTH} levels deep")], [])
+
+
 def admit(manifest: Any, old: dict[str, Any] | None, settings: AdmissionSettings,
           validation: FieldValidation = FieldValidation.WARN) -> Admitted:
     kind = identify(manifest)
+    refuse_too_deep(manifest)
     obj: dict[str, Any] = copy.deepcopy(manifest)
     notices = schema.check(obj, kind.schema)
     errors = validate_metadata(obj.get("metadata"), namespaced=kind.namespaced)

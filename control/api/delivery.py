@@ -9,6 +9,8 @@ from core.durations import parse_ms
 from core.errors import FieldError
 
 # config-br-defaults as Knative ships it; copied into a Broker only when it has no spec.delivery.
+# Knative's DeliverySpec.Retry is an *int32; a larger number is no retry count Knative would accept.
+INT32_MAX = 2**31 - 1
 DEFAULT_BROKER_DELIVERY: dict[str, Any] = {"retry": 10, "backoffPolicy": "exponential", "backoffDelay": "PT0.2S"}
 
 
@@ -29,6 +31,8 @@ def validate_delivery(delivery: Any, path: str, namespace: str) -> list[FieldErr
     retry = delivery.get("retry")
     if retry is not None and (not isinstance(retry, int) or isinstance(retry, bool) or retry < 0):
         errors.append(FieldError(f"{path}.retry", f"{retry!r} must be an integer >= 0"))
+    elif retry is not None and retry > INT32_MAX:
+        errors.append(FieldError(f"{path}.retry", f"{retry!r} must be at most {INT32_MAX}"))
     policy = delivery.get("backoffPolicy")
     if policy is not None and policy not in ("linear", "exponential"):
         errors.append(FieldError(f"{path}.backoffPolicy", f"{policy!r} must be linear or exponential"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from control.api.meta import DNS1123_LABEL, DNS1123_SUBDOMAIN
 from core.errors import FieldError
 
 
@@ -21,7 +22,16 @@ def validate_kreference(ref: Any, path: str, namespace: str, *, other_namespace:
         for key in ("apiVersion", "kind", "name")
         if not isinstance(ref.get(key), str) or not ref.get(key)
     ]
+    # A ref names an object as Kubernetes names them; anything else (`svc\n`) would only resolve to a bad URL.
+    name = ref.get("name")
+    if isinstance(name, str) and name and (len(name) > 253 or not DNS1123_SUBDOMAIN.fullmatch(name)):
+        errors.append(FieldError(f"{path}.name", f"{name!r} must be lower-case letters, digits, '-' and '.' "
+                                 "(RFC 1123)"))
     ref_ns = ref.get("namespace")
+    if ref_ns not in (None, "") and (not isinstance(ref_ns, str) or len(ref_ns) > 63
+                                     or not DNS1123_LABEL.fullmatch(ref_ns)):
+        errors.append(FieldError(f"{path}.namespace", f"{ref_ns!r} must be an RFC 1123 label"))
+        return errors
     if not other_namespace and ref_ns not in (None, "", namespace):
         errors.append(
             FieldError(f"{path}.namespace", f"{ref_ns!r} differs from the resource's namespace {namespace!r}; "

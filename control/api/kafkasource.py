@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from control.api import columns, schema
-from control.api.delivery import default_delivery, validate_delivery
+from control.api.delivery import INT32_MAX, default_delivery, validate_delivery
 from control.api.destination import default_destination, validate_destination
 from control.api.meta import mapping
 from control.api.schema import LEAF, OPEN, FieldNotice, list_of, map_of
@@ -78,6 +78,8 @@ def validate_kafka_source(obj: dict[str, Any]) -> list[FieldError]:
     consumers = spec.get("consumers")
     if not isinstance(consumers, int) or isinstance(consumers, bool) or consumers < 1:
         errors.append(FieldError("spec.consumers", f"{consumers!r} must be an integer >= 1"))
+    elif consumers > INT32_MAX:
+        errors.append(FieldError("spec.consumers", f"{consumers!r} must be at most {INT32_MAX}"))
     if not isinstance(spec.get("consumerGroup"), str) or not spec["consumerGroup"]:
         errors.append(FieldError("spec.consumerGroup", "must be a non-empty string"))
     overrides = spec.get("ceOverrides")

@@ -7,8 +7,9 @@ from typing import Any
 
 from core.errors import FieldError
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# Used with fullmatch: `$` would also match before a trailing newline (`default\n` became a namespace).
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 DEFAULT_NAMESPACE = "default"
 
 
@@ -24,13 +25,13 @@ def validate_metadata(meta: Any, *, namespaced: bool) -> list[FieldError]:
     name = meta.get("name")
     if not isinstance(name, str) or not name:
         errors.append(FieldError("metadata.name", "required"))
-    elif len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+    elif len(name) > 253 or not DNS1123_SUBDOMAIN.fullmatch(name):
         errors.append(
             FieldError("metadata.name", f"{name!r} must be lower-case letters, digits, '-' and '.' (RFC 1123)")
         )
     namespace = meta.get("namespace")
     if namespaced and namespace is not None and (
-        not isinstance(namespace, str) or len(namespace) > 63 or not _DNS1123_LABEL.match(namespace)
+        not isinstance(namespace, str) or len(namespace) > 63 or not DNS1123_LABEL.fullmatch(namespace)
     ):
         errors.append(FieldError("metadata.namespace", f"{namespace!r} must be an RFC 1123 label"))
     for key in ("labels", "annotations"):

@@ -81,6 +81,29 @@ def not_implemented(path: str, why: str) -> FieldNotice:
     return FieldNotice(path, f'field "{path}" is accepted but not implemented by Nerve: {why}')
 
 
+MAX_DEPTH = 64
+"""How deeply a manifest may nest objects and lists. Knative's own types nest a handful of levels; a
+Trigger's `all`/`any`/`not` filters take two per level, so this leaves room for ~30 nested filters while
+keeping every recursive walk (this schema's, the validators', deepcopy, JSON) far from Python's limit."""
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> str | None:
+    """The path of the first value nested deeper than `limit`, or None. Iterative, so any depth is safe."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        current, path, depth = stack.pop()
+        if isinstance(current, dict):
+            children: list[tuple[Any, str]] = [(v, f"{path}.{k}" if path else str(k)) for k, v in current.items()]
+        elif isinstance(current, list):
+            children = [(v, f"{path}[{i}]") for i, v in enumerate(current)]
+        else:
+            continue
+        if depth >= limit:
+            return path
+        stack.extend((child, child_path, depth + 1) for child, child_path in reversed(children))
+    return None
+
+
 def check(value: Any, node: Node, path: str = "", *, prune: bool = False) -> list[FieldNotice]:
     """The notices for `value`; with `prune`, unknown fields are also removed from it (as the Kubernetes
     API server prunes fields a CRD's schema does not know), so they are never stored."""

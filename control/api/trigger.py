@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from control.api import columns, schema
 from control.api.delivery import default_delivery, validate_delivery
 from control.api.destination import default_destination, validate_destination
-from control.api.meta import mapping
+from control.api.meta import DNS1123_SUBDOMAIN, mapping
 from control.api.schema import LEAF, FieldNotice, list_of, map_of
 from core.errors import FieldError
 from core.filters import validate_trigger_filters
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
 BROKER_LABEL = "eventing.knative.dev/broker"
 ORDER_ANNOTATION = "kafka.eventing.knative.dev/delivery.order"
 DEPENDENCY_ANNOTATION = "knative.dev/dependency"
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 # SubscriptionsAPIFilter (`ev:pkg/apis/eventing/v1/trigger_types.go`) nests itself in all/any/not.
 _FILTER_FIELDS: dict[str, schema.Node] = {"exact": map_of(), "prefix": map_of(), "suffix": map_of(), "cesql": LEAF}
@@ -61,7 +59,7 @@ def validate_trigger(obj: dict[str, Any]) -> list[FieldError]:
         errors.append(FieldError("spec.brokerRef", "not implemented by Nerve; name the Broker in spec.broker"))
     if not isinstance(broker, str) or not broker:
         errors.append(FieldError("spec.broker", "required"))
-    elif not _NAME.match(broker):
+    elif len(broker) > 253 or not DNS1123_SUBDOMAIN.fullmatch(broker):
         errors.append(FieldError("spec.broker", f"{broker!r} is not a valid Broker name"))
     if "subscriber" not in spec:
         errors.append(FieldError("spec.subscriber", "required"))

@@ -48,14 +48,25 @@ class BrokerReconciler:
         if not await writes.add_finalizer(broker):
             return None
         where = self.placement(broker, snapshot)
-        outcome = await self._ensure_topic(broker, where) if where is not None else None
+        if where is None:
+            await writes.status(broker, build.status(broker, None, None, resolver, self._settings))
+            return None
+        holder = build.topic_holder(broker, where, snapshot, self._settings, self._pool.settings)
+        if holder is not None:
+            # No contract entry: its events would land on, and be delivered from, the other Broker's topic.
+            await writes.status(broker, build.status(broker, where, build.conflict(holder, where), resolver,
+                                                     self._settings))
+            return None
+        outcome = await self._ensure_topic(broker, where)
         await writes.status(broker, build.status(broker, where, outcome, resolver, self._settings))
-        return build.resource(broker, where) if where is not None else None
+        return build.resource(broker, where)
 
     async def finalize(self, broker: dict[str, Any], snapshot: Snapshot) -> None:
         """Delete the Broker's topic or stream; BackendError keeps the finalizer for a later pass."""
         where = build.cleanup_placement(broker, snapshot, self._settings, self._pool.settings)
         if where is None or not self._settings.delete_topics:
             return
+        if build.topic_shared(broker, where, snapshot, self._settings, self._pool.settings):
+            return  # another Broker's topic too (a template that is not injective): it stays theirs
         backend = await self._pool.get(where.backend, where.connection)
         await backend.delete_topic(where.topic.name)

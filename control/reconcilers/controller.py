@@ -108,7 +108,7 @@ class Reconciler:
         egresses: dict[str, list[Egress]] = {}
         for trigger in snapshot.live("Trigger"):
             broker, resource = by_key.get((trigger["metadata"]["namespace"], trigger["spec"]["broker"]), (None, None))
-            egress = await self.triggers.reconcile(trigger, broker, resource, resolver, writes)
+            egress = await self.triggers.reconcile(trigger, broker, resource, resolver, writes, snapshot)
             if egress is not None and resource is not None:
                 egresses.setdefault(resource.uid, []).append(egress)
         return [dataclasses.replace(r, egresses=tuple(egresses.get(r.uid, ()))) for r in entries if r is not None]

@@ -22,11 +22,12 @@ class TriggerReconciler:
         self._settings = settings
 
     async def reconcile(self, trigger: dict[str, Any], broker: dict[str, Any] | None, resource: Resource | None,
-                        resolver: Resolver, writes: Writes) -> Egress | None:
+                        resolver: Resolver, writes: Writes, snapshot: Snapshot | None = None) -> Egress | None:
         # The data plane creates the group once the egress is in the contract: the finalizer comes first.
         if not await writes.add_finalizer(trigger):
             return None
-        built = build.build(trigger, broker, resource, resolver, self._settings)
+        holder = build.group_holder(trigger, snapshot.all("Trigger"), self._settings) if snapshot else None
+        built = build.build(trigger, broker, resource, resolver, self._settings, holder=holder)
         await writes.status(trigger, built.status)
         return built.egress
 
@@ -40,5 +41,8 @@ class TriggerReconciler:
         where = broker_build.cleanup_placement(broker, snapshot, self._settings, self._pool.settings)
         if where is None:
             return
+        group = build.consumer_group(trigger, self._settings)
+        if any(build.consumer_group(t, self._settings) == group for t in snapshot.live("Trigger")):
+            return  # another live Trigger's group too (a template that is not injective): it stays theirs
         backend = await self._pool.get(where.backend, where.connection)
-        await backend.delete_group(where.topic.name, build.consumer_group(trigger, self._settings))
+        await backend.delete_group(where.topic.name, group)

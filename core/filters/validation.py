@@ -16,7 +16,7 @@ from typing import Any
 from core.errors import FieldError
 from core.filters.cesql import CesqlParseError, compile_expression
 
-KEY = re.compile(r"^[a-z][a-z0-9]*$")
+KEY = re.compile(r"[a-z][a-z0-9]*")  # fullmatch: `$` admits a trailing newline
 DIALECTS = ("exact", "prefix", "suffix", "all", "any", "not", "cesql")
 _KEY_REASON = "invalid key name: attribute names must start with a lowercase letter and contain only lowercase " \
               "letters and digits (^[a-z][a-z0-9]*$)"
@@ -29,7 +29,7 @@ def _attribute_map(mapping: Any, path: str) -> list[FieldError]:
         return [FieldError(path, "must be a map of attribute names to strings")]
     errors = []
     for key, value in mapping.items():
-        if not isinstance(key, str) or not KEY.match(key):
+        if not isinstance(key, str) or not KEY.fullmatch(key):
             errors.append(FieldError(f"{path}.{key}", _KEY_REASON))
         elif not isinstance(value, str):
             errors.append(FieldError(f"{path}.{key}", f"must be a string, not {type(value).__name__}"))

@@ -169,7 +169,7 @@ async def test_nerve_get_shows_a_broker_being_deleted_until_its_stream_is_gone(t
         async with running_stack(tmp_path / "nerve", backend="nats", nats_url=server.url,
                                  resync_seconds=0.5) as stack:
             await stack.apply(BROKER)
-            assert await _nats_streams(server.url) == {stream_name("knative-broker-ns1-default")}
+            assert await _nats_streams(server.url) == {stream_name("knative-broker.ns1.default")}
             await asyncio.to_thread(server.stop)
             await stack.delete("broker", "ns1", "default")  # answers; the clean-up waits for NATS
             deleting = await stack.get("broker", "ns1", "default")

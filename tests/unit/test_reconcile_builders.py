@@ -51,19 +51,19 @@ def conditions(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
 # ------------------------------------------------------------------------------------------ Broker
 
 @pytest.mark.parametrize(("obj", "objects", "expected"), [
-    (broker(), [], ("memory", "", "knative-broker-ns1-b", 1, 1, {})),
-    (broker("Kafka"), [], ("kafka", "default-kafka:9092", "knative-broker-ns1-b", 1, 1, {})),
+    (broker(), [], ("memory", "", "knative-broker.ns1.b", 1, 1, {})),
+    (broker("Kafka"), [], ("kafka", "default-kafka:9092", "knative-broker.ns1.b", 1, 1, {})),
     (broker("Kafka", cm_ref("k", "knative-eventing")),
      [configmap("k", "knative-eventing", **{"bootstrap.servers": "k1:9092,k2:9092",
                                            "default.topic.partitions": "10",
                                            "default.topic.replication.factor": "3"})],
-     ("kafka", "k1:9092,k2:9092", "knative-broker-ns1-b", 10, 3, {})),
-    (broker("NatsJetStreamBroker"), [], ("nats", "nats://default:4222", "knative-broker-ns1-b", 1, 1, {})),
+     ("kafka", "k1:9092,k2:9092", "knative-broker.ns1.b", 10, 3, {})),
+    (broker("NatsJetStreamBroker"), [], ("nats", "nats://default:4222", "knative-broker.ns1.b", 1, 1, {})),
     (broker("NatsJetStreamBroker", cm_ref("s")),
      [configmap("s", **{"url": "nats://mine:4222", "max.bytes": "1048576", "other": "x"})],
-     ("nats", "nats://mine:4222", "knative-broker-ns1-b", 1, 1, {"max.bytes": "1048576"})),
+     ("nats", "nats://mine:4222", "knative-broker.ns1.b", 1, 1, {"max.bytes": "1048576"})),
     # A ConfigMap that is not there yet: the defaults, as Knative does before it is created.
-    (broker("Kafka", cm_ref("missing")), [], ("kafka", "default-kafka:9092", "knative-broker-ns1-b", 1, 1, {})),
+    (broker("Kafka", cm_ref("missing")), [], ("kafka", "default-kafka:9092", "knative-broker.ns1.b", 1, 1, {})),
 ])
 def test_broker_placement(obj: dict[str, Any], objects: list[dict[str, Any]],
                           expected: tuple[str, str, str, int, int, dict[str, str]]) -> None:
@@ -110,7 +110,7 @@ def test_broker_contract_entry() -> None:
     assert where is not None
     entry = broker_build.resource(obj, where)
     assert (entry.uid, entry.ingress_path, entry.topic, entry.bootstrap_servers, entry.egresses) == (
-        "uid-b", "/ns1/b", "knative-broker-ns1-b", "default-kafka:9092", ())
+        "uid-b", "/ns1/b", "knative-broker.ns1.b", "default-kafka:9092", ())
 
 
 # ----------------------------------------------------------------------------------------- Trigger
@@ -158,7 +158,7 @@ def test_a_trigger_delivery_replaces_its_brokers_and_names_its_group() -> None:
     assert inherited.egress is not None and own.egress is not None
     assert inherited.egress.egress_config == EgressConfig(retry=5, backoff_delay_ms=1000)
     assert own.egress.egress_config == EgressConfig(retry=1)
-    assert own.egress.consumer_group == "knative-trigger-ns1-t"
+    assert own.egress.consumer_group == "knative-trigger.ns1.t"
     assert own.egress.reply_to_original_topic
 
 
@@ -286,7 +286,7 @@ def test_clean_up_finds_the_topic_on_the_recorded_cluster_once_the_configmap_is_
     without_cm = broker_build.cleanup_placement(obj, Snapshot(), SETTINGS, DEFAULTS)
     assert with_cm is not None and without_cm is not None
     assert (with_cm.connection, without_cm.connection) == ("mine:9092", "mine:9092")
-    assert without_cm.topic.name == "knative-broker-ns1-b"
+    assert without_cm.topic.name == "knative-broker.ns1.b"
     # Reconciled without its ConfigMap (topic not ready on the default cluster): the record stays.
     lost = broker_build.placement(obj, Snapshot(), SETTINGS, DEFAULTS)
     obj["status"] = broker_build.status(obj, lost, TopicOutcome(False, "TopicNotReady", "x"),

@@ -80,7 +80,7 @@ def test_nerve_up_and_the_services_share_their_defaults() -> None:
     # the deliberate difference: a laptop keeps events in memory.
     assert (up["--host"], up["--backend"]) == ("127.0.0.1", "memory")
     assert (control["--host"], control["--backend"]) == ("127.0.0.1", "kafka")
-    assert UpSettings().topic_template == ControlSettings().topic_template == "knative-broker-{namespace}-{name}"
+    assert UpSettings().topic_template == ControlSettings().topic_template == "knative-broker.{namespace}.{name}"
 
 
 def _parse(settings: list[Setting], argv: list[str], environ: dict[str, str]) -> dict[str, object]:

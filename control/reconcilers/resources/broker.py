@@ -87,6 +87,62 @@ def placement(broker: dict[str, Any], snapshot: Snapshot, settings: ControlSetti
     return Placement(backend, connection, topic, data, problem)
 
 
+def _holds(broker: dict[str, Any], topic: str) -> bool:
+    """Whether the Broker's last status says it has `topic` (it was made, for this Broker)."""
+    status = broker.get("status") or {}
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    return (status.get("annotations") or {}).get("nerve.dev/topic") == topic and \
+        conditions.get("TriggerChannelReady") == "True"
+
+
+def _rank(broker: dict[str, Any], topic: str) -> tuple[bool, str, str]:
+    # The one that has the topic keeps it; otherwise the oldest (timestamps have whole seconds: then uid).
+    meta = broker["metadata"]
+    return not _holds(broker, topic), str(meta.get("creationTimestamp", "")), str(meta.get("uid", ""))
+
+
+def _same_topic(a: Placement, b: Placement) -> bool:
+    return (a.backend, a.connection, a.topic.name) == (b.backend, b.connection, b.topic.name)
+
+
+def topic_holder(broker: dict[str, Any], where: Placement, snapshot: Snapshot, settings: ControlSettings,
+                 defaults: BackendSettings) -> dict[str, Any] | None:
+    """The other Broker that holds `where`'s topic first, or None when this Broker may have it.
+
+    The default templates are injective, but a --topic-template such as `{namespace}-{name}` maps `a/b-c`
+    and `a-b/c` to one topic: then the Broker that has it (or else the oldest) keeps it and the others
+    are not Ready, so events never cross between them. A holder being deleted holds it until it is gone.
+    """
+    mine = _rank(broker, where.topic.name)
+    for other in snapshot.all("Broker"):
+        if other["metadata"].get("uid") == broker["metadata"].get("uid") or _rank(other, where.topic.name) > mine:
+            continue
+        theirs = placement(other, snapshot, settings, defaults)
+        if theirs is not None and _same_topic(theirs, where):
+            return other
+    return None
+
+
+def topic_shared(broker: dict[str, Any], where: Placement, snapshot: Snapshot, settings: ControlSettings,
+                 defaults: BackendSettings) -> bool:
+    """Whether another live Broker maps to `where`'s topic: deleting this one must then keep the topic."""
+    for other in snapshot.live("Broker"):
+        if other["metadata"].get("uid") == broker["metadata"].get("uid"):
+            continue
+        theirs = placement(other, snapshot, settings, defaults)
+        if theirs is not None and _same_topic(theirs, where):
+            return True
+    return False
+
+
+def conflict(holder: dict[str, Any], where: Placement) -> TopicOutcome:
+    meta = holder["metadata"]
+    return TopicOutcome(False, "TopicConflict",
+                        f"{where.backend} topic {where.topic.name!r} is already Broker {meta['namespace']}/"
+                        f"{meta['name']}'s; the topic template must name each Broker's topic apart "
+                        "(the default, knative-broker.{namespace}.{name}, does)")
+
+
 def cleanup_placement(broker: dict[str, Any], snapshot: Snapshot, settings: ControlSettings,
                       defaults: BackendSettings) -> Placement | None:
     """Where the Broker's topic is, to delete it: as configured, or, once its ConfigMap was deleted

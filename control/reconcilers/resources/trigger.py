@@ -27,9 +27,35 @@ def consumer_group(trigger: dict[str, Any], settings: ControlSettings) -> str:
     return settings.consumer_group_template.format(namespace=meta["namespace"], name=meta["name"])
 
 
+def _rank(trigger: dict[str, Any]) -> tuple[bool, str, str]:
+    # One already subscribed keeps its group; otherwise the oldest (timestamps have whole seconds: then uid).
+    conditions = {c.get("type"): c.get("status") for c in (trigger.get("status") or {}).get("conditions") or []}
+    meta = trigger["metadata"]
+    subscribed = conditions.get("SubscriptionReady") == "True"
+    return not subscribed, str(meta.get("creationTimestamp", "")), str(meta.get("uid", ""))
+
+
+def group_holder(trigger: dict[str, Any], others: list[dict[str, Any]],
+                 settings: ControlSettings) -> dict[str, Any] | None:
+    """The older Trigger that already has this Trigger's consumer group, or None.
+
+    The default template is injective; a --consumer-group-template such as `{namespace}-{name}` is not
+    (`a/b-c`, `a-b/c`), and two Triggers in one group would split each other's events. The one subscribed
+    (or else the oldest) keeps it.
+    """
+    group, mine = consumer_group(trigger, settings), _rank(trigger)
+    for other in others:
+        if other["metadata"].get("uid") == trigger["metadata"].get("uid") or _rank(other) > mine:
+            continue
+        if consumer_group(other, settings) == group:
+            return other
+    return None
+
+
 def build(trigger: dict[str, Any], broker: dict[str, Any] | None, resource: Resource | None, resolver: Resolver,
-          settings: ControlSettings, now: str | None = None) -> Built:
-    """`broker` carries the status of this pass; `resource` is its contract entry (None without one)."""
+          settings: ControlSettings, now: str | None = None, holder: dict[str, Any] | None = None) -> Built:
+    """`broker` carries the status of this pass; `resource` is its contract entry (None without one);
+    `holder` is the Trigger that has this one's consumer group already (see group_holder)."""
     meta, spec = trigger["metadata"], trigger["spec"]
     ns, name = meta["namespace"], meta["name"]
     status: dict[str, Any] = {"observedGeneration": meta["generation"]}
@@ -54,7 +80,13 @@ def build(trigger: dict[str, Any], broker: dict[str, Any] | None, resource: Reso
         delivery = broker["spec"].get("delivery")
     conditions.append(dead_letter_condition((delivery or {}).get("deadLetterSink"), ns, resolver, status))
     egress: Egress | None = None
-    if resource is not None and subscriber_uri and all(
+    if holder is not None:
+        other = holder["metadata"]
+        conditions.append(cond("SubscriptionReady", False, "ConsumerGroupConflict",
+                               f"consumer group {consumer_group(trigger, settings)!r} is already Trigger "
+                               f"{other['namespace']}/{other['name']}'s; the consumer group template must name "
+                               "each Trigger's group apart (the default, knative-trigger.{namespace}.{name}, does)"))
+    elif resource is not None and subscriber_uri and all(
         c["status"] == "True" for c in conditions if c["type"] != "BrokerReady"
     ):
         order = meta.get("annotations", {}).get(ORDER_ANNOTATION, "unordered")
