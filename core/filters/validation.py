@@ -54,13 +54,15 @@ def _cesql(value: Any, path: str) -> list[FieldError]:
         return []
     if not isinstance(value, str):
         return [FieldError(path, "must be a CESQL expression (a string)")]
+    # The reason quotes the expression, cut short: a generated one can be tens of kilobytes.
+    shown = repr(value) if len(value) <= 120 else repr(value[:100]) + f"... ({len(value)} characters)"
     try:
         expression = compile_expression(value)
     except CesqlParseError as exc:
-        return [FieldError(path, f"invalid CESQL expression {value!r}: parse error at line {exc.line}, "
+        return [FieldError(path, f"invalid CESQL expression {shown}: parse error at line {exc.line}, "
                                  f"column {exc.column}: {exc.message}")]
     if expression.missing_functions:
-        return [FieldError(path, f"invalid CESQL expression {value!r}: unknown function "
+        return [FieldError(path, f"invalid CESQL expression {shown}: unknown function "
                                  f"{expression.missing_functions[0]}")]
     return []
 
