@@ -54,3 +54,4 @@ async def test_a_hostile_subject_does_not_freeze_the_process(stack: Stack, recei
     await receiver.wait_for(1)
     assert receiver.ids == ["ping"]
     assert time.monotonic() - started < 3.0
+
