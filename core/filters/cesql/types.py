@@ -59,7 +59,7 @@ def to_integer(value: Value) -> tuple[int, CesqlError | None]:
         number = -number if value.startswith("-") else number
         if INT32_MIN <= number <= INT32_MAX:
             return number, None
-    return 0, CesqlError(ErrorKind.CAST, f"cannot cast {value!r} to Integer")
+    return 0, CesqlError(ErrorKind.CAST, f"cannot cast {_shown(value)} to Integer")
 
 
 def to_boolean(value: Value) -> tuple[bool, CesqlError | None]:
@@ -85,7 +85,13 @@ def _string_to_boolean(value: str) -> tuple[bool, CesqlError | None]:
         return True, None
     if lower == "false":
         return False, None
-    return False, CesqlError(ErrorKind.CAST, f"cannot cast {value!r} to Boolean")
+    return False, CesqlError(ErrorKind.CAST, f"cannot cast {_shown(value)} to Boolean")
+
+
+def _shown(value: str) -> str:
+    # An error is built per failed cast, per event: quoting a megabyte value whole would cost more
+    # than the cast.
+    return repr(value) if len(value) <= 60 else f"{value[:40]!r}... ({len(value)} characters)"
 
 
 def cast(value: Value, target: type) -> Cast:
