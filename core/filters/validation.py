@@ -5,7 +5,9 @@ object sets one dialect only (a dialect with an empty value is not set, as in Kn
 `all`/`any`/`not` are validated recursively, and a `cesql` must parse. Nerve is stricter where
 Knative's Go types or API server would refuse the YAML anyway (unknown dialect names, values that are
 not strings) and in two places where the Trigger could never do what its author meant: an object
-with no dialect at all, and a call to a function CESQL does not have.
+with no dialect at all, and a call to a function CESQL does not have. And one limit of its own:
+`all`/`any`/`not` nest at most MAX_FILTER_DEPTH levels, because compiling and evaluating a filter
+recurses once per level (600 levels were a RecursionError, issue 9, defect 13).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from core.errors import FieldError
 from core.filters.cesql import CesqlParseError, compile_expression
 
+MAX_FILTER_DEPTH = 100
 KEY = re.compile(r"[a-z][a-z0-9]*")  # fullmatch: `$` admits a trailing newline
 DIALECTS = ("exact", "prefix", "suffix", "all", "any", "not", "cesql")
 _KEY_REASON = "invalid key name: attribute names must start with a lowercase letter and contain only lowercase " \
@@ -41,12 +44,12 @@ def _is_set(value: Any) -> bool:
     return value is not None and value != {} and value != [] and value != ""
 
 
-def _filter_list(value: Any, path: str) -> list[FieldError]:
+def _filter_list(value: Any, path: str, depth: int = 0) -> list[FieldError]:
     if value is None:
         return []
     if not isinstance(value, list):
         return [FieldError(path, "must be a list of filter objects")]
-    return [error for i, item in enumerate(value) for error in validate_filter(item, f"{path}[{i}]")]
+    return [error for i, item in enumerate(value) for error in validate_filter(item, f"{path}[{i}]", depth)]
 
 
 def _cesql(value: Any, path: str) -> list[FieldError]:
@@ -54,19 +57,24 @@ def _cesql(value: Any, path: str) -> list[FieldError]:
         return []
     if not isinstance(value, str):
         return [FieldError(path, "must be a CESQL expression (a string)")]
+    # The reason quotes the expression, cut short: a generated one can be tens of kilobytes.
+    shown = repr(value) if len(value) <= 120 else repr(value[:100]) + f"... ({len(value)} characters)"
     try:
         expression = compile_expression(value)
     except CesqlParseError as exc:
-        return [FieldError(path, f"invalid CESQL expression {value!r}: parse error at line {exc.line}, "
+        return [FieldError(path, f"invalid CESQL expression {shown}: parse error at line {exc.line}, "
                                  f"column {exc.column}: {exc.message}")]
     if expression.missing_functions:
-        return [FieldError(path, f"invalid CESQL expression {value!r}: unknown function "
+        return [FieldError(path, f"invalid CESQL expression {shown}: unknown function "
                                  f"{expression.missing_functions[0]}")]
     return []
 
 
-def validate_filter(spec: Any, path: str) -> list[FieldError]:
-    """One filter object (`spec.filters[i]`, or one nested in all/any/not)."""
+def validate_filter(spec: Any, path: str, depth: int = 0) -> list[FieldError]:
+    """One filter object (`spec.filters[i]`, or one nested `depth` levels deep in all/any/not)."""
+    if depth > MAX_FILTER_DEPTH:
+        return [FieldError(path, f"filters nest more than {MAX_FILTER_DEPTH} levels of all, any and not here; "
+                                 "Nerve refuses deeper ones")]
     if not isinstance(spec, dict):
         return [FieldError(path, "must be a filter object with one of: " + ", ".join(DIALECTS))]
     unknown = [key for key in spec if key not in DIALECTS]
@@ -83,9 +91,9 @@ def validate_filter(spec: Any, path: str) -> list[FieldError]:
     for dialect in ("exact", "prefix", "suffix"):
         errors += _attribute_map(spec.get(dialect), f"{path}.{dialect}")
     for dialect in ("all", "any"):
-        errors += _filter_list(spec.get(dialect), f"{path}.{dialect}")
+        errors += _filter_list(spec.get(dialect), f"{path}.{dialect}", depth + 1)
     if spec.get("not") is not None:
-        errors += validate_filter(spec["not"], f"{path}.not")
+        errors += validate_filter(spec["not"], f"{path}.not", depth + 1)
     errors += _cesql(spec.get("cesql"), f"{path}.cesql")
     return errors
 

@@ -7,6 +7,21 @@ on with the target's zero value and reports a cast error. AND and OR short-circu
 does not read the event is evaluated at compile time, and the closures below specialise the common
 shapes (a constant on the right of `=`, a LIKE pattern that is a plain prefix or suffix, an IN over
 literals) because this runs once per event per Trigger.
+
+How long one evaluation can take (issue 9, defect 5: a filter runs on the event loop, so a slow one
+freezes the process). Every operator and built-in function is linear in the sizes of its operands:
+LIKE never backtracks (_like_matcher: O(value x longest segment of the pattern)), casts to Integer
+look at no more than 11 digits, and the string functions are single passes. A function result is at
+most as long as its inputs together (CONCAT) or three times its input (LOWER/UPPER, by Unicode case
+mapping), so a value can only grow by the event text the expression itself reads. One evaluation is
+therefore O(size of the expression x nesting depth x bytes of the event): linear in what the
+producer sends, with a factor the Trigger's author wrote and admission bounds (MAX_DEPTH). Nothing
+the producer controls is super-linear, which is why there is no time budget per evaluation.
+
+Neither compiling nor evaluating recurses per operator of a flat chain: the tree is walked with
+explicit stacks (_Compiler.walk), a run of left-associative, postfix or prefix operators is one loop
+(_chain) and a run of AND/OR/XOR is one loop (_logic). Real nesting, such as f(f(f(x))) or
+(a + (b + ...)), recurses once per level when evaluated and is refused past MAX_DEPTH levels.
 """
 
 from __future__ import annotations
@@ -16,8 +31,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from lark import Token, Transformer
-from lark.exceptions import VisitError
+from lark import Token, Tree
 
 from core.filters.cesql.errors import CesqlError, CesqlParseError, ErrorKind
 from core.filters.cesql.functions import resolve
@@ -38,6 +52,13 @@ from core.filters.cesql.types import (
 Attributes = Mapping[str, Any]
 Result = tuple[Value, CesqlError | None]
 Fn = Callable[[Attributes], Result]
+Step = Callable[[Result, Attributes], Result]
+"""One operator of a spine, given its left operand's result (see _chain)."""
+
+MAX_DEPTH = 200
+"""Operators, calls and sub-expressions inside one another that one expression may nest. Evaluation
+recurses once (at most twice) per level, so this keeps it far below Python's limit of 1,000 frames
+wherever it runs; flat chains (a OR b OR ..., a + b + ..., NOT NOT ...) are loops and do not count."""
 
 # A valid event always carries these, so EXISTS is true for them whatever the mapping holds (§3.4.4).
 REQUIRED = frozenset({"specversion", "id", "source", "type"})
@@ -49,7 +70,7 @@ FALSE: Result = (False, None)
 
 
 class Node:
-    __slots__ = ("const", "fn", "literal", "token")
+    __slots__ = ("const", "depth", "fn", "literal", "token")
 
     def __init__(self, fn: Fn, const: Result | None = None, literal: int | None = None,
                  token: Token | None = None) -> None:
@@ -59,6 +80,8 @@ class Node:
         self.literal = literal
         """An unsigned integer literal as written, so a leading '-' can fold it (-2147483648)."""
         self.token = token
+        self.depth = 1
+        """How many closures deep evaluating it recurses; a constant is one, whatever it was folded from."""
 
 
 def _constant(result: Result) -> Node:
@@ -110,12 +133,12 @@ _ARITHMETIC: dict[str, tuple[Callable[[int, int], int], bool]] = {
 }
 
 
-def _arithmetic(name: str, left: Node, right: Node) -> Node:
+def _arithmetic(name: str, right: Node) -> Step:
     op, divides = _ARITHMETIC[name]
-    lf, rf = left.fn, right.fn
+    rf = right.fn
 
-    def fn(a: Attributes) -> Result:
-        lv, err = lf(a)
+    def step(left: Result, a: Attributes) -> Result:
+        lv, err = left
         if err is not None:
             return 0, err
         rv, err = rf(a)
@@ -127,7 +150,7 @@ def _arithmetic(name: str, left: Node, right: Node) -> Node:
             return 0, xerr or yerr or CesqlError(ErrorKind.MATH, "division by zero")
         return wrap32(op(x, y)), xerr or yerr
 
-    return _folded(fn, left, right)
+    return step
 
 
 _ORDERING: dict[str, Callable[[int, int], bool]] = {
@@ -135,13 +158,13 @@ _ORDERING: dict[str, Callable[[int, int], bool]] = {
 }
 
 
-def _ordering(name: str, left: Node, right: Node) -> Node:
+def _ordering(name: str, right: Node) -> Step:
     # < <= > >= exist for Integer x Integer only: both operands are cast to Integer (§3.4.2).
     op = _ORDERING[name]
-    lf, rf = left.fn, right.fn
+    rf = right.fn
 
-    def fn(a: Attributes) -> Result:
-        lv, err = lf(a)
+    def step(left: Result, a: Attributes) -> Result:
+        lv, err = left
         if err is not None:
             return False, err
         rv, err = rf(a)
@@ -151,19 +174,19 @@ def _ordering(name: str, left: Node, right: Node) -> Node:
         y, yerr = (rv, None) if type(rv) is int else to_integer(rv)
         return op(x, y), xerr or yerr
 
-    return _folded(fn, left, right)
+    return step
 
 
-def _equality(negate: bool, left: Node, right: Node) -> Node:
+def _equality(negate: bool, right: Node) -> Step:
     # '=' is defined for three pairs of equal types; the right operand's type picks one and the left
     # operand is cast to it (§3.7, ambiguous binary operators).
-    lf, rf = left.fn, right.fn
+    rf = right.fn
     if right.const is not None and right.const[1] is None:
         wanted = right.const[0]
         target = type(wanted)
 
-        def against_constant(a: Attributes) -> Result:
-            lv, err = lf(a)
+        def against_constant(left: Result, a: Attributes) -> Result:
+            lv, err = left
             if err is not None:
                 return False, err
             if type(lv) is not target:
@@ -172,10 +195,10 @@ def _equality(negate: bool, left: Node, right: Node) -> Node:
                     return False, err
             return TRUE if (lv == wanted) is not negate else FALSE
 
-        return _folded(against_constant, left, right)
+        return against_constant
 
-    def fn(a: Attributes) -> Result:
-        lv, err = lf(a)
+    def step(left: Result, a: Attributes) -> Result:
+        lv, err = left
         if err is not None:
             return False, err
         rv, err = rf(a)
@@ -187,7 +210,55 @@ def _equality(negate: bool, left: Node, right: Node) -> Node:
                 return False, err
         return TRUE if (lv == rv) is not negate else FALSE
 
-    return _folded(fn, left, right)
+    return step
+
+
+def _not(left: Result, _: Attributes) -> Result:
+    value, err = left
+    if err is not None:
+        return False, err
+    b, cerr = to_boolean_strict(value)
+    return not b, cerr
+
+
+def _neg(left: Result, _: Attributes) -> Result:
+    value, err = left
+    if err is not None:
+        return 0, err
+    i, cerr = (value, None) if type(value) is int else to_integer(value)
+    return wrap32(-i), cerr
+
+
+def _chain(base: Node, steps: list[tuple[Step, list[Node]]]) -> Node:
+    """`base`, then each step applied to the result so far, in a loop: a spine of left-associative
+    operators (`a + b + c`, `x = 1 = TRUE`), postfix LIKE/IN or prefix NOT/- is as long as it is
+    written, and a nested closure per step would recurse that deep at every evaluation. The steps
+    whose operands (each step's list) are all constants are applied now."""
+    done = 0
+    if base.const is not None:
+        acc = base.const
+        for step, operands in steps:
+            if any(n.const is None for n in operands):
+                break
+            acc = step(acc, _NO_EVENT)
+            done += 1
+        if done == len(steps):
+            return _constant(acc)
+        if done:
+            base = _constant(acc)
+    rest = [step for step, _ in steps[done:]]
+    bf = base.fn
+    if len(rest) == 1:
+        [only] = rest
+        return Node(lambda a: only(bf(a), a))
+
+    def fn(a: Attributes) -> Result:
+        acc = bf(a)
+        for step in rest:
+            acc = step(acc, a)
+        return acc
+
+    return Node(fn)
 
 
 # ----------------------------------------------------------------------------------------- logic
@@ -197,8 +268,50 @@ def _boolean(value: Value) -> tuple[bool, CesqlError | None]:
     return (value, None) if value is True or value is False else to_boolean(value)
 
 
-def _logic(kind: str, left: Node, right: Node) -> Node:
-    lf, rf = left.fn, right.fn
+def _logic(kinds: list[str], operands: list[Node]) -> Node:
+    """`x0 k0 x1 k1 x2 ...`, which groups to the right (x0 k0 (x1 k1 (x2 ...))), in one loop.
+
+    Left to right, each operand either settles its level (AND meets false, OR meets true, or an
+    error) or leaves the level pending; then the pending levels are closed innermost first. This is
+    what the nested two-operand form computes, short circuits included, without recursing once per
+    term: 1,000 ORs are one flat chain (issue 9, defect 13).
+    """
+    fns = [n.fn for n in operands]
+    last = len(fns) - 1
+
+    def fn(a: Attributes) -> Result:
+        pending: list[tuple[str, bool, CesqlError | None]] = []
+        for i in range(last):
+            kind = kinds[i]
+            lv, err = fns[i](a)
+            if err is not None:
+                result: Result = (False, err)
+                break
+            x, xerr = _boolean(lv)
+            if kind == "and" and not x:
+                result = (False, xerr)
+                break
+            if kind == "or" and x:
+                result = (True, xerr)
+                break
+            pending.append((kind, x, xerr))
+        else:
+            result = fns[last](a)
+        while pending:
+            kind, x, xerr = pending.pop()
+            rv, err = result
+            if err is not None:
+                result = (False, err)
+                continue
+            y, yerr = _boolean(rv)
+            result = (x is not y if kind == "xor" else y, xerr or yerr)
+        return result
+
+    return _folded(_logic_pair(kinds[0], fns[0], fns[1]) if len(fns) == 2 else fn, *operands)
+
+
+def _logic_pair(kind: str, lf: Fn, rf: Fn) -> Fn:
+    """The common two-operand case without the loop's bookkeeping (this runs per event per Trigger)."""
 
     def fn_and(a: Attributes) -> Result:
         lv, err = lf(a)
@@ -237,7 +350,7 @@ def _logic(kind: str, left: Node, right: Node) -> Node:
         y, yerr = _boolean(rv)
         return x is not y, xerr or yerr
 
-    return _folded({"and": fn_and, "or": fn_or, "xor": fn_xor}[kind], left, right)
+    return {"and": fn_and, "or": fn_or, "xor": fn_xor}[kind]
 
 
 # ----------------------------------------------------------------------------------------- LIKE and IN
@@ -247,56 +360,112 @@ def _like_matcher(pattern: str) -> Callable[[str], bool]:
     """`%` is any run of characters, `_` one character, `\\%` and `\\_` themselves (§3.4.3).
 
     A backslash before anything else is an ordinary character (the TCK matches 'ab\\c' against itself).
+
+    Never backtracks, so the event's producer cannot make it slow (issue 9, defect 5: the old
+    translation to one regex, `.*a.*a.*b`, took 4.7 s on 3,000 characters). The pattern is split at
+    every `%` into fixed-length segments; the first must match at the start, the last at the end, and
+    each one between is placed at its leftmost occurrence after the previous one. Leftmost placement
+    is optimal (a later occurrence only leaves less room for what follows), so no choice is ever
+    revisited: each segment is one `str.find` (linear in CPython) or, when it holds `_`, one
+    quantifier-free regex search, at most len(segment) steps per position. The worst case is
+    O(len(subject) * longest segment), and both are bounded: the segment by the Trigger's text.
     """
-    parts: list[str | None] = []  # one character each; None stands for '%', _ANY for '_'
+    segments: list[list[str]] = [[]]  # one character each, _ANY for '_'; a new segment after each '%'
     i = 0
     while i < len(pattern):
         c = pattern[i]
         if c == "\\" and i + 1 < len(pattern) and pattern[i + 1] in "%_":
-            parts.append(pattern[i + 1])
+            segments[-1].append(pattern[i + 1])
             i += 2
             continue
-        parts.append(None if c == "%" else _ANY if c == "_" else c)
+        if c == "%":
+            segments.append([])
+        else:
+            segments[-1].append(_ANY if c == "_" else c)
         i += 1
-    if _ANY not in parts:
-        stars = [k for k, p in enumerate(parts) if p is None]
-        text = "".join(p for p in parts if p is not None)
-        n = len(parts)
-        if not stars:
+    if len(segments) == 1:
+        return _anchored(segments[0], whole=True)
+    head, *middle, tail = segments
+    middle = [segment for segment in middle if segment]  # '%%' is '%'
+    # The common shapes, one C call each: 'a%', '%a', '%a%', '%'.
+    if not middle and not tail and _ANY not in head:
+        prefix = "".join(head)
+        return lambda s: s.startswith(prefix)
+    if not middle and not head and _ANY not in tail:
+        suffix = "".join(tail)
+        return lambda s: s.endswith(suffix)
+    if not head and not tail and len(middle) == 1 and _ANY not in middle[0]:
+        infix = "".join(middle[0])
+        return lambda s: infix in s
+    at_start, at_end = _anchored(head), _anchored(tail)
+    finders = [_finder(segment) for segment in middle]
+    least = len(head) + len(tail) + sum(len(segment) for segment in middle)
+    head_length, tail_length = len(head), len(tail)
+
+    def matches(s: str) -> bool:
+        if len(s) < least or not at_start(s, 0) or not at_end(s, len(s) - tail_length):
+            return False
+        position, end = head_length, len(s) - tail_length
+        for find in finders:
+            position = find(s, position, end)
+            if position < 0:
+                return False
+        return True
+
+    return matches
+
+
+def _anchored(segment: list[str], whole: bool = False) -> Callable[..., bool]:
+    """`fn(s, at)`: the segment matches s at `at` (with whole=True, `fn(s)`: it is all of s)."""
+    if _ANY not in segment:
+        text = "".join(segment)
+        if whole:
             return text.__eq__
-        if stars == [n - 1]:
-            return lambda s: s.startswith(text)
-        if stars == [0]:
-            return lambda s: s.endswith(text)
-        if stars == [0, n - 1] and n > 1:
-            return lambda s: text in s
-        if len(stars) == n:
-            return lambda s: True
-    regex = "".join(".*" if p is None else "." if p is _ANY else re.escape(p) for p in parts)
-    fullmatch = re.compile(regex, re.DOTALL).fullmatch
-    return lambda s: fullmatch(s) is not None
+        return lambda s, at: s.startswith(text, at)
+    regex = re.compile("".join("." if c is _ANY else re.escape(c) for c in segment), re.DOTALL)
+    if whole:
+        return lambda s: regex.fullmatch(s) is not None
+    return lambda s, at: regex.match(s, at) is not None
+
+
+def _finder(segment: list[str]) -> Callable[[str, int, int], int]:
+    """`fn(s, start, end)`: where the segment's leftmost occurrence in s[start:end] ends, or -1."""
+    if _ANY not in segment:
+        text = "".join(segment)
+        size = len(text)
+
+        def find(s: str, start: int, end: int) -> int:
+            found = s.find(text, start, end)
+            return found + size if found >= 0 else -1
+
+        return find
+    regex = re.compile("".join("." if c is _ANY else re.escape(c) for c in segment), re.DOTALL)
+
+    def search(s: str, start: int, end: int) -> int:
+        found = regex.search(s, start, end)
+        return found.end() if found is not None else -1
+
+    return search
 
 
 _ANY = "\x00_any_"  # an identity the pattern text can never produce (a part is one character)
 
 
-def _like(negate: bool, value: Node, pattern: Token) -> Node:
+def _like(negate: bool, pattern: Token) -> Step:
     matches = _like_matcher(_unquote(pattern))
-    vf = value.fn
 
-    def fn(a: Attributes) -> Result:
-        v, err = vf(a)
+    def step(left: Result, _: Attributes) -> Result:
+        v, err = left
         if err is not None:
             return False, err
         # LIKE is String x String: a non-String left operand is cast (§3.4.3), which cannot fail.
         return TRUE if matches(v if type(v) is str else to_string(v)) is not negate else FALSE
 
-    return _folded(fn, value)
+    return step
 
 
-def _in(negate: bool, value: Node, members: list[Node]) -> Node:
+def _in(negate: bool, members: list[Node]) -> Step:
     # The left operand's type is the target every member is cast to (§3.7, IN).
-    vf = value.fn
     found, missing = (FALSE, TRUE) if negate else (TRUE, FALSE)
     if all(m.const is not None and m.const[1] is None for m in members):
         constants: list[Value] = [m.const[0] for m in members if m.const is not None]
@@ -311,8 +480,8 @@ def _in(negate: bool, value: Node, members: list[Node]) -> Node:
             else:
                 ordered[target] = casts
 
-        def against_constants(a: Attributes) -> Result:
-            v, err = vf(a)
+        def against_constants(left: Result, _: Attributes) -> Result:
+            v, err = left
             if err is not None:
                 return False, err
             pool = sets.get(type(v))
@@ -325,12 +494,12 @@ def _in(negate: bool, value: Node, members: list[Node]) -> Node:
                     return found
             return missing
 
-        return _folded(against_constants, value)
+        return against_constants
 
     fns = [m.fn for m in members]
 
-    def fn(a: Attributes) -> Result:
-        v, err = vf(a)
+    def step(left: Result, a: Attributes) -> Result:
+        v, err = left
         if err is not None:
             return False, err
         target = type(v)
@@ -346,10 +515,41 @@ def _in(negate: bool, value: Node, members: list[Node]) -> Node:
                 return found
         return missing
 
-    return _folded(fn, value, *members)
+    return step
 
 
 # ----------------------------------------------------------------------------------------- the tree walk
+
+# Rules whose operand is their first child (left-associative binary operators, postfix LIKE and IN)
+# or their last (prefix NOT and -): a run of them is one spine, compiled to one loop (_chain).
+_LEFT_LINKS = frozenset({"plus", "minus", "times", "div", "mod", "eq", "ne", "lt", "le", "gt", "ge",
+                         "like", "not_like", "in_", "not_in"})
+_PREFIX_LINKS = frozenset({"not_", "neg"})
+_LINKS = _LEFT_LINKS | _PREFIX_LINKS
+_LOGIC = {"and_": "and", "or_": "or", "xor_": "xor"}
+
+
+class _Build:
+    """A work item of the walk: call `build` with the last `count` results, for `tree`."""
+
+    __slots__ = ("build", "count", "tree")
+
+    def __init__(self, build: Callable[[list[Any]], Any], count: int, tree: Tree[Token]) -> None:
+        self.build, self.count, self.tree = build, count, tree
+
+
+def _operand(tree: Tree[Token]) -> Any:
+    return tree.children[0] if tree.data in _LEFT_LINKS else tree.children[-1]
+
+
+def _child_depth(values: list[Any]) -> int:
+    depth = 0
+    for value in values:
+        if isinstance(value, Node):
+            depth = max(depth, value.depth)
+        elif isinstance(value, list):
+            depth = max([depth, *(m.depth for m in value if isinstance(m, Node))])
+    return depth
 
 
 def _nodes(children: list[Any]) -> list[Node]:
@@ -360,9 +560,8 @@ def _nodes(children: list[Any]) -> list[Node]:
     return nodes
 
 
-class _Compiler(Transformer[Token, Node]):
+class _Compiler:
     def __init__(self) -> None:
-        super().__init__()
         self.missing_functions: list[str] = []
 
     # literals and names
@@ -415,99 +614,109 @@ class _Compiler(Transformer[Token, Node]):
             return _constant(TRUE)
         return Node(lambda a: TRUE if name in a else FALSE)
 
-    # unary
-    def not_(self, children: list[Any]) -> Node:
-        [child] = _nodes(children)
-        cf = child.fn
+    def walk(self, root: Tree[Token]) -> Node:
+        """Compile the tree bottom-up with explicit stacks: no recursion, however long or deep it is.
 
-        def fn(a: Attributes) -> Result:
-            value, err = cf(a)
-            if err is not None:
-                return False, err
-            b, cerr = to_boolean_strict(value)
-            return not b, cerr
+        (lark's Transformer recurses once per tree level; 1,000 ORs made a RecursionError, which the
+        control API answered with a 500: issue 9, defect 13.)
+        """
+        results: list[Any] = []
+        work: list[Any] = [root]
+        while work:
+            item = work.pop()
+            if isinstance(item, _Build):
+                values = results[len(results) - item.count:]
+                del results[len(results) - item.count:]
+                value = item.build(values)
+                if isinstance(value, Node) and value.const is None:
+                    value.depth = 1 + _child_depth(values)
+                    if value.depth > MAX_DEPTH:
+                        raise CesqlParseError(
+                            f"the expression nests more than {MAX_DEPTH} operators, function calls or "
+                            "parenthesised sub-expressions inside one another here; Nerve refuses deeper ones "
+                            "(a flat chain such as a OR b OR c does not count)",
+                            getattr(item.tree.meta, "line", 1), getattr(item.tree.meta, "column", 1))
+                results.append(value)
+            elif isinstance(item, Tree):
+                build, parts = self._plan(item)
+                work.append(_Build(build, len(parts), item))
+                work.extend(reversed(parts))
+            else:  # a token, or None for an empty [args]
+                results.append(item)
+        [node] = _nodes(results)  # a bare out-of-range literal is caught here
+        return node
 
-        return _folded(fn, child)
+    def _plan(self, tree: Tree[Token]) -> tuple[Callable[[list[Any]], Any], list[Any]]:
+        """What to compile first (the children, or a whole spine's operands) and how to combine them."""
+        if tree.data in _LOGIC:
+            kinds: list[str] = []
+            operands: list[Any] = []
+            node: Any = tree
+            while isinstance(node, Tree) and node.data in _LOGIC:  # groups to the right
+                kinds.append(_LOGIC[node.data])
+                operands.append(node.children[0])
+                node = node.children[-1]
+            operands.append(node)
+            return (lambda values: self.logic(kinds, values)), operands
+        if tree.data in _LINKS:
+            spine: list[Tree[Token]] = []
+            node = tree
+            while isinstance(node, Tree) and node.data in _LINKS:
+                spine.append(node)
+                node = _operand(node)
+            spine.reverse()  # innermost first: the order the operators apply in
+            parts: list[Any] = [node]
+            sizes: list[int] = []
+            for link in spine:
+                rest = link.children[1:] if link.data in _LEFT_LINKS else link.children[:-1]
+                parts.extend(rest)
+                sizes.append(len(rest))
 
-    def neg(self, children: list[Any]) -> Node:
-        child = next(c for c in children if isinstance(c, Node))
-        if child.literal is not None:
-            if -child.literal < INT32_MIN and child.token is not None:
-                raise _error_at(child.token, f"integer literal -{child.literal} is outside the 32-bit range")
-            return _constant((-child.literal, None))
-        cf = child.fn
+            def build(values: list[Any]) -> Node:
+                links, at = [], 1
+                for link, size in zip(spine, sizes, strict=True):
+                    links.append((str(link.data), values[at:at + size]))
+                    at += size
+                return self.spine(values[0], links)
 
-        def fn(a: Attributes) -> Result:
-            value, err = cf(a)
-            if err is not None:
-                return 0, err
-            i, cerr = (value, None) if type(value) is int else to_integer(value)
-            return wrap32(-i), cerr
+            return build, parts
+        method: Callable[[list[Any]], Any] = getattr(self, str(tree.data))
+        return method, list(tree.children)
 
-        return _folded(fn, child)
+    # spines: operators whose operand is itself an operator of the same shape fold into one loop
+    def spine(self, base: Node, links: list[tuple[str, list[Any]]]) -> Node:
+        """`base` with `links` applied innermost first, each link an operator and its other children."""
+        if links and links[0][0] == "neg" and base.literal is not None:
+            # '-2147483648' is one literal: the minus folds into it before the range check.
+            if -base.literal < INT32_MIN and base.token is not None:
+                raise _error_at(base.token, f"integer literal -{base.literal} is outside the 32-bit range")
+            base, links = _constant((-base.literal, None)), links[1:]
+        [base] = _nodes([base])
+        steps: list[tuple[Step, list[Node]]] = []
+        for kind, rest in links:
+            if kind in _ARITHMETIC:
+                [right] = _nodes(rest)
+                steps.append((_arithmetic(kind, right), [right]))
+            elif kind in _ORDERING:
+                [right] = _nodes(rest)
+                steps.append((_ordering(kind, right), [right]))
+            elif kind in ("eq", "ne"):
+                [right] = _nodes(rest)
+                steps.append((_equality(kind == "ne", right), [right]))
+            elif kind in ("like", "not_like"):
+                steps.append((_like(kind == "not_like", rest[-1]), []))
+            elif kind in ("in_", "not_in"):
+                members: list[Node] = rest[-1]
+                steps.append((_in(kind == "not_in", members), members))
+            else:
+                steps.append((_not if kind == "not_" else _neg, []))
+        return _chain(base, steps)
 
-    # binary
-    def _arithmetic(self, name: str, children: list[Any]) -> Node:
-        left, right = _nodes(children)
-        return _arithmetic(name, left, right)
-
-    def plus(self, c: list[Any]) -> Node:
-        return self._arithmetic("plus", c)
-
-    def minus(self, c: list[Any]) -> Node:
-        return self._arithmetic("minus", c)
-
-    def times(self, c: list[Any]) -> Node:
-        return self._arithmetic("times", c)
-
-    def div(self, c: list[Any]) -> Node:
-        return self._arithmetic("div", c)
-
-    def mod(self, c: list[Any]) -> Node:
-        return self._arithmetic("mod", c)
-
-    def lt(self, c: list[Any]) -> Node:
-        return _ordering("lt", *_nodes(c))
-
-    def le(self, c: list[Any]) -> Node:
-        return _ordering("le", *_nodes(c))
-
-    def gt(self, c: list[Any]) -> Node:
-        return _ordering("gt", *_nodes(c))
-
-    def ge(self, c: list[Any]) -> Node:
-        return _ordering("ge", *_nodes(c))
-
-    def eq(self, c: list[Any]) -> Node:
-        return _equality(False, *_nodes(c))
-
-    def ne(self, c: list[Any]) -> Node:
-        return _equality(True, *_nodes(c))
-
-    def and_(self, c: list[Any]) -> Node:
-        return _logic("and", *_nodes(c))
-
-    def or_(self, c: list[Any]) -> Node:
-        return _logic("or", *_nodes(c))
-
-    def xor_(self, c: list[Any]) -> Node:
-        return _logic("xor", *_nodes(c))
-
-    # LIKE and IN
-    def like(self, c: list[Any]) -> Node:
-        return _like(False, _nodes(c)[0], c[-1])
-
-    def not_like(self, c: list[Any]) -> Node:
-        return _like(True, _nodes(c)[0], c[-1])
+    def logic(self, kinds: list[str], operands: list[Node]) -> Node:
+        return _logic(kinds, _nodes(operands))
 
     def set(self, children: list[Any]) -> list[Node]:
         return _nodes(children)
-
-    def in_(self, c: list[Any]) -> Node:
-        return _in(False, _nodes(c)[0], c[-1])
-
-    def not_in(self, c: list[Any]) -> Node:
-        return _in(True, _nodes(c)[0], c[-1])
 
     # functions
     def args(self, children: list[Any]) -> list[Node]:
@@ -574,13 +783,6 @@ class Expression:
 
 def compile_expression(text: str) -> Expression:
     """Parse and compile once; raises CesqlParseError naming the line, the column and the problem."""
-    tree = parse(text)
     compiler = _Compiler()
-    try:
-        root = compiler.transform(tree)
-    except VisitError as exc:
-        if isinstance(exc.orig_exc, CesqlParseError):
-            raise exc.orig_exc from None
-        raise
-    [root] = _nodes([root])  # a bare out-of-range literal is caught here
+    root = compiler.walk(parse(text))
     return Expression(text, root.fn, compiler.missing_functions)

@@ -1,6 +1,8 @@
 """CESQL text -> lark parse tree, or a CesqlParseError that says where and what went wrong.
 
-The grammar lives in grammar.lark; lark's LALR parser builds it once per process. The error text is
+The grammar lives in grammar.lark; lark's LALR parser builds it once per process. LALR keeps its
+stacks in lists and builds the tree as it reduces, so a long expression never recurses here; the
+positions it propagates let the compiler say where an expression nests too deeply. The error text is
 what `nerve apply` shows a Trigger author, so lark's terminal names are turned back into the
 characters they stand for.
 """
@@ -27,7 +29,7 @@ _SHOWN = {
 @cache
 def _lark() -> Lark:
     grammar = Path(__file__).with_name("grammar.lark").read_text()
-    return Lark(grammar, parser="lalr", maybe_placeholders=True, propagate_positions=False)
+    return Lark(grammar, parser="lalr", maybe_placeholders=True, propagate_positions=True)
 
 
 def _expected(names: set[str] | frozenset[str]) -> str:

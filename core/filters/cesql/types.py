@@ -51,11 +51,15 @@ def to_integer(value: Value) -> tuple[int, CesqlError | None]:
     if isinstance(value, int):  # bool included: True -> 1, False -> 0
         return int(value), None
     # fullmatch, not int(): int() also takes spaces, underscores and non-ASCII digits.
+    # Leading zeros dropped, more than 10 digits is out of 32-bit range: int() of a long digit string
+    # is quadratic, and past 4,300 digits Python raises instead of answering.
     if _INTEGER.fullmatch(value):
-        number = int(value)
+        digits = value.lstrip("+-").lstrip("0")
+        number = int(digits or "0") if len(digits) <= 10 else INT32_MAX + 1
+        number = -number if value.startswith("-") else number
         if INT32_MIN <= number <= INT32_MAX:
             return number, None
-    return 0, CesqlError(ErrorKind.CAST, f"cannot cast {value!r} to Integer")
+    return 0, CesqlError(ErrorKind.CAST, f"cannot cast {_shown(value)} to Integer")
 
 
 def to_boolean(value: Value) -> tuple[bool, CesqlError | None]:
@@ -81,7 +85,13 @@ def _string_to_boolean(value: str) -> tuple[bool, CesqlError | None]:
         return True, None
     if lower == "false":
         return False, None
-    return False, CesqlError(ErrorKind.CAST, f"cannot cast {value!r} to Boolean")
+    return False, CesqlError(ErrorKind.CAST, f"cannot cast {_shown(value)} to Boolean")
+
+
+def _shown(value: str) -> str:
+    # An error is built per failed cast, per event: quoting a megabyte value whole would cost more
+    # than the cast.
+    return repr(value) if len(value) <= 60 else f"{value[:40]!r}... ({len(value)} characters)"
 
 
 def cast(value: Value, target: type) -> Cast:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from core.filters import validate_trigger_filters
+from core.filters import compile_trigger_filter, validate_trigger_filters
 
 
 @pytest.mark.parametrize(("filters", "path", "reason"), [
@@ -81,3 +81,19 @@ def test_knatives_invalid_filter_keys(key: str) -> None:
     # ControlPlaneTrigger_WithInvalidFilters.
     assert [e.path for e in validate_trigger_filters({key: "x"}, [{"suffix": {key: "x"}}])] == [
         f"spec.filter.attributes.{key}", f"spec.filters[0].suffix.{key}"]
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    spec: dict[str, Any] = {"exact": {"type": "a"}}
+    for level in range(levels):
+        spec = {"all": [spec]} if level % 2 else {"not": spec}
+    return spec
+
+
+def test_filters_nested_too_deep_are_refused_not_a_recursion_error() -> None:
+    # Issue 9, defect 13: 600 levels of all/not were a RecursionError (a 500 at the control API).
+    [error] = validate_trigger_filters(None, [_nested(600)])
+    assert error.path.startswith("spec.filters[0].all[0].not.all[0].") and error.path.count(".") > 100
+    assert "nest more than 100 levels" in error.reason
+    assert validate_trigger_filters(None, [_nested(100)]) == []
+    assert compile_trigger_filter(None, [_nested(100)]).matches({"type": "a"})  # 50 NOTs: even
