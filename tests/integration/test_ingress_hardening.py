@@ -6,9 +6,12 @@ former 500s, and what a malformed request leaves in the log.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
-from tests.support.receiver import Receiver
+from core.events import Event
+from tests.support.receiver import Answer, Receiver
 from tests.support.stack import Stack, event
 
 NS = "h9"
@@ -66,3 +69,31 @@ async def test_names_and_values_ending_in_a_newline_are_400_not_202(stack: Stack
     await receiver.wait_for(1)
     await receiver.settle()
     assert receiver.ids == ["ok"]
+
+
+# ----------------------------------------------------------------------------------- 8. producer TTL
+
+
+async def test_a_producer_ttl_above_the_maximum_is_capped(stack: Stack) -> None:
+    def echo(i: int, _: Event) -> Answer:
+        return Answer(200, {"ce-specversion": "1.0", "ce-id": f"r{i}", "ce-source": "/echo", "ce-type": "loop",
+                            "Content-Type": "application/json"}, b"{}")
+
+    echoer = Receiver(echo)
+    await echoer.start()
+    try:
+        await stack.apply(BROKER, trigger(echoer.url, name="loop", type="loop"))
+        status, _ = await _post(stack, PATH, {**BINARY, "ce-type": "loop", "ce-knativebrokerttl": "100000"})
+        assert status == 202
+        deadline = time.monotonic() + 60
+        seen, quiet_since = -1, time.monotonic()
+        while time.monotonic() - quiet_since < 1.5:
+            assert time.monotonic() < deadline, f"still looping after {len(echoer.received)} deliveries"
+            # Unbounded, the loop passed 255 deliveries within seconds (53,528 in 30 s).
+            assert len(echoer.received) <= 255
+            if len(echoer.received) != seen:
+                seen, quiet_since = len(echoer.received), time.monotonic()
+            await asyncio.sleep(0.1)
+        assert 250 <= len(echoer.received) <= 255
+    finally:
+        await echoer.stop()
