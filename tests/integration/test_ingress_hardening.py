@@ -310,3 +310,36 @@ async def test_malformed_requests_log_one_escaped_debug_line_and_no_traceback(
     assert status == 200
     assert re.search(r'nerve_ingress_refused_total\{reason="BadHttpMessage"\} [1-9]', text)
     assert re.search(r'nerve_ingress_refused_total\{reason="InvalidEvent"\} [1-9]', text)
+
+
+
+async def test_a_newline_in_an_event_id_cannot_forge_a_service_log_line(stack: Stack) -> None:
+    """The formatter every service logs through (core/runtime.py), on a delivery log line quoting the id."""
+    import io
+
+    from core.log_lines import FORMAT, OneLineFormatter
+
+    failing = Receiver(lambda i, e: Answer(500))
+    await failing.start()
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(OneLineFormatter(FORMAT))
+    logger = logging.getLogger("nerve")
+    logger.addHandler(handler)
+    try:
+        await stack.apply(BROKER, trigger(failing.url) + "  delivery: {retry: 0}\n")
+        forged = "x%0A2026-12-01 00:00:00,000 ERROR nerve.control: forged"
+        assert (await _post(stack, PATH, {**BINARY, "ce-id": forged}))[0] == 202
+        await failing.wait_for(1)
+
+        async def logged() -> bool:
+            return "forged" in out.getvalue()
+        from tests.support.stack import eventually
+        await eventually(logged)
+    finally:
+        logger.removeHandler(handler)
+        await failing.stop()
+    lines = out.getvalue().splitlines()
+    [line] = [line for line in lines if "forged" in line]
+    assert "event x\\n2026-12-01" in line
+    assert not any(line.startswith("2026-12-01 00:00:00,000") for line in lines)
