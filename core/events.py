@@ -40,19 +40,21 @@ CE_HEADER_PREFIX: Final = "ce-"
 STRUCTURED_CONTENT_TYPE: Final = "application/cloudevents+json"
 BATCH_CONTENT_TYPE: Final = "application/cloudevents-batch+json"
 
-_NAME = re.compile(r"^[a-z0-9]+$")
+# Every pattern here is used with fullmatch: `$` also matches before a trailing newline, and a name or
+# value ending in "\n" passed validation, answered 202 and could then never be sent as an HTTP header.
+_NAME = re.compile(r"[a-z0-9]+")
 _RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))"
 )
-_MEDIA_TYPE = re.compile(r"^[\w!#$&^.+-]+/[\w!#$&^.+-]+[ \t]*(;.*)?$", re.ASCII)
+_MEDIA_TYPE = re.compile(r"[\w!#$&^.+-]+/[\w!#$&^.+-]+[ \t]*(;.*)?", re.ASCII | re.DOTALL)
 # The Content-Type goes on the wire exactly as stored, so it may hold only what an HTTP field value
 # can: visible US-ASCII, space and tab (RFC 9110 5.5 without obs-text; media types are ASCII anyway).
-_FIELD_VALUE = re.compile(r"^[\x20-\x7e\t]*$")
+_FIELD_VALUE = re.compile(r"[\x20-\x7e\t]*")
 # aiohttp's request parsers (the C one and the pure-Python one alike) decode header bytes as UTF-8 with
 # errors="surrogateescape": raw bytes that are not UTF-8 arrive as lone surrogates U+DC80..U+DCFF.
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 _QUOTED_PAIR = re.compile(r"\\(.)")
-_JSON_MEDIA = re.compile(r"^(application|text)/([\w.-]+\+)?json(\s*;.*)?$", re.IGNORECASE)
+_JSON_MEDIA = re.compile(r"(application|text)/([\w.-]+\+)?json(\s*;.*)?", re.IGNORECASE | re.DOTALL)
 _INT32 = (-(2**31), 2**31 - 1)
 # CloudEvents HTTP binding: space, double quote, percent and anything outside printable ASCII are
 # percent-encoded in header values; everything else goes as it is.
@@ -98,7 +100,7 @@ class Event:
 
 def is_json_media_type(content_type: str | None) -> bool:
     """JSON-ish data is embedded as JSON in structured mode; a missing type means JSON (CE JSON format)."""
-    return content_type is None or _JSON_MEDIA.match(content_type) is not None
+    return content_type is None or _JSON_MEDIA.fullmatch(content_type) is not None
 
 
 def attr_to_string(value: AttrValue) -> str:
@@ -112,7 +114,7 @@ def attr_to_string(value: AttrValue) -> str:
 
 
 def _valid_timestamp(text: str) -> bool:
-    m = _RFC3339.match(text)
+    m = _RFC3339.fullmatch(text)
     if m is None:
         return False
     if m.group(9) is not None and (int(m.group(10)) > 23 or int(m.group(11)) > 59):
@@ -148,17 +150,17 @@ def validate(attributes: Mapping[str, AttrValue]) -> None:
             raise InvalidEvent(f"attribute {name!r} must be a non-empty string", field=name)
     content_type = attributes.get("datacontenttype")
     if isinstance(content_type, str):
-        if _FIELD_VALUE.match(content_type) is None:
+        if _FIELD_VALUE.fullmatch(content_type) is None:
             raise InvalidEvent(f"datacontenttype {content_type!r} must be printable US-ASCII: it is sent as the "
                                "HTTP Content-Type as it is", field="datacontenttype")
-        if _MEDIA_TYPE.match(content_type) is None:
+        if _MEDIA_TYPE.fullmatch(content_type) is None:
             raise InvalidEvent(f"datacontenttype {content_type!r} is not an RFC 2046 media type",
                                field="datacontenttype")
     time = attributes.get("time")
     if time is not None and (not isinstance(time, str) or not _valid_timestamp(time)):
         raise InvalidEvent(f"time {time!r} is not an RFC 3339 timestamp", field="time")
     for name, value in attributes.items():
-        if _NAME.match(name) is None:
+        if _NAME.fullmatch(name) is None:
             raise InvalidEvent(f"attribute name {name!r} must be lower-case letters and digits", field=name)
         if isinstance(value, (bool, str)):
             continue
@@ -282,7 +284,11 @@ def _from_json_object(obj: Any, raw_data: bytes | None) -> Event:
         content_type = attributes.get("datacontenttype")
         encoding = attributes.get("datacontentencoding")
         if attributes["specversion"] == "0.3" and encoding == "base64" and isinstance(value, str):
-            data = base64.b64decode(value)
+            try:
+                data = base64.b64decode(value, validate=True)
+            except ValueError as exc:
+                raise InvalidEvent(f"data is not valid base64 (datacontentencoding: base64): {exc}",
+                                   field="data") from None
             del attributes["datacontentencoding"]
         elif isinstance(value, str) and not is_json_media_type(str(content_type) if content_type else None):
             # JSON format 3.1.1: with a non-JSON type a string `data` is the data itself (text).
@@ -325,9 +331,11 @@ def from_batch(body: bytes) -> list[Event]:
         raise InvalidEvent(f"CloudEvents batch is not valid JSON: {exc}") from None
     if not isinstance(items, list):
         raise InvalidEvent("a CloudEvents batch must be a JSON array")
-    spans: list[bytes | None] = [None] * len(items)
-    if items and all(isinstance(item, dict) for item in items):
-        spans = [_raw(span) for span in _spans(_BATCH_SPANS, body)]
+    for index, item in enumerate(items):
+        # Refused before any span is read: the spans decoder takes only a list of objects.
+        if not isinstance(item, dict):
+            raise InvalidEvent(f"batch[{index}]: a structured CloudEvent must be a JSON object", field=f"[{index}]")
+    spans = [_raw(span) for span in _spans(_BATCH_SPANS, body)] if items else []
     events = []
     for index, item in enumerate(items):
         try:

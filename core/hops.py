@@ -3,7 +3,8 @@
 Knative's MT broker stamps `knativearrivaltime` at ingress and keeps a `knativebrokerttl` extension: set
 to the maximum on first entry, decremented on every re-entry (a reply), the event refused once it
 reaches zero. Subscribers never see the TTL; a reply inherits the TTL of the event it answers, so the
-next entry decrements it. Ingress (events from producers) and dispatcher (replies) both apply these rules.
+next entry decrements it. Ingress (events from producers) and dispatcher (replies) both apply these rules,
+and both cap a TTL above the Broker's maximum to it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def enter_broker(event: Event, *, max_ttl: int = DEFAULT_MAX_TTL, arrival: str |
             ttl = int(raw)
         except ValueError:
             ttl = None
-    ttl = max_ttl if ttl is None else max(ttl - 1, 0)
+    # A TTL above the maximum is capped, not honoured: a producer may lower the loop budget, never raise it.
+    ttl = max_ttl if ttl is None else max(min(ttl, max_ttl) - 1, 0)
     if ttl <= 0:
         raise TTLExhausted(
             f"{TTL} reached 0: the event has looped through the broker too often (a reply loop?)", field=TTL

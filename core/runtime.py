@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from core import observability
+from core import log_lines, observability
 from core.connections import ConnectionGuard, ServerLimits
 from core.contract import Contract
 from core.contract_watch import ContractWatcher
@@ -20,7 +20,7 @@ from core.contract_watch import ContractWatcher
 
 def run(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
     """Run `main(stop)` on the best loop; `stop` is set by SIGINT or SIGTERM for a graceful shutdown."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_lines.configure(logging.INFO)
 
     async def wrapper() -> None:
         stop = asyncio.Event()

@@ -5,6 +5,10 @@ OPTIONS 200; other non-POST 405; `/` 404; a path that fits no addressable kind's
 (ingress/routes.py; a Broker's is `/<namespace>/<name>`) 400; a body over the limit 413; not a valid
 CloudEvent (bad header bytes included) 400; unknown resource 404; TTL exhausted 400; backend did not
 take the event 503; stored 202.
+
+A refused request is one DEBUG line (values in repr, so no producer-sent newline forges a line) and a
+count in `nerve_ingress_refused_total{reason}`; aiohttp's own refusals of malformed HTTP, which it logs
+as ERROR tracebacks, are turned into the same (`RefusedHttpFilter`). Tracebacks are left for real faults.
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ import time
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage, ContentEncodingError, HttpProcessingError
 
 from channels.registry import BackendPool
 from core import observability
 from core.contract import Contract, Resource
-from core.errors import NerveError, PayloadTooLarge
+from core.errors import InvalidEvent, NerveError, PayloadTooLarge
 from core.events import Event, from_http
 from core.headers import pass_through
+from core.metric_labels import LabelCap, safe_label
 from ingress import metrics
 from ingress.receive import receive
 from ingress.routes import ROUTES, Target
@@ -31,6 +37,10 @@ log = logging.getLogger("nerve.ingress")
 ALLOW = "POST, OPTIONS"
 
 
+class BrokenBody(InvalidEvent):
+    """The body could not be read to its end: the connection cannot carry another request (Connection: close)."""
+
+
 class Ingress:
     """Routes requests to the Broker or Channel the contract names for their path."""
 
@@ -38,11 +48,14 @@ class Ingress:
         self._pool = pool
         self.settings = settings
         self._routes: dict[str, Resource] = {}
+        self._types: dict[str, LabelCap] = {}
+        """The `event_type` label values each resource (by path) may use."""
         self.generation = 0
 
     async def apply(self, contract: Contract) -> None:
         # One assignment swaps the whole table: a request sees either the old or the new contract.
         self._routes = contract.by_path()
+        self._types = {path: cap for path, cap in self._types.items() if path in self._routes}
         self.generation = contract.generation
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -50,13 +63,14 @@ class Ingress:
             return web.Response(status=200, headers={
                 "Allow": ALLOW, "WebHook-Allowed-Origin": "*", "WebHook-Allowed-Rate": "*"})
         if request.method != "POST":
-            return _error(405, "MethodNotAllowed", f"{request.method} is not allowed; send events with POST")
+            return _refuse(request, 405, "MethodNotAllowed",
+                           f"{request.method} is not allowed; send events with POST")
         path = request.path
         if path == "/":
-            return _error(404, "NotFound", f"no {ROUTES.kinds} at /; send to {ROUTES.usage}")
+            return _refuse(request, 404, "NotFound", f"no {ROUTES.kinds} at /; send to {ROUTES.usage}")
         target = ROUTES.match(path)
         if target is None:
-            return _error(400, "InvalidPath", f"path {path!r} must be {ROUTES.usage}")
+            return _refuse(request, 400, "InvalidPath", f"path {path!r} must be {ROUTES.usage}")
         started = time.perf_counter()
         events: list[Event] = []
         try:
@@ -73,8 +87,11 @@ class Ingress:
         except NerveError as exc:
             self._observe(target, events, exc.status, None)
             if exc.status >= 500:
-                log.warning("refused events for %s: %s", path, exc.reason)
-            return _error(exc.status, type(exc).__name__, exc.reason, exc.field)
+                log.warning("refused events for %r: %r", path, exc.reason)
+            response = _refuse(request, exc.status, type(exc).__name__, exc.reason, exc.field)
+            if isinstance(exc, BrokenBody):
+                response.force_close()
+            return response
         millis = (time.perf_counter() - started) * 1000
         self._observe(target, events, 202, millis)
         return web.Response(status=202, headers={"Allow": ALLOW})
@@ -84,32 +101,84 @@ class Ingress:
         if request.content_length is not None and request.content_length > limit:
             raise PayloadTooLarge(f"request body of {request.content_length} bytes is over the {limit}-byte limit")
         try:
+            # aiohttp decompresses a gzip, deflate or br Content-Encoding itself (the limit applies to
+            # what comes out); a body that does not decode is the producer's error, not ours.
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise PayloadTooLarge(f"request body is over the {limit}-byte limit") from None
+        except web.RequestPayloadError as exc:
+            # aiohttp's parser found the body broken (its cause): not a gzip body, bad chunked framing.
+            if isinstance(exc.__cause__, ContentEncodingError):
+                encoding = request.headers.get("Content-Encoding", "")
+                raise BrokenBody(f"the body is not valid for its Content-Encoding {encoding!r}",
+                                 field="content-encoding") from None
+            cause = exc.__cause__.message if isinstance(exc.__cause__, BadHttpMessage) else str(exc)
+            raise BrokenBody(f"the request body could not be read: {cause}", field="body") from None
         if len(body) > limit:
             raise PayloadTooLarge(f"request body of {len(body)} bytes is over the {limit}-byte limit")
         return body
 
-    @staticmethod
-    def _observe(target: Target, events: list[Event], status: int, millis: float | None) -> None:
-        event_type = events[0].type if events else ""
+    def _observe(self, target: Target, events: list[Event], status: int, millis: float | None) -> None:
+        # Only a resource the contract knows gets series: a path is anyone's to invent.
+        path = target.route.path(target.namespace, target.name)
+        resource = self._routes.get(path)
+        if resource is None or resource.kind != target.route.kind:
+            return
+        cap = self._types.get(path)
+        if cap is None:
+            cap = self._types[path] = LabelCap()
+        event_type = cap(events[0].type if events else "")
         for _ in range(max(len(events), 1)):
             metrics.observe(target.namespace, target.name, event_type, status, millis)
 
 
+def _refuse(request: web.Request, status: int, error: str, reason: str, field: str | None = None) -> web.Response:
+    metrics.REFUSED.labels(error).inc()
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("refused %s %r (ce-id %r): %d %s: %r", request.method, request.path,
+                  request.headers.get("ce-id"), status, error, reason)
+    return _error(status, error, reason, field)
+
+
 def _error(status: int, error: str, reason: str, field: str | None = None) -> web.Response:
-    body = {"error": error, "reason": reason}
+    # safe_label: a reason quoting a producer's value must still be encodable JSON (no lone surrogate).
+    body = {"error": error, "reason": safe_label(reason)}
     if field:
-        body["field"] = field
+        body["field"] = safe_label(field)
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json",
                         headers={"Allow": ALLOW})
 
 
+class RefusedHttpFilter(logging.Filter):
+    """aiohttp logs each malformed request it refuses (a 4xx) as an ERROR traceback: make it a DEBUG line.
+
+    The request never reached the ingress, so this is where it is counted (reason `BadHttpMessage`).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        # A broken body surfaces again when aiohttp drains what the handler (which answered 400) left.
+        cause = exc.__cause__ if isinstance(exc, web.RequestPayloadError) else exc
+        if not isinstance(cause, HttpProcessingError) or not 400 <= cause.code < 500:
+            return True
+        if cause is not exc:
+            return False  # the handler has logged and counted this request already
+        metrics.REFUSED.labels("BadHttpMessage").inc()
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.msg, record.args = "refused a malformed HTTP request: %d %r", (cause.code, cause.message)
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+_REFUSED_HTTP = RefusedHttpFilter()
+
+
 def create_app(ingress: Ingress, *, with_metrics: bool = False) -> web.Application:
+    logging.getLogger("aiohttp.server").addFilter(_REFUSED_HTTP)  # the same filter once, however many apps
     # aiohttp's own limit is set just above ours so that our handler, not aiohttp, words the 413.
     app = web.Application(client_max_size=ingress.settings.max_body_bytes + 1)
     observability.add_routes(app, with_metrics=with_metrics, generation=lambda: ingress.generation)
-    app.router.add_route("*", "/{tail:.*}", ingress.handle)
+    # [\s\S], not `.`: a path may hold a percent-encoded newline, and it too gets the ingress's answer.
+    app.router.add_route("*", "/{tail:[\\s\\S]*}", ingress.handle)
     return app
 

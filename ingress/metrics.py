@@ -1,4 +1,8 @@
-"""Ingress metrics, named as Knative's MT broker ingress names them (Prometheus adds `_total` to counters)."""
+"""Ingress metrics, named as Knative's MT broker ingress names them (Prometheus adds `_total` to counters).
+
+Only resources the contract knows are labelled (a 404 or a bad path is counted in REFUSED by reason, never
+under the path it named), and each one's `event_type` values are capped (core/metric_labels.py).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ LABELS = ("namespace_name", "broker_name", "event_type", "response_code", "respo
 MS_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 
 EVENT_COUNT = Counter("mt_broker_ingress_event_count", "Number of events received by a Broker", LABELS)
+REFUSED = Counter("nerve_ingress_refused", "Requests refused before their events were stored, by reason "
+                  "(the error named in the response)", ("reason",))
 DISPATCH_LATENCY = Histogram(
     "mt_broker_ingress_event_dispatch_latencies",
     "Time spent storing an event in the Broker's backend, in milliseconds",

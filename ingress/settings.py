@@ -16,7 +16,9 @@ class IngressSettings:
     port: int = INGRESS_PORT
     max_body_bytes: int = setting(4 * 1024 * 1024, "--max-body-bytes", "NERVE_MAX_BODY_BYTES",
                                   "Larger event requests get 413.", minimum=1)
-    max_ttl: int = DEFAULT_MAX_TTL
+    max_ttl: int = setting(DEFAULT_MAX_TTL, "--max-ttl", "NERVE_MAX_TTL",
+                           "Hops an event may make through a Broker (replies); a larger ce-knativebrokerttl is "
+                           "capped to this.", minimum=1)
     """knativebrokerttl given to events that arrive without one (Knative's MAX_TTL)."""
     idle_timeout_s: float = setting(30.0, "--idle-timeout", "NERVE_IDLE_TIMEOUT",
                                     "Seconds a connection may stay idle, or take to send a request's headers, "

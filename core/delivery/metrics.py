@@ -1,7 +1,8 @@
 """Delivery metrics: Knative's broker-filter names, plus Nerve's retries, dead letters and in-flight.
 
 Every delivering part (a Trigger, a Subscription, a source) labels its series with
-`(namespace_name, broker_name, trigger_name)`; `TargetMetrics` caches the label children per target.
+`(namespace_name, broker_name, trigger_name)`; `TargetMetrics` caches the label children per target and
+caps the distinct `event_type` values each target labels (core/metric_labels.py).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from core.metric_labels import LabelCap, safe_label
 
 TRIGGER = ("namespace_name", "broker_name", "trigger_name")
 LABELS = (*TRIGGER, "event_type", "response_code", "response_code_class")
@@ -44,11 +47,13 @@ _CACHE_MAX = 1024
 class TargetMetrics:
     """The metric children of one delivering target: label lookups cost microseconds, so they are cached."""
 
-    __slots__ = ("_children", "_processing", "dead_lettered", "filtered_out", "inflight", "labels", "replies",
+    __slots__ = ("_children", "_processing", "_types", "dead_lettered", "filtered_out", "inflight", "labels", "replies",
                  "retries")
 
     def __init__(self, labels: tuple[str, str, str]) -> None:
+        labels = (safe_label(labels[0]), safe_label(labels[1]), safe_label(labels[2]))
         self.labels = labels
+        self._types = LabelCap()
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._processing: dict[str, Any] = {}
         self.inflight = INFLIGHT.labels(*labels)
@@ -61,6 +66,7 @@ class TargetMetrics:
         return DROPPED.labels(*self.labels, reason)
 
     def processing(self, event_type: str) -> Any:
+        event_type = self._types(event_type)
         child = self._processing.get(event_type)
         if child is None:
             child = PROCESSING_LATENCY.labels(*self.labels, event_type)
@@ -70,6 +76,7 @@ class TargetMetrics:
 
     def dispatch(self, event_type: str, status: int) -> tuple[Any, Any]:
         """The counter and histogram children for one (type, status)."""
+        event_type = self._types(event_type)
         key = (event_type, status)
         children = self._children.get(key)
         if children is None:

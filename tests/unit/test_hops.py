@@ -60,3 +60,13 @@ def test_a_reply_loop_ends_after_max_ttl_generations() -> None:
             event = _event()
             inherit_ttl(event, ttl)
     assert hops == 255
+
+
+@pytest.mark.parametrize("sent", [100000, "100000", 256, 2**31 - 1])
+def test_a_ttl_above_the_maximum_is_capped_to_it(sent: str | int) -> None:
+    event = _event(**{TTL: sent})
+    enter_broker(event, max_ttl=255)
+    assert event.attributes[TTL] == 254  # capped, then this entry's hop
+    small = _event(**{TTL: sent})
+    enter_broker(small, max_ttl=3)
+    assert small.attributes[TTL] == 2
