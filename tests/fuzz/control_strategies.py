@@ -93,8 +93,8 @@ def delivery() -> st.SearchStrategy[Any]:
 
 def destination() -> st.SearchStrategy[Any]:
     return st.one_of(
-        st.fixed_dictionaries({"uri": st.one_of(st.sampled_from(LOOPBACK_URLS + ["not a url", "ftp://127.0.0.1/",
-                                                                                 "", "/relative", "http://"]),
+        st.fixed_dictionaries({"uri": st.one_of(st.sampled_from([*LOOPBACK_URLS, "not a url", "ftp://127.0.0.1/",
+                                                                               "", "/relative", "http://"]),
                                                 json_any)}),
         st.fixed_dictionaries({"ref": st.fixed_dictionaries({
             "apiVersion": st.sampled_from(["v1", "serving.knative.dev/v1", EVENTING, "x"]),

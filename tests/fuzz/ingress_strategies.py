@@ -79,7 +79,8 @@ def big_json(draw: st.DrawFn) -> bytes:
 data_bytes = st.one_of(json_value.map(orjson.dumps), json_value.map(orjson.dumps), json_value.map(orjson.dumps),
                        st.binary(max_size=64), deep_json(), big_json(),
                        st.just(b""), st.sampled_from([b"{", b"\xff\xfe", b"1E400", b'"\\ud800"', b"[1,]"]))
-encodings = st.one_of(st.none(), st.none(), st.none(), st.sampled_from([b"gzip", b"deflate", b"br", b"identity", b"gzip, gzip", b"x"]))
+encodings = st.one_of(st.none(), st.none(), st.none(),
+                      st.sampled_from([b"gzip", b"deflate", b"br", b"identity", b"gzip, gzip", b"x"]))
 
 
 def _maybe_gzip(draw: st.DrawFn, headers: list[tuple[str, bytes]], body: bytes) -> bytes:
