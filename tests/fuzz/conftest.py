@@ -31,7 +31,7 @@ _COMMON: dict[str, Any] = {
                               HealthCheck.large_base_example],
 }
 # Counts per test: (ingress requests, control-API requests).
-PROFILES = {"ci": (1500, 500), "long": (100_000, 5_000)}
+PROFILES = {"ci": (1500, 400), "long": (100_000, 5_000)}
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 if PROFILE not in PROFILES:
     PROFILE = "ci"

@@ -18,7 +18,7 @@ LOOPBACK_KAFKA = ["127.0.0.1:1", "localhost:1", "127.0.0.1:0", "127.0.0.1:99999"
 
 json_scalar = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=12))
 json_any = st.recursive(json_scalar, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)), max_leaves=8)
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)), max_leaves=5)
 
 name = st.one_of(
     st.sampled_from(["default", "a", "b-c", "a-b", "x" * 63, "x" * 64, "default\n", "Default", "-a", "a-", "a.b",

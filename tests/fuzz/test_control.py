@@ -18,7 +18,7 @@ from tests.fuzz.control_strategies import apply_body
 from tests.fuzz.observe import metrics
 
 KINDS = ["brokers", "triggers", "kafkasources", "configmaps", "services", "namespaces"]
-CONSISTENCY_EVERY = 25
+CONSISTENCY_EVERY = 50
 
 
 def _dumps(body: Any) -> bytes:
