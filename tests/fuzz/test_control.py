@@ -10,8 +10,10 @@ import json
 import sys
 from collections import Counter
 from typing import Any
+from urllib.parse import quote
 
 from hypothesis import given
+from yarl import URL
 
 from tests.fuzz.conftest import CONTROL_CASES, PROFILE, Harness, profile
 from tests.fuzz.control_strategies import apply_body
@@ -42,7 +44,9 @@ async def _inconsistent(harness: Harness) -> list[str]:
             items = (await response.json())["items"]
         for item in items:
             meta = item.get("metadata", {})
-            url = f"{stack.api}/api/v1/resources/{kind}/{meta.get('namespace', '_')}/{meta.get('name')}"
+            # Names as stored (a trailing newline too, defect 14), percent-encoded exactly once.
+            namespace, name = (quote(str(meta.get(k) or "_"), safe="") for k in ("namespace", "name"))
+            url = URL(f"{stack.api}/api/v1/resources/{kind}/{namespace}/{name}", encoded=True)
             async with stack.session.get(url) as got:
                 if got.status != 200 and not meta.get("deletionTimestamp"):
                     problems.append(f"{kind} {meta.get('namespace')!r}/{meta.get('name')!r} is listed but get "
