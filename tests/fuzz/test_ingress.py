@@ -48,7 +48,11 @@ def test_fuzzed_ingress_requests_keep_every_invariant(ingress_harness: Harness) 
         odd = response.status == 202 and any(b >= 0x80 for _, v in request.headers for b in v)
         odd = odd and odd_checks < ODD_CHECKS
         odd_checks += odd
-        if sum(tally.statuses.values()) % metrics_every == 0 or odd:
+        done = sum(tally.statuses.values())
+        if PROFILE != "ci" and done % (INGRESS_CASES // 10) == 0:
+            print(f"  ... {done} requests, {time.monotonic() - started:.0f} s, 5xx {len(tally.server_errors)}, "
+                  f"202 {tally.statuses[202]}", flush=True)
+        if done % metrics_every == 0 or odd:
             seen = harness.run(metrics(stack))
             biggest_metrics = max(biggest_metrics, seen.size)
             if seen.status != 200:
