@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints.txt
 
-.PHONY: help install lock up lint typecheck check docs test test-fast kafka-fetch sdk-fetch kafka nats bench clean
+.PHONY: help install lock up lint typecheck check docs test test-fast fuzz kafka-fetch sdk-fetch kafka nats bench clean
 
 help: ## list the verbs
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -60,6 +60,11 @@ test: install kafka-fetch sdk-fetch ## the whole suite: unit, contract, integrat
 
 test-fast: install ## unit tests only (no I/O, seconds)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+# The fuzz suite runs in `make test` with the bounded `ci` profile (a few thousand cases); this is the
+# long one: >= 100,000 ingress requests and 5,000 control-API requests, printing a table at the end.
+fuzz: install ## the long fuzz run (>= 100,000 ingress requests) with its table of statuses, deliveries and RSS
+	HYPOTHESIS_PROFILE=long $(BIN)/pytest tests/fuzz -s -p no:cacheprovider -o timeout=7200 $(PYTEST_ARGS)
 
 kafka: kafka-fetch ## a local single-node Kafka (KRaft) on 127.0.0.1:9092, in the foreground
 	$(BIN)/python scripts/kafka_local.py run
