@@ -38,11 +38,11 @@ def run(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
 
 
 class _GuardedRunner(web.AppRunner):
-    def __init__(self, app: web.Application, guard: ConnectionGuard) -> None:
+    def __init__(self, app: web.Application, guard: ConnectionGuard, *, decompress: bool) -> None:
         # aiohttp's keep-alive timer also runs from the moment a connection opens until its first
         # request's headers are complete: one timeout for idle and for slowly trickled headers.
         super().__init__(app, access_log=None, handle_signals=False,
-                         keepalive_timeout=guard.limits.idle_timeout_s)
+                         keepalive_timeout=guard.limits.idle_timeout_s, auto_decompress=decompress)
         self._guard = guard
 
     async def _make_server(self) -> web.Server:
@@ -52,12 +52,13 @@ class _GuardedRunner(web.AppRunner):
 
 
 async def serve(app: web.Application, host: str, port: int, *, name: str = "http",
-                limits: ServerLimits | None = None) -> tuple[web.AppRunner, int]:
+                limits: ServerLimits | None = None, decompress: bool = True) -> tuple[web.AppRunner, int]:
     """Start an aiohttp app within `limits` (core/connections.py; `name` labels its metric); returns the
-    runner and the bound port (port 0 picks a free one)."""
+    runner and the bound port (port 0 picks a free one). `decompress=False` hands request bodies over
+    as they came, Content-Encoding and all (the ingress decodes them itself)."""
     guard = ConnectionGuard(name, limits or ServerLimits())
     app.middlewares.insert(0, guard.middleware)
-    runner = _GuardedRunner(app, guard)
+    runner = _GuardedRunner(app, guard, decompress=decompress)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()

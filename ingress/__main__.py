@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         watcher = ContractWatcher(common.contract, [ingress.apply])
         await watcher.start()
         runner, _ = await serve(create_app(ingress, with_metrics=True), settings.host, settings.port,
-                                name="ingress", limits=settings.limits)
+                                name="ingress", limits=settings.limits, decompress=False)
         try:
             await stop.wait()
         finally:

@@ -28,6 +28,7 @@ from core.events import Event, from_http
 from core.headers import pass_through
 from core.metric_labels import LabelCap, safe_label
 from ingress import metrics
+from ingress.encoding import decode_body
 from ingress.receive import receive
 from ingress.routes import ROUTES, Target
 from ingress.settings import IngressSettings
@@ -101,8 +102,7 @@ class Ingress:
         if request.content_length is not None and request.content_length > limit:
             raise PayloadTooLarge(f"request body of {request.content_length} bytes is over the {limit}-byte limit")
         try:
-            # aiohttp decompresses a gzip, deflate or br Content-Encoding itself (the limit applies to
-            # what comes out); a body that does not decode is the producer's error, not ours.
+            # The raw bytes: aiohttp's decompression is off for the ingress (ingress/encoding.py says why).
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise PayloadTooLarge(f"request body is over the {limit}-byte limit") from None
@@ -116,7 +116,7 @@ class Ingress:
             raise BrokenBody(f"the request body could not be read: {cause}", field="body") from None
         if len(body) > limit:
             raise PayloadTooLarge(f"request body of {len(body)} bytes is over the {limit}-byte limit")
-        return body
+        return decode_body(body, request.headers.get("Content-Encoding"), limit)
 
     def _observe(self, target: Target, events: list[Event], status: int, millis: float | None) -> None:
         # Only a resource the contract knows gets series: a path is anyone's to invent.

@@ -63,7 +63,7 @@ class Embedded:
         self._closers.append(self.pool.stop)
         ingress_runner, ingress_port = await serve(
             create_ingress_app(self.ingress), settings.host, settings.ingress_port, name="ingress",
-            limits=settings.ingress.limits,
+            limits=settings.ingress.limits, decompress=False,
         )
         self._closers.insert(0, ingress_runner.cleanup)
         self.ingress_url = f"http://{settings.host}:{ingress_port}"
