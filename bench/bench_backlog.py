@@ -163,7 +163,7 @@ async def run(args: argparse.Namespace, state: Path) -> bool:
         sampler = RssSampler(nerve.ps["nerve up"])
         connector = aiohttp.TCPConnector(limit=args.concurrency)
         async with aiohttp.ClientSession(connector=connector) as session:
-            await apply(session, nerve.api, manifests(args.backend, sink_url))  # type: ignore[arg-type]
+            await apply(session, nerve.api, manifests(args.backend, sink_url), state)  # type: ignore[arg-type]
             await asyncio.sleep(1.0)  # the Trigger's consumer joins before the first event (starts at the end)
             rss_before = sampler.now()
             sampler.start()
