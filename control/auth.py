@@ -22,7 +22,7 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from core.errors import NerveError
+from core.errors import Forbidden, NerveError, Unauthorized, UnsupportedMediaType
 
 log = logging.getLogger("nerve.control")
 
@@ -32,18 +32,6 @@ TOKEN_FILE = "token"
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 JSON_TYPES = frozenset({"application/json"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-
-class Unauthorized(NerveError):
-    status = 401
-
-
-class Forbidden(NerveError):
-    status = 403
-
-
-class UnsupportedMediaType(NerveError):
-    status = 415
 
 
 def secure_dir(path: Path) -> None:

@@ -3,10 +3,13 @@
     NerveError
     ├── InvalidEvent            the bytes are not a valid CloudEvent          -> 400
     ├── InvalidResource         a manifest breaks a validation rule           -> 400 / CLI exit 2
+    ├── Unauthorized            no or a wrong control-API token                -> 401
+    ├── Forbidden               a Host or Origin the control API does not serve -> 403
     ├── NotFound                the named Broker/Channel/resource is unknown   -> 404
     ├── Conflict                a write lost a race (stale resourceVersion) or
     │                           names an object that exists or is being deleted -> 409
     ├── PayloadTooLarge         a request body over the configured limit       -> 413
+    ├── UnsupportedMediaType    a control-API body that is not JSON            -> 415
     ├── TTLExhausted            knativebrokerttl reached zero (a reply loop)   -> 400
     └── BackendError            the channel backend could not take the event  -> 503
         └── BackendFull         a bounded in-memory channel is full            -> 503
@@ -45,8 +48,20 @@ class TTLExhausted(InvalidEvent):
     status = 400
 
 
+class Unauthorized(NerveError):
+    status = 401
+
+
+class Forbidden(NerveError):
+    status = 403
+
+
 class NotFound(NerveError):
     status = 404
+
+
+class UnsupportedMediaType(NerveError):
+    status = 415
 
 
 class Conflict(NerveError):
