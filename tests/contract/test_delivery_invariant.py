@@ -16,26 +16,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.delivery.sender import Sender
 from core.events import Event
+from tests.support import manifests
+from tests.support.manifests import BROKER
 from tests.support.receiver import Receiver
 from tests.support.stack import Stack, event
 
-BROKER = """
-apiVersion: eventing.knative.dev/v1
-kind: Broker
-metadata: {name: default, namespace: ns1}
-"""
 
-
-def _trigger(name: str, url: str, dls: str | None = None) -> str:
-    delivery = f'\n  delivery: {{retry: 2, backoffDelay: PT0.01S, deadLetterSink: {{uri: "{dls}"}}}}' if dls else ""
-    return f"""
-apiVersion: eventing.knative.dev/v1
-kind: Trigger
-metadata: {{name: {name}, namespace: ns1}}
-spec:
-  broker: default
-  subscriber: {{uri: "{url}"}}{delivery}
-"""
+def _trigger(name: str, url: str, dls: str | None = None) -> dict[str, Any]:
+    return manifests.trigger(name, url, **({"delivery": manifests.quick_dead_letter(dls)} if dls else {}))
 
 
 def _poison(monkeypatch: pytest.MonkeyPatch, subscriber: str) -> list[str]:

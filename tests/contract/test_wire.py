@@ -13,29 +13,18 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from channels.base import Backend, TopicSpec
 from core.events import Event
+from tests.support import manifests
+from tests.support.manifests import BROKER
 from tests.support.stack import Stack, eventually
 
-BROKER = """
-apiVersion: eventing.knative.dev/v1
-kind: Broker
-metadata: {name: default, namespace: ns1}
-"""
 
-
-def trigger(name: str, url: str, type_: str, fmt: str = "") -> str:
-    delivery = f"\n  delivery: {{format: {fmt}}}" if fmt else ""
-    return f"""
-apiVersion: eventing.knative.dev/v1
-kind: Trigger
-metadata: {{name: {name}, namespace: ns1}}
-spec:
-  broker: default
-  filter: {{attributes: {{type: {type_}}}}}
-  subscriber: {{uri: "{url}"}}{delivery}
-"""
+def trigger(name: str, url: str, type_: str, fmt: str = "") -> dict[str, Any]:
+    return manifests.trigger(name, url, filter={"attributes": {"type": type_}},
+                             **({"delivery": {"format": fmt}} if fmt else {}))
 
 
 # --------------------------------------------------------------------------------------------- raw HTTP

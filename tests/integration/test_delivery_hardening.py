@@ -7,29 +7,16 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
+from tests.support import manifests
+from tests.support.manifests import BROKER
 from tests.support.receiver import Answer, Receiver
 from tests.support.stack import event, running_stack
 
-BROKER = """
-apiVersion: eventing.knative.dev/v1
-kind: Broker
-metadata: {name: default, namespace: ns1}
-"""
 
-
-def trigger(url: str, name: str = "t1", *, dls: str = "") -> str:
-    lines = [
-        "apiVersion: eventing.knative.dev/v1",
-        "kind: Trigger",
-        f"metadata: {{name: {name}, namespace: ns1}}",
-        "spec:",
-        "  broker: default",
-        f'  subscriber: {{uri: "{url}"}}',
-    ]
-    if dls:
-        lines += ["  delivery:", "    retry: 2", "    backoffDelay: PT0.01S", f'    deadLetterSink: {{uri: "{dls}"}}']
-    return "\n".join(lines) + "\n"
+def trigger(url: str, name: str = "t1", *, dls: str = "") -> dict[str, Any]:
+    return manifests.trigger(name, url, **({"delivery": manifests.quick_dead_letter(dls)} if dls else {}))
 
 
 async def _started(script: object = None) -> Receiver:
@@ -78,16 +65,8 @@ async def test_a_redirecting_dead_letter_sink_is_not_followed_either(tmp_path: P
 
 
 
-def filtered(url: str, name: str, type_: str) -> str:
-    return f"""
-apiVersion: eventing.knative.dev/v1
-kind: Trigger
-metadata: {{name: {name}, namespace: ns1}}
-spec:
-  broker: default
-  filter: {{attributes: {{type: {type_}}}}}
-  subscriber: {{uri: "{url}"}}
-"""
+def filtered(url: str, name: str, type_: str) -> dict[str, Any]:
+    return manifests.trigger(name, url, filter={"attributes": {"type": type_}})
 
 
 async def test_slow_subscribers_do_not_hold_up_a_fast_one(tmp_path: Path) -> None:
@@ -190,11 +169,11 @@ async def test_a_full_trigger_refuses_its_broker_with_a_reason_naming_it(tmp_pat
     gate = _Gate()
     held = await _started(gate)
     fast = await _started()
-    other = BROKER.replace("name: default", "name: other")
+    other = manifests.broker("other")
     try:
         async with running_stack(tmp_path, memory=MemorySettings(capacity=3)) as stack:
             await stack.apply(BROKER, other, trigger(held.url, "stuck"),
-                              trigger(fast.url, "elsewhere").replace("broker: default", "broker: other"))
+                              manifests.trigger("elsewhere", fast.url, broker="other"))
             for i in range(3):
                 assert await stack.send("/ns1/default", event(i)) == 202
             async with stack.session.post(stack.ingress + "/ns1/default", json={}, headers={

@@ -36,4 +36,9 @@ def trigger(
     }
 
 
+def quick_dead_letter(sink: str) -> dict[str, Any]:
+    """A Trigger's `delivery` that gives up fast: two retries 10 ms apart, then `sink`."""
+    return {"retry": 2, "backoffDelay": "PT0.01S", "deadLetterSink": {"uri": sink}}
+
+
 BROKER = broker()
