@@ -95,10 +95,10 @@ def readyz(base: str) -> dict[str, int]:
         return {}
 
 
-def wait_for(check: object, what: str, timeout: float = 180) -> None:
+def wait_for(check: object, what: str, timeout: float = 180, seen: object = None) -> None:
     deadline = time.monotonic() + timeout
     while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"{what} within {timeout:.0f}s"
+        assert time.monotonic() < deadline, f"{what} within {timeout:.0f}s" + (f": {seen()}" if seen else "")  # type: ignore[operator]
         time.sleep(0.5)
 
 
@@ -162,9 +162,10 @@ def test_the_walkthrough_through_the_published_ports(stack: Stack) -> None:
     assert curl(url, "say-goodbye", "not-greeting", "sendoff", "Goodbye Knative!") == "202"
     assert curl(url, "say-hello-goodbye", "greeting", "sendoff", "Hello Knative! Goodbye Knative!") == "202"
     wait_for(lambda: set(displayed_ids(stack.logs("hello-display"))) >= {"say-hello", "say-hello-goodbye"},
-             "hello-display prints both greetings", timeout=60)
+             "hello-display prints both greetings", timeout=60, seen=lambda: stack.logs("hello-display"))
     wait_for(lambda: set(displayed_ids(stack.logs("goodbye-display"))) >= {"say-goodbye", "say-hello-goodbye"},
-             "goodbye-display prints both sendoffs", timeout=60)
+             "goodbye-display prints both sendoffs", timeout=60,
+             seen=lambda: stack.logs("goodbye-display") + stack.logs("nerve-dispatcher")[-4000:])
     hello = stack.logs("hello-display")
     assert set(displayed_ids(hello)) == {"say-hello", "say-hello-goodbye"}, hello
     assert "knativearrivaltime" in hello and '"msg": "Hello Knative!"' in hello, hello
