@@ -50,7 +50,6 @@ ENV PATH=/opt/nerve/bin:$PATH \
     NERVE_HOST=0.0.0.0
 USER 10001:10001
 WORKDIR /var/lib/nerve
-VOLUME ["/var/lib/nerve"]
 EXPOSE 8080 8081 9090 9091
 # Every Nerve service answers /healthz on the port NERVE_PORT names (compose sets it per service);
 # no curl in the image, so Python asks.

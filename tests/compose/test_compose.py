@@ -74,6 +74,11 @@ class Stack:
                            "import json; print(json.load(open('/var/lib/nerve/state/contract.json'))['generation'])")
         return int(done.stdout.strip() or 0)
 
+    def broker_ready(self) -> bool:
+        got = self.nerve("get", "broker", "default", "-n", "event-example", "-o", "json")
+        conditions = json.loads(got.stdout or "{}").get("status", {}).get("conditions", [])
+        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
     def wait_data_plane(self, timeout: float = 90) -> None:
         """Until the ingress, dispatcher and sources all run the contract generation control wrote."""
         deadline = time.monotonic() + timeout
@@ -150,12 +155,7 @@ def test_the_walkthrough_through_the_published_ports(stack: Stack) -> None:
     assert applied.returncode == 0, applied.stderr
     assert "broker.eventing.knative.dev/default created" in applied.stdout, applied.stdout
 
-    def broker_ready() -> bool:
-        got = stack.nerve("get", "broker", "default", "-n", "event-example", "-o", "json")
-        conditions = json.loads(got.stdout or "{}").get("status", {}).get("conditions", [])
-        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-    wait_for(broker_ready, "Broker event-example/default Ready (on Kafka)")
+    wait_for(stack.broker_ready, "Broker event-example/default Ready (on Kafka)")
     stack.wait_data_plane()
     url = f"{stack.ingress}/event-example/default"
     assert curl(url, "say-hello", "greeting", "not-sendoff", "Hello Knative!") == "202"
@@ -192,6 +192,7 @@ def test_2000_events_across_a_dispatcher_restart(stack: Stack) -> None:
                                             "spec": {"broker": "default", "filter": {"attributes": {"type": "load"}},
                                                      "subscriber": {"uri": "http://sink:8080/"}}}))
     assert sink.returncode == 0, sink.stderr
+    wait_for(stack.broker_ready, "Broker event-example/default Ready (on Kafka)")
     stack.wait_data_plane()
     url = f"{stack.ingress}/event-example/default"
     total, outcomes = 2000, dict[str, str]()
