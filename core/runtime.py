@@ -84,7 +84,9 @@ class _Drain:
             return
         for connection in server.connections:
             if connection not in self._busy:
-                connection.close()
+                # force_close: aiohttp's close() of a connection that never sent a request leaves its
+                # socket open until the shutdown ends, and its client waiting that long.
+                connection.force_close()
         try:
             await asyncio.wait_for(self._idle.wait(), self.timeout)
         except TimeoutError:
