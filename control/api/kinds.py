@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from control.api import broker, columns, corev1, kafkasource, trigger
+from control.api import broker, columns, corev1, kafkasource, parallel, sequence, trigger
 from control.api.columns import Column
 from control.api.schema import OPEN, FieldNotice, Node, resource
 from core.errors import FieldError
@@ -121,8 +121,18 @@ CONFIGMAP = Kind("v1", "ConfigMap", "configmaps", ("cm",), schema=corev1.CONFIGM
                  validate=corev1.validate_configmap, columns=corev1.CONFIGMAP_COLUMNS)
 SERVICE = Kind("v1", "Service", "services", ("svc",), schema=corev1.SERVICE_SCHEMA)
 NAMESPACE = Kind("v1", "Namespace", "namespaces", ("ns",), namespaced=False, schema=corev1.NAMESPACE_SCHEMA)
+SEQUENCE = Kind(
+    "flows.knative.dev/v1", "Sequence", "sequences",
+    schema=sequence.SCHEMA, default=sequence.default_sequence, validate=sequence.validate_sequence,
+    columns=sequence.COLUMNS,
+)
+PARALLEL = Kind(
+    "flows.knative.dev/v1", "Parallel", "parallels",
+    schema=parallel.SCHEMA, default=parallel.default_parallel, validate=parallel.validate_parallel,
+    columns=parallel.COLUMNS,
+)
 
-KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA_SOURCE)
+KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA_SOURCE, SEQUENCE, PARALLEL)
 
 _BY_SPELLING = {spelling: kind for kind in KINDS for spelling in kind.spellings()}
 _BY_MANIFEST = {(version, kind.kind): kind for kind in KINDS for version in kind.api_versions()}
