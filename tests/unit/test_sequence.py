@@ -90,9 +90,15 @@ def test_field_errors_name_the_field_and_the_reason(spec: dict[str, Any], errors
 
 def test_a_template_naming_no_channel_kind_nerve_runs_is_refused() -> None:
     [(path, message)] = refused(sequence(channelTemplate={"apiVersion": "eventing.knative.dev/v1", "kind": "Broker"}))
-    assert path == "spec.channelTemplate"
-    assert message.startswith("eventing.knative.dev/v1/Broker is not a channel kind Nerve runs; use one of ")
-    assert "messaging.knative.dev/v1/InMemoryChannel" in message
+    assert path == "spec.channelTemplate.kind"
+    assert message.startswith("'Broker' is not a channel kind Nerve runs; use one of ")
+    assert "InMemoryChannel (messaging.knative.dev/v1)" in message
+
+
+def test_the_default_template_follows_the_default_channel_kind() -> None:
+    settings = AdmissionSettings(default_channel_kind="KafkaChannel")
+    obj = admit(sequence(), None, settings).obj
+    assert obj["spec"]["channelTemplate"] == {"apiVersion": "messaging.knative.dev/v1beta1", "kind": "KafkaChannel"}
 
 
 def test_every_field_may_change_on_update() -> None:
