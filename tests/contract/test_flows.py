@@ -212,3 +212,56 @@ async def test_removing_a_step_and_deleting_the_sequence_remove_its_children_and
 async def _fewer(stack: Stack, namespace: str, channel_kind: str) -> bool:
     names = [f"gone-kn-sequence-{i}" for i in range(2)]
     return await _children(stack, namespace) == {"subscriptions": names, channel_kind: names}
+
+
+async def test_a_child_name_held_by_another_object_is_reported_and_left_alone(
+        stack: Stack, receivers: Receivers, namespace: str) -> None:
+    sink = await receivers()
+    theirs = {"apiVersion": "messaging.knative.dev/v1", "kind": "InMemoryChannel",
+              "metadata": {"name": "taken-kn-sequence-0", "namespace": namespace}}
+    manifest = sequence("taken", namespace, [sink.url])
+    manifest["spec"]["channelTemplate"] = {"apiVersion": "messaging.knative.dev/v1", "kind": "InMemoryChannel"}
+    await stack.apply(theirs, manifest)
+
+    async def reported() -> bool:
+        seq = await stack.get("sequences", namespace, "taken")
+        return any(c["type"] == "Ready" and c.get("reason") == "NotOwned"
+                   for c in seq.get("status", {}).get("conditions", []))
+
+    await eventually(reported, timeout=20)
+    seq = await stack.get("sequences", namespace, "taken")
+    ready_condition = next(c for c in seq["status"]["conditions"] if c["type"] == "Ready")
+    assert ready_condition["status"] == "False"
+    assert ready_condition["message"] == (f"InMemoryChannel {namespace}/taken-kn-sequence-0 already exists and is "
+                                          "not owned by Sequence taken; delete it or rename the Sequence")
+    channel = await stack.get("inmemorychannels", namespace, "taken-kn-sequence-0")
+    assert "ownerReferences" not in channel["metadata"]
+
+
+async def test_a_new_channel_template_replaces_the_channels_and_the_flow_still_runs(
+        stack: Stack, receivers: Receivers, namespace: str) -> None:
+    step = await receivers(functions.appender("-a"))
+    sink = await receivers()
+    manifest = sequence("moves", namespace, [step.url], sink.url)
+    manifest["spec"]["channelTemplate"] = {"apiVersion": "messaging.knative.dev/v1", "kind": "InMemoryChannel"}
+    await stack.apply(manifest)
+    await ready(stack, "sequences", namespace, "moves")
+    # Without a template the Sequence gets the backend's channel kind (for Kafka and NATS another kind):
+    # the Subscription's channel is immutable, so it is re-created on the new channel.
+    del manifest["spec"]["channelTemplate"]
+    await stack.apply(manifest)
+    kind = (await stack.get("sequences", namespace, "moves"))["spec"]["channelTemplate"]["kind"]
+
+    async def moved() -> bool:
+        seq = await stack.get("sequences", namespace, "moves")
+        statuses = seq.get("status", {}).get("channelStatuses", [])
+        sub = await stack.get("subscriptions", namespace, "moves-kn-sequence-0")
+        return [s["channel"]["kind"] for s in statuses] == [kind] and \
+            sub.get("spec", {}).get("channel", {}).get("kind") == kind and \
+            (await _children(stack, namespace)).keys() == {"subscriptions", f"{kind.lower()}s"}
+
+    await eventually(moved, timeout=30)
+    seq = await ready(stack, "sequences", namespace, "moves")
+    await send(stack, seq["status"]["address"]["url"], event("e1", data=data("x")))
+    [got] = await sink.wait_for(1)
+    assert json.loads(got.data or b"") == {"message": "x-a"}

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from core.events import Event
 from tests.support import functions
@@ -127,6 +128,15 @@ async def test_sequence_with_reply(stack: Stack, fns: Functions, tmp_path: Path)
     header, row = table.stdout.strip().splitlines()
     assert header.split() == ["NAME", "URL", "AGE", "READY", "REASON"]
     assert row.split()[:2] == ["sequence", url] and row.split()[3] == "True"
+    as_yaml = yaml.safe_load((await asyncio.to_thread(nerve, stack, "get", "sequence", "sequence", "-n", "default",
+                                                      "-o", "yaml")).stdout)
+    assert [c["channel"]["name"] for c in as_yaml["status"]["channelStatuses"]] == [
+        f"sequence-kn-sequence-{i}" for i in range(3)]
+    assert [(s["subscription"]["name"], s["ready"]["status"]) for s in as_yaml["status"]["subscriptionStatuses"]] == [
+        (f"sequence-kn-sequence-{i}", "True") for i in range(3)]
+    described = (await asyncio.to_thread(nerve, stack, "describe", "sequence", "sequence", "-n", "default")).stdout
+    assert f"Address:      {url}" in described
+    assert re.search(r"^  ChannelsReady\s+True", described, re.M), described
 
     await ping(stack, url, '{"message": "Hello world!"}')
     [event] = await display.wait_for(1)
