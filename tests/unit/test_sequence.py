@@ -201,3 +201,12 @@ def test_a_channel_name_held_by_another_object_is_reported() -> None:
     assert ready_condition["reason"] == "NotOwned"
     assert ready_condition["message"] == ("InMemoryChannel ns1/seq-kn-sequence-2 already exists and is not owned by "
                                           "Sequence seq; delete it or rename the Sequence")
+
+
+def test_children_are_defaulted_as_admission_would_store_them() -> None:
+    kafka = {"apiVersion": "messaging.knative.dev/v1beta1", "kind": "KafkaChannel", "spec": {"numPartitions": 3}}
+    built = build.children(stored(sequence(channelTemplate=kafka)))
+    channel = built.channels[0]
+    assert channel["metadata"]["annotations"] == {"messaging.knative.dev/subscribable": "v1"}
+    assert channel["spec"]["numPartitions"] == 3 and channel["spec"]["replicationFactor"] == 1
+    assert "retentionDuration" in channel["spec"]

@@ -12,6 +12,9 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from control.api import kinds
+from control.api.admission import AdmissionSettings
+from control.api.channelable import SUBSCRIBABLE_ANNOTATION
 from control.conditions import cond
 
 SUBSCRIPTION_API = "messaging.knative.dev/v1"
@@ -28,14 +31,24 @@ class Observed:
     """An object of the child's kind and name exists that the flow does not own."""
 
 
+def defaulted(child: dict[str, Any]) -> dict[str, Any]:
+    """A child as admission would store it (control's own writes skip admission; Knative's go through the
+    webhook): a KafkaChannel gets its partitions and retention, a ref its namespace. Pure, and the same
+    every pass, so an unchanged child is never written again."""
+    kind = kinds.for_manifest(child["apiVersion"], child["kind"])
+    if kind is not None:
+        kind.default(child, AdmissionSettings())
+    return child
+
+
 def channel(template: dict[str, Any], name: str, namespace: str) -> dict[str, Any]:
     """A channel of the template's concrete kind, its spec copied from the template's."""
-    return {
+    return defaulted({
         "apiVersion": template["apiVersion"],
         "kind": template["kind"],
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": {"name": name, "namespace": namespace, "annotations": {SUBSCRIBABLE_ANNOTATION: "v1"}},
         "spec": copy.deepcopy(template.get("spec") or {}),
-    }
+    })
 
 
 def channel_ref(template: dict[str, Any], name: str, namespace: str) -> dict[str, Any]:
@@ -55,8 +68,8 @@ def subscription(name: str, namespace: str, template: dict[str, Any], channel_na
         spec["reply"] = copy.deepcopy(reply)
     if delivery is not None:
         spec["delivery"] = copy.deepcopy(delivery)
-    return {"apiVersion": SUBSCRIPTION_API, "kind": "Subscription",
-            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+    return defaulted({"apiVersion": SUBSCRIPTION_API, "kind": "Subscription",
+                      "metadata": {"name": name, "namespace": namespace}, "spec": spec})
 
 
 def object_reference(obj: dict[str, Any]) -> dict[str, Any]:
