@@ -177,7 +177,7 @@ async def _children(stack: Stack, namespace: str) -> dict[str, list[str]]:
     return found
 
 
-async def test_removing_a_step_and_deleting_the_sequence_remove_its_children_and_their_topics(
+async def test_removing_and_adding_steps_and_deleting_the_sequence_keep_its_children_and_topics_in_step(
         stack: Stack, receivers: Receivers, namespace: str) -> None:
     steps = [await receivers(functions.appender(f"-{i}")) for i in range(3)]
     sink = await receivers()
@@ -199,6 +199,14 @@ async def test_removing_a_step_and_deleting_the_sequence_remove_its_children_and
     await send(stack, seq["status"]["address"]["url"], event("e1", data=data("s")))
     [got] = await sink.wait_for(1)
     assert json.loads(got.data or b"") == {"message": "s-0-1"}
+
+    # A step added back: the second step now replies to the new channel, the third to the sink.
+    await stack.apply(sequence("gone", namespace, [s.url for s in steps], sink.url))
+    seq = await ready(stack, "sequences", namespace, "gone")
+    assert len(seq["status"]["channelStatuses"]) == 3
+    await send(stack, seq["status"]["address"]["url"], event("e2", data=data("s")))
+    await sink.wait_for(2)
+    assert json.loads(sink.events[1].data or b"") == {"message": "s-0-1-2"}
 
     await stack.delete("sequences", namespace, "gone")
 
