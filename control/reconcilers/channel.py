@@ -56,10 +56,8 @@ class ChannelReconciler:
         another live channel's topic too); BackendError keeps the finalizer for a later pass."""
         where = build.cleanup_placement(channel, self._settings, self._pool.settings)
         backend = await self._pool.get(where.backend, where.connection)
-        uid = channel["metadata"]["uid"]
         for subscription in snapshot.all("Subscription"):
-            found = subscription_build.channel_of(subscription, snapshot, live=False)
-            if found.concrete is not None and found.concrete["metadata"].get("uid") == uid:
+            if subscription_build.on_channel(subscription, channel):
                 await backend.delete_group(where.topic.name,
                                            subscription_build.consumer_group(subscription, self._settings))
         if not self._settings.delete_topics or self._shared(channel, where, snapshot):

@@ -65,6 +65,19 @@ def channel_of(subscription: dict[str, Any], snapshot: Snapshot, *, live: bool =
     return ChannelOf(named, backing)
 
 
+def on_channel(subscription: dict[str, Any], concrete: dict[str, Any]) -> bool:
+    """Whether the Subscription reads the concrete channel: it names it, or names the Channel it backs
+    (also once that Channel is gone and its backing channel is being deleted with it)."""
+    ref, meta = channel_ref(subscription), concrete["metadata"]
+    if subscription["metadata"]["namespace"] != meta["namespace"] or ref.get("name") != meta["name"]:
+        return False
+    if ref.get("kind") == concrete["kind"]:
+        return True
+    owners = meta.get("ownerReferences") or []
+    return ref.get("kind") == "Channel" and any(o.get("kind") == "Channel" and o.get("name") == meta["name"]
+                                                for o in owners)
+
+
 def consumer_group(subscription: dict[str, Any], settings: ControlSettings) -> str:
     meta = subscription["metadata"]
     return settings.subscription_consumer_group_template.format(
