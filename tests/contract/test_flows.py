@@ -148,6 +148,25 @@ async def test_a_parallel_delivers_only_what_a_filter_lets_through(
     assert branch2.events == []
 
 
+async def test_a_branch_without_filter_takes_every_event_and_its_own_reply_wins(
+        stack: Stack, receivers: Receivers, namespace: str) -> None:
+    plain = await receivers(functions.transformer({"message": "plain"}))
+    own_reply, shared_reply = await receivers(), await receivers()
+    await stack.apply({
+        "apiVersion": FLOWS, "kind": "Parallel", "metadata": {"name": "nofilter", "namespace": namespace},
+        "spec": {"branches": [{"subscriber": {"uri": plain.url}, "reply": {"uri": own_reply.url}}],
+                 "reply": {"uri": shared_reply.url}},
+    })
+    par = await ready(stack, "parallels", namespace, "nofilter")
+    for i in range(3):
+        await send(stack, par["status"]["address"]["url"], event(f"e{i}", data=data("in")))
+    await own_reply.wait_for(3)
+    await own_reply.settle()
+    assert sorted(own_reply.ids) == ["e0", "e1", "e2"]
+    assert {json.loads(e.data or b"")["message"] for e in own_reply.events} == {"plain"}
+    assert shared_reply.events == []
+
+
 async def _topics(stack: Stack) -> set[str]:
     settings = stack.nerve.settings
     if settings.backend == "kafka":
