@@ -132,3 +132,45 @@ async def test_a_reply_that_cannot_be_delivered_dead_letters_the_original(stack:
     finally:
         for r in (replier, reply_sink, dls):
             await r.stop()
+
+
+async def test_a_channel_answers_as_knatives_channels_do(stack: Stack) -> None:
+    sub = await _started()
+    try:
+        await stack.apply(channel(), subscription("sub", sub.url))
+        url = f"{stack.ingress}{PATH}"
+        async with stack.session.put(url, data=b"{}") as response:
+            assert response.status == 405
+            assert "POST" in response.headers["Allow"]
+        bad = {"Ce-Id": "bad", "Ce-Specversion": "10.0", "Ce-Type": "t", "Ce-Source": "/s"}
+        async with stack.session.post(url, data=b"{}", headers=bad) as response:
+            assert response.status == 400
+        async with stack.session.post(f"{stack.ingress}/channels/ns1/nowhere", data=b"{}",
+                                      headers={**bad, "Ce-Specversion": "1.0"}) as response:
+            assert response.status == 404
+        # Knative's own address form: the channel named by the Host header; a knative- header passes through.
+        assert await stack.send("/", event("by-host"), {"Host": "my-channel-kn-channel.ns1.svc.cluster.local",
+                                                        "knative-hello": "world"}) == 202
+        [got] = await sub.wait_for(1)
+        assert got.id == "by-host"
+        assert sub.received[0].headers["knative-hello"] == "world"
+        await sub.settle()
+        assert sub.ids == ["by-host"]  # the refused ones never reached it
+    finally:
+        await sub.stop()
+
+
+async def test_a_subscription_to_a_concrete_channel_kind(stack: Stack) -> None:
+    kinds = {"memory": ("InMemoryChannel", "messaging.knative.dev/v1"),
+             "kafka": ("KafkaChannel", "messaging.knative.dev/v1beta1"),
+             "nats": ("NatsJetStreamChannel", "messaging.knative.dev/v1alpha1")}
+    kind, version = kinds[stack.nerve.settings.backend]
+    sub = await _started()
+    try:
+        await stack.apply(channel("direct", kind=kind, api_version=version),
+                          subscription("sub", sub.url, channel="direct", channel_kind=kind,
+                                       channel_api_version=version))
+        assert await stack.send("/channels/ns1/direct", event("d1")) == 202
+        assert [e.id for e in await sub.wait_for(1)] == ["d1"]
+    finally:
+        await sub.stop()
