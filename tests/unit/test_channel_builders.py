@@ -201,3 +201,15 @@ def test_the_channel_that_has_a_shared_topic_keeps_it_else_the_oldest() -> None:
     placed += [(holder, channel_build.placement(holder, settings, DEFAULTS))]
     assert channel_build.topic_holders(placed) == {"uid-new": holder, "uid-old": holder}
     assert channel_build.topic_holders(placed[:1]) == {}
+
+
+def test_an_unresolvable_subscriber_is_reported_with_an_empty_uri() -> None:
+    sub = _subscription(subscriber={"ref": {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+                                            "name": "missing", "namespace": "ns1"}}, reply={"uri": "http://reply/"})
+    ch = _imc(status=_ready_status())
+    resource = channel_build.resource(ch, channel_build.placement(ch, SETTINGS, DEFAULTS))
+    built = sub_build.build(sub, sub_build.ChannelOf(ch, ch), resource,
+                            Resolver(Snapshot.of([ch]), SETTINGS.service_url_template), SETTINGS, NOW)
+    assert built.status["physicalSubscription"] == {"subscriberUri": "", "replyUri": "http://reply/"}
+    assert _conditions(built.status)["ReferencesResolved"] == ("False", "SubscriberResolveFailed")
+    assert (built.egress, built.subscriber) == (None, None)
