@@ -94,6 +94,7 @@ class ControlService:
                 if isinstance(exc, Refused):
                     warnings += [dataclasses.replace(w, resource=label) for w in exc.warnings]
                 continue
+            _keep_server_spec(result.kind, old, result.obj)
             admitted.append((result.obj, old))
             admission = channel.with_defaults_from(admission, result.obj)
             warnings += [dataclasses.replace(w, resource=label) for w in result.warnings]
@@ -135,6 +136,16 @@ class ControlService:
             return kinds.resolve(name)
         except kinds.UnknownKind as exc:
             raise NotFound(exc.message, field="kind") from None
+
+
+def _keep_server_spec(kind: kinds.Kind, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+    """Carry over the spec fields a controller writes that the manifest leaves out (admission refused any
+    change to them), so re-applying the same manifest is `unchanged`."""
+    old_spec, new_spec = mapping((old or {}).get("spec")), new.get("spec")
+    if isinstance(new_spec, dict):
+        for key in kind.server_spec:
+            if key in old_spec and key not in new_spec:
+                new_spec[key] = old_spec[key]
 
 
 def _plan_writes(

@@ -132,6 +132,7 @@ async def run_up(settings: UpSettings, stop: asyncio.Event) -> None:
         token = "NERVE_TOKEN" if settings.token else str(settings.state_dir / "token")
         print(
             f"Nerve is up. Brokers: {nerve.ingress_url}/<namespace>/<broker>   "
+            f"Channels: {nerve.ingress_url}/channels/<namespace>/<channel>   "
             f"API and /metrics: {nerve.api_url}   API token: {token}   (Ctrl-C stops)",
             flush=True,
         )

@@ -2,8 +2,9 @@
 subscribable annotation, the printer columns, and the rule that users never write spec.subscribers.
 
 `spec.subscribers` is Nerve's: the Subscription reconciler writes it (one entry per Subscription, keyed by
-its uid) straight to the store, around admission. A user's apply may leave it out (it is kept) or send
-it back unchanged (`nerve get -o yaml | nerve apply -f -`), but never set or change it.
+its uid) straight to the store, around admission. A user's apply may leave it out (control/service.py keeps
+the stored one, see Kind.server_spec) or send it back unchanged (`nerve get -o yaml | nerve apply -f -`),
+but never set or change it.
 """
 
 from __future__ import annotations

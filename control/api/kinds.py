@@ -89,6 +89,8 @@ class Kind:
     validate_update: Callable[[Obj, Obj], list[FieldError]] = _no_update_rules
     notices: Callable[[Obj], list[FieldNotice]] = _no_notices
     columns: tuple[Column, ...] = field(default=columns.DEFAULT)
+    server_spec: tuple[str, ...] = ()
+    """Spec fields a controller writes (a channel's subscribers): an update that leaves one out keeps it."""
 
     @property
     def group(self) -> str:
@@ -134,23 +136,24 @@ KAFKA_SOURCE = Kind(
     columns=kafkasource.COLUMNS,
 )
 # messaging.knative.dev: channels and Subscriptions (docs/channels.md).
+_SUBSCRIBERS = ("subscribers",)
 CHANNEL = Kind(
     channel.API_VERSION, "Channel", "channels", ("ch",),
     schema=channel.SCHEMA, default=channel.default_channel, validate=channel.validate_channel,
     validate_create=channelable.validate_channelable_create, validate_update=channel.validate_channel_update,
-    columns=channel.COLUMNS,
+    columns=channel.COLUMNS, server_spec=_SUBSCRIBERS,
 )
 IN_MEMORY_CHANNEL = Kind(
     inmemorychannel.API_VERSION, "InMemoryChannel", "inmemorychannels", ("imc",),
     schema=inmemorychannel.SCHEMA, default=inmemorychannel.default_in_memory_channel,
     validate=inmemorychannel.validate_in_memory_channel, validate_create=channelable.validate_channelable_create,
-    validate_update=channelable.validate_channelable_update, columns=inmemorychannel.COLUMNS,
+    validate_update=channelable.validate_channelable_update, columns=inmemorychannel.COLUMNS, server_spec=_SUBSCRIBERS,
 )
 KAFKA_CHANNEL = Kind(
     kafkachannel.API_VERSION, "KafkaChannel", "kafkachannels", ("kc",),
     schema=kafkachannel.SCHEMA, default=kafkachannel.default_kafka_channel,
     validate=kafkachannel.validate_kafka_channel, validate_create=channelable.validate_channelable_create,
-    validate_update=kafkachannel.validate_kafka_channel_update, columns=kafkachannel.COLUMNS,
+    validate_update=kafkachannel.validate_kafka_channel_update, columns=kafkachannel.COLUMNS, server_spec=_SUBSCRIBERS,
 )
 NATS_JETSTREAM_CHANNEL = Kind(
     natsjetstreamchannel.API_VERSION, "NatsJetStreamChannel", "natsjetstreamchannels",
@@ -158,7 +161,7 @@ NATS_JETSTREAM_CHANNEL = Kind(
     validate=natsjetstreamchannel.validate_nats_jetstream_channel,
     validate_create=channelable.validate_channelable_create,
     validate_update=natsjetstreamchannel.validate_nats_jetstream_channel_update,
-    columns=natsjetstreamchannel.COLUMNS,
+    columns=natsjetstreamchannel.COLUMNS, server_spec=_SUBSCRIBERS,
 )
 SUBSCRIPTION = Kind(
     subscription.API_VERSION, "Subscription", "subscriptions", ("sub",),

@@ -174,6 +174,10 @@ async def test_a_subscription_to_a_concrete_channel_kind(stack: Stack) -> None:
                                        channel_api_version=version))
         assert await stack.send("/channels/ns1/direct", event("d1")) == 202
         assert [e.id for e in await sub.wait_for(1)] == ["d1"]
+        # Re-applying the channel as written keeps the subscribers Nerve wrote into its spec.
+        assert (await stack.apply(channel("direct", kind=kind, api_version=version)))[0]["outcome"] == "unchanged"
+        stored = await stack.get(kind, "ns1", "direct")
+        assert [s["name"] for s in stored["spec"]["subscribers"]] == ["sub"]
     finally:
         await sub.stop()
 

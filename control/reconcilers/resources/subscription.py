@@ -135,6 +135,7 @@ def build(subscription: dict[str, Any], found: ChannelOf, resource: Resource | N
         try:
             resolved[key] = resolver.resolve(spec[field], ns)
         except Unresolvable as exc:
+            resolved[key] = ""  # as Knative reports a URI that does not resolve
             problems.append(cond("ReferencesResolved", False, reason, f"Failed to resolve spec.{field}: "
                                  f"{exc.message}"))
     dead_letter: str | None = None
