@@ -148,7 +148,9 @@ async def test_acks_in_any_order_commit_up_to_the_first_gap_per_partition(channe
 
 async def test_a_topic_gets_the_requested_partitions_and_configs(channel: KafkaBackend, kafka_bootstrap: str) -> None:
     topic = unique_name("spec")
-    spec = TopicSpec(topic, partitions=3, replication_factor=1, config={"retention.ms": "3600000"})
+    # retention.ms is what a KafkaChannel's retentionDuration becomes; every entry reaches the topic.
+    wanted = {"retention.ms": "3600000", "max.message.bytes": "2097152", "cleanup.policy": "delete"}
+    spec = TopicSpec(topic, partitions=3, replication_factor=1, config=wanted)
     await channel.ensure_topic(spec)
     await channel.ensure_topic(spec)  # a second reconcile finds it there: fine
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
@@ -158,7 +160,7 @@ async def test_a_topic_gets_the_requested_partitions_and_configs(channel: KafkaB
         assert len(described["partitions"]) == 3
         configs = await admin.describe_configs([_topic_config_resource(topic)])
         values = {entry[0]: entry[1] for entry in configs[0].resources[0][4]}
-        assert values["retention.ms"] == "3600000"
+        assert {key: values[key] for key in wanted} == wanted
     finally:
         await admin.close()
 
