@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channels.base import TopicSpec
+from channels.nats import STREAM_CONFIG_KEYS
 from channels.registry import BackendSettings
 from control.api.broker import BROKER_CLASSES, CLASS_ANNOTATION
 from control.conditions import cond, with_ready
@@ -18,8 +19,8 @@ from core.contract import Reference, Resource
 # Where status records the cluster (Knative's Kafka broker records bootstrap.servers the same way), so
 # clean-up still finds the topic once the Broker's ConfigMap is gone.
 CONNECTION_ANNOTATION = {"kafka": "bootstrap.servers", "nats": "nerve.dev/nats-url"}
-# spec.config ConfigMap keys of a NatsJetStreamBroker that shape its stream (see channels/nats.py).
-NATS_STREAM_KEYS = frozenset({"storage", "max.age.seconds", "max.bytes", "replicas"})
+# spec.config ConfigMap keys of a NatsJetStreamBroker that shape its stream: those channels/nats.py reads.
+NATS_STREAM_KEYS = STREAM_CONFIG_KEYS
 
 
 @dataclass(frozen=True, slots=True)
