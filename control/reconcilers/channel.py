@@ -8,6 +8,7 @@ from typing import Any
 
 from channels.registry import BackendPool
 from control.api.meta import mapping
+from control.reconcilers import topics
 from control.reconcilers.garbage import owner_uids
 from control.reconcilers.resources import channel as build
 from control.reconcilers.resources import subscription as subscription_build
@@ -17,7 +18,6 @@ from control.reconcilers.writes import Writes
 from control.resolver import Resolver
 from control.settings import ControlSettings
 from core.contract import Egress, Resource
-from core.errors import BackendError
 
 log = logging.getLogger("nerve.control")
 
@@ -33,18 +33,9 @@ class ChannelReconciler:
     def placement(self, channel: dict[str, Any]) -> build.Placement:
         return build.placement(channel, self._settings, self._pool.settings)
 
-    async def ensure_topic(self, channel: dict[str, Any], where: build.Placement) -> build.TopicOutcome:
+    async def ensure_topic(self, channel: dict[str, Any], where: build.Placement) -> topics.TopicOutcome:
         """Make the channel's topic exist (the finalizer is on already); what the backend answered."""
-        try:
-            backend = await self._pool.get(where.backend, where.connection)
-            await backend.ensure_topic(where.topic)
-        except BackendError as exc:
-            return build.TopicOutcome(False, "TopicNotReady", exc.reason)
-        except Exception as exc:  # one broken backend must not fail the reconcile of everything else
-            meta = channel["metadata"]
-            log.exception("%s %s/%s: backend %s failed", self.kind, meta["namespace"], meta["name"], where.backend)
-            return build.TopicOutcome(False, "BackendFailure", f"{type(exc).__name__}: {exc}")
-        return build.TopicOutcome(True)
+        return await topics.ensure_topic(self._pool, channel, where.backend, where.connection, where.topic)
 
     async def finalize(self, channel: dict[str, Any], snapshot: Snapshot) -> None:
         """Delete the groups of the Subscriptions on this channel, then its topic (unless --keep-topics or
@@ -118,7 +109,7 @@ class Channels:
                 if await writes.add_finalizer(obj):
                     candidates.append((reconciler, obj, reconciler.placement(obj)))
         holders = build.topic_holders([(obj, where) for _, obj, where in candidates])
-        placed: dict[str, tuple[dict[str, Any], build.Placement, build.TopicOutcome]] = {}
+        placed: dict[str, tuple[dict[str, Any], build.Placement, topics.TopicOutcome]] = {}
         for reconciler, obj, where in candidates:
             holder = holders.get(obj["metadata"]["uid"])
             topic = build.conflict(holder, where) if holder is not None else await reconciler.ensure_topic(obj, where)

@@ -12,6 +12,7 @@ from control.api.broker import BROKER_CLASSES, CLASS_ANNOTATION
 from control.conditions import cond, with_ready
 from control.reconcilers.resources.delivery import dead_letter_condition
 from control.reconcilers.snapshot import Snapshot
+from control.reconcilers.topics import TopicOutcome
 from control.resolver import Resolver
 from control.settings import ControlSettings
 from core.contract import Reference, Resource
@@ -35,15 +36,6 @@ class Placement:
     """The Broker's ConfigMap data, as the contract's backendConfig."""
     problem: str = ""
     """Why the topic cannot be made as configured (a ConfigMap value that is not a number)."""
-
-
-@dataclass(frozen=True, slots=True)
-class TopicOutcome:
-    """What ensuring the topic answered: ready, or the condition's reason and message."""
-
-    ready: bool
-    reason: str = ""
-    message: str = ""
 
 
 def broker_class(broker: dict[str, Any]) -> str:

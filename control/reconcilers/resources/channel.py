@@ -26,6 +26,7 @@ from control.conditions import cond, with_ready
 from control.reconcilers.garbage import owner_uids
 from control.reconcilers.resources.delivery import dead_letter_condition
 from control.reconcilers.snapshot import Snapshot
+from control.reconcilers.topics import TopicOutcome
 from control.resolver import Resolver
 from control.settings import ControlSettings
 from core.contract import Egress, Reference, Resource
@@ -49,13 +50,6 @@ class Placement:
     connection: str
     """Kafka bootstrap servers or a NATS URL; "" for memory."""
     topic: TopicSpec
-
-
-@dataclass(frozen=True, slots=True)
-class TopicOutcome:
-    ready: bool
-    reason: str = ""
-    message: str = ""
 
 
 def ingress_path(namespace: str, name: str) -> str:
