@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_crash import Producer, _all_delivered, cluster  # noqa: F401  (cluster: the fixture)
 from tests.support import functions
+from tests.support.crash import Producer, all_delivered, kill_dispatcher_mid_run
 from tests.support.receiver import Receiver
 from tests.support.services import Cluster, api_token, http_json
 
@@ -46,7 +46,7 @@ def ready_address(c: Cluster, timeout: float = 60.0) -> str:
         time.sleep(0.2)
 
 
-async def test_kill_the_dispatcher_mid_sequence(cluster: Cluster) -> None:  # noqa: F811
+async def test_kill_the_dispatcher_mid_sequence(cluster: Cluster) -> None:
     steps = [Receiver(functions.appender(f"-{i}")) for i in range(2)]
     sink = Receiver()
     for r in (*steps, sink):
@@ -56,15 +56,9 @@ async def test_kill_the_dispatcher_mid_sequence(cluster: Cluster) -> None:  # no
         url = await asyncio.to_thread(ready_address, cluster)
         producer = Producer(url, 2000)
         producer.milestone = 800
-        sending = asyncio.create_task(producer.run())
-        await asyncio.wait_for(producer.progress.wait(), 120)
-        await asyncio.to_thread(cluster.dispatcher.kill)
-        await asyncio.sleep(0.5)
-        await asyncio.to_thread(cluster.dispatcher.start)
-        await asyncio.to_thread(cluster.dispatcher.wait_ready)
-        await sending
+        await kill_dispatcher_mid_run(cluster, producer)
         assert producer.refused == {}
-        await _all_delivered(sink, producer.accepted)
+        await all_delivered(sink, producer.accepted)
         # What reached the sink went through both steps, whatever was repeated on the way.
         assert {e.data for e in sink.events} == {b'{"n": %d, "message": "-0-1"}' % int(i[1:])
                                                  for i in producer.accepted}
