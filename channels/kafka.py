@@ -308,8 +308,10 @@ class _KafkaReader(Reader):
         group: str,
         from_start: bool,
         wrap: Callable[[Any], Event] | None = None,
+        since: float | None = None,
     ) -> None:
         self._settings = settings
+        self._since_ms = None if since is None else int(since * 1000)
         self._wrap = wrap
         self._topic = topic
         self._group = group
@@ -437,14 +439,16 @@ class _KafkaReader(Reader):
                 self._partitions[tp].committed = offset
 
     async def partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        # While start() runs, a partition the group never committed is a new Trigger's: it begins at
-        # the end of the partition (Knative's default), not at the "earliest" every later reset uses.
+        # While start() runs, a partition the group never committed is a new Trigger's: it begins with
+        # the first record stored since the Trigger was made (so what the ingress took while no dispatcher
+        # read is not skipped), else at the end (Knative's default), never at the "earliest" every later
+        # reset uses.
         if not self._positioning or self._from_start:
             return
         for tp in assigned:
             try:
                 if await self._consumer.committed(tp) is None:
-                    await self._consumer.seek_to_end(tp)
+                    await self._seek_new(tp)
             except IllegalStateError:
                 continue  # revoked again by a rebalance meanwhile: its new owner positions it
             except KafkaError as exc:
@@ -452,6 +456,14 @@ class _KafkaReader(Reader):
                 # a new Trigger's partition from the start.
                 self._position_error = exc
                 return
+
+    async def _seek_new(self, tp: TopicPartition) -> None:
+        if self._since_ms is not None:
+            found = (await self._consumer.offsets_for_times({tp: self._since_ms})).get(tp)
+            if found is not None:
+                self._consumer.seek(tp, found.offset)
+                return
+        await self._consumer.seek_to_end(tp)
 
     async def partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         await self.commit(revoked)
@@ -578,8 +590,8 @@ class KafkaBackend(Backend, RecordBackend, TopicInspector):
         except (KafkaError, OSError, TimeoutError) as exc:
             raise BackendError(f"Kafka did not take the event on {topic!r}: {_describe(exc)}") from None
 
-    def open_reader(self, topic: str, group: str, *, from_start: bool = False) -> Reader:
-        return _KafkaReader(self._settings, topic, group, from_start)
+    def open_reader(self, topic: str, group: str, *, from_start: bool = False, since: float | None = None) -> Reader:
+        return _KafkaReader(self._settings, topic, group, from_start, since=since)
 
     def open_record_reader(
         self, topic: str, group: str, *, from_start: bool, source: str, overrides: Mapping[str, str]

@@ -70,6 +70,7 @@ import re
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 from typing import TypeVar
 from urllib.parse import quote, unquote
@@ -323,8 +324,10 @@ async def _settle(msg: Msg, how: str) -> None:
 
 
 class _NatsReader(Reader):
-    def __init__(self, channel: NatsBackend, topic: str, group: str, from_start: bool) -> None:
+    def __init__(self, channel: NatsBackend, topic: str, group: str, from_start: bool,
+                 since: float | None = None) -> None:
         self._channel = channel
+        self._since = since
         self._topic = topic
         self._stream = stream_name(topic)
         self._durable = consumer_name(group)
@@ -369,9 +372,14 @@ class _NatsReader(Reader):
         # A workqueue stream holds only what no consumer took yet and JetStream insists that its consumer
         # start with the oldest of that; NEW is for streams that keep what others already read.
         from_start = self._from_start or retention == RetentionPolicy.WORK_QUEUE.value
+        # A new group with a `since` (its Trigger's or Subscription's creation) starts with what was stored
+        # from then on: events the ingress took while no dispatcher read are not skipped.
+        since = None if from_start or self._since is None else datetime.fromtimestamp(self._since, UTC)
+        policy = DeliverPolicy.ALL if from_start else DeliverPolicy.BY_START_TIME if since else DeliverPolicy.NEW
         config = ConsumerConfig(
             durable_name=self._durable,
-            deliver_policy=DeliverPolicy.ALL if from_start else DeliverPolicy.NEW,
+            deliver_policy=policy,
+            opt_start_time=since,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=s.ack_wait_s,
             max_ack_pending=s.max_ack_pending,
@@ -722,8 +730,8 @@ class NatsBackend(Backend):
 
     # ------------------------------------------------------------------------------------ consuming
 
-    def open_reader(self, topic: str, group: str, *, from_start: bool = False) -> Reader:
-        return _NatsReader(self, topic, group, from_start)
+    def open_reader(self, topic: str, group: str, *, from_start: bool = False, since: float | None = None) -> Reader:
+        return _NatsReader(self, topic, group, from_start, since)
 
     async def delete_group(self, topic: str, group: str) -> None:
         try:

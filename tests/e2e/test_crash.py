@@ -7,6 +7,7 @@ loopback subscriber. Duplicates are allowed (at least once) and printed, never a
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from tests.support import manifests
 from tests.support.crash import Producer, all_delivered, kill_dispatcher_mid_run
 from tests.support.receiver import Receiver
-from tests.support.services import Cluster
+from tests.support.services import Cluster, api_token, http_json
 
 pytestmark = pytest.mark.e2e
 
@@ -70,3 +71,39 @@ async def test_kill_the_ingress_under_load(cluster: Cluster, receiver: Receiver)
     assert await producer.retry_refused() == dict.fromkeys(sorted(producer.refused), "202")
     await all_delivered(receiver, producer.accepted | set(producer.refused))
     _report("ingress killed", cluster, producer, receiver)
+
+
+def _subscribed_channel(name: str, url: str) -> list[dict[str, Any]]:
+    channel = {"apiVersion": "messaging.knative.dev/v1", "kind": "Channel",
+               "metadata": {"name": name, "namespace": "e2e"}}
+    subscription = {"apiVersion": "messaging.knative.dev/v1", "kind": "Subscription",
+                    "metadata": {"name": f"{name}-sink", "namespace": "e2e"},
+                    "spec": {"channel": {"apiVersion": "messaging.knative.dev/v1", "kind": "Channel", "name": name},
+                             "subscriber": {"uri": url}}}
+    return [channel, subscription]
+
+
+@pytest.mark.parametrize("via", ["broker", "channel"])
+async def test_events_accepted_while_no_dispatcher_runs_are_delivered_once_it_does(
+        cluster: Cluster, receiver: Receiver, via: str) -> None:
+    """A Trigger or Subscription made while the dispatcher is down (or slower than the ingress to see the
+    contract): its consumer group does not exist yet, yet every event answered 202 meanwhile must arrive."""
+    await asyncio.to_thread(cluster.dispatcher.kill)
+    name = f"late-{uuid.uuid4().hex[:6]}"
+    if via == "broker":
+        manifests_ = [manifests.broker(name, "e2e"), manifests.trigger("sink", receiver.url, namespace="e2e",
+                                                                       broker=name)]
+        path = f"/e2e/{name}"
+    else:
+        manifests_ = _subscribed_channel(name, receiver.url)
+        path = f"/channels/e2e/{name}"
+    status, body = await asyncio.to_thread(http_json, f"{cluster.api_url}/api/v1/apply", {"items": manifests_},
+                                           token=api_token(cluster.workdir / "state"))
+    assert status == 200, body
+    await asyncio.to_thread(cluster.ingress.wait_ready, cluster.generation())
+    producer = Producer(f"{cluster.ingress_url}{path}", 200)
+    await producer.run()
+    assert producer.refused == {} and len(producer.accepted) == 200
+    await asyncio.to_thread(cluster.dispatcher.start)
+    await asyncio.to_thread(cluster.dispatcher.wait_ready)
+    await all_delivered(receiver, producer.accepted, timeout=60)

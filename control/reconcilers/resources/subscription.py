@@ -172,6 +172,7 @@ def build(subscription: dict[str, Any], found: ChannelOf, resource: Resource | N
             consumer_group=consumer_group(subscription, settings),
             destination=resolved["subscriberUri"],
             generation=meta["generation"],
+            created=meta.get("creationTimestamp"),
             reply_url=reply,
             egress_config=egress_config(delivery, dead_letter),
             delivery_order="ordered" if order == "ordered" else "unordered",
