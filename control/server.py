@@ -28,7 +28,7 @@ from control.auth import Access, guard
 from control.redaction import redact
 from control.service import ControlService
 from core import observability
-from core.errors import InvalidResource, NerveError
+from core.errors import InvalidResource, NerveError, Unauthorized
 
 SERVICE_KEY = web.AppKey("control_service", ControlService)
 log = logging.getLogger("nerve.control")
@@ -40,8 +40,8 @@ class InvalidRequest(NerveError):
     status = 400
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json", headers=headers)
 
 
 def error_response(exc: NerveError) -> web.Response:
@@ -50,6 +50,8 @@ def error_response(exc: NerveError) -> web.Response:
         body["details"] = exc.details()
     if isinstance(exc, Refused):
         body["warnings"] = [w.to_json() for w in exc.warnings]
+    if isinstance(exc, Unauthorized):
+        return _json(body, exc.status, {"WWW-Authenticate": exc.challenge})
     return _json(body, exc.status)
 
 

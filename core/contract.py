@@ -27,7 +27,9 @@ BackoffPolicy = Literal["exponential", "linear"]
 DeliveryOrder = Literal["unordered", "ordered"]
 EventFormat = Literal["binary", "json"]
 Backend = Literal["memory", "kafka", "nats"]
-ResourceKind = Literal["Broker", "Channel"]
+ResourceKind = Literal["Broker", "InMemoryChannel", "KafkaChannel", "NatsJetStreamChannel"]
+"""A contract resource's `reference.kind`: a Broker or a concrete channel (a generic Channel has none of
+its own: it is its backing channel's)."""
 
 _PROTO_BACKOFF = {"exponential": "Exponential", "linear": "Linear"}
 _PROTO_ORDER = {"unordered": "UNORDERED", "ordered": "ORDERED"}
@@ -147,7 +149,10 @@ class Egress:
 
 @dataclass(frozen=True, slots=True)
 class Resource:
-    """A Broker or Channel: an ingress path, a backend topic and its egresses."""
+    """A Broker or a channel: an ingress path, a backend topic and its egresses (Triggers or Subscriptions).
+
+    A channel's path is `/channels/<ns>/<name>`; its Subscriptions' egresses reply to a `replyUrl` or
+    discard, carry no filter, and its events are stored and delivered with their attributes untouched."""
 
     uid: str
     reference: Reference

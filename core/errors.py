@@ -50,6 +50,8 @@ class TTLExhausted(InvalidEvent):
 
 class Unauthorized(NerveError):
     status = 401
+    # RFC 9110 §11.6.1: a 401 names the scheme that would succeed, so a client knows what to send.
+    challenge = 'Bearer realm="nerve"'
 
 
 class Forbidden(NerveError):

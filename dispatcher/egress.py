@@ -1,4 +1,8 @@
-"""One Trigger (or Subscription): read its consumer group, filter, deliver (core.delivery), ack.
+"""One Trigger or Subscription: read its consumer group, filter, deliver (core.delivery), ack.
+
+A Trigger's events come from a Broker (TTL stripped before delivery, replies back into the Broker);
+a Subscription's from a channel (attributes untouched, replies to the Subscription's reply URL, no
+filter: its egress has none, so everything matches).
 
 An event is acked only once it was delivered (2xx), filtered out, dead-lettered or dropped with a
 reason (core/delivery/deliver.py); a delivery abandoned by shutdown is never acked, so durable
@@ -131,8 +135,13 @@ class EgressRunner:
         target = self._config.target
         try:
             event = message.event.copy()
-            ttl = leave_broker(event)
-            reply_to = functools.partial(self._publish_reply, ttl) if target.egress.reply_to_original_topic else None
+            reply_to = None
+            # The TTL is a Broker's loop guard; a channel hands every attribute on as it came, and its
+            # Subscriptions send replies to their reply URL, not back into the channel.
+            if self.resource.kind == "Broker":
+                ttl = leave_broker(event)
+                if target.egress.reply_to_original_topic:
+                    reply_to = functools.partial(self._publish_reply, ttl)
             await self._deliverer.deliver(event, target, reply_to=reply_to)
             await message.ack()
         finally:

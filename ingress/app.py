@@ -1,8 +1,9 @@
 """The ingress edge: HTTP in, status codes out. Decisions about status codes are made here only.
 
 Order of checks, as Knative's MT broker ingress does them: `Allow: POST, OPTIONS` on every answer;
-OPTIONS 200; other non-POST 405; `/` 404; a path that fits no addressable kind's pattern
-(ingress/routes.py; a Broker's is `/<namespace>/<name>`) 400; a body over the limit 413; not a valid
+OPTIONS 200; other non-POST 405; `/` 404 (unless its Host names a channel, Knative's in-cluster form); a
+path that fits no addressable kind's pattern (ingress/routes.py: `/<namespace>/<broker>`,
+`/channels/<namespace>/<channel>`) 400; a body over the limit 413; not a valid
 CloudEvent (bad header bytes included) 400; unknown resource 404; TTL exhausted 400; backend did not
 take the event 503; stored 202.
 
@@ -67,9 +68,9 @@ class Ingress:
             return _refuse(request, 405, "MethodNotAllowed",
                            f"{request.method} is not allowed; send events with POST")
         path = request.path
-        if path == "/":
+        target = ROUTES.match_host(request.headers.get("Host")) if path == "/" else ROUTES.match(path)
+        if path == "/" and target is None:
             return _refuse(request, 404, "NotFound", f"no {ROUTES.kinds} at /; send to {ROUTES.usage}")
-        target = ROUTES.match(path)
         if target is None:
             return _refuse(request, 400, "InvalidPath", f"path {path!r} must be {ROUTES.usage}")
         started = time.perf_counter()
@@ -122,7 +123,7 @@ class Ingress:
         # Only a resource the contract knows gets series: a path is anyone's to invent.
         path = target.route.path(target.namespace, target.name)
         resource = self._routes.get(path)
-        if resource is None or resource.kind != target.route.kind:
+        if resource is None or not target.route.serves(resource):
             return
         cap = self._types.get(path)
         if cap is None:

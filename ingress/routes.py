@@ -1,9 +1,14 @@
 """Which addressable kind a request path names, and how its resource is found: one entry per kind.
 
-Each kind that takes events over HTTP (Broker now; Channel next) registers here, in `ROUTES`, its path
-pattern, the kubectl name used in its 404, and what the kind does to an event that enters it. The
-ingress handler knows no kind by name: it matches the path against the table, looks the resource up in
-the contract, and runs the route's hook.
+Each kind that takes events over HTTP registers here, in `ROUTES`, its path pattern, the contract kinds
+it reaches, the kubectl name used in its 404, and what the kind does to an event that enters it. The
+ingress handler knows no kind by name: it matches the path (or, for channels, the Host) against the
+table, looks the resource up in the contract, and runs the route's hook.
+
+A Broker is `/<namespace>/<name>`; every channel kind (InMemoryChannel, KafkaChannel,
+NatsJetStreamChannel) is `/channels/<namespace>/<name>`, or Knative's host form: a POST to `/` with
+`Host: <name>-kn-channel.<namespace>.svc.cluster.local`, which is the address Knative gives a channel
+inside a cluster (pkg/channel/event_receiver.go maps hosts the same way).
 """
 
 from __future__ import annotations
@@ -37,6 +42,13 @@ class Route:
     pattern: str
     """Path segments, `{namespace}` and `{name}` standing for themselves, anything else literal."""
     stamp: Stamp | None = None
+    reaches: frozenset[str] = frozenset()
+    """The contract kinds behind this route when they are not just `kind` (the channel kinds)."""
+    host_suffix: str | None = None
+    """A Host whose first label ends in this (`<name>-kn-channel.<ns>...`) names a resource of this route."""
+
+    def serves(self, resource: Resource) -> bool:
+        return resource.kind in (self.reaches or {self.kind})
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -63,16 +75,30 @@ class Target:
 
 class RouteTable:
     def __init__(self, routes: Sequence[Route]) -> None:
+        self._declared = tuple(routes)  # messages name the routes in the order they were declared
         # More literal segments first, so `/channels/<ns>/<name>` is never read as a Broker path.
         self._routes = sorted(routes, key=lambda r: -sum(s not in (NAMESPACE, NAME) for s in r.segments))
 
     @property
     def usage(self) -> str:
-        return " or ".join(r.usage for r in self._routes)
+        return " or ".join(r.usage for r in self._declared)
 
     @property
     def kinds(self) -> str:
-        return " or ".join(r.kind for r in self._routes)
+        return " or ".join(r.kind for r in self._declared)
+
+    def match_host(self, host: str | None) -> Target | None:
+        """The resource a Host header names in Knative's form (`<name>-kn-channel.<ns>.svc...`), or None."""
+        if not host:
+            return None
+        labels = host.rpartition(":")[0].split(".") if host.rpartition(":")[2].isdigit() else host.split(".")
+        if len(labels) < 2 or not labels[1]:
+            return None
+        for route in self._routes:
+            suffix = route.host_suffix
+            if suffix and labels[0].endswith(suffix) and len(labels[0]) > len(suffix):
+                return Target(route, labels[1].lower(), labels[0][: -len(suffix)].lower())
+        return None
 
     def match(self, path: str) -> Target | None:
         """The route whose pattern `path` fits (one trailing slash allowed), or None."""
@@ -97,13 +123,18 @@ class RouteTable:
     def resolve(target: Target, resources: Mapping[str, Resource]) -> Resource:
         """The target's resource from the contract's routable resources; NotFound in kubectl's words."""
         resource = resources.get(target.route.path(target.namespace, target.name))
-        if resource is None or resource.kind != target.route.kind:
+        if resource is None or not target.route.serves(resource):
             # kubectl's wording, as every Nerve message words a missing resource; the namespace is in the path.
             raise NotFound(f'{target.route.resource} "{target.name}" not found')
         return resource
 
 
-BROKER: Final = Route("Broker", "brokers.eventing.knative.dev", f"/{NAMESPACE}/{NAME}", _enter_broker)
+CHANNEL_KINDS: Final = frozenset({"InMemoryChannel", "KafkaChannel", "NatsJetStreamChannel"})
 
-ROUTES: Final = RouteTable([BROKER])
+BROKER: Final = Route("Broker", "brokers.eventing.knative.dev", f"/{NAMESPACE}/{NAME}", _enter_broker)
+# A channel keeps every attribute as it came (Knative's channel contract): no arrival time, no TTL.
+CHANNEL: Final = Route("Channel", "channels.messaging.knative.dev", f"/channels/{NAMESPACE}/{NAME}",
+                       reaches=CHANNEL_KINDS, host_suffix="-kn-channel")
+
+ROUTES: Final = RouteTable([BROKER, CHANNEL])
 """Every addressable kind the ingress serves; a new kind adds its Route here."""

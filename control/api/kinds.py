@@ -27,7 +27,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from control.api import broker, columns, corev1, kafkasource, trigger
+from control.api import (
+    broker,
+    channel,
+    channelable,
+    columns,
+    corev1,
+    inmemorychannel,
+    kafkachannel,
+    kafkasource,
+    natsjetstreamchannel,
+    subscription,
+    trigger,
+)
 from control.api.columns import Column
 from control.api.schema import OPEN, FieldNotice, Node, resource
 from core.errors import FieldError
@@ -70,6 +82,8 @@ class Kind:
     schema: Node = _ANY_RESOURCE
     default: Callable[[Obj, AdmissionSettings], None] = _no_defaults
     validate: Callable[[Obj], list[FieldError]] = _valid
+    validate_create: Callable[[Obj], list[FieldError]] = _valid
+    """Rules only a new object obeys (a channel's spec.subscribers must be empty when it is created)."""
     validate_update: Callable[[Obj, Obj], list[FieldError]] = _no_update_rules
     notices: Callable[[Obj], list[FieldNotice]] = _no_notices
     columns: tuple[Column, ...] = field(default=columns.DEFAULT)
@@ -117,12 +131,50 @@ KAFKA_SOURCE = Kind(
     validate=kafkasource.validate_kafka_source, notices=kafkasource.notices_kafka_source,
     columns=kafkasource.COLUMNS,
 )
+# messaging.knative.dev: channels and Subscriptions (docs/channels.md).
+CHANNEL = Kind(
+    channel.API_VERSION, "Channel", "channels", ("ch",),
+    schema=channel.SCHEMA, default=channel.default_channel, validate=channel.validate_channel,
+    validate_create=channelable.validate_channelable_create, validate_update=channel.validate_channel_update,
+    columns=channel.COLUMNS,
+)
+IN_MEMORY_CHANNEL = Kind(
+    inmemorychannel.API_VERSION, "InMemoryChannel", "inmemorychannels", ("imc",),
+    schema=inmemorychannel.SCHEMA, default=inmemorychannel.default_in_memory_channel,
+    validate=inmemorychannel.validate_in_memory_channel, validate_create=channelable.validate_channelable_create,
+    validate_update=channelable.validate_channelable_update, columns=inmemorychannel.COLUMNS,
+)
+KAFKA_CHANNEL = Kind(
+    kafkachannel.API_VERSION, "KafkaChannel", "kafkachannels", ("kc",),
+    schema=kafkachannel.SCHEMA, default=kafkachannel.default_kafka_channel,
+    validate=kafkachannel.validate_kafka_channel, validate_create=channelable.validate_channelable_create,
+    validate_update=kafkachannel.validate_kafka_channel_update, columns=kafkachannel.COLUMNS,
+)
+NATS_JETSTREAM_CHANNEL = Kind(
+    natsjetstreamchannel.API_VERSION, "NatsJetStreamChannel", "natsjetstreamchannels",
+    schema=natsjetstreamchannel.SCHEMA, default=natsjetstreamchannel.default_nats_jetstream_channel,
+    validate=natsjetstreamchannel.validate_nats_jetstream_channel,
+    validate_create=channelable.validate_channelable_create,
+    validate_update=natsjetstreamchannel.validate_nats_jetstream_channel_update,
+    columns=natsjetstreamchannel.COLUMNS,
+)
+SUBSCRIPTION = Kind(
+    subscription.API_VERSION, "Subscription", "subscriptions", ("sub",),
+    schema=subscription.SCHEMA, default=subscription.default_subscription,
+    validate=subscription.validate_subscription, validate_update=subscription.validate_subscription_update,
+    columns=subscription.COLUMNS,
+)
+CHANNEL_KINDS: tuple[Kind, ...] = (IN_MEMORY_CHANNEL, KAFKA_CHANNEL, NATS_JETSTREAM_CHANNEL)
+"""The concrete channel kinds: each has a topic (or stream) of its own and is an ingress resource."""
+# flows.knative.dev (Sequence, Parallel) go here.
+
 CONFIGMAP = Kind("v1", "ConfigMap", "configmaps", ("cm",), schema=corev1.CONFIGMAP_SCHEMA,
                  validate=corev1.validate_configmap, columns=corev1.CONFIGMAP_COLUMNS)
 SERVICE = Kind("v1", "Service", "services", ("svc",), schema=corev1.SERVICE_SCHEMA)
 NAMESPACE = Kind("v1", "Namespace", "namespaces", ("ns",), namespaced=False, schema=corev1.NAMESPACE_SCHEMA)
 
-KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA_SOURCE)
+KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA_SOURCE,
+                           CHANNEL, *CHANNEL_KINDS, SUBSCRIPTION)
 
 _BY_SPELLING = {spelling: kind for kind in KINDS for spelling in kind.spellings()}
 _BY_MANIFEST = {(version, kind.kind): kind for kind in KINDS for version in kind.api_versions()}

@@ -1,4 +1,4 @@
-"""The reconcilers' writes to the store: statuses and finalizers, with optimistic concurrency.
+"""The reconcilers' writes to the store: statuses, finalizers and owned children, with optimistic concurrency.
 
 A write that loses a race (Conflict: someone changed the object since this pass read it; NotFound:
 it is gone) is not an error: the object is skipped and the pass asks for another round, which reads
@@ -11,7 +11,8 @@ import logging
 from typing import Any
 
 from control.reconcilers import finalizers
-from control.store.base import ResourceStore, key_of
+from control.reconcilers.garbage import owner_reference, owner_uids
+from control.store.base import ResourceStore, is_deleting, key_of
 from core.errors import Conflict, NotFound
 
 log = logging.getLogger("nerve.control")
@@ -59,6 +60,42 @@ class Writes:
             self._lost(obj, exc)
             return
         self.again = True
+
+    async def ensure_child(self, owner: dict[str, Any], child: dict[str, Any], existing: dict[str, Any] | None,
+                           *, keep: tuple[str, ...] = ()) -> dict[str, Any] | None:
+        """Make the stored child what `child` says: created with an ownerReference to `owner`, or its spec,
+        labels and annotations updated where they differ. `existing` is the stored object of that name (from
+        the pass's snapshot), `keep` the spec keys someone else writes (a channel's `subscribers`), carried
+        over as they are. Returns the stored child, or None when it is not this owner's to write (an object
+        of that name the owner does not own: the caller says so in its status), is still being deleted,
+        or the write lost a race (another round follows)."""
+        wanted = {**child, "metadata": {**child["metadata"], "ownerReferences": [owner_reference(owner)]}}
+        if existing is None:
+            try:
+                created = await self._store.create(wanted)
+            except (Conflict, NotFound) as exc:
+                self._lost(wanted, exc)
+                return None
+            self.again = True  # the child is reconciled in the next round of this pass
+            return created
+        if owner["metadata"]["uid"] not in owner_uids(existing) or is_deleting(existing):
+            return None
+        meta, new_meta = existing["metadata"], wanted["metadata"]
+        spec = {**child.get("spec", {}), **{k: v for k, v in existing.get("spec", {}).items() if k in keep}}
+        labels = {**(meta.get("labels") or {}), **(new_meta.get("labels") or {})}
+        annotations = {**(meta.get("annotations") or {}), **(new_meta.get("annotations") or {})}
+        if existing.get("spec", {}) == spec and (meta.get("labels") or {}) == labels and \
+                (meta.get("annotations") or {}) == annotations:
+            return existing
+        updated = {**existing, "spec": spec, "metadata": {**meta, "labels": labels, "annotations": annotations}}
+        try:
+            stored = await self._store.update(updated)
+        except (Conflict, NotFound) as exc:
+            self._lost(existing, exc)
+            return None
+        self._refresh(existing, stored)
+        self.again = True
+        return existing
 
     async def delete(self, obj: dict[str, Any]) -> None:
         try:

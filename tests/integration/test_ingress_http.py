@@ -65,12 +65,14 @@ async def test_root_is_404_and_malformed_paths_are_400(stack: Stack) -> None:
     for path in ("/ns1", "/ns1/default/extra", "/ns1//"):
         status, _, body = await _post(stack, path, BINARY)
         assert status == 400, path
-        assert "must be /<namespace>/<broker>" in json.loads(body)["reason"]
+        assert json.loads(body)["reason"] == \
+            f"path {path!r} must be /<namespace>/<broker> or /channels/<namespace>/<channel>"
 
 
 async def test_root_404_says_where_events_go(stack: Stack) -> None:
     status, _, body = await _post(stack, "/", BINARY)
-    assert (status, json.loads(body)["reason"]) == (404, "no Broker at /; send to /<namespace>/<broker>")
+    assert (status, json.loads(body)["reason"]) == (404, "no Broker or Channel at /; send to "
+                                                  "/<namespace>/<broker> or /channels/<namespace>/<channel>")
 
 
 async def test_unknown_broker_is_404_with_a_reason(stack: Stack) -> None:

@@ -115,6 +115,9 @@ def test_python_m_control_writes_a_private_token_and_refuses_requests_without_it
 async def test_every_api_request_needs_the_token_and_health_and_metrics_do_not(stack: Stack) -> None:
     for method, path in [("GET", "/api/v1/resources/brokers"), ("GET", "/api/v1/resources/brokers/ns1/b"),
                          ("DELETE", "/api/v1/resources/brokers/ns1/b")]:
+        async with aiohttp.ClientSession() as anyone, anyone.request(method, stack.api + path) as response:
+            assert response.status == 401, (method, path)
+            assert response.headers["WWW-Authenticate"] == 'Bearer realm="nerve"'
         status, body = await call(stack, method, path)
         assert status == 401, (method, path)
         assert body["error"] == "Unauthorized" and "Authorization: Bearer" in body["reason"]

@@ -7,10 +7,9 @@ import pytest
 from core.contract import Reference, Resource
 from core.errors import NotFound
 from core.events import Event
-from ingress.routes import BROKER, ROUTES, Route, RouteTable, Target
+from ingress.routes import BROKER, CHANNEL, ROUTES, RouteTable, Target
 
-CHANNEL = Route("Channel", "channels.messaging.knative.dev", "/channels/{namespace}/{name}")
-TABLE = RouteTable([BROKER, CHANNEL])
+TABLE = ROUTES
 
 
 def _resource(kind: str, path: str) -> Resource:
@@ -22,6 +21,7 @@ def _resource(kind: str, path: str) -> Resource:
     ("/ns/default", "Broker", "ns", "default"),
     ("/ns/default/", "Broker", "ns", "default"),
     ("/channels/ns/c1", "Channel", "ns", "c1"),
+    ("/channels/ns/c1/", "Channel", "ns", "c1"),
     ("/channels/c1", "Broker", "channels", "c1"),
 ])
 def test_a_path_matches_the_kind_whose_pattern_it_fits(path: str, kind: str, namespace: str, name: str) -> None:
@@ -36,8 +36,8 @@ def test_paths_no_pattern_fits_match_nothing(path: str) -> None:
 
 
 def test_usage_lists_every_pattern_as_a_user_reads_it() -> None:
-    assert ROUTES.usage == "/<namespace>/<broker>"
-    assert TABLE.usage == "/channels/<namespace>/<channel> or /<namespace>/<broker>"
+    assert ROUTES.usage == "/<namespace>/<broker> or /channels/<namespace>/<channel>"
+    assert ROUTES.kinds == "Broker or Channel"
 
 
 def test_resolve_finds_the_resource_of_the_routes_kind_and_words_a_404_as_kubectl() -> None:
@@ -49,6 +49,36 @@ def test_resolve_finds_the_resource_of_the_routes_kind_and_words_a_404_as_kubect
     # A resource of another kind at the path is not this route's resource.
     with pytest.raises(NotFound, match=r'^channels\.messaging\.knative\.dev "c1" not found$'):
         RouteTable.resolve(Target(CHANNEL, "ns", "c1"), resources)
+
+
+@pytest.mark.parametrize("kind", ["InMemoryChannel", "KafkaChannel", "NatsJetStreamChannel"])
+def test_the_channel_route_reaches_every_concrete_channel_kind(kind: str) -> None:
+    channel = _resource(kind, "/channels/ns/c1")
+    assert RouteTable.resolve(Target(CHANNEL, "ns", "c1"), {"/channels/ns/c1": channel}) is channel
+    with pytest.raises(NotFound):
+        RouteTable.resolve(Target(BROKER, "channels", "c1"), {"/channels/c1": channel})
+
+
+@pytest.mark.parametrize(("host", "namespace", "name"), [
+    ("orders-kn-channel.ns1.svc.cluster.local", "ns1", "orders"),
+    ("orders-kn-channel.ns1.svc.cluster.local:8080", "ns1", "orders"),
+    ("my-kn-channel-kn-channel.ns1.svc", "ns1", "my-kn-channel"),
+    ("Orders-kn-channel.NS1", "ns1", "orders"),
+])
+def test_knatives_channel_host_names_the_channel(host: str, namespace: str, name: str) -> None:
+    target = TABLE.match_host(host)
+    assert target is not None
+    assert (target.route, target.namespace, target.name) == (CHANNEL, namespace, name)
+
+
+@pytest.mark.parametrize("host", [None, "", "127.0.0.1:8080", "localhost", "[::1]:8080", "-kn-channel.ns1.svc",
+                                  "orders-kn-channel", "orders-kn-channel..svc", "broker-ingress.knative-eventing"])
+def test_other_hosts_name_no_channel(host: str | None) -> None:
+    assert TABLE.match_host(host) is None
+
+
+def test_a_channel_leaves_the_event_as_it_came() -> None:
+    assert CHANNEL.stamp is None
 
 
 def test_the_broker_route_stamps_arrival_time_and_ttl() -> None:
