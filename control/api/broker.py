@@ -27,13 +27,6 @@ DEFAULT_CLASS_FOR_BACKEND = {"memory": "MTChannelBasedBroker", "kafka": "Kafka",
 # An MTChannelBasedBroker sits on the channel kind its spec.config ConfigMap names under this key
 # (Knative's `config-br-default-channel`); with none it sits on InMemoryChannel, the class's backend above.
 CHANNEL_TEMPLATE_KEY = "channel-template-spec"
-# (apiVersion, kind) of each channel kind a Broker may sit on -> the backend holding its events.
-CHANNEL_BACKENDS: dict[tuple[str, str], str] = {
-    ("messaging.knative.dev/v1", "InMemoryChannel"): "memory",
-    ("messaging.knative.dev/v1beta1", "KafkaChannel"): "kafka",
-    ("messaging.knative.dev/v1alpha1", "NatsJetStreamChannel"): "nats",
-}
-DEFAULT_CHANNEL = ("messaging.knative.dev/v1", "InMemoryChannel")
 
 
 # `ev:pkg/apis/eventing/v1/broker_types.go`
