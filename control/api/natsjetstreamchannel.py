@@ -79,9 +79,11 @@ def validate_stream(stream: Any, path: str) -> list[FieldError]:
         return [FieldError(path, "must be an object with overrideName and/or config")]
     errors: list[FieldError] = []
     name = stream.get("overrideName")
-    if name is not None and (not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,255}", name)):
-        errors.append(FieldError(f"{path}.overrideName", f"{name!r} must be a JetStream stream name (letters, "
-                                 "digits, '-' and '_')"))
+    # Nerve's NATS backend escapes every other character of a stream name (`_` becomes `_5F`), so only
+    # these make a stream named exactly overrideName.
+    if name is not None and (not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9-]{1,200}", name)):
+        errors.append(FieldError(f"{path}.overrideName", f"{name!r} must be 1 to 200 letters, digits and '-' "
+                                 "(Nerve escapes other characters, so the stream would not have this name)"))
     config = stream.get("config")
     if config is None:
         return errors

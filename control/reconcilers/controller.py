@@ -30,6 +30,7 @@ from control.api import kinds
 from control.conditions import cond, with_ready
 from control.reconcilers import finalizers, garbage
 from control.reconcilers.broker import BrokerReconciler
+from control.reconcilers.channel import Channels
 from control.reconcilers.kafkasource import KafkaSourceReconciler
 from control.reconcilers.probe import KafkaProbes
 from control.reconcilers.snapshot import Snapshot
@@ -75,6 +76,7 @@ class Reconciler:
         self.brokers = BrokerReconciler(pool, settings)
         self.triggers = TriggerReconciler(pool, settings)
         self.kafka_sources = KafkaSourceReconciler(pool, self._probes)
+        self.channels = Channels(pool, settings)
         self.contract = contract or Contract()
 
     async def reconcile(self) -> Contract:
@@ -94,6 +96,7 @@ class Reconciler:
             await writes.delete(orphan)
         resolver = Resolver(snapshot, self._settings.service_url_template)
         resources = await self._reconcile_brokers(snapshot, resolver, writes)
+        resources += await self.channels.reconcile_all(snapshot, resolver, writes)
         sources = await self.kafka_sources.reconcile_all(snapshot.live("KafkaSource"), resolver, writes)
         await self._publish(resources, sources)
         await self._finalize(snapshot, writes)
@@ -121,8 +124,9 @@ class Reconciler:
             self.contract = contract
 
     async def _finalize(self, snapshot: Snapshot, writes: Writes) -> None:
-        # Triggers and sources before Brokers: a Trigger's group is deleted while its topic still exists.
-        for reconciler in (self.triggers, self.kafka_sources, self.brokers):
+        # Triggers and sources before Brokers: a Trigger's group is deleted while its topic still exists
+        # (Subscriptions before their channels likewise).
+        for reconciler in (self.triggers, self.kafka_sources, self.brokers, *self.channels.finalizing):
             for obj in snapshot.deleting(reconciler.kind):
                 if not finalizers.pending(obj):
                     continue
