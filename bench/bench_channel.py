@@ -12,7 +12,8 @@ this process. Each run prints, per Subscription count:
 - end-to-end latency p50/p99 over every delivery (send -> subscriber);
 - delivered/expected: distinct (subscription, event) pairs received of accepted x N, and how many
   subscriptions got every event; dup: receptions beyond the first (at least once allows them);
-- the CPU (percent of one core) and peak RSS of each Nerve process, and the machine's load average.
+- the CPU (percent of one core) and peak RSS of each Nerve process, the CPU of this process (load
+  generator and subscribers: at high fan-out it can be the bottleneck), and the machine's load average.
 
 Then the same at a fixed rate (`--rate` events/s) for latency without a backlog.
 
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 from aiohttp import web
 
 # bench/ is not a package: the Nerve processes, sinks and load generator of bench_e2e.py are imported by path.
@@ -165,11 +167,10 @@ async def warm_up(session: aiohttp.ClientSession, url: str, sinks: Subscribers, 
     await asyncio.sleep(1.0)
 
 
-def _usage(nerve: NerveProcess | SeparateServices, cpu0: dict[str, Any], cpu1: dict[str, Any],
-           peaks: dict[str, int], span: float) -> str:
+def _usage(cpu0: dict[str, Any], cpu1: dict[str, Any], peaks: dict[str, int], span: float) -> str:
     return "  ".join(
-        f"{name} cpu={(cpu1[name].user + cpu1[name].system - c.user - c.system) / span * 100:3.0f}% "
-        f"rss={peaks.get(name, 0) / 2**20:5.1f}MiB"
+        f"{name} cpu={(cpu1[name].user + cpu1[name].system - c.user - c.system) / span * 100:3.0f}%"
+        + (f" rss={peaks[name] / 2**20:5.1f}MiB" if name in peaks else "")
         for name, c in cpu0.items()
     )
 
@@ -210,7 +211,9 @@ async def run_case(args: argparse.Namespace, subscriptions: int) -> None:
                     run_prefix = f"{prefix}{uuid.uuid4().hex[:6]}"
                     sinks.start_run(run_prefix, count * subscriptions)
                     load0 = os.getloadavg()[0]
-                    cpu0 = {name: ps.cpu_times() for name, ps in nerve.ps.items()}
+                    # This process too: the load generator and N subscribers share its one core.
+                    watched = {**nerve.ps, "bench(load+subscribers)": psutil.Process()}
+                    cpu0 = {name: ps.cpu_times() for name, ps in watched.items()}
                     sample = asyncio.create_task(_sample_rss(nerve.ps))
                     result = await send_all(session, url, sinks, count, args.concurrency, rate, run_prefix)
                     expected = result.accepted * subscriptions
@@ -220,7 +223,7 @@ async def run_case(args: argparse.Namespace, subscriptions: int) -> None:
                     except TimeoutError:
                         pass
                     peaks = await _stop_sampler(sample)
-                    cpu1 = {name: ps.cpu_times() for name, ps in nerve.ps.items()}
+                    cpu1 = {name: ps.cpu_times() for name, ps in watched.items()}
                     span = max(sinks.last_at - result.started, 1e-9)
                     got = {key for key, n in sinks.pairs.items() if n and key[1] in sinks.sent_at}
                     per_sub = {f"s{i}": 0 for i in range(subscriptions)}
@@ -235,7 +238,7 @@ async def run_case(args: argparse.Namespace, subscriptions: int) -> None:
                         f"p50={percentile(sinks.latencies, 0.50) * 1000:7.1f} ms  "
                         f"p99={percentile(sinks.latencies, 0.99) * 1000:7.1f} ms  "
                         f"delivered={len(got)}/{expected} (subs complete {complete}/{subscriptions}) "
-                        f"dup={dups} refused={result.refused}  {_usage(nerve, cpu0, cpu1, peaks, span)}  "
+                        f"dup={dups} refused={result.refused}  {_usage(cpu0, cpu1, peaks, span)}  "
                         f"load1={load0:.2f}->{os.getloadavg()[0]:.2f}",
                         flush=True,
                     )
