@@ -37,6 +37,8 @@ from control.api import (
     kafkachannel,
     kafkasource,
     natsjetstreamchannel,
+    parallel,
+    sequence,
     subscription,
     trigger,
 )
@@ -166,7 +168,17 @@ SUBSCRIPTION = Kind(
 )
 CHANNEL_KINDS: tuple[Kind, ...] = (IN_MEMORY_CHANNEL, KAFKA_CHANNEL, NATS_JETSTREAM_CHANNEL)
 """The concrete channel kinds: each has a topic (or stream) of its own and is an ingress resource."""
-# flows.knative.dev (Sequence, Parallel) go here.
+
+SEQUENCE = Kind(
+    "flows.knative.dev/v1", "Sequence", "sequences",
+    schema=sequence.SCHEMA, default=sequence.default_sequence, validate=sequence.validate_sequence,
+    columns=sequence.COLUMNS,
+)
+PARALLEL = Kind(
+    "flows.knative.dev/v1", "Parallel", "parallels",
+    schema=parallel.SCHEMA, default=parallel.default_parallel, validate=parallel.validate_parallel,
+    columns=parallel.COLUMNS,
+)
 
 CONFIGMAP = Kind("v1", "ConfigMap", "configmaps", ("cm",), schema=corev1.CONFIGMAP_SCHEMA,
                  validate=corev1.validate_configmap, columns=corev1.CONFIGMAP_COLUMNS)
@@ -174,7 +186,7 @@ SERVICE = Kind("v1", "Service", "services", ("svc",), schema=corev1.SERVICE_SCHE
 NAMESPACE = Kind("v1", "Namespace", "namespaces", ("ns",), namespaced=False, schema=corev1.NAMESPACE_SCHEMA)
 
 KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA_SOURCE,
-                           CHANNEL, *CHANNEL_KINDS, SUBSCRIPTION)
+                           CHANNEL, *CHANNEL_KINDS, SUBSCRIPTION, SEQUENCE, PARALLEL)
 
 _BY_SPELLING = {spelling: kind for kind in KINDS for spelling in kind.spellings()}
 _BY_MANIFEST = {(version, kind.kind): kind for kind in KINDS for version in kind.api_versions()}
