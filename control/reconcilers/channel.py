@@ -33,23 +33,18 @@ class ChannelReconciler:
     def placement(self, channel: dict[str, Any]) -> build.Placement:
         return build.placement(channel, self._settings, self._pool.settings)
 
-    async def reconcile(self, channel: dict[str, Any],
-                        writes: Writes) -> tuple[build.Placement, build.TopicOutcome] | None:
-        """Where the channel's topic is and whether it exists; None until the finalizer is on."""
-        # The finalizer goes on before the topic exists, so no topic is ever left without its owner's clean-up.
-        if not await writes.add_finalizer(channel):
-            return None
-        where = self.placement(channel)
+    async def ensure_topic(self, channel: dict[str, Any], where: build.Placement) -> build.TopicOutcome:
+        """Make the channel's topic exist (the finalizer is on already); what the backend answered."""
         try:
             backend = await self._pool.get(where.backend, where.connection)
             await backend.ensure_topic(where.topic)
         except BackendError as exc:
-            return where, build.TopicOutcome(False, "TopicNotReady", exc.reason)
+            return build.TopicOutcome(False, "TopicNotReady", exc.reason)
         except Exception as exc:  # one broken backend must not fail the reconcile of everything else
             meta = channel["metadata"]
             log.exception("%s %s/%s: backend %s failed", self.kind, meta["namespace"], meta["name"], where.backend)
-            return where, build.TopicOutcome(False, "BackendFailure", f"{type(exc).__name__}: {exc}")
-        return where, build.TopicOutcome(True)
+            return build.TopicOutcome(False, "BackendFailure", f"{type(exc).__name__}: {exc}")
+        return build.TopicOutcome(True)
 
     async def finalize(self, channel: dict[str, Any], snapshot: Snapshot) -> None:
         """Delete the groups of the Subscriptions on this channel, then its topic (unless --keep-topics or
@@ -116,12 +111,18 @@ class Channels:
         """Every channel's contract entry, with its Subscriptions' egresses."""
         problems = {ch["metadata"]["uid"]: await self.generic.ensure_backing(ch, snapshot, writes)
                     for ch in snapshot.live("Channel")}
-        placed: dict[str, tuple[dict[str, Any], build.Placement, build.TopicOutcome]] = {}
+        candidates: list[tuple[ChannelReconciler, dict[str, Any], build.Placement]] = []
         for reconciler in self.concrete:
             for obj in snapshot.live(reconciler.kind):
-                outcome = await reconciler.reconcile(obj, writes)
-                if outcome is not None:
-                    placed[obj["metadata"]["uid"]] = (obj, *outcome)
+                # The finalizer goes on before the topic exists, so no topic is left without its clean-up.
+                if await writes.add_finalizer(obj):
+                    candidates.append((reconciler, obj, reconciler.placement(obj)))
+        holders = build.topic_holders([(obj, where) for _, obj, where in candidates])
+        placed: dict[str, tuple[dict[str, Any], build.Placement, build.TopicOutcome]] = {}
+        for reconciler, obj, where in candidates:
+            holder = holders.get(obj["metadata"]["uid"])
+            topic = build.conflict(holder, where) if holder is not None else await reconciler.ensure_topic(obj, where)
+            placed[obj["metadata"]["uid"]] = (obj, where, topic)
         # First the channels' addresses and readiness (Subscriptions resolve and read them), keeping the
         # subscribers they had; then the Subscriptions; then each channel's subscribers.
         for obj, where, topic in placed.values():

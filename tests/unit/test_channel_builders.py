@@ -184,3 +184,20 @@ def test_a_concrete_channel_status_has_its_kinds_topic_condition() -> None:
     assert _conditions(up)["Ready"] == ("True", "")
     assert up["annotations"]["bootstrap.servers"] == "default-kafka:9092"
     assert up["address"] == {"url": "http://ingress:8080/channels/ns1/c"}
+
+
+def test_the_channel_that_has_a_shared_topic_keeps_it_else_the_oldest() -> None:
+    def imc(name: str, created: str, holds: bool = False) -> dict[str, Any]:
+        status = {"annotations": {"nerve.dev/topic": "shared"},
+                  "conditions": [{"type": "DispatcherReady", "status": "True"}]} if holds else {}
+        return {"apiVersion": MESSAGING, "kind": "InMemoryChannel",
+                "metadata": _meta(name, creationTimestamp=created), "spec": {}, "status": status}
+
+    settings = ControlSettings(Path("/unused"), channel_topic_template="shared")
+    old, new, holder = imc("old", "2026-01-01T00:00:00Z"), imc("new", "2026-01-02T00:00:00Z"), \
+        imc("holder", "2026-01-03T00:00:00Z", holds=True)
+    placed = [(c, channel_build.placement(c, settings, DEFAULTS)) for c in (old, new)]
+    assert channel_build.topic_holders(placed) == {"uid-new": old}
+    placed += [(holder, channel_build.placement(holder, settings, DEFAULTS))]
+    assert channel_build.topic_holders(placed) == {"uid-new": holder, "uid-old": holder}
+    assert channel_build.topic_holders(placed[:1]) == {}

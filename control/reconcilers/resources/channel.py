@@ -90,6 +90,43 @@ def placement(channel: dict[str, Any], settings: ControlSettings, defaults: Back
     return Placement(backend, "", TopicSpec(name))
 
 
+def _holds(channel: dict[str, Any], where: Placement) -> bool:
+    """Whether the channel's last status says the topic was made for it."""
+    status = mapping(channel.get("status"))
+    made = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    return mapping(status.get("annotations")).get("nerve.dev/topic") == where.topic.name and \
+        made.get(TOPIC_CONDITION[channel["kind"]]) == "True"
+
+
+def topic_holders(placed: list[tuple[dict[str, Any], Placement]]) -> dict[str, dict[str, Any]]:
+    """For each channel whose topic another channel has first, that other channel (by uid).
+
+    The default template is injective, but two NatsJetStreamChannels may name one stream in overrideName,
+    and a --channel-topic-template such as `{namespace}-{name}` maps `a/b-c` and `a-b/c` to one topic. Then
+    the channel that has it (or else the oldest) keeps it and the others are not Ready, so events never
+    cross between channels.
+    """
+    by_topic: dict[tuple[str, str, str], list[tuple[dict[str, Any], Placement]]] = {}
+    for channel, where in placed:
+        by_topic.setdefault((where.backend, where.connection, where.topic.name), []).append((channel, where))
+    holders: dict[str, dict[str, Any]] = {}
+    for sharing in by_topic.values():
+        if len(sharing) < 2:
+            continue
+        ranked = sorted(sharing, key=lambda cw: (not _holds(*cw), str(cw[0]["metadata"].get("creationTimestamp", "")),
+                                                 str(cw[0]["metadata"].get("uid", ""))))
+        holder = ranked[0][0]
+        holders.update({channel["metadata"]["uid"]: holder for channel, _ in ranked[1:]})
+    return holders
+
+
+def conflict(holder: dict[str, Any], where: Placement) -> TopicOutcome:
+    meta = holder["metadata"]
+    return TopicOutcome(False, "TopicConflict", f"{where.backend} topic {where.topic.name!r} is already "
+                        f"{holder['kind']} {meta['namespace']}/{meta['name']}'s; give each channel a topic of its own "
+                        "(another stream.overrideName, or a --channel-topic-template that names each apart)")
+
+
 def cleanup_placement(channel: dict[str, Any], settings: ControlSettings, defaults: BackendSettings) -> Placement:
     """Where the topic was made: on the cluster the status recorded, else where it would be made now."""
     where = placement(channel, settings, defaults)
