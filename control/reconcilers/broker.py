@@ -42,6 +42,10 @@ class BrokerReconciler:
         if where is None:
             await writes.status(broker, build.status(broker, None, None, resolver, self._settings))
             return None
+        if where.refused:
+            # No contract entry: a template Nerve cannot run never falls back to another backend.
+            await writes.status(broker, build.status(broker, where, build.refusal(where), resolver, self._settings))
+            return None
         holder = build.topic_holder(broker, where, snapshot, self._settings, self._pool.settings)
         if holder is not None:
             # No contract entry: its events would land on, and be delivered from, the other Broker's topic.
