@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints.txt
 
-.PHONY: help install lock up lint typecheck check docs test test-fast fuzz kafka-fetch sdk-fetch kafka nats bench clean \
+.PHONY: help install lock up lint typecheck check docs test test-fast fuzz kafka-fetch sdk-fetch kafka nats bench bench-channel clean \
 	containers images compose-test
 
 help: ## list the verbs
@@ -78,6 +78,12 @@ nats: install ## a local nats-server with JetStream on 127.0.0.1:4222, in the fo
 bench: install ## short benchmarks: filter evaluation, then end to end on memory
 	$(BIN)/python bench/bench_filters.py
 	$(BIN)/python bench/bench_e2e.py --triggers 1 --events 5000 --rate 500 --rate-events 1000 $(ARGS)
+
+# One Channel with 1 and with 10 Subscriptions: events/s into its address, deliveries/s out, p50/p99 and
+# delivered/expected per Subscription. Memory unless ARGS names a backend, e.g.
+# ARGS="--backend kafka --kafka-bootstrap 127.0.0.1:9092" or ARGS="--backend nats --nats-url nats://127.0.0.1:4222".
+bench-channel: install ## a Channel with 1 and 10 Subscriptions, end to end (ARGS picks Kafka or NATS)
+	$(BIN)/python bench/bench_channel.py --subscriptions 1,10 $(ARGS)
 
 # ------------------------------------------------------------------------------------------ compose
 # docs/compose.md: Debian's podman (runtime runc), a Debian base made with debootstrap (no registry is

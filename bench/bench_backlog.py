@@ -17,6 +17,19 @@ waits until every event answered 202 has arrived. It prints, for the Nerve proce
 `--kafka-bootstrap` / `--nats-url` (or $KAFKA_BOOTSTRAP_SERVERS / $NATS_URL) use a running server
 instead of starting one (scripts/kafka_local.py, nats_local.py). The exit status is 1 when an accepted
 event was not delivered within --drain-timeout: that is a loss, not a slow run.
+
+Measured at the defaults (200,000 events of 200 B) on the 2-core dev machine while other test runs kept its
+load average at 4-11, so the rates are low and the drain times long; what holds regardless is delivery
+and memory:
+
+    kafka: sent in 160.2 s, accepted=200000 refused=0; RSS 65 -> 69 (peak 72) -> 69 MiB after the drain;
+           delivered 200000/200000, duplicates 0, drain 154.3 s (1296 events/s)
+    nats:  sent in 118.8 s, accepted=200000 refused=0; RSS 61 -> 64 (peak 64) -> 64 MiB;
+           delivered 200000/200000, duplicates 0, drain 219.2 s (912 events/s)
+
+Under that load 20,000 events on Kafka drained at 571 events/s with this code and 519 events/s with the
+code before the issue-9 reset change, so the drain rate follows the machine's load, not that change (an
+idle machine gave 20,000 in 4.0 s).
 """
 
 from __future__ import annotations

@@ -89,8 +89,11 @@ class Backend(Protocol):
         """
         ...
 
-    def open_reader(self, topic: str, group: str, *, from_start: bool = False) -> Reader:
-        """A reader for `group`; a new group starts at the end of the topic unless `from_start`."""
+    def open_reader(self, topic: str, group: str, *, from_start: bool = False, since: float | None = None) -> Reader:
+        """A reader for `group`. A new group starts at the end of the topic, or with the first event stored
+        at or after `since` (epoch seconds: when its Trigger or Subscription was made, so events accepted
+        while no dispatcher ran yet are not skipped), or at the start with `from_start`. An existing
+        group keeps its position. A backend that keeps no history (memory) starts at the end."""
         ...
 
     async def delete_group(self, topic: str, group: str) -> None:

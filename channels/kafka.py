@@ -24,6 +24,12 @@ default for a new Trigger); `start()` returns only once the group was joined and
 partitions it got are resolved, so an event published after that is never missed. Those starting
 positions are committed at once: a partition that later moves to another member (a rebalance before
 the first ack) then resumes there instead of jumping to the end again and skipping what came between.
+Every later reset reads from the start of the partition (auto_offset_reset "earliest", the new group's
+end being an explicit seek while `start()` runs): a partition without a committed offset by then belongs
+to a topic deleted and made again (Kafka drops a deleted topic's offsets) or was added, and an offset out
+of range means the log was recreated or truncated; resetting to the end would skip events the ingress
+had answered 202 for. A consumer refreshes its metadata every `metadata_max_age_ms`, which is how one
+whose topic vanished (no partitions left, so no fetch errors to notice by) finds the topic made again.
 Commits are bounded by `commit_timeout_s` because aiokafka retries a commit forever while the broker is
 unreachable; a commit that did not happen only means redelivery. Deleting a Trigger deletes its group
 (a DeleteGroups request: aiokafka's admin client has no call for it); a group that still has members is
@@ -96,6 +102,10 @@ class KafkaSettings:
     heartbeat_interval_ms: int = 1000
     max_poll_interval_ms: int = 30 * 60 * 1000
     """A Trigger may hold records through long retries; only this long without polling leaves the group."""
+    metadata_max_age_ms: int = 5000
+    """How often a Trigger's consumer refreshes its topic's metadata. A consumer left with no partitions
+    (its topic was deleted) fetches nothing and so notices the topic made again only on this refresh:
+    aiokafka's 5-minute default would leave events the ingress answered 202 for unread that long."""
     assignment_timeout_s: float = 30.0
     """How long `Reader.start()` waits to join its group before failing with BackendError."""
     admin_timeout_ms: int = 10000
@@ -250,7 +260,7 @@ class _KafkaMessage(Message):
 class _Partition:
     """Offsets handed out on one partition; `committable` is one past the last contiguous ack."""
 
-    __slots__ = ("acked", "committable", "committed", "outstanding", "tp")
+    __slots__ = ("acked", "committable", "committed", "last", "outstanding", "tp")
 
     def __init__(self, tp: TopicPartition) -> None:
         self.tp = tp
@@ -258,9 +268,15 @@ class _Partition:
         self.acked: set[int] = set()
         self.committable: int | None = None
         self.committed: int | None = None
+        self.last: int | None = None
 
     def hand_out(self, offset: int) -> None:
         self.outstanding.append(offset)
+        self.last = offset
+
+    def restarted(self, offset: int) -> bool:
+        """Offsets only grow on one log: a smaller one means the partition's log began again."""
+        return self.last is not None and offset <= self.last
 
     def ack(self, offset: int) -> None:
         self.acked.add(offset)
@@ -278,6 +294,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._subscription.partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._subscription.partitions_assigned(assigned)
         # Set even when empty: a group with more members than partitions gives some of them nothing,
         # and those have still joined.
         self._subscription.assigned.set()
@@ -291,8 +308,10 @@ class _KafkaReader(Reader):
         group: str,
         from_start: bool,
         wrap: Callable[[Any], Event] | None = None,
+        since: float | None = None,
     ) -> None:
         self._settings = settings
+        self._since_ms = None if since is None else int(since * 1000)
         self._wrap = wrap
         self._topic = topic
         self._group = group
@@ -300,8 +319,13 @@ class _KafkaReader(Reader):
             bootstrap_servers=settings.bootstrap_servers,
             group_id=group,
             enable_auto_commit=False,
-            auto_offset_reset="earliest" if from_start else "latest",
+            # Every reset reads from the start: a partition without a committed offset once this reader
+            # is positioned is a recreated topic or an added partition, and an offset out of range is a
+            # recreated or truncated topic; "latest" would skip what the ingress answered 202 for. Only a
+            # brand-new group starts at the end, by an explicit seek while it is positioned (start()).
+            auto_offset_reset="earliest",
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            metadata_max_age_ms=settings.metadata_max_age_ms,
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
             max_poll_interval_ms=settings.max_poll_interval_ms,
@@ -310,6 +334,9 @@ class _KafkaReader(Reader):
             request_timeout_ms=max(settings.request_timeout_ms, settings.session_timeout_ms + 5000),
         )
         self._partitions: dict[TopicPartition, _Partition] = {}
+        self._from_start = from_start
+        self._positioning = True
+        self._position_error: KafkaError | None = None
         self.assigned = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self._stopped = False
@@ -321,6 +348,7 @@ class _KafkaReader(Reader):
             await asyncio.wait_for(self._partitions_known(), min(5.0, self._settings.assignment_timeout_s))
             self._consumer.subscribe([self._topic], listener=_Rebalance(self))
             await asyncio.wait_for(self._positioned(), self._settings.assignment_timeout_s)
+            self._positioning = False
         except (KafkaError, OSError, TimeoutError) as exc:
             with contextlib.suppress(KafkaError, OSError):
                 await self._consumer.stop()
@@ -345,6 +373,8 @@ class _KafkaReader(Reader):
         # each position is resolved (for a new group: the end of the partition) so later publishes are
         # always seen, and committed so that no later owner of the partition resets past them.
         await self.assigned.wait()
+        if self._position_error is not None:
+            raise self._position_error
         positions: dict[TopicPartition, int] = {}
         for tp in self._consumer.assignment():
             try:
@@ -370,6 +400,13 @@ class _KafkaReader(Reader):
                 if partition is None:
                     partition = self._partitions[tp] = _Partition(tp)
                 for record in records:
+                    if partition.restarted(record.offset):
+                        # The topic was deleted and made again (or truncated) without this member losing
+                        # the partition: the fetch went out of range and reset to the start. What the old
+                        # log handed out must not be committed as positions of the new one, so its acks go
+                        # to the old bookkeeping and the new log is counted afresh.
+                        log.warning("%s: %s began again at offset %d", self._group, tp, record.offset)
+                        partition = self._partitions[tp] = _Partition(tp)
                     partition.hand_out(record.offset)
                     try:
                         if self._wrap is not None:
@@ -412,6 +449,33 @@ class _KafkaReader(Reader):
                 return
             for tp, offset in offsets.items():
                 self._partitions[tp].committed = offset
+
+    async def partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        # While start() runs, a partition the group never committed is a new Trigger's: it begins with
+        # the first record stored since the Trigger was made (so what the ingress took while no dispatcher
+        # read is not skipped), else at the end (Knative's default), never at the "earliest" every later
+        # reset uses.
+        if not self._positioning or self._from_start:
+            return
+        for tp in assigned:
+            try:
+                if await self._consumer.committed(tp) is None:
+                    await self._seek_new(tp)
+            except IllegalStateError:
+                continue  # revoked again by a rebalance meanwhile: its new owner positions it
+            except KafkaError as exc:
+                # aiokafka only logs what a listener raises; start() fails with it instead of reading
+                # a new Trigger's partition from the start.
+                self._position_error = exc
+                return
+
+    async def _seek_new(self, tp: TopicPartition) -> None:
+        if self._since_ms is not None:
+            found = (await self._consumer.offsets_for_times({tp: self._since_ms})).get(tp)
+            if found is not None:
+                self._consumer.seek(tp, found.offset)
+                return
+        await self._consumer.seek_to_end(tp)
 
     async def partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         await self.commit(revoked)
@@ -538,8 +602,8 @@ class KafkaBackend(Backend, RecordBackend, TopicInspector):
         except (KafkaError, OSError, TimeoutError) as exc:
             raise BackendError(f"Kafka did not take the event on {topic!r}: {_describe(exc)}") from None
 
-    def open_reader(self, topic: str, group: str, *, from_start: bool = False) -> Reader:
-        return _KafkaReader(self._settings, topic, group, from_start)
+    def open_reader(self, topic: str, group: str, *, from_start: bool = False, since: float | None = None) -> Reader:
+        return _KafkaReader(self._settings, topic, group, from_start, since=since)
 
     def open_record_reader(
         self, topic: str, group: str, *, from_start: bool, source: str, overrides: Mapping[str, str]

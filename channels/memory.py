@@ -227,8 +227,9 @@ class MemoryBackend(Backend):
         for group in groups.values():
             group.wakeup.set()
 
-    def open_reader(self, topic: str, group: str, *, from_start: bool = False) -> Reader:
-        # A memory topic keeps no history, so from_start and latest are the same point.
+    def open_reader(self, topic: str, group: str, *, from_start: bool = False, since: float | None = None) -> Reader:
+        # A memory topic keeps no history, so from_start, since and latest are the same point (and
+        # embedded, the dispatcher subscribes before the ingress routes: nothing comes before it).
         return _MemoryReader(self, topic, group)
 
     async def delete_group(self, topic: str, group: str) -> None:

@@ -7,6 +7,11 @@ digits and `-` stay as they are and anything else becomes `_XX` (hex of its UTF-
 mapping is injective (`a.b` and `a_b` never share a stream) and every name is a valid NATS token; a
 name longer than 200 characters is cut and suffixed with a hash of the whole.
 
+Stream settings: `TopicSpec.config` keys (`STREAM_CONFIG_KEYS`, table in docs/nats.md), validated
+here so that a bad value is a BackendError naming the key, applied on create and, for what JetStream lets
+change, on every later `ensure_topic`. A workqueue stream lets one consumer read its subject: Nerve's
+stream has one subject, so it takes one group, and a second fails to start saying so.
+
 Storage: binary mode, as on HTTP. Attributes are `ce-<name>` headers, percent-encoded as the HTTP
 binding does; the content type is `content-type`, where only `%`, control and non-ASCII characters (and
 edge spaces, which NATS trims) are percent-encoded. Data is the payload. The one case binary mode
@@ -60,10 +65,14 @@ import dataclasses
 import hashlib
 import itertools
 import logging
+import math
 import re
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import TypeVar
 from urllib.parse import quote, unquote
 
 import orjson
@@ -72,8 +81,16 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import APIError, NotFoundError
 
 from channels.base import Backend, Message, Reader, TopicSpec
 from core.errors import BackendError, InvalidEvent
@@ -91,6 +108,7 @@ _MAX_NAME = 200
 _VALUE_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 _VALUE_SAFE_NO_SPACE = _VALUE_SAFE.replace(" ", "")
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_E = TypeVar("_E", bound=Enum)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +143,77 @@ class NatsSettings:
     reconnect_wait_s: float = 0.5
     max_reconnect_attempts: int = -1
     """After the first connection: -1 keeps reconnecting for ever, as a server restart needs."""
+
+
+_INT32_MAX = 2**31 - 1
+# JetStream API error codes (nats-server's server/errors.json).
+_WORKQUEUE_NOT_UNIQUE = 10100  # "filtered consumer not unique on workqueue stream"
+_MAX_CONSUMERS_REACHED = 10026  # "maximum consumers limit reached"
+_MIN_DUPLICATE_WINDOW_S = 0.001
+# Accepted spellings of the enum-valued stream settings: JetStream's own and Knative eventing-natss'
+# (`Limits`, `Interest`, `Work`; `File`, `Memory`; `Old`, `New`), matched case-insensitively.
+_STORAGE = {"file": StorageType.FILE, "memory": StorageType.MEMORY}
+_RETENTION = {"limits": RetentionPolicy.LIMITS, "interest": RetentionPolicy.INTEREST,
+              "workqueue": RetentionPolicy.WORK_QUEUE, "work": RetentionPolicy.WORK_QUEUE}
+_DISCARD = {"old": DiscardPolicy.OLD, "new": DiscardPolicy.NEW}
+# StreamConfig fields ensure_topic() brings in line with the topic's config on an existing stream.
+_UPDATABLE = ("retention", "max_age", "max_bytes", "max_msgs", "max_msg_size", "max_consumers", "discard",
+              "duplicate_window", "num_replicas")
+STREAM_CONFIG_KEYS = frozenset({"storage", "retention", "max.age.seconds", "max.bytes", "max.msgs", "max.msg.size",
+                                "max.consumers", "discard", "duplicate.window.seconds", "replicas"})
+"""The TopicSpec.config keys this backend reads (a Broker's ConfigMap, a NatsJetStreamChannel's stream
+config); any other key is ignored."""
+
+
+def _bad(topic: str, key: str, value: object, wanted: str) -> BackendError:
+    return BackendError(f"NATS stream of {topic!r}: {key!r} must be {wanted}, not {str(value)!r}")
+
+
+def _choice(topic: str, config: Mapping[str, str], key: str, choices: Mapping[str, _E], default: str) -> _E:
+    value = str(config.get(key, default))
+    try:
+        return choices[value.strip().lower()]
+    except KeyError:
+        raise _bad(topic, key, value, "one of " + ", ".join(choices) + " (any case)") from None
+
+
+def _number(topic: str, config: Mapping[str, str], key: str, default: float, *, minimum: float) -> float:
+    value = config.get(key, default)
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not math.isfinite(number) or number < minimum:
+        raise _bad(topic, key, value, f"a number of seconds, at least {minimum:g}")
+    return number
+
+
+def _limit(topic: str, config: Mapping[str, str], key: str, default: int, *, minimum: int = -1,
+           maximum: int = 2**63 - 1) -> int:
+    """A whole number from `minimum` to `maximum`; for the limits -1 means none (0, which JetStream would
+    quietly read as "none" too, is refused as the likely mistake it is)."""
+    value = config.get(key, default)
+    try:
+        number: int | None = int(str(value).strip())
+    except ValueError:
+        number = None
+    if number is None or not minimum <= number <= maximum or number == 0:
+        wanted = "a whole number of at least 1" if minimum == 1 else "a whole number above 0, or -1 for no limit"
+        if maximum < 2**63 - 1:
+            wanted += f", at most {maximum}"
+        raise _bad(topic, key, value, wanted)
+    return number
+
+
+def _plain(value: object) -> object:
+    """An enum member and its value compare equal (nats-py reads configs back as plain strings)."""
+    return getattr(value, "value", value)
+
+
+def _api_error(exc: BaseException) -> str:
+    # nats-py's APIError has an empty repr; its description and code are what the server said.
+    description = getattr(exc, "description", None)
+    return f"{description} (JetStream error {getattr(exc, 'err_code', '?')})" if description else repr(exc)
 
 
 def _name(text: str) -> str:
@@ -235,8 +324,10 @@ async def _settle(msg: Msg, how: str) -> None:
 
 
 class _NatsReader(Reader):
-    def __init__(self, channel: NatsBackend, topic: str, group: str, from_start: bool) -> None:
+    def __init__(self, channel: NatsBackend, topic: str, group: str, from_start: bool,
+                 since: float | None = None) -> None:
         self._channel = channel
+        self._since = since
         self._topic = topic
         self._stream = stream_name(topic)
         self._durable = consumer_name(group)
@@ -257,11 +348,38 @@ class _NatsReader(Reader):
         self._stopped = False
 
     async def start(self) -> None:
-        s = self._channel.settings
         js = self._channel.js()
+        try:
+            try:
+                # An existing group keeps its position (and its deliver policy, which cannot change).
+                await js.consumer_info(self._stream, self._durable)
+            except NotFoundError:
+                # Once the consumer exists its start is fixed: every later publish reaches the group.
+                await self._add_consumer(js)
+            nc = self._channel.connection()
+            self._inbox = nc.new_inbox()
+            self._sub = await nc.subscribe(f"{self._inbox}.*", cb=self._on_message)
+        except (NatsError, TimeoutError) as exc:
+            raise BackendError(
+                f"NATS consumer {self._durable!r} on stream {self._stream!r} did not start: {_api_error(exc)}"
+            ) from None
+        self._channel.subscriptions.add(self)
+        self._keepalive = asyncio.create_task(self._keep_alive(), name=f"nats-keepalive-{self._durable}")
+
+    async def _add_consumer(self, js: JetStreamContext) -> None:
+        s = self._channel.settings
+        retention = _plain((await js.stream_info(self._stream)).config.retention)
+        # A workqueue stream holds only what no consumer took yet and JetStream insists that its consumer
+        # start with the oldest of that; NEW is for streams that keep what others already read.
+        from_start = self._from_start or retention == RetentionPolicy.WORK_QUEUE.value
+        # A new group with a `since` (its Trigger's or Subscription's creation) starts with what was stored
+        # from then on: events the ingress took while no dispatcher read are not skipped.
+        since = None if from_start or self._since is None else datetime.fromtimestamp(self._since, UTC)
+        policy = DeliverPolicy.ALL if from_start else DeliverPolicy.BY_START_TIME if since else DeliverPolicy.NEW
         config = ConsumerConfig(
             durable_name=self._durable,
-            deliver_policy=DeliverPolicy.ALL if self._from_start else DeliverPolicy.NEW,
+            deliver_policy=policy,
+            opt_start_time=since,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=s.ack_wait_s,
             max_ack_pending=s.max_ack_pending,
@@ -269,21 +387,20 @@ class _NatsReader(Reader):
             filter_subject=subject(self._topic),
         )
         try:
-            try:
-                # An existing group keeps its position (and its deliver policy, which cannot change).
-                await js.consumer_info(self._stream, self._durable)
-            except NotFoundError:
-                # Once the consumer exists its start is fixed: every later publish reaches the group.
-                await js.add_consumer(self._stream, config)
-            nc = self._channel.connection()
-            self._inbox = nc.new_inbox()
-            self._sub = await nc.subscribe(f"{self._inbox}.*", cb=self._on_message)
-        except (NatsError, TimeoutError) as exc:
-            raise BackendError(
-                f"NATS consumer {self._durable!r} on stream {self._stream!r} did not start: {exc!r}"
-            ) from None
-        self._channel.subscriptions.add(self)
-        self._keepalive = asyncio.create_task(self._keep_alive(), name=f"nats-keepalive-{self._durable}")
+            await js.add_consumer(self._stream, config)
+        except APIError as exc:
+            code = exc.err_code
+            if code == _WORKQUEUE_NOT_UNIQUE:
+                raise BackendError(
+                    f"NATS stream {self._stream!r} has retention workqueue, which lets one consumer group "
+                    f"read it, and another already does: {self._durable!r} cannot start. A Broker or Channel "
+                    "with `retention: workqueue` takes one Trigger or Subscription; use limits or interest "
+                    "for more") from None
+            if code == _MAX_CONSUMERS_REACHED:
+                raise BackendError(
+                    f"NATS stream {self._stream!r} already has the most consumer groups its `max.consumers` "
+                    f"allows: {self._durable!r} cannot start") from None
+            raise
 
     async def _on_message(self, msg: Msg) -> None:
         if msg.reply:
@@ -503,21 +620,23 @@ class NatsBackend(Backend):
 
     def _stream_config(self, spec: TopicSpec) -> StreamConfig:
         s, config = self.settings, spec.config
-        storage = str(config.get("storage", s.storage)).lower()
-        try:
-            max_age = float(config.get("max.age.seconds", s.max_age_s))
-            max_bytes = int(config.get("max.bytes", s.max_bytes))
-            replicas = int(config.get("replicas", spec.replication_factor or s.replicas))
-        except ValueError as exc:
-            raise BackendError(f"NATS stream settings of {spec.name!r} are not numbers: {exc}") from None
+        name = spec.name
+        duplicates = config.get("duplicate.window.seconds")
         return StreamConfig(
-            name=stream_name(spec.name),
-            subjects=[subject(spec.name)],
-            storage=StorageType.MEMORY if storage == "memory" else StorageType.FILE,
-            retention=RetentionPolicy.LIMITS,
-            max_age=max_age or None,
-            max_bytes=max_bytes,
-            num_replicas=replicas,
+            name=stream_name(name),
+            subjects=[subject(name)],
+            storage=_choice(name, config, "storage", _STORAGE, s.storage),
+            retention=_choice(name, config, "retention", _RETENTION, "limits"),
+            max_age=_number(name, config, "max.age.seconds", s.max_age_s, minimum=0.0) or None,
+            max_bytes=_limit(name, config, "max.bytes", s.max_bytes),
+            max_msgs=_limit(name, config, "max.msgs", -1),
+            max_msg_size=_limit(name, config, "max.msg.size", -1, maximum=_INT32_MAX),
+            max_consumers=_limit(name, config, "max.consumers", -1),
+            discard=_choice(name, config, "discard", _DISCARD, "old"),
+            # 0 lets JetStream pick its default (2 minutes, or the max age when that is shorter).
+            duplicate_window=0.0 if duplicates is None else _number(
+                name, config, "duplicate.window.seconds", 0.0, minimum=_MIN_DUPLICATE_WINDOW_S),
+            num_replicas=int(_limit(name, config, "replicas", spec.replication_factor or s.replicas, minimum=1)),
         )
 
     async def ensure_topic(self, spec: TopicSpec) -> None:
@@ -530,18 +649,32 @@ class NatsBackend(Backend):
             except NotFoundError:
                 await js.add_stream(wanted)
                 return
-            # Limits may change with the Broker's config; the storage kind cannot change in place.
-            changed = dataclasses.replace(
-                current, max_age=wanted.max_age, max_bytes=wanted.max_bytes, num_replicas=wanted.num_replicas
-            )
-            if (current.max_age or None, current.max_bytes, current.num_replicas) != (
-                wanted.max_age, wanted.max_bytes, wanted.num_replicas
-            ):
-                await js.update_stream(changed)
-            if current.storage != wanted.storage:
-                log.warning("stream %s keeps its %s storage; recreate it to change that", name, current.storage)
+            await self._update_stream(spec, current, wanted)
         except (NatsError, TimeoutError) as exc:
-            raise BackendError(f"cannot create NATS stream {name!r}: {exc!r}") from None
+            raise BackendError(f"cannot create NATS stream {name!r}: {_api_error(exc)}") from None
+
+    async def _update_stream(self, spec: TopicSpec, current: StreamConfig, wanted: StreamConfig) -> None:
+        """Apply what JetStream lets change in place; the storage kind and a change of retention to or from
+        workqueue it refuses, so those stay as they are (with a warning) until the stream is made again."""
+        name = wanted.name or ""
+        changes: dict[str, object] = {}
+        for key in _UPDATABLE:
+            have, want = getattr(current, key), getattr(wanted, key)
+            if key == "duplicate_window" and not want:
+                continue  # not configured: keep what JetStream chose
+            if key == "max_age":
+                have = have or None
+            if _plain(have) != _plain(want):
+                changes[key] = want
+        retention = changes.get("retention")
+        if retention is not None and RetentionPolicy.WORK_QUEUE in (_plain(current.retention), _plain(retention)):
+            log.warning("stream %s keeps its %s retention: JetStream cannot change retention to or from "
+                        "workqueue; recreate the stream to change it", name, _plain(current.retention))
+            del changes["retention"]
+        if _plain(current.storage) != _plain(wanted.storage):
+            log.warning("stream %s keeps its %s storage; recreate it to change that", name, current.storage)
+        if changes:
+            await self.js().update_stream(dataclasses.replace(current, **changes))  # type: ignore[arg-type]
 
     async def delete_topic(self, name: str) -> None:
         try:
@@ -597,8 +730,8 @@ class NatsBackend(Backend):
 
     # ------------------------------------------------------------------------------------ consuming
 
-    def open_reader(self, topic: str, group: str, *, from_start: bool = False) -> Reader:
-        return _NatsReader(self, topic, group, from_start)
+    def open_reader(self, topic: str, group: str, *, from_start: bool = False, since: float | None = None) -> Reader:
+        return _NatsReader(self, topic, group, from_start, since)
 
     async def delete_group(self, topic: str, group: str) -> None:
         try:

@@ -47,8 +47,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m control") -> 
             write_atomically(settings.contract_path, contract)
 
         reconciler = Reconciler(store, pool, settings, publish, contract=Contract(previous.generation))
-        control = ControlService(store, reconciler, AdmissionSettings(default_class),
-                                 resync_seconds=settings.resync_seconds)
+        admission = AdmissionSettings(default_class, default_channel_kind=settings.channel_kind)
+        control = ControlService(store, reconciler, admission, resync_seconds=settings.resync_seconds)
         await control.start()
         runner, _ = await serve(create_app(control, access), common.host, common.port,
                                 drain_timeout=common.drain_timeout)

@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from control.api import kinds
+from control.api import channel, kinds
 from control.api.admission import AdmissionSettings, FieldValidation, Refused, admit, identify
 from control.api.meta import DEFAULT_NAMESPACE, mapping
 from control.api.schema import FieldNotice
@@ -80,19 +80,23 @@ class ControlService:
         admitted: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
         errors: list[FieldError] = []
         warnings: list[FieldNotice] = []
+        admission = channel.with_defaults_from(self._admission, await self.store.get(
+            "ConfigMap", channel.DEFAULTS_NAMESPACE, channel.DEFAULTS_CONFIGMAP))
         for index, manifest in enumerate(manifests):
             label = _describe(manifest, index)
             try:
                 kind = identify(manifest)
                 key = _key(kind, manifest)
                 old = await self.store.get(*key) if key is not None else None
-                result = admit(manifest, old, self._admission, validation)
+                result = admit(manifest, old, admission, validation)
             except InvalidResource as exc:
                 errors += [FieldError(e.path, e.reason, label) for e in exc.errors]
                 if isinstance(exc, Refused):
                     warnings += [dataclasses.replace(w, resource=label) for w in exc.warnings]
                 continue
+            _keep_server_spec(result.kind, old, result.obj)
             admitted.append((result.obj, old))
+            admission = channel.with_defaults_from(admission, result.obj)
             warnings += [dataclasses.replace(w, resource=label) for w in result.warnings]
         if errors:
             raise Refused(errors, warnings)
@@ -132,6 +136,16 @@ class ControlService:
             return kinds.resolve(name)
         except kinds.UnknownKind as exc:
             raise NotFound(exc.message, field="kind") from None
+
+
+def _keep_server_spec(kind: kinds.Kind, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+    """Carry over the spec fields a controller writes that the manifest leaves out (admission refused any
+    change to them), so re-applying the same manifest is `unchanged`."""
+    old_spec, new_spec = mapping((old or {}).get("spec")), new.get("spec")
+    if isinstance(new_spec, dict):
+        for key in kind.server_spec:
+            if key in old_spec and key not in new_spec:
+                new_spec[key] = old_spec[key]
 
 
 def _plan_writes(

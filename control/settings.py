@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from channels.registry import BACKENDS
+from control.api.channel import CHANNEL_KINDS, KIND_FOR_BACKEND
 from core.cli_settings import INGRESS_PORT
 from core.settings import format_template, setting
 
@@ -15,7 +16,14 @@ from core.settings import format_template, setting
 # names never contain '_' no two of these collide in Kafka's metric names either. NATS escapes '.'.
 DEFAULT_TOPIC_TEMPLATE = "knative-broker.{namespace}.{name}"
 DEFAULT_CONSUMER_GROUP_TEMPLATE = "knative-trigger.{namespace}.{name}"
+# Knative's KafkaChannel topic (`channels.topic.template`) and Subscription group (`kafka.<ns>.<channel>.<uid>`).
+DEFAULT_CHANNEL_TOPIC_TEMPLATE = "knative-messaging-kafka.{namespace}.{name}"
+DEFAULT_SUBSCRIPTION_GROUP_TEMPLATE = "kafka.{namespace}.{channel}.{uid}"
 _NAME_AND_NAMESPACE = format_template("name", "namespace")
+
+
+def _channel_kind(value: object) -> str | None:
+    return None if value in ("", *CHANNEL_KINDS) else f"expected one of {', '.join(CHANNEL_KINDS)} (or empty)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +44,21 @@ class ControlSettings:
                                            "NERVE_CONSUMER_GROUP_TEMPLATE",
                                            "Consumer group (or NATS durable consumer) of a Trigger.",
                                            check=_NAME_AND_NAMESPACE)
+    default_channel_kind: str = setting(
+        "", "--default-channel-kind", "NERVE_DEFAULT_CHANNEL_KIND",
+        "The channelTemplate kind of a Channel that names none, when no ConfigMap knative-eventing/"
+        "default-ch-webhook gives one; empty: the kind for --backend (memory InMemoryChannel, kafka KafkaChannel, "
+        "nats NatsJetStreamChannel).", check=_channel_kind)
+    channel_topic_template: str = setting(DEFAULT_CHANNEL_TOPIC_TEMPLATE, "--channel-topic-template",
+                                          "NERVE_CHANNEL_TOPIC_TEMPLATE",
+                                          "Backend topic (or NATS stream) of a KafkaChannel or NatsJetStreamChannel "
+                                          "(an InMemoryChannel's too); a NatsJetStreamChannel's "
+                                          "spec.stream.overrideName wins.", check=_NAME_AND_NAMESPACE)
+    subscription_consumer_group_template: str = setting(
+        DEFAULT_SUBSCRIPTION_GROUP_TEMPLATE, "--subscription-consumer-group-template",
+        "NERVE_SUBSCRIPTION_CONSUMER_GROUP_TEMPLATE",
+        "Consumer group (or NATS durable consumer) of a Subscription; {uid} is the Subscription's, so a "
+        "re-created Subscription starts afresh.", check=format_template("namespace", "channel", "name", "uid"))
     resync_seconds: float = setting(10.0, "--resync-seconds", "NERVE_RESYNC_SECONDS",
                                     "Every resync, everything is reconciled again, so a backend that comes back "
                                     "makes Brokers Ready.", minimum=0.1)
@@ -52,6 +75,11 @@ class ControlSettings:
     allowed_origins: str = setting("", "--allowed-origins", "NERVE_ALLOWED_ORIGINS",
                                    "Comma-separated browser origins (https://host:port) allowed to call the control "
                                    "API; none by default.")
+
+    @property
+    def channel_kind(self) -> str:
+        """The default channelTemplate kind, --default-channel-kind or the one for --backend."""
+        return self.default_channel_kind or KIND_FOR_BACKEND[self.default_backend]
 
     @property
     def token_path(self) -> Path:

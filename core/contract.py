@@ -5,7 +5,7 @@ Its JSON is a superset of the JSON form of Knative's Kafka broker `contract.prot
 (`consumerGroup`, `destination`, `replyUrl` / `replyToOriginalTopic` / `discardReply`, `filter.attributes`,
 `egressConfig`, `deliveryOrder`, `reference`). Durations are milliseconds and enums use the proto names,
 so Knative's own receiver and dispatcher can read the same file. Nerve's own additions are `backend`,
-`backendConfig`, `kind` on the reference, `filters` (the Trigger's `spec.filters` as written), `format`,
+`backendConfig`, `kind` on the reference, `filters` (the Trigger's `spec.filters` as written), `format`, `createdAt`,
 and `sources[]`: one entry per source adapter (KafkaSource, PingSource, ...) that the `sources` service
 runs, each with the egress it delivers through and its kind's own `config`.
 
@@ -104,6 +104,9 @@ class Egress:
     egress_config: EgressConfig = field(default_factory=EgressConfig)
     delivery_order: DeliveryOrder = "unordered"
     format: EventFormat | None = None
+    created: str | None = None
+    """When the Trigger or Subscription was made (RFC 3339, its creationTimestamp): a new consumer group
+    starts with the events stored from then on, so none accepted before the dispatcher read is skipped."""
 
     def to_json(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -127,6 +130,8 @@ class Egress:
             obj["filters"] = list(self.filters)
         if self.format is not None:
             obj["format"] = self.format
+        if self.created is not None:
+            obj["createdAt"] = self.created
         return obj
 
     @classmethod
@@ -144,6 +149,7 @@ class Egress:
             egress_config=EgressConfig.from_json(obj.get("egressConfig") or {}),
             delivery_order="ordered" if obj.get("deliveryOrder") == "ORDERED" else "unordered",
             format=obj.get("format"),
+            created=obj.get("createdAt"),
         )
 
 

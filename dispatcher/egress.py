@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from channels.base import Backend, Reader
@@ -46,6 +47,16 @@ def _compile_filter(egress: Egress) -> EventFilter:
     except CesqlError as exc:
         log.error("%s: filter does not compile, the Trigger delivers nothing: %s", egress.consumer_group, exc)
         return _MatchNothing()
+
+
+def _epoch(timestamp: str | None) -> float | None:
+    """A creationTimestamp (RFC 3339, whole seconds) as epoch seconds; None when absent or unreadable."""
+    if not timestamp:
+        return None
+    try:
+        return datetime.fromisoformat(timestamp).timestamp()
+    except ValueError:
+        return None
 
 
 def part_name(egress: Egress) -> str:
@@ -92,8 +103,11 @@ class EgressRunner:
         self._config = _Config(egress, resource, self._settings)
 
     async def start(self) -> None:
-        """Subscribe (positioned, so later events are seen) and start consuming."""
-        self._reader = self._channel.open_reader(self.resource.topic, self.egress.consumer_group)
+        """Subscribe and start consuming. A new group is positioned at the first event stored since its
+        Trigger or Subscription was made: what the ingress accepted before this dispatcher ran (started
+        late, restarted, or slower to see the contract than the ingress) is delivered, not skipped."""
+        self._reader = self._channel.open_reader(self.resource.topic, self.egress.consumer_group,
+                                                 since=_epoch(self.egress.created))
         await self._reader.start()
         self._consumer = Consumer(
             part_name(self.egress),

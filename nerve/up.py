@@ -75,6 +75,9 @@ class Embedded:
             resync_seconds=settings.resync_seconds,
             topic_template=settings.topic_template,
             consumer_group_template=settings.consumer_group_template,
+            default_channel_kind=settings.default_channel_kind,
+            channel_topic_template=settings.channel_topic_template,
+            subscription_consumer_group_template=settings.subscription_consumer_group_template,
             delete_topics=settings.delete_topics,
             token=settings.token,
             allowed_hosts=settings.allowed_hosts,
@@ -104,9 +107,8 @@ class Embedded:
             self._store, self.pool, control_settings, publish, contract=Contract(previous.generation)
         )
         default_class = DEFAULT_CLASS_FOR_BACKEND[settings.backend]
-        self.service = ControlService(
-            self._store, reconciler, AdmissionSettings(default_class), resync_seconds=settings.resync_seconds
-        )
+        admission = AdmissionSettings(default_class, default_channel_kind=control_settings.channel_kind)
+        self.service = ControlService(self._store, reconciler, admission, resync_seconds=settings.resync_seconds)
         await self.service.start()
         self._closers.insert(1, self.service.stop)
         api_runner, api_port = await serve(create_control_app(self.service, access), settings.host,
@@ -130,6 +132,7 @@ async def run_up(settings: UpSettings, stop: asyncio.Event) -> None:
         token = "NERVE_TOKEN" if settings.token else str(settings.state_dir / "token")
         print(
             f"Nerve is up. Brokers: {nerve.ingress_url}/<namespace>/<broker>   "
+            f"Channels: {nerve.ingress_url}/channels/<namespace>/<channel>   "
             f"API and /metrics: {nerve.api_url}   API token: {token}   (Ctrl-C stops)",
             flush=True,
         )

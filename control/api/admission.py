@@ -31,6 +31,10 @@ _SERVER_OWNED = ("uid", "generation", "creationTimestamp", "resourceVersion", "s
 @dataclass(frozen=True, slots=True)
 class AdmissionSettings:
     default_broker_class: str = "MTChannelBasedBroker"
+    default_channel_kind: str = "InMemoryChannel"
+    """A Channel's channelTemplate when no default-ch-webhook ConfigMap gives one (control/api/channel.py)."""
+    channel_defaults: str = ""
+    """The stored ConfigMap knative-eventing/default-ch-webhook's `default-ch-config`, as the request saw it."""
 
 
 class FieldValidation(enum.Enum):
@@ -109,7 +113,9 @@ def admit(manifest: Any, old: dict[str, Any] | None, settings: AdmissionSettings
         meta.pop(key, None)
     kind.default(obj, settings)
     errors += kind.validate(obj)
-    if old is not None:
+    if old is None:
+        errors += kind.validate_create(obj)
+    else:
         # Compared as stored, both pruned: an unknown field is no change (it is dropped), whether it is in
         # this manifest or was stored before Nerve knew to drop it.
         errors += kind.validate_update(_pruned(old, kind), _pruned(obj, kind))

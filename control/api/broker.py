@@ -24,6 +24,10 @@ BROKER_CLASSES: dict[str, str] = {
 }
 DEFAULT_CLASS_FOR_BACKEND = {"memory": "MTChannelBasedBroker", "kafka": "Kafka", "nats": "NatsJetStreamBroker"}
 
+# An MTChannelBasedBroker sits on the channel kind its spec.config ConfigMap names under this key
+# (Knative's `config-br-default-channel`); with none it sits on InMemoryChannel, the class's backend above.
+CHANNEL_TEMPLATE_KEY = "channel-template-spec"
+
 
 # `ev:pkg/apis/eventing/v1/broker_types.go`
 SCHEMA = schema.resource(schema.obj({"config": schema.KREFERENCE, "delivery": schema.DELIVERY}))

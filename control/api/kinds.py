@@ -27,7 +27,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from control.api import broker, columns, corev1, kafkasource, trigger
+from control.api import (
+    broker,
+    channel,
+    channelable,
+    columns,
+    corev1,
+    inmemorychannel,
+    kafkachannel,
+    kafkasource,
+    natsjetstreamchannel,
+    parallel,
+    sequence,
+    subscription,
+    trigger,
+)
 from control.api.columns import Column
 from control.api.schema import OPEN, FieldNotice, Node, resource
 from core.errors import FieldError
@@ -70,9 +84,13 @@ class Kind:
     schema: Node = _ANY_RESOURCE
     default: Callable[[Obj, AdmissionSettings], None] = _no_defaults
     validate: Callable[[Obj], list[FieldError]] = _valid
+    validate_create: Callable[[Obj], list[FieldError]] = _valid
+    """Rules only a new object obeys (a channel's spec.subscribers must be empty when it is created)."""
     validate_update: Callable[[Obj, Obj], list[FieldError]] = _no_update_rules
     notices: Callable[[Obj], list[FieldNotice]] = _no_notices
     columns: tuple[Column, ...] = field(default=columns.DEFAULT)
+    server_spec: tuple[str, ...] = ()
+    """Spec fields a controller writes (a channel's subscribers): an update that leaves one out keeps it."""
 
     @property
     def group(self) -> str:
@@ -117,12 +135,61 @@ KAFKA_SOURCE = Kind(
     validate=kafkasource.validate_kafka_source, notices=kafkasource.notices_kafka_source,
     columns=kafkasource.COLUMNS,
 )
+# messaging.knative.dev: channels and Subscriptions (docs/channels.md).
+_SUBSCRIBERS = ("subscribers",)
+CHANNEL = Kind(
+    channel.API_VERSION, "Channel", "channels", ("ch",),
+    schema=channel.SCHEMA, default=channel.default_channel, validate=channel.validate_channel,
+    validate_create=channelable.validate_channelable_create, validate_update=channel.validate_channel_update,
+    columns=channel.COLUMNS, server_spec=_SUBSCRIBERS,
+)
+IN_MEMORY_CHANNEL = Kind(
+    inmemorychannel.API_VERSION, "InMemoryChannel", "inmemorychannels", ("imc",),
+    schema=inmemorychannel.SCHEMA, default=inmemorychannel.default_in_memory_channel,
+    validate=inmemorychannel.validate_in_memory_channel, validate_create=channelable.validate_channelable_create,
+    validate_update=channelable.validate_channelable_update, columns=inmemorychannel.COLUMNS, server_spec=_SUBSCRIBERS,
+)
+KAFKA_CHANNEL = Kind(
+    kafkachannel.API_VERSION, "KafkaChannel", "kafkachannels", ("kc",),
+    schema=kafkachannel.SCHEMA, default=kafkachannel.default_kafka_channel,
+    validate=kafkachannel.validate_kafka_channel, validate_create=channelable.validate_channelable_create,
+    validate_update=kafkachannel.validate_kafka_channel_update, columns=kafkachannel.COLUMNS, server_spec=_SUBSCRIBERS,
+)
+NATS_JETSTREAM_CHANNEL = Kind(
+    natsjetstreamchannel.API_VERSION, "NatsJetStreamChannel", "natsjetstreamchannels",
+    schema=natsjetstreamchannel.SCHEMA, default=natsjetstreamchannel.default_nats_jetstream_channel,
+    validate=natsjetstreamchannel.validate_nats_jetstream_channel,
+    validate_create=channelable.validate_channelable_create,
+    validate_update=natsjetstreamchannel.validate_nats_jetstream_channel_update,
+    columns=natsjetstreamchannel.COLUMNS, server_spec=_SUBSCRIBERS,
+)
+SUBSCRIPTION = Kind(
+    subscription.API_VERSION, "Subscription", "subscriptions", ("sub",),
+    schema=subscription.SCHEMA, default=subscription.default_subscription,
+    validate=subscription.validate_subscription, validate_update=subscription.validate_subscription_update,
+    columns=subscription.COLUMNS,
+)
+CHANNEL_KINDS: tuple[Kind, ...] = (IN_MEMORY_CHANNEL, KAFKA_CHANNEL, NATS_JETSTREAM_CHANNEL)
+"""The concrete channel kinds: each has a topic (or stream) of its own and is an ingress resource."""
+
+SEQUENCE = Kind(
+    "flows.knative.dev/v1", "Sequence", "sequences",
+    schema=sequence.SCHEMA, default=sequence.default_sequence, validate=sequence.validate_sequence,
+    columns=sequence.COLUMNS,
+)
+PARALLEL = Kind(
+    "flows.knative.dev/v1", "Parallel", "parallels",
+    schema=parallel.SCHEMA, default=parallel.default_parallel, validate=parallel.validate_parallel,
+    columns=parallel.COLUMNS,
+)
+
 CONFIGMAP = Kind("v1", "ConfigMap", "configmaps", ("cm",), schema=corev1.CONFIGMAP_SCHEMA,
                  validate=corev1.validate_configmap, columns=corev1.CONFIGMAP_COLUMNS)
 SERVICE = Kind("v1", "Service", "services", ("svc",), schema=corev1.SERVICE_SCHEMA)
 NAMESPACE = Kind("v1", "Namespace", "namespaces", ("ns",), namespaced=False, schema=corev1.NAMESPACE_SCHEMA)
 
-KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA_SOURCE)
+KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA_SOURCE,
+                           CHANNEL, *CHANNEL_KINDS, SUBSCRIPTION, SEQUENCE, PARALLEL)
 
 _BY_SPELLING = {spelling: kind for kind in KINDS for spelling in kind.spellings()}
 _BY_MANIFEST = {(version, kind.kind): kind for kind in KINDS for version in kind.api_versions()}

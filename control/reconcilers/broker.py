@@ -6,13 +6,13 @@ import logging
 from typing import Any
 
 from channels.registry import BackendPool
+from control.reconcilers import topics
 from control.reconcilers.resources import broker as build
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.writes import Writes
 from control.resolver import Resolver
 from control.settings import ControlSettings
 from core.contract import Resource
-from core.errors import BackendError
 
 log = logging.getLogger("nerve.control")
 
@@ -27,19 +27,10 @@ class BrokerReconciler:
     def placement(self, broker: dict[str, Any], snapshot: Snapshot) -> build.Placement | None:
         return build.placement(broker, snapshot, self._settings, self._pool.settings)
 
-    async def _ensure_topic(self, broker: dict[str, Any], where: build.Placement) -> build.TopicOutcome:
+    async def _ensure_topic(self, broker: dict[str, Any], where: build.Placement) -> topics.TopicOutcome:
         if where.problem:
-            return build.TopicOutcome(False, "TopicNotReady", where.problem)
-        try:
-            backend = await self._pool.get(where.backend, where.connection)
-            await backend.ensure_topic(where.topic)
-        except BackendError as exc:
-            return build.TopicOutcome(False, "TopicNotReady", exc.reason)
-        except Exception as exc:  # one broken backend must not fail the reconcile of everything else
-            meta = broker["metadata"]
-            log.exception("broker %s/%s: backend %s failed", meta["namespace"], meta["name"], where.backend)
-            return build.TopicOutcome(False, "BackendFailure", f"{type(exc).__name__}: {exc}")
-        return build.TopicOutcome(True)
+            return topics.TopicOutcome(False, "TopicNotReady", where.problem)
+        return await topics.ensure_topic(self._pool, broker, where.backend, where.connection, where.topic)
 
     async def reconcile(self, broker: dict[str, Any], snapshot: Snapshot, resolver: Resolver,
                         writes: Writes) -> Resource | None:
@@ -50,6 +41,10 @@ class BrokerReconciler:
         where = self.placement(broker, snapshot)
         if where is None:
             await writes.status(broker, build.status(broker, None, None, resolver, self._settings))
+            return None
+        if where.refused:
+            # No contract entry: a template Nerve cannot run never falls back to another backend.
+            await writes.status(broker, build.status(broker, where, build.refusal(where), resolver, self._settings))
             return None
         holder = build.topic_holder(broker, where, snapshot, self._settings, self._pool.settings)
         if holder is not None:

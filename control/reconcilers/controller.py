@@ -6,6 +6,7 @@ not millions), then:
 1. deletes objects whose owners are all gone (ownerReferences, garbage.py);
 2. reconciles each live Broker (topic, status), Trigger (egress, status) and KafkaSource (probe,
    status, source entry), each kind by its own reconciler, with pure builders computing the outcome;
+   then each Sequence and Parallel (their generated Channels and Subscriptions, their status);
 3. publishes the contract built from the live objects, when its content changed, with the next
    generation;
 4. finalizes the objects being deleted, now that the published contract no longer names them: the
@@ -30,8 +31,11 @@ from control.api import kinds
 from control.conditions import cond, with_ready
 from control.reconcilers import finalizers, garbage
 from control.reconcilers.broker import BrokerReconciler
+from control.reconcilers.channel import Channels
 from control.reconcilers.kafkasource import KafkaSourceReconciler
+from control.reconcilers.parallel import ParallelReconciler
 from control.reconcilers.probe import KafkaProbes
+from control.reconcilers.sequence import SequenceReconciler
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.trigger import TriggerReconciler
 from control.reconcilers.writes import Writes
@@ -75,6 +79,9 @@ class Reconciler:
         self.brokers = BrokerReconciler(pool, settings)
         self.triggers = TriggerReconciler(pool, settings)
         self.kafka_sources = KafkaSourceReconciler(pool, self._probes)
+        self.channels = Channels(pool, settings)
+        self.sequences = SequenceReconciler()
+        self.parallels = ParallelReconciler()
         self.contract = contract or Contract()
 
     async def reconcile(self) -> Contract:
@@ -94,7 +101,9 @@ class Reconciler:
             await writes.delete(orphan)
         resolver = Resolver(snapshot, self._settings.service_url_template)
         resources = await self._reconcile_brokers(snapshot, resolver, writes)
+        resources += await self.channels.reconcile_all(snapshot, resolver, writes)
         sources = await self.kafka_sources.reconcile_all(snapshot.live("KafkaSource"), resolver, writes)
+        await self._reconcile_flows(snapshot, writes)
         await self._publish(resources, sources)
         await self._finalize(snapshot, writes)
         return writes.again
@@ -113,6 +122,13 @@ class Reconciler:
                 egresses.setdefault(resource.uid, []).append(egress)
         return [dataclasses.replace(r, egresses=tuple(egresses.get(r.uid, ()))) for r in entries if r is not None]
 
+    async def _reconcile_flows(self, snapshot: Snapshot, writes: Writes) -> None:
+        # After the channels and Subscriptions: a flow's status reads theirs as this round left them.
+        for seq in snapshot.live("Sequence"):
+            await self.sequences.reconcile(seq, snapshot, writes)
+        for par in snapshot.live("Parallel"):
+            await self.parallels.reconcile(par, snapshot, writes)
+
     async def _publish(self, resources: list[Resource], sources: list[Source]) -> None:
         contract = Contract(self.contract.generation, tuple(resources), tuple(sources))
         if not contract.same_content(self.contract) or self.contract.generation == 0:
@@ -121,8 +137,9 @@ class Reconciler:
             self.contract = contract
 
     async def _finalize(self, snapshot: Snapshot, writes: Writes) -> None:
-        # Triggers and sources before Brokers: a Trigger's group is deleted while its topic still exists.
-        for reconciler in (self.triggers, self.kafka_sources, self.brokers):
+        # Triggers and sources before Brokers: a Trigger's group is deleted while its topic still exists
+        # (Subscriptions before their channels likewise).
+        for reconciler in (self.triggers, self.kafka_sources, self.brokers, *self.channels.finalizing):
             for obj in snapshot.deleting(reconciler.kind):
                 if not finalizers.pending(obj):
                     continue

@@ -42,6 +42,15 @@ class Writes:
             obj["status"] = status  # what this pass computed still informs the rest of the pass
             self._lost(obj, exc)
 
+    async def spec(self, obj: dict[str, Any], spec: dict[str, Any]) -> None:
+        """A controller's own write of an object's spec (a channel's spec.subscribers), around admission."""
+        if obj.get("spec") == spec:
+            return
+        try:
+            self._refresh(obj, await self._store.update({**obj, "spec": spec}))
+        except (Conflict, NotFound) as exc:
+            self._lost(obj, exc)
+
     async def add_finalizer(self, obj: dict[str, Any]) -> bool:
         """True once the object carries the backend clean-up finalizer (or is being deleted)."""
         if not finalizers.needs_adding(obj):

@@ -1,6 +1,6 @@
 """One behaviour suite, every backend: `backend` (the seam alone) and `stack` (the whole broker) are
-parametrized by backend name. With `stack`, Brokers that name no class run on that backend, so the same
-Knative YAML is exercised on memory, Kafka and NATS."""
+parametrized by backend name. With `stack`, Brokers that name no class and Channels that name no
+channelTemplate run on that backend, so the same Knative YAML is exercised on memory, Kafka and NATS."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from tests.support.launchers import backend_params
 from tests.support.stack import Stack, running_stack
 
 BACKENDS = backend_params("memory", "kafka", "nats")
+DEFAULT_CHANNEL_KIND = {"memory": "InMemoryChannel", "kafka": "KafkaChannel", "nats": "NatsJetStreamChannel"}
 
 
 def _connection(request: pytest.FixtureRequest, backend: str) -> str:
@@ -36,6 +37,8 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         tmp_path, backend=backend, kafka_bootstrap=connection if backend == "kafka" else "",
         nats_url=connection if backend == "nats" else "",
         topic_template=f"t{unique}-{{namespace}}-{{name}}", consumer_group_template=f"g{unique}-{{namespace}}-{{name}}",
+        default_channel_kind=DEFAULT_CHANNEL_KIND[backend], channel_topic_template=f"c{unique}-{{namespace}}-{{name}}",
+        subscription_consumer_group_template=f"s{unique}-{{namespace}}-{{channel}}-{{uid}}",
     ) as s:
         yield s
 

@@ -6,6 +6,7 @@ Each test uses a fresh topic name so backends with real servers need no clean-up
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 from channels.base import Backend, Message, Reader, TopicSpec
@@ -188,3 +189,32 @@ async def test_a_group_created_after_publishing_starts_at_the_end(backend: Backe
             await late.stop()
     finally:
         await early.stop()
+
+
+async def test_a_new_group_with_since_starts_with_what_was_stored_from_then_on(backend: Backend) -> None:
+    """A Trigger made while no dispatcher read: the events the ingress took since are delivered once the
+    dispatcher subscribes. The memory backend keeps no history (embedded, its dispatcher subscribes before
+    the ingress routes), so there a group starts at the end whatever `since` says."""
+    topic = _topic()
+    await backend.ensure_topic(TopicSpec(topic))
+    keeper = await _subscribe(backend, topic, "keeper")  # so the memory backend holds the events at all
+    try:
+        await backend.publish(topic, _event(1))
+        await asyncio.sleep(1.2)
+        since = time.time()
+        await backend.publish(topic, _event(2))
+        await backend.publish(topic, _event(3))
+        await _drain(keeper, 3)
+        late = backend.open_reader(topic, "made-before-its-dispatcher", since=since)
+        await late.start()
+        try:
+            await backend.publish(topic, _event(4))
+            durable = type(backend).__module__ != "channels.memory"
+            expected = ["id-2", "id-3", "id-4"] if durable else ["id-4"]
+            got = await _drain(late, len(expected))
+            assert [d.event.id for d in got] == expected
+            assert await _maybe_more(late) == []
+        finally:
+            await late.stop()
+    finally:
+        await keeper.stop()

@@ -7,17 +7,15 @@ loopback subscriber. Duplicates are allowed (at least once) and printed, never a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
+import uuid
 from typing import Any
 
-import aiohttp
 import pytest
 
 from tests.support import manifests
-from tests.support.launchers import backend_params
+from tests.support.crash import Producer, all_delivered, kill_dispatcher_mid_run
 from tests.support.receiver import Receiver
-from tests.support.services import Cluster
+from tests.support.services import Cluster, api_token, http_json
 
 pytestmark = pytest.mark.e2e
 
@@ -35,74 +33,6 @@ def trigger(url: str) -> dict[str, Any]:
     )
 
 
-@pytest.fixture(params=backend_params("kafka", "nats"))
-def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    backend: str = request.param
-    connection = request.getfixturevalue("kafka_bootstrap" if backend == "kafka" else "nats_url")
-    c = Cluster(tmp_path, backend, str(connection))
-    c.start()
-    yield c
-    c.stop()
-
-
-class Producer:
-    """Sends numbered events with bounded concurrency; records which got 202 and which failed how."""
-
-    def __init__(self, url: str, total: int, concurrency: int = 32) -> None:
-        self.url, self.total, self.concurrency = url, total, concurrency
-        self.accepted: set[str] = set()
-        self.refused: dict[str, str] = {}
-        self.progress = asyncio.Event()
-        self.milestone = total
-
-    async def send(self, session: aiohttp.ClientSession, i: int) -> str:
-        """POST event e<i>; the status, or the name of the error when no answer came."""
-        headers = {
-            "ce-specversion": "1.0",
-            "ce-id": f"e{i}",
-            "ce-source": "/crash",
-            "ce-type": "crash.test",
-            "Content-Type": "application/json",
-        }
-        try:
-            async with session.post(self.url, data=b'{"n": %d}' % i, headers=headers) as r:
-                await r.read()
-                return str(r.status)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return type(exc).__name__
-
-    async def run(self) -> None:
-        queue = iter(range(self.total))
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-
-            async def worker() -> None:
-                for i in queue:
-                    outcome = await self.send(session, i)
-                    if outcome == "202":
-                        self.accepted.add(f"e{i}")
-                    else:
-                        self.refused[f"e{i}"] = outcome
-                        await asyncio.sleep(0.05)
-                    if len(self.accepted) + len(self.refused) >= self.milestone:
-                        self.progress.set()
-
-            await asyncio.gather(*(worker() for _ in range(self.concurrency)))
-
-    async def retry_refused(self) -> dict[str, str]:
-        """Send every refused event once more, as a producer that saw no 202 does; the outcomes by id."""
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-            return {event_id: await self.send(session, int(event_id[1:])) for event_id in sorted(self.refused)}
-
-
-async def _all_delivered(receiver: Receiver, accepted: set[str], timeout: float = 180.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not accepted <= set(receiver.ids):
-        if asyncio.get_running_loop().time() > deadline:
-            missing = accepted - set(receiver.ids)
-            raise AssertionError(f"{len(missing)} accepted events never delivered, e.g. {sorted(missing)[:5]}")
-        await asyncio.sleep(0.2)
-
-
 def _report(name: str, cluster: Cluster, producer: Producer, receiver: Receiver) -> None:
     duplicates = len(receiver.ids) - len(set(receiver.ids))
     print(
@@ -115,15 +45,9 @@ async def test_kill_the_dispatcher_mid_run(cluster: Cluster, receiver: Receiver)
     await asyncio.to_thread(cluster.apply, BROKER, trigger(receiver.url))
     producer = Producer(f"{cluster.ingress_url}/e2e/crash", 5000)
     producer.milestone = 2000
-    sending = asyncio.create_task(producer.run())
-    await asyncio.wait_for(producer.progress.wait(), 120)
-    await asyncio.to_thread(cluster.dispatcher.kill)
-    await asyncio.sleep(0.5)
-    await asyncio.to_thread(cluster.dispatcher.start)
-    await asyncio.to_thread(cluster.dispatcher.wait_ready)
-    await sending
+    await kill_dispatcher_mid_run(cluster, producer)
     assert producer.refused == {}
-    await _all_delivered(receiver, producer.accepted)
+    await all_delivered(receiver, producer.accepted)
     _report("dispatcher killed", cluster, producer, receiver)
 
 
@@ -145,5 +69,41 @@ async def test_kill_the_ingress_under_load(cluster: Cluster, receiver: Receiver)
     assert gave_up == {}, gave_up
     # Once it is back, each refused event sent again is accepted, and then every event is delivered.
     assert await producer.retry_refused() == dict.fromkeys(sorted(producer.refused), "202")
-    await _all_delivered(receiver, producer.accepted | set(producer.refused))
+    await all_delivered(receiver, producer.accepted | set(producer.refused))
     _report("ingress killed", cluster, producer, receiver)
+
+
+def _subscribed_channel(name: str, url: str) -> list[dict[str, Any]]:
+    channel = {"apiVersion": "messaging.knative.dev/v1", "kind": "Channel",
+               "metadata": {"name": name, "namespace": "e2e"}}
+    subscription = {"apiVersion": "messaging.knative.dev/v1", "kind": "Subscription",
+                    "metadata": {"name": f"{name}-sink", "namespace": "e2e"},
+                    "spec": {"channel": {"apiVersion": "messaging.knative.dev/v1", "kind": "Channel", "name": name},
+                             "subscriber": {"uri": url}}}
+    return [channel, subscription]
+
+
+@pytest.mark.parametrize("via", ["broker", "channel"])
+async def test_events_accepted_while_no_dispatcher_runs_are_delivered_once_it_does(
+        cluster: Cluster, receiver: Receiver, via: str) -> None:
+    """A Trigger or Subscription made while the dispatcher is down (or slower than the ingress to see the
+    contract): its consumer group does not exist yet, yet every event answered 202 meanwhile must arrive."""
+    await asyncio.to_thread(cluster.dispatcher.kill)
+    name = f"late-{uuid.uuid4().hex[:6]}"
+    if via == "broker":
+        manifests_ = [manifests.broker(name, "e2e"), manifests.trigger("sink", receiver.url, namespace="e2e",
+                                                                       broker=name)]
+        path = f"/e2e/{name}"
+    else:
+        manifests_ = _subscribed_channel(name, receiver.url)
+        path = f"/channels/e2e/{name}"
+    status, body = await asyncio.to_thread(http_json, f"{cluster.api_url}/api/v1/apply", {"items": manifests_},
+                                           token=api_token(cluster.workdir / "state"))
+    assert status == 200, body
+    await asyncio.to_thread(cluster.ingress.wait_ready, cluster.generation())
+    producer = Producer(f"{cluster.ingress_url}{path}", 200)
+    await producer.run()
+    assert producer.refused == {} and len(producer.accepted) == 200
+    await asyncio.to_thread(cluster.dispatcher.start)
+    await asyncio.to_thread(cluster.dispatcher.wait_ready)
+    await all_delivered(receiver, producer.accepted, timeout=60)

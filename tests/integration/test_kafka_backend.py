@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 
 from channels.base import Message, Reader, TopicSpec
-from channels.kafka import KafkaBackend, KafkaSettings
+from channels.kafka import KafkaBackend, KafkaSettings, encode
 from core.errors import BackendError
 from tests.support.backends import event, ids, nothing_within, publish_until_accepted, receive, unique_name
 from tests.support.launchers import free_port, kafka_launcher
@@ -147,7 +148,9 @@ async def test_acks_in_any_order_commit_up_to_the_first_gap_per_partition(channe
 
 async def test_a_topic_gets_the_requested_partitions_and_configs(channel: KafkaBackend, kafka_bootstrap: str) -> None:
     topic = unique_name("spec")
-    spec = TopicSpec(topic, partitions=3, replication_factor=1, config={"retention.ms": "3600000"})
+    # retention.ms is what a KafkaChannel's retentionDuration becomes; every entry reaches the topic.
+    wanted = {"retention.ms": "3600000", "max.message.bytes": "2097152", "cleanup.policy": "delete"}
+    spec = TopicSpec(topic, partitions=3, replication_factor=1, config=wanted)
     await channel.ensure_topic(spec)
     await channel.ensure_topic(spec)  # a second reconcile finds it there: fine
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
@@ -157,7 +160,7 @@ async def test_a_topic_gets_the_requested_partitions_and_configs(channel: KafkaB
         assert len(described["partitions"]) == 3
         configs = await admin.describe_configs([_topic_config_resource(topic)])
         values = {entry[0]: entry[1] for entry in configs[0].resources[0][4]}
-        assert values["retention.ms"] == "3600000"
+        assert {key: values[key] for key in wanted} == wanted
     finally:
         await admin.close()
 
@@ -323,3 +326,91 @@ async def test_stopping_a_subscription_with_the_broker_gone_does_not_hang(privat
         assert time.monotonic() - started < 15
     finally:
         await channel.stop()
+
+
+async def _made_again(channel: KafkaBackend, spec: TopicSpec) -> None:
+    """Delete the topic behind the reader's back and create it anew once Kafka has let the old one go."""
+    await channel.delete_topic(spec.name)
+    deadline = time.monotonic() + 30
+    while not await channel.missing_topics([spec.name]):
+        assert time.monotonic() < deadline, f"{spec.name} still listed 30s after its deletion"
+        await asyncio.sleep(0.2)
+    await channel.ensure_topic(spec)
+
+
+async def test_a_topic_deleted_and_made_again_is_read_from_its_start(channel: KafkaBackend) -> None:
+    # Issue 9, defect 6: control's resync recreates a Broker's vanished topic and the ingress answers 202
+    # again; the Trigger's consumer lost its partition with the old topic, Kafka dropped the group's
+    # offsets with it, and a reset to "latest" skipped what was published before the consumer came back.
+    spec = TopicSpec(unique_name("again"), partitions=2)
+    await channel.ensure_topic(spec)
+    sub = channel.open_reader(spec.name, unique_name("g"))
+    await sub.start()
+    try:
+        await channel.publish(spec.name, event(0))
+        [before] = await receive(sub, 1)
+        await before.ack()
+        await asyncio.sleep(1.0)  # committed past it
+        await _made_again(channel, spec)
+        for i in range(1, 11):
+            await publish_until_accepted(channel, spec.name, event(i, partitionkey=f"key-{i}"))
+        got = await receive(sub, 10, timeout=45.0)
+        assert sorted(ids(got), key=lambda x: int(x[3:])) == [f"id-{i}" for i in range(1, 11)]
+        for d in got:
+            await d.ack()
+        await nothing_within(sub, 1.0)
+    finally:
+        await sub.stop()
+
+
+async def test_a_committed_offset_past_the_end_of_the_log_reads_the_log_from_its_start(
+    channel: KafkaBackend, kafka_bootstrap: str,
+) -> None:
+    # A group whose position lies beyond its partition's end (the topic was made again or truncated while
+    # its dispatcher was down) gets the events that log holds, instead of jumping to its end past them.
+    topic, group = unique_name("past-end"), unique_name("g")
+    await channel.ensure_topic(TopicSpec(topic))
+    for i in (1, 2):
+        await channel.publish(topic, event(i))
+    stale = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    await stale.start()
+    try:
+        stale.assign([TopicPartition(topic, 0)])
+        await stale.commit({TopicPartition(topic, 0): 1000})
+    finally:
+        await stale.stop()
+    sub = channel.open_reader(topic, group)
+    await sub.start()
+    try:
+        assert ids(await receive(sub, 2)) == ["id-1", "id-2"]
+    finally:
+        await sub.stop()
+
+
+async def test_partitions_added_to_a_topic_are_read_from_their_start(
+    channel: KafkaBackend, kafka_bootstrap: str,
+) -> None:
+    # An added partition has no committed offset: by the time the consumer is assigned it (its next
+    # metadata refresh), records may already be there, and they are the group's to read.
+    topic = unique_name("grown")
+    await channel.ensure_topic(TopicSpec(topic))
+    sub = channel.open_reader(topic, unique_name("g"))
+    await sub.start()
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        await admin.create_partitions({topic: NewPartitions(total_count=2)})
+        deadline = time.monotonic() + 30
+        while 1 not in await producer.partitions_for(topic):
+            assert time.monotonic() < deadline, "the producer never saw the new partition"
+            await producer.client.force_metadata_update()
+        value, key, headers = encode(event(1))
+        await producer.send_and_wait(topic, value=value, key=key, headers=headers, partition=1)
+        [got] = await receive(sub, 1, timeout=30.0)
+        assert (ids([got]), got.ordering_key) == (["id-1"], "1")
+    finally:
+        await producer.stop()
+        await admin.close()
+        await sub.stop()

@@ -140,14 +140,7 @@ async def test_a_group_template_that_joins_alike_leaves_the_second_trigger_not_r
         assert (ready["status"], ready["reason"]) == ("False", "ConsumerGroupConflict")
 
 
-_KAFKA_RECREATE = pytest.mark.xfail(strict=True, reason=(
-    "issue 9 defect 6, Kafka data plane: the control resync recreates the deleted topic within the producer's "
-    "metadata wait, so the ingress answers 202, but the Trigger's consumer never reads the recreated topic "
-    "(its offsets went with the old one and it resets to latest): the event is dropped. channels/kafka.py's "
-    "reader must read a recreated topic from the start (or the publish must refuse a topic it had to wait for)"))
-
-
-@pytest.mark.parametrize("backend", [pytest.param("kafka", marks=[pytest.mark.kafka, _KAFKA_RECREATE]),
+@pytest.mark.parametrize("backend", [pytest.param("kafka", marks=pytest.mark.kafka),
                                      pytest.param("nats", marks=pytest.mark.nats)])
 async def test_a_broker_whose_topic_vanished_never_answers_202_for_an_event_it_drops(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path, receiver: Receiver,

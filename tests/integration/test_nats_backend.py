@@ -10,15 +10,18 @@ session server stays up for the rest.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
+from nats.js.api import StreamInfo
 
 from channels.base import TopicSpec
-from channels.nats import NatsBackend, NatsSettings
+from channels.nats import NatsBackend, NatsSettings, stream_name
 from core.errors import BackendError
 from core.events import Event
 from tests.support.backends import event, nothing_within, publish_until_accepted, receive, unique_name
@@ -303,3 +306,166 @@ async def test_what_http_binary_mode_cannot_carry_survives_the_stream(channel: N
             assert back.headers == event.headers
     finally:
         await sub.stop()
+
+
+async def _stream(nats_url: str, topic: str) -> StreamInfo:
+    """The stream as nats-server itself reports it (a connection of the test's own, not the backend's)."""
+    nc = await nats.connect(nats_url)
+    try:
+        return await nc.jetstream().stream_info(stream_name(topic))
+    finally:
+        await nc.close()
+
+
+ALL_KEYS = {
+    "storage": "Memory", "retention": "Interest", "max.age.seconds": "3600", "max.bytes": "1048576",
+    "max.msgs": "1000", "max.msg.size": "65536", "discard": "New", "duplicate.window.seconds": "30",
+    "max.consumers": "5", "replicas": "1",
+}
+
+
+async def test_each_stream_setting_reaches_the_streams_config(channel: NatsBackend, nats_url: str) -> None:
+    # What a NatsJetStreamChannel's spec.stream.config or a NATS Broker's ConfigMap sets, nats-server has.
+    topic = unique_name("keys")
+    await channel.ensure_topic(TopicSpec(topic, config=ALL_KEYS))
+    try:
+        config = (await _stream(nats_url, topic)).config
+        assert (config.storage, config.retention, config.discard) == ("memory", "interest", "new")
+        assert (config.max_age, config.max_bytes, config.max_msgs, config.max_msg_size) == (3600, 1048576, 1000, 65536)
+        assert (config.duplicate_window, config.max_consumers, config.num_replicas) == (30, 5, 1)
+
+        # A later reconcile with other limits changes them in place (what JetStream allows to change).
+        changed = {**ALL_KEYS, "retention": "limits", "max.msgs": "2000", "max.msg.size": "-1", "discard": "old",
+                   "duplicate.window.seconds": "10", "max.consumers": "7", "max.age.seconds": "7200"}
+        await channel.ensure_topic(TopicSpec(topic, config=changed))
+        config = (await _stream(nats_url, topic)).config
+        assert (config.retention, config.discard, config.max_msgs, config.max_msg_size) == ("limits", "old", 2000, -1)
+        assert (config.duplicate_window, config.max_consumers, config.max_age) == (10, 7, 7200)
+    finally:
+        await channel.delete_topic(topic)
+
+
+@pytest.mark.parametrize(("value", "retention"), [("Limits", "limits"), ("interest", "interest"),
+                                                  ("Work", "workqueue"), ("WorkQueue", "workqueue")])
+async def test_retention_takes_jetstreams_and_knatives_spellings(
+    channel: NatsBackend, nats_url: str, value: str, retention: str,
+) -> None:
+    topic = unique_name("retention")
+    await channel.ensure_topic(TopicSpec(topic, config={"retention": value}))
+    try:
+        assert (await _stream(nats_url, topic)).config.retention == retention
+    finally:
+        await channel.delete_topic(topic)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("retention", "fifo"), ("discard", "newest"), ("storage", "disk"),
+    ("max.msgs", "ten"), ("max.msgs", "0"), ("max.msgs", "-2"), ("max.bytes", "1.5"),
+    ("max.msg.size", str(2**31)), ("max.consumers", "many"),
+    ("duplicate.window.seconds", "-1"), ("duplicate.window.seconds", "soon"),
+    ("max.age.seconds", "nan"), ("replicas", "0"),
+])
+async def test_a_bad_stream_setting_fails_naming_the_key(channel: NatsBackend, key: str, value: str) -> None:
+    topic = unique_name("bad")
+    with pytest.raises(BackendError) as caught:
+        await channel.ensure_topic(TopicSpec(topic, config={key: value}))
+    assert f"{key!r}" in str(caught.value) and topic in str(caught.value) and repr(value) in str(caught.value)
+    assert topic not in await _stream_names(channel)
+
+
+async def _stream_names(channel: NatsBackend) -> set[str]:
+    return {info.config.name or "" for info in await channel.js().streams_info()}
+
+
+async def test_a_full_stream_that_discards_new_refuses_publishes(channel: NatsBackend) -> None:
+    # discard: new turns a full stream into 503s at the ingress instead of silently dropping the oldest.
+    topic = unique_name("full")
+    await channel.ensure_topic(TopicSpec(topic, config={"max.msgs": "2", "discard": "new"}))
+    try:
+        await channel.publish(topic, event(1))
+        await channel.publish(topic, event(2))
+        with pytest.raises(BackendError, match="maximum messages"):
+            await channel.publish(topic, event(3))
+    finally:
+        await channel.delete_topic(topic)
+
+
+async def test_an_interest_stream_keeps_an_event_until_every_group_acked_it(
+    channel: NatsBackend, nats_url: str,
+) -> None:
+    # Nerve's groups are durable consumers: a Trigger whose dispatcher is away still holds its interest.
+    topic = unique_name("interest")
+    await channel.ensure_topic(TopicSpec(topic, config={"retention": "interest"}))
+    await channel.publish(topic, event(0))  # no group yet: acked, and not kept for anyone
+    assert (await _stream(nats_url, topic)).state.messages == 0
+    first, second = channel.open_reader(topic, "first"), channel.open_reader(topic, "second")
+    await first.start()
+    await second.start()
+    try:
+        await channel.publish(topic, event(1))
+        [a] = await receive(first, 1)
+        await a.ack()
+        await second.stop()  # away, not deleted
+        await asyncio.sleep(0.5)
+        assert (await _stream(nats_url, topic)).state.messages == 1
+        second = channel.open_reader(topic, "second")
+        await second.start()
+        [b] = await receive(second, 1)
+        assert b.event.id == "id-1"
+        await b.ack()
+        deadline = time.monotonic() + 10
+        while (await _stream(nats_url, topic)).state.messages:
+            assert time.monotonic() < deadline, "acked by every group, still stored"
+            await asyncio.sleep(0.1)
+    finally:
+        await first.stop()
+        await second.stop()
+        await channel.delete_topic(topic)
+
+
+async def test_a_workqueue_stream_takes_one_group_and_refuses_a_second_by_name(channel: NatsBackend) -> None:
+    topic = unique_name("work")
+    await channel.ensure_topic(TopicSpec(topic, config={"retention": "workqueue"}))
+    await channel.publish(topic, event(0))  # nobody took it yet: the first group gets it
+    only, another = channel.open_reader(topic, "only"), channel.open_reader(topic, "another")
+    await only.start()
+    try:
+        with pytest.raises(BackendError, match="retention workqueue, which lets one consumer group"):
+            await another.start()
+        await channel.publish(topic, event(1))
+        got = await receive(only, 2)
+        assert [d.event.id for d in got] == ["id-0", "id-1"]
+    finally:
+        await only.stop()
+        await another.stop()
+        await channel.delete_topic(topic)
+
+
+async def test_max_consumers_refuses_the_group_past_it_by_name(channel: NatsBackend) -> None:
+    topic = unique_name("capped")
+    await channel.ensure_topic(TopicSpec(topic, config={"max.consumers": "1"}))
+    first, second = channel.open_reader(topic, "first"), channel.open_reader(topic, "second")
+    await first.start()
+    try:
+        with pytest.raises(BackendError, match=r"`max\.consumers`"):
+            await second.start()
+    finally:
+        await first.stop()
+        await second.stop()
+        await channel.delete_topic(topic)
+
+
+async def test_retention_cannot_move_to_or_from_workqueue_in_place_and_says_so(
+    channel: NatsBackend, nats_url: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # JetStream refuses that change on an existing stream; the other settings still change with it.
+    topic = unique_name("stays")
+    await channel.ensure_topic(TopicSpec(topic, config={"retention": "workqueue"}))
+    try:
+        with caplog.at_level(logging.WARNING, logger="nerve.channels.nats"):
+            await channel.ensure_topic(TopicSpec(topic, config={"retention": "limits", "max.msgs": "50"}))
+        config = (await _stream(nats_url, topic)).config
+        assert (config.retention, config.max_msgs) == ("workqueue", 50)
+        assert "keeps its workqueue retention" in caplog.text
+    finally:
+        await channel.delete_topic(topic)

@@ -4,6 +4,9 @@ Process start-up is the slow part (Node.js most of all), so one run serves a who
 subscriber starts once and gets two Triggers (binary and structured delivery, Knative's `delivery.format`),
 each producer program starts once per (mode, specversion) and sends all of its cases, and the tests then
 check what arrived, one test per event and subscriber.
+
+`via="channel"` sends through a Channel instead, with two Subscriptions per subscriber (the same two
+delivery formats): a channel hands every attribute on as it came, so nothing at all is added.
 """
 
 from __future__ import annotations
@@ -14,14 +17,17 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 from tests.interop.cases import BY_NAME, Case, WireEvent
 from tests.interop.sdk import SDKS, Delivery, Sent, Subscriber, Tools, produce
 from tests.support.manifests import broker, trigger
 from tests.support.stack import Stack, event, running_stack
 
+Via = Literal["broker", "channel"]
+MESSAGING = "messaging.knative.dev/v1"
 FORMATS = ("binary", "json")  # Knative's delivery.format: binary content mode, or structured (JSON)
-NAMESPACE, BROKER = "interop", "default"
+NAMESPACE, BROKER, CHANNEL = "interop", "default", "sdk-events"
 SETTLE_S = 0.5
 DELIVERY_TIMEOUT_S = 20.0
 
@@ -50,23 +56,41 @@ def case_of(event_id: str) -> Case:
     return BY_NAME[event_id.rsplit("-", 1)[1]]
 
 
+def _channel_manifests(subscribers: list[Subscriber]) -> list[dict[str, Any]]:
+    """A Channel (the stack's default template puts it on the backend under test) and its Subscriptions."""
+    meta = {"namespace": NAMESPACE}
+    channel = {"apiVersion": MESSAGING, "kind": "Channel", "metadata": {**meta, "name": CHANNEL}}
+    return [channel, *({
+        "apiVersion": MESSAGING, "kind": "Subscription", "metadata": {**meta, "name": f"{s.sdk}-{fmt}"},
+        "spec": {"channel": {"apiVersion": MESSAGING, "kind": "Channel", "name": CHANNEL},
+                 "subscriber": {"uri": f"{s.url}/{fmt}"}, "delivery": {"format": fmt}},
+    } for s in subscribers for fmt in FORMATS)]
+
+
 async def run_exchange(tools: Tools, plan: list[Group], state_dir: Path, *, backend: str = "memory",
-                       connection: str = "") -> Exchange:
+                       connection: str = "", via: Via = "broker") -> Exchange:
     unique = uuid.uuid4().hex[:8]
     async with running_stack(
         state_dir, backend=backend, kafka_bootstrap=connection if backend == "kafka" else "",
         nats_url=connection if backend == "nats" else "",
         topic_template=f"t{unique}-{{namespace}}-{{name}}", consumer_group_template=f"g{unique}-{{namespace}}-{{name}}",
+        channel_topic_template=f"c{unique}-{{namespace}}-{{name}}",
+        subscription_consumer_group_template=f"s{unique}-{{namespace}}-{{channel}}-{{uid}}",
     ) as stack:
         subscribers = [Subscriber(sdk) for sdk in SDKS]
         try:
             await asyncio.gather(*(s.start(tools) for s in subscribers))
-            await stack.apply(broker(BROKER, NAMESPACE), *(
-                trigger(f"{s.sdk}-{fmt}", f"{s.url}/{fmt}", namespace=NAMESPACE, broker=BROKER,
-                        delivery={"format": fmt})
-                for s in subscribers for fmt in FORMATS))
-            await _warm_up(stack, subscribers)
-            return await _exchange(stack, tools, plan, subscribers)
+            if via == "channel":
+                await stack.apply(*_channel_manifests(subscribers))
+                path = f"/channels/{NAMESPACE}/{CHANNEL}"
+            else:
+                await stack.apply(broker(BROKER, NAMESPACE), *(
+                    trigger(f"{s.sdk}-{fmt}", f"{s.url}/{fmt}", namespace=NAMESPACE, broker=BROKER,
+                            delivery={"format": fmt})
+                    for s in subscribers for fmt in FORMATS))
+                path = f"/{NAMESPACE}/{BROKER}"
+            await _warm_up(stack, subscribers, path)
+            return await _exchange(stack, tools, plan, subscribers, path)
         finally:
             for s in subscribers:
                 with contextlib.suppress(Exception):
@@ -89,12 +113,12 @@ def _ids(deliveries: list[Delivery]) -> set[str]:
     return ids
 
 
-async def _warm_up(stack: Stack, subscribers: list[Subscriber]) -> None:
+async def _warm_up(stack: Stack, subscribers: list[Subscriber], path: str) -> None:
     """Send probes until every Trigger delivers: a new Trigger reads from the end of its topic once Ready."""
     deadline = time.monotonic() + 60
     for n in range(10_000):
         probe = f"probe{n}"
-        status = await stack.send(f"/{NAMESPACE}/{BROKER}", event(probe))
+        status = await stack.send(path, event(probe))
         if status != 202:
             raise AssertionError(f"warm-up probe answered {status}")
         for _ in range(20):
@@ -105,9 +129,10 @@ async def _warm_up(stack: Stack, subscribers: list[Subscriber]) -> None:
             raise AssertionError(f"the Triggers did not deliver a probe within 60s: {_routes(subscribers)}")
 
 
-async def _exchange(stack: Stack, tools: Tools, plan: list[Group], subscribers: list[Subscriber]) -> Exchange:
+async def _exchange(stack: Stack, tools: Tools, plan: list[Group], subscribers: list[Subscriber],
+                    path: str) -> Exchange:
     result = Exchange()
-    url = f"{stack.ingress}/{NAMESPACE}/{BROKER}"
+    url = f"{stack.ingress}{path}"
     # Two producer programs at a time: the machine's two cores also run Nerve and three subscribers.
     gate = asyncio.Semaphore(2)
 

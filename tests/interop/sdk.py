@@ -160,13 +160,18 @@ class Subscriber:
         if self._runner is not None:
             await self._runner.cleanup()
         if self._proc is not None:
+            # Not communicate(): the reader task owns stdout, and a second reader of it raises (which left
+            # the process running, to be collected later as an unclosed-transport warning in another test).
             if self._proc.returncode is None:
                 self._proc.terminate()
-            with contextlib.suppress(TimeoutError):
-                _, self._stderr = await asyncio.wait_for(self._proc.communicate(), 10)
-            if self._proc.returncode is None:
+            try:
+                await asyncio.wait_for(self._proc.wait(), 10)
+            except TimeoutError:
                 self._proc.kill()
                 await self._proc.wait()
+            if self._proc.stderr is not None:
+                with contextlib.suppress(TimeoutError):
+                    self._stderr = await asyncio.wait_for(self._proc.stderr.read(), 5)
         if self._reader is not None:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(self._reader, 5)

@@ -4,7 +4,8 @@ Every event a producer's SDK sends to the Broker must reach every SDK subscriber
 (Nerve adds `knativearrivaltime`, nothing else), the same data bytes and, in binary delivery, the
 Content-Type exactly as the producer sent it; each subscriber's SDK must decode it to what was sent. The
 full matrix (producers x modes x specversions x cases, to subscribers x delivery formats) runs on the memory
-backend; Kafka and NATS get one representative row per SDK.
+backend; Kafka and NATS get one representative row per SDK. The same rows go through a Channel and its
+Subscriptions on each backend, where nothing at all may be added to the event.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from urllib.parse import unquote
 import pytest
 
 from tests.interop.cases import CASES, read_json_event
-from tests.interop.exchange import FORMATS, Exchange, Group, case_of, run_exchange
+from tests.interop.exchange import FORMATS, Exchange, Group, Via, case_of, run_exchange
 from tests.interop.sdk import MODES, SDKS, Delivery, Tools
 from tests.support.launchers import require_marker
 
 SPECVERSIONS = ("1.0", "0.3")
-ADDED_BY_NERVE = {"knativearrivaltime"}
+ADDED_BY_NERVE = frozenset({"knativearrivaltime"})
 
 FULL_PLAN = [Group(p, m, sv, tuple(c.name for c in CASES)) for p in SDKS for m in MODES[p] for sv in SPECVERSIONS]
 # Kafka and NATS: what the stored form must keep (exact JSON, a charset parameter, non-ASCII, no data, raw bytes),
@@ -34,9 +35,10 @@ BACKEND_CASES = ("json_exact", "json_charset", "unicode", "no_data", "octets")
 BACKEND_PLAN = [Group(p, "binary", "1.0", BACKEND_CASES) for p in SDKS] + [Group("go", "batch", "1.0", BACKEND_CASES)]
 
 
-def _run(tools: Tools, plan: list[Group], state: Path, backend: str = "memory", connection: str = "") -> Exchange:
+def _run(tools: Tools, plan: list[Group], state: Path, backend: str = "memory", connection: str = "",
+         via: Via = "broker") -> Exchange:
     # A loop of its own for the whole module: the tests below only read what this run recorded.
-    return asyncio.run(run_exchange(tools, plan, state, backend=backend, connection=connection))
+    return asyncio.run(run_exchange(tools, plan, state, backend=backend, connection=connection, via=via))
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +58,25 @@ def on_kafka(tools: Tools, kafka_server: str, tmp_path_factory: pytest.TempPathF
 def on_nats(tools: Tools, nats_server: str, tmp_path_factory: pytest.TempPathFactory) -> Exchange:
     require_marker("nats")
     return _run(tools, BACKEND_PLAN, tmp_path_factory.mktemp("interop-nats"), "nats", nats_server)
+
+
+@pytest.fixture(scope="module")
+def channel_on_memory(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Exchange:
+    return _run(tools, BACKEND_PLAN, tmp_path_factory.mktemp("interop-channel-memory"), via="channel")
+
+
+@pytest.fixture(scope="module")
+def channel_on_kafka(tools: Tools, kafka_server: str, tmp_path_factory: pytest.TempPathFactory) -> Exchange:
+    require_marker("kafka")
+    return _run(tools, BACKEND_PLAN, tmp_path_factory.mktemp("interop-channel-kafka"), "kafka", kafka_server,
+                via="channel")
+
+
+@pytest.fixture(scope="module")
+def channel_on_nats(tools: Tools, nats_server: str, tmp_path_factory: pytest.TempPathFactory) -> Exchange:
+    require_marker("nats")
+    return _run(tools, BACKEND_PLAN, tmp_path_factory.mktemp("interop-channel-nats"), "nats", nats_server,
+                via="channel")
 
 
 def _matrix(plan: list[Group]) -> list[Any]:
@@ -80,10 +101,32 @@ def test_nats(on_nats: Exchange, event_id: str, producer: str, mode: str, subscr
     check(on_nats, event_id, producer, mode, subscriber, fmt)
 
 
+@pytest.mark.parametrize(("event_id", "producer", "mode", "subscriber", "fmt"), _matrix(BACKEND_PLAN))
+def test_channel_memory(channel_on_memory: Exchange, event_id: str, producer: str, mode: str, subscriber: str,
+                        fmt: str) -> None:
+    check(channel_on_memory, event_id, producer, mode, subscriber, fmt, added=frozenset())
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize(("event_id", "producer", "mode", "subscriber", "fmt"), _matrix(BACKEND_PLAN))
+def test_channel_kafka(channel_on_kafka: Exchange, event_id: str, producer: str, mode: str, subscriber: str,
+                       fmt: str) -> None:
+    check(channel_on_kafka, event_id, producer, mode, subscriber, fmt, added=frozenset())
+
+
+@pytest.mark.nats
+@pytest.mark.parametrize(("event_id", "producer", "mode", "subscriber", "fmt"), _matrix(BACKEND_PLAN))
+def test_channel_nats(channel_on_nats: Exchange, event_id: str, producer: str, mode: str, subscriber: str,
+                      fmt: str) -> None:
+    check(channel_on_nats, event_id, producer, mode, subscriber, fmt, added=frozenset())
+
+
 # --------------------------------------------------------------------------------------------- the checks
 
 
-def check(exchange: Exchange, event_id: str, producer: str, mode: str, subscriber: str, fmt: str) -> None:
+def check(exchange: Exchange, event_id: str, producer: str, mode: str, subscriber: str, fmt: str,
+          added: frozenset[str] = ADDED_BY_NERVE) -> None:
+    """`added`: the attributes Nerve may add on the way (a Broker's arrival time; a channel adds none)."""
     if event_id in exchange.failed:
         pytest.fail(exchange.failed[event_id], pytrace=False)
     case = case_of(event_id)
@@ -103,7 +146,7 @@ def check(exchange: Exchange, event_id: str, producer: str, mode: str, subscribe
     [delivery] = got
     expected = dict(wire.attributes)
     received = delivery.wire
-    attributes = {k: v for k, v in received.attributes.items() if k not in ADDED_BY_NERVE}
+    attributes = {k: v for k, v in received.attributes.items() if k not in added}
     assert attributes == expected, f"delivered attributes differ from those sent: {_diff(attributes, expected)}"
     assert received.data == wire.data or (received.data == b"" and wire.data is None and fmt == "binary"), (
         f"data bytes differ: sent {wire.data!r}, delivered {received.data!r}")
@@ -113,7 +156,7 @@ def check(exchange: Exchange, event_id: str, producer: str, mode: str, subscribe
     else:
         assert (delivery.content_type or "").split(";")[0] == "application/cloudevents+json"
         assert read_json_event(delivery.body.decode()).data == wire.data
-    _check_sdk_decoded(delivery, subscriber, fmt, expected, wire.data)
+    _check_sdk_decoded(delivery, subscriber, fmt, expected, wire.data, added)
 
 
 def _check_producer_sent_the_case(attributes: dict[str, str], subject: str | None, extensions: dict[str, str],
@@ -143,7 +186,7 @@ def _same_time(a: str | None, b: str | None) -> bool:
 
 
 def _check_sdk_decoded(delivery: Delivery, subscriber: str, fmt: str, expected: dict[str, str],
-                       data: bytes | None) -> None:
+                       data: bytes | None, added: frozenset[str]) -> None:
     if subscriber == "js" and fmt == "json" and _empty_base64_v03(delivery.body):
         # cloudevents 10.0 cannot read a 0.3 event whose base64 `data` is "" (empty data that is not JSON,
         # which Nerve writes as `"datacontentencoding": "base64", "data": ""`, as the 0.3 JSON format has it):
@@ -154,7 +197,7 @@ def _check_sdk_decoded(delivery: Delivery, subscriber: str, fmt: str, expected: 
     assert delivery.error is None, f"the {subscriber} SDK could not decode the delivery: {delivery.error}"
     assert delivery.decoded is not None
     decoded: dict[str, str] = dict(delivery.decoded["attributes"])
-    for name in ADDED_BY_NERVE:
+    for name in added:
         decoded.pop(name, None)
     # In 0.3 `datacontentencoding: base64` says how the JSON format carries binary data; a subscriber's SDK
     # may keep it as an attribute (Python does), but it is not part of the event that was sent.

@@ -42,3 +42,37 @@ def quick_dead_letter(sink: str) -> dict[str, Any]:
 
 
 BROKER = broker()
+
+
+MESSAGING = "messaging.knative.dev/v1"
+
+
+def channel(name: str = "my-channel", namespace: str = "ns1", *, kind: str = "Channel",
+            api_version: str = MESSAGING, **spec: Any) -> dict[str, Any]:
+    """A channel as Knative's docs write one: the generic Channel (no channelTemplate: the default) or a
+    concrete kind (`kind="KafkaChannel", api_version="messaging.knative.dev/v1beta1"`)."""
+    manifest: dict[str, Any] = {"apiVersion": api_version, "kind": kind,
+                                "metadata": {"name": name, "namespace": namespace}}
+    if spec:
+        manifest["spec"] = dict(spec)
+    return manifest
+
+
+def subscription(name: str, subscriber: str | dict[str, Any], *, channel: str = "my-channel",
+                 namespace: str = "ns1", channel_kind: str = "Channel", channel_api_version: str = MESSAGING,
+                 annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+    """A Subscription of `channel` delivering to `subscriber` (a URL or a Destination); reply and delivery
+    as given."""
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {
+        "apiVersion": MESSAGING,
+        "kind": "Subscription",
+        "metadata": metadata,
+        "spec": {
+            "channel": {"apiVersion": channel_api_version, "kind": channel_kind, "name": channel},
+            "subscriber": {"uri": subscriber} if isinstance(subscriber, str) else subscriber,
+            **spec,
+        },
+    }

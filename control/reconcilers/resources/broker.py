@@ -6,11 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channels.base import TopicSpec
+from channels.nats import STREAM_CONFIG_KEYS
 from channels.registry import BackendSettings
-from control.api.broker import BROKER_CLASSES, CLASS_ANNOTATION
+from control.api.broker import BROKER_CLASSES, CHANNEL_TEMPLATE_KEY, CLASS_ANNOTATION
 from control.conditions import cond, with_ready
+from control.reconcilers.resources import channel_template
 from control.reconcilers.resources.delivery import dead_letter_condition
 from control.reconcilers.snapshot import Snapshot
+from control.reconcilers.topics import TopicOutcome
 from control.resolver import Resolver
 from control.settings import ControlSettings
 from core.contract import Reference, Resource
@@ -18,8 +21,13 @@ from core.contract import Reference, Resource
 # Where status records the cluster (Knative's Kafka broker records bootstrap.servers the same way), so
 # clean-up still finds the topic once the Broker's ConfigMap is gone.
 CONNECTION_ANNOTATION = {"kafka": "bootstrap.servers", "nats": "nerve.dev/nats-url"}
-# spec.config ConfigMap keys of a NatsJetStreamBroker that shape its stream (see channels/nats.py).
-NATS_STREAM_KEYS = frozenset({"storage", "max.age.seconds", "max.bytes", "replicas"})
+# spec.config ConfigMap keys of a NatsJetStreamBroker that shape its stream: those channels/nats.py reads.
+NATS_STREAM_KEYS = STREAM_CONFIG_KEYS
+# The class whose backend is the channel kind its ConfigMap's channel-template-spec names.
+CHANNEL_BASED = "MTChannelBasedBroker"
+# Knative's MT broker records the channel it sits on in status.annotations under these keys.
+CHANNEL_ANNOTATIONS = ("knative.dev/channelAPIVersion", "knative.dev/channelKind", "knative.dev/channelName",
+                       "knative.dev/channelNamespace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +42,11 @@ class Placement:
     """The Broker's ConfigMap data, as the contract's backendConfig."""
     problem: str = ""
     """Why the topic cannot be made as configured (a ConfigMap value that is not a number)."""
-
-
-@dataclass(frozen=True, slots=True)
-class TopicOutcome:
-    """What ensuring the topic answered: ready, or the condition's reason and message."""
-
-    ready: bool
-    reason: str = ""
-    message: str = ""
+    channel: tuple[str, str] | None = None
+    """(apiVersion, kind) of the channel an MTChannelBasedBroker sits on."""
+    refused: str = ""
+    """Why an MTChannelBasedBroker has no channel at all (its template names nothing Nerve runs); then
+    `backend` is "" and the Broker gets no contract entry, so it never falls back to another backend."""
 
 
 def broker_class(broker: dict[str, Any]) -> str:
@@ -58,9 +62,13 @@ def placement(broker: dict[str, Any], snapshot: Snapshot, settings: ControlSetti
     meta = broker["metadata"]
     config_ref = broker["spec"].get("config") or {}
     data: dict[str, str] = {}
+    cm: dict[str, Any] | None = None
     if config_ref.get("kind") == "ConfigMap":
         cm = snapshot.find("ConfigMap", config_ref.get("namespace", ""), config_ref.get("name", ""))
         data = dict((cm or {}).get("data") or {})
+    name = settings.topic_template.format(namespace=meta["namespace"], name=meta["name"])
+    if broker_class(broker) == CHANNEL_BASED:
+        return _channel_placement(name, config_ref, cm, data, defaults)
     # The contract names the cluster even when the Broker does not, so every reader agrees on it.
     if backend == "kafka":
         connection = data.get("bootstrap.servers") or defaults.kafka_bootstrap_servers
@@ -69,7 +77,6 @@ def placement(broker: dict[str, Any], snapshot: Snapshot, settings: ControlSetti
         data["url"] = connection
     else:
         connection = ""
-    name = settings.topic_template.format(namespace=meta["namespace"], name=meta["name"])
     sizes: dict[str, int] = {}
     problem = ""
     for key in ("default.topic.partitions", "default.topic.replication.factor"):
@@ -87,6 +94,37 @@ def placement(broker: dict[str, Any], snapshot: Snapshot, settings: ControlSetti
     return Placement(backend, connection, topic, data, problem)
 
 
+def _channel_placement(topic: str, config_ref: dict[str, Any], cm: dict[str, Any] | None, data: dict[str, str],
+                       defaults: BackendSettings) -> Placement:
+    """An MTChannelBasedBroker: the topic of the channel kind its ConfigMap's template names.
+
+    Kafka and NATS channels live on the cluster Nerve was started with (--kafka-bootstrap, --nats-url),
+    as Knative's KafkaChannel and NatsJetStreamChannel take theirs from the platform's config.
+    """
+    where = f"ConfigMap {config_ref.get('namespace', '')}/{config_ref.get('name', '')}"
+    if config_ref.get("kind") == "ConfigMap" and cm is None:
+        # Knative's MT broker is not Ready until the ConfigMap it names exists; defaulting instead would
+        # put events on memory and move the Broker once the ConfigMap arrives.
+        return Placement("", "", TopicSpec(topic), refused=f"{where} does not exist; it holds the "
+                         f"{CHANNEL_TEMPLATE_KEY} naming the Broker's channel kind")
+    try:
+        template = channel_template.parse(data)
+    except channel_template.TemplateError as exc:
+        return Placement("", "", TopicSpec(topic), refused=f"{where} key {CHANNEL_TEMPLATE_KEY}: {exc}")
+    config: dict[str, str] = {}
+    if template.backend == "kafka":
+        connection = defaults.kafka_bootstrap_servers
+    elif template.backend == "nats":
+        connection = defaults.nats_url
+        config["url"] = connection  # the contract names the server so every reader agrees on it
+    else:
+        connection = ""
+    spec = TopicSpec(topic, partitions=template.partitions, replication_factor=template.replication_factor,
+                     config=dict(template.config))
+    return Placement(template.backend, connection, spec, {**config, **template.config},
+                     channel=(template.api_version, template.kind))
+
+
 def _holds(broker: dict[str, Any], topic: str) -> bool:
     """Whether the Broker's last status says it has `topic` (it was made, for this Broker)."""
     status = broker.get("status") or {}
@@ -102,6 +140,8 @@ def _rank(broker: dict[str, Any], topic: str) -> tuple[bool, str, str]:
 
 
 def _same_topic(a: Placement, b: Placement) -> bool:
+    if a.refused or b.refused:
+        return False  # a Broker with no channel holds no topic
     return (a.backend, a.connection, a.topic.name) == (b.backend, b.connection, b.topic.name)
 
 
@@ -150,6 +190,8 @@ def cleanup_placement(broker: dict[str, Any], snapshot: Snapshot, settings: Cont
     where = placement(broker, snapshot, settings, defaults)
     if where is None:
         return None
+    if where.refused:
+        return _recorded_placement(broker, defaults)
     ref = broker["spec"].get("config") or {}
     recorded = broker.get("status", {}).get("annotations", {}).get(CONNECTION_ANNOTATION.get(where.backend, ""))
     if recorded and ref.get("kind") == "ConfigMap" and snapshot.find(
@@ -157,6 +199,23 @@ def cleanup_placement(broker: dict[str, Any], snapshot: Snapshot, settings: Cont
     ) is None:
         return Placement(where.backend, recorded, where.topic, where.config)
     return where
+
+
+def _recorded_placement(broker: dict[str, Any], defaults: BackendSettings) -> Placement | None:
+    """The topic an MTChannelBasedBroker's status says it sat on (its template since went bad or its
+    ConfigMap was deleted first), or None when it never had one."""
+    annotations = (broker.get("status") or {}).get("annotations") or {}
+    backend, topic = annotations.get("nerve.dev/backend", ""), annotations.get("nerve.dev/topic", "")
+    if not backend or not topic:
+        return None
+    fallback = {"kafka": defaults.kafka_bootstrap_servers, "nats": defaults.nats_url}.get(backend, "")
+    connection = annotations.get(CONNECTION_ANNOTATION.get(backend, ""), "") or fallback
+    return Placement(backend, connection, TopicSpec(topic), {"url": connection} if backend == "nats" else {})
+
+
+def refusal(where: Placement) -> TopicOutcome:
+    """The condition of a Broker whose channel template Nerve cannot run (Knative's reason)."""
+    return TopicOutcome(False, "ChannelTemplateFailed", where.refused)
 
 
 def resource(broker: dict[str, Any], where: Placement) -> Resource:
@@ -183,9 +242,19 @@ def status(broker: dict[str, Any], where: Placement | None, topic: TopicOutcome 
     if where is None:
         conditions.append(cond("TriggerChannelReady", False, "BrokerClassNotSupported",
                                f"broker class {broker_class(broker)!r} is not one of {', '.join(BROKER_CLASSES)}"))
+    elif where.refused:
+        # No channel, so no address; the old record stays so that clean-up still finds the topic.
+        previous = (broker.get("status") or {}).get("annotations")
+        if previous:
+            out["annotations"] = dict(previous)
+        outcome = topic or refusal(where)
+        conditions.append(cond("TriggerChannelReady", False, outcome.reason, outcome.message))
     else:
         out["address"] = {"url": f"{settings.ingress_base_url.rstrip('/')}/{ns}/{name}"}
         out["annotations"] = {"nerve.dev/backend": where.backend, "nerve.dev/topic": where.topic.name}
+        if where.channel is not None:
+            out["annotations"].update(zip(CHANNEL_ANNOTATIONS, (*where.channel, f"{name}-kne-trigger", ns),
+                                          strict=True))
         key = CONNECTION_ANNOTATION.get(where.backend)
         # Recorded once the topic exists there; a Broker that lost its ConfigMap keeps the old record.
         recorded = where.connection if topic is not None and topic.ready else (

@@ -96,6 +96,7 @@ def build(trigger: dict[str, Any], broker: dict[str, Any] | None, resource: Reso
             consumer_group=consumer_group(trigger, settings),
             destination=subscriber_uri,
             generation=meta["generation"],
+            created=meta.get("creationTimestamp"),
             reply_to_original_topic=True,
             filter_attributes=dict((spec.get("filter") or {}).get("attributes") or {}),
             filters=list(spec.get("filters") or []),
