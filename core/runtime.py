@@ -46,7 +46,7 @@ class _Drain:
     aiohttp's `cleanup()` marks every connection closing at once, and a closing connection drops the
     bytes that still arrive (aio-libs/aiohttp#2298): a request whose body is on its way when SIGTERM
     comes never completes and is cut off after the shutdown timeout, unanswered. So the drain runs
-    first: the listener is closed, idle connections are closed (no request of theirs was taken), the
+    first: the listener is closed, connections not in the app are told to close once they are done, the
     requests in flight are left to read their bodies and be answered (each answer with
     `Connection: close`), and only what is still running after `timeout` goes to aiohttp's shutdown.
     """
@@ -84,9 +84,11 @@ class _Drain:
             return
         for connection in server.connections:
             if connection not in self._busy:
-                # force_close: aiohttp's close() of a connection that never sent a request leaves its
-                # socket open until the shutdown ends, and its client waiting that long.
-                connection.force_close()
+                # close(), never force_close(): a connection can look idle while a request it just read
+                # is about to enter the app (or its answer is still being written); close() lets that
+                # request through and answers it, then closes. One that never sent a request stays
+                # open until the drain ends, and is closed with the rest.
+                connection.close()
         try:
             await asyncio.wait_for(self._idle.wait(), self.timeout)
         except TimeoutError:
