@@ -1,4 +1,4 @@
-# The verbs README.md and .ci/run use. Everything installs into .venv; nothing needs Docker.
+# The verbs README.md and .ci/run use. Everything installs into .venv; nothing but compose-test needs containers.
 # A target with a `## what it does` comment is a verb: `make help` lists it.
 PY ?= python3.11
 VENV := .venv
@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints.txt
 
-.PHONY: help install lock up lint typecheck check docs test test-fast fuzz kafka-fetch sdk-fetch kafka nats bench bench-channel clean
+.PHONY: help install lock up lint typecheck check docs test test-fast fuzz kafka-fetch sdk-fetch kafka nats bench bench-channel clean containers images compose-test
 
 help: ## list the verbs
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -83,6 +83,19 @@ bench: install ## short benchmarks: filter evaluation, then end to end on memory
 # ARGS="--backend kafka --kafka-bootstrap 127.0.0.1:9092" or ARGS="--backend nats --nats-url nats://127.0.0.1:4222".
 bench-channel: install ## a Channel with 1 and 10 Subscriptions, end to end (ARGS picks Kafka or NATS)
 	$(BIN)/python bench/bench_channel.py --subscriptions 1,10 $(ARGS)
+
+# ------------------------------------------------------------------------------------------ compose
+# docs/compose.md: Debian's podman (runtime runc), a Debian base made with debootstrap (no registry is
+# reachable here), podman-compose pinned in ~/.cache/nerve/containers/tools. Idempotent; a machine where
+# containers cannot run fails these targets, never skips them.
+containers: ## set up podman, the Debian base image and podman-compose (idempotent; root or sudo)
+	scripts/containers.sh setup tools
+
+images: install kafka-fetch containers ## build the Nerve image and the kafka/nats stand-ins
+	scripts/containers.sh images
+
+compose-test: images ## build the images, run the compose stack, walk through it, 2,000 events, down
+	NERVE_COMPOSE_TEST=1 $(BIN)/pytest tests/compose -s -p no:cacheprovider $(PYTEST_ARGS)
 
 clean: ## remove .venv and build and tool caches
 	rm -rf $(VENV) .venv-lock build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -345,6 +345,7 @@ class _KafkaReader(Reader):
     async def start(self) -> None:
         try:
             await self._consumer.start()
+            await asyncio.wait_for(self._partitions_known(), min(5.0, self._settings.assignment_timeout_s))
             self._consumer.subscribe([self._topic], listener=_Rebalance(self))
             await asyncio.wait_for(self._positioned(), self._settings.assignment_timeout_s)
             self._positioning = False
@@ -355,6 +356,17 @@ class _KafkaReader(Reader):
                 f"Kafka consumer group {self._group!r} on {self._topic!r} did not start: {_describe(exc)}"
             ) from None
         self._committer = asyncio.create_task(self._commit_loop(), name=f"kafka-commit-{self._group}")
+
+    async def _partitions_known(self) -> None:
+        # A topic control has only just created can be missing from the broker's metadata for a moment. A
+        # group joined then is assigned no partitions until aiokafka's next metadata refresh (5 minutes),
+        # and a new group starts at the end: every event sent meanwhile would be skipped (seen in the
+        # compose walkthrough). So join only once the metadata lists the topic's partitions.
+        while True:
+            cluster = await self._consumer._client.fetch_all_metadata()
+            if cluster.available_partitions_for_topic(self._topic):
+                return
+            await asyncio.sleep(0.1)
 
     async def _positioned(self) -> None:
         # Joining happens in the consumer's background task; the listener says when it is done. Then

@@ -28,8 +28,8 @@ def command_line() -> list[Setting]:
     return [*service_settings(port=API_PORT, contract=False), *control]
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    values = parse_service("python -m control", __doc__, command_line(), argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m control") -> None:
+    values = parse_service(prog, __doc__, command_line(), argv)
     common = build(ServiceSettings, values)
     settings = build(ControlSettings, values)
     default_class = DEFAULT_CLASS_FOR_BACKEND[settings.default_backend]
@@ -50,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         admission = AdmissionSettings(default_class, default_channel_kind=settings.channel_kind)
         control = ControlService(store, reconciler, admission, resync_seconds=settings.resync_seconds)
         await control.start()
-        runner, _ = await serve(create_app(control, access), common.host, common.port)
+        runner, _ = await serve(create_app(control, access), common.host, common.port,
+                                drain_timeout=common.drain_timeout)
         try:
             await stop.wait()
         finally:

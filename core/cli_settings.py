@@ -1,4 +1,4 @@
-"""What every standalone service (`python -m control|ingress|dispatcher`) takes, and the well-known ports.
+"""What every standalone service (`nerve control|ingress|dispatcher|sources`) takes, and the well-known ports.
 
 The ports are named once here because more than one part needs them: the ingress listens on
 INGRESS_PORT and control's Broker URLs point at it; the CLI's default server is the API_PORT.
@@ -35,11 +35,17 @@ class ServiceSettings:
     kafka_bootstrap: str = setting("", "--kafka-bootstrap", "KAFKA_BOOTSTRAP_SERVERS",
                                    "Default Kafka cluster (host:port,...) of Brokers whose config names none.")
     nats_url: str = setting("", "--nats-url", "NATS_URL", "Default NATS server (nats://host:port).")
+    # Below the 10 s a container runtime waits between SIGTERM and SIGKILL (docker/podman stop), so a
+    # drain ends on its own terms; compose and Kubernetes give more grace when they set this higher.
+    drain_timeout: float = setting(8.0, "--drain-timeout", "NERVE_DRAIN_TIMEOUT",
+                                   "On SIGTERM, seconds that requests (ingress, control API) and deliveries "
+                                   "(dispatcher, sources) in flight get to finish; a delivery not finished by "
+                                   "then is left unacked and delivered again.", minimum=0)
 
 
 def service_settings(*, port: int, contract: bool = True) -> list[Setting]:
     """The shared settings of one service, listening on `port` by default."""
-    names = ["host", "port", *(["contract"] if contract else []), "kafka_bootstrap", "nats_url"]
+    names = ["host", "port", *(["contract"] if contract else []), "kafka_bootstrap", "nats_url", "drain_timeout"]
     return [s.but(default=port) if s.name == "port" else s for s in settings_of(ServiceSettings, *names)]
 
 

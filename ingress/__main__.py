@@ -18,8 +18,8 @@ def command_line() -> list[Setting]:
     return [*service_settings(port=INGRESS_PORT), *settings_of(IngressSettings)]
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    values = parse_service("python -m ingress", __doc__, command_line(), argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m ingress") -> None:
+    values = parse_service(prog, __doc__, command_line(), argv)
     common = build(ServiceSettings, values)
     settings = build(IngressSettings, values)
 
@@ -29,7 +29,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         watcher = ContractWatcher(common.contract, [ingress.apply])
         await watcher.start()
         runner, _ = await serve(create_app(ingress, with_metrics=True), settings.host, settings.port,
-                                name="ingress", limits=settings.limits, decompress=False)
+                                name="ingress", limits=settings.limits, decompress=False,
+                                drain_timeout=common.drain_timeout)
         try:
             await stop.wait()
         finally:

@@ -12,7 +12,7 @@ import typer
 from control.api import kinds
 from control.api.meta import DEFAULT_NAMESPACE
 from core.cli_settings import API_PORT
-from nerve import manifest_files, output, typer_settings, up_settings
+from nerve import cli_services, manifest_files, output, typer_settings, up_settings
 from nerve.client import ApiError, Client, Unreachable
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -308,6 +308,9 @@ def display(
         run(lambda stop: run_display(host, port, stop))
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc}", 1)
+
+
+cli_services.register(app)
 
 
 def main() -> None:

@@ -31,8 +31,8 @@ HEADER = """\
 Every setting is a flag and an environment variable; a flag wins over the variable, the variable over
 the default. Each is defined once, on the settings dataclass of the part it configures
 (`control/settings.py`, `ingress/settings.py`, `dispatcher/settings.py`, `core/cli_settings.py`, and
-`nerve/up_settings.py` for the two ports of `nerve up`), and `nerve up` and `python -m
-control|ingress|dispatcher` take the same flag for the same setting. A value a setting cannot take
+`nerve/up_settings.py` for the two ports of `nerve up`), and `nerve up` and `nerve
+control|ingress|dispatcher|sources` take the same flag for the same setting. A value a setting cannot take
 is refused with one line naming the flag (or the variable) and the reason, and exit code 2.
 
 Templates take `{name}` and `{namespace}` (of the Broker, Trigger or Service) and nothing else.
@@ -41,13 +41,16 @@ Booleans take `1`, `true`, `yes`, `on` or `0`, `false`, `no`, `off` in the envir
 
 SECTIONS = [
     ("`nerve up`", "Control, ingress, dispatcher and sources in one process (the embedded mode).", up_command_line),
-    ("`python -m control`", "The control plane as its own service: the API, the store and the contract file.",
+    ("`nerve control` (or `python -m control`)",
+     "The control plane as its own service: the API, the store and the contract file.",
      control_command_line),
-    ("`python -m ingress`", "The Broker ingress as its own service, following the contract file.",
+    ("`nerve ingress` (or `python -m ingress`)", "The Broker ingress as its own service, following the contract file.",
      ingress_command_line),
-    ("`python -m dispatcher`", "The dispatcher as its own service, following the contract file; `--port` serves "
+    ("`nerve dispatcher` (or `python -m dispatcher`)",
+     "The dispatcher as its own service, following the contract file; `--port` serves "
      "`/metrics`, `/healthz` and `/readyz`.", dispatcher_command_line),
-    ("`python -m sources`", "The source adapters (KafkaSource) as their own service, following the contract file; "
+    ("`nerve sources` (or `python -m sources`)",
+     "The source adapters (KafkaSource) as their own service, following the contract file; "
      "`--port` serves `/metrics`, `/healthz` and `/readyz`.", sources_command_line),
 ]
 

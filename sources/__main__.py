@@ -20,10 +20,10 @@ def command_line() -> list[Setting]:
     return [*service_settings(port=SOURCES_PORT), *settings_of(SourcesSettings)]
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    values = parse_service("python -m sources", __doc__, command_line(), argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m sources") -> None:
+    values = parse_service(prog, __doc__, command_line(), argv)
     common = build(ServiceSettings, values)
-    settings = build(SourcesSettings, values)
+    settings = build(SourcesSettings, values, drain_timeout_s=common.drain_timeout)
 
     async def service(stop: asyncio.Event) -> None:
         pool = BackendPool(BackendSettings(kafka_bootstrap_servers=common.kafka_bootstrap, nats_url=common.nats_url))

@@ -175,6 +175,7 @@ def test_docs_configuration_md_is_generated_from_the_definitions() -> None:
     committed = (REPO / "docs" / "configuration.md").read_text()
     assert committed == generator.render(), "docs/configuration.md is stale: run python scripts/gen_config_docs.py"
     for command, settings in COMMAND_LINES.items():
-        section = committed.split(f"## `{command}`", 1)[1].split("\n## ", 1)[0]
+        # The heading names the command (`nerve ingress`, and `python -m ingress` beside it).
+        section = re.split(rf"^## .*`{command}`.*$", committed, maxsplit=1, flags=re.M)[1].split("\n## ", 1)[0]
         assert [re.findall(r"^\| `(--[a-z-]+)`", line) for line in section.splitlines() if line.startswith("| `")] \
             == [[s.flag] for s in settings]
