@@ -23,6 +23,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from core.errors import Forbidden, NerveError, Unauthorized, UnsupportedMediaType
+from core.headers import media_type
 
 log = logging.getLogger("nerve.control")
 
@@ -126,9 +127,11 @@ def _refusal(access: Access, request: web.Request) -> NerveError | None:
     problem = access.token_problem(request.headers.get("Authorization"))
     if problem:
         return Unauthorized(problem)
-    if request.method in _BODY_METHODS and request.content_type not in JSON_TYPES:
+    media = media_type(request.headers.get("Content-Type"))
+    if request.method in _BODY_METHODS and media not in JSON_TYPES:
         return UnsupportedMediaType(
-            f"Content-Type {request.content_type!r}: the control API takes application/json bodies",
+            f"{f'Content-Type {media!r}' if media else 'no Content-Type'}: the control API takes application/json "
+            "bodies",
             field="Content-Type")
     return None
 

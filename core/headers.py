@@ -32,3 +32,13 @@ def pass_through(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
             raise InvalidEvent(f"header {name} carries raw bytes that are not UTF-8", field=name.lower())
         passed[name.lower()] = value
     return passed
+
+
+def media_type(content_type: str | None) -> str:
+    """The media type of a Content-Type value, lower-cased, without parameters ("" when there is none).
+
+    Read from the raw header on purpose: aiohttp's `request.content_type` hands the value to Python's email
+    parser, which raises IndexError on some malformed parameters (`x;P*`), and a producer's bad header must
+    be a 4xx, not a 500."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+

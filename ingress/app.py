@@ -77,8 +77,8 @@ class Ingress:
         events: list[Event] = []
         try:
             body = await self._read(request)
-            events = from_http(request.content_type if "Content-Type" in request.headers else None,
-                               request.headers.items(), body)
+            # The raw header, not aiohttp's request.content_type, which raises on some malformed values.
+            events = from_http(request.headers.get("Content-Type"), request.headers.items(), body)
             resource = ROUTES.resolve(target, self._routes)
             headers = pass_through(request.headers.items())
             if headers:

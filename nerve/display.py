@@ -52,7 +52,7 @@ def create_app(out: TextIO) -> web.Application:
             return web.json_response({"error": "MethodNotAllowed"}, status=405, headers={"Allow": "POST"})
         body = await request.read()
         try:
-            events = from_http(request.content_type if "Content-Type" in request.headers else None,
+            events = from_http(request.headers.get("Content-Type"),
                                request.headers.items(), body)
         except InvalidEvent as exc:
             return web.json_response(exc.to_json(), status=400)
