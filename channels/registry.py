@@ -22,10 +22,21 @@ class BackendSettings:
     """Default Kafka cluster for resources whose config names none."""
     nats_url: str = ""
     """Default NATS server for resources whose config names none."""
+    one_process: bool = True
+    """Whether ingress, dispatcher and control share this process (`nerve up`). Only then can the memory
+    backend serve: in a separate service it would hold events no other process ever reads."""
+
+
+MEMORY_NEEDS_ONE_PROCESS = (
+    "the memory backend keeps events inside one process, so it works only under `nerve up`; this is a "
+    "separate service, which no other part could reach it from: give the resource Kafka or NATS (Broker class "
+    "Kafka or NatsJetStreamBroker, a KafkaChannel or NatsJetStreamChannel), or run `nerve up`")
 
 
 def _build(backend: str, connection: str, settings: BackendSettings) -> Backend:
     if backend == "memory":
+        if not settings.one_process:
+            raise BackendError(MEMORY_NEEDS_ONE_PROCESS)
         return MemoryBackend(settings.memory)
     if backend == "kafka":
         from channels.kafka import KafkaBackend, KafkaSettings

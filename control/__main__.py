@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m control") -> 
 
     async def service(stop: asyncio.Event) -> None:
         pool = BackendPool(BackendSettings(kafka_bootstrap_servers=common.kafka_bootstrap,
-                                           nats_url=common.nats_url))
+                                           nats_url=common.nats_url, one_process=False))
         secure_dir(settings.state_dir)
         access = Access(load_or_create_token(settings.state_dir, settings.token), settings.allowed_hosts,
                         settings.allowed_origins)

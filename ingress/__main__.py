@@ -24,7 +24,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m ingress") -> 
     settings = build(IngressSettings, values)
 
     async def service(stop: asyncio.Event) -> None:
-        pool = BackendPool(BackendSettings(kafka_bootstrap_servers=common.kafka_bootstrap, nats_url=common.nats_url))
+        pool = BackendPool(BackendSettings(kafka_bootstrap_servers=common.kafka_bootstrap, nats_url=common.nats_url,
+                                           one_process=False))
         ingress = Ingress(pool, settings)
         watcher = ContractWatcher(common.contract, [ingress.apply])
         await watcher.start()

@@ -26,7 +26,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m sources") -> 
     settings = build(SourcesSettings, values, drain_timeout_s=common.drain_timeout)
 
     async def service(stop: asyncio.Event) -> None:
-        pool = BackendPool(BackendSettings(kafka_bootstrap_servers=common.kafka_bootstrap, nats_url=common.nats_url))
+        pool = BackendPool(BackendSettings(kafka_bootstrap_servers=common.kafka_bootstrap, nats_url=common.nats_url,
+                                           one_process=False))
         try:
             await follow_contract(stop, Sources(pool, settings), contract=common.contract, host=common.host,
                                   port=common.port)
