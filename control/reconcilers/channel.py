@@ -9,7 +9,7 @@ from typing import Any
 from channels.registry import BackendPool
 from control.api.meta import mapping
 from control.reconcilers import topics
-from control.reconcilers.garbage import owner_uids
+from control.reconcilers.garbage import owned_by
 from control.reconcilers.resources import channel as build
 from control.reconcilers.resources import subscription as subscription_build
 from control.reconcilers.snapshot import Snapshot
@@ -74,7 +74,7 @@ class GenericChannelReconciler:
         meta, tmpl = channel["metadata"], build.template(channel)
         existing = snapshot.find(str(tmpl.get("kind", "")), meta["namespace"], meta["name"])
         stored = await writes.ensure_child(channel, build.backing_channel(channel), existing, keep=("subscribers",))
-        if stored is None and existing is not None and meta["uid"] not in owner_uids(existing):
+        if stored is None and existing is not None and not owned_by(existing, channel):
             return (f"{existing['kind']} {meta['namespace']}/{meta['name']} exists and is not this Channel's; "
                     "delete it or name the Channel differently")
         return ""

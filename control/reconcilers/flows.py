@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from control.reconcilers.garbage import owner_uids
+from control.reconcilers.garbage import owned_by
 from control.reconcilers.resources.flows import Observed
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.writes import Writes
@@ -19,15 +19,11 @@ from control.store.base import is_deleting
 CHANNEL_KEEP = ("subscribers",)
 
 
-def _owned_by(obj: dict[str, Any], owner: dict[str, Any]) -> bool:
-    return str(owner["metadata"]["uid"]) in owner_uids(obj)
-
-
 async def ensure(owner: dict[str, Any], want: dict[str, Any], snapshot: Snapshot, writes: Writes) -> Observed:
     """Create or update one child; what the pass found for it."""
     meta = want["metadata"]
     existing = snapshot.find(want["kind"], meta["namespace"], meta["name"])
-    if existing is not None and not _owned_by(existing, owner):
+    if existing is not None and not owned_by(existing, owner):
         return Observed(want, foreign=True)
     if existing is not None and want["kind"] == "Subscription" and not _same_channel(existing, want):
         # spec.channel of a Subscription is immutable (a channel template of another kind): as Knative does,

@@ -18,6 +18,11 @@ def owner_uids(obj: dict[str, Any]) -> set[str]:
     return {str(ref.get("uid")) for ref in obj["metadata"].get("ownerReferences") or [] if ref.get("uid")}
 
 
+def owned_by(obj: dict[str, Any], owner: dict[str, Any]) -> bool:
+    """Whether `obj` names `owner` among its owners (a child the owner generated)."""
+    return str(owner["metadata"].get("uid")) in owner_uids(obj)
+
+
 def orphans(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """The objects whose owners are all gone, which are not being deleted already."""
     objects = list(objects)

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from control.reconcilers import finalizers
-from control.reconcilers.garbage import owner_reference, owner_uids
+from control.reconcilers.garbage import owned_by, owner_reference
 from control.store.base import ResourceStore, is_deleting, key_of
 from core.errors import Conflict, NotFound
 
@@ -87,7 +87,7 @@ class Writes:
                 return None
             self.again = True  # the child is reconciled in the next round of this pass
             return created
-        if owner["metadata"]["uid"] not in owner_uids(existing) or is_deleting(existing):
+        if not owned_by(existing, owner) or is_deleting(existing):
             return None
         meta, new_meta = existing["metadata"], wanted["metadata"]
         spec = {**child.get("spec", {}), **{k: v for k, v in existing.get("spec", {}).items() if k in keep}}

@@ -23,7 +23,7 @@ from control.api.kafkachannel import DEFAULT_RETENTION
 from control.api.meta import mapping
 from control.api.natsjetstreamchannel import stream_config
 from control.conditions import cond, with_ready
-from control.reconcilers.garbage import owner_uids
+from control.reconcilers.garbage import owned_by
 from control.reconcilers.resources.delivery import dead_letter_condition
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.topics import TopicOutcome
@@ -214,7 +214,7 @@ def backing_of(channel: dict[str, Any], snapshot: Snapshot) -> dict[str, Any] | 
     """The Channel's backing channel as stored: of the template's kind and name, owned by the Channel."""
     tmpl, meta = template(channel), channel["metadata"]
     found = snapshot.find(str(tmpl.get("kind", "")), meta["namespace"], meta["name"])
-    if found is None or meta.get("uid") not in owner_uids(found):
+    if found is None or not owned_by(found, channel):
         return None
     return found
 
