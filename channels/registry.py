@@ -79,3 +79,10 @@ class BackendPool:
         channels, self._channels = list(self._channels.values()), {}
         for channel in channels:
             await channel.stop()
+
+
+def service_pool(kafka_bootstrap_servers: str, nats_url: str) -> BackendPool:
+    """The pool of a separate service (`nerve control|ingress|dispatcher|sources`): the default clusters,
+    and no memory backend, which only `nerve up` can share between its parts."""
+    return BackendPool(BackendSettings(kafka_bootstrap_servers=kafka_bootstrap_servers, nats_url=nats_url,
+                                       one_process=False))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from channels.registry import BackendPool, BackendSettings
+from channels.registry import service_pool
 from control.api.admission import AdmissionSettings
 from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
 from control.auth import Access, load_or_create_token, secure_dir
@@ -35,8 +35,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m control") -> 
     default_class = DEFAULT_CLASS_FOR_BACKEND[settings.default_backend]
 
     async def service(stop: asyncio.Event) -> None:
-        pool = BackendPool(BackendSettings(kafka_bootstrap_servers=common.kafka_bootstrap,
-                                           nats_url=common.nats_url, one_process=False))
+        pool = service_pool(common.kafka_bootstrap, common.nats_url)
         secure_dir(settings.state_dir)
         access = Access(load_or_create_token(settings.state_dir, settings.token), settings.allowed_hosts,
                         settings.allowed_origins)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from channels.registry import BackendPool, BackendSettings
+from channels.registry import service_pool
 from core.cli_settings import DISPATCHER_PORT, ServiceSettings, parse_service, service_settings
 from core.runtime import follow_contract, run
 from core.settings import Setting, build, settings_of
@@ -26,8 +26,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m dispatcher") 
     settings = build(DispatcherSettings, values, drain_timeout_s=common.drain_timeout)
 
     async def service(stop: asyncio.Event) -> None:
-        pool = BackendPool(BackendSettings(kafka_bootstrap_servers=common.kafka_bootstrap, nats_url=common.nats_url,
-                                           one_process=False))
+        pool = service_pool(common.kafka_bootstrap, common.nats_url)
         try:
             await follow_contract(stop, Dispatcher(pool, settings), contract=common.contract, host=common.host,
                                   port=common.port)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from channels.registry import BackendPool, BackendSettings
+from channels.registry import service_pool
 from core.cli_settings import INGRESS_PORT, ServiceSettings, parse_service, service_settings
 from core.contract_watch import ContractWatcher
 from core.runtime import run, serve
@@ -24,8 +24,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m ingress") -> 
     settings = build(IngressSettings, values)
 
     async def service(stop: asyncio.Event) -> None:
-        pool = BackendPool(BackendSettings(kafka_bootstrap_servers=common.kafka_bootstrap, nats_url=common.nats_url,
-                                           one_process=False))
+        pool = service_pool(common.kafka_bootstrap, common.nats_url)
         ingress = Ingress(pool, settings)
         watcher = ContractWatcher(common.contract, [ingress.apply])
         await watcher.start()
