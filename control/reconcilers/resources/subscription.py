@@ -159,8 +159,7 @@ def build(subscription: dict[str, Any], found: ChannelOf, resource: Resource | N
         why = ready_of(found.concrete) or {}
         conditions += [cond("AddedToChannel", False, "PhysicalChannelSyncFailed",
                             f"the channel takes no Subscriptions yet: {why.get('message') or why.get('reason') or ''}"),
-                       cond("ChannelReady", False, str(why.get("reason") or "ChannelNotReady"),
-                            str(why.get("message") or "the channel is not Ready"))]
+                       _channel_not_ready(found.concrete)]
     else:
         assert found.concrete is not None
         delivery = merged_delivery(subscription, found.concrete)
@@ -180,14 +179,17 @@ def build(subscription: dict[str, Any], found: ChannelOf, resource: Resource | N
         )
         subscriber = subscriber_spec(subscription, resolved, delivery, dead_letter)
         conditions.append(cond("AddedToChannel", True))
-        if is_ready(found.concrete):
-            conditions.append(cond("ChannelReady", True))
-        else:
-            why = ready_of(found.concrete) or {}
-            conditions.append(cond("ChannelReady", False, str(why.get("reason") or "ChannelNotReady"),
-                                   str(why.get("message") or "the channel is not Ready")))
+        ready = is_ready(found.concrete)
+        conditions.append(cond("ChannelReady", True) if ready else _channel_not_ready(found.concrete))
     status["conditions"] = with_ready(conditions, mapping(subscription.get("status")).get("conditions"), now)
     return Built(status, egress, subscriber)
+
+
+def _channel_not_ready(channel: dict[str, Any]) -> dict[str, Any]:
+    """ChannelReady=False with the channel's own Ready reason and message."""
+    why = ready_of(channel) or {}
+    return cond("ChannelReady", False, str(why.get("reason") or "ChannelNotReady"),
+                str(why.get("message") or "the channel is not Ready"))
 
 
 def subscriber_spec(subscription: dict[str, Any], resolved: dict[str, str], delivery: dict[str, Any] | None,
