@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from channels.registry import service_pool
 from core.cli_settings import INGRESS_PORT, ServiceSettings, contract_feed, parse_service, service_settings
 from core.contract_watch import ContractWatcher
+from core.observability import TelemetrySettings
 from core.runtime import run, serve
 from core.settings import Setting, build, settings_of
 from ingress.app import Ingress, create_app
@@ -38,7 +39,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m ingress") -> 
             await watcher.stop()
             await pool.stop()
 
-    run(service)
+    run(service, telemetry=build(TelemetrySettings, values), service="nerve-ingress")
 
 
 if __name__ == "__main__":
