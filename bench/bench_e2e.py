@@ -12,6 +12,12 @@ and the sinks share this process on uvloop. Each run prints, per Trigger count:
 
     .venv/bin/python bench/bench_e2e.py                       # memory, 1 and 10 Triggers
     .venv/bin/python bench/bench_e2e.py --backend kafka --kafka-bootstrap 127.0.0.1:9092 --topology separate
+    .venv/bin/python bench/bench_e2e.py --tracing both --triggers 1      # the cost of tracing: off, then on
+
+`--tracing on` runs Nerve with OTEL_EXPORTER_OTLP_ENDPOINT pointing at an OTLP/HTTP endpoint in this
+process (it takes each export and answers 200) and every span sampled (the SDK's default sampler), the
+worst case; each line then says `tracing=on` and how many export requests arrived. `ingress p99` is the
+time from sending a request to its 202, the ingress's own latency.
 """
 
 from __future__ import annotations
@@ -90,6 +96,19 @@ def unique_names() -> list[str]:
             "--consumer-group-template", f"bench-{run}-{{namespace}}-{{name}}"]
 
 
+class OtlpSink:
+    """What a collector's OTLP/HTTP receiver does for the benchmark: takes each export, answers 200."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.bytes = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.bytes += len(await request.read())
+        self.requests += 1
+        return web.Response(status=200, content_type="application/x-protobuf", body=b"")
+
+
 class SeparateServices:
     """control, ingress and dispatcher as their own processes (compose's shape): one core each at most."""
 
@@ -144,7 +163,8 @@ class SeparateServices:
         }
         self.log = (state / "services.log").open("wb")
         self.procs = {
-            name: subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT) for name, cmd in commands.items()
+            name: subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=args.env)
+            for name, cmd in commands.items()
         }
         self.ps = {name: psutil.Process(p.pid) for name, p in self.procs.items()}
 
@@ -204,7 +224,7 @@ class NerveProcess:
         if args.nats_url:
             cmd += ["--nats-url", args.nats_url]
         self.log = (state / "nerve.log").open("wb")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=args.env)
         self.ps = {"nerve up": psutil.Process(self.proc.pid)}
 
     async def wait_ready(self) -> None:
@@ -288,6 +308,8 @@ class Result:
     refused: int = 0
     seconds: float = 0.0
     started: float = 0.0
+    answered: list[float] = field(default_factory=list)
+    """Seconds from sending each accepted request to its 202."""
 
 
 async def send_all(
@@ -324,11 +346,12 @@ async def send_all(
                 "ce-type": "bench.event",
                 "Content-Type": "application/json",
             }
-            sinks.sent_at[event_id] = time.perf_counter()
+            sent = sinks.sent_at[event_id] = time.perf_counter()
             async with session.post(url, data=body, headers=headers) as r:
                 await r.read()
                 if r.status == 202:
                     result.accepted += 1
+                    result.answered.append(time.perf_counter() - sent)
                 else:
                     result.refused += 1
                     sinks.sent_at.pop(event_id, None)
@@ -338,14 +361,19 @@ async def send_all(
     return result
 
 
-async def run_case(args: argparse.Namespace, triggers: int) -> None:
+async def run_case(args: argparse.Namespace, triggers: int, tracing: bool) -> None:
     sinks = Sinks(expected_per_id=triggers)
+    otlp = OtlpSink()
     app = web.Application()
+    app.router.add_post("/v1/traces", otlp.handle)
     app.router.add_post("/{trigger}", sinks.handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     sink_port = free_port()
     await web.TCPSite(runner, "127.0.0.1", sink_port).start()
+    args.env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    if tracing:
+        args.env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}", "OTEL_SERVICE_NAME": "bench"}
     broker_class = {"memory": "MTChannelBasedBroker", "kafka": "Kafka", "nats": "NatsJetStreamBroker"}[args.backend]
     with tempfile.TemporaryDirectory() as state:
         nerve: NerveProcess | SeparateServices = (
@@ -398,9 +426,11 @@ async def run_case(args: argparse.Namespace, triggers: int) -> None:
                     undelivered = sum(1 for i in sinks.sent_at if sinks.arrivals.get(i, 0) < triggers)
                     dups = sum(max(0, n - triggers) for n in sinks.arrivals.values())
                     extra = f"+{args.non_matching} filtered" if args.non_matching else ""
+                    traced = f"tracing=on ({otlp.requests} exports)" if tracing else "tracing=off"
                     print(
-                        f"{args.backend:6} {args.topology:8} triggers={triggers:<3}{extra} {label:12} "
+                        f"{args.backend:6} {args.topology:8} triggers={triggers:<3}{extra} {label:12} {traced}  "
                         f"accepted={result.accepted / result.seconds:8.0f} ev/s  "
+                        f"ingress p99={percentile(result.answered, 0.99) * 1000:6.1f} ms  "
                         f"delivered={sinks.delivered / span:8.0f} ev/s  "
                         f"p50={percentile(sinks.latencies, 0.50) * 1000:7.1f} ms  "
                         f"p99={percentile(sinks.latencies, 0.99) * 1000:7.1f} ms  "
@@ -454,6 +484,8 @@ def main() -> None:
         choices=["embedded", "separate"],
         help="one `nerve up` process, or control/ingress/dispatcher as separate processes",
     )
+    parser.add_argument("--tracing", default="off", choices=["off", "on", "both"],
+                        help="Nerve with OpenTelemetry tracing to an OTLP endpoint here; both: off, then on")
     args = parser.parse_args()
     try:
         import uvloop
@@ -461,8 +493,10 @@ def main() -> None:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.tracing]
     for count in (int(t) for t in args.triggers.split(",")):
-        runner(run_case(args, count))
+        for tracing in modes:
+            runner(run_case(args, count, tracing))
 
 
 if __name__ == "__main__":
