@@ -102,9 +102,12 @@ class Embedded:
             except (OSError, ValueError, KeyError) as exc:
                 log.warning("ignoring unreadable %s: %s", contract_path, exc)
         self._store = SqliteStore(control_settings.db_path)
+        # In one process the sources service watches the store itself (ApiServerSource, embedded mode).
+        self.sources.watch = self._store
         # Generations keep counting up across restarts; the first reconcile republishes the contract.
         reconciler = Reconciler(
-            self._store, self.pool, control_settings, publish, contract=Contract(previous.generation)
+            self._store, self.pool, control_settings, publish, contract=Contract(previous.generation),
+            api_url=f"http://{settings.host}:{settings.api_port}", sources_watch_store=True,
         )
         default_class = DEFAULT_CLASS_FOR_BACKEND[settings.backend]
         admission = AdmissionSettings(default_class, default_channel_kind=control_settings.channel_kind)
@@ -115,6 +118,7 @@ class Embedded:
                                           settings.api_port, name="control")
         self._closers.insert(1, api_runner.cleanup)
         self.api_url = f"http://{settings.host}:{api_port}"
+        reconciler.api_server_sources.source_url = self.api_url  # the port, when it was 0 (tests)
 
     async def stop(self) -> None:
         closers, self._closers = self._closers, []

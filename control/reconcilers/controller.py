@@ -30,6 +30,7 @@ from channels.registry import BackendPool
 from control.api import kinds
 from control.conditions import cond, with_ready
 from control.reconcilers import finalizers, garbage
+from control.reconcilers.apiserversource import ApiServerSourceReconciler
 from control.reconcilers.broker import BrokerReconciler
 from control.reconcilers.channel import Channels
 from control.reconcilers.kafkasource import KafkaSourceReconciler
@@ -70,7 +71,11 @@ class Reconciler:
         *,
         contract: Contract | None = None,
         probe_timeout_s: float = 2.0,
+        api_url: str = "",
+        sources_watch_store: bool = False,
     ) -> None:
+        """`api_url` is the control API's URL (an ApiServerSource's event `source`); `sources_watch_store`
+        says the sources service runs in this process with the store handed to it (`nerve up`)."""
         self._store = store
         self._settings = settings
         self._sink = sink
@@ -79,6 +84,7 @@ class Reconciler:
         self.brokers = BrokerReconciler(pool, settings)
         self.triggers = TriggerReconciler(pool, settings)
         self.kafka_sources = KafkaSourceReconciler(pool, self._probes)
+        self.api_server_sources = ApiServerSourceReconciler(source_url=api_url, watch_available=sources_watch_store)
         self.channels = Channels(pool, settings)
         self.sequences = SequenceReconciler()
         self.parallels = ParallelReconciler()
@@ -103,6 +109,7 @@ class Reconciler:
         resources = await self._reconcile_brokers(snapshot, resolver, writes)
         resources += await self.channels.reconcile_all(snapshot, resolver, writes)
         sources = await self.kafka_sources.reconcile_all(snapshot.live("KafkaSource"), resolver, writes)
+        sources += await self.api_server_sources.reconcile_all(snapshot, resolver, writes)
         await self._reconcile_flows(snapshot, writes)
         await self._publish(resources, sources)
         await self._finalize(snapshot, writes)
