@@ -44,6 +44,7 @@ from control.api import (
     source,
     subscription,
     trigger,
+    workloads,
 )
 from control.api.columns import Column
 from control.api.schema import OPEN, FieldNotice, Node, resource
@@ -205,7 +206,8 @@ PARALLEL = Kind(
 
 CONFIGMAP = Kind("v1", "ConfigMap", "configmaps", ("cm",), schema=corev1.CONFIGMAP_SCHEMA,
                  validate=corev1.validate_configmap, columns=corev1.CONFIGMAP_COLUMNS)
-SERVICE = Kind("v1", "Service", "services", ("svc",), schema=corev1.SERVICE_SCHEMA)
+SERVICE = Kind("v1", "Service", "services", ("svc",), schema=corev1.SERVICE_SCHEMA,
+               validate=corev1.validate_service, columns=corev1.SERVICE_COLUMNS)
 NAMESPACE = Kind("v1", "Namespace", "namespaces", ("ns",), namespaced=False, schema=corev1.NAMESPACE_SCHEMA)
 # RBAC, stored so Knative's walkthroughs apply as written; it grants nothing in embedded mode (rbac.py).
 SERVICE_ACCOUNT = Kind("v1", "ServiceAccount", "serviceaccounts", ("sa",), schema=rbac.SCHEMA,
@@ -218,8 +220,26 @@ CLUSTER_ROLE_BINDING = Kind(rbac.API_VERSION, "ClusterRoleBinding", "clusterrole
                             schema=rbac.SCHEMA, notices=rbac.notices_rbac)
 RBAC_KINDS: tuple[Kind, ...] = (SERVICE_ACCOUNT, ROLE, ROLE_BINDING, CLUSTER_ROLE, CLUSTER_ROLE_BINDING)
 
+# Kubernetes' workload kinds, run as local processes in embedded mode (control/api/workloads.py).
+POD = Kind("v1", "Pod", "pods", ("po",), schema=workloads.SCHEMA, default=workloads.default_pod,
+           validate=workloads.validate_pod, validate_update=workloads.validate_pod_update,
+           notices=workloads.notices_pod, columns=workloads.POD_COLUMNS)
+DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments", ("deploy",), schema=workloads.SCHEMA,
+                  default=workloads.default_deployment, validate=workloads.validate_deployment,
+                  validate_update=workloads.validate_deployment_update, notices=workloads.notices_deployment,
+                  columns=workloads.DEPLOYMENT_COLUMNS)
+JOB = Kind("batch/v1", "Job", "jobs", schema=workloads.SCHEMA, default=workloads.default_job,
+           validate=workloads.validate_job, validate_update=workloads.validate_job_update,
+           notices=workloads.notices_job, columns=workloads.JOB_COLUMNS)
+CRONJOB = Kind("batch/v1", "CronJob", "cronjobs", ("cj",), older_versions=("batch/v1beta1",),
+               schema=workloads.SCHEMA, default=workloads.default_cronjob, validate=workloads.validate_cronjob,
+               notices=workloads.notices_cronjob, columns=workloads.CRONJOB_COLUMNS)
+EVENT = Kind("v1", "Event", "events", ("ev",), schema=workloads.EVENT_SCHEMA, validate=workloads.validate_event,
+             columns=workloads.EVENT_COLUMNS)
+WORKLOAD_KINDS: tuple[Kind, ...] = (DEPLOYMENT, JOB, CRONJOB, POD)
+
 KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA_SOURCE,
-                           CHANNEL, *CHANNEL_KINDS, SUBSCRIPTION, SEQUENCE, PARALLEL,
+                           CHANNEL, *CHANNEL_KINDS, SUBSCRIPTION, SEQUENCE, PARALLEL, *WORKLOAD_KINDS, EVENT,
                            API_SERVER_SOURCE, *RBAC_KINDS)
 
 _BY_SPELLING = {spelling: kind for kind in KINDS for spelling in kind.spellings()}
