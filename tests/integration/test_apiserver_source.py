@@ -276,3 +276,28 @@ async def test_a_source_watching_its_own_kind_does_not_feed_itself(stack: Stack,
         await stack.nerve.service.reconciler.reconcile()
     await receiver.settle(0.5)
     assert [e.attributes["kind"] for e in receiver.events] == ["ConfigMap"]
+
+
+async def test_changing_and_deleting_the_source(stack: Stack, receiver: Receiver) -> None:
+    other = Receiver()
+    other_url = await other.start()
+    try:
+        await stack.apply(api_server_source("changing", receiver.url))
+        await stack.apply(configmap("a"))
+        await receiver.wait_for(1)
+        # A new mode restarts the watch; a new sink only moves where the events go.
+        await stack.apply(api_server_source("changing", receiver.url, mode="Resource"))
+        await stack.apply(configmap("b"))
+        await receiver.wait_for(2)
+        await stack.apply(api_server_source("changing", other_url, mode="Resource"))
+        await stack.apply(configmap("c"))
+        [moved] = await other.wait_for(1)
+        assert [e.type for e in receiver.events] == ["dev.knative.apiserver.ref.add",
+                                                     "dev.knative.apiserver.resource.add"]
+        assert (moved.type, moved.attributes["name"]) == ("dev.knative.apiserver.resource.add", "c")
+        await stack.delete("apiserversource", "ns1", "changing")
+        await stack.apply(configmap("d"))
+        await other.settle()
+        assert len(other.events) == 1 and len(receiver.events) == 2
+    finally:
+        await other.stop()
