@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from control.conditions import ready_of
 from control.reconcilers.resources import apiserversource as build
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.writes import Writes
@@ -13,13 +10,6 @@ from control.resolver import Resolver
 from core.contract import Source
 
 DEFAULT_SOURCE_URL = "http://127.0.0.1:8081"
-
-
-def _readiness(source: dict[str, Any]) -> tuple[Any, ...]:
-    """What a Trigger's DependencyReady reads of a source (conditions.ready_of and observedGeneration)."""
-    ready = ready_of(source) or {}
-    return (source.get("status") or {}).get("observedGeneration"), ready.get("status"), ready.get("reason"), \
-        ready.get("message")
 
 
 class ApiServerSourceReconciler:
@@ -34,14 +24,9 @@ class ApiServerSourceReconciler:
     async def reconcile_all(self, snapshot: Snapshot, resolver: Resolver, writes: Writes) -> list[Source]:
         out: list[Source] = []
         for source in snapshot.live(self.kind):
-            before = _readiness(source)
             built = build.build(source, snapshot, resolver, source_url=self.source_url,
                                 watch_available=self.watch_available)
             await writes.status(source, built.status)
-            if _readiness(source) != before:
-                # A Trigger that names this source in knative.dev/dependency was reconciled earlier in the
-                # round against the old status: another round lets it follow now, not at the next resync.
-                writes.again = True
             if built.source is not None:
                 out.append(built.source)
         return out

@@ -31,6 +31,8 @@ from typing import Any
 
 from channels.registry import BackendPool
 from control.api import kinds
+from control.api import source as source_api
+from control.api.trigger import dependency_of
 from control.conditions import cond, with_ready
 from control.reconcilers import finalizers, garbage
 from control.reconcilers.apiserversource import ApiServerSourceReconciler
@@ -39,6 +41,7 @@ from control.reconcilers.channel import Channels
 from control.reconcilers.kafkasource import KafkaSourceReconciler
 from control.reconcilers.parallel import ParallelReconciler
 from control.reconcilers.probe import KafkaProbes
+from control.reconcilers.resources.trigger import dependency_view
 from control.reconcilers.sequence import SequenceReconciler
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.trigger import TriggerReconciler
@@ -63,6 +66,14 @@ def deleting_status(obj: dict[str, Any], why: str) -> dict[str, Any]:
     waiting = cond("BackendCleanedUp", False, "Deleting", f"waiting to clean up the backend: {why}")
     status["conditions"] = with_ready([waiting, *(dict(c) for c in old)], status.get("conditions"))
     return status
+
+
+def _dependencies(snapshot: Snapshot) -> dict[tuple[str, str, str], tuple[Any, ...]]:
+    """What Triggers' DependencyReady reads of every source (none when no Trigger names a dependency)."""
+    if not any(dependency_of(t) for t in snapshot.live("Trigger")):
+        return {}
+    return {(kind.kind, o["metadata"]["namespace"], o["metadata"]["name"]): dependency_view(o)
+            for kind in kinds.in_category(source_api.CATEGORY) for o in snapshot.all(kind.kind)}
 
 
 class Reconciler:
@@ -148,8 +159,13 @@ class Reconciler:
         resolver = Resolver(snapshot, self._settings.service_url_template)
         resources = await self._reconcile_brokers(snapshot, resolver, writes)
         resources += await self.channels.reconcile_all(snapshot, resolver, writes)
+        dependencies = _dependencies(snapshot)
         sources = await self.kafka_sources.reconcile_all(snapshot.live("KafkaSource"), resolver, writes)
         sources += await self.api_server_sources.reconcile_all(snapshot, resolver, writes)
+        if _dependencies(snapshot) != dependencies:
+            # A Trigger whose knative.dev/dependency names a source was reconciled before the sources, against
+            # their old status: another round lets it follow now rather than at the next resync.
+            writes.again = True
         await self._reconcile_flows(snapshot, writes)
         await self._publish(resources, sources, workloads)
         await self._finalize(snapshot, writes)

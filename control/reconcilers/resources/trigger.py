@@ -53,6 +53,13 @@ def group_holder(trigger: dict[str, Any], others: list[dict[str, Any]],
     return None
 
 
+def dependency_view(source: dict[str, Any]) -> tuple[Any, ...]:
+    """What DependencyReady reads of a source: its generations and its Ready condition."""
+    ready = ready_of(source) or {}
+    return (source["metadata"].get("generation"), (source.get("status") or {}).get("observedGeneration"),
+            ready.get("status"), ready.get("reason"), ready.get("message"))
+
+
 def dependency_condition(trigger: dict[str, Any], objects: Lookup | None) -> dict[str, Any]:
     """DependencyReady from the source named in `knative.dev/dependency`, as Knative's Trigger reconciler
     propagates it (`checkDependencyAnnotation`): the source's Ready, once it has reconciled its generation."""
