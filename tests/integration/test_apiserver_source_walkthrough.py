@@ -69,10 +69,15 @@ async def test_the_seed_apiserver_source_walkthrough(stack: Stack) -> None:
         return '"message": "Started container busybox"' in await _display_log(stack)
 
     await eventually(started_shown, timeout=20)
-    log = await _display_log(stack)
-    assert '"message": "Created container busybox"' in log
-    assert "type: dev.knative.apiserver.resource.add" in log
-    assert f"source: {stack.api}" in log
-    assert "subject: /apis/v1/namespaces/default/events/busybox." in log
     code, _, err = await nerve(stack, "delete", "pod", "busybox")
     assert code == 0, err
+    # $ kubectl logs -l app=event-display --tail=100 | grep message
+    code, log, err = await nerve(stack, "logs", "-l", "app=event-display", "--tail=100")
+    assert code == 0, err
+    messages = [line.strip() for line in log.splitlines() if '"message"' in line]
+    assert '"message": "Created container busybox",' in messages, log
+    assert '"message": "Started container busybox",' in messages, log
+    whole = await _display_log(stack)
+    assert "type: dev.knative.apiserver.resource.add" in whole
+    assert f"source: {stack.api}" in whole
+    assert "subject: /apis/v1/namespaces/default/events/busybox." in whole
