@@ -126,7 +126,3 @@ def notices_api_server_source(obj: dict[str, Any]) -> list[FieldNotice]:
                                         f"changes (Nerve stores {kinds.supported()})"))
     return notices
 
-
-def watched(res: dict[str, Any]) -> tuple[str, str]:
-    """(apiVersion, kind) of a `resources[]` entry."""
-    return str(res.get("apiVersion", "")), str(res.get("kind", ""))
