@@ -301,3 +301,15 @@ async def test_changing_and_deleting_the_source(stack: Stack, receiver: Receiver
         assert len(other.events) == 1 and len(receiver.events) == 2
     finally:
         await other.stop()
+
+
+async def test_filters_keep_only_the_events_they_match(stack: Stack, receiver: Receiver) -> None:
+    await stack.apply(api_server_source("deletes-only", receiver.url, filters=[
+        {"suffix": {"type": ".delete"}}, {"not": {"exact": {"name": "keep"}}}]))
+    await stack.apply(configmap("gone"), configmap("keep"))
+    await stack.delete("configmap", "ns1", "keep")
+    await stack.delete("configmap", "ns1", "gone")
+    [event] = await receiver.wait_for(1)
+    await receiver.settle()
+    assert (event.type, event.attributes["name"], len(receiver.events)) == ("dev.knative.apiserver.ref.delete",
+                                                                           "gone", 1)
