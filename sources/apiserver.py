@@ -201,9 +201,9 @@ class ApiServerSourceAdapter:
     async def _follow(self, entry: _Watched) -> None:
         assert self._watch is not None
         while True:
+            changes = self._watch.watch(entry.kind, entry.namespace, resource_version=entry.resource_version)
             try:
-                async for change in self._watch.watch(entry.kind, entry.namespace,
-                                                      resource_version=entry.resource_version):
+                async for change in changes:
                     # Past this change before it is handled: one that fails is logged, not retried for ever.
                     entry.resource_version = str(change.object["metadata"].get("resourceVersion",
                                                                                entry.resource_version))
@@ -213,6 +213,10 @@ class ApiServerSourceAdapter:
                 log.warning("%s: the watch of %s fell behind (%s); listing again, changes in between are not sent",
                             part_name(self._source), entry.kind, exc)
                 await self._list(entry)
+            finally:
+                close = getattr(changes, "aclose", None)  # an async generator's watch ends now, not at GC
+                if close is not None:
+                    await close()
 
     async def _in_namespace(self, entry: _Watched, namespace: str) -> bool:
         config = self._source.config
