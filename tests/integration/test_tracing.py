@@ -16,7 +16,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from control.reconcilers.resources.source import contract_source
 from core import tracing
+from core.delivery import Deliverer, Sender, pooled_session
+from sources.emit import Emitter
 from tests.support.manifests import broker, channel, quick_dead_letter, subscription, trigger
 from tests.support.receiver import Answer, Receiver
 from tests.support.stack import event, eventually, running_stack
@@ -174,3 +177,28 @@ async def test_without_a_producer_trace_the_ingress_starts_one(tmp_path: Path, s
     [ingress] = named["broker:default.tr"]
     assert ingress.parent is None
     assert sink.received[0].headers["traceparent"].split("-")[1] == _trace(ingress)
+
+
+async def test_a_source_starts_a_trace_its_sink_continues(spans: InMemorySpanExporter) -> None:
+    sink = await _started()
+    session = pooled_session(per_destination=4)
+    try:
+        obj = {"kind": "PingSource", "metadata": {"namespace": "ns1", "name": "every-second", "uid": "u1",
+                                                  "generation": 1}, "spec": {"sink": {"uri": sink.url}}}
+        emitter = Emitter(contract_source(obj, sink.url, {}), Deliverer(Sender(session, max_response_bytes=1024)),
+                          default_timeout_s=5)
+        event = emitter.event("dev.knative.sources.ping", "/apis/v1/namespaces/ns1/pingsources/every-second")
+        assert await emitter.send(event) == "delivered"
+    finally:
+        await session.close()
+        await sink.stop()
+    named = _by_name(spans)
+    [source] = named["pingsource:every-second.ns1"]
+    assert source.parent is None
+    assert _has(source, {"kn.source.name": "every-second", "kn.source.namespace": "ns1",
+                         "cloudevents.type": "dev.knative.sources.ping", "nerve.outcome": "delivered"})
+    [send] = named[f"send {sink.url}"]
+    assert _parent(send) == _id(source)
+    # The flags may carry W3C level 2's "random trace id" bit beside "sampled" for a trace Nerve started.
+    version, trace_id, parent_id, flags = sink.received[0].headers["traceparent"].split("-")
+    assert (version, trace_id, parent_id) == ("00", _trace(source), _id(send)) and int(flags, 16) & 1
