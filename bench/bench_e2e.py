@@ -17,7 +17,8 @@ and the sinks share this process on uvloop. Each run prints, per Trigger count:
 `--tracing on` runs Nerve with OTEL_EXPORTER_OTLP_ENDPOINT pointing at an OTLP/HTTP endpoint in this
 process (it takes each export and answers 200) and every span sampled (the SDK's default sampler), the
 worst case; each line then says `tracing=on` and how many export requests arrived. `ingress p99` is the
-time from sending a request to its 202, the ingress's own latency.
+time from sending a request to its 202, the ingress's own latency. A sampler set in the environment
+(`OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1`) applies to the `on` runs.
 """
 
 from __future__ import annotations
@@ -371,8 +372,10 @@ async def run_case(args: argparse.Namespace, triggers: int, tracing: bool) -> No
     await runner.setup()
     sink_port = free_port()
     await web.TCPSite(runner, "127.0.0.1", sink_port).start()
+    # Off is off whatever this shell exports; on keeps a sampler the caller chose (OTEL_TRACES_SAMPLER=...).
     args.env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     if tracing:
+        args.env |= {k: v for k, v in os.environ.items() if k.startswith("OTEL_TRACES_SAMPLER")}
         args.env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}", "OTEL_SERVICE_NAME": "bench"}
     broker_class = {"memory": "MTChannelBasedBroker", "kafka": "Kafka", "nats": "NatsJetStreamBroker"}[args.backend]
     with tempfile.TemporaryDirectory() as state:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from core import tracing
@@ -54,3 +57,14 @@ def test_trace_id_of_a_traceparent() -> None:
         "4bf92f3577b34da6a3ce929d0e0e4736"
     assert tracing.trace_id_of({"traceparent": "garbage"}) is None
     assert tracing.trace_id_of({}) is None
+
+
+def test_with_tracing_off_the_sdk_is_never_loaded() -> None:
+    # A fresh interpreter, as a service starts: the whole data plane imported and set up without OTEL_*.
+    code = ("import sys, ingress.app, dispatcher.service, sources.service, core.runtime\n"
+            "from core import tracing\n"
+            "assert tracing.setup('nerve', {}) is False\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith('opentelemetry.sdk'))\n"
+            "assert not loaded, loaded\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
