@@ -375,7 +375,7 @@ async def run_case(args: argparse.Namespace, triggers: int, tracing: bool) -> No
     # Off is off whatever this shell exports; on keeps a sampler the caller chose (OTEL_TRACES_SAMPLER=...).
     args.env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     if tracing:
-        args.env |= {k: v for k, v in os.environ.items() if k.startswith("OTEL_TRACES_SAMPLER")}
+        args.env |= {k: v for k, v in os.environ.items() if k.startswith(("OTEL_TRACES_SAMPLER", "OTEL_BSP_"))}
         args.env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}", "OTEL_SERVICE_NAME": "bench"}
     broker_class = {"memory": "MTChannelBasedBroker", "kafka": "Kafka", "nats": "NatsJetStreamBroker"}[args.backend]
     with tempfile.TemporaryDirectory() as state:
