@@ -424,6 +424,22 @@ class _KafkaReader(Reader):
                 return deliveries
         return []
 
+    def lag(self) -> int | None:
+        """Per assigned partition, its end offset (as last fetched) minus one past the last contiguous ack."""
+        total, known = 0, False
+        for tp in self._consumer.assignment():
+            end = self._consumer.highwater(tp)
+            partition = self._partitions.get(tp)
+            if end is None or partition is None:
+                continue
+            base = partition.committable
+            if base is None:
+                base = partition.outstanding[0] if partition.outstanding else partition.committed
+            if base is None:
+                continue
+            total, known = total + max(end - base, 0), True
+        return total if known else None
+
     async def _commit_loop(self) -> None:
         while True:
             await asyncio.sleep(self._settings.commit_interval_s)
