@@ -32,6 +32,7 @@ from control.api import (
     channel,
     channelable,
     columns,
+    containersource,
     corev1,
     inmemorychannel,
     kafkachannel,
@@ -39,6 +40,7 @@ from control.api import (
     natsjetstreamchannel,
     parallel,
     sequence,
+    sinkbinding,
     source,
     subscription,
     trigger,
@@ -146,6 +148,18 @@ KAFKA_SOURCE = Kind(
     validate=kafkasource.validate_kafka_source, notices=kafkasource.notices_kafka_source,
     columns=kafkasource.COLUMNS,
 )
+SINK_BINDING = Kind(
+    "sources.knative.dev/v1", "SinkBinding", "sinkbindings", older_versions=("sources.knative.dev/v1beta1",),
+    categories=(source.CATEGORY,),
+    schema=sinkbinding.SCHEMA, default=sinkbinding.default_sink_binding, validate=sinkbinding.validate_sink_binding,
+    columns=sinkbinding.COLUMNS,
+)
+CONTAINER_SOURCE = Kind(
+    "sources.knative.dev/v1", "ContainerSource", "containersources", older_versions=("sources.knative.dev/v1beta1",),
+    categories=(source.CATEGORY,),
+    schema=containersource.SCHEMA, default=containersource.default_container_source,
+    validate=containersource.validate_container_source, columns=containersource.COLUMNS,
+)
 # messaging.knative.dev: channels and Subscriptions (docs/channels.md).
 _SUBSCRIBERS = ("subscribers",)
 CHANNEL = Kind(
@@ -201,6 +215,7 @@ NAMESPACE = Kind("v1", "Namespace", "namespaces", ("ns",), namespaced=False, sch
 
 KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA_SOURCE,
                            CHANNEL, *CHANNEL_KINDS, SUBSCRIPTION, SEQUENCE, PARALLEL)
+KINDS += (SINK_BINDING, CONTAINER_SOURCE)
 
 _BY_SPELLING = {spelling: kind for kind in KINDS for spelling in kind.spellings()}
 _BY_MANIFEST = {(version, kind.kind): kind for kind in KINDS for version in kind.api_versions()}

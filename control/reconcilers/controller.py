@@ -32,10 +32,12 @@ from control.conditions import cond, with_ready
 from control.reconcilers import finalizers, garbage
 from control.reconcilers.broker import BrokerReconciler
 from control.reconcilers.channel import Channels
+from control.reconcilers.containersource import ContainerSourceReconciler
 from control.reconcilers.kafkasource import KafkaSourceReconciler
 from control.reconcilers.parallel import ParallelReconciler
 from control.reconcilers.probe import KafkaProbes
 from control.reconcilers.sequence import SequenceReconciler
+from control.reconcilers.sinkbinding import SinkBindingReconciler
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.trigger import TriggerReconciler
 from control.reconcilers.writes import Writes
@@ -82,6 +84,8 @@ class Reconciler:
         self.channels = Channels(pool, settings)
         self.sequences = SequenceReconciler()
         self.parallels = ParallelReconciler()
+        self.sink_bindings = SinkBindingReconciler()
+        self.container_sources = ContainerSourceReconciler()
         self.contract = contract or Contract()
 
     async def reconcile(self) -> Contract:
@@ -103,6 +107,8 @@ class Reconciler:
         resources = await self._reconcile_brokers(snapshot, resolver, writes)
         resources += await self.channels.reconcile_all(snapshot, resolver, writes)
         sources = await self.kafka_sources.reconcile_all(snapshot.live("KafkaSource"), resolver, writes)
+        await self.sink_bindings.reconcile_all(snapshot.live("SinkBinding"), snapshot, resolver, writes)
+        await self.container_sources.reconcile_all(snapshot.live("ContainerSource"), snapshot, writes)
         await self._reconcile_flows(snapshot, writes)
         await self._publish(resources, sources)
         await self._finalize(snapshot, writes)
