@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from control.api import columns, schema, source
+from control.api import columns, schema, source, workloads
 from control.api.meta import mapping
-from control.api.schema import OPEN
+from control.api.schema import OPEN, FieldNotice
 from core.errors import FieldError
 
 if TYPE_CHECKING:
@@ -30,7 +30,8 @@ def default_container_source(obj: dict[str, Any], settings: AdmissionSettings) -
 
 
 def validate_template(template: Any, path: str = "spec.template") -> list[FieldError]:
-    """Knative's ContainerSourceSpec.Validate: at least one container, each with a name and an image."""
+    """Knative's ContainerSourceSpec.Validate (at least one container, each with a name and an image), and
+    the pod spec rules of the Deployment it becomes (control/api/workloads.py), each naming its field."""
     if not isinstance(template, dict):
         return [FieldError(path, "required: a pod template with spec.containers")]
     if "metadata" in template and not isinstance(template["metadata"], dict):
@@ -39,19 +40,17 @@ def validate_template(template: Any, path: str = "spec.template") -> list[FieldE
     if labels is not None and (not isinstance(labels, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in labels.items())):
         return [FieldError(f"{path}.metadata.labels", "must be a map of strings to strings")]
-    containers = mapping(template.get("spec")).get("containers")
-    if not isinstance(containers, list) or not containers:
-        return [FieldError(f"{path}.spec.containers", "required: at least one container with name and image")]
-    errors: list[FieldError] = []
-    for i, container in enumerate(containers):
-        where = f"{path}.spec.containers[{i}]"
-        if not isinstance(container, dict):
-            errors.append(FieldError(where, "must be an object with name and image"))
-            continue
-        for key in ("name", "image"):
-            if not isinstance(container.get(key), str) or not container[key]:
-                errors.append(FieldError(f"{where}.{key}", "required"))
-    return errors
+    spec = template.get("spec")
+    if not isinstance(spec, dict):
+        return [FieldError(f"{path}.spec", "required: an object with containers")]
+    # A Deployment's pods always restart; the Deployment's defaults are what the check sees.
+    return workloads.validate_pod_spec({"restartPolicy": "Always", **spec}, f"{path}.spec",
+                                       restart_policies=("Always",))
+
+
+def notices_container_source(obj: dict[str, Any]) -> list[FieldNotice]:
+    template = mapping(mapping(obj.get("spec")).get("template"))
+    return workloads.notices_pod_spec(template.get("spec"), "spec.template.spec")
 
 
 def validate_container_source(obj: dict[str, Any]) -> list[FieldError]:

@@ -44,6 +44,7 @@ from control.api import (
     source,
     subscription,
     trigger,
+    workloads,
 )
 from control.api.columns import Column
 from control.api.schema import OPEN, FieldNotice, Node, resource
@@ -158,7 +159,8 @@ CONTAINER_SOURCE = Kind(
     "sources.knative.dev/v1", "ContainerSource", "containersources", older_versions=("sources.knative.dev/v1beta1",),
     categories=(source.CATEGORY,),
     schema=containersource.SCHEMA, default=containersource.default_container_source,
-    validate=containersource.validate_container_source, columns=containersource.COLUMNS,
+    validate=containersource.validate_container_source, notices=containersource.notices_container_source,
+    columns=containersource.COLUMNS,
 )
 # messaging.knative.dev: channels and Subscriptions (docs/channels.md).
 _SUBSCRIBERS = ("subscribers",)
@@ -210,11 +212,30 @@ PARALLEL = Kind(
 
 CONFIGMAP = Kind("v1", "ConfigMap", "configmaps", ("cm",), schema=corev1.CONFIGMAP_SCHEMA,
                  validate=corev1.validate_configmap, columns=corev1.CONFIGMAP_COLUMNS)
-SERVICE = Kind("v1", "Service", "services", ("svc",), schema=corev1.SERVICE_SCHEMA)
+SERVICE = Kind("v1", "Service", "services", ("svc",), schema=corev1.SERVICE_SCHEMA,
+               validate=corev1.validate_service, columns=corev1.SERVICE_COLUMNS)
 NAMESPACE = Kind("v1", "Namespace", "namespaces", ("ns",), namespaced=False, schema=corev1.NAMESPACE_SCHEMA)
 
+# Kubernetes' workload kinds, run as local processes in embedded mode (control/api/workloads.py).
+POD = Kind("v1", "Pod", "pods", ("po",), schema=workloads.SCHEMA, default=workloads.default_pod,
+           validate=workloads.validate_pod, validate_update=workloads.validate_pod_update,
+           notices=workloads.notices_pod, columns=workloads.POD_COLUMNS)
+DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments", ("deploy",), schema=workloads.SCHEMA,
+                  default=workloads.default_deployment, validate=workloads.validate_deployment,
+                  validate_update=workloads.validate_deployment_update, notices=workloads.notices_deployment,
+                  columns=workloads.DEPLOYMENT_COLUMNS)
+JOB = Kind("batch/v1", "Job", "jobs", schema=workloads.SCHEMA, default=workloads.default_job,
+           validate=workloads.validate_job, validate_update=workloads.validate_job_update,
+           notices=workloads.notices_job, columns=workloads.JOB_COLUMNS)
+CRONJOB = Kind("batch/v1", "CronJob", "cronjobs", ("cj",), older_versions=("batch/v1beta1",),
+               schema=workloads.SCHEMA, default=workloads.default_cronjob, validate=workloads.validate_cronjob,
+               notices=workloads.notices_cronjob, columns=workloads.CRONJOB_COLUMNS)
+EVENT = Kind("v1", "Event", "events", ("ev",), schema=workloads.EVENT_SCHEMA, validate=workloads.validate_event,
+             columns=workloads.EVENT_COLUMNS)
+WORKLOAD_KINDS: tuple[Kind, ...] = (DEPLOYMENT, JOB, CRONJOB, POD)
+
 KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA_SOURCE,
-                           CHANNEL, *CHANNEL_KINDS, SUBSCRIPTION, SEQUENCE, PARALLEL)
+                           CHANNEL, *CHANNEL_KINDS, SUBSCRIPTION, SEQUENCE, PARALLEL, *WORKLOAD_KINDS, EVENT)
 KINDS += (SINK_BINDING, CONTAINER_SOURCE)
 
 _BY_SPELLING = {spelling: kind for kind in KINDS for spelling in kind.spellings()}

@@ -159,8 +159,9 @@ def test_a_mistyped_kind_suggests_the_closest_spelling(typed: str, meant: str) -
 
 def test_a_kind_nothing_is_close_to_lists_what_nerve_knows() -> None:
     with pytest.raises(kinds.UnknownKind) as info:
-        kinds.resolve("pods")
-    assert info.value.message.startswith('the server doesn\'t have a resource type "pods"; Nerve knows ')
+        kinds.resolve("persistentvolumeclaims")
+    assert info.value.message.startswith(
+        'the server doesn\'t have a resource type "persistentvolumeclaims"; Nerve knows ')
     assert "eventing.knative.dev/v1/Trigger" in info.value.message
 
 

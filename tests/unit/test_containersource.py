@@ -41,7 +41,9 @@ def test_the_seed_source_is_admitted_as_v1() -> None:
 @pytest.mark.parametrize(("template", "expected"), [
     (None, [("spec.template", "required: a pod template with spec.containers")]),
     ({"spec": {"containers": []}},
-     [("spec.template.spec.containers", "required: at least one container with name and image")]),
+     [("spec.template.spec.containers", "required: a non-empty list of containers")]),
+    ({"spec": {"containers": [{"name": "a", "image": "x", "env": [{"name": "N", "value": 1}]}]}},
+     [("spec.template.spec.containers[0].env[0].value", "must be a string (quote numbers and booleans)")]),
     ({"spec": {"containers": [{"image": "x"}, {"name": "b"}]}},
      [("spec.template.spec.containers[0].name", "required"), ("spec.template.spec.containers[1].image", "required")]),
 ])
