@@ -312,8 +312,8 @@ def display(
 
 @app.command("run")
 def run_bound(
-    command: Annotated[list[str], typer.Argument(help="The program and its arguments, after --.")],
     binding: Annotated[str, typer.Option("--binding", help="The SinkBinding whose sink the program sends to.")],
+    command: Annotated[list[str] | None, typer.Argument(help="The program and its arguments, after --.")] = None,
     namespace: Namespace = None,
     server: Server = DEFAULT_SERVER,
     token: Token = None,
@@ -323,6 +323,8 @@ def run_bound(
     from nerve.run import NotBound, binding_env
     from nerve.run import run as run_program
 
+    if not command:
+        fail("no program to run: nerve run --binding NAME [-n NAMESPACE] -- CMD ARGS...")
     ns = namespace or DEFAULT_NAMESPACE
     try:
         env = binding_env(_client(server, token, token_file).get("sinkbinding", ns, binding))
