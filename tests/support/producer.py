@@ -4,7 +4,7 @@
 It reads Knative's receive-adapter contract from its environment (K_SINK, K_CE_OVERRIDES), prints the
 variables a test looks at as one JSON line (`ENV {...}`), then POSTs CloudEvents in binary mode to K_SINK,
 each with the extensions of K_CE_OVERRIDES, its own pid (extension `pid`, so a test can tell a restarted
-process) and its argv as data. `--count 0` sends until it is stopped. Without K_SINK it exits 1, as
+process) and, as data, its argv and those variables. `--count 0` sends until it is stopped. Without K_SINK it exits 1, as
 Knative's heartbeats sample does.
 """
 
@@ -28,7 +28,8 @@ def main() -> int:
     parser.add_argument("--type", default="dev.nerve.test.produced")
     parser.add_argument("--exit-code", type=int, default=0)
     args = parser.parse_args()
-    print("ENV " + json.dumps({k: os.environ[k] for k in SHOWN if k in os.environ}, sort_keys=True), flush=True)
+    env = {k: os.environ[k] for k in SHOWN if k in os.environ}
+    print("ENV " + json.dumps(env, sort_keys=True), flush=True)
     sink = os.environ.get("K_SINK")
     if not sink:
         print("K_SINK is not set: no sink to send to", file=sys.stderr, flush=True)
@@ -41,7 +42,7 @@ def main() -> int:
                    "Ce-Source": "/nerve/tests/producer", "Ce-Pid": str(os.getpid()),
                    "Content-Type": "application/json"}
         headers.update({f"Ce-{name}": value for name, value in (overrides.get("extensions") or {}).items()})
-        body = json.dumps({"seq": sent, "argv": sys.argv[1:]}).encode()
+        body = json.dumps({"seq": sent, "argv": sys.argv[1:], "env": env}).encode()
         try:
             with urllib.request.urlopen(urllib.request.Request(sink, body, headers, method="POST"), timeout=5) as r:
                 print(f"sent {sent}: {r.status}", flush=True)
