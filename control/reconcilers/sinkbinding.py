@@ -1,8 +1,9 @@
 """The SinkBinding reconciler: resolve its sink and check its subject, into its status.
 
-A binding has no data-plane entry and no clean-up: what it does happens when a local workload starts
-(resources/sinkbinding.py `injected_env`, asked by the workloads reconciler), so a binding reconciled
-earlier in the same pass is what the workloads see.
+A binding has no data-plane entry and no clean-up: what it does happens when a local workload makes a
+pod (resources/sinkbinding.py `injected_env`, asked by the workloads reconciler, which runs first in a
+round because Service refs resolve to the ports it gives pods). So when a binding's resolved sink
+changes, another round follows at once: the workloads then see the K_SINK it injects now.
 """
 
 from __future__ import annotations
@@ -21,4 +22,7 @@ class SinkBindingReconciler:
     async def reconcile_all(self, bindings: list[dict[str, Any]], snapshot: Snapshot, resolver: Resolver,
                             writes: Writes) -> None:
         for binding in bindings:
+            before = build.binding_env(binding)
             await writes.status(binding, build.status(binding, snapshot, resolver))
+            if build.binding_env(binding) != before:
+                writes.again = True

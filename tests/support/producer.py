@@ -4,8 +4,8 @@
 It reads Knative's receive-adapter contract from its environment (K_SINK, K_CE_OVERRIDES), prints the
 variables a test looks at as one JSON line (`ENV {...}`), then POSTs CloudEvents in binary mode to K_SINK,
 each with the extensions of K_CE_OVERRIDES, its own pid (extension `pid`, so a test can tell a restarted
-process) and, as data, its argv and those variables. `--count 0` sends until it is stopped. Without K_SINK it exits 1, as
-Knative's heartbeats sample does.
+process) and, as data, its argv and those variables. `--count 0` sends until it is stopped. Without
+K_SINK it exits 1, as Knative's heartbeats sample does.
 """
 
 from __future__ import annotations
