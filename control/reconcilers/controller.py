@@ -4,7 +4,8 @@ A pass reads the store once (a snapshot: a laptop or a small install holds hundr
 not millions), then:
 
 1. deletes objects whose owners are all gone (ownerReferences, garbage.py);
-2. reconciles each live Broker (topic, status), Trigger (egress, status) and KafkaSource (probe,
+2. reconciles the local workloads (Deployments, Jobs, CronJobs, Pods: embedded mode), then each live
+   Broker (topic, status), Trigger (egress, status) and KafkaSource (probe,
    status, source entry), each kind by its own reconciler, with pure builders computing the outcome;
    then each Sequence and Parallel (their generated Channels and Subscriptions, their status);
 3. publishes the contract built from the live objects, when its content changed, with the next
@@ -21,9 +22,11 @@ A pass that removed or deleted something, or lost a write race, is followed by a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from channels.registry import BackendPool
@@ -40,11 +43,12 @@ from control.reconcilers.sequence import SequenceReconciler
 from control.reconcilers.sinkbinding import SinkBindingReconciler
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.trigger import TriggerReconciler
+from control.reconcilers.workloads import WorkloadReconciler
 from control.reconcilers.writes import Writes
 from control.resolver import Resolver
 from control.settings import ControlSettings
 from control.store.base import ResourceStore
-from core.contract import Contract, Egress, Resource, Source
+from core.contract import Contract, Egress, Resource, Source, Workload
 from core.errors import BackendError
 
 log = logging.getLogger("nerve.control")
@@ -86,16 +90,50 @@ class Reconciler:
         self.parallels = ParallelReconciler()
         self.sink_bindings = SinkBindingReconciler()
         self.container_sources = ContainerSourceReconciler()
+        self.workloads = WorkloadReconciler(local=settings.local_workloads)
         self.contract = contract or Contract()
+        self._wake: asyncio.TimerHandle | None = None
+        self._woken: asyncio.Task[Contract] | None = None
 
     async def reconcile(self) -> Contract:
         async with self._lock:
             for _ in range(MAX_ROUNDS):
                 if not await self._round():
                     break
+            self._schedule_wake()
+            return self.contract
+
+    def _schedule_wake(self) -> None:
+        """A CronJob's next tick (or a Job's back-off) comes between resyncs: reconcile again right then."""
+        if self._wake is not None:
+            self._wake.cancel()
+            self._wake = None
+        at = self.workloads.wake_at
+        if at is None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max((at - datetime.now(UTC)).total_seconds(), 0.0) + 0.05
+        self._wake = loop.call_later(delay, self._woken_up)
+
+    def _woken_up(self) -> None:
+        self._wake = None
+        self._woken = asyncio.create_task(self._reconcile_logged(), name="control-wake")
+
+    async def _reconcile_logged(self) -> Contract:
+        try:
+            return await self.reconcile()
+        except Exception:  # the next resync tries again
+            log.exception("scheduled reconcile failed")
             return self.contract
 
     async def stop(self) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
+            self._wake = None
+        if self._woken is not None:
+            self._woken.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._woken
         await self._probes.stop()
 
     async def _round(self) -> bool:
@@ -103,6 +141,8 @@ class Reconciler:
         snapshot = await Snapshot.load(self._store, [kind.kind for kind in kinds.KINDS])
         for orphan in garbage.orphans(snapshot.objects()):
             await writes.delete(orphan)
+        # Workloads first: a Pod's port is chosen before Service refs to it are resolved.
+        workloads = await self.workloads.reconcile_all(snapshot, writes)
         resolver = Resolver(snapshot, self._settings.service_url_template)
         resources = await self._reconcile_brokers(snapshot, resolver, writes)
         resources += await self.channels.reconcile_all(snapshot, resolver, writes)
@@ -110,7 +150,7 @@ class Reconciler:
         await self.sink_bindings.reconcile_all(snapshot.live("SinkBinding"), snapshot, resolver, writes)
         await self.container_sources.reconcile_all(snapshot.live("ContainerSource"), snapshot, writes)
         await self._reconcile_flows(snapshot, writes)
-        await self._publish(resources, sources)
+        await self._publish(resources, sources, workloads)
         await self._finalize(snapshot, writes)
         return writes.again
 
@@ -135,8 +175,8 @@ class Reconciler:
         for par in snapshot.live("Parallel"):
             await self.parallels.reconcile(par, snapshot, writes)
 
-    async def _publish(self, resources: list[Resource], sources: list[Source]) -> None:
-        contract = Contract(self.contract.generation, tuple(resources), tuple(sources))
+    async def _publish(self, resources: list[Resource], sources: list[Source], workloads: list[Workload]) -> None:
+        contract = Contract(self.contract.generation, tuple(resources), tuple(sources), tuple(workloads))
         if not contract.same_content(self.contract) or self.contract.generation == 0:
             contract = dataclasses.replace(contract, generation=self.contract.generation + 1)
             await self._sink(contract)
