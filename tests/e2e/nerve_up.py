@@ -1,0 +1,98 @@
+"""A real `nerve up` process and the `nerve` CLI against it, for async e2e tests with an in-loop receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from tests.support.launchers import free_port
+
+NERVE = str(Path(sys.executable).with_name("nerve"))
+
+
+def _healthy(url: str) -> None:
+    with urllib.request.urlopen(url, timeout=1):
+        pass
+
+
+class NerveUp:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.api = free_port()
+        self.ingress = free_port()
+        self.env = {**os.environ, "NERVE_SERVER": f"http://127.0.0.1:{self.api}"}
+        self.log = workdir / "nerve-up.log"
+        self._proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with self.log.open("wb") as out:
+            self._proc = await asyncio.create_subprocess_exec(
+                NERVE, "up", "--ingress-port", str(self.ingress), "--api-port", str(self.api),
+                cwd=self.workdir, stdout=out, stderr=asyncio.subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                await asyncio.to_thread(_healthy, f"http://127.0.0.1:{self.api}/healthz")
+                return
+            except OSError:
+                if time.monotonic() > deadline or self._proc.returncode is not None:
+                    raise AssertionError(f"nerve up did not come up:\n{self.log.read_text()}") from None
+                await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        if self._proc is None or self._proc.returncode is not None:
+            return
+        self._proc.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(self._proc.wait(), 20)
+        except TimeoutError:
+            self._proc.kill()
+            await self._proc.wait()
+
+    async def nerve(self, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+        """The CLI, run in the directory `nerve up` runs in (it finds the API token there)."""
+        proc = await asyncio.create_subprocess_exec(
+            NERVE, *args, env=self.env, cwd=self.workdir, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate(stdin.encode() if stdin else None)
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    async def apply(self, *files: Path | str) -> str:
+        args = [a for f in files for a in ("-f", str(f) if isinstance(f, Path) else "-")]
+        stdin = next((f for f in files if isinstance(f, str)), None)
+        code, out, err = await self.nerve("apply", *args, stdin=stdin)
+        assert code == 0, err
+        return out
+
+    async def get(self, kind: str, name: str, namespace: str = "default") -> dict[str, Any] | None:
+        code, out, err = await self.nerve("get", kind, name, "-n", namespace, "-o", "json")
+        if code == 2 and "not found" in err:
+            return None
+        assert code == 0, err
+        obj: dict[str, Any] = json.loads(out)
+        return obj
+
+    async def items(self, kind: str, namespace: str = "default") -> list[dict[str, Any]]:
+        code, out, err = await self.nerve("get", kind, "-n", namespace, "-o", "json")
+        assert code == 0, err
+        items: list[dict[str, Any]] = json.loads(out)["items"]
+        return items
+
+
+@asynccontextmanager
+async def nerve_up(workdir: Path) -> AsyncIterator[NerveUp]:
+    up = NerveUp(workdir)
+    await up.start()
+    try:
+        yield up
+    finally:
+        await up.stop()
