@@ -81,6 +81,23 @@ class NerveUp:
         obj: dict[str, Any] = json.loads(out)
         return obj
 
+    async def logs(self, namespace: str, pod: str) -> str:
+        """What a local Pod wrote (the control API's logs endpoint, with the token `nerve up` wrote)."""
+        token = (self.workdir / ".nerve" / "token").read_text().strip()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.api}/api/v1/logs/{namespace}/{pod}",
+                                         headers={"Authorization": f"Bearer {token}"})
+
+        def read() -> str:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return str(response.read().decode())
+        return await asyncio.to_thread(read)
+
+    async def pods(self, namespace: str = "default", **labels: str) -> list[dict[str, Any]]:
+        """The Pods whose labels include `labels`, oldest first."""
+        pods = [p for p in await self.items("pods", namespace)
+                if labels.items() <= (p["metadata"].get("labels") or {}).items()]
+        return sorted(pods, key=lambda p: str(p["metadata"].get("creationTimestamp")))
+
     async def items(self, kind: str, namespace: str = "default") -> list[dict[str, Any]]:
         code, out, err = await self.nerve("get", kind, "-n", namespace, "-o", "json")
         assert code == 0, err
