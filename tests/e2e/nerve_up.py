@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -73,36 +74,44 @@ class NerveUp:
         assert code == 0, err
         return out
 
-    async def get(self, kind: str, name: str, namespace: str = "default") -> dict[str, Any] | None:
-        code, out, err = await self.nerve("get", kind, name, "-n", namespace, "-o", "json")
-        if code == 2 and "not found" in err:
+    def _api(self, path: str) -> tuple[int, bytes]:
+        token = (self.workdir / ".nerve" / "token").read_text().strip()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.api}{path}",
+                                         headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, exc.read()
+
+    async def _json(self, path: str) -> Any:
+        status, body = await asyncio.to_thread(self._api, path)
+        if status == 404:
             return None
-        assert code == 0, err
-        obj: dict[str, Any] = json.loads(out)
+        assert status == 200, body
+        return json.loads(body)
+
+    # Polling goes to the control API directly: a CLI process takes seconds to start on a loaded machine.
+    async def get(self, kind: str, name: str, namespace: str = "default") -> dict[str, Any] | None:
+        obj: dict[str, Any] | None = await self._json(f"/api/v1/resources/{kind}/{namespace}/{name}")
         return obj
 
-    async def logs(self, namespace: str, pod: str) -> str:
-        """What a local Pod wrote (the control API's logs endpoint, with the token `nerve up` wrote)."""
-        token = (self.workdir / ".nerve" / "token").read_text().strip()
-        request = urllib.request.Request(f"http://127.0.0.1:{self.api}/api/v1/logs/{namespace}/{pod}",
-                                         headers={"Authorization": f"Bearer {token}"})
+    async def items(self, kind: str, namespace: str = "default") -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = (await self._json(f"/api/v1/resources/{kind}?namespace={namespace}"))["items"]
+        return items
 
-        def read() -> str:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                return str(response.read().decode())
-        return await asyncio.to_thread(read)
+    async def logs(self, namespace: str, pod: str) -> str:
+        """What a local Pod wrote (the control API's logs endpoint, as `kubectl logs` reads it)."""
+        status, body = await asyncio.to_thread(self._api, f"/api/v1/logs/{namespace}/{pod}")
+        assert status == 200, body
+        return body.decode()
 
     async def pods(self, namespace: str = "default", **labels: str) -> list[dict[str, Any]]:
         """The Pods whose labels include `labels`, oldest first."""
         pods = [p for p in await self.items("pods", namespace)
                 if labels.items() <= (p["metadata"].get("labels") or {}).items()]
         return sorted(pods, key=lambda p: str(p["metadata"].get("creationTimestamp")))
-
-    async def items(self, kind: str, namespace: str = "default") -> list[dict[str, Any]]:
-        code, out, err = await self.nerve("get", kind, "-n", namespace, "-o", "json")
-        assert code == 0, err
-        items: list[dict[str, Any]] = json.loads(out)["items"]
-        return items
 
 
 @asynccontextmanager
