@@ -28,7 +28,7 @@ from control.conditions import cond
 from control.reconcilers.resources.source import resolve_sink, source_status
 from control.reconcilers.snapshot import Snapshot
 from control.resolver import Resolver
-from core.selector import matches
+from core.selector import LabelSelector
 
 EXCLUDE_LABEL = "bindings.knative.dev/exclude"
 BOUND_VARIABLES = ("K_SINK", "K_CE_OVERRIDES", "K_CA_CERTS")
@@ -51,7 +51,7 @@ def subject_matches(binding: dict[str, Any], kind: str, namespace: str, name: st
         return False
     if subject.get("name") is not None:
         return bool(subject["name"] == name)
-    return matches(subject.get("selector") or {}, labels)
+    return LabelSelector.from_json(subject.get("selector")).matches(labels)
 
 
 def ce_overrides_json(spec: dict[str, Any]) -> str:
