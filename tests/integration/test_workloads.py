@@ -13,7 +13,6 @@ from typing import Any
 import yaml
 
 from tests.support.manifests import BROKER
-from tests.support.receiver import Receiver
 from tests.support.stack import Stack, event, eventually
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "event-display" / "01-event-display.yaml"
@@ -164,7 +163,7 @@ async def test_an_image_without_a_command_is_not_runnable(stack: Stack) -> None:
     assert "embedded mode runs commands; no container runtime" in waiting["message"]
 
 
-async def test_a_trigger_to_a_service_that_does_not_exist_is_not_ready(stack: Stack, receiver: Receiver) -> None:
+async def test_a_trigger_to_a_service_that_does_not_exist_is_not_ready(stack: Stack) -> None:
     trigger = {"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
                "metadata": {"name": "nowhere", "namespace": "ns1"},
                "spec": {"broker": "default",
@@ -174,4 +173,38 @@ async def test_a_trigger_to_a_service_that_does_not_exist_is_not_ready(stack: St
     resolved = _cond(t, "SubscriberResolved")
     assert resolved["status"] == "False" and "Service ns1/no-such does not exist" in resolved["message"]
     assert _cond(t, "Ready")["status"] == "False"
-    await asyncio.sleep(0)
+
+
+async def test_a_failing_job_gives_up_at_its_backoff_limit(stack: Stack) -> None:
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "fails", "namespace": "default"},
+           "spec": {"backoffLimit": 0, "template": {"spec": {"containers": [
+               {"name": "main", "image": "busybox", "command": ["sh", "-c", "echo nope >&2; exit 3"]}]}}}}
+    await stack.apply(job)
+
+    async def failed() -> bool:
+        return _cond(await stack.get("jobs", "default", "fails"), "Failed").get("status") == "True"
+    await eventually(failed, timeout=20)
+    j = await stack.get("jobs", "default", "fails")
+    assert _cond(j, "Failed")["reason"] == "BackoffLimitExceeded" and j["status"]["failed"] == 1
+    [pod] = await _list(stack, "pods")
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (pod["status"]["phase"], terminated["exitCode"], terminated["reason"]) == ("Failed", 3, "Error")
+    assert await _logs(stack, "default", pod["metadata"]["name"]) == "nope\n"  # stderr too
+
+
+async def test_following_a_pods_log_streams_until_it_ends(stack: Stack) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "talker", "namespace": "default"},
+           "spec": {"restartPolicy": "Never", "containers": [
+               {"name": "main", "image": "busybox",
+                "command": ["sh", "-c", "echo one; sleep 1; echo two; echo three"]}]}}
+    await stack.apply(pod)
+    async with stack.session.get(f"{stack.api}/api/v1/logs/default/talker?follow=true") as response:
+        assert response.status == 200
+        text = await asyncio.wait_for(response.text(), timeout=20)
+    assert text == "one\ntwo\nthree\n"
+    async with stack.session.get(f"{stack.api}/api/v1/logs/default/talker?tailLines=1") as response:
+        assert await response.text() == "three\n"
+    async with stack.session.get(f"{stack.api}/api/v1/logs/default/talker?container=other") as response:
+        assert response.status == 404 and "main" in (await response.json())["reason"]
+    async with stack.session.get(f"{stack.api}/api/v1/logs/default/nobody") as response:
+        assert response.status == 404
