@@ -71,6 +71,11 @@ async def test_the_heartbeats_container_source_delivers_to_the_event_display(tmp
             assert _attr(block, "type") == "dev.knative.eventing.samples.heartbeat"
             assert _attr(block, "source") == "https://knative.dev/eventing/cmd/heartbeats/#event-test/mypod"
         assert [_data(b)["id"] for b in blocks[:2]] == [1, 2]
+        # As the seed reads them: `kubectl logs -l app=event-display --tail=100`.
+        code, out, err = await up.nerve("logs", "-l", "app=event-display", "--tail=100")
+        assert code == 0, err
+        assert out.count("type: dev.knative.eventing.samples.heartbeat") >= 2
+        assert '"id": 1,' in out and '"id": 2,' in out
 
         source = await up.get("containersource", "test-container-source")
         assert source is not None
