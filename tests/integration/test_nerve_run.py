@@ -52,9 +52,9 @@ async def test_the_program_gets_the_binding_s_env_and_its_events_arrive(stack: S
         [event] = receiver.events
         assert (event.type, event.attributes["hello"]) == ("dev.nerve.test.produced", "world")
         assert json.loads(event.data or b"")["argv"] == ["--count", "1", "--exit-code", "3"]
-        code, _, err = await nerve(stack, "run", "--binding", "to-receiver", "-n", "team-a", "--",
-                                   "sh", "-c", "exit 0")
-        assert code == 0, err
+        code, out, err = await nerve(stack, "run", "--binding", "to-receiver", "-n", "team-a", "--",
+                                     "sh", "-c", 'echo "$K_SINK"; exit 4')
+        assert (code, out) == (4, f"{url}\n"), err
     finally:
         await receiver.stop()
 
