@@ -7,7 +7,9 @@ not millions), then:
 2. reconciles the local workloads (Deployments, Jobs, CronJobs, Pods: embedded mode), then each live
    Broker (topic, status), Trigger (egress, status) and KafkaSource (probe,
    status, source entry), each kind by its own reconciler, with pure builders computing the outcome;
-   then each Sequence and Parallel (their generated Channels and Subscriptions, their status);
+   then each SinkBinding (sink, status: what it injects is read by the next round's workloads) and
+   ContainerSource (its Deployment and SinkBinding, its status from theirs); then each Sequence and
+   Parallel (their generated Channels and Subscriptions, their status);
 3. publishes the contract built from the live objects, when its content changed, with the next
    generation;
 4. finalizes the objects being deleted, now that the published contract no longer names them: the
