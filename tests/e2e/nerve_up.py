@@ -108,9 +108,10 @@ class NerveUp:
         return body.decode()
 
     async def pods(self, namespace: str = "default", **labels: str) -> list[dict[str, Any]]:
-        """The Pods whose labels include `labels`, oldest first."""
+        """The Pods (not being deleted) whose labels include `labels`, oldest first."""
         pods = [p for p in await self.items("pods", namespace)
-                if labels.items() <= (p["metadata"].get("labels") or {}).items()]
+                if labels.items() <= (p["metadata"].get("labels") or {}).items()
+                and not p["metadata"].get("deletionTimestamp")]
         return sorted(pods, key=lambda p: str(p["metadata"].get("creationTimestamp")))
 
 
