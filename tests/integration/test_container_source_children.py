@@ -63,6 +63,13 @@ async def test_children_status_and_deletion(stack: Stack) -> None:
         return bool(source["status"].get("sinkUri") == "http://other.example/")
     await eventually(moved)
 
+    async def repodded() -> bool:
+        async with stack.session.get(f"{stack.api}/api/v1/resources/pods?namespace=team-a") as response:
+            pods = [p for p in (await response.json())["items"] if not p["metadata"].get("deletionTimestamp")]
+        envs = [{e["name"]: e.get("value") for e in p["spec"]["containers"][0]["env"]} for p in pods]
+        return [env.get("K_SINK") for env in envs] == ["http://other.example/"]
+    await eventually(repodded)
+
     await stack.delete("containersource", "team-a", "producer")
 
     async def gone() -> bool:
