@@ -46,8 +46,14 @@ def _restore_mask() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
 
 
+def _exit_status(code: int) -> int:
+    return code if code >= 0 else 128 - code
+
+
 def run(command: Sequence[str], env: Mapping[str, str]) -> int:
     """Run `command` with `env` over this process's environment; its exit status, signals forwarded."""
+    if not hasattr(signal, "sigtimedwait"):  # macOS: no siginfo to tell a terminal's signal from a kill()
+        return _run_forwarding_all(command, env)
     # The signals are blocked and taken with sigtimedwait, so none is lost between two polls and each
     # carries who sent it. The child unblocks them before it runs the program.
     signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
@@ -57,10 +63,21 @@ def run(command: Sequence[str], env: Mapping[str, str]) -> int:
             info = signal.sigtimedwait(FORWARDED, _POLL_S)
             if info is not None and info.si_code <= 0:
                 child.send_signal(info.si_signo)
-        return code if code >= 0 else 128 - code
+        return _exit_status(code)
     finally:
         # A signal that came with or after the program's end (the terminal's Ctrl-C it exited on) is
         # spent: taken here, it does not interrupt `nerve run` once unblocked.
         while signal.sigtimedwait(FORWARDED, 0) is not None:
             pass
         signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+
+
+def _run_forwarding_all(command: Sequence[str], env: Mapping[str, str]) -> int:
+    """Where signals carry no sender, every SIGINT/SIGTERM is passed on (a Ctrl-C then arrives twice)."""
+    child = subprocess.Popen(list(command), env={**os.environ, **env})
+    previous = {sig: signal.signal(sig, lambda sig, _frame: child.send_signal(sig)) for sig in FORWARDED}
+    try:
+        return _exit_status(child.wait())
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
