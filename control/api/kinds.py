@@ -33,6 +33,7 @@ from control.api import (
     channel,
     channelable,
     columns,
+    containersource,
     corev1,
     inmemorychannel,
     kafkachannel,
@@ -41,6 +42,7 @@ from control.api import (
     parallel,
     rbac,
     sequence,
+    sinkbinding,
     source,
     subscription,
     trigger,
@@ -156,6 +158,19 @@ API_SERVER_SOURCE = Kind(
     validate=apiserversource.validate_api_server_source, notices=apiserversource.notices_api_server_source,
     columns=apiserversource.COLUMNS,
 )
+SINK_BINDING = Kind(
+    "sources.knative.dev/v1", "SinkBinding", "sinkbindings", older_versions=("sources.knative.dev/v1beta1",),
+    categories=(source.CATEGORY,),
+    schema=sinkbinding.SCHEMA, default=sinkbinding.default_sink_binding, validate=sinkbinding.validate_sink_binding,
+    columns=sinkbinding.COLUMNS,
+)
+CONTAINER_SOURCE = Kind(
+    "sources.knative.dev/v1", "ContainerSource", "containersources", older_versions=("sources.knative.dev/v1beta1",),
+    categories=(source.CATEGORY,),
+    schema=containersource.SCHEMA, default=containersource.default_container_source,
+    validate=containersource.validate_container_source, notices=containersource.notices_container_source,
+    columns=containersource.COLUMNS,
+)
 # messaging.knative.dev: channels and Subscriptions (docs/channels.md).
 _SUBSCRIBERS = ("subscribers",)
 CHANNEL = Kind(
@@ -241,6 +256,7 @@ WORKLOAD_KINDS: tuple[Kind, ...] = (DEPLOYMENT, JOB, CRONJOB, POD)
 KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA_SOURCE,
                            CHANNEL, *CHANNEL_KINDS, SUBSCRIPTION, SEQUENCE, PARALLEL, *WORKLOAD_KINDS, EVENT,
                            API_SERVER_SOURCE, *RBAC_KINDS)
+KINDS += (SINK_BINDING, CONTAINER_SOURCE)
 
 _BY_SPELLING = {spelling: kind for kind in KINDS for spelling in kind.spellings()}
 _BY_MANIFEST = {(version, kind.kind): kind for kind in KINDS for version in kind.api_versions()}
