@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from channels.registry import BackendPool
@@ -32,7 +33,18 @@ class Adapter(Protocol):
     async def stop(self) -> None: ...
 
 
-AdapterFactory = Callable[[Source, BackendPool, Deliverer, SourcesSettings], Adapter]
+@dataclass(frozen=True, slots=True)
+class SourceContext:
+    """What the sources service hands every adapter it makes: one pool, one HTTP deliverer, the settings.
+    A kind that needs more of the service (a store to watch, a state dir) gets a field here, set by the
+    composition root (nerve/up.py or sources/__main__.py)."""
+
+    pool: BackendPool
+    deliverer: Deliverer
+    settings: SourcesSettings
+
+
+AdapterFactory = Callable[[Source, SourceContext], Adapter]
 
 
 def part_name(source: Source) -> str:

@@ -20,7 +20,7 @@ from channels.registry import BackendPool
 from core.contract import Source
 from core.delivery import Consumer, Deliverer, Inbound, Target
 from core.errors import BackendError
-from sources.base import Adapter, part_name
+from sources.base import Adapter, SourceContext, part_name
 from sources.settings import SourcesSettings
 
 log = logging.getLogger("nerve.sources.kafka")
@@ -118,5 +118,5 @@ class KafkaSourceAdapter:
             await reader.stop()
 
 
-def kafka_source(source: Source, pool: BackendPool, deliverer: Deliverer, settings: SourcesSettings) -> Adapter:
-    return KafkaSourceAdapter(source, pool, deliverer, settings)
+def kafka_source(source: Source, context: SourceContext) -> Adapter:
+    return KafkaSourceAdapter(source, context.pool, context.deliverer, context.settings)

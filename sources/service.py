@@ -18,7 +18,7 @@ from core.contract import Contract, Source
 from core.delivery import Deliverer, Sender, pooled_session
 from core.errors import BackendError
 from core.supervisor import HEALTH, describe
-from sources.base import Adapter, AdapterFactory, part_name
+from sources.base import Adapter, AdapterFactory, SourceContext, part_name
 from sources.kafka import kafka_source
 from sources.settings import SourcesSettings
 
@@ -96,7 +96,7 @@ class Sources:
 
     async def _start_once(self, source: Source) -> None:
         assert self._deliverer is not None, "Sources.start() first"
-        adapter = ADAPTERS[source.kind](source, self._pool, self._deliverer, self._settings)
+        adapter = ADAPTERS[source.kind](source, SourceContext(self._pool, self._deliverer, self._settings))
         await adapter.start()
         self._adapters[source.uid] = adapter
         HEALTH.mark_up(part_name(source))

@@ -99,6 +99,9 @@ def admit(manifest: Any, old: dict[str, Any] | None, settings: AdmissionSettings
     kind = identify(manifest)
     refuse_too_deep(manifest)
     obj: dict[str, Any] = copy.deepcopy(manifest)
+    if obj.get("apiVersion") != kind.api_version:
+        kind.convert(obj)
+        obj["apiVersion"] = kind.api_version
     notices = schema.check(obj, kind.schema)
     errors = validate_metadata(obj.get("metadata"), namespaced=kind.namespaced)
     if not isinstance(obj.get("metadata"), dict):

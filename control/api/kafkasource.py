@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from control.api import columns, schema
+from control.api import columns, schema, source
 from control.api.delivery import INT32_MAX, default_delivery, validate_delivery
-from control.api.destination import default_destination, validate_destination
 from control.api.meta import mapping
-from control.api.schema import LEAF, OPEN, FieldNotice, list_of, map_of
+from control.api.schema import LEAF, OPEN, FieldNotice, list_of
 from core.errors import FieldError
 
 if TYPE_CHECKING:
@@ -24,9 +23,7 @@ _NET = schema.obj({
     "tls": schema.obj({"enable": LEAF, "cert": _SECRET, "key": _SECRET, "caCert": _SECRET}),
 })
 SCHEMA = schema.resource(schema.obj({
-    # the Source duck (`pkg:apis/duck/v1/source_types.go`)
-    "sink": schema.DESTINATION,
-    "ceOverrides": schema.obj({"extensions": map_of()}),
+    **source.DUCK,
     # KafkaSource's own
     "bootstrapServers": list_of(LEAF),
     "topics": list_of(LEAF),
@@ -50,7 +47,7 @@ def default_kafka_source(obj: dict[str, Any], settings: AdmissionSettings) -> No
     spec.setdefault("consumers", 1)
     spec.setdefault("initialOffset", "latest")
     spec.setdefault("ordering", "ordered")
-    default_destination(spec.get("sink"), meta["namespace"])
+    source.default_duck(spec, meta["namespace"])
     default_delivery(spec.get("delivery"), meta["namespace"])
 
 
@@ -67,10 +64,7 @@ def validate_kafka_source(obj: dict[str, Any]) -> list[FieldError]:
         return [FieldError("spec", "must be an object")]
     errors = _strings(spec.get("bootstrapServers"), "spec.bootstrapServers")
     errors += _strings(spec.get("topics"), "spec.topics")
-    if "sink" not in spec:
-        errors.append(FieldError("spec.sink", "required"))
-    else:
-        errors += validate_destination(spec["sink"], "spec.sink", namespace)
+    errors += source.validate_duck(spec, namespace)
     if spec.get("initialOffset") not in ("earliest", "latest"):
         errors.append(FieldError("spec.initialOffset", f"{spec.get('initialOffset')!r} must be earliest or latest"))
     if spec.get("ordering") not in ("ordered", "unordered"):
@@ -82,14 +76,6 @@ def validate_kafka_source(obj: dict[str, Any]) -> list[FieldError]:
         errors.append(FieldError("spec.consumers", f"{consumers!r} must be at most {INT32_MAX}"))
     if not isinstance(spec.get("consumerGroup"), str) or not spec["consumerGroup"]:
         errors.append(FieldError("spec.consumerGroup", "must be a non-empty string"))
-    overrides = spec.get("ceOverrides")
-    extensions = overrides.get("extensions") if isinstance(overrides, dict) else None
-    if overrides is not None and not isinstance(overrides, dict):
-        errors.append(FieldError("spec.ceOverrides", "must be an object with extensions"))
-    elif extensions is not None and (
-        not isinstance(extensions, dict) or not all(isinstance(v, str) for v in extensions.values())
-    ):
-        errors.append(FieldError("spec.ceOverrides.extensions", "must be a map of extension names to strings"))
     errors += validate_delivery(spec.get("delivery"), "spec.delivery", namespace)
     return errors
 

@@ -39,6 +39,7 @@ from control.api import (
     natsjetstreamchannel,
     parallel,
     sequence,
+    source,
     subscription,
     trigger,
 )
@@ -68,6 +69,10 @@ def _no_notices(obj: Obj) -> list[FieldNotice]:
     return []
 
 
+def _same_shape(obj: Obj) -> None:
+    return None
+
+
 _ANY_RESOURCE = resource(OPEN)
 
 
@@ -81,6 +86,11 @@ class Kind:
     namespaced: bool = True
     older_versions: tuple[str, ...] = ()
     """Other API versions Knative still serves; accepted and stored under `api_version`."""
+    convert: Callable[[Obj], None] = _same_shape
+    """Rewrites, in place, a manifest of an older version into `api_version`'s shape (a v1beta1
+    PingSource's `jsonData` into `data`), before any check: the rules then see only the stored shape."""
+    categories: tuple[str, ...] = ()
+    """kubectl's categories: `nerve get sources` lists every kind in category `sources`."""
     schema: Node = _ANY_RESOURCE
     default: Callable[[Obj, AdmissionSettings], None] = _no_defaults
     validate: Callable[[Obj], list[FieldError]] = _valid
@@ -131,6 +141,7 @@ TRIGGER = Kind(
 )
 KAFKA_SOURCE = Kind(
     "sources.knative.dev/v1", "KafkaSource", "kafkasources", older_versions=("sources.knative.dev/v1beta1",),
+    categories=(source.CATEGORY,),
     schema=kafkasource.SCHEMA, default=kafkasource.default_kafka_source,
     validate=kafkasource.validate_kafka_source, notices=kafkasource.notices_kafka_source,
     columns=kafkasource.COLUMNS,
@@ -242,6 +253,11 @@ def manifest_problem(api_version: str, kind: str) -> FieldError:
         right = _BY_KIND[close[0]]
         return FieldError("kind", f'unknown kind "{kind}"; did you mean "{right.kind}" ({right.api_version})?')
     return FieldError("kind", f"{api_version}/{kind} is not supported; Nerve knows {supported()}")
+
+
+def in_category(category: str) -> tuple[Kind, ...]:
+    """The kinds `nerve get <category>` lists, as `kubectl get sources` lists every source kind."""
+    return tuple(kind for kind in KINDS if category in kind.categories)
 
 
 def supported() -> str:

@@ -12,7 +12,8 @@ from typing import Any
 
 from control.conditions import cond, with_ready
 from control.reconcilers.resources.delivery import dead_letter_condition, egress_config
-from control.resolver import Resolver, Unresolvable
+from control.reconcilers.resources.source import resolve_sink
+from control.resolver import Resolver
 from core.contract import Egress, Reference, Source
 
 
@@ -40,13 +41,10 @@ def build(source: dict[str, Any], probe: Probe, resolver: Resolver, now: str | N
     meta, spec = source["metadata"], source["spec"]
     ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
     status: dict[str, Any] = {"observedGeneration": meta["generation"]}
-    sink_uri = ""
-    try:
-        sink_uri = resolver.resolve(spec["sink"], ns)
-        conditions = [cond("SinkProvided", True)]
+    sink_provided, sink_uri = resolve_sink(source, resolver)
+    conditions = [sink_provided]
+    if sink_uri:
         status["sinkUri"] = sink_uri
-    except Unresolvable as exc:
-        conditions = [cond("SinkProvided", False, "NotFound", exc.message)]
     servers = bootstrap_servers(source)
     if probe.reachable is None:
         conditions.append(cond("ConnectionEstablished", None, "ConnectionPending", probe.message))
