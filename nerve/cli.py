@@ -252,6 +252,8 @@ def describe(
     except Unreachable as exc:
         fail(str(exc), 1)
     typer.echo(output.describe(obj))
+    if obj.get("kind") == "EventType":
+        typer.echo(output.eventtype_trigger(obj))
 
 
 # ------------------------------------------------------------------------------------------ send / display

@@ -33,6 +33,7 @@ from control.api import (
     channelable,
     columns,
     corev1,
+    eventtype,
     inmemorychannel,
     kafkachannel,
     kafkasource,
@@ -136,6 +137,7 @@ BROKER = Kind(
 )
 TRIGGER = Kind(
     "eventing.knative.dev/v1", "Trigger", "triggers",
+    older_versions=(trigger.V1ALPHA1,), convert=trigger.convert_trigger,  # the registry seed's v1alpha1
     schema=trigger.SCHEMA, default=trigger.default_trigger, validate=trigger.validate_trigger,
     validate_update=trigger.validate_trigger_update, notices=trigger.notices_trigger, columns=trigger.COLUMNS,
 )
@@ -194,13 +196,21 @@ PARALLEL = Kind(
     columns=parallel.COLUMNS,
 )
 
+# The event registry (docs/eventtypes.md): stored as v1beta3, older versions converted on admission.
+EVENT_TYPE = Kind(
+    eventtype.API_VERSION, "EventType", "eventtypes", older_versions=eventtype.OLDER_VERSIONS,
+    convert=eventtype.convert_eventtype, schema=eventtype.SCHEMA, default=eventtype.default_eventtype,
+    validate=eventtype.validate_eventtype, validate_update=eventtype.validate_eventtype_update,
+    columns=eventtype.COLUMNS,
+)
+
 CONFIGMAP = Kind("v1", "ConfigMap", "configmaps", ("cm",), schema=corev1.CONFIGMAP_SCHEMA,
                  validate=corev1.validate_configmap, columns=corev1.CONFIGMAP_COLUMNS)
 SERVICE = Kind("v1", "Service", "services", ("svc",), schema=corev1.SERVICE_SCHEMA)
 NAMESPACE = Kind("v1", "Namespace", "namespaces", ("ns",), namespaced=False, schema=corev1.NAMESPACE_SCHEMA)
 
 KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA_SOURCE,
-                           CHANNEL, *CHANNEL_KINDS, SUBSCRIPTION, SEQUENCE, PARALLEL)
+                           CHANNEL, *CHANNEL_KINDS, SUBSCRIPTION, SEQUENCE, PARALLEL, EVENT_TYPE)
 
 _BY_SPELLING = {spelling: kind for kind in KINDS for spelling in kind.spellings()}
 _BY_MANIFEST = {(version, kind.kind): kind for kind in KINDS for version in kind.api_versions()}

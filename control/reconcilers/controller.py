@@ -32,6 +32,7 @@ from control.conditions import cond, with_ready
 from control.reconcilers import finalizers, garbage
 from control.reconcilers.broker import BrokerReconciler
 from control.reconcilers.channel import Channels
+from control.reconcilers.eventtype import EventTypeReconciler
 from control.reconcilers.kafkasource import KafkaSourceReconciler
 from control.reconcilers.parallel import ParallelReconciler
 from control.reconcilers.probe import KafkaProbes
@@ -82,6 +83,7 @@ class Reconciler:
         self.channels = Channels(pool, settings)
         self.sequences = SequenceReconciler()
         self.parallels = ParallelReconciler()
+        self.eventtypes = EventTypeReconciler()
         self.contract = contract or Contract()
 
     async def reconcile(self) -> Contract:
@@ -104,6 +106,9 @@ class Reconciler:
         resources += await self.channels.reconcile_all(snapshot, resolver, writes)
         sources = await self.kafka_sources.reconcile_all(snapshot.live("KafkaSource"), resolver, writes)
         await self._reconcile_flows(snapshot, writes)
+        # Last: an EventType's status reads its Broker's or channel's, and its registration a source's, as
+        # this round left them.
+        await self.eventtypes.reconcile_all(snapshot, writes)
         await self._publish(resources, sources)
         await self._finalize(snapshot, writes)
         return writes.again
