@@ -15,12 +15,14 @@ from channels.registry import BackendPool, BackendSettings
 from control.api.admission import AdmissionSettings
 from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
 from control.auth import Access, load_or_create_token, secure_dir
+from control.autocreate import StoreRecorder
 from control.reconcilers.controller import Reconciler
 from control.server import create_app as create_control_app
 from control.service import ControlService
 from control.settings import ControlSettings
 from control.store.sqlite import SqliteStore
 from core.contract import Contract, read, write_atomically
+from core.eventtypes import AutoCreate
 from core.runtime import serve, stop_all
 from dispatcher.service import Dispatcher
 from ingress.app import Ingress
@@ -43,8 +45,12 @@ class Embedded:
                 memory=settings.memory, kafka_bootstrap_servers=settings.kafka_bootstrap, nats_url=settings.nats_url
             )
         )
-        self.ingress = Ingress(self.pool, settings.ingress)
-        self.dispatcher = Dispatcher(self.pool, settings.dispatcher)
+        # EventType auto-create (off by default): ingress and dispatcher queue, control's store is written.
+        events = settings.eventtypes
+        self.auto_create = AutoCreate(max_pending=events.max_pending, max_seen=events.max_seen) \
+            if events.eventtype_auto_create else None
+        self.ingress = Ingress(self.pool, settings.ingress, auto_create=self.auto_create)
+        self.dispatcher = Dispatcher(self.pool, settings.dispatcher, auto_create=self.auto_create)
         self.sources = Sources(self.pool, settings.sources)
         self.ingress_url = ""
         self.api_url = ""
@@ -111,6 +117,9 @@ class Embedded:
         self.service = ControlService(self._store, reconciler, admission, resync_seconds=settings.resync_seconds)
         await self.service.start()
         self._closers.insert(1, self.service.stop)
+        if self.auto_create is not None:
+            self.auto_create.start(StoreRecorder(self.service))
+            self._closers.insert(1, self.auto_create.stop)
         api_runner, api_port = await serve(create_control_app(self.service, access), settings.host,
                                           settings.api_port, name="control")
         self._closers.insert(1, api_runner.cleanup)
