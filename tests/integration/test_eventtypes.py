@@ -247,3 +247,31 @@ async def _count(stack: Stack, n: int) -> bool:
 
 def _ready(et: dict[str, Any]) -> str:
     return next((c["status"] for c in (et.get("status") or {}).get("conditions", []) if c["type"] == "Ready"), "")
+
+
+async def test_a_reply_from_a_subscription_subscriber_registers_an_eventtype_for_the_subscription(
+        auto_stack: Stack, receiver: Receiver) -> None:
+    stack = auto_stack
+    headers, body = to_binary(event("r1", type_="com.example.reply", source="/replier"))
+    replier = Receiver(lambda i, e: Answer(200, headers, body))
+    await replier.start()
+    try:
+        await stack.apply(CHANNEL, {
+            "apiVersion": "messaging.knative.dev/v1", "kind": "Subscription",
+            "metadata": {"name": "sub", "namespace": "default"},
+            "spec": {"channel": {"apiVersion": "messaging.knative.dev/v1", "kind": "InMemoryChannel",
+                                 "name": "orders"},
+                     "subscriber": {"uri": replier.url}, "reply": {"uri": receiver.url}}})
+        subscription = await stack.get("subscriptions", "default", "sub")
+        assert await stack.send("/channels/default/orders", event(1, type_="com.example.asked")) == 202
+        await eventually(lambda: receiver.ids == ["r1"])
+        await eventually(lambda: _count(stack, 2), timeout=10)
+    finally:
+        await replier.stop()
+    by_ref = {et["spec"]["reference"]["kind"]: et for et in await _eventtypes(stack)}
+    assert _attrs(by_ref["InMemoryChannel"])["type"] == "com.example.asked"
+    at_subscription = by_ref["Subscription"]
+    assert at_subscription["spec"]["reference"] == {"apiVersion": "messaging.knative.dev/v1",
+                                                    "kind": "Subscription", "name": "sub", "namespace": "default"}
+    assert _attrs(at_subscription)["type"] == "com.example.reply"
+    assert at_subscription["metadata"]["ownerReferences"][0]["uid"] == subscription["metadata"]["uid"]
