@@ -8,6 +8,7 @@ before `nerve apply` returns: a Trigger reported Ready is consuming already.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -51,7 +52,8 @@ class Embedded:
             if events.eventtype_auto_create else None
         self.ingress = Ingress(self.pool, settings.ingress, auto_create=self.auto_create)
         self.dispatcher = Dispatcher(self.pool, settings.dispatcher, auto_create=self.auto_create)
-        self.sources = Sources(self.pool, settings.sources)
+        # PingSource keeps its last fired ticks in the state dir of `nerve up`.
+        self.sources = Sources(self.pool, dataclasses.replace(settings.sources, state_dir=settings.state_dir))
         self.ingress_url = ""
         self.api_url = ""
         self.token = ""

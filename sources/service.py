@@ -20,11 +20,12 @@ from core.errors import BackendError
 from core.supervisor import HEALTH, describe
 from sources.base import Adapter, AdapterFactory, SourceContext, part_name
 from sources.kafka import kafka_source
+from sources.ping import ping_source
 from sources.settings import SourcesSettings
 
 log = logging.getLogger("nerve.sources")
 
-ADAPTERS: dict[str, AdapterFactory] = {"KafkaSource": kafka_source}
+ADAPTERS: dict[str, AdapterFactory] = {"KafkaSource": kafka_source, "PingSource": ping_source}
 """Adapter factories by contract `reference.kind`; PingSource and ContainerSource plug in here."""
 
 

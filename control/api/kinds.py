@@ -39,6 +39,7 @@ from control.api import (
     kafkasource,
     natsjetstreamchannel,
     parallel,
+    pingsource,
     sequence,
     source,
     subscription,
@@ -148,6 +149,13 @@ KAFKA_SOURCE = Kind(
     validate=kafkasource.validate_kafka_source, notices=kafkasource.notices_kafka_source,
     columns=kafkasource.COLUMNS,
 )
+PING_SOURCE = Kind(
+    "sources.knative.dev/v1", "PingSource", "pingsources",
+    older_versions=("sources.knative.dev/v1beta1", "sources.knative.dev/v1beta2"),
+    convert=pingsource.convert_ping_source, categories=(source.CATEGORY,),
+    schema=pingsource.SCHEMA, default=pingsource.default_ping_source, validate=pingsource.validate_ping_source,
+    columns=pingsource.COLUMNS,
+)
 # messaging.knative.dev: channels and Subscriptions (docs/channels.md).
 _SUBSCRIBERS = ("subscribers",)
 CHANNEL = Kind(
@@ -209,7 +217,7 @@ CONFIGMAP = Kind("v1", "ConfigMap", "configmaps", ("cm",), schema=corev1.CONFIGM
 SERVICE = Kind("v1", "Service", "services", ("svc",), schema=corev1.SERVICE_SCHEMA)
 NAMESPACE = Kind("v1", "Namespace", "namespaces", ("ns",), namespaced=False, schema=corev1.NAMESPACE_SCHEMA)
 
-KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA_SOURCE,
+KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA_SOURCE, PING_SOURCE,
                            CHANNEL, *CHANNEL_KINDS, SUBSCRIPTION, SEQUENCE, PARALLEL, EVENT_TYPE)
 
 _BY_SPELLING = {spelling: kind for kind in KINDS for spelling in kind.spellings()}

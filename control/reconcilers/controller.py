@@ -35,6 +35,7 @@ from control.reconcilers.channel import Channels
 from control.reconcilers.eventtype import EventTypeReconciler
 from control.reconcilers.kafkasource import KafkaSourceReconciler
 from control.reconcilers.parallel import ParallelReconciler
+from control.reconcilers.pingsource import PingSourceReconciler
 from control.reconcilers.probe import KafkaProbes
 from control.reconcilers.sequence import SequenceReconciler
 from control.reconcilers.snapshot import Snapshot
@@ -80,6 +81,7 @@ class Reconciler:
         self.brokers = BrokerReconciler(pool, settings)
         self.triggers = TriggerReconciler(pool, settings)
         self.kafka_sources = KafkaSourceReconciler(pool, self._probes)
+        self.ping_sources = PingSourceReconciler()
         self.channels = Channels(pool, settings)
         self.sequences = SequenceReconciler()
         self.parallels = ParallelReconciler()
@@ -105,6 +107,7 @@ class Reconciler:
         resources = await self._reconcile_brokers(snapshot, resolver, writes)
         resources += await self.channels.reconcile_all(snapshot, resolver, writes)
         sources = await self.kafka_sources.reconcile_all(snapshot.live("KafkaSource"), resolver, writes)
+        sources += await self.ping_sources.reconcile_all(snapshot.live("PingSource"), resolver, writes)
         await self._reconcile_flows(snapshot, writes)
         # Last: an EventType's status reads its Broker's or channel's, and its registration a source's, as
         # this round left them.
