@@ -5,6 +5,9 @@
     GET    /api/v1/resources/{kind}[?namespace=ns][&showSecrets=true]          -> {"items": [...]}
     GET    /api/v1/resources/{kind}/{namespace}/{name}[?showSecrets=true]      -> the resource with status
     DELETE /api/v1/resources/{kind}/{namespace}/{name}
+    GET    /api/v1/contract[?after=<generation>][&timeoutSeconds=0..60]
+                                                   the contract; with `after`, held until control publishes
+                                                   another generation (200) or the wait ends (304)
     GET    /healthz  /readyz  /metrics
 
 Errors are JSON: {"error": <class>, "reason": ..., "field": ..., "details": [{"field", "reason", "resource"}]};
@@ -25,12 +28,15 @@ from aiohttp import web
 
 from control.api.admission import FieldValidation, Refused
 from control.auth import Access, guard
+from control.contract_board import ContractBoard
 from control.redaction import redact
 from control.service import ControlService
 from core import observability
 from core.errors import InvalidResource, NerveError, Unauthorized
 
 SERVICE_KEY = web.AppKey("control_service", ControlService)
+BOARD_KEY = web.AppKey("contract_board", ContractBoard)
+MAX_CONTRACT_WAIT_S = 60
 log = logging.getLogger("nerve.control")
 
 
@@ -110,13 +116,38 @@ async def _delete(request: web.Request) -> web.Response:
     return _json({"deleted": {"kind": m["kind"], "namespace": m["namespace"], "name": m["name"]}})
 
 
-def create_app(service: ControlService, access: Access) -> web.Application:
+def _int_query(request: web.Request, name: str, default: int, lowest: int, highest: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise InvalidRequest(f"{name}={text!r}: expected an integer", field=name) from None
+    if not lowest <= value <= highest:
+        raise InvalidRequest(f"{name}={value}: expected {lowest} to {highest}", field=name)
+    return value
+
+
+async def _contract(request: web.Request) -> web.Response:
+    board = request.app[BOARD_KEY]
+    after = _int_query(request, "after", -1, -1, 2**63 - 1)
+    wait = _int_query(request, "timeoutSeconds", 30, 0, MAX_CONTRACT_WAIT_S)
+    contract = await board.after(after, wait)
+    if contract is None:
+        return web.Response(status=304)
+    return web.Response(body=contract.dumps(), content_type="application/json")
+
+
+def create_app(service: ControlService, access: Access, board: ContractBoard | None = None) -> web.Application:
     # _errors outermost, so the guard's refusals are JSON like every other error.
     app = web.Application(middlewares=[_errors, guard(access)], client_max_size=16 * 1024 * 1024)
     app[SERVICE_KEY] = service
+    app[BOARD_KEY] = board or ContractBoard()
     app.router.add_post("/api/v1/apply", _apply)
     app.router.add_get("/api/v1/resources/{kind}", _list)
     app.router.add_get("/api/v1/resources/{kind}/{namespace}/{name}", _get)
     app.router.add_delete("/api/v1/resources/{kind}/{namespace}/{name}", _delete)
+    app.router.add_get("/api/v1/contract", _contract)
     observability.add_routes(app)
     return app

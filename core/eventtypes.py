@@ -60,21 +60,16 @@ class EventTypeSettings:
         "Create an EventType for each new (type, source) accepted at a Broker or channel and each new reply "
         "from a Trigger's or Subscription's subscriber (Knative's eventtype-auto-create feature flag).",
         off_flag="--no-eventtype-auto-create")
-    control_url: str = setting(
-        "", "--control-url", "NERVE_CONTROL_URL",
-        "Separate ingress and dispatcher: the control API that auto-created EventTypes are written to "
-        "(needed with --eventtype-auto-create).")
-    control_token: str = setting("", "--control-token", "NERVE_CONTROL_TOKEN",
-                                 "The control API's bearer token, for --control-url.")
     max_pending: int = 1000
     """New pairs queued at most; past it they are dropped (and tried again at a later event)."""
     max_seen: int = 100_000
     """Pairs remembered as written; past it the memory is cleared (a pair costs one store lookup again)."""
 
 
-def problems(settings: EventTypeSettings) -> list[str]:
-    """A separate service asked to auto-create without a control API to write to."""
-    if settings.eventtype_auto_create and not settings.control_url:
+def problems(settings: EventTypeSettings, control_url: str) -> list[str]:
+    """A separate service asked to auto-create without a control API to write to (`--control-url`, a
+    service setting of core/cli_settings.py shared with `--contract-from control`)."""
+    if settings.eventtype_auto_create and not control_url:
         return ["--eventtype-auto-create needs --control-url (NERVE_CONTROL_URL): the control API to write to"]
     return []
 
@@ -201,13 +196,14 @@ class AutoCreate:
 
 
 @contextlib.asynccontextmanager
-async def service_auto_create(settings: EventTypeSettings) -> AsyncIterator[AutoCreate | None]:
+async def service_auto_create(settings: EventTypeSettings, control_url: str,
+                              control_token: str) -> AsyncIterator[AutoCreate | None]:
     """A separate ingress's or dispatcher's auto-create, writing through the control API; None when off."""
     if not settings.eventtype_auto_create:
         yield None
         return
     auto_create = AutoCreate(max_pending=settings.max_pending, max_seen=settings.max_seen)
-    recorder = HttpRecorder(settings.control_url, settings.control_token)
+    recorder = HttpRecorder(control_url, control_token)
     auto_create.start(recorder)
     try:
         yield auto_create

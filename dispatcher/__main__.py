@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from channels.registry import service_pool
-from core.cli_settings import DISPATCHER_PORT, ServiceSettings, parse_service, service_settings
+from core.cli_settings import DISPATCHER_PORT, ServiceSettings, contract_feed, parse_service, service_settings
 from core.eventtypes import EventTypeSettings, service_auto_create
 from core.eventtypes import problems as eventtype_problems
 from core.runtime import follow_contract, run
@@ -29,16 +29,16 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m dispatcher") 
     common = build(ServiceSettings, values)
     settings = build(DispatcherSettings, values, drain_timeout_s=common.drain_timeout)
     eventtypes = build(EventTypeSettings, values)
-    for problem in eventtype_problems(eventtypes):
+    for problem in eventtype_problems(eventtypes, common.control_url):
         print(f"{prog}: error: {problem}", file=sys.stderr)
         raise SystemExit(2)
 
     async def service(stop: asyncio.Event) -> None:
         pool = service_pool(common.kafka_bootstrap, common.nats_url)
         try:
-            async with service_auto_create(eventtypes) as auto_create:
+            async with service_auto_create(eventtypes, common.control_url, common.control_token) as auto_create:
                 await follow_contract(stop, Dispatcher(pool, settings, auto_create=auto_create),
-                                      contract=common.contract, host=common.host, port=common.port)
+                                      contract=contract_feed(common), host=common.host, port=common.port)
         finally:
             await pool.stop()
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from channels.registry import service_pool
-from core.cli_settings import INGRESS_PORT, ServiceSettings, parse_service, service_settings
+from core.cli_settings import INGRESS_PORT, ServiceSettings, contract_feed, parse_service, service_settings
 from core.contract_watch import ContractWatcher
 from core.eventtypes import EventTypeSettings, service_auto_create
 from core.eventtypes import problems as eventtype_problems
@@ -26,15 +26,15 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m ingress") -> 
     common = build(ServiceSettings, values)
     settings = build(IngressSettings, values)
     eventtypes = build(EventTypeSettings, values)
-    for problem in eventtype_problems(eventtypes):
+    for problem in eventtype_problems(eventtypes, common.control_url):
         print(f"{prog}: error: {problem}", file=sys.stderr)
         raise SystemExit(2)
 
     async def service(stop: asyncio.Event) -> None:
         pool = service_pool(common.kafka_bootstrap, common.nats_url)
-        async with service_auto_create(eventtypes) as auto_create:
+        async with service_auto_create(eventtypes, common.control_url, common.control_token) as auto_create:
             ingress = Ingress(pool, settings, auto_create=auto_create)
-            watcher = ContractWatcher(common.contract, [ingress.apply])
+            watcher = ContractWatcher(contract_feed(common), [ingress.apply])
             await watcher.start()
             runner, _ = await serve(create_app(ingress, with_metrics=True), settings.host, settings.port,
                                     name="ingress", limits=settings.limits, decompress=False,

@@ -17,6 +17,7 @@ from control.api.admission import AdmissionSettings
 from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
 from control.auth import Access, load_or_create_token, secure_dir
 from control.autocreate import StoreRecorder
+from control.contract_board import ContractBoard
 from control.reconcilers.controller import Reconciler
 from control.server import create_app as create_control_app
 from control.service import ControlService
@@ -96,8 +97,12 @@ class Embedded:
         access = Access(self.token, control_settings.allowed_hosts, control_settings.allowed_origins)
         contract_path = control_settings.contract_path
 
+        board = ContractBoard()
+        self._closers.insert(0, board.close)
+
         async def publish(contract: Contract) -> None:
             write_atomically(contract_path, contract)
+            await board.publish(contract)  # for a separate service following with --contract-from control
             # Dispatcher first: a new Trigger is consuming before its Broker's route opens.
             await self.dispatcher.apply(contract)
             await self.sources.apply(contract)
@@ -122,7 +127,7 @@ class Embedded:
         if self.auto_create is not None:
             self.auto_create.start(StoreRecorder(self.service))
             self._closers.insert(1, self.auto_create.stop)
-        api_runner, api_port = await serve(create_control_app(self.service, access), settings.host,
+        api_runner, api_port = await serve(create_control_app(self.service, access, board), settings.host,
                                           settings.api_port, name="control")
         self._closers.insert(1, api_runner.cleanup)
         self.api_url = f"http://{settings.host}:{api_port}"

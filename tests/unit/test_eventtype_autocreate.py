@@ -135,6 +135,6 @@ async def test_the_seen_set_is_bounded() -> None:
 
 
 def test_a_separate_service_needs_a_control_url_to_auto_create() -> None:
-    assert problems(EventTypeSettings()) == []
-    assert "--control-url" in problems(EventTypeSettings(eventtype_auto_create=True))[0]
-    assert problems(EventTypeSettings(eventtype_auto_create=True, control_url="http://control:8081")) == []
+    assert problems(EventTypeSettings(), "") == []
+    assert "--control-url" in problems(EventTypeSettings(eventtype_auto_create=True), "")[0]
+    assert problems(EventTypeSettings(eventtype_auto_create=True), "http://control:8081") == []
