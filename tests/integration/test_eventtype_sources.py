@@ -74,3 +74,24 @@ async def test_a_pingsource_to_a_broker_registers_a_ready_eventtype_owned_by_it(
 
 async def _none(stack: Stack) -> bool:
     return await _eventtypes(stack) == []
+
+
+async def test_an_apiserversource_to_a_broker_registers_its_three_types(stack: Stack) -> None:
+    await stack.apply(BROKER, {
+        "apiVersion": "sources.knative.dev/v1", "kind": "ApiServerSource",
+        "metadata": {"name": "watcher", "namespace": "default"},
+        "spec": {"mode": "Reference", "resources": [{"apiVersion": "v1", "kind": "ConfigMap"}],
+                 "sink": {"ref": {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "name": "default"}}}})
+
+    async def registered() -> bool:
+        items = await _eventtypes(stack)
+        return len(items) == 3 and all(_ready(et) == "True" for et in items)
+
+    await eventually(registered, timeout=10)
+    types = sorted(next(a["value"] for a in et["spec"]["attributes"] if a["name"] == "type")
+                   for et in await _eventtypes(stack))
+    assert types == ["dev.knative.apiserver.ref.add", "dev.knative.apiserver.ref.delete",
+                     "dev.knative.apiserver.ref.update"]
+    assert {et["spec"]["reference"]["name"] for et in await _eventtypes(stack)} == {"default"}
+    await stack.delete("apiserversources", "default", "watcher")
+    await eventually(lambda: _none(stack), timeout=10)
