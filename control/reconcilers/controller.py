@@ -41,8 +41,10 @@ from control.reconcilers.apiserversource import ApiServerSourceReconciler
 from control.reconcilers.broker import BrokerReconciler
 from control.reconcilers.channel import Channels
 from control.reconcilers.containersource import ContainerSourceReconciler
+from control.reconcilers.eventtype import EventTypeReconciler
 from control.reconcilers.kafkasource import KafkaSourceReconciler
 from control.reconcilers.parallel import ParallelReconciler
+from control.reconcilers.pingsource import PingSourceReconciler
 from control.reconcilers.probe import KafkaProbes
 from control.reconcilers.resources.trigger import dependency_view
 from control.reconcilers.sequence import SequenceReconciler
@@ -103,6 +105,7 @@ class Reconciler:
         self.brokers = BrokerReconciler(pool, settings)
         self.triggers = TriggerReconciler(pool, settings)
         self.kafka_sources = KafkaSourceReconciler(pool, self._probes)
+        self.ping_sources = PingSourceReconciler()
         self.api_server_sources = ApiServerSourceReconciler(source_url=api_url, watch_available=sources_watch_store)
         self.channels = Channels(pool, settings)
         self.sequences = SequenceReconciler()
@@ -110,6 +113,7 @@ class Reconciler:
         self.sink_bindings = SinkBindingReconciler()
         self.container_sources = ContainerSourceReconciler()
         self.workloads = WorkloadReconciler(local=settings.local_workloads)
+        self.eventtypes = EventTypeReconciler()
         self.contract = contract or Contract()
         self._wake: asyncio.TimerHandle | None = None
         self._woken: asyncio.Task[Contract] | None = None
@@ -167,6 +171,7 @@ class Reconciler:
         resources += await self.channels.reconcile_all(snapshot, resolver, writes)
         dependencies = _dependencies(snapshot)
         sources = await self.kafka_sources.reconcile_all(snapshot.live("KafkaSource"), resolver, writes)
+        sources += await self.ping_sources.reconcile_all(snapshot.live("PingSource"), resolver, writes)
         sources += await self.api_server_sources.reconcile_all(snapshot, resolver, writes)
         await self.sink_bindings.reconcile_all(snapshot.live("SinkBinding"), snapshot, resolver, writes)
         await self.container_sources.reconcile_all(snapshot.live("ContainerSource"), snapshot, writes)
@@ -175,6 +180,9 @@ class Reconciler:
             # their old status: another round lets it follow now rather than at the next resync.
             writes.again = True
         await self._reconcile_flows(snapshot, writes)
+        # Last: an EventType's status reads its Broker's or channel's, and its registration a source's, as
+        # this round left them.
+        await self.eventtypes.reconcile_all(snapshot, writes)
         await self._publish(resources, sources, workloads)
         await self._finalize(snapshot, writes)
         return writes.again
