@@ -7,6 +7,9 @@
     DELETE /api/v1/resources/{kind}/{namespace}/{name}
     GET    /api/v1/logs/{namespace}/{pod}[?container=c][&tailLines=n][&follow=true]
                                                    a local Pod's output as text (embedded mode), like kubectl logs
+    GET    /api/v1/contract[?after=<generation>][&timeoutSeconds=0..60]
+                                                   the contract; with `after`, held until control publishes
+                                                   another generation (200) or the wait ends (304)
     GET    /healthz  /readyz  /metrics
 
 Errors are JSON: {"error": <class>, "reason": ..., "field": ..., "details": [{"field", "reason", "resource"}]};
@@ -29,6 +32,7 @@ from aiohttp import web
 
 from control.api.admission import FieldValidation, Refused
 from control.auth import Access, guard
+from control.contract_board import ContractBoard
 from control.redaction import redact
 from control.service import ControlService
 from core import observability
@@ -38,6 +42,8 @@ from core.errors import InvalidResource, NerveError, NotFound, Unauthorized
 SERVICE_KEY = web.AppKey("control_service", ControlService)
 LOGS_KEY = web.AppKey("workload_logs", Path)
 FOLLOW_POLL_S = 0.2
+BOARD_KEY = web.AppKey("contract_board", ContractBoard)
+MAX_CONTRACT_WAIT_S = 60
 log = logging.getLogger("nerve.control")
 
 
@@ -191,10 +197,35 @@ async def _stream(response: web.StreamResponse, path: Path, lines: int | None, f
             return
 
 
-def create_app(service: ControlService, access: Access, *, logs_dir: Path | None = None) -> web.Application:
+def _int_query(request: web.Request, name: str, default: int, lowest: int, highest: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise InvalidRequest(f"{name}={text!r}: expected an integer", field=name) from None
+    if not lowest <= value <= highest:
+        raise InvalidRequest(f"{name}={value}: expected {lowest} to {highest}", field=name)
+    return value
+
+
+async def _contract(request: web.Request) -> web.Response:
+    board = request.app[BOARD_KEY]
+    after = _int_query(request, "after", -1, -1, 2**63 - 1)
+    wait = _int_query(request, "timeoutSeconds", 30, 0, MAX_CONTRACT_WAIT_S)
+    contract = await board.after(after, wait)
+    if contract is None:
+        return web.Response(status=304)
+    return web.Response(body=contract.dumps(), content_type="application/json")
+
+
+def create_app(service: ControlService, access: Access, board: ContractBoard | None = None, *,
+               logs_dir: Path | None = None) -> web.Application:
     # _errors outermost, so the guard's refusals are JSON like every other error.
     app = web.Application(middlewares=[_errors, guard(access)], client_max_size=16 * 1024 * 1024)
     app[SERVICE_KEY] = service
+    app[BOARD_KEY] = board or ContractBoard()
     if logs_dir is not None:
         app[LOGS_KEY] = logs_dir
     app.router.add_post("/api/v1/apply", _apply)
@@ -202,5 +233,6 @@ def create_app(service: ControlService, access: Access, *, logs_dir: Path | None
     app.router.add_get("/api/v1/resources/{kind}/{namespace}/{name}", _get)
     app.router.add_delete("/api/v1/resources/{kind}/{namespace}/{name}", _delete)
     app.router.add_get("/api/v1/logs/{namespace}/{pod}", _logs)
+    app.router.add_get("/api/v1/contract", _contract)
     observability.add_routes(app)
     return app

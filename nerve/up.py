@@ -18,6 +18,7 @@ from channels.registry import BackendPool, BackendSettings
 from control.api.admission import AdmissionSettings
 from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
 from control.auth import Access, load_or_create_token, secure_dir
+from control.contract_board import ContractBoard
 from control.reconcilers.controller import Reconciler
 from control.server import create_app as create_control_app
 from control.service import ControlService
@@ -96,8 +97,12 @@ class Embedded:
         access = Access(self.token, control_settings.allowed_hosts, control_settings.allowed_origins)
         contract_path = control_settings.contract_path
 
+        board = ContractBoard()
+        self._closers.insert(0, board.close)
+
         async def publish(contract: Contract) -> None:
             write_atomically(contract_path, contract)
+            await board.publish(contract)  # for a separate service following with --contract-from control
             # Dispatcher first: a new Trigger is consuming before its Broker's route opens.
             await self.dispatcher.apply(contract)
             await self.sources.apply(contract)
@@ -122,8 +127,9 @@ class Embedded:
         await self.service.start()
         self._closers.insert(1, self.service.stop)
         self._closers.insert(2, self._stop_workloads)
-        api_runner, api_port = await serve(create_control_app(self.service, access, logs_dir=control_settings.logs_dir),
-                                          settings.host, settings.api_port, name="control")
+        api_runner, api_port = await serve(
+            create_control_app(self.service, access, board, logs_dir=control_settings.logs_dir),
+            settings.host, settings.api_port, name="control")
         self._closers.insert(1, api_runner.cleanup)
         self.api_url = f"http://{settings.host}:{api_port}"
 
