@@ -161,6 +161,9 @@ async def test_an_image_without_a_command_is_not_runnable(stack: Stack) -> None:
     assert _cond(pod, "Ready")["reason"] == "ImageNotRunnable"
     waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"]
     assert "embedded mode runs commands; no container runtime" in waiting["message"]
+    async with stack.session.get(f"{stack.api}/api/v1/logs/default/{pod['metadata']['name']}") as response:
+        assert response.status == 400
+        assert (await response.json())["reason"].endswith("is waiting to start: ImageNotRunnable")
 
 
 async def test_a_trigger_to_a_service_that_does_not_exist_is_not_ready(stack: Stack) -> None:
