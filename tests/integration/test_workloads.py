@@ -211,3 +211,26 @@ async def test_following_a_pods_log_streams_until_it_ends(stack: Stack) -> None:
         assert response.status == 404 and "main" in (await response.json())["reason"]
     async with stack.session.get(f"{stack.api}/api/v1/logs/default/nobody") as response:
         assert response.status == 404
+
+
+async def test_pods_run_again_on_the_same_port_after_a_restart(tmp_path: Path) -> None:
+    from tests.support.stack import running_stack
+
+    script = "import os, time; print('port', os.environ['PORT'], flush=True); time.sleep(600)"
+    ports = []
+    pids = []
+    for _ in range(2):
+        async with running_stack(tmp_path) as stack:
+            if not ports:
+                await stack.apply(_deployment("keeper", [sys.executable, "-c", script]))
+
+            async def up() -> bool:
+                pods = await _list(stack, "pods")
+                return bool(pods) and _pid(pods[0]) is not None and \
+                    (await _logs(stack, "default", pods[0]["metadata"]["name"])).count("port") == len(ports) + 1
+            await eventually(up, timeout=20)
+            [pod] = await _list(stack, "pods")
+            ports.append(pod["status"]["port"])
+            pids.append(_pid(pod))
+        assert pids[-1] is not None and not _alive(pids[-1])  # stopping nerve up stops its processes
+    assert ports[0] == ports[1] and pids[0] != pids[1]
