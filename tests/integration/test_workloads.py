@@ -234,3 +234,32 @@ async def test_pods_run_again_on_the_same_port_after_a_restart(tmp_path: Path) -
             pids.append(_pid(pod))
         assert pids[-1] is not None and not _alive(pids[-1])  # stopping nerve up stops its processes
     assert ports[0] == ports[1] and pids[0] != pids[1]
+
+
+async def test_without_a_local_runner_pods_say_so_and_nothing_runs(tmp_path: Path) -> None:
+    """What control does under separate services (`nerve control` + `nerve sources`): no process, a reason."""
+    from control.api import kinds
+    from control.api.admission import AdmissionSettings, admit
+    from control.reconcilers.snapshot import Snapshot
+    from control.reconcilers.workloads import WorkloadReconciler
+    from control.reconcilers.writes import Writes
+    from control.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "nerve.db")
+    try:
+        for manifest in (_deployment("d", ["true"]), yaml.safe_load(
+                (Path(__file__).parents[2] / "examples" / "event-display" / "02-cronjob.yaml").read_text())):
+            manifest["metadata"]["namespace"] = "default"
+            await store.create(admit(manifest, None, AdmissionSettings()).obj)
+        reconciler = WorkloadReconciler(local=False)
+        for _ in range(3):
+            snapshot = await Snapshot.load(store, [k.kind for k in kinds.KINDS])
+            workloads = await reconciler.reconcile_all(snapshot, Writes(store))
+            assert workloads == []
+        [pod] = (await store.list("Pod")).items
+        assert _cond(pod, "Ready")["reason"] == "NoLocalRunner"
+        dep = await store.get("Deployment", "default", "d")
+        assert dep is not None and _cond(dep, "Ready")["reason"] == "NoLocalRunner"
+        assert (await store.list("Job")).items == [] and reconciler.wake_at is None
+    finally:
+        await store.close()
