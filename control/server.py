@@ -5,11 +5,11 @@
     GET    /api/v1/resources/{kind}[?namespace=ns][&showSecrets=true]          -> {"items": [...]}
     GET    /api/v1/resources/{kind}/{namespace}/{name}[?showSecrets=true]      -> the resource with status
     DELETE /api/v1/resources/{kind}/{namespace}/{name}
-    GET    /api/v1/logs/{namespace}/{pod}[?container=c][&tailLines=n][&follow=true]
-                                                   a local Pod's output as text (embedded mode), like kubectl logs
     GET    /api/v1/contract[?after=<generation>][&timeoutSeconds=0..60]
                                                    the contract; with `after`, held until control publishes
                                                    another generation (200) or the wait ends (304)
+    GET    /api/v1/logs/{namespace}/{pod}[?container=c][&tailLines=n][&follow=true]
+                                                   a local Pod's output as text (embedded mode), like kubectl logs
     GET    /healthz  /readyz  /metrics
 
 Errors are JSON: {"error": <class>, "reason": ..., "field": ..., "details": [{"field", "reason", "resource"}]};
@@ -40,10 +40,10 @@ from core.contract import workload_log
 from core.errors import InvalidResource, NerveError, NotFound, Unauthorized
 
 SERVICE_KEY = web.AppKey("control_service", ControlService)
-LOGS_KEY = web.AppKey("workload_logs", Path)
-FOLLOW_POLL_S = 0.2
 BOARD_KEY = web.AppKey("contract_board", ContractBoard)
 MAX_CONTRACT_WAIT_S = 60
+LOGS_KEY = web.AppKey("workload_logs", Path)
+FOLLOW_POLL_S = 0.2
 log = logging.getLogger("nerve.control")
 
 
@@ -121,6 +121,29 @@ async def _delete(request: web.Request) -> web.Response:
     m = request.match_info
     await request.app[SERVICE_KEY].delete(m["kind"], m["namespace"], m["name"])
     return _json({"deleted": {"kind": m["kind"], "namespace": m["namespace"], "name": m["name"]}})
+
+
+def _int_query(request: web.Request, name: str, default: int, lowest: int, highest: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise InvalidRequest(f"{name}={text!r}: expected an integer", field=name) from None
+    if not lowest <= value <= highest:
+        raise InvalidRequest(f"{name}={value}: expected {lowest} to {highest}", field=name)
+    return value
+
+
+async def _contract(request: web.Request) -> web.Response:
+    board = request.app[BOARD_KEY]
+    after = _int_query(request, "after", -1, -1, 2**63 - 1)
+    wait = _int_query(request, "timeoutSeconds", 30, 0, MAX_CONTRACT_WAIT_S)
+    contract = await board.after(after, wait)
+    if contract is None:
+        return web.Response(status=304)
+    return web.Response(body=contract.dumps(), content_type="application/json")
 
 
 def _tail(data: bytes, lines: int | None) -> bytes:
@@ -209,29 +232,6 @@ async def _stream(response: web.StreamResponse, path: Path, lines: int | None, f
             return
 
 
-def _int_query(request: web.Request, name: str, default: int, lowest: int, highest: int) -> int:
-    text = request.query.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise InvalidRequest(f"{name}={text!r}: expected an integer", field=name) from None
-    if not lowest <= value <= highest:
-        raise InvalidRequest(f"{name}={value}: expected {lowest} to {highest}", field=name)
-    return value
-
-
-async def _contract(request: web.Request) -> web.Response:
-    board = request.app[BOARD_KEY]
-    after = _int_query(request, "after", -1, -1, 2**63 - 1)
-    wait = _int_query(request, "timeoutSeconds", 30, 0, MAX_CONTRACT_WAIT_S)
-    contract = await board.after(after, wait)
-    if contract is None:
-        return web.Response(status=304)
-    return web.Response(body=contract.dumps(), content_type="application/json")
-
-
 def create_app(service: ControlService, access: Access, board: ContractBoard | None = None, *,
                logs_dir: Path | None = None) -> web.Application:
     # _errors outermost, so the guard's refusals are JSON like every other error.
@@ -244,7 +244,7 @@ def create_app(service: ControlService, access: Access, board: ContractBoard | N
     app.router.add_get("/api/v1/resources/{kind}", _list)
     app.router.add_get("/api/v1/resources/{kind}/{namespace}/{name}", _get)
     app.router.add_delete("/api/v1/resources/{kind}/{namespace}/{name}", _delete)
-    app.router.add_get("/api/v1/logs/{namespace}/{pod}", _logs)
     app.router.add_get("/api/v1/contract", _contract)
+    app.router.add_get("/api/v1/logs/{namespace}/{pod}", _logs)
     observability.add_routes(app)
     return app

@@ -116,9 +116,12 @@ class Embedded:
             except (OSError, ValueError, KeyError) as exc:
                 log.warning("ignoring unreadable %s: %s", contract_path, exc)
         self._store = SqliteStore(control_settings.db_path)
+        # In one process the sources service watches the store itself (ApiServerSource, embedded mode).
+        self.sources.watch = self._store
         # Generations keep counting up across restarts; the first reconcile republishes the contract.
         reconciler = Reconciler(
-            self._store, self.pool, control_settings, publish, contract=Contract(previous.generation)
+            self._store, self.pool, control_settings, publish, contract=Contract(previous.generation),
+            api_url=f"http://{settings.host}:{settings.api_port}", sources_watch_store=True,
         )
         default_class = DEFAULT_CLASS_FOR_BACKEND[settings.backend]
         admission = AdmissionSettings(default_class, default_channel_kind=control_settings.channel_kind)
@@ -127,11 +130,12 @@ class Embedded:
         await self.service.start()
         self._closers.insert(1, self.service.stop)
         self._closers.insert(2, self._stop_workloads)
-        api_runner, api_port = await serve(
-            create_control_app(self.service, access, board, logs_dir=control_settings.logs_dir),
-            settings.host, settings.api_port, name="control")
+        api_runner, api_port = await serve(create_control_app(self.service, access, board,
+                                                             logs_dir=control_settings.logs_dir),
+                                          settings.host, settings.api_port, name="control")
         self._closers.insert(1, api_runner.cleanup)
         self.api_url = f"http://{settings.host}:{api_port}"
+        reconciler.api_server_sources.source_url = self.api_url  # the port, when it was 0 (tests)
 
     async def _stop_workloads(self) -> None:
         """After control stopped reconciling: no report is written while the processes go."""

@@ -31,13 +31,17 @@ from typing import Any
 
 from channels.registry import BackendPool
 from control.api import kinds
+from control.api import source as source_api
+from control.api.trigger import dependency_of
 from control.conditions import cond, with_ready
 from control.reconcilers import finalizers, garbage
+from control.reconcilers.apiserversource import ApiServerSourceReconciler
 from control.reconcilers.broker import BrokerReconciler
 from control.reconcilers.channel import Channels
 from control.reconcilers.kafkasource import KafkaSourceReconciler
 from control.reconcilers.parallel import ParallelReconciler
 from control.reconcilers.probe import KafkaProbes
+from control.reconcilers.resources.trigger import dependency_view
 from control.reconcilers.sequence import SequenceReconciler
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.trigger import TriggerReconciler
@@ -64,6 +68,14 @@ def deleting_status(obj: dict[str, Any], why: str) -> dict[str, Any]:
     return status
 
 
+def _dependencies(snapshot: Snapshot) -> dict[tuple[str, str, str], tuple[Any, ...]]:
+    """What Triggers' DependencyReady reads of every source (none when no Trigger names a dependency)."""
+    if not any(dependency_of(t) for t in snapshot.live("Trigger")):
+        return {}
+    return {(kind.kind, o["metadata"]["namespace"], o["metadata"]["name"]): dependency_view(o)
+            for kind in kinds.in_category(source_api.CATEGORY) for o in snapshot.all(kind.kind)}
+
+
 class Reconciler:
     def __init__(
         self,
@@ -74,7 +86,11 @@ class Reconciler:
         *,
         contract: Contract | None = None,
         probe_timeout_s: float = 2.0,
+        api_url: str = "",
+        sources_watch_store: bool = False,
     ) -> None:
+        """`api_url` is the control API's URL (an ApiServerSource's event `source`); `sources_watch_store`
+        says the sources service runs in this process with the store handed to it (`nerve up`)."""
         self._store = store
         self._settings = settings
         self._sink = sink
@@ -83,6 +99,7 @@ class Reconciler:
         self.brokers = BrokerReconciler(pool, settings)
         self.triggers = TriggerReconciler(pool, settings)
         self.kafka_sources = KafkaSourceReconciler(pool, self._probes)
+        self.api_server_sources = ApiServerSourceReconciler(source_url=api_url, watch_available=sources_watch_store)
         self.channels = Channels(pool, settings)
         self.sequences = SequenceReconciler()
         self.parallels = ParallelReconciler()
@@ -142,7 +159,13 @@ class Reconciler:
         resolver = Resolver(snapshot, self._settings.service_url_template)
         resources = await self._reconcile_brokers(snapshot, resolver, writes)
         resources += await self.channels.reconcile_all(snapshot, resolver, writes)
+        dependencies = _dependencies(snapshot)
         sources = await self.kafka_sources.reconcile_all(snapshot.live("KafkaSource"), resolver, writes)
+        sources += await self.api_server_sources.reconcile_all(snapshot, resolver, writes)
+        if _dependencies(snapshot) != dependencies:
+            # A Trigger whose knative.dev/dependency names a source was reconciled before the sources, against
+            # their old status: another round lets it follow now rather than at the next resync.
+            writes.again = True
         await self._reconcile_flows(snapshot, writes)
         await self._publish(resources, sources, workloads)
         await self._finalize(snapshot, writes)
