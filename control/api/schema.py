@@ -145,7 +145,7 @@ METADATA = obj({
     "managedFields": OPEN,
     "generateName": LEAF,  # a name is made from it on create (meta.with_generated_name)
     "finalizers": unimplemented(OPEN, "finalizers are not run; a delete removes the resource at once"),
-    "ownerReferences": unimplemented(OPEN, "the resource is not deleted with its owner"),
+    "ownerReferences": OPEN,  # garbage-collected with its owners (control/reconcilers/garbage.py)
     "deletionTimestamp": LEAF, "deletionGracePeriodSeconds": LEAF,
 })
 
