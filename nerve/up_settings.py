@@ -15,6 +15,7 @@ from typing import Any
 from channels.memory import MemorySettings
 from control.settings import ControlSettings
 from core.cli_settings import API_PORT, INGRESS_PORT, ServiceSettings
+from core.eventtypes import EventTypeSettings
 from core.observability import TelemetrySettings
 from core.settings import Setting, build, same_as, setting, settings_of
 from dispatcher.settings import DispatcherSettings
@@ -47,6 +48,7 @@ class UpSettings:
     channel_topic_template: str = same_as(ControlSettings, "channel_topic_template")
     subscription_consumer_group_template: str = same_as(ControlSettings, "subscription_consumer_group_template")
     memory: MemorySettings = field(default_factory=MemorySettings)
+    eventtypes: EventTypeSettings = field(default_factory=EventTypeSettings)
     delete_topics: bool = same_as(ControlSettings, "delete_topics")
     token: str = same_as(ControlSettings, "token")
     allowed_hosts: str = same_as(ControlSettings, "allowed_hosts")
@@ -57,7 +59,8 @@ class UpSettings:
 def command_line() -> list[Setting]:
     """The flags of `nerve up`, in the order `--help` and docs/configuration.md list them."""
     return [*settings_of(UpSettings), *settings_of(IngressSettings), *settings_of(DispatcherSettings),
-            *settings_of(MemorySettings), *settings_of(TelemetrySettings)]
+            *settings_of(MemorySettings), *settings_of(EventTypeSettings, "eventtype_auto_create"),
+            *settings_of(TelemetrySettings)]
 
 
 def from_values(values: dict[str, Any]) -> UpSettings:
@@ -66,7 +69,7 @@ def from_values(values: dict[str, Any]) -> UpSettings:
     # Sources share the dispatcher's flags (--max-inflight): one value for every delivering part.
     return build(UpSettings, values, ingress=ingress, dispatcher=build(DispatcherSettings, values),
                  sources=build(SourcesSettings, values), memory=build(MemorySettings, values),
-                 telemetry=build(TelemetrySettings, values))
+                 eventtypes=build(EventTypeSettings, values), telemetry=build(TelemetrySettings, values))
 
 
 def problems(settings: UpSettings) -> list[str]:
