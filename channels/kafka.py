@@ -233,6 +233,12 @@ def wrap_record(record: Any, source: str, overrides: Mapping[str, str]) -> Event
             attributes[extension] = value.decode(errors="replace")
         event = Event(attributes, record.value)
     event.attributes.update(overrides)
+    # A producer's W3C trace context (an OpenTelemetry-instrumented Kafka client writes it as record headers)
+    # travels with the event, so the source's delivery continues the producer's trace (core/tracing.py).
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in ("traceparent", "tracestate"):
+            event.headers[lowered] = value.decode(errors="replace")
     return event
 
 

@@ -7,10 +7,13 @@ embedded Nerve (HTTP ingress, memory backend, dispatcher) to real HTTP subscribe
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -202,3 +205,35 @@ async def test_a_source_starts_a_trace_its_sink_continues(spans: InMemorySpanExp
     # The flags may carry W3C level 2's "random trace id" bit beside "sampled" for a trace Nerve started.
     version, trace_id, parent_id, flags = sink.received[0].headers["traceparent"].split("-")
     assert (version, trace_id, parent_id) == ("00", _trace(source), _id(send)) and int(flags, 16) & 1
+
+
+async def test_a_kafkasource_continues_the_trace_of_an_instrumented_producer(
+        tmp_path: Path, kafka_bootstrap: str, spans: InMemorySpanExporter) -> None:
+    topic = f"traced-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    sink = await _started()
+    try:
+        async with running_stack(tmp_path) as stack:
+            await stack.apply({"apiVersion": "sources.knative.dev/v1beta1", "kind": "KafkaSource",
+                               "metadata": {"name": "orders", "namespace": "tr"},
+                               "spec": {"bootstrapServers": [kafka_bootstrap], "topics": [topic],
+                                        "initialOffset": "earliest", "sink": {"uri": sink.url}}})
+            producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+            await producer.start()
+            try:
+                await producer.send_and_wait(topic, value=b'{"total": 12}', headers=[
+                    ("content-type", b"application/json"), ("traceparent", TRACEPARENT.encode())])
+            finally:
+                await producer.stop()
+            await sink.wait_for(1)
+            await eventually(lambda: "kafkasource:orders.tr" in _by_name(spans))
+    finally:
+        await sink.stop()
+    [source] = _by_name(spans)["kafkasource:orders.tr"]
+    assert _trace(source) == PRODUCER_TRACE and _parent(source) == PRODUCER_SPAN
+    assert sink.received[0].headers["traceparent"].split("-")[1] == PRODUCER_TRACE
