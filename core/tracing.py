@@ -9,7 +9,8 @@ False, the SDK is never imported, and every call site skips tracing after one at
 
 Spans, named as Knative names them (ev:pkg/tracing, ev:pkg/observability):
 
-    broker:<name>.<ns>, channel:<name>.<ns>     the ingress (SERVER), child of the producer's traceparent
+    broker:<name>.<ns>, channel:<name>.<ns>     the ingress (SERVER), child of the producer's traceparent;
+                                                a reply entering its Broker from the dispatcher (PRODUCER)
     trigger:<name>.<ns>, subscription:<name>.<ns>, <kind>:<name>.<ns> (a source)
                                                 one delivery (CONSUMER), child of the event's traceparent
     send <url>                                  one HTTP attempt (CLIENT): subscriber, reply URL or
@@ -189,6 +190,14 @@ def start_ingress(info: SpanInfo, headers: Mapping[str, str]) -> Active:
 def start_delivery(info: SpanInfo, event: Event) -> Active:
     """One delivery's span, continuing the trace stored with the event."""
     return _start(info, event.headers, SpanKind.CONSUMER, event_attributes(event))
+
+
+def start_reentry(info: SpanInfo, event: Event) -> Active:
+    """A reply entering its Broker from the dispatcher (PRODUCER): a child of the trace the reply carries,
+    written back into it so the next Trigger's span is this one's child."""
+    active = _start(info, event.headers, SpanKind.PRODUCER, event_attributes(event))
+    inject(active.span, event.headers)
+    return active
 
 
 def received(active: Active, events: Iterable[Event]) -> None:

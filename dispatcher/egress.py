@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from channels.base import Backend, Lagging, Reader
+from core import tracing
 from core.contract import Egress, Resource
 from core.delivery import Consumer, Deliverer, Inbound, Target, metrics
 from core.events import Event
@@ -181,4 +182,13 @@ class EgressRunner:
         """Back into the Broker: the reply inherits the TTL of the event it answers (loop prevention)."""
         inherit_ttl(reply, ttl)
         enter_broker(reply, max_ttl=self._settings.max_ttl)
-        await self._channel.publish(self.resource.topic, reply)
+        if not tracing.ENABLED:
+            await self._channel.publish(self.resource.topic, reply)
+            return
+        # The reply enters the Broker as Knative's goes through its ingress: a broker: span the next Trigger continues.
+        ref = self.resource.reference
+        active = tracing.start_reentry(tracing.SpanInfo.ingress("Broker", ref.namespace, ref.name), reply)
+        try:
+            await self._channel.publish(self.resource.topic, reply)
+        finally:
+            tracing.finish(active)
