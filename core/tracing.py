@@ -176,33 +176,35 @@ class Active:
     token: object
 
 
-def _start(info: SpanInfo, carrier: Mapping[str, str], kind: SpanKind, attributes: Mapping[str, str]) -> Active:
+def _start(info: SpanInfo, carrier: Mapping[str, str], kind: SpanKind, event: Event | None) -> Active:
     parent = _PROPAGATOR.extract(carrier)
-    span = _tracer.start_span(info.name, context=parent, kind=kind, attributes={**info.attributes, **attributes})
+    span = _tracer.start_span(info.name, context=parent, kind=kind, attributes=info.attributes)
+    if event is not None and span.is_recording():  # a span sampled out is not described: it costs less
+        span.set_attributes(event_attributes(event))
     return Active(span, otel_context.attach(trace.set_span_in_context(span)))
 
 
 def start_ingress(info: SpanInfo, headers: Mapping[str, str]) -> Active:
     """The ingress span, continuing the producer's `traceparent` when it sent one."""
-    return _start(info, headers, SpanKind.SERVER, {})
+    return _start(info, headers, SpanKind.SERVER, None)
 
 
 def start_delivery(info: SpanInfo, event: Event) -> Active:
     """One delivery's span, continuing the trace stored with the event."""
-    return _start(info, event.headers, SpanKind.CONSUMER, event_attributes(event))
+    return _start(info, event.headers, SpanKind.CONSUMER, event)
 
 
 def start_reentry(info: SpanInfo, event: Event) -> Active:
     """A reply entering its Broker from the dispatcher (PRODUCER): a child of the trace the reply carries,
     written back into it so the next Trigger's span is this one's child."""
-    active = _start(info, event.headers, SpanKind.PRODUCER, event_attributes(event))
+    active = _start(info, event.headers, SpanKind.PRODUCER, event)
     inject(active.span, event.headers)
     return active
 
 
 def received(active: Active, events: Iterable[Event]) -> None:
     """The ingress read these events: the span describes the first, and each carries the span's context on."""
-    first = True
+    first = active.span.is_recording()
     for event in events:
         if first:
             active.span.set_attributes(event_attributes(event))
