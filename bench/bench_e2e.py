@@ -13,10 +13,17 @@ and the sinks share this process on uvloop. Each run prints, per Trigger count:
     .venv/bin/python bench/bench_e2e.py                       # memory, 1 and 10 Triggers
     .venv/bin/python bench/bench_e2e.py --backend kafka --kafka-bootstrap 127.0.0.1:9092 --topology separate
     .venv/bin/python bench/bench_e2e.py --triggers 1 --eventtype-auto-create --sources 100   # the cost of auto-create
+    .venv/bin/python bench/bench_e2e.py --tracing both --triggers 1      # the cost of tracing: off, then on
 
 `--eventtype-auto-create` runs Nerve with EventType auto-create on; `--sources N` spreads the events over N
 `source` values (N new (type, source) pairs, so N EventTypes to create); `ingress p50/p99` is the time from
 sending a request to its 202, where auto-create's cost would show.
+
+`--tracing on` runs Nerve with OTEL_EXPORTER_OTLP_ENDPOINT pointing at an OTLP/HTTP endpoint in this
+process (it takes each export and answers 200) and every span sampled (the SDK's default sampler), the
+worst case; each line then says `tracing=on` and how many export requests arrived. A sampler or batching
+set in the environment (`OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1`,
+`OTEL_BSP_*`) applies to the `on` runs.
 """
 
 from __future__ import annotations
@@ -96,6 +103,19 @@ def unique_names() -> list[str]:
             "--consumer-group-template", f"bench-{run}-{{namespace}}-{{name}}"]
 
 
+class OtlpSink:
+    """What a collector's OTLP/HTTP receiver does for the benchmark: takes each export, answers 200."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.bytes = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.bytes += len(await request.read())
+        self.requests += 1
+        return web.Response(status=200, content_type="application/x-protobuf", body=b"")
+
+
 class SeparateServices:
     """control, ingress and dispatcher as their own processes (compose's shape): one core each at most."""
 
@@ -157,7 +177,8 @@ class SeparateServices:
         }
         self.log = (state / "services.log").open("wb")
         self.procs = {
-            name: subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT) for name, cmd in commands.items()
+            name: subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=args.env)
+            for name, cmd in commands.items()
         }
         self.ps = {name: psutil.Process(p.pid) for name, p in self.procs.items()}
 
@@ -219,7 +240,7 @@ class NerveProcess:
         if args.eventtype_auto_create:
             cmd.append("--eventtype-auto-create")
         self.log = (state / "nerve.log").open("wb")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=args.env)
         self.ps = {"nerve up": psutil.Process(self.proc.pid)}
 
     async def wait_ready(self) -> None:
@@ -364,14 +385,21 @@ async def send_all(
     return result
 
 
-async def run_case(args: argparse.Namespace, triggers: int) -> None:
+async def run_case(args: argparse.Namespace, triggers: int, tracing: bool) -> None:
     sinks = Sinks(expected_per_id=triggers)
+    otlp = OtlpSink()
     app = web.Application()
+    app.router.add_post("/v1/traces", otlp.handle)
     app.router.add_post("/{trigger}", sinks.handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     sink_port = free_port()
     await web.TCPSite(runner, "127.0.0.1", sink_port).start()
+    # Off is off whatever this shell exports; on keeps a sampler the caller chose (OTEL_TRACES_SAMPLER=...).
+    args.env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    if tracing:
+        args.env |= {k: v for k, v in os.environ.items() if k.startswith(("OTEL_TRACES_SAMPLER", "OTEL_BSP_"))}
+        args.env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}", "OTEL_SERVICE_NAME": "bench"}
     broker_class = {"memory": "MTChannelBasedBroker", "kafka": "Kafka", "nats": "NatsJetStreamBroker"}[args.backend]
     with tempfile.TemporaryDirectory() as state:
         nerve: NerveProcess | SeparateServices = (
@@ -430,8 +458,9 @@ async def run_case(args: argparse.Namespace, triggers: int) -> None:
                     extra = f"+{args.non_matching} filtered" if args.non_matching else ""
                     if args.eventtype_auto_create:
                         extra += f" auto-create eventtypes={await count_eventtypes(session, nerve.api, Path(state))}"
+                    traced = f"tracing=on ({otlp.requests} exports)" if tracing else "tracing=off"
                     print(
-                        f"{args.backend:6} {args.topology:8} triggers={triggers:<3}{extra} {label:12} "
+                        f"{args.backend:6} {args.topology:8} triggers={triggers:<3}{extra} {label:12} {traced}  "
                         f"accepted={result.accepted / result.seconds:8.0f} ev/s  "
                         f"delivered={sinks.delivered / span:8.0f} ev/s  "
                         f"p50={percentile(sinks.latencies, 0.50) * 1000:7.1f} ms  "
@@ -492,6 +521,8 @@ def main() -> None:
         choices=["embedded", "separate"],
         help="one `nerve up` process, or control/ingress/dispatcher as separate processes",
     )
+    parser.add_argument("--tracing", default="off", choices=["off", "on", "both"],
+                        help="Nerve with OpenTelemetry tracing to an OTLP endpoint here; both: off, then on")
     args = parser.parse_args()
     try:
         import uvloop
@@ -499,8 +530,10 @@ def main() -> None:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.tracing]
     for count in (int(t) for t in args.triggers.split(",")):
-        runner(run_case(args, count))
+        for tracing in modes:
+            runner(run_case(args, count, tracing))
 
 
 if __name__ == "__main__":
