@@ -322,6 +322,8 @@ class PingSourceAdapter:
         return False  # a new schedule, payload or sink all take effect in place
 
     def update(self, source: Source) -> None:
+        if source == self._source:
+            return  # every contract change reaches every adapter: most have nothing new
         self._source = source
         self._emitter.update(source)
         self._job.payload = Payload.of(source)
