@@ -1,4 +1,5 @@
-"""`python -m control`: the control plane as its own service; writes the contract file the data plane follows."""
+"""`python -m control`: the control plane as its own service; writes the contract file the data plane follows
+and serves the same contract to services that long-poll it (`--contract-from control`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from channels.registry import service_pool
 from control.api.admission import AdmissionSettings
 from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
 from control.auth import Access, load_or_create_token, secure_dir
+from control.contract_board import ContractBoard
 from control.reconcilers.controller import Reconciler
 from control.server import create_app
 from control.service import ControlService
@@ -42,18 +44,25 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m control") -> 
         store = SqliteStore(settings.db_path)
         previous = read(settings.contract_path) if settings.contract_path.exists() else Contract()
 
-        async def publish(contract: Contract) -> None:
-            write_atomically(settings.contract_path, contract)
+        board = ContractBoard()
 
-        reconciler = Reconciler(store, pool, settings, publish, contract=Contract(previous.generation))
+        async def publish(contract: Contract) -> None:
+            # The file for services that share a volume (a ConfigMap on Kubernetes), the board for those
+            # that long-poll the API (compose without a shared volume): the same generation to both.
+            write_atomically(settings.contract_path, contract)
+            await board.publish(contract)
+
+        reconciler = Reconciler(store, pool, settings, publish, contract=Contract(previous.generation),
+                                api_url=f"http://{common.host}:{common.port}")
         admission = AdmissionSettings(default_class, default_channel_kind=settings.channel_kind)
         control = ControlService(store, reconciler, admission, resync_seconds=settings.resync_seconds)
         await control.start()
-        runner, _ = await serve(create_app(control, access), common.host, common.port,
+        runner, _ = await serve(create_app(control, access, board), common.host, common.port,
                                 drain_timeout=common.drain_timeout)
         try:
             await stop.wait()
         finally:
+            await board.close()  # held long polls answer now rather than holding up the drain
             await runner.cleanup()
             await control.stop()
             await pool.stop()

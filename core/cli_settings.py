@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.contract_watch import ContractFeed, ControlFeed, FileFeed
 from core.settings import Setting, parse, setting, settings_of
 
 INGRESS_PORT = 8080
@@ -32,6 +33,14 @@ class ServiceSettings:
     port: int = setting(0, "--port", "NERVE_PORT", "Port to listen on.", minimum=0)
     contract: Path = setting(Path(".nerve/contract.json"), "--contract", "NERVE_CONTRACT",
                              "The contract file control writes (a ConfigMap volume on Kubernetes).")
+    contract_from: str = setting("file", "--contract-from", "NERVE_CONTRACT_FROM",
+                                 "Where the contract comes from: `file` (--contract, on a shared volume) or "
+                                 "`control` (long-poll the control API at --control-url; no shared volume).",
+                                 choices=("file", "control"))
+    control_url: str = setting("", "--control-url", "NERVE_CONTROL_URL",
+                               "The control API (http://host:8081), for --contract-from control.")
+    control_token: str = setting("", "--control-token", "NERVE_CONTROL_TOKEN",
+                                 "The control API's bearer token (control's NERVE_TOKEN), for --control-url.")
     kafka_bootstrap: str = setting("", "--kafka-bootstrap", "KAFKA_BOOTSTRAP_SERVERS",
                                    "Default Kafka cluster (host:port,...) of Brokers whose config names none.")
     nats_url: str = setting("", "--nats-url", "NATS_URL", "Default NATS server (nats://host:port).")
@@ -45,7 +54,8 @@ class ServiceSettings:
 
 def service_settings(*, port: int, contract: bool = True) -> list[Setting]:
     """The shared settings of one service, listening on `port` by default."""
-    names = ["host", "port", *(["contract"] if contract else []), "kafka_bootstrap", "nats_url", "drain_timeout"]
+    follow = ["contract", "contract_from", "control_url", "control_token"] if contract else []
+    names = ["host", "port", *follow, "kafka_bootstrap", "nats_url", "drain_timeout"]
     return [s.but(default=port) if s.name == "port" else s for s in settings_of(ServiceSettings, *names)]
 
 
@@ -54,4 +64,14 @@ def parse_service(prog: str, description: str | None, settings: Sequence[Setting
     """A service's command line (flags, then environment, then defaults), checked; exit 2 on an error."""
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    return parse(parser, settings, argv)
+    values = parse(parser, settings, argv)
+    if values.get("contract_from") == "control" and not values.get("control_url"):
+        parser.error("--contract-from control needs --control-url (NERVE_CONTROL_URL)")
+    return values
+
+
+def contract_feed(settings: ServiceSettings) -> ContractFeed:
+    """The feed a data-plane service follows, as its settings choose."""
+    if settings.contract_from == "control":
+        return ControlFeed(settings.control_url, settings.control_token)
+    return FileFeed(settings.contract)

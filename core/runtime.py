@@ -7,7 +7,6 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
-from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -15,7 +14,7 @@ from aiohttp import web
 from core import log_lines, observability
 from core.connections import ConnectionGuard, Handler, ServerLimits
 from core.contract import Contract
-from core.contract_watch import ContractWatcher
+from core.contract_watch import ContractFeed, ContractWatcher
 
 DRAIN_TIMEOUT_S = 8.0
 """How long a stopping server waits for the requests in flight (`--drain-timeout` of the services)."""
@@ -156,9 +155,9 @@ class ContractFollower(Protocol):
     async def stop(self) -> None: ...
 
 
-async def follow_contract(stop: asyncio.Event, part: ContractFollower, *, contract: Path, host: str,
+async def follow_contract(stop: asyncio.Event, part: ContractFollower, *, contract: ContractFeed, host: str,
                           port: int) -> None:
-    """Start `part`, feed it every generation of the contract file, serve its health and metrics on
+    """Start `part`, feed it every generation of the contract (core/contract_watch.py), serve its health and metrics on
     `port` until `stop`, then shut down in reverse order: `part.stop()` drains its own work in flight
     (a dispatcher's deliveries get their drain timeout, then are cancelled unacked)."""
     await part.start()

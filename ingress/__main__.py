@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 from channels.registry import service_pool
-from core.cli_settings import INGRESS_PORT, ServiceSettings, parse_service, service_settings
+from core.cli_settings import INGRESS_PORT, ServiceSettings, contract_feed, parse_service, service_settings
 from core.contract_watch import ContractWatcher
 from core.runtime import run, serve
 from core.settings import Setting, build, settings_of
@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m ingress") -> 
     async def service(stop: asyncio.Event) -> None:
         pool = service_pool(common.kafka_bootstrap, common.nats_url)
         ingress = Ingress(pool, settings)
-        watcher = ContractWatcher(common.contract, [ingress.apply])
+        watcher = ContractWatcher(contract_feed(common), [ingress.apply])
         await watcher.start()
         runner, _ = await serve(create_app(ingress, with_metrics=True), settings.host, settings.port,
                                 name="ingress", limits=settings.limits, decompress=False,

@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Sequence
 
 from channels.registry import service_pool
-from core.cli_settings import SOURCES_PORT, ServiceSettings, parse_service, service_settings
+from core.cli_settings import SOURCES_PORT, ServiceSettings, contract_feed, parse_service, service_settings
 from core.runtime import follow_contract, run
 from core.settings import Setting, build, settings_of
 from sources.service import Sources
@@ -28,7 +28,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m sources") -> 
     async def service(stop: asyncio.Event) -> None:
         pool = service_pool(common.kafka_bootstrap, common.nats_url)
         try:
-            await follow_contract(stop, Sources(pool, settings), contract=common.contract, host=common.host,
+            await follow_contract(stop, Sources(pool, settings), contract=contract_feed(common), host=common.host,
                                   port=common.port)
         finally:
             await pool.stop()

@@ -1,5 +1,6 @@
 """The multi-process topology on loopback: 1 control, 2 ingress and 2 dispatcher processes (`nerve
 control|ingress|dispatcher`) on real Kafka and on real NATS, one Broker, one Trigger, a real subscriber.
+The first replica of each follows the contract file, the second long-polls control's API for it.
 
 5,000 events go to both ingress replicas in turn (a producer that sees no 202 from one tries the other,
 as a load balancer would). Mid-run one dispatcher and then one ingress are killed with SIGKILL and not
@@ -21,7 +22,7 @@ import pytest
 from tests.support import manifests
 from tests.support.launchers import backend_params, free_port
 from tests.support.receiver import Receiver
-from tests.support.services import Cluster, Service
+from tests.support.services import Cluster, Service, api_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 
@@ -41,17 +42,24 @@ class Topology:
         for service in (c.control, c.ingress, c.dispatcher):
             nerve_command(service)
         common = c.ingress.args[1:-2]  # all but "ingress" and its --port
+        # The second replicas share no file with control: they long-poll its API for the contract
+        # (--contract-from control), so the run also shows both feeds carry the same generations.
+        at = common.index("--contract")
+        from_control = [*common[:at], *common[at + 2:], "--contract-from", "control", "--control-url", c.api_url]
         port_i, port_d = free_port(), free_port()
-        self.ingress2 = nerve_command(Service("ingress2", "ingress", [*common, "--port", str(port_i)], workdir, port_i))
+        self.ingress2 = nerve_command(
+            Service("ingress2", "ingress", [*from_control, "--port", str(port_i)], workdir, port_i))
         self.dispatcher2 = nerve_command(
-            Service("dispatcher2", "dispatcher", [*common, "--port", str(port_d)], workdir, port_d))
+            Service("dispatcher2", "dispatcher", [*from_control, "--port", str(port_d)], workdir, port_d))
         self.ingresses = [c.ingress, self.ingress2]
         self.dispatchers = [c.dispatcher, self.dispatcher2]
 
     def start(self) -> None:
         self.cluster.start()
-        self.ingress2.start()
-        self.dispatcher2.start()
+        token = api_token(self.cluster.workdir / "state")  # control made it on its first start
+        for service in (self.ingress2, self.dispatcher2):
+            service.args += ["--control-token", token]
+            service.start()
 
     def apply(self, *manifests_: dict[str, Any]) -> None:
         self.cluster.apply(*manifests_)
