@@ -227,6 +227,12 @@ async def test_get_pingsources_and_get_sources(stack: Stack) -> None:
         assert pings[0].split() == ["NAME", "SINK", "SCHEDULE", "AGE", "READY", "REASON"]
         assert pings[1].split()[0] == "pingsource.sources.knative.dev/p1"
 
+        code, out, err = await nerve(stack, "get", "sources", "-o", "json")
+        assert code == 0, err
+        assert sorted(item["kind"] for item in json.loads(out)["items"]) == ["KafkaSource", "PingSource"]
+        code, out, err = await nerve(stack, "get", "sources", "p1")
+        assert code == 2 and "'sources' is a category of kinds" in err
+
         code, out, err = await nerve(stack, "get", "sources", "-n", "elsewhere")
         assert (code, out) == (0, "") and "No resources found in elsewhere namespace." in err
     finally:
