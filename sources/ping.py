@@ -130,6 +130,7 @@ class TickState:
     """The last fired tick per source uid, in SQLite (one small table, written once per round)."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -229,7 +230,10 @@ class Scheduler:
                 except TimeoutError:
                     pass
                 continue
-            self._fire_due(time.time())
+            try:
+                self._fire_due(time.time())
+            except Exception:  # one bad round must not end every PingSource's ticks
+                log.exception("PingSource scheduler: a round of ticks failed")
 
     def _fire_due(self, now: float) -> None:
         fired: dict[str, float] = {}
@@ -249,7 +253,11 @@ class Scheduler:
         gone = {uid for uid, at in self._forgotten.items() if at < now - FORGET_AFTER_S}
         if self._state is not None and (fired or gone):
             # Recorded before any of this round's sends runs: a tick is fired once, never twice.
-            self._state.write(fired, gone)
+            try:
+                self._state.write(fired, gone)
+            except (sqlite3.Error, OSError) as exc:
+                log.error("PingSource ticks not recorded in %s (%s): after a restart they may fire again",
+                          self._state.path, exc)
         for uid in gone:
             del self._forgotten[uid]
 
@@ -299,7 +307,12 @@ def _scheduler(context: SourceContext) -> Scheduler:
     scheduler = _SCHEDULERS.get(key)
     if scheduler is None:
         settings = context.settings
-        state = TickState(settings.state_dir / STATE_FILE)
+        state: TickState | None = None
+        try:
+            state = TickState(settings.state_dir / STATE_FILE)
+        except (sqlite3.Error, OSError) as exc:
+            log.error("cannot keep PingSource ticks in %s (%s): they run, but a restart may double or skip "
+                      "ticks", settings.state_dir / STATE_FILE, exc)
         scheduler = Scheduler(state, catch_up_s=settings.ping_catch_up_s, max_inflight=settings.max_inflight,
                               drain_timeout_s=settings.drain_timeout_s)
         _SCHEDULERS[key] = scheduler

@@ -15,8 +15,11 @@ from control.api.pingsource import ScheduleError, normalize_schedule
 from control.reconcilers.resources import pingsource as build
 from control.reconcilers.snapshot import Snapshot
 from control.resolver import Resolver
+from core.contract import Source
 from core.events import Event
 from sources import ping
+from sources.base import SourceContext
+from sources.settings import SourcesSettings
 
 
 @pytest.mark.parametrize(("knative", "croniter"), [
@@ -154,11 +157,15 @@ class Sent:
         return "delivered"
 
 
-def job(sent: Sent) -> Any:
+def job_source() -> Source:
     resolver = Resolver(Snapshot(), "http://{name}.{namespace}.svc")
     source = build.build(stored(schedule="* * * * * *", timezone="UTC", sink={"uri": "http://x/"}), resolver).source
     assert source is not None
-    return ping._Job("u1", "PingSource/ns1/p", sent, source)  # type: ignore[arg-type]
+    return source
+
+
+def job(sent: Sent) -> Any:
+    return ping._Job("u1", "PingSource/ns1/p", sent, job_source())  # type: ignore[arg-type]
 
 
 async def test_a_restart_fires_recent_missed_ticks_once_and_skips_older(tmp_path: Path,
@@ -192,3 +199,19 @@ async def test_a_restart_fires_recent_missed_ticks_once_and_skips_older(tmp_path
     assert sent.times == [ping.rfc3339(1_000_013), ping.rfc3339(1_000_014), ping.rfc3339(1_000_015)]
     await last.stop()
     await asyncio.sleep(0)
+
+
+async def test_an_unusable_state_dir_is_said_and_the_ticks_still_run(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    settings = SourcesSettings(state_dir=blocker / "state")
+    context = SourceContext(pool=None, deliverer=object(), settings=settings)  # type: ignore[arg-type]
+    adapter = ping.ping_source(job_source(), context)
+    await adapter.start()
+    try:
+        assert "cannot keep PingSource ticks in" in caplog.text
+        assert len(ping._SCHEDULERS[id(context.deliverer)]) == 1
+    finally:
+        await adapter.stop()
+    assert id(context.deliverer) not in ping._SCHEDULERS
