@@ -13,7 +13,7 @@ tick it is, and a consumer can tell one tick from another by it.
 Restarts: the last fired tick of each source (by uid) is kept in `<state dir>/pingsource.db` (SQLite),
 written when a round of ticks fires, before its sends start. After a restart:
 - a tick already recorded is never fired again;
-- ticks that fell due while nothing ran are fired once each, late and in order, if they fell due no more
+- ticks that fell due while nothing ran are fired once each, late (in order, sent at once), if they fell due no more
   than `SourcesSettings.ping_catch_up_s` (60 s) ago (like a CronJob's startingDeadlineSeconds); older ones
   are skipped with a log line;
 - a tick recorded as fired whose send had not finished when the process died is lost (never doubled).

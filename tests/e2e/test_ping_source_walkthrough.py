@@ -113,4 +113,5 @@ def test_a_restart_of_nerve_up_neither_doubles_nor_skips_a_tick(tmp_path: Path, 
     wait_for(lambda: len(ticks(display_log.read_text())) >= before + 4)
     seen = ticks(display_log.read_text())
     # Every second from the first tick on, once: none doubled by the restart, none skipped by it.
-    assert seen == [seen[0] + i for i in range(len(seen))], seen
+    # Ticks fired late together are sent at once and may arrive in any order: compared sorted.
+    assert sorted(seen) == [min(seen) + i for i in range(len(seen))], seen

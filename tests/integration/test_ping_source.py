@@ -177,7 +177,8 @@ async def test_a_restart_neither_doubles_nor_skips_a_tick(tmp_path: Path) -> Non
         times = seconds(receiver.events)
         # Every second from the first tick to the last exactly once: the ones missed while stopped were
         # fired late after the start, none was sent twice.
-        assert times == [times[0] + i for i in range(len(times))], times
+        # Ticks fired late together are sent at once and may arrive in any order: compared sorted.
+        assert sorted(times) == [min(times) + i for i in range(len(times))], times
         wall = time.time() - asyncio.get_running_loop().time()
         lateness = [r.at + wall - t for r, t in zip(receiver.received, times, strict=True)]
         assert max(lateness[:before]) < 0.5
