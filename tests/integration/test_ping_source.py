@@ -80,7 +80,7 @@ async def test_every_second_base64_and_the_seed_s_v1beta1_json(stack: Stack) -> 
         # On time: one tick a second, arriving a second apart, each with its own scheduled second.
         arrivals = [r.at for r in every.received[:4]]
         gaps = [b - a for a, b in itertools.pairwise(arrivals)]
-        assert all(0.7 < gap < 1.3 for gap in gaps), gaps
+        assert all(0.6 < gap < 1.4 for gap in gaps), gaps
         times = seconds(every.events[:4])
         assert [b - a for a, b in itertools.pairwise(times)] == [1.0, 1.0, 1.0]
         first = every.received[0]
@@ -181,8 +181,8 @@ async def test_a_restart_neither_doubles_nor_skips_a_tick(tmp_path: Path) -> Non
         assert sorted(times) == [min(times) + i for i in range(len(times))], times
         wall = time.time() - asyncio.get_running_loop().time()
         lateness = [r.at + wall - t for r, t in zip(receiver.received, times, strict=True)]
-        assert max(lateness[:before]) < 0.5
-        assert max(lateness[before:]) > 0.5  # a tick missed while stopped, fired late after the start
+        assert max(lateness[:before]) < 1.0
+        assert max(lateness[before:]) > 1.0  # a tick missed while stopped (1.5 s), fired late after the start
     finally:
         await receiver.stop()
 
