@@ -291,6 +291,8 @@ def describe(
     except Unreachable as exc:
         fail(str(exc), 1)
     typer.echo(output.describe(obj))
+    if obj.get("kind") == "EventType":
+        typer.echo(output.eventtype_trigger(obj))
 
 
 # ------------------------------------------------------------------------------------------ logs
@@ -461,6 +463,37 @@ def display(
         run(lambda stop: run_display(host, port, stop))
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc}", 1)
+
+
+@app.command("run")
+def run_bound(
+    binding: Annotated[str, typer.Option("--binding", help="The SinkBinding whose sink the program sends to.")],
+    command: Annotated[list[str] | None, typer.Argument(help="The program and its arguments, after --.")] = None,
+    namespace: Namespace = None,
+    server: Server = DEFAULT_SERVER,
+    token: Token = None,
+    token_file: TokenFile = DEFAULT_TOKEN_FILE,
+) -> None:
+    """Run a program with a SinkBinding's K_SINK and K_CE_OVERRIDES, as a bound workload gets them."""
+    from nerve.run import NotBound, binding_env
+    from nerve.run import run as run_program
+
+    if not command:
+        fail("no program to run: nerve run --binding NAME [-n NAMESPACE] -- CMD ARGS...")
+    ns = namespace or DEFAULT_NAMESPACE
+    try:
+        env = binding_env(_client(server, token, token_file).get("sinkbinding", ns, binding))
+    except ApiError as exc:
+        _api_error(exc)
+    except Unreachable as exc:
+        fail(str(exc), 1)
+    except NotBound as exc:
+        fail(str(exc))
+    try:
+        code = run_program(command, env)
+    except OSError as exc:
+        fail(f"cannot run {command[0]!r}: {exc.strerror or exc}", 127)
+    raise typer.Exit(code)
 
 
 cli_services.register(app)

@@ -27,8 +27,8 @@ from sources.settings import SourcesSettings
 
 log = logging.getLogger("nerve.sources")
 
-ADAPTERS: dict[str, AdapterFactory] = {"KafkaSource": kafka_source, "ApiServerSource": api_server_source,
-                                       "PingSource": ping_source}
+ADAPTERS: dict[str, AdapterFactory] = {"KafkaSource": kafka_source, "PingSource": ping_source,
+                                       "ApiServerSource": api_server_source}
 """Adapter factories by contract `reference.kind`; PingSource and ContainerSource plug in here."""
 
 

@@ -170,7 +170,7 @@ async def test_a_restart_neither_doubles_nor_skips_a_tick(tmp_path: Path) -> Non
             await stack.apply(ping("steady", {"uri": receiver.url}, schedule="* * * * * *"))
             await eventually(lambda: len(receiver.received) >= 2, timeout=10)
         before = len(receiver.received)
-        await asyncio.sleep(1.5)  # a tick or two fall due while nothing runs
+        await asyncio.sleep(2.5)  # two or three ticks fall due while nothing runs
         assert len(receiver.received) == before
         async with running_stack(tmp_path):
             await eventually(lambda: len(receiver.received) >= before + 4, timeout=10)
@@ -182,7 +182,8 @@ async def test_a_restart_neither_doubles_nor_skips_a_tick(tmp_path: Path) -> Non
         wall = time.time() - asyncio.get_running_loop().time()
         lateness = [r.at + wall - t for r, t in zip(receiver.received, times, strict=True)]
         assert max(lateness[:before]) < 1.0
-        assert max(lateness[before:]) > 1.0  # a tick missed while stopped (1.5 s), fired late after the start
+        # The first tick missed while stopped (2.5 s) fell due 1.5 s or more before the start: fired late.
+        assert max(lateness[before:]) > 1.4
     finally:
         await receiver.stop()
 
