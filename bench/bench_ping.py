@@ -70,9 +70,9 @@ class Sink:
         return runner, f"http://127.0.0.1:{port}/"
 
 
-def start_nerve(api_port: int, state: Path, log: Any) -> subprocess.Popen[bytes]:
+def start_nerve(api_port: int, state: Path, log: Any, extra: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([NERVE, "up", "--ingress-port", str(free_port()), "--api-port", str(api_port),
-                             "--state-dir", str(state)], stdout=log, stderr=subprocess.STDOUT)
+                             "--state-dir", str(state), *extra], stdout=log, stderr=subprocess.STDOUT)
 
 
 def pingsource(i: int, sink: str) -> dict[str, Any]:
@@ -108,7 +108,7 @@ async def run(args: argparse.Namespace, state: Path) -> bool:
     runner, sink_url = await sink.start()
     api_port = free_port()
     log = (state / "nerve.log").open("wb")
-    proc = start_nerve(api_port, state, log)
+    proc = start_nerve(api_port, state, log, args.nerve_arg)
     ps = psutil.Process(proc.pid)
     api = f"http://127.0.0.1:{api_port}"
     try:
@@ -180,6 +180,8 @@ def main() -> None:
                         help="at most this long after the apply for the ticks to arrive on time before measuring")
     parser.add_argument("--grace", type=float, default=3.0)
     parser.add_argument("--keep", action="store_true", help="keep the state dir (nerve.log) afterwards")
+    parser.add_argument("--nerve-arg", action="append", default=[],
+                        help="a flag for `nerve up`, e.g. --nerve-arg=--max-connections-per-host=200")
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="nerve-bench-ping-")
     try:

@@ -48,6 +48,7 @@ log = logging.getLogger("nerve.sources.ping")
 EVENT_TYPE = "dev.knative.sources.ping"
 STATE_FILE = "pingsource.db"
 FORGET_AFTER_S = 10.0
+SLOW_WRITE_S = 0.2
 
 
 def system_zone() -> tzinfo:
@@ -253,8 +254,13 @@ class Scheduler:
         gone = {uid for uid, at in self._forgotten.items() if at < now - FORGET_AFTER_S}
         if self._state is not None and (fired or gone):
             # Recorded before any of this round's sends runs: a tick is fired once, never twice.
+            started = time.monotonic()
             try:
                 self._state.write(fired, gone)
+                took = time.monotonic() - started
+                if took > SLOW_WRITE_S:
+                    log.warning("PingSource ticks: recording %d took %.0f ms (the sends waited for it)",
+                                len(fired), took * 1000)
             except (sqlite3.Error, OSError) as exc:
                 log.error("PingSource ticks not recorded in %s (%s): after a restart they may fire again",
                           self._state.path, exc)
