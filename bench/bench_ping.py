@@ -165,7 +165,7 @@ async def run(args: argparse.Namespace, state: Path) -> bool:
     print(f"lateness (arrival - scheduled second): p50 {percentile(lateness, 0.5):.1f} ms, "
           f"p99 {percentile(lateness, 0.99):.1f} ms, max {max(lateness, default=float('nan')):.1f} ms, "
           f"mean {statistics.fmean(lateness) if lateness else float('nan'):.1f} ms")
-    print(f"missed ticks: {missed} of {expected}, doubled ticks: {doubled}")
+    print(f"missed ticks (not arrived by the end): {missed} of {expected}, doubled ticks: {doubled}")
     sink_cpu = (mine1.user + mine1.system - mine0.user - mine0.system) / (wall1 - wall0) * 100
     print(f"nerve up: CPU {used:.0f}% of one core, RSS peak {rss_peak / 2**20:.0f} MiB "
           f"(the sink, this process: CPU {sink_cpu:.0f}%)")
