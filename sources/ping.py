@@ -1,7 +1,8 @@
 """PingSource: one scheduler for every PingSource of the sources service, each tick sent through the Emitter.
 
 One timer loop over a heap of (next tick, source), not a task per source sleeping: a thousand schedules
-firing every second cost one wake-up per second, one croniter step per source (~40 us) and the sends.
+firing every second cost one wake-up per second, one croniter step (~40 us) per distinct schedule and
+zone (`_Cron`, shared), a heap push per source, one SQLite commit, and the sends.
 Knative's mt-ping adapter sleeps a random 0-500 ms before each send to spread the load on a sink; Nerve
 does not (ticks are sent at their second), which keeps `time` honest and the tests exact.
 
@@ -13,8 +14,8 @@ tick it is, and a consumer can tell one tick from another by it.
 Restarts: the last fired tick of each source (by uid) is kept in `<state dir>/pingsource.db` (SQLite),
 written when a round of ticks fires, before its sends start. After a restart:
 - a tick already recorded is never fired again;
-- ticks that fell due while nothing ran are fired once each, late (in order, sent at once), if they fell due no more
-  than `SourcesSettings.ping_catch_up_s` (60 s) ago (like a CronJob's startingDeadlineSeconds); older ones
+- ticks that fell due while nothing ran are fired once each, late (in order, sent at once), if they fell
+  due no more than `SourcesSettings.ping_catch_up_s` (60 s) ago (like a CronJob's startingDeadlineSeconds); older ones
   are skipped with a log line;
 - a tick recorded as fired whose send had not finished when the process died is lost (never doubled).
 
