@@ -42,7 +42,7 @@ SCHEMA = schema.resource(schema.obj({
     "dataBase64": LEAF,
 }))
 # Knative's CRD (config/core/resources/pingsource.yaml): Sink, Schedule, Age, Ready, Reason after the name.
-COLUMNS = (columns.NAME, columns.field("SINK", "status", "sinkUri"), columns.field("SCHEDULE", "spec", "schedule"),
+COLUMNS = (columns.NAME, source.SINK_COLUMN, columns.field("SCHEDULE", "spec", "schedule"),
            columns.AGE, columns.READY, columns.REASON)
 
 # robfig/cron's descriptors, with the seconds field first (Knative's parser is SecondOptional).
