@@ -14,7 +14,7 @@ from control.api.workloads_cron import croniter_form, latest_due, next_after, sc
 from core.contract import Contract, Reference, Workload
 
 SETTINGS = AdmissionSettings()
-EXAMPLE = Path(__file__).parents[2] / "examples" / "event-display"
+EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 def _errors(manifest: dict[str, Any]) -> dict[str, str]:
@@ -29,7 +29,8 @@ def _pod(**spec: Any) -> dict[str, Any]:
 
 
 def test_the_seed_documents_are_admitted_as_written() -> None:
-    docs = [d for f in sorted(EXAMPLE.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text())]
+    files = [*sorted((EXAMPLES / "event-display").glob("*.yaml")), EXAMPLES / "sink-binding" / "01-cronjob.yaml"]
+    docs = [d for f in files for d in yaml.safe_load_all(f.read_text())]
     admitted = [admit(d, None, SETTINGS) for d in docs]
     assert [a.kind.kind for a in admitted] == ["Deployment", "Service", "CronJob"]
     assert admitted[2].obj["apiVersion"] == "batch/v1"  # v1beta1 stored as v1
