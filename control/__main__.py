@@ -52,7 +52,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m control") -> 
             write_atomically(settings.contract_path, contract)
             await board.publish(contract)
 
-        reconciler = Reconciler(store, pool, settings, publish, contract=Contract(previous.generation))
+        reconciler = Reconciler(store, pool, settings, publish, contract=Contract(previous.generation),
+                                api_url=f"http://{common.host}:{common.port}")
         admission = AdmissionSettings(default_class, default_channel_kind=settings.channel_kind)
         control = ControlService(store, reconciler, admission, resync_seconds=settings.resync_seconds)
         await control.start()

@@ -1,10 +1,17 @@
 """Destination -> URL, as Knative's addressable resolver does it.
 
 `uri` alone is used as it is. A `ref` resolves to the referenced object's `status.address.url`; a
-Kubernetes `v1/Service` has no such status, so it resolves through a URL template (default
-`http://{name}.{namespace}.svc.cluster.local`), unless a stored Service carries the annotation
-`nerve.dev/url`, which is how embedded mode points a Service at a local process. A relative `uri`
-next to a `ref` is resolved against the ref's URL (RFC 3986).
+Kubernetes `v1/Service` has no such status. Without Kubernetes, a Service ref resolves, in this order:
+
+1. to the stored Service's `nerve.dev/url` annotation, when it has one;
+2. to the local workload its `spec.selector` matches (embedded mode: a Pod with a loopback port,
+   `http://127.0.0.1:<port>`; the Service's `targetPort` is that process's `PORT`);
+3. through `--service-url-template` (`http://{name}.{namespace}.svc.cluster.local` on a network that
+   has cluster DNS, `http://{name}:8080` under compose), when one is configured;
+4. otherwise not at all: Unresolvable, so the Trigger, Subscription or source says
+   `SubscriberResolved`/`SinkProvided` False instead of going Ready against an address nothing serves.
+
+A relative `uri` next to a `ref` is resolved against the ref's URL (RFC 3986).
 
 Resolution reads a snapshot of the store taken for the reconcile pass, so it is pure and synchronous.
 """
@@ -31,6 +38,26 @@ class Lookup(Protocol):
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
 
+    def live(self, kind: str) -> list[dict[str, Any]]: ...
+
+
+def _selected_port(service: dict[str, Any], pods: list[dict[str, Any]]) -> int:
+    """The loopback port of the first unfinished Pod (oldest, then by name) the Service's selector matches."""
+    selector = (service.get("spec") or {}).get("selector") or {}
+    if not selector:
+        return 0
+    namespace = service["metadata"].get("namespace", "")
+
+    def serves(pod: dict[str, Any]) -> bool:
+        meta, status = pod["metadata"], pod.get("status") or {}
+        labels = meta.get("labels") or {}
+        return (meta.get("namespace") == namespace and all(labels.get(k) == v for k, v in selector.items())
+                and bool(status.get("port")) and status.get("phase") not in ("Succeeded", "Failed"))
+
+    matches = sorted(filter(serves, pods), key=lambda p: (p["metadata"].get("creationTimestamp", ""),
+                                                          p["metadata"]["name"]))
+    return int(matches[0]["status"]["port"]) if matches else 0
+
 
 class Resolver:
     def __init__(self, store: Lookup, service_url_template: str) -> None:
@@ -49,9 +76,7 @@ class Resolver:
         ns = ref.get("namespace") or namespace
         name, kind_name, api_version = ref["name"], ref["kind"], ref["apiVersion"]
         if kind_name == "Service" and api_version in ("v1", "serving.knative.dev/v1"):
-            service = self._store.get("Service", ns, name)
-            url = (service or {}).get("metadata", {}).get("annotations", {}).get(URL_ANNOTATION)
-            return str(url) if url else self._template.format(name=name, namespace=ns)
+            return self._service(ns, name)
         kind = kinds.for_manifest(api_version, kind_name)
         if kind is None:
             raise Unresolvable("ReferenceError", f"{api_version}/{kind_name} {ns}/{name} is not an addressable kind "
@@ -63,3 +88,22 @@ class Resolver:
         if not url:
             raise Unresolvable("ReferenceError", f"{kind_name} {ns}/{name} has no status.address.url yet")
         return str(url)
+
+    def _service(self, ns: str, name: str) -> str:
+        service = self._store.get("Service", ns, name)
+        if service is not None:
+            url = (service.get("metadata", {}).get("annotations") or {}).get(URL_ANNOTATION)
+            if url:
+                return str(url)
+            port = _selected_port(service, self._store.live("Pod"))
+            if port:
+                return f"http://127.0.0.1:{port}"
+        if self._template:
+            return self._template.format(name=name, namespace=ns)
+        if service is None:
+            raise Unresolvable("ServiceNotFound", f"Service {ns}/{name} does not exist (nor is a "
+                                                  "--service-url-template configured)")
+        selector = ",".join(f"{k}={v}" for k, v in ((service.get("spec") or {}).get("selector") or {}).items())
+        raise Unresolvable("ServiceNotFound", f"Service {ns}/{name} selects no running local workload "
+                                              f"(selector {selector or '<none>'}), has no {URL_ANNOTATION} "
+                                              "annotation, and no --service-url-template is configured")

@@ -8,6 +8,8 @@
     GET    /api/v1/contract[?after=<generation>][&timeoutSeconds=0..60]
                                                    the contract; with `after`, held until control publishes
                                                    another generation (200) or the wait ends (304)
+    GET    /api/v1/logs/{namespace}/{pod}[?container=c][&tailLines=n][&follow=true]
+                                                   a local Pod's output as text (embedded mode), like kubectl logs
     GET    /healthz  /readyz  /metrics
 
 Errors are JSON: {"error": <class>, "reason": ..., "field": ..., "details": [{"field", "reason", "resource"}]};
@@ -20,7 +22,9 @@ showSecrets=true (control/redaction.py). See docs/security.md.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -32,11 +36,14 @@ from control.contract_board import ContractBoard
 from control.redaction import redact
 from control.service import ControlService
 from core import observability
-from core.errors import InvalidResource, NerveError, Unauthorized
+from core.contract import workload_log
+from core.errors import InvalidResource, NerveError, NotFound, Unauthorized
 
 SERVICE_KEY = web.AppKey("control_service", ControlService)
 BOARD_KEY = web.AppKey("contract_board", ContractBoard)
 MAX_CONTRACT_WAIT_S = 60
+LOGS_KEY = web.AppKey("workload_logs", Path)
+FOLLOW_POLL_S = 0.2
 log = logging.getLogger("nerve.control")
 
 
@@ -139,15 +146,93 @@ async def _contract(request: web.Request) -> web.Response:
     return web.Response(body=contract.dumps(), content_type="application/json")
 
 
-def create_app(service: ControlService, access: Access, board: ContractBoard | None = None) -> web.Application:
+def _tail(data: bytes, lines: int | None) -> bytes:
+    if lines is None:
+        return data
+    if lines <= 0:
+        return b""
+    parts = data.splitlines(keepends=True)
+    return b"".join(parts[-lines:])
+
+
+def _log_request(request: web.Request) -> tuple[int | None, bool]:
+    tail = request.query.get("tailLines")
+    follow = request.query.get("follow", "false").lower()
+    if follow not in ("true", "false"):
+        raise InvalidRequest(f"follow={follow!r}: expected true or false", field="follow")
+    if tail is not None and not (tail.isdigit() or tail == "-1"):
+        raise InvalidRequest(f"tailLines={tail!r}: expected a whole number", field="tailLines")
+    lines = None if tail is None or tail == "-1" else int(tail)
+    return lines, follow == "true"
+
+
+async def _logs(request: web.Request) -> web.StreamResponse:
+    """What a local Pod's container wrote, as `kubectl logs` shows it; with follow, new output as it comes,
+    until the Pod is gone or finished."""
+    m, service = request.match_info, request.app[SERVICE_KEY]
+    lines, follow = _log_request(request)
+    pod = await service.get("pods", m["namespace"], m["pod"])
+    containers = [c.get("name") for c in pod["spec"].get("containers") or []]
+    container = request.query.get("container") or (containers[0] if containers else "")
+    if container not in containers:
+        raise NotFound(f'container "{container}" is not valid for pod "{m["pod"]}"; its containers: '
+                       f"{', '.join(str(c) for c in containers)}", field="container")
+    root = request.app.get(LOGS_KEY)
+    if root is None:
+        raise NotFound("logs exist only in embedded mode (nerve up), where Pods run as local processes")
+    path = workload_log(root, m["namespace"], m["pod"], container)
+    response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+    await response.prepare(request)
+    try:
+        await _stream(response, path, lines, follow, service, pod)
+    except ConnectionResetError:  # the reader went away (Ctrl-C on `nerve logs -f`)
+        return response
+    await response.write_eof()
+    return response
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    """A local file read (the log of a process on this machine): quick enough for the event loop."""
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            return f.read()
+    except FileNotFoundError:
+        return b""
+
+
+async def _stream(response: web.StreamResponse, path: Path, lines: int | None, follow: bool,
+                  service: ControlService, pod: dict[str, Any]) -> None:
+    meta = pod["metadata"]
+    data = _read_from(path, 0)
+    await response.write(_tail(data, lines))
+    offset = len(data)
+    while follow:
+        await asyncio.sleep(FOLLOW_POLL_S)
+        more = _read_from(path, offset)
+        if more:
+            offset += len(more)
+            await response.write(more)
+            continue
+        current = await service.store.get("Pod", meta["namespace"], meta["name"])
+        if current is None or current["metadata"].get("uid") != meta.get("uid") or \
+                (current.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return
+
+
+def create_app(service: ControlService, access: Access, board: ContractBoard | None = None, *,
+               logs_dir: Path | None = None) -> web.Application:
     # _errors outermost, so the guard's refusals are JSON like every other error.
     app = web.Application(middlewares=[_errors, guard(access)], client_max_size=16 * 1024 * 1024)
     app[SERVICE_KEY] = service
     app[BOARD_KEY] = board or ContractBoard()
+    if logs_dir is not None:
+        app[LOGS_KEY] = logs_dir
     app.router.add_post("/api/v1/apply", _apply)
     app.router.add_get("/api/v1/resources/{kind}", _list)
     app.router.add_get("/api/v1/resources/{kind}/{namespace}/{name}", _get)
     app.router.add_delete("/api/v1/resources/{kind}/{namespace}/{name}", _delete)
     app.router.add_get("/api/v1/contract", _contract)
+    app.router.add_get("/api/v1/logs/{namespace}/{pod}", _logs)
     observability.add_routes(app)
     return app

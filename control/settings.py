@@ -35,9 +35,10 @@ class ControlSettings:
     default_backend: str = setting("memory", "--backend", "NERVE_BACKEND", "Backend of Brokers that name no class.",
                                    choices=BACKENDS)
     service_url_template: str = setting(
-        "http://{name}.{namespace}.svc.cluster.local", "--service-url-template", "NERVE_SERVICE_URL_TEMPLATE",
-        "How a v1/Service ref resolves when no stored Service carries a nerve.dev/url annotation.",
-        check=_NAME_AND_NAMESPACE)
+        "", "--service-url-template", "NERVE_SERVICE_URL_TEMPLATE",
+        "How a v1/Service ref resolves when the stored Service has no nerve.dev/url annotation and selects no "
+        "local workload, e.g. http://{name}.{namespace}.svc.cluster.local; empty: such a ref does not resolve "
+        "(the Trigger, Subscription or source is not Ready).", check=_NAME_AND_NAMESPACE)
     topic_template: str = setting(DEFAULT_TOPIC_TEMPLATE, "--topic-template", "NERVE_TOPIC_TEMPLATE",
                                   "Backend topic (or NATS stream) of a Broker.", check=_NAME_AND_NAMESPACE)
     consumer_group_template: str = setting(DEFAULT_CONSUMER_GROUP_TEMPLATE, "--consumer-group-template",
@@ -76,6 +77,9 @@ class ControlSettings:
                                    "Comma-separated browser origins (https://host:port) allowed to call the control "
                                    "API; none by default.")
 
+    local_workloads: bool = False
+    """Whether a runner in this process runs Pods as local processes (`nerve up` only; docs/sources.md)."""
+
     @property
     def channel_kind(self) -> str:
         """The default channelTemplate kind, --default-channel-kind or the one for --backend."""
@@ -92,3 +96,8 @@ class ControlSettings:
     @property
     def db_path(self) -> Path:
         return self.state_dir / "nerve.db"
+
+    @property
+    def logs_dir(self) -> Path:
+        """Where local workloads' output goes (core.contract.workload_log), read by the control API's logs."""
+        return self.state_dir / "logs"

@@ -7,7 +7,8 @@ Its JSON is a superset of the JSON form of Knative's Kafka broker `contract.prot
 so Knative's own receiver and dispatcher can read the same file. Nerve's own additions are `backend`,
 `backendConfig`, `kind` on the reference, `filters` (the Trigger's `spec.filters` as written), `format`, `createdAt`,
 and `sources[]`: one entry per source adapter (KafkaSource, PingSource, ...) that the `sources` service
-runs, each with the egress it delivers through and its kind's own `config`.
+runs, each with the egress it delivers through and its kind's own `config`, and `workloads[]`: one entry
+per container of a local Pod that the sources service runs as a process in embedded mode (`Workload`).
 
 Control resolves every merge (Trigger delivery over Broker delivery, Subscription over Channel) before
 writing, so each egress carries the final delivery settings and the data plane decides nothing about them.
@@ -233,11 +234,79 @@ class Source:
                    egress=Egress.from_json(obj["egress"]), config=dict(obj.get("config") or {}))
 
 
+RestartPolicy = Literal["Always", "OnFailure", "Never"]
+BUILTINS = ("event_display", "heartbeats")
+"""Nerve's own programs for Knative's sample images (`.../cmd/event_display`, `.../cmd/heartbeats`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """One container of a local Pod, run by the sources service as a process (embedded mode only).
+
+    Control decides everything: the argv (`command` + `args`, or a `builtin` program with `args`), the
+    final environment (the template's `env` with its fieldRefs resolved, `PORT`, and what a SinkBinding
+    injects), the loopback `port` the Pod owns, and the pod's `restartPolicy`. The runner only runs it,
+    restarts it as the policy says, writes its output to `log_path(root)` and reports what happened.
+    """
+
+    uid: str
+    """`<pod uid>/<container name>`: a changed Pod is a new uid, so its process is started afresh."""
+    reference: Reference
+    """The Pod (kind "Pod")."""
+    container: str
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    builtin: str = ""
+    """One of BUILTINS, run with `args`; `command` is then empty."""
+    env: tuple[tuple[str, str], ...] = ()
+    port: int = 0
+    restart_policy: RestartPolicy = "Always"
+    grace_seconds: float = 30.0
+    """terminationGracePeriodSeconds: between SIGTERM and SIGKILL when the Pod is deleted."""
+    working_dir: str = ""
+    serves: bool = False
+    """Whether the program listens on `port` (the event display): Ready only once it accepts connections."""
+
+    def log_path(self, root: Path) -> Path:
+        return workload_log(root, self.reference.namespace, self.reference.name, self.container)
+
+    def to_json(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {"uid": self.uid, "reference": self.reference.to_json(), "container": self.container,
+                               "command": list(self.command), "args": list(self.args),
+                               "env": [{"name": k, "value": v} for k, v in self.env], "port": self.port,
+                               "restartPolicy": self.restart_policy, "gracePeriodSeconds": self.grace_seconds,
+                               "serves": self.serves}
+        if self.builtin:
+            obj["builtin"] = self.builtin
+        if self.working_dir:
+            obj["workingDir"] = self.working_dir
+        return obj
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Workload:
+        policy = obj.get("restartPolicy", "Always")
+        return cls(uid=obj["uid"], reference=Reference.from_json(obj["reference"]), container=obj["container"],
+                   command=tuple(obj.get("command") or ()), args=tuple(obj.get("args") or ()),
+                   builtin=obj.get("builtin", ""),
+                   env=tuple((e["name"], e.get("value", "")) for e in obj.get("env") or []),
+                   port=int(obj.get("port", 0)),
+                   restart_policy=policy if policy in ("Always", "OnFailure", "Never") else "Always",
+                   grace_seconds=float(obj.get("gracePeriodSeconds", 30.0)), working_dir=obj.get("workingDir", ""),
+                   serves=bool(obj.get("serves", False)))
+
+
+def workload_log(root: Path, namespace: str, pod: str, container: str) -> Path:
+    """Where a local container's output goes (`nerve logs` reads it): `<root>/<namespace>/<pod>/<container>.log`.
+    Namespaces, pod and container names are DNS labels or subdomains, so they are safe path parts."""
+    return root / namespace / pod / f"{container}.log"
+
+
 @dataclass(frozen=True, slots=True)
 class Contract:
     generation: int = 0
     resources: tuple[Resource, ...] = ()
     sources: tuple[Source, ...] = ()
+    workloads: tuple[Workload, ...] = ()
 
     def by_path(self) -> dict[str, Resource]:
         """Routable resources by ingress path; sources read topics and have no ingress."""
@@ -245,7 +314,7 @@ class Contract:
 
     def to_json(self) -> dict[str, Any]:
         return {"generation": self.generation, "resources": [r.to_json() for r in self.resources],
-                "sources": [s.to_json() for s in self.sources]}
+                "sources": [s.to_json() for s in self.sources], "workloads": [w.to_json() for w in self.workloads]}
 
     def dumps(self) -> bytes:
         return orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2)
@@ -257,11 +326,13 @@ class Contract:
             generation=int(obj.get("generation", 0)),
             resources=tuple(Resource.from_json(r) for r in obj.get("resources") or []),
             sources=tuple(Source.from_json(s) for s in obj.get("sources") or []),
+            workloads=tuple(Workload.from_json(w) for w in obj.get("workloads") or []),
         )
 
     def same_content(self, other: Contract) -> bool:
         """Equal but for the generation: control bumps the generation only on a real change."""
-        return self.resources == other.resources and self.sources == other.sources
+        return (self.resources == other.resources and self.sources == other.sources
+                and self.workloads == other.workloads)
 
 
 def write_atomically(path: Path, contract: Contract) -> None:

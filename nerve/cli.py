@@ -254,6 +254,120 @@ def describe(
     typer.echo(output.describe(obj))
 
 
+# ------------------------------------------------------------------------------------------ logs
+
+
+def _matches(labels: dict[str, str], selector: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def _parse_selector(text: str) -> dict[str, str]:
+    selector: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            fail(f"--selector {text!r}: expected key=value[,key=value] (equality only)")
+        selector[key.strip().rstrip("=")] = value.strip()
+    return selector
+
+
+def _log_pods(client: Client, target: str | None, selector: str | None, namespace: str) -> list[str]:
+    """The Pods `nerve logs` reads, as kubectl picks them: a Pod by name, a Deployment's or Job's first Pod,
+    or every Pod a selector matches."""
+    if selector:
+        wanted = _parse_selector(selector)
+        pods = client.list_resources("pods", namespace)
+        return [p["metadata"]["name"] for p in pods if _matches(p["metadata"].get("labels") or {}, wanted)]
+    if not target:
+        fail("give POD, KIND/NAME or -l key=value")
+    kind_name, sep, name = target.partition("/")
+    if not sep:
+        kind_name, name = "pod", target
+    kind = _kind(kind_name)
+    if kind.kind == "Pod":
+        client.get("pods", namespace, name)  # not found is said as kubectl says it
+        return [name]
+    if kind.kind not in ("Deployment", "Job"):
+        fail(f"cannot get logs of a {kind.kind}: give a Pod, Deployment or Job")
+    obj = client.get(kind.plural, namespace, name)
+    uid = obj["metadata"]["uid"]
+    pods = [p for p in client.list_resources("pods", namespace)
+            if any(ref.get("uid") == uid for ref in p["metadata"].get("ownerReferences") or [])]
+    if not pods:
+        fail(f"{kind.kind.lower()}/{name} has no pods")
+    return [sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""))[-1]["metadata"]["name"]]
+
+
+@app.command()
+def logs(
+    target: Annotated[str | None, typer.Argument(help="POD, pod/NAME, deployment/NAME or job/NAME.")] = None,
+    namespace: Namespace = None,
+    selector: Annotated[str | None, typer.Option("--selector", "-l",
+                                                 help="Pods with these labels (key=value).")] = None,
+    container: Annotated[str | None, typer.Option("--container", "-c", help="Container (default: the first).")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new output.")] = False,
+    tail: Annotated[int | None, typer.Option(
+        "--tail", help="Last N lines (default all; 10 per Pod with --selector, as kubectl).")] = None,
+    prefix: Annotated[bool, typer.Option("--prefix", help="Start each line with [pod/NAME].")] = False,
+    server: Server = DEFAULT_SERVER,
+    token: Token = None,
+    token_file: TokenFile = DEFAULT_TOKEN_FILE,
+) -> None:
+    """Print a local workload's output (embedded mode), like kubectl logs."""
+    import sys
+    import threading
+
+    client = _client(server, token, token_file)
+    ns = namespace or DEFAULT_NAMESPACE
+    if tail is not None and tail < -1:
+        fail(f"--tail {tail}: expected -1 (all) or a number of lines")
+    lines = tail if tail is not None else (10 if selector else None)
+    try:
+        pods = _log_pods(client, target, selector, ns)
+    except ApiError as exc:
+        _api_error(exc)
+    except Unreachable as exc:
+        fail(str(exc), 1)
+    if not pods:
+        typer.echo(f"No resources found in {ns} namespace.", err=True)
+        return
+    lock = threading.Lock()
+    problems: list[str] = []
+
+    def show(pod: str) -> None:
+        label = (f"[pod/{pod}/{container}] " if container else f"[pod/{pod}] ").encode() if prefix else b""
+        pending = b""
+        try:
+            for chunk in client.logs(ns, pod, container=container, tail=None if lines == -1 else lines,
+                                     follow=follow):
+                pending += chunk
+                *done, pending = pending.split(b"\n")
+                if done:
+                    with lock:
+                        sys.stdout.buffer.write(b"".join(label + line + b"\n" for line in done))
+                        sys.stdout.buffer.flush()
+            if pending:
+                with lock:
+                    sys.stdout.buffer.write(label + pending)
+                    sys.stdout.buffer.flush()
+        except ApiError as exc:
+            problems.append(str(exc.body.get("reason") or exc))
+        except Unreachable as exc:
+            problems.append(str(exc))
+
+    if follow and len(pods) > 1:
+        threads = [threading.Thread(target=show, args=(pod,), daemon=True) for pod in pods]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    else:
+        for pod in pods:
+            show(pod)
+    if problems:
+        fail(problems[0], 1)
+
+
 # ------------------------------------------------------------------------------------------ send / display
 
 

@@ -6,6 +6,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -73,3 +74,26 @@ class Client:
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
         self._call("DELETE", f"/api/v1/resources/{kind}/{namespace}/{name}")
+
+    def logs(self, namespace: str, pod: str, *, container: str | None = None, tail: int | None = None,
+             follow: bool = False) -> Iterator[bytes]:
+        """A local Pod's output, chunk by chunk as the server streams it (until the Pod ends, with follow)."""
+        query = _query(container=container, tailLines=None if tail is None else str(tail),
+                       follow="true" if follow else None)
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        request = urllib.request.Request(f"{self.server}/api/v1/logs/{namespace}/{pod}{query}", headers=headers)
+        try:
+            response = urllib.request.urlopen(request, timeout=None if follow else self._timeout)
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                payload = json.loads(raw)
+            except ValueError:
+                payload = {"reason": raw.decode(errors="replace") or exc.reason}
+            raise ApiError(exc.code, payload) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise Unreachable(f"cannot reach the Nerve control API at {self.server} "
+                              f"({getattr(exc, 'reason', exc)}); is `nerve up` running?") from None
+        with response:
+            while chunk := response.read1(65536):
+                yield chunk

@@ -1,5 +1,8 @@
 """`nerve up`: control, ingress, dispatcher and sources in one process, sharing one channel pool.
 
+Only here do local workloads run (Deployments, Jobs, CronJobs, Pods as processes: sources/workloads/),
+reporting back to the control store through nerve/workload_reports.py.
+
 The control plane still writes the contract file (so a separate dispatcher or ingress could follow
 it), and here it also hands each new contract straight to the in-process ingress, dispatcher and sources
 before `nerve apply` returns: a Trigger reported Ready is consuming already.
@@ -27,7 +30,9 @@ from dispatcher.service import Dispatcher
 from ingress.app import Ingress
 from ingress.app import create_app as create_ingress_app
 from nerve.up_settings import UpSettings
+from nerve.workload_reports import StoreReporter
 from sources.service import Sources
+from sources.workloads import WorkloadRunner
 
 __all__ = ["Embedded", "UpSettings", "run_up"]
 
@@ -47,6 +52,8 @@ class Embedded:
         self.ingress = Ingress(self.pool, settings.ingress)
         self.dispatcher = Dispatcher(self.pool, settings.dispatcher)
         self.sources = Sources(self.pool, settings.sources)
+        self.reporter = StoreReporter()
+        self.workloads = WorkloadRunner(settings.state_dir / "logs", self.reporter)
         self.ingress_url = ""
         self.api_url = ""
         self.token = ""
@@ -83,6 +90,7 @@ class Embedded:
             token=settings.token,
             allowed_hosts=settings.allowed_hosts,
             allowed_origins=settings.allowed_origins,
+            local_workloads=True,
         )
         secure_dir(control_settings.state_dir)
         self.token = load_or_create_token(control_settings.state_dir, control_settings.token)
@@ -98,6 +106,7 @@ class Embedded:
             # Dispatcher first: a new Trigger is consuming before its Broker's route opens.
             await self.dispatcher.apply(contract)
             await self.sources.apply(contract)
+            await self.workloads.apply(contract)
             await self.ingress.apply(contract)
 
         previous = Contract()
@@ -107,19 +116,31 @@ class Embedded:
             except (OSError, ValueError, KeyError) as exc:
                 log.warning("ignoring unreadable %s: %s", contract_path, exc)
         self._store = SqliteStore(control_settings.db_path)
+        # In one process the sources service watches the store itself (ApiServerSource, embedded mode).
+        self.sources.watch = self._store
         # Generations keep counting up across restarts; the first reconcile republishes the contract.
         reconciler = Reconciler(
-            self._store, self.pool, control_settings, publish, contract=Contract(previous.generation)
+            self._store, self.pool, control_settings, publish, contract=Contract(previous.generation),
+            api_url=f"http://{settings.host}:{settings.api_port}", sources_watch_store=True,
         )
         default_class = DEFAULT_CLASS_FOR_BACKEND[settings.backend]
         admission = AdmissionSettings(default_class, default_channel_kind=control_settings.channel_kind)
         self.service = ControlService(self._store, reconciler, admission, resync_seconds=settings.resync_seconds)
+        self.reporter.bind(self._store, reconciler.reconcile)
         await self.service.start()
         self._closers.insert(1, self.service.stop)
-        api_runner, api_port = await serve(create_control_app(self.service, access, board), settings.host,
-                                          settings.api_port, name="control")
+        self._closers.insert(2, self._stop_workloads)
+        api_runner, api_port = await serve(create_control_app(self.service, access, board,
+                                                             logs_dir=control_settings.logs_dir),
+                                          settings.host, settings.api_port, name="control")
         self._closers.insert(1, api_runner.cleanup)
         self.api_url = f"http://{settings.host}:{api_port}"
+        reconciler.api_server_sources.source_url = self.api_url  # the port, when it was 0 (tests)
+
+    async def _stop_workloads(self) -> None:
+        """After control stopped reconciling: no report is written while the processes go."""
+        await self.reporter.close()
+        await self.workloads.stop()
 
     async def stop(self) -> None:
         closers, self._closers = self._closers, []

@@ -9,6 +9,7 @@ from typing import Protocol
 from channels.registry import BackendPool
 from core.contract import Source
 from core.delivery import Deliverer
+from core.watch import ResourceWatch
 from sources.settings import SourcesSettings
 
 
@@ -42,6 +43,9 @@ class SourceContext:
     pool: BackendPool
     deliverer: Deliverer
     settings: SourcesSettings
+    watch: ResourceWatch | None = None
+    """The resource store an ApiServerSource watches: the embedded store in `nerve up`, None in a sources
+    service of its own (which has none)."""
 
 
 AdapterFactory = Callable[[Source, SourceContext], Adapter]

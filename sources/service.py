@@ -18,13 +18,15 @@ from core.contract import Contract, Source
 from core.delivery import Deliverer, Sender, pooled_session
 from core.errors import BackendError
 from core.supervisor import HEALTH, describe
+from core.watch import ResourceWatch
+from sources.apiserver import api_server_source
 from sources.base import Adapter, AdapterFactory, SourceContext, part_name
 from sources.kafka import kafka_source
 from sources.settings import SourcesSettings
 
 log = logging.getLogger("nerve.sources")
 
-ADAPTERS: dict[str, AdapterFactory] = {"KafkaSource": kafka_source}
+ADAPTERS: dict[str, AdapterFactory] = {"KafkaSource": kafka_source, "ApiServerSource": api_server_source}
 """Adapter factories by contract `reference.kind`; PingSource and ContainerSource plug in here."""
 
 
@@ -32,6 +34,8 @@ class Sources:
     def __init__(self, pool: BackendPool, settings: SourcesSettings | None = None, *,
                  retry_initial_s: float = 1.0, retry_max_s: float = 30.0) -> None:
         self._pool = pool
+        self.watch: ResourceWatch | None = None
+        """The store ApiServerSources watch; `nerve up` sets it to the embedded store before any contract."""
         self._settings = settings or SourcesSettings()
         self._retry = (retry_initial_s, retry_max_s)
         self._session: aiohttp.ClientSession | None = None
@@ -96,7 +100,8 @@ class Sources:
 
     async def _start_once(self, source: Source) -> None:
         assert self._deliverer is not None, "Sources.start() first"
-        adapter = ADAPTERS[source.kind](source, SourceContext(self._pool, self._deliverer, self._settings))
+        adapter = ADAPTERS[source.kind](source, SourceContext(self._pool, self._deliverer, self._settings,
+                                                                       self.watch))
         await adapter.start()
         self._adapters[source.uid] = adapter
         HEALTH.mark_up(part_name(source))

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from control.api import (
+    apiserversource,
     broker,
     channel,
     channelable,
@@ -38,10 +39,12 @@ from control.api import (
     kafkasource,
     natsjetstreamchannel,
     parallel,
+    rbac,
     sequence,
     source,
     subscription,
     trigger,
+    workloads,
 )
 from control.api.columns import Column
 from control.api.schema import OPEN, FieldNotice, Node, resource
@@ -137,7 +140,7 @@ BROKER = Kind(
 TRIGGER = Kind(
     "eventing.knative.dev/v1", "Trigger", "triggers",
     schema=trigger.SCHEMA, default=trigger.default_trigger, validate=trigger.validate_trigger,
-    validate_update=trigger.validate_trigger_update, notices=trigger.notices_trigger, columns=trigger.COLUMNS,
+    validate_update=trigger.validate_trigger_update, columns=trigger.COLUMNS,
 )
 KAFKA_SOURCE = Kind(
     "sources.knative.dev/v1", "KafkaSource", "kafkasources", older_versions=("sources.knative.dev/v1beta1",),
@@ -145,6 +148,13 @@ KAFKA_SOURCE = Kind(
     schema=kafkasource.SCHEMA, default=kafkasource.default_kafka_source,
     validate=kafkasource.validate_kafka_source, notices=kafkasource.notices_kafka_source,
     columns=kafkasource.COLUMNS,
+)
+API_SERVER_SOURCE = Kind(
+    "sources.knative.dev/v1", "ApiServerSource", "apiserversources", older_versions=("sources.knative.dev/v1beta1",),
+    categories=(source.CATEGORY,),
+    schema=apiserversource.SCHEMA, default=apiserversource.default_api_server_source,
+    validate=apiserversource.validate_api_server_source, notices=apiserversource.notices_api_server_source,
+    columns=apiserversource.COLUMNS,
 )
 # messaging.knative.dev: channels and Subscriptions (docs/channels.md).
 _SUBSCRIBERS = ("subscribers",)
@@ -196,11 +206,41 @@ PARALLEL = Kind(
 
 CONFIGMAP = Kind("v1", "ConfigMap", "configmaps", ("cm",), schema=corev1.CONFIGMAP_SCHEMA,
                  validate=corev1.validate_configmap, columns=corev1.CONFIGMAP_COLUMNS)
-SERVICE = Kind("v1", "Service", "services", ("svc",), schema=corev1.SERVICE_SCHEMA)
+SERVICE = Kind("v1", "Service", "services", ("svc",), schema=corev1.SERVICE_SCHEMA,
+               validate=corev1.validate_service, columns=corev1.SERVICE_COLUMNS)
 NAMESPACE = Kind("v1", "Namespace", "namespaces", ("ns",), namespaced=False, schema=corev1.NAMESPACE_SCHEMA)
+# RBAC, stored so Knative's walkthroughs apply as written; it grants nothing in embedded mode (rbac.py).
+SERVICE_ACCOUNT = Kind("v1", "ServiceAccount", "serviceaccounts", ("sa",), schema=rbac.SCHEMA,
+                       notices=rbac.notices_rbac)
+ROLE = Kind(rbac.API_VERSION, "Role", "roles", schema=rbac.SCHEMA, notices=rbac.notices_rbac)
+ROLE_BINDING = Kind(rbac.API_VERSION, "RoleBinding", "rolebindings", schema=rbac.SCHEMA, notices=rbac.notices_rbac)
+CLUSTER_ROLE = Kind(rbac.API_VERSION, "ClusterRole", "clusterroles", namespaced=False, schema=rbac.SCHEMA,
+                    notices=rbac.notices_rbac)
+CLUSTER_ROLE_BINDING = Kind(rbac.API_VERSION, "ClusterRoleBinding", "clusterrolebindings", namespaced=False,
+                            schema=rbac.SCHEMA, notices=rbac.notices_rbac)
+RBAC_KINDS: tuple[Kind, ...] = (SERVICE_ACCOUNT, ROLE, ROLE_BINDING, CLUSTER_ROLE, CLUSTER_ROLE_BINDING)
+
+# Kubernetes' workload kinds, run as local processes in embedded mode (control/api/workloads.py).
+POD = Kind("v1", "Pod", "pods", ("po",), schema=workloads.SCHEMA, default=workloads.default_pod,
+           validate=workloads.validate_pod, validate_update=workloads.validate_pod_update,
+           notices=workloads.notices_pod, columns=workloads.POD_COLUMNS)
+DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments", ("deploy",), schema=workloads.SCHEMA,
+                  default=workloads.default_deployment, validate=workloads.validate_deployment,
+                  validate_update=workloads.validate_deployment_update, notices=workloads.notices_deployment,
+                  columns=workloads.DEPLOYMENT_COLUMNS)
+JOB = Kind("batch/v1", "Job", "jobs", schema=workloads.SCHEMA, default=workloads.default_job,
+           validate=workloads.validate_job, validate_update=workloads.validate_job_update,
+           notices=workloads.notices_job, columns=workloads.JOB_COLUMNS)
+CRONJOB = Kind("batch/v1", "CronJob", "cronjobs", ("cj",), older_versions=("batch/v1beta1",),
+               schema=workloads.SCHEMA, default=workloads.default_cronjob, validate=workloads.validate_cronjob,
+               notices=workloads.notices_cronjob, columns=workloads.CRONJOB_COLUMNS)
+EVENT = Kind("v1", "Event", "events", ("ev",), schema=workloads.EVENT_SCHEMA, validate=workloads.validate_event,
+             columns=workloads.EVENT_COLUMNS)
+WORKLOAD_KINDS: tuple[Kind, ...] = (DEPLOYMENT, JOB, CRONJOB, POD)
 
 KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA_SOURCE,
-                           CHANNEL, *CHANNEL_KINDS, SUBSCRIPTION, SEQUENCE, PARALLEL)
+                           CHANNEL, *CHANNEL_KINDS, SUBSCRIPTION, SEQUENCE, PARALLEL, *WORKLOAD_KINDS, EVENT,
+                           API_SERVER_SOURCE, *RBAC_KINDS)
 
 _BY_SPELLING = {spelling: kind for kind in KINDS for spelling in kind.spellings()}
 _BY_MANIFEST = {(version, kind.kind): kind for kind in KINDS for version in kind.api_versions()}

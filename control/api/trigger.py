@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from control.api import columns, schema
 from control.api.delivery import default_delivery, validate_delivery
 from control.api.destination import default_destination, validate_destination
 from control.api.meta import DNS1123_SUBDOMAIN, mapping
-from control.api.schema import LEAF, FieldNotice, list_of, map_of
+from control.api.schema import LEAF, list_of, map_of
 from core.errors import FieldError
 from core.filters import validate_trigger_filters
 
@@ -82,6 +83,39 @@ def validate_trigger(obj: dict[str, Any]) -> list[FieldError]:
         errors.append(
             FieldError(f"metadata.annotations.{ORDER_ANNOTATION}", f"{order!r} must be ordered or unordered")
         )
+    if isinstance(annotations, dict) and DEPENDENCY_ANNOTATION in annotations:
+        errors += validate_dependency(annotations[DEPENDENCY_ANNOTATION], namespace)
+    return errors
+
+
+def dependency_of(trigger: dict[str, Any]) -> dict[str, Any] | None:
+    """The ObjectReference in `knative.dev/dependency` (already validated), or None without one."""
+    annotations = mapping(trigger["metadata"].get("annotations"))
+    if DEPENDENCY_ANNOTATION not in annotations:
+        return None
+    try:
+        ref = json.loads(annotations[DEPENDENCY_ANNOTATION])
+    except ValueError:
+        return None
+    return ref if isinstance(ref, dict) else None
+
+
+def validate_dependency(value: Any, namespace: str) -> list[FieldError]:
+    """Knative's validateDependencyAnnotation: a JSON ObjectReference with kind, name and apiVersion, and a
+    namespace that is empty or the Trigger's."""
+    path = f"metadata.annotations.{DEPENDENCY_ANNOTATION}"
+    try:
+        ref = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        ref = None
+    if not isinstance(ref, dict):
+        return [FieldError(path, f"the provided annotation was not a corev1.ObjectReference: {value!r} (write "
+                                 'JSON such as {"kind": "PingSource", "name": "p", '
+                                 '"apiVersion": "sources.knative.dev/v1"})')]
+    errors = [FieldError(f"{path}.{key}", "required") for key in ("kind", "name", "apiVersion")
+              if not isinstance(ref.get(key), str) or not ref[key]]
+    if ref.get("namespace") not in (None, "", namespace):
+        errors.append(FieldError(f"{path}.namespace", f"must be empty or equal to the trigger namespace {namespace!r}"))
     return errors
 
 
@@ -90,12 +124,4 @@ def validate_trigger_update(old: dict[str, Any], new: dict[str, Any]) -> list[Fi
     if old_broker != new_broker:
         reason = f"immutable: changed from {old_broker!r} to {new_broker!r}; delete and re-create the Trigger"
         return [FieldError("spec.broker", reason)]
-    return []
-
-
-def notices_trigger(obj: dict[str, Any]) -> list[FieldNotice]:
-    annotations = obj["metadata"].get("annotations")
-    if isinstance(annotations, dict) and DEPENDENCY_ANNOTATION in annotations:
-        return [schema.not_implemented(f"metadata.annotations.{DEPENDENCY_ANNOTATION}",
-                                       "the Trigger does not wait for the dependency to be Ready")]
     return []

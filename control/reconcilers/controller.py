@@ -4,7 +4,8 @@ A pass reads the store once (a snapshot: a laptop or a small install holds hundr
 not millions), then:
 
 1. deletes objects whose owners are all gone (ownerReferences, garbage.py);
-2. reconciles each live Broker (topic, status), Trigger (egress, status) and KafkaSource (probe,
+2. reconciles the local workloads (Deployments, Jobs, CronJobs, Pods: embedded mode), then each live
+   Broker (topic, status), Trigger (egress, status) and KafkaSource (probe,
    status, source entry), each kind by its own reconciler, with pure builders computing the outcome;
    then each Sequence and Parallel (their generated Channels and Subscriptions, their status);
 3. publishes the contract built from the live objects, when its content changed, with the next
@@ -21,28 +22,35 @@ A pass that removed or deleted something, or lost a write race, is followed by a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from channels.registry import BackendPool
 from control.api import kinds
+from control.api import source as source_api
+from control.api.trigger import dependency_of
 from control.conditions import cond, with_ready
 from control.reconcilers import finalizers, garbage
+from control.reconcilers.apiserversource import ApiServerSourceReconciler
 from control.reconcilers.broker import BrokerReconciler
 from control.reconcilers.channel import Channels
 from control.reconcilers.kafkasource import KafkaSourceReconciler
 from control.reconcilers.parallel import ParallelReconciler
 from control.reconcilers.probe import KafkaProbes
+from control.reconcilers.resources.trigger import dependency_view
 from control.reconcilers.sequence import SequenceReconciler
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.trigger import TriggerReconciler
+from control.reconcilers.workloads import WorkloadReconciler
 from control.reconcilers.writes import Writes
 from control.resolver import Resolver
 from control.settings import ControlSettings
 from control.store.base import ResourceStore
-from core.contract import Contract, Egress, Resource, Source
+from core.contract import Contract, Egress, Resource, Source, Workload
 from core.errors import BackendError
 
 log = logging.getLogger("nerve.control")
@@ -60,6 +68,14 @@ def deleting_status(obj: dict[str, Any], why: str) -> dict[str, Any]:
     return status
 
 
+def _dependencies(snapshot: Snapshot) -> dict[tuple[str, str, str], tuple[Any, ...]]:
+    """What Triggers' DependencyReady reads of every source (none when no Trigger names a dependency)."""
+    if not any(dependency_of(t) for t in snapshot.live("Trigger")):
+        return {}
+    return {(kind.kind, o["metadata"]["namespace"], o["metadata"]["name"]): dependency_view(o)
+            for kind in kinds.in_category(source_api.CATEGORY) for o in snapshot.all(kind.kind)}
+
+
 class Reconciler:
     def __init__(
         self,
@@ -70,7 +86,11 @@ class Reconciler:
         *,
         contract: Contract | None = None,
         probe_timeout_s: float = 2.0,
+        api_url: str = "",
+        sources_watch_store: bool = False,
     ) -> None:
+        """`api_url` is the control API's URL (an ApiServerSource's event `source`); `sources_watch_store`
+        says the sources service runs in this process with the store handed to it (`nerve up`)."""
         self._store = store
         self._settings = settings
         self._sink = sink
@@ -79,19 +99,54 @@ class Reconciler:
         self.brokers = BrokerReconciler(pool, settings)
         self.triggers = TriggerReconciler(pool, settings)
         self.kafka_sources = KafkaSourceReconciler(pool, self._probes)
+        self.api_server_sources = ApiServerSourceReconciler(source_url=api_url, watch_available=sources_watch_store)
         self.channels = Channels(pool, settings)
         self.sequences = SequenceReconciler()
         self.parallels = ParallelReconciler()
+        self.workloads = WorkloadReconciler(local=settings.local_workloads)
         self.contract = contract or Contract()
+        self._wake: asyncio.TimerHandle | None = None
+        self._woken: asyncio.Task[Contract] | None = None
 
     async def reconcile(self) -> Contract:
         async with self._lock:
             for _ in range(MAX_ROUNDS):
                 if not await self._round():
                     break
+            self._schedule_wake()
+            return self.contract
+
+    def _schedule_wake(self) -> None:
+        """A CronJob's next tick (or a Job's back-off) comes between resyncs: reconcile again right then."""
+        if self._wake is not None:
+            self._wake.cancel()
+            self._wake = None
+        at = self.workloads.wake_at
+        if at is None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max((at - datetime.now(UTC)).total_seconds(), 0.0) + 0.05
+        self._wake = loop.call_later(delay, self._woken_up)
+
+    def _woken_up(self) -> None:
+        self._wake = None
+        self._woken = asyncio.create_task(self._reconcile_logged(), name="control-wake")
+
+    async def _reconcile_logged(self) -> Contract:
+        try:
+            return await self.reconcile()
+        except Exception:  # the next resync tries again
+            log.exception("scheduled reconcile failed")
             return self.contract
 
     async def stop(self) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
+            self._wake = None
+        if self._woken is not None:
+            self._woken.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._woken
         await self._probes.stop()
 
     async def _round(self) -> bool:
@@ -99,12 +154,20 @@ class Reconciler:
         snapshot = await Snapshot.load(self._store, [kind.kind for kind in kinds.KINDS])
         for orphan in garbage.orphans(snapshot.objects()):
             await writes.delete(orphan)
+        # Workloads first: a Pod's port is chosen before Service refs to it are resolved.
+        workloads = await self.workloads.reconcile_all(snapshot, writes)
         resolver = Resolver(snapshot, self._settings.service_url_template)
         resources = await self._reconcile_brokers(snapshot, resolver, writes)
         resources += await self.channels.reconcile_all(snapshot, resolver, writes)
+        dependencies = _dependencies(snapshot)
         sources = await self.kafka_sources.reconcile_all(snapshot.live("KafkaSource"), resolver, writes)
+        sources += await self.api_server_sources.reconcile_all(snapshot, resolver, writes)
+        if _dependencies(snapshot) != dependencies:
+            # A Trigger whose knative.dev/dependency names a source was reconciled before the sources, against
+            # their old status: another round lets it follow now rather than at the next resync.
+            writes.again = True
         await self._reconcile_flows(snapshot, writes)
-        await self._publish(resources, sources)
+        await self._publish(resources, sources, workloads)
         await self._finalize(snapshot, writes)
         return writes.again
 
@@ -129,8 +192,8 @@ class Reconciler:
         for par in snapshot.live("Parallel"):
             await self.parallels.reconcile(par, snapshot, writes)
 
-    async def _publish(self, resources: list[Resource], sources: list[Source]) -> None:
-        contract = Contract(self.contract.generation, tuple(resources), tuple(sources))
+    async def _publish(self, resources: list[Resource], sources: list[Source], workloads: list[Workload]) -> None:
+        contract = Contract(self.contract.generation, tuple(resources), tuple(sources), tuple(workloads))
         if not contract.same_content(self.contract) or self.contract.generation == 0:
             contract = dataclasses.replace(contract, generation=self.contract.generation + 1)
             await self._sink(contract)

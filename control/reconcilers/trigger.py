@@ -27,7 +27,7 @@ class TriggerReconciler:
         if not await writes.add_finalizer(trigger):
             return None
         holder = build.group_holder(trigger, snapshot.all("Trigger"), self._settings) if snapshot else None
-        built = build.build(trigger, broker, resource, resolver, self._settings, holder=holder)
+        built = build.build(trigger, broker, resource, resolver, self._settings, holder=holder, objects=snapshot)
         await writes.status(trigger, built.status)
         return built.egress
 

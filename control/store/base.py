@@ -28,37 +28,20 @@ server going away) leaves the earlier ones written, as `kubectl apply -f dir/` d
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from core.errors import NerveError
+# The read side (list, watch and their types) is core's, so a source adapter can watch a store without
+# importing control; re-exported here, where the rest of the store's seam is.
+from core.watch import EventType, Expired, ObjectList, ResourceWatch, WatchEvent
 
-EventType = Literal["ADDED", "MODIFIED", "DELETED"]
+__all__ = ["SERVER_METADATA", "BatchStore", "EventType", "Expired", "ObjectList", "ResourceStore", "ResourceWatch",
+           "WatchEvent", "Write", "WriteOp", "is_deleting", "key_of", "user_view", "write_all"]
+
 WriteOp = Literal["create", "update"]
 # metadata the store (or a controller, for finalizers) owns: never taken from a user's manifest as is.
 SERVER_METADATA = frozenset({"uid", "creationTimestamp", "generation", "resourceVersion", "deletionTimestamp",
                              "deletionGracePeriodSeconds", "finalizers", "managedFields"})
-
-
-class Expired(NerveError):
-    """A watch asked for changes older than the store still keeps (Kubernetes' 410 Gone)."""
-
-    status = 410
-
-
-@dataclass(frozen=True, slots=True)
-class WatchEvent:
-    type: EventType
-    object: dict[str, Any]
-    """The object after the change; for DELETED, as it last was."""
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectList:
-    items: list[dict[str, Any]]
-    resource_version: str
-    """Where a watch starts to see every change after this list."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,17 +52,8 @@ class Write:
     object: dict[str, Any] = field(default_factory=dict)
 
 
-class ResourceStore(Protocol):
-    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        """The object, or None when there is none (the API server's 404)."""
-        ...
-
-    async def list(self, kind: str, namespace: str | None = None) -> ObjectList:
-        """Every object of a kind, in one namespace or all, ordered by namespace and name."""
-        ...
-
-    def watch(self, kind: str, namespace: str | None = None, *,
-              resource_version: str | None = None) -> AsyncIterator[WatchEvent]: ...
+class ResourceStore(ResourceWatch, Protocol):
+    """The reads (get, list, watch: core.watch.ResourceWatch) and the writes."""
 
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Store a new object; Conflict if the name exists (also while it is being deleted)."""

@@ -141,10 +141,12 @@ class SqliteStore(ResourceStore):
             last = int(resource_version)
         except ValueError:
             raise Expired(f"resourceVersion {resource_version!r} is not one this store wrote") from None
-        oldest = self._db.execute("SELECT MIN(rv) FROM changes").fetchone()[0]
-        if oldest is not None and last < oldest - 1:
-            raise Expired(f"too old resource version: {last} (oldest kept: {oldest})")
         while not self._closed:
+            # Checked on every read, not only at the start: a watcher that fell behind while the log was
+            # trimmed has lost changes, and says so (410 Gone) rather than skipping them silently.
+            oldest = self._db.execute("SELECT MIN(rv) FROM changes").fetchone()[0]
+            if oldest is not None and last < oldest - 1:
+                raise Expired(f"too old resource version: {last} (oldest kept: {oldest})")
             changed = self._changed  # taken before reading, so a write after the read still wakes us
             query = "SELECT rv, type, object FROM changes WHERE rv > ? AND kind = ?"
             args: list[Any] = [last, kind]

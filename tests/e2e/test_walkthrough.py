@@ -187,9 +187,9 @@ spec:
         "error: Trigger/ns1/bad: spec.delivery.retry: -3 must be an integer >= 0",
     ]
     assert run(NERVE, "get", "triggers", "-n", "ns1", env=env).stdout == ""
-    unknown = run(NERVE, "get", "pods", env=env)
+    unknown = run(NERVE, "get", "persistentvolumeclaims", env=env)
     assert unknown.returncode == 2
-    assert 'doesn\'t have a resource type "pods"' in unknown.stderr
+    assert 'doesn\'t have a resource type "persistentvolumeclaims"' in unknown.stderr
     missing = run(NERVE, "describe", "broker", "nope", env=env)
     assert missing.returncode == 2
     assert 'not found' in missing.stderr

@@ -59,8 +59,11 @@ async def test_destination_rules(stack: Stack) -> None:
 
 
 async def test_unknown_kinds_and_missing_names_are_refused(stack: Stack) -> None:
+    body = await _apply_error(stack, {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "d"}})
+    assert "apps/v1/StatefulSet is not supported" in body["reason"]
+    # A Deployment is a kind now (local workloads), refused only for what it lacks.
     body = await _apply_error(stack, {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}})
-    assert "apps/v1/Deployment is not supported" in body["reason"]
+    assert body["details"][0]["field"] == "spec"
     body = await _apply_error(stack, {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "metadata": {}})
     assert body["details"][0]["field"].endswith("metadata.name")
 
@@ -105,7 +108,7 @@ async def test_immutable_fields_and_generations(stack: Stack, receiver: Receiver
     assert (await stack.apply(trigger("t1", receiver.url, delivery={"retry": 1})))[0]["outcome"] == "unchanged"
 
 
-async def test_service_refs_resolve_by_annotation_or_template(stack: Stack, receiver: Receiver) -> None:
+async def test_service_refs_resolve_by_annotation_or_template(tmp_path: Path, receiver: Receiver) -> None:
     service = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -118,11 +121,24 @@ async def test_service_refs_resolve_by_annotation_or_template(stack: Stack, rece
         "ref": {"apiVersion": "v1", "kind": "Service", "name": "elsewhere"},
         "uri": "/path",
     }
-    await stack.apply(BROKER, service, by_ref, templated)
-    assert (await stack.get("trigger", "ns1", "byref"))["status"]["subscriberUri"] == receiver.url
-    assert (await stack.get("trigger", "ns1", "templated"))["status"]["subscriberUri"] == (
-        "http://elsewhere.ns1.svc.cluster.local/path"
-    )
+    # The template is used only where it is configured (compose, a cluster's DNS) ...
+    async with running_stack(tmp_path / "templated",
+                             service_url_template="http://{name}.{namespace}.svc.cluster.local") as stack:
+        await stack.apply(BROKER, service, by_ref, templated)
+        assert (await stack.get("trigger", "ns1", "byref"))["status"]["subscriberUri"] == receiver.url
+        assert (await stack.get("trigger", "ns1", "templated"))["status"]["subscriberUri"] == (
+            "http://elsewhere.ns1.svc.cluster.local/path"
+        )
+    # ... by default a ref to a Service that does not exist resolves to nothing: not Ready, never an
+    # invented svc.cluster.local address that loses every event.
+    async with running_stack(tmp_path / "default") as stack:
+        await stack.apply(BROKER, service, by_ref, templated)
+        assert (await stack.get("trigger", "ns1", "byref"))["status"]["subscriberUri"] == receiver.url
+        missing = await stack.get("trigger", "ns1", "templated")
+        assert missing["status"]["subscriberUri"] == ""
+        resolved = next(c for c in missing["status"]["conditions"] if c["type"] == "SubscriberResolved")
+        assert resolved["status"] == "False" and "Service ns1/elsewhere does not exist" in resolved["message"]
+        assert _ready(missing)["status"] == "False"
 
 
 async def test_deleting_a_broker_unroutes_it_and_its_triggers_wait(stack: Stack, receiver: Receiver) -> None:

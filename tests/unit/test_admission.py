@@ -159,8 +159,9 @@ def test_a_mistyped_kind_suggests_the_closest_spelling(typed: str, meant: str) -
 
 def test_a_kind_nothing_is_close_to_lists_what_nerve_knows() -> None:
     with pytest.raises(kinds.UnknownKind) as info:
-        kinds.resolve("pods")
-    assert info.value.message.startswith('the server doesn\'t have a resource type "pods"; Nerve knows ')
+        kinds.resolve("persistentvolumeclaims")
+    assert info.value.message.startswith(
+        'the server doesn\'t have a resource type "persistentvolumeclaims"; Nerve knows ')
     assert "eventing.knative.dev/v1/Trigger" in info.value.message
 
 
@@ -233,8 +234,13 @@ spec:
 """
     documents += [d for d in yaml.safe_load_all(knative) if d]
     assert len(documents) >= 6
+    rbac_kinds = {kind.kind for kind in kinds.RBAC_KINDS}
     for document in documents:
-        assert admit(document, None, SETTINGS, FieldValidation.STRICT).warnings == [], document
+        warnings = admit(document, None, SETTINGS, FieldValidation.STRICT).warnings
+        # The RBAC kinds of a walkthrough (examples/apiserver-source) are known whole; their one warning says
+        # that they grant nothing in embedded Nerve, not that a field is unknown.
+        expected = ["kind"] if document["kind"] in rbac_kinds else []
+        assert [w.path for w in warnings] == expected, document
 
 
 def test_an_update_compares_with_the_stored_object_as_pruned() -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from control.api.trigger import ORDER_ANNOTATION
-from control.conditions import cond, is_ready, with_ready
+from control.api import kinds
+from control.api.trigger import ORDER_ANNOTATION, dependency_of
+from control.conditions import cond, is_ready, ready_of, with_ready
 from control.reconcilers.resources.delivery import dead_letter_condition, egress_config
-from control.resolver import Resolver, Unresolvable
+from control.resolver import Lookup, Resolver, Unresolvable
 from control.settings import ControlSettings
 from core.contract import Egress, Reference, Resource
 
@@ -52,14 +53,51 @@ def group_holder(trigger: dict[str, Any], others: list[dict[str, Any]],
     return None
 
 
+def dependency_view(source: dict[str, Any]) -> tuple[Any, ...]:
+    """What DependencyReady reads of a source: its generations and its Ready condition."""
+    ready = ready_of(source) or {}
+    return (source["metadata"].get("generation"), (source.get("status") or {}).get("observedGeneration"),
+            ready.get("status"), ready.get("reason"), ready.get("message"))
+
+
+def dependency_condition(trigger: dict[str, Any], objects: Lookup | None) -> dict[str, Any]:
+    """DependencyReady from the source named in `knative.dev/dependency`, as Knative's Trigger reconciler
+    propagates it (`checkDependencyAnnotation`): the source's Ready, once it has reconciled its generation."""
+    ref = dependency_of(trigger)
+    if ref is None:
+        return cond("DependencyReady", True)
+    kind = kinds.for_manifest(str(ref.get("apiVersion")), str(ref.get("kind")))
+    if kind is None:
+        return cond("DependencyReady", None, "ListerDoesNotExist",
+                    f"Failed to retrieve lister: Nerve stores no {ref.get('apiVersion')}/{ref.get('kind')}")
+    # Knative looks the dependency up in the Trigger's namespace (a different one is refused at admission).
+    ns = trigger["metadata"]["namespace"]
+    source = objects.get(kind.kind, ns, str(ref["name"])) if objects is not None else None
+    if source is None:
+        return cond("DependencyReady", False, "DependencyDoesNotExist",
+                    f'Dependency does not exist: {kind.resource} "{ref["name"]}" not found')
+    generation, observed = source["metadata"].get("generation"), (source.get("status") or {}).get("observedGeneration")
+    if generation != observed:
+        return cond("DependencyReady", None, "GenerationNotEqual",
+                    f"The dependency's metadata.generation, {generation}, is not equal to its "
+                    f"status.observedGeneration, {observed}.")
+    ready = ready_of(source)
+    if ready is None:
+        return cond("DependencyReady", None, "DependencyNotConfigured", "Dependency has not yet been reconciled.")
+    status = {"True": True, "False": False}.get(str(ready.get("status")))
+    return cond("DependencyReady", status, str(ready.get("reason", "")), str(ready.get("message", "")))
+
+
 def build(trigger: dict[str, Any], broker: dict[str, Any] | None, resource: Resource | None, resolver: Resolver,
-          settings: ControlSettings, now: str | None = None, holder: dict[str, Any] | None = None) -> Built:
+          settings: ControlSettings, now: str | None = None, holder: dict[str, Any] | None = None,
+          objects: Lookup | None = None) -> Built:
     """`broker` carries the status of this pass; `resource` is its contract entry (None without one);
-    `holder` is the Trigger that has this one's consumer group already (see group_holder)."""
+    `holder` is the Trigger that has this one's consumer group already (see group_holder); `objects` the
+    pass's snapshot, where the source of a `knative.dev/dependency` annotation is looked up."""
     meta, spec = trigger["metadata"], trigger["spec"]
     ns, name = meta["namespace"], meta["name"]
     status: dict[str, Any] = {"observedGeneration": meta["generation"]}
-    conditions = [cond("DependencyReady", True), cond("OIDCIdentityCreated", True, OIDC_REASON)]
+    conditions = [dependency_condition(trigger, objects), cond("OIDCIdentityCreated", True, OIDC_REASON)]
     if broker is None:
         conditions.append(cond("BrokerReady", False, "BrokerDoesNotExist", f"Broker {spec['broker']!r} does not exist"))
     elif not is_ready(broker):
@@ -87,7 +125,8 @@ def build(trigger: dict[str, Any], broker: dict[str, Any] | None, resource: Reso
                                f"{other['namespace']}/{other['name']}'s; the consumer group template must name "
                                "each Trigger's group apart (the default, knative-trigger.{namespace}.{name}, does)"))
     elif resource is not None and subscriber_uri and all(
-        c["status"] == "True" for c in conditions if c["type"] != "BrokerReady"
+        # As in Knative, a dependency that is not Ready holds back the Trigger's Ready, not its subscription.
+        c["status"] == "True" for c in conditions if c["type"] not in ("BrokerReady", "DependencyReady")
     ):
         order = meta.get("annotations", {}).get(ORDER_ANNOTATION, "unordered")
         egress = Egress(

@@ -1,0 +1,113 @@
+"""What an ApiServerSource produces: its status and its `sources[]` entry of the contract.
+
+Embedded mode watches Nerve's own resource store, so there is no adapter Deployment and no RBAC:
+`Deployed` is True when the sources service runs in control's process (`nerve up`; the adapter is handed
+the store), False with reason `ResourceWatchUnavailable` under separate services, whose sources process
+has no store to watch; `SufficientPermissions` is always True (nothing restricts what a source sees).
+
+`status.namespaces` is what the source watches, as Knative lists it: the source's own namespace when
+`namespaceSelector` is unset, else every namespace whose labels match (`{}`: all of them). A namespace
+exists for Nerve when a Namespace object names it or any stored object is in it; its labels are the
+Namespace object's plus `kubernetes.io/metadata.name`, as the API server gives them.
+
+The contract entry's config (read by sources/apiserver.py):
+  {"source": <the API server URL>, "mode": "Reference"|"Resource",
+   "resources": [{"apiVersion", "kind", "namespaced", "selector"}],   only kinds Nerve stores
+   "owner": {"apiVersion", "kind"} | None, "filters": [...],
+   "namespaces": [<own namespace>] | None,   None when a namespaceSelector decides
+   "namespaceSelector": {...} | None, "allNamespaces": bool, "ceOverrides": {...}}
+The selector itself, not the namespaces it matched, is handed over, so a namespace labelled or created
+after the last reconcile is covered at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from control.api import kinds
+from control.api.apiserversource import REFERENCE_MODE, RESOURCE_MODE
+from control.conditions import cond
+from control.reconcilers.resources.source import contract_source, resolve_sink, source_status
+from control.reconcilers.resources.trigger import OIDC_REASON
+from control.reconcilers.snapshot import Snapshot
+from control.resolver import Resolver
+from core.contract import Source
+from core.selector import LabelSelector, namespace_labels
+
+EVENT_TYPES = {
+    RESOURCE_MODE: ("dev.knative.apiserver.resource.add", "dev.knative.apiserver.resource.delete",
+                    "dev.knative.apiserver.resource.update"),
+    REFERENCE_MODE: ("dev.knative.apiserver.ref.add", "dev.knative.apiserver.ref.delete",
+                     "dev.knative.apiserver.ref.update"),
+}
+"""The types each mode emits, in the order of Knative's ceAttributes (add, delete, update)."""
+
+WATCH_UNAVAILABLE = (
+    "the sources service runs apart from control (separate services) and has no resource store to watch; "
+    "an ApiServerSource runs in embedded mode (`nerve up`)")
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    status: dict[str, Any]
+    source: Source | None
+    """None while the sink does not resolve or nothing can watch the store."""
+
+
+def known_namespaces(snapshot: Snapshot) -> dict[str, dict[str, str]]:
+    """Every namespace Nerve knows, with the labels a namespaceSelector sees."""
+    objects = {o["metadata"]["name"]: o for o in snapshot.live("Namespace")}
+    names = set(objects) | {str(o["metadata"].get("namespace")) for o in snapshot.objects()
+                            if o["metadata"].get("namespace")}
+    return {name: namespace_labels(name, objects.get(name)) for name in sorted(names)}
+
+
+def watched_namespaces(source: dict[str, Any], snapshot: Snapshot) -> list[str]:
+    """Knative's `status.namespaces`: unset selector = the source's namespace, else those that match."""
+    selector = source["spec"].get("namespaceSelector")
+    if selector is None:
+        return [source["metadata"]["namespace"]]
+    wanted = LabelSelector.from_json(selector)
+    return [name for name, labels in known_namespaces(snapshot).items() if wanted.matches(labels)]
+
+
+def _resources(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for res in spec["resources"]:
+        kind = kinds.for_manifest(str(res["apiVersion"]), str(res["kind"]))
+        if kind is None:
+            continue  # said at apply time (notices_api_server_source): nothing of it is ever stored
+        out.append({"apiVersion": kind.api_version, "kind": kind.kind, "namespaced": kind.namespaced,
+                    "selector": res.get("selector")})
+    return out
+
+
+def build(source: dict[str, Any], snapshot: Snapshot, resolver: Resolver, *, source_url: str,
+          watch_available: bool, now: str | None = None) -> Built:
+    spec = source["spec"]
+    sink_provided, sink_uri = resolve_sink(source, resolver)
+    if watch_available:
+        deployed = cond("Deployed", True)
+    else:
+        deployed = cond("Deployed", False, "ResourceWatchUnavailable", WATCH_UNAVAILABLE)
+    conditions = [sink_provided, deployed, cond("SufficientPermissions", True),
+                  cond("OIDCIdentityCreated", True, OIDC_REASON)]
+    mode = spec.get("mode", REFERENCE_MODE)
+    ce_attributes = [{"type": t, "source": source_url} for t in EVENT_TYPES.get(mode, ())]
+    namespaces = watched_namespaces(source, snapshot)
+    status = source_status(source, conditions, sink_uri, ce_attributes, now=now, namespaces=namespaces)
+    if not sink_uri or not watch_available:
+        return Built(status, None)
+    selector = spec.get("namespaceSelector")
+    config = {
+        "source": source_url,
+        "mode": mode,
+        "resources": _resources(spec),
+        "owner": spec.get("owner"),
+        "filters": list(spec.get("filters") or []),
+        "namespaces": [source["metadata"]["namespace"]] if selector is None else None,
+        "namespaceSelector": selector,
+        "allNamespaces": selector is not None and LabelSelector.from_json(selector).everything,
+    }
+    return Built(status, contract_source(source, sink_uri, config))
