@@ -194,6 +194,9 @@ def start(data_dir: Path, port: int | None = None, *, timeout: float = 120.0) ->
         f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
         "--service-cluster-ip-range=10.96.0.0/16",
         "--authorization-mode=RBAC",
+        # The `kubernetes` Service's endpoints would name the advertise address, which may not be loopback;
+        # nothing here reaches the API server through that Service.
+        "--endpoint-reconciler-type=none",
         f"--cert-dir={data_dir / 'certs'}",
         "--profiling=false",
         # One client (the tests): fairness queues would only cost CPU on a shared machine.

@@ -86,10 +86,15 @@ def install_crds(api_client: client.ApiClient, timeout: float = 60) -> list[dict
     return crds
 
 
+def get_json(api_client: client.ApiClient, path: str, accept: str = "application/json") -> dict[str, Any]:
+    """A GET of any API path with the client's credentials, its JSON body decoded."""
+    request = api_client.param_serialize("GET", path, header_params={"Accept": accept})
+    response = api_client.call_api(*request)
+    response.read()
+    data: dict[str, Any] = json.loads(response.data)
+    return data
+
+
 def table(api_client: client.ApiClient, path: str) -> dict[str, Any]:
     """What `kubectl get` asks for: the server's Table of a list (its columns from the CRD)."""
-    response = api_client.call_api(
-        path, "GET", header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
-        auth_settings=["BearerToken"], _preload_content=False)
-    data: dict[str, Any] = json.loads(response[0].data)
-    return data
+    return get_json(api_client, path, "application/json;as=Table;v=v1;g=meta.k8s.io")

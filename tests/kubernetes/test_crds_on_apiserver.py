@@ -13,7 +13,7 @@ from kubernetes import client, dynamic
 from control.api import kinds
 from control.api.schema import check
 from control.crds import crd_kinds
-from tests.kubernetes.support import GETTING_STARTED, apply, documents, install_crds, resource, table
+from tests.kubernetes.support import GETTING_STARTED, apply, documents, get_json, install_crds, resource, table
 
 
 @pytest.fixture(scope="module")
@@ -66,12 +66,10 @@ def test_categories_list_every_kind(k8s_client: client.ApiClient, crds: list[dic
     for group in client.ApisApi(k8s_client).get_api_versions().groups:
         if not group.name.endswith("knative.dev"):
             continue
-        listing = k8s_client.call_api(f"/apis/{group.preferred_version.group_version}", "GET",
-                                      auth_settings=["BearerToken"], response_type="object",
-                                      _return_http_data_only=True)
-        for res in listing["resources"]:
-            for category in res.get("categories", []):
-                categories.setdefault(category, set()).add(res["kind"])
+        for version in group.versions:
+            for res in get_json(k8s_client, f"/apis/{version.group_version}")["resources"]:
+                for category in res.get("categories", []):
+                    categories.setdefault(category, set()).add(res["kind"])
     assert categories["knative"] >= {k.kind for k in crd_kinds()}
     assert categories["sources"] >= {k.kind for k in kinds.in_category("sources")}
     assert categories["channel"] >= {"InMemoryChannel", "KafkaChannel", "Channel"}
