@@ -12,6 +12,11 @@ and the sinks share this process on uvloop. Each run prints, per Trigger count:
 
     .venv/bin/python bench/bench_e2e.py                       # memory, 1 and 10 Triggers
     .venv/bin/python bench/bench_e2e.py --backend kafka --kafka-bootstrap 127.0.0.1:9092 --topology separate
+    .venv/bin/python bench/bench_e2e.py --triggers 1 --eventtype-auto-create --sources 100   # the cost of auto-create
+
+`--eventtype-auto-create` runs Nerve with EventType auto-create on; `--sources N` spreads the events over N
+`source` values (N new (type, source) pairs, so N EventTypes to create); `ingress p50/p99` is the time from
+sending a request to its 202, where auto-create's cost would show.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -97,6 +103,9 @@ class SeparateServices:
         self.ingress, self.api, self.metrics = free_port(), free_port(), free_port()
         self.state = state
         flag = ["--kafka-bootstrap", args.kafka_bootstrap] if args.backend == "kafka" else ["--nats-url", args.nats_url]
+        token = secrets.token_urlsafe(24)
+        auto = ["--eventtype-auto-create", "--control-url", f"http://127.0.0.1:{self.api}", "--control-token",
+                token] if args.eventtype_auto_create else []
         contract = str(state / "contract.json")
         py = sys.executable
         commands = {
@@ -116,6 +125,8 @@ class SeparateServices:
                 args.backend,
                 *flag,
                 *unique_names(),
+                "--token",
+                token,
             ],
             "ingress": [
                 py,
@@ -128,6 +139,7 @@ class SeparateServices:
                 "--contract",
                 contract,
                 *flag,
+                *auto,
             ],
             "dispatcher": [
                 py,
@@ -140,6 +152,7 @@ class SeparateServices:
                 "--contract",
                 contract,
                 *flag,
+                *auto,
             ],
         }
         self.log = (state / "services.log").open("wb")
@@ -203,6 +216,8 @@ class NerveProcess:
             cmd += ["--kafka-bootstrap", args.kafka_bootstrap]
         if args.nats_url:
             cmd += ["--nats-url", args.nats_url]
+        if args.eventtype_auto_create:
+            cmd.append("--eventtype-auto-create")
         self.log = (state / "nerve.log").open("wb")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         self.ps = {"nerve up": psutil.Process(self.proc.pid)}
@@ -228,6 +243,13 @@ async def apply(session: aiohttp.ClientSession, api: int, items: list[dict[str, 
                             headers={"Authorization": f"Bearer {token}"}) as r:
         if r.status != 200:
             raise RuntimeError(await r.text())
+
+
+async def count_eventtypes(session: aiohttp.ClientSession, api: int, state: Path) -> int:
+    token = (state / "token").read_text().strip()
+    async with session.get(f"http://127.0.0.1:{api}/api/v1/resources/eventtypes", params={"namespace": "bench"},
+                           headers={"Authorization": f"Bearer {token}"}) as r:
+        return len((await r.json())["items"])
 
 
 # Filters that never match the benchmark's events, one dialect after another: their cost is evaluation.
@@ -288,6 +310,8 @@ class Result:
     refused: int = 0
     seconds: float = 0.0
     started: float = 0.0
+    answered: list[float] = field(default_factory=list)
+    """Seconds from sending each request to its answer: the ingress's own latency."""
 
 
 async def send_all(
@@ -298,6 +322,7 @@ async def send_all(
     concurrency: int,
     rate: float | None,
     prefix: str,
+    sources: int = 1,
 ) -> Result:
     result = Result()
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -320,13 +345,14 @@ async def send_all(
             headers = {
                 "ce-specversion": "1.0",
                 "ce-id": event_id,
-                "ce-source": "/bench",
+                "ce-source": "/bench" if sources == 1 else f"/bench/{i % sources}",
                 "ce-type": "bench.event",
                 "Content-Type": "application/json",
             }
-            sinks.sent_at[event_id] = time.perf_counter()
+            sinks.sent_at[event_id] = sent = time.perf_counter()
             async with session.post(url, data=body, headers=headers) as r:
                 await r.read()
+                result.answered.append(time.perf_counter() - sent)
                 if r.status == 202:
                     result.accepted += 1
                 else:
@@ -378,7 +404,8 @@ async def run_case(args: argparse.Namespace, triggers: int) -> None:
                     # Ids unique to this run: a backlog left on a reused Kafka or NATS by an earlier run
                     # can never be counted as this run's duplicates.
                     run_prefix = f"{prefix}{uuid.uuid4().hex[:6]}"
-                    result = await send_all(session, url, sinks, count, args.concurrency, rate, run_prefix)
+                    result = await send_all(session, url, sinks, count, args.concurrency, rate, run_prefix,
+                                            args.sources)
                     expected = result.accepted * triggers
                     sinks.target = expected
                     try:
@@ -395,15 +422,22 @@ async def run_case(args: argparse.Namespace, triggers: int) -> None:
                         f"rss={peaks.get(name, 0) / 2**20:5.1f}MiB"
                         for name, c in cpu0.items()
                     )
+                    # CPU per accepted event: the steadiest comparison on a shared machine (wall times are not).
+                    cpu_s = sum(cpu1[n].user + cpu1[n].system - c.user - c.system for n, c in cpu0.items())
+                    usage += f"  cpu/event={cpu_s / max(result.accepted, 1) * 1e6:6.0f} us"
                     undelivered = sum(1 for i in sinks.sent_at if sinks.arrivals.get(i, 0) < triggers)
                     dups = sum(max(0, n - triggers) for n in sinks.arrivals.values())
                     extra = f"+{args.non_matching} filtered" if args.non_matching else ""
+                    if args.eventtype_auto_create:
+                        extra += f" auto-create eventtypes={await count_eventtypes(session, nerve.api, Path(state))}"
                     print(
                         f"{args.backend:6} {args.topology:8} triggers={triggers:<3}{extra} {label:12} "
                         f"accepted={result.accepted / result.seconds:8.0f} ev/s  "
                         f"delivered={sinks.delivered / span:8.0f} ev/s  "
                         f"p50={percentile(sinks.latencies, 0.50) * 1000:7.1f} ms  "
                         f"p99={percentile(sinks.latencies, 0.99) * 1000:7.1f} ms  "
+                        f"ingress p50={percentile(result.answered, 0.50) * 1000:6.2f} ms "
+                        f"p99={percentile(result.answered, 0.99) * 1000:6.2f} ms  "
                         f"refused={result.refused} undelivered={undelivered} dup={dups}  {usage}",
                         flush=True,
                     )
@@ -448,6 +482,10 @@ def main() -> None:
         default=0,
         help="extra Triggers of mixed dialects (CESQL too) that never match: the cost of filtering",
     )
+    parser.add_argument("--eventtype-auto-create", action="store_true",
+                        help="run Nerve with EventType auto-create on (Knative's eventtype-auto-create)")
+    parser.add_argument("--sources", type=int, default=1,
+                        help="distinct ce-source values the events cycle through (new pairs for auto-create)")
     parser.add_argument(
         "--topology",
         default="embedded",

@@ -181,6 +181,9 @@ async def _logs(request: web.Request) -> web.StreamResponse:
     if root is None:
         raise NotFound("logs exist only in embedded mode (nerve up), where Pods run as local processes")
     path = workload_log(root, m["namespace"], m["pod"], container)
+    waiting = _waiting_reason(pod, container)
+    if waiting and not path.exists():
+        raise InvalidRequest(f'container "{container}" in pod "{m["pod"]}" is waiting to start: {waiting}')
     response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
     await response.prepare(request)
     try:
@@ -189,6 +192,15 @@ async def _logs(request: web.Request) -> web.StreamResponse:
         return response
     await response.write_eof()
     return response
+
+
+def _waiting_reason(pod: dict[str, Any], container: str) -> str:
+    """Why a container that never ran waits (ImageNotRunnable, NoLocalRunner), as kubectl logs says it."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if cs.get("name") == container:
+            reason = ((cs.get("state") or {}).get("waiting") or {}).get("reason")
+            return str(reason) if reason and reason != "ContainerCreating" else ""
+    return ""
 
 
 def _read_from(path: Path, offset: int) -> bytes:

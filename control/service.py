@@ -21,7 +21,7 @@ from typing import Any
 
 from control.api import channel, kinds
 from control.api.admission import AdmissionSettings, FieldValidation, Refused, admit, identify
-from control.api.meta import DEFAULT_NAMESPACE, mapping
+from control.api.meta import DEFAULT_NAMESPACE, mapping, with_generated_name
 from control.api.schema import FieldNotice
 from control.reconcilers.controller import Reconciler
 from control.store.base import SERVER_METADATA, ResourceStore, Write, is_deleting, user_view, write_all
@@ -83,6 +83,7 @@ class ControlService:
         admission = channel.with_defaults_from(self._admission, await self.store.get(
             "ConfigMap", channel.DEFAULTS_NAMESPACE, channel.DEFAULTS_CONFIGMAP))
         for index, manifest in enumerate(manifests):
+            manifest = with_generated_name(manifest)
             label = _describe(manifest, index)
             try:
                 kind = identify(manifest)

@@ -38,7 +38,8 @@ class ServiceSettings:
                                  "`control` (long-poll the control API at --control-url; no shared volume).",
                                  choices=("file", "control"))
     control_url: str = setting("", "--control-url", "NERVE_CONTROL_URL",
-                               "The control API (http://host:8081), for --contract-from control.")
+                               "The control API (http://host:8081), for --contract-from control and "
+                               "--eventtype-auto-create.")
     control_token: str = setting("", "--control-token", "NERVE_CONTROL_TOKEN",
                                  "The control API's bearer token (control's NERVE_TOKEN), for --control-url.")
     kafka_bootstrap: str = setting("", "--kafka-bootstrap", "KAFKA_BOOTSTRAP_SERVERS",

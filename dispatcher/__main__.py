@@ -6,10 +6,13 @@ It serves `/metrics`, `/healthz` and `/readyz` on --port.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Sequence
 
 from channels.registry import service_pool
 from core.cli_settings import DISPATCHER_PORT, ServiceSettings, contract_feed, parse_service, service_settings
+from core.eventtypes import EventTypeSettings, service_auto_create
+from core.eventtypes import problems as eventtype_problems
 from core.runtime import follow_contract, run
 from core.settings import Setting, build, settings_of
 from dispatcher.service import Dispatcher
@@ -17,19 +20,25 @@ from dispatcher.settings import DispatcherSettings
 
 
 def command_line() -> list[Setting]:
-    return [*service_settings(port=DISPATCHER_PORT), *settings_of(DispatcherSettings)]
+    return [*service_settings(port=DISPATCHER_PORT), *settings_of(DispatcherSettings),
+            *settings_of(EventTypeSettings)]
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m dispatcher") -> None:
     values = parse_service(prog, __doc__, command_line(), argv)
     common = build(ServiceSettings, values)
     settings = build(DispatcherSettings, values, drain_timeout_s=common.drain_timeout)
+    eventtypes = build(EventTypeSettings, values)
+    for problem in eventtype_problems(eventtypes, common.control_url):
+        print(f"{prog}: error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
 
     async def service(stop: asyncio.Event) -> None:
         pool = service_pool(common.kafka_bootstrap, common.nats_url)
         try:
-            await follow_contract(stop, Dispatcher(pool, settings), contract=contract_feed(common), host=common.host,
-                                  port=common.port)
+            async with service_auto_create(eventtypes, common.control_url, common.control_token) as auto_create:
+                await follow_contract(stop, Dispatcher(pool, settings, auto_create=auto_create),
+                                      contract=contract_feed(common), host=common.host, port=common.port)
         finally:
             await pool.stop()
 

@@ -17,6 +17,7 @@ from channels.registry import BackendPool
 from core.contract import Contract, Egress, Resource
 from core.delivery import Deliverer, Sender, pooled_session
 from core.errors import BackendError
+from core.eventtypes import AutoCreate
 from dispatcher.egress import EgressRunner
 from dispatcher.settings import DispatcherSettings
 
@@ -24,9 +25,12 @@ log = logging.getLogger("nerve.dispatcher")
 
 
 class Dispatcher:
-    def __init__(self, pool: BackendPool, settings: DispatcherSettings) -> None:
+    def __init__(self, pool: BackendPool, settings: DispatcherSettings, *,
+                 auto_create: AutoCreate | None = None) -> None:
         self._pool = pool
         self._settings = settings
+        self._auto_create = auto_create
+        """Told of every reply (EventType auto-create, off unless enabled)."""
         self._session: aiohttp.ClientSession | None = None
         self._deliverer: Deliverer | None = None
         self._runners: dict[str, EgressRunner] = {}
@@ -37,7 +41,9 @@ class Dispatcher:
 
     async def start(self) -> None:
         self._session = pooled_session(per_destination=self._settings.max_connections_per_host)
-        self._deliverer = Deliverer(Sender(self._session, max_response_bytes=self._settings.max_reply_bytes))
+        on_reply = self._auto_create.observe if self._auto_create is not None else None
+        self._deliverer = Deliverer(Sender(self._session, max_response_bytes=self._settings.max_reply_bytes),
+                                    on_reply=on_reply)
 
     async def stop(self) -> None:
         async with self._lock:

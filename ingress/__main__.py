@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Sequence
 
 from channels.registry import service_pool
 from core.cli_settings import INGRESS_PORT, ServiceSettings, contract_feed, parse_service, service_settings
 from core.contract_watch import ContractWatcher
+from core.eventtypes import EventTypeSettings, service_auto_create
+from core.eventtypes import problems as eventtype_problems
 from core.runtime import run, serve
 from core.settings import Setting, build, settings_of
 from ingress.app import Ingress, create_app
@@ -15,28 +18,33 @@ from ingress.settings import IngressSettings
 
 
 def command_line() -> list[Setting]:
-    return [*service_settings(port=INGRESS_PORT), *settings_of(IngressSettings)]
+    return [*service_settings(port=INGRESS_PORT), *settings_of(IngressSettings), *settings_of(EventTypeSettings)]
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m ingress") -> None:
     values = parse_service(prog, __doc__, command_line(), argv)
     common = build(ServiceSettings, values)
     settings = build(IngressSettings, values)
+    eventtypes = build(EventTypeSettings, values)
+    for problem in eventtype_problems(eventtypes, common.control_url):
+        print(f"{prog}: error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
 
     async def service(stop: asyncio.Event) -> None:
         pool = service_pool(common.kafka_bootstrap, common.nats_url)
-        ingress = Ingress(pool, settings)
-        watcher = ContractWatcher(contract_feed(common), [ingress.apply])
-        await watcher.start()
-        runner, _ = await serve(create_app(ingress, with_metrics=True), settings.host, settings.port,
-                                name="ingress", limits=settings.limits, decompress=False,
-                                drain_timeout=common.drain_timeout)
-        try:
-            await stop.wait()
-        finally:
-            await runner.cleanup()
-            await watcher.stop()
-            await pool.stop()
+        async with service_auto_create(eventtypes, common.control_url, common.control_token) as auto_create:
+            ingress = Ingress(pool, settings, auto_create=auto_create)
+            watcher = ContractWatcher(contract_feed(common), [ingress.apply])
+            await watcher.start()
+            runner, _ = await serve(create_app(ingress, with_metrics=True), settings.host, settings.port,
+                                    name="ingress", limits=settings.limits, decompress=False,
+                                    drain_timeout=common.drain_timeout)
+            try:
+                await stop.wait()
+            finally:
+                await runner.cleanup()
+                await watcher.stop()
+                await pool.stop()
 
     run(service)
 

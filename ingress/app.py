@@ -26,6 +26,7 @@ from core import observability
 from core.contract import Contract, Resource
 from core.errors import InvalidEvent, NerveError, PayloadTooLarge
 from core.events import Event, from_http
+from core.eventtypes import AutoCreate
 from core.headers import pass_through
 from core.metric_labels import LabelCap, safe_label
 from ingress import metrics
@@ -46,9 +47,11 @@ class BrokenBody(InvalidEvent):
 class Ingress:
     """Routes requests to the Broker or Channel the contract names for their path."""
 
-    def __init__(self, pool: BackendPool, settings: IngressSettings) -> None:
+    def __init__(self, pool: BackendPool, settings: IngressSettings, *, auto_create: AutoCreate | None = None) -> None:
         self._pool = pool
         self.settings = settings
+        self._auto_create = auto_create
+        """Told of every accepted event (EventType auto-create, off unless enabled): a set lookup per event."""
         self._routes: dict[str, Resource] = {}
         self._types: dict[str, LabelCap] = {}
         """The `event_type` label values each resource (by path) may use."""
@@ -96,6 +99,9 @@ class Ingress:
             return response
         millis = (time.perf_counter() - started) * 1000
         self._observe(target, events, 202, millis)
+        if self._auto_create is not None:
+            for event in events:
+                self._auto_create.observe(event, resource.reference)
         return web.Response(status=202, headers={"Allow": ALLOW})
 
     async def _read(self, request: web.Request) -> bytes:

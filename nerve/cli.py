@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
-from control.api import kinds
+from control.api import columns, kinds
 from control.api.meta import DEFAULT_NAMESPACE
 from core.cli_settings import API_PORT
 from nerve import cli_services, manifest_files, output, typer_settings, up_settings
@@ -211,12 +212,19 @@ def get(
     token: Token = None,
     token_file: TokenFile = DEFAULT_TOKEN_FILE,
 ) -> None:
-    """List resources, or show one, with their status."""
-    found = _kind(kind)
+    """List resources, or show one, with their status; a category (`sources`) lists each of its kinds."""
+    category = kinds.in_category(kind.lower()) if kinds.lookup(kind) is None else ()
+    found = category[0] if category else _kind(kind)
     if output_format not in ("table", "yaml", "json", "wide"):
         fail(f"--output {output_format!r}: expected table, yaml or json")
     client = _client(server, token, token_file)
     ns = None if all_namespaces else (namespace or DEFAULT_NAMESPACE)
+    if category:
+        if name:
+            fail(f"{kind!r} is a category of kinds; give a kind to get one by name, e.g. "
+                 f"{category[0].kind.lower()} {name}")
+        _get_category(client, category, ns, output_format, all_namespaces=all_namespaces)
+        return
     try:
         items = ([client.get(kind, namespace or DEFAULT_NAMESPACE, name, show_secrets=show_secrets)] if name
                  else client.list_resources(kind, ns, show_secrets=show_secrets))
@@ -232,6 +240,37 @@ def get(
         typer.echo(f"No resources found in {ns} namespace." if ns else "No resources found.", err=True)
         return
     typer.echo(output.table(found.columns, items, all_namespaces=all_namespaces))
+
+
+def _prefixed(kind: kinds.Kind) -> Callable[[dict[str, Any]], str]:
+    return lambda obj: f"{kind.singular}/{obj['metadata']['name']}"
+
+
+def _get_category(client: Client, category: tuple[kinds.Kind, ...], ns: str | None, output_format: str, *,
+                  all_namespaces: bool) -> None:
+    """As `kubectl get sources`: one table per kind that has objects, names as `<kind>.<group>/<name>`."""
+    found: list[tuple[kinds.Kind, list[dict[str, Any]]]] = []
+    for kind in category:
+        try:
+            found.append((kind, client.list_resources(kind.plural, ns)))
+        except ApiError as exc:
+            _api_error(exc)
+        except Unreachable as exc:
+            fail(str(exc), 1)
+    if output_format in ("yaml", "json"):
+        everything = [item for _, items in found for item in items]
+        typer.echo(output.dump({"apiVersion": "v1", "kind": "List", "items": everything}, output_format))
+        return
+    tables = []
+    for kind, items in found:
+        if items:
+            named = columns.Column("NAME", _prefixed(kind))
+            tables.append(output.table([named if c is columns.NAME else c for c in kind.columns], items,
+                                       all_namespaces=all_namespaces))
+    if not tables:
+        typer.echo(f"No resources found in {ns} namespace." if ns else "No resources found.", err=True)
+        return
+    typer.echo("\n\n".join(tables))
 
 
 @app.command()
@@ -252,6 +291,8 @@ def describe(
     except Unreachable as exc:
         fail(str(exc), 1)
     typer.echo(output.describe(obj))
+    if obj.get("kind") == "EventType":
+        typer.echo(output.eventtype_trigger(obj))
 
 
 # ------------------------------------------------------------------------------------------ logs
@@ -422,6 +463,37 @@ def display(
         run(lambda stop: run_display(host, port, stop))
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc}", 1)
+
+
+@app.command("run")
+def run_bound(
+    binding: Annotated[str, typer.Option("--binding", help="The SinkBinding whose sink the program sends to.")],
+    command: Annotated[list[str] | None, typer.Argument(help="The program and its arguments, after --.")] = None,
+    namespace: Namespace = None,
+    server: Server = DEFAULT_SERVER,
+    token: Token = None,
+    token_file: TokenFile = DEFAULT_TOKEN_FILE,
+) -> None:
+    """Run a program with a SinkBinding's K_SINK and K_CE_OVERRIDES, as a bound workload gets them."""
+    from nerve.run import NotBound, binding_env
+    from nerve.run import run as run_program
+
+    if not command:
+        fail("no program to run: nerve run --binding NAME [-n NAMESPACE] -- CMD ARGS...")
+    ns = namespace or DEFAULT_NAMESPACE
+    try:
+        env = binding_env(_client(server, token, token_file).get("sinkbinding", ns, binding))
+    except ApiError as exc:
+        _api_error(exc)
+    except Unreachable as exc:
+        fail(str(exc), 1)
+    except NotBound as exc:
+        fail(str(exc))
+    try:
+        code = run_program(command, env)
+    except OSError as exc:
+        fail(f"cannot run {command[0]!r}: {exc.strerror or exc}", 127)
+    raise typer.Exit(code)
 
 
 cli_services.register(app)

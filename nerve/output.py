@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from control.api.columns import NAMESPACE, Column, age
+from control.api.eventtype import trigger_for
 
 
 def table(columns: Sequence[Column], items: list[dict[str, Any]], *, all_namespaces: bool) -> str:
@@ -57,3 +58,15 @@ def describe(obj: dict[str, Any]) -> str:
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines += ["  " + "   ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(lines)
+
+
+def eventtype_trigger(eventtype: dict[str, Any]) -> str:
+    """What `nerve describe eventtype` adds: a Trigger for exactly this type and source, to fill and apply."""
+    trigger = trigger_for(eventtype)
+    if trigger is None:
+        return "Trigger:      none (the EventType references no Broker to subscribe at)"
+    return "\n".join([
+        "Trigger:      subscribes to exactly this type and source; fill in spec.subscriber, then `nerve apply -f -`",
+        "---",
+        yaml.safe_dump(trigger, sort_keys=False).rstrip(),
+    ])

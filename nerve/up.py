@@ -11,6 +11,7 @@ before `nerve apply` returns: a Trigger reported Ready is consuming already.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -18,6 +19,7 @@ from channels.registry import BackendPool, BackendSettings
 from control.api.admission import AdmissionSettings
 from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
 from control.auth import Access, load_or_create_token, secure_dir
+from control.autocreate import StoreRecorder
 from control.contract_board import ContractBoard
 from control.reconcilers.controller import Reconciler
 from control.server import create_app as create_control_app
@@ -25,6 +27,7 @@ from control.service import ControlService
 from control.settings import ControlSettings
 from control.store.sqlite import SqliteStore
 from core.contract import Contract, read, write_atomically
+from core.eventtypes import AutoCreate
 from core.runtime import serve, stop_all
 from dispatcher.service import Dispatcher
 from ingress.app import Ingress
@@ -49,9 +52,14 @@ class Embedded:
                 memory=settings.memory, kafka_bootstrap_servers=settings.kafka_bootstrap, nats_url=settings.nats_url
             )
         )
-        self.ingress = Ingress(self.pool, settings.ingress)
-        self.dispatcher = Dispatcher(self.pool, settings.dispatcher)
-        self.sources = Sources(self.pool, settings.sources)
+        # EventType auto-create (off by default): ingress and dispatcher queue, control's store is written.
+        events = settings.eventtypes
+        self.auto_create = AutoCreate(max_pending=events.max_pending, max_seen=events.max_seen) \
+            if events.eventtype_auto_create else None
+        self.ingress = Ingress(self.pool, settings.ingress, auto_create=self.auto_create)
+        self.dispatcher = Dispatcher(self.pool, settings.dispatcher, auto_create=self.auto_create)
+        # PingSource keeps its last fired ticks in the state dir of `nerve up`.
+        self.sources = Sources(self.pool, dataclasses.replace(settings.sources, state_dir=settings.state_dir))
         self.reporter = StoreReporter()
         self.workloads = WorkloadRunner(settings.state_dir / "logs", self.reporter)
         self.ingress_url = ""
@@ -129,6 +137,9 @@ class Embedded:
         self.reporter.bind(self._store, reconciler.reconcile)
         await self.service.start()
         self._closers.insert(1, self.service.stop)
+        if self.auto_create is not None:
+            self.auto_create.start(StoreRecorder(self.service))
+            self._closers.insert(1, self.auto_create.stop)
         self._closers.insert(2, self._stop_workloads)
         api_runner, api_port = await serve(create_control_app(self.service, access, board,
                                                              logs_dir=control_settings.logs_dir),

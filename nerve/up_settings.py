@@ -15,6 +15,7 @@ from typing import Any
 from channels.memory import MemorySettings
 from control.settings import ControlSettings
 from core.cli_settings import API_PORT, INGRESS_PORT, ServiceSettings
+from core.eventtypes import EventTypeSettings
 from core.settings import Setting, build, same_as, setting, settings_of
 from dispatcher.settings import DispatcherSettings
 from ingress.settings import IngressSettings
@@ -46,6 +47,7 @@ class UpSettings:
     channel_topic_template: str = same_as(ControlSettings, "channel_topic_template")
     subscription_consumer_group_template: str = same_as(ControlSettings, "subscription_consumer_group_template")
     memory: MemorySettings = field(default_factory=MemorySettings)
+    eventtypes: EventTypeSettings = field(default_factory=EventTypeSettings)
     delete_topics: bool = same_as(ControlSettings, "delete_topics")
     token: str = same_as(ControlSettings, "token")
     allowed_hosts: str = same_as(ControlSettings, "allowed_hosts")
@@ -55,7 +57,7 @@ class UpSettings:
 def command_line() -> list[Setting]:
     """The flags of `nerve up`, in the order `--help` and docs/configuration.md list them."""
     return [*settings_of(UpSettings), *settings_of(IngressSettings), *settings_of(DispatcherSettings),
-            *settings_of(MemorySettings)]
+            *settings_of(MemorySettings), *settings_of(EventTypeSettings, "eventtype_auto_create")]
 
 
 def from_values(values: dict[str, Any]) -> UpSettings:
@@ -63,7 +65,8 @@ def from_values(values: dict[str, Any]) -> UpSettings:
     ingress = build(IngressSettings, values, port=values["ingress_port"])
     # Sources share the dispatcher's flags (--max-inflight): one value for every delivering part.
     return build(UpSettings, values, ingress=ingress, dispatcher=build(DispatcherSettings, values),
-                 sources=build(SourcesSettings, values), memory=build(MemorySettings, values))
+                 sources=build(SourcesSettings, values), memory=build(MemorySettings, values),
+                 eventtypes=build(EventTypeSettings, values))
 
 
 def problems(settings: UpSettings) -> list[str]:

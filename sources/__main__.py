@@ -1,4 +1,4 @@
-"""`python -m sources`: the source adapters (KafkaSource) as their own service, following the contract file.
+"""`python -m sources`: the source adapters (KafkaSource, PingSource) as their own service, following the contract file.
 
 It serves `/metrics`, `/healthz` and `/readyz` on --port.
 """

@@ -22,11 +22,13 @@ from core.watch import ResourceWatch
 from sources.apiserver import api_server_source
 from sources.base import Adapter, AdapterFactory, SourceContext, part_name
 from sources.kafka import kafka_source
+from sources.ping import ping_source
 from sources.settings import SourcesSettings
 
 log = logging.getLogger("nerve.sources")
 
-ADAPTERS: dict[str, AdapterFactory] = {"KafkaSource": kafka_source, "ApiServerSource": api_server_source}
+ADAPTERS: dict[str, AdapterFactory] = {"KafkaSource": kafka_source, "PingSource": ping_source,
+                                       "ApiServerSource": api_server_source}
 """Adapter factories by contract `reference.kind`; PingSource and ContainerSource plug in here."""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from core.settings import setting
 
@@ -23,3 +24,9 @@ class SourcesSettings:
         "HTTP connections open at once to one destination (host and port); each destination has its own, "
         "so a slow subscriber delays only its own deliveries.", minimum=1)
     max_reply_bytes: int = 4 * 1024 * 1024
+    state_dir: Path = setting(Path(".nerve"), "--state-dir", "NERVE_STATE_DIR",
+                              "Where sources keep what outlives a restart (PingSource's last fired tick per "
+                              "source, in pingsource.db); `nerve up` uses its own state dir.")
+    ping_catch_up_s: float = 60.0
+    """A PingSource tick that fell due while nothing ran is fired late after a restart if it is at most
+    this old; older ones are skipped (docs/sources.md "PingSource")."""

@@ -33,14 +33,18 @@ from control.api import (
     channel,
     channelable,
     columns,
+    containersource,
     corev1,
+    eventtype,
     inmemorychannel,
     kafkachannel,
     kafkasource,
     natsjetstreamchannel,
     parallel,
+    pingsource,
     rbac,
     sequence,
+    sinkbinding,
     source,
     subscription,
     trigger,
@@ -139,6 +143,7 @@ BROKER = Kind(
 )
 TRIGGER = Kind(
     "eventing.knative.dev/v1", "Trigger", "triggers",
+    older_versions=(trigger.V1ALPHA1,), convert=trigger.convert_trigger,  # the registry seed's v1alpha1
     schema=trigger.SCHEMA, default=trigger.default_trigger, validate=trigger.validate_trigger,
     validate_update=trigger.validate_trigger_update, columns=trigger.COLUMNS,
 )
@@ -149,12 +154,32 @@ KAFKA_SOURCE = Kind(
     validate=kafkasource.validate_kafka_source, notices=kafkasource.notices_kafka_source,
     columns=kafkasource.COLUMNS,
 )
+PING_SOURCE = Kind(
+    "sources.knative.dev/v1", "PingSource", "pingsources",
+    older_versions=("sources.knative.dev/v1beta1", "sources.knative.dev/v1beta2"),
+    convert=pingsource.convert_ping_source, categories=(source.CATEGORY,),
+    schema=pingsource.SCHEMA, default=pingsource.default_ping_source, validate=pingsource.validate_ping_source,
+    columns=pingsource.COLUMNS,
+)
 API_SERVER_SOURCE = Kind(
     "sources.knative.dev/v1", "ApiServerSource", "apiserversources", older_versions=("sources.knative.dev/v1beta1",),
     categories=(source.CATEGORY,),
     schema=apiserversource.SCHEMA, default=apiserversource.default_api_server_source,
     validate=apiserversource.validate_api_server_source, notices=apiserversource.notices_api_server_source,
     columns=apiserversource.COLUMNS,
+)
+SINK_BINDING = Kind(
+    "sources.knative.dev/v1", "SinkBinding", "sinkbindings", older_versions=("sources.knative.dev/v1beta1",),
+    categories=(source.CATEGORY,),
+    schema=sinkbinding.SCHEMA, default=sinkbinding.default_sink_binding, validate=sinkbinding.validate_sink_binding,
+    columns=sinkbinding.COLUMNS,
+)
+CONTAINER_SOURCE = Kind(
+    "sources.knative.dev/v1", "ContainerSource", "containersources", older_versions=("sources.knative.dev/v1beta1",),
+    categories=(source.CATEGORY,),
+    schema=containersource.SCHEMA, default=containersource.default_container_source,
+    validate=containersource.validate_container_source, notices=containersource.notices_container_source,
+    columns=containersource.COLUMNS,
 )
 # messaging.knative.dev: channels and Subscriptions (docs/channels.md).
 _SUBSCRIBERS = ("subscribers",)
@@ -204,6 +229,14 @@ PARALLEL = Kind(
     columns=parallel.COLUMNS,
 )
 
+# The event registry (docs/eventtypes.md): stored as v1beta3, older versions converted on admission.
+EVENT_TYPE = Kind(
+    eventtype.API_VERSION, "EventType", "eventtypes", older_versions=eventtype.OLDER_VERSIONS,
+    convert=eventtype.convert_eventtype, schema=eventtype.SCHEMA, default=eventtype.default_eventtype,
+    validate=eventtype.validate_eventtype, validate_update=eventtype.validate_eventtype_update,
+    columns=eventtype.COLUMNS,
+)
+
 CONFIGMAP = Kind("v1", "ConfigMap", "configmaps", ("cm",), schema=corev1.CONFIGMAP_SCHEMA,
                  validate=corev1.validate_configmap, columns=corev1.CONFIGMAP_COLUMNS)
 SERVICE = Kind("v1", "Service", "services", ("svc",), schema=corev1.SERVICE_SCHEMA,
@@ -238,9 +271,10 @@ EVENT = Kind("v1", "Event", "events", ("ev",), schema=workloads.EVENT_SCHEMA, va
              columns=workloads.EVENT_COLUMNS)
 WORKLOAD_KINDS: tuple[Kind, ...] = (DEPLOYMENT, JOB, CRONJOB, POD)
 
-KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA_SOURCE,
+KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA_SOURCE, PING_SOURCE,
                            CHANNEL, *CHANNEL_KINDS, SUBSCRIPTION, SEQUENCE, PARALLEL, *WORKLOAD_KINDS, EVENT,
-                           API_SERVER_SOURCE, *RBAC_KINDS)
+                           API_SERVER_SOURCE, *RBAC_KINDS, EVENT_TYPE)
+KINDS += (SINK_BINDING, CONTAINER_SOURCE)
 
 _BY_SPELLING = {spelling: kind for kind in KINDS for spelling in kind.spellings()}
 _BY_MANIFEST = {(version, kind.kind): kind for kind in KINDS for version in kind.api_versions()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 from core.errors import FieldError
@@ -43,3 +44,22 @@ def validate_metadata(meta: Any, *, namespaced: bool) -> list[FieldError]:
         ):
             errors.append(FieldError(f"metadata.{key}", "must be a map of strings to strings"))
     return errors
+
+
+# The Kubernetes API server's generateName (`k8s.io/apiserver/pkg/storage/names`): the prefix cut to 58
+# characters, then 5 random characters from an alphabet without vowels (no words) or look-alikes.
+_GENERATED_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_GENERATED_PREFIX_MAX = 58
+
+
+def with_generated_name(manifest: Any) -> Any:
+    """`manifest` with `metadata.name` made from `metadata.generateName` when it has no name, as the API
+    server does on a create: each apply of such a manifest creates a new object. Anything else as it is."""
+    if not isinstance(manifest, dict):
+        return manifest
+    meta = manifest.get("metadata")
+    if not isinstance(meta, dict) or meta.get("name") or not isinstance(meta.get("generateName"), str) \
+            or not meta["generateName"]:
+        return manifest
+    suffix = "".join(secrets.choice(_GENERATED_ALPHABET) for _ in range(5))
+    return {**manifest, "metadata": {**meta, "name": meta["generateName"][:_GENERATED_PREFIX_MAX] + suffix}}

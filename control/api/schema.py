@@ -143,9 +143,9 @@ METADATA = obj({
     "name": LEAF, "namespace": LEAF, "labels": map_of(), "annotations": map_of(),
     "uid": LEAF, "resourceVersion": LEAF, "generation": LEAF, "creationTimestamp": LEAF, "selfLink": LEAF,
     "managedFields": OPEN,
-    "generateName": unimplemented(LEAF, "every resource needs metadata.name"),
+    "generateName": LEAF,  # a name is made from it on create (meta.with_generated_name)
     "finalizers": unimplemented(OPEN, "finalizers are not run; a delete removes the resource at once"),
-    "ownerReferences": unimplemented(OPEN, "the resource is not deleted with its owner"),
+    "ownerReferences": OPEN,  # garbage-collected with its owners (control/reconcilers/garbage.py)
     "deletionTimestamp": LEAF, "deletionGracePeriodSeconds": LEAF,
 })
 

@@ -36,6 +36,42 @@ COLUMNS = (columns.NAME, columns.field("BROKER", "spec", "broker"),
            columns.field("SUBSCRIBER_URI", "status", "subscriberUri"), columns.AGE, columns.READY, columns.REASON)
 
 
+V1ALPHA1 = "eventing.knative.dev/v1alpha1"
+_OLD_SERVING = ("serving.knative.dev/v1alpha1", "serving.knative.dev/v1beta1")
+
+
+def convert_trigger(obj: dict[str, Any]) -> None:
+    """A v1alpha1 Trigger (as the registry seed writes it), in place, as v1.
+
+    v1alpha1 defaulted `spec.broker` to `default`; its `filter.sourceAndType` {type, source} is the v1
+    exact-match `filter.attributes` (an empty value, v1alpha1's "Any", matches everything: left out); its
+    subscriber ref was a core ObjectReference (`uid`, `resourceVersion`, `fieldPath` dropped, a
+    v1alpha1/v1beta1 Knative Service named at serving.knative.dev/v1) and `dnsName` its old spelling of `uri`.
+    """
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("broker", "default")
+    filt = spec.get("filter")
+    if isinstance(filt, dict) and "sourceAndType" in filt:
+        pair = filt.pop("sourceAndType")
+        attributes = filt.setdefault("attributes", {})
+        if isinstance(pair, dict) and isinstance(attributes, dict):
+            attributes.update({k: v for k in ("type", "source") if (v := pair.get(k)) not in (None, "", "Any")})
+    subscriber = spec.get("subscriber")
+    if not isinstance(subscriber, dict):
+        return
+    if "dnsName" in subscriber:
+        dns_name = subscriber.pop("dnsName")
+        subscriber.setdefault("uri", dns_name)
+    ref = subscriber.get("ref")
+    if isinstance(ref, dict):
+        for key in ("uid", "resourceVersion", "fieldPath"):
+            ref.pop(key, None)
+        if ref.get("kind") == "Service" and ref.get("apiVersion") in _OLD_SERVING:
+            ref["apiVersion"] = "serving.knative.dev/v1"
+
+
 def default_trigger(obj: dict[str, Any], settings: AdmissionSettings) -> None:
     meta = obj["metadata"]
     spec = obj.setdefault("spec", {})

@@ -355,7 +355,7 @@ def _job_status_text(obj: dict[str, Any]) -> str:
         return "Complete"
     if conditions.get("Failed") == "True":
         return "Failed"
-    return "Running" if mapping(obj.get("status")).get("active") else "Pending"
+    return "Running"  # as kubectl: a Job not finished is running, also between a failed Pod and the next
 
 
 JOB_COLUMNS = (

@@ -7,7 +7,9 @@ not millions), then:
 2. reconciles the local workloads (Deployments, Jobs, CronJobs, Pods: embedded mode), then each live
    Broker (topic, status), Trigger (egress, status) and KafkaSource (probe,
    status, source entry), each kind by its own reconciler, with pure builders computing the outcome;
-   then each Sequence and Parallel (their generated Channels and Subscriptions, their status);
+   then each SinkBinding (sink, status: what it injects is read by the next round's workloads) and
+   ContainerSource (its Deployment and SinkBinding, its status from theirs); then each Sequence and
+   Parallel (their generated Channels and Subscriptions, their status);
 3. publishes the contract built from the live objects, when its content changed, with the next
    generation;
 4. finalizes the objects being deleted, now that the published contract no longer names them: the
@@ -38,11 +40,15 @@ from control.reconcilers import finalizers, garbage
 from control.reconcilers.apiserversource import ApiServerSourceReconciler
 from control.reconcilers.broker import BrokerReconciler
 from control.reconcilers.channel import Channels
+from control.reconcilers.containersource import ContainerSourceReconciler
+from control.reconcilers.eventtype import EventTypeReconciler
 from control.reconcilers.kafkasource import KafkaSourceReconciler
 from control.reconcilers.parallel import ParallelReconciler
+from control.reconcilers.pingsource import PingSourceReconciler
 from control.reconcilers.probe import KafkaProbes
 from control.reconcilers.resources.trigger import dependency_view
 from control.reconcilers.sequence import SequenceReconciler
+from control.reconcilers.sinkbinding import SinkBindingReconciler
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.trigger import TriggerReconciler
 from control.reconcilers.workloads import WorkloadReconciler
@@ -99,11 +105,15 @@ class Reconciler:
         self.brokers = BrokerReconciler(pool, settings)
         self.triggers = TriggerReconciler(pool, settings)
         self.kafka_sources = KafkaSourceReconciler(pool, self._probes)
+        self.ping_sources = PingSourceReconciler()
         self.api_server_sources = ApiServerSourceReconciler(source_url=api_url, watch_available=sources_watch_store)
         self.channels = Channels(pool, settings)
         self.sequences = SequenceReconciler()
         self.parallels = ParallelReconciler()
+        self.sink_bindings = SinkBindingReconciler()
+        self.container_sources = ContainerSourceReconciler()
         self.workloads = WorkloadReconciler(local=settings.local_workloads)
+        self.eventtypes = EventTypeReconciler()
         self.contract = contract or Contract()
         self._wake: asyncio.TimerHandle | None = None
         self._woken: asyncio.Task[Contract] | None = None
@@ -161,12 +171,18 @@ class Reconciler:
         resources += await self.channels.reconcile_all(snapshot, resolver, writes)
         dependencies = _dependencies(snapshot)
         sources = await self.kafka_sources.reconcile_all(snapshot.live("KafkaSource"), resolver, writes)
+        sources += await self.ping_sources.reconcile_all(snapshot.live("PingSource"), resolver, writes)
         sources += await self.api_server_sources.reconcile_all(snapshot, resolver, writes)
+        await self.sink_bindings.reconcile_all(snapshot.live("SinkBinding"), snapshot, resolver, writes)
+        await self.container_sources.reconcile_all(snapshot.live("ContainerSource"), snapshot, writes)
         if _dependencies(snapshot) != dependencies:
             # A Trigger whose knative.dev/dependency names a source was reconciled before the sources, against
             # their old status: another round lets it follow now rather than at the next resync.
             writes.again = True
         await self._reconcile_flows(snapshot, writes)
+        # Last: an EventType's status reads its Broker's or channel's, and its registration a source's, as
+        # this round left them.
+        await self.eventtypes.reconcile_all(snapshot, writes)
         await self._publish(resources, sources, workloads)
         await self._finalize(snapshot, writes)
         return writes.again

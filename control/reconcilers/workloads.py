@@ -10,7 +10,7 @@ reported), then the Jobs that own them, the CronJobs that own those, and the Dep
 that made or deleted a child asks for another round (Writes.again), which reads the child back.
 
 Without a local runner (separate services: `python -m control` with `python -m sources`) nothing runs:
-each Pod says so (reason NoLocalRunner) rather than nothing happening silently.
+each Pod says so (reason NoLocalRunner) rather than nothing happening silently, and CronJobs make no Jobs.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ class WorkloadReconciler:
             await self._apply(job, "Pod", plan, snapshot, writes)
             if plan.wake_at is not None:
                 wakes.append(plan.wake_at)
-        for cj in snapshot.live("CronJob"):
+        # Without a runner nothing completes: a CronJob would pile up a pending Job every tick.
+        for cj in snapshot.live("CronJob") if self._local else []:
             plan = build.cronjob_plan(cj, build.owned(snapshot, "Job", cj), now)
             await self._apply(cj, "Job", plan, snapshot, writes)
             if plan.wake_at is not None:

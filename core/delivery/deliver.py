@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from core.contract import Egress
+from core.contract import Egress, Reference
 from core.delivery import metrics
 from core.delivery.deadletter import dead_letter_event
 from core.delivery.metrics import TargetMetrics
@@ -38,6 +38,8 @@ log = logging.getLogger("nerve.delivery")
 
 Outcome = Literal["delivered", "dead-lettered", "dropped"]
 Sleep = Callable[[float], Awaitable[None]]
+ReplySeen = Callable[[Event, Reference], None]
+"""Told of each reply event and the egress it answered for (EventType auto-create); must not block."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +65,10 @@ class Target:
 class Deliverer:
     """Delivery over one pooled Sender; `sleep` is injectable so tests need no real waits."""
 
-    def __init__(self, sender: Sender, *, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(self, sender: Sender, *, sleep: Sleep = asyncio.sleep, on_reply: ReplySeen | None = None) -> None:
         self._sender = sender
         self._sleep = sleep
+        self._on_reply = on_reply
 
     async def deliver(self, event: Event, target: Target, *, reply_to: ReplyPublisher | None = None) -> Outcome:
         """Deliver `event` (already prepared for the subscriber); see the module docstring for outcomes."""
@@ -140,6 +143,8 @@ class Deliverer:
         if isinstance(reply, Attempt):
             return egress.destination, reply
         target.metrics.replies.inc()
+        if self._on_reply is not None:
+            self._on_reply(reply, egress.reference)
         if egress.reply_to_original_topic:
             if reply_to is None:
                 return None

@@ -25,7 +25,6 @@ class ContainerState:
     ready: bool = False
     pid: int | None = None
     last_terminated: dict[str, Any] | None = None
-    image: str = ""
 
     def terminated_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"exitCode": self.exit_code if self.exit_code is not None else 0,

@@ -161,6 +161,9 @@ async def test_an_image_without_a_command_is_not_runnable(stack: Stack) -> None:
     assert _cond(pod, "Ready")["reason"] == "ImageNotRunnable"
     waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"]
     assert "embedded mode runs commands; no container runtime" in waiting["message"]
+    async with stack.session.get(f"{stack.api}/api/v1/logs/default/{pod['metadata']['name']}") as response:
+        assert response.status == 400
+        assert (await response.json())["reason"].endswith("is waiting to start: ImageNotRunnable")
 
 
 async def test_a_trigger_to_a_service_that_does_not_exist_is_not_ready(stack: Stack) -> None:
@@ -208,3 +211,55 @@ async def test_following_a_pods_log_streams_until_it_ends(stack: Stack) -> None:
         assert response.status == 404 and "main" in (await response.json())["reason"]
     async with stack.session.get(f"{stack.api}/api/v1/logs/default/nobody") as response:
         assert response.status == 404
+
+
+async def test_pods_run_again_on_the_same_port_after_a_restart(tmp_path: Path) -> None:
+    from tests.support.stack import running_stack
+
+    script = "import os, time; print('port', os.environ['PORT'], flush=True); time.sleep(600)"
+    ports = []
+    pids = []
+    for _ in range(2):
+        async with running_stack(tmp_path) as stack:
+            if not ports:
+                await stack.apply(_deployment("keeper", [sys.executable, "-c", script]))
+
+            async def up() -> bool:
+                pods = await _list(stack, "pods")
+                return bool(pods) and _pid(pods[0]) is not None and \
+                    (await _logs(stack, "default", pods[0]["metadata"]["name"])).count("port") == len(ports) + 1
+            await eventually(up, timeout=20)
+            [pod] = await _list(stack, "pods")
+            ports.append(pod["status"]["port"])
+            pids.append(_pid(pod))
+        assert pids[-1] is not None and not _alive(pids[-1])  # stopping nerve up stops its processes
+    assert ports[0] == ports[1] and pids[0] != pids[1]
+
+
+async def test_without_a_local_runner_pods_say_so_and_nothing_runs(tmp_path: Path) -> None:
+    """What control does under separate services (`nerve control` + `nerve sources`): no process, a reason."""
+    from control.api import kinds
+    from control.api.admission import AdmissionSettings, admit
+    from control.reconcilers.snapshot import Snapshot
+    from control.reconcilers.workloads import WorkloadReconciler
+    from control.reconcilers.writes import Writes
+    from control.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "nerve.db")
+    try:
+        for manifest in (_deployment("d", ["true"]), yaml.safe_load(
+                (Path(__file__).parents[2] / "examples" / "event-display" / "02-cronjob.yaml").read_text())):
+            manifest["metadata"]["namespace"] = "default"
+            await store.create(admit(manifest, None, AdmissionSettings()).obj)
+        reconciler = WorkloadReconciler(local=False)
+        for _ in range(3):
+            snapshot = await Snapshot.load(store, [k.kind for k in kinds.KINDS])
+            workloads = await reconciler.reconcile_all(snapshot, Writes(store))
+            assert workloads == []
+        [pod] = (await store.list("Pod")).items
+        assert _cond(pod, "Ready")["reason"] == "NoLocalRunner"
+        dep = await store.get("Deployment", "default", "d")
+        assert dep is not None and _cond(dep, "Ready")["reason"] == "NoLocalRunner"
+        assert (await store.list("Job")).items == [] and reconciler.wake_at is None
+    finally:
+        await store.close()

@@ -197,3 +197,26 @@ def test_heartbeats_needs_a_sink(monkeypatch: pytest.MonkeyPatch, capsys: pytest
     assert heartbeats.parse_period("500ms") == 0.5
     with pytest.raises(ValueError, match="Invalid period"):
         heartbeats.parse_period("soon")
+
+
+def _service(**meta: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc", "namespace": "ns1", **meta},
+            "spec": {"selector": {"app": "a"}, "ports": [{"port": 80, "targetPort": 8080}]}}
+
+
+def test_a_service_ref_resolves_annotation_then_local_pod_then_template_else_not_at_all() -> None:
+    from control.resolver import Resolver, Unresolvable
+
+    ref = {"ref": {"apiVersion": "v1", "kind": "Service", "name": "svc"}}
+    pod = _pod()
+    pod["status"] = {"phase": "Running", "port": 41234}
+    assert Resolver(Snapshot.of([_service(), pod]), "").resolve(ref, "ns1") == "http://127.0.0.1:41234"
+    annotated = _service(annotations={"nerve.dev/url": "http://elsewhere/"})
+    assert Resolver(Snapshot.of([annotated, pod]), "").resolve(ref, "ns1") == "http://elsewhere/"
+    assert Resolver(Snapshot.of([_service()]), "http://{name}.{namespace}.svc").resolve(ref, "ns1") == \
+        "http://svc.ns1.svc"
+    finished = {**pod, "status": {"phase": "Succeeded", "port": 41234}}
+    with pytest.raises(Unresolvable, match="selects no running local workload"):
+        Resolver(Snapshot.of([_service(), finished]), "").resolve(ref, "ns1")
+    with pytest.raises(Unresolvable, match="Service ns1/svc does not exist"):
+        Resolver(Snapshot(), "").resolve(ref, "ns1")

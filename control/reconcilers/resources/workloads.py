@@ -26,6 +26,7 @@ from control.api.meta import mapping
 from control.api.workloads_cron import has_seconds, latest_due, next_after
 from control.conditions import cond, with_ready
 from control.reconcilers.garbage import owned_by
+from control.reconcilers.resources import sinkbinding
 from control.reconcilers.snapshot import Snapshot
 from core.contract import Reference, RestartPolicy, Workload
 
@@ -58,12 +59,12 @@ def injected_env(kind: str, namespace: str, name: str, labels: dict[str, str], s
 
     `kind` is the subject's kind (Deployment, Job, Pod: a CronJob's Jobs are asked as Job), `namespace`
     and `name` its own, `labels` its `metadata.labels` (what a SinkBinding's `subject.selector` matches).
-    SinkBinding fills this in; until then nothing is injected. What it returns is set over the template's
+    The SinkBindings' matching and env are resources/sinkbinding.py's. What it returns is set over the template's
     env when a pod is made from the template: a Deployment whose injected env changes gets new pods (its
     pod-template-hash changes), a CronJob's next Job gets the new env, as on Kubernetes. A Pod applied on
     its own gets it when its process (re)starts.
     """
-    return {}
+    return sinkbinding.injected_env(kind, namespace, name, labels, snapshot)
 
 
 # ------------------------------------------------------------------------------------------ programs
