@@ -9,7 +9,7 @@ CONSTRAINTS := constraints.txt
 .PHONY: help install lock up lint typecheck check docs test test-fast fuzz kafka-fetch sdk-fetch k8s-tools kafka nats bench bench-channel clean containers images compose-test
 
 help: ## list the verbs
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: $(STAMP) ## create .venv with Nerve and its dev tools, at the versions constraints.txt pins
 

@@ -23,10 +23,11 @@ fields the versions share survive (docs/kubernetes.md).
 
 Printer columns are the kind's `COLUMNS` (the `nerve get` table) with their JSON paths; NAME and
 NAMESPACE are kubectl's own. Categories are `all`, `knative`, the group's first label (`eventing`,
-`messaging`, `flows`, `sources`), the kind's own `categories`, and `channel` for a channel kind. Duck labels,
-as Knative's CRDs carry them: `duck.knative.dev/addressable` for a kind whose status has an address (a
-`status.address.url` column), `messaging.knative.dev/subscribable` for a channel (a kind whose
-`spec.subscribers` the controller writes), `duck.knative.dev/source` for a kind in category `sources`.
+`messaging`, `flows`, `sources`), the kind's own `categories`, `channel` for a channel kind and `bindings`
+for a binding. Duck labels, as Knative's CRDs carry them: `duck.knative.dev/addressable` for a kind whose
+status has an address (a `status.address.url` column), `messaging.knative.dev/subscribable` for a channel (a kind whose
+`spec.subscribers` the controller writes), `duck.knative.dev/source` (and `eventing.knative.dev/source`) for
+a kind in category `sources`, `duck.knative.dev/binding` for a kind whose spec has a `subject` (SinkBinding).
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ def is_channel(kind: Kind) -> bool:
     return "subscribers" in kind.server_spec
 
 
+def is_binding(kind: Kind) -> bool:
+    """The Binding duck (SinkBinding): a spec naming the `subject` it binds."""
+    spec = (kind.schema.fields or {}).get("spec")
+    return spec is not None and "subject" in (spec.fields or {})
+
+
 def is_addressable(kind: Kind) -> bool:
     return any(column.json_path == _ADDRESS_COLUMN for column in kind.columns)
 
@@ -63,6 +70,8 @@ def categories(kind: Kind) -> list[str]:
     found = ["all", "knative", kind.group.split(".")[0], *kind.categories]
     if is_channel(kind):
         found.append("channel")
+    if is_binding(kind):
+        found.append("bindings")
     return list(dict.fromkeys(found))
 
 
@@ -74,6 +83,9 @@ def labels(kind: Kind) -> dict[str, str]:
         out["messaging.knative.dev/subscribable"] = "true"
     if source.CATEGORY in categories(kind):
         out["duck.knative.dev/source"] = "true"
+        out["eventing.knative.dev/source"] = "true"
+    if is_binding(kind):
+        out["duck.knative.dev/binding"] = "true"
     return out
 
 

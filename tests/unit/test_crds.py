@@ -49,8 +49,12 @@ def test_printer_columns_are_the_nerve_get_columns(kind: Kind) -> None:
     columns = crd(kind)["spec"]["versions"][0]["additionalPrinterColumns"]
     expected = [c.header for c in kind.columns if c.json_path and c.header not in ("NAME", "NAMESPACE")]
     assert [c["name"] for c in columns] == expected
-    assert [c for c in columns if c["name"] == "AGE"] == [
-        {"name": "AGE", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]
+    if any(c.header == "AGE" for c in kind.columns):
+        assert [c for c in columns if c["name"] == "AGE"] == [
+            {"name": "AGE", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]
+    if any(c.header == "READY" for c in kind.columns):
+        assert {"name": "READY", "type": "string",
+                "jsonPath": '.status.conditions[?(@.type=="Ready")].status'} in columns
 
 
 def test_categories_and_duck_labels_follow_knative() -> None:
@@ -70,6 +74,9 @@ def test_categories_and_duck_labels_follow_knative() -> None:
     assert labels("KafkaChannel")["messaging.knative.dev/subscribable"] == "true"
     assert labels("KafkaSource")["duck.knative.dev/source"] == "true"
     assert "duck.knative.dev/addressable" not in labels("Trigger")
+    assert categories("SinkBinding") == ["all", "knative", "sources", "bindings"]
+    assert labels("SinkBinding")["duck.knative.dev/binding"] == "true"
+    assert "duck.knative.dev/binding" not in labels("PingSource")
     for kind in CRD_KINDS:
         if "sources" in kind.categories:
             assert labels(kind.kind)["duck.knative.dev/source"] == "true", kind.kind
