@@ -4,6 +4,7 @@ the RBAC it grants is least privilege (SubjectAccessReviews against the installe
 
 from __future__ import annotations
 
+import argparse
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,11 @@ import kubernetes_validate
 import pytest
 from kubernetes import client, dynamic
 
+from control.__main__ import command_line as control_settings
+from core.settings import parse
+from dispatcher.__main__ import command_line as dispatcher_settings
+from ingress.__main__ import command_line as ingress_settings
+from sources.__main__ import command_line as sources_settings
 from tests.kubernetes.support import CHART, apply, helm, install_crds, render
 
 ROLES = ("control", "ingress", "dispatcher", "sources")
@@ -170,3 +176,23 @@ def test_rbac_is_least_privilege(k8s_client: client.ApiClient) -> None:
     for role in ("ingress", "dispatcher", "sources"):
         assert not _can(k8s_client, f"nerve-{role}", namespace, "get", "triggers", "eventing.knative.dev")
         assert not _can(k8s_client, f"nerve-{role}", namespace, "get", "configmaps", resource_namespace=namespace)
+
+
+@pytest.mark.parametrize("values", [(), ("contract.from=configmap", "backend.default=nats")], ids=["defaults", "cm"])
+def test_each_part_accepts_the_environment_the_chart_gives_it(values: tuple[str, ...]) -> None:
+    """Every variable a Deployment sets is a setting of its part (none silently ignored), and the part's own
+    parser (exit 2 on a bad value) accepts them all."""
+    parts = {"control": control_settings, "ingress": ingress_settings, "dispatcher": dispatcher_settings,
+             "sources": sources_settings}
+    deployments = _by(render(*values), "Deployment")
+    for role, command_line in parts.items():
+        env = {name: value if isinstance(value, str) else "a-token"
+               for name, value in _env(deployments[f"nerve-{role}"]).items()}
+        known = {s.env for s in command_line()}
+        assert set(env) - known == set(), f"{role}: variables no setting reads"
+        parsed = parse(argparse.ArgumentParser(prog=role), command_line(), [], environ=env)
+        assert parsed["host"] == "0.0.0.0"
+        assert parsed["port"] == deployments[f"nerve-{role}"]["spec"]["template"]["spec"]["containers"][0][
+            "ports"][0]["containerPort"]
+        if role != "control":
+            assert parsed["contract_from"] == ("file" if values else "control")
