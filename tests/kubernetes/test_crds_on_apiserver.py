@@ -6,6 +6,7 @@ so no status is asserted here."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,8 +20,16 @@ from tests.kubernetes.support import GETTING_STARTED, apply, documents, get_json
 
 
 @pytest.fixture(scope="module")
-def crds(k8s_client: client.ApiClient) -> list[dict[str, Any]]:
-    return install_crds(k8s_client)
+def crds(k8s_client: client.ApiClient) -> Iterator[list[dict[str, Any]]]:
+    yield install_crds(k8s_client)
+    # These objects were stored as kubectl stores them with no webhook, undefaulted: remove them, so that
+    # the reconcilers of tests/kubernetes/test_reconcile_on_apiserver.py see only what admission defaulted.
+    dyn = dynamic.DynamicClient(k8s_client)
+    for kind in ("Trigger", "Broker"):
+        api = dyn.resources.get(api_version="eventing.knative.dev/v1", kind=kind)
+        for obj in api.get(namespace=None).items:
+            if obj.metadata.namespace in ("event-example", "default"):
+                api.delete(name=obj.metadata.name, namespace=obj.metadata.namespace)
 
 
 @pytest.fixture
