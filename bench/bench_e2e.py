@@ -13,10 +13,19 @@ and the sinks share this process on uvloop. Each run prints, per Trigger count:
     .venv/bin/python bench/bench_e2e.py                       # memory, 1 and 10 Triggers
     .venv/bin/python bench/bench_e2e.py --backend kafka --kafka-bootstrap 127.0.0.1:9092 --topology separate
     .venv/bin/python bench/bench_e2e.py --triggers 1 --eventtype-auto-create --sources 100   # the cost of auto-create
+    .venv/bin/python bench/bench_e2e.py --tracing both --triggers 1      # the cost of tracing: off, then on
+    .venv/bin/python bench/bench_e2e.py --backend kafka --kafka-bootstrap 127.0.0.1:9092 --topology separate \
+        --dispatchers 2 --partitions 4 --triggers 1       # 1 vs 2 dispatcher (or --ingresses 2) processes
 
 `--eventtype-auto-create` runs Nerve with EventType auto-create on; `--sources N` spreads the events over N
 `source` values (N new (type, source) pairs, so N EventTypes to create); `ingress p50/p99` is the time from
 sending a request to its 202, where auto-create's cost would show.
+
+`--tracing on` runs Nerve with OTEL_EXPORTER_OTLP_ENDPOINT pointing at an OTLP/HTTP endpoint in this
+process (it takes each export and answers 200) and every span sampled (the SDK's default sampler), the
+worst case; each line then says `tracing=on` and how many export requests arrived. A sampler or batching
+set in the environment (`OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1`,
+`OTEL_BSP_*`) applies to the `on` runs.
 """
 
 from __future__ import annotations
@@ -96,6 +105,19 @@ def unique_names() -> list[str]:
             "--consumer-group-template", f"bench-{run}-{{namespace}}-{{name}}"]
 
 
+class OtlpSink:
+    """What a collector's OTLP/HTTP receiver does for the benchmark: takes each export, answers 200."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.bytes = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.bytes += len(await request.read())
+        self.requests += 1
+        return web.Response(status=200, content_type="application/x-protobuf", body=b"")
+
+
 class SeparateServices:
     """control, ingress and dispatcher as their own processes (compose's shape): one core each at most."""
 
@@ -103,7 +125,7 @@ class SeparateServices:
         self.ingress, self.api, self.metrics = free_port(), free_port(), free_port()
         self.state = state
         flag = ["--kafka-bootstrap", args.kafka_bootstrap] if args.backend == "kafka" else ["--nats-url", args.nats_url]
-        token = secrets.token_urlsafe(24)
+        token = self.token = secrets.token_urlsafe(24)
         auto = ["--eventtype-auto-create", "--control-url", f"http://127.0.0.1:{self.api}", "--control-token",
                 token] if args.eventtype_auto_create else []
         contract = str(state / "contract.json")
@@ -128,36 +150,20 @@ class SeparateServices:
                 "--token",
                 token,
             ],
-            "ingress": [
-                py,
-                "-m",
-                "ingress",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.ingress),
-                "--contract",
-                contract,
-                *flag,
-                *auto,
-            ],
-            "dispatcher": [
-                py,
-                "-m",
-                "dispatcher",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.metrics),
-                "--contract",
-                contract,
-                *flag,
-                *auto,
-            ],
         }
+        follow = ["--contract", contract, *flag, *auto]
+        self.ingress_ports = [self.ingress, *(free_port() for _ in range(args.ingresses - 1))]
+        self.metrics_ports = [self.metrics, *(free_port() for _ in range(args.dispatchers - 1))]
+        for i, port in enumerate(self.ingress_ports):
+            commands[f"ingress{i + 1}" if args.ingresses > 1 else "ingress"] = [
+                py, "-m", "ingress", "--host", "127.0.0.1", "--port", str(port), *follow]
+        for i, port in enumerate(self.metrics_ports):
+            commands[f"dispatcher{i + 1}" if args.dispatchers > 1 else "dispatcher"] = [
+                py, "-m", "dispatcher", "--host", "127.0.0.1", "--port", str(port), *follow]
         self.log = (state / "services.log").open("wb")
         self.procs = {
-            name: subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT) for name, cmd in commands.items()
+            name: subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=args.env)
+            for name, cmd in commands.items()
         }
         self.ps = {name: psutil.Process(p.pid) for name, p in self.procs.items()}
 
@@ -166,7 +172,7 @@ class SeparateServices:
 
     async def wait_applied(self) -> None:
         generation = json.loads((self.state / "contract.json").read_text())["generation"]
-        for port in (self.ingress, self.metrics):
+        for port in (*self.ingress_ports, *self.metrics_ports):
             await _wait_http(f"http://127.0.0.1:{port}/readyz", min_generation=generation)
 
     def stop(self) -> None:
@@ -199,6 +205,8 @@ class NerveProcess:
 
     def __init__(self, args: argparse.Namespace, state: Path) -> None:
         self.ingress, self.api = free_port(), free_port()
+        self.ingress_ports = [self.ingress]
+        self.token = ""  # control generates one into the state dir
         cmd = [
             NERVE,
             "up",
@@ -219,7 +227,7 @@ class NerveProcess:
         if args.eventtype_auto_create:
             cmd.append("--eventtype-auto-create")
         self.log = (state / "nerve.log").open("wb")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=args.env)
         self.ps = {"nerve up": psutil.Process(self.proc.pid)}
 
     async def wait_ready(self) -> None:
@@ -237,16 +245,19 @@ class NerveProcess:
         self.log.close()
 
 
-async def apply(session: aiohttp.ClientSession, api: int, items: list[dict[str, object]], state: Path) -> None:
-    token = (state / "token").read_text().strip()  # generated by control on first start
+def api_token(state: Path, given: str) -> str:
+    """The token control was started with, or the one it generated into its state dir on first start."""
+    return given or (state / "token").read_text().strip()
+
+
+async def apply(session: aiohttp.ClientSession, api: int, items: list[dict[str, object]], token: str) -> None:
     async with session.post(f"http://127.0.0.1:{api}/api/v1/apply", json={"items": items},
                             headers={"Authorization": f"Bearer {token}"}) as r:
         if r.status != 200:
             raise RuntimeError(await r.text())
 
 
-async def count_eventtypes(session: aiohttp.ClientSession, api: int, state: Path) -> int:
-    token = (state / "token").read_text().strip()
+async def count_eventtypes(session: aiohttp.ClientSession, api: int, token: str) -> int:
     async with session.get(f"http://127.0.0.1:{api}/api/v1/resources/eventtypes", params={"namespace": "bench"},
                            headers={"Authorization": f"Bearer {token}"}) as r:
         return len((await r.json())["items"])
@@ -263,18 +274,26 @@ NON_MATCHING: list[dict[str, object]] = [
 ]
 
 
-def manifests(triggers: int, sink_url: str, broker_class: str, non_matching: int = 0) -> list[dict[str, object]]:
-    items: list[dict[str, object]] = [
-        {
-            "apiVersion": "eventing.knative.dev/v1",
-            "kind": "Broker",
-            "metadata": {
-                "name": "bench",
-                "namespace": "bench",
-                "annotations": {"eventing.knative.dev/broker.class": broker_class},
-            },
-        }
-    ]
+def manifests(triggers: int, sink_url: str, broker_class: str, non_matching: int = 0,
+              partitions: int = 1) -> list[dict[str, object]]:
+    broker: dict[str, object] = {
+        "apiVersion": "eventing.knative.dev/v1",
+        "kind": "Broker",
+        "metadata": {
+            "name": "bench",
+            "namespace": "bench",
+            "annotations": {"eventing.knative.dev/broker.class": broker_class},
+        },
+    }
+    items: list[dict[str, object]] = [broker]
+    if partitions > 1:
+        # Knative's Kafka Broker ConfigMap: more partitions, so several dispatchers in one group share the work.
+        items.insert(0, {"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": "bench-broker-config", "namespace": "bench"},
+                         "data": {"default.topic.partitions": str(partitions),
+                                  "default.topic.replication.factor": "1"}})
+        broker["spec"] = {"config": {"apiVersion": "v1", "kind": "ConfigMap", "name": "bench-broker-config",
+                                     "namespace": "bench"}}
     for i in range(triggers):
         items.append(
             {
@@ -316,7 +335,7 @@ class Result:
 
 async def send_all(
     session: aiohttp.ClientSession,
-    url: str,
+    urls: list[str],
     sinks: Sinks,
     count: int,
     concurrency: int,
@@ -350,7 +369,8 @@ async def send_all(
                 "Content-Type": "application/json",
             }
             sinks.sent_at[event_id] = sent = time.perf_counter()
-            async with session.post(url, data=body, headers=headers) as r:
+            # Round robin over the ingress replicas, as a load balancer in front of them would.
+            async with session.post(urls[i % len(urls)], data=body, headers=headers) as r:
                 await r.read()
                 result.answered.append(time.perf_counter() - sent)
                 if r.status == 202:
@@ -364,14 +384,21 @@ async def send_all(
     return result
 
 
-async def run_case(args: argparse.Namespace, triggers: int) -> None:
+async def run_case(args: argparse.Namespace, triggers: int, tracing: bool) -> None:
     sinks = Sinks(expected_per_id=triggers)
+    otlp = OtlpSink()
     app = web.Application()
+    app.router.add_post("/v1/traces", otlp.handle)
     app.router.add_post("/{trigger}", sinks.handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     sink_port = free_port()
     await web.TCPSite(runner, "127.0.0.1", sink_port).start()
+    # Off is off whatever this shell exports; on keeps a sampler the caller chose (OTEL_TRACES_SAMPLER=...).
+    args.env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    if tracing:
+        args.env |= {k: v for k, v in os.environ.items() if k.startswith(("OTEL_TRACES_SAMPLER", "OTEL_BSP_"))}
+        args.env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}", "OTEL_SERVICE_NAME": "bench"}
     broker_class = {"memory": "MTChannelBasedBroker", "kafka": "Kafka", "nats": "NatsJetStreamBroker"}[args.backend]
     with tempfile.TemporaryDirectory() as state:
         nerve: NerveProcess | SeparateServices = (
@@ -381,17 +408,19 @@ async def run_case(args: argparse.Namespace, triggers: int) -> None:
             await nerve.wait_ready()
             connector = aiohttp.TCPConnector(limit=args.concurrency)
             async with aiohttp.ClientSession(connector=connector) as session:
+                token = api_token(Path(state), nerve.token)
                 await apply(
                     session,
                     nerve.api,
-                    manifests(triggers, f"http://127.0.0.1:{sink_port}/", broker_class, args.non_matching),
-                    Path(state),
+                    manifests(triggers, f"http://127.0.0.1:{sink_port}/", broker_class, args.non_matching,
+                              args.partitions),
+                    token,
                 )
                 await nerve.wait_applied()
-                url = f"http://127.0.0.1:{nerve.ingress}/bench/bench"
+                urls = [f"http://127.0.0.1:{port}/bench/bench" for port in nerve.ingress_ports]
                 # Warm-up: connections, JIT-free but caches and pools filled.
                 sinks.reset(200 * triggers)
-                await send_all(session, url, sinks, 200, 32, None, "warm")
+                await send_all(session, urls, sinks, 200, 32, None, "warm")
                 await asyncio.wait_for(sinks.done.wait(), 60)
 
                 for label, prefix, count, rate in (
@@ -404,7 +433,7 @@ async def run_case(args: argparse.Namespace, triggers: int) -> None:
                     # Ids unique to this run: a backlog left on a reused Kafka or NATS by an earlier run
                     # can never be counted as this run's duplicates.
                     run_prefix = f"{prefix}{uuid.uuid4().hex[:6]}"
-                    result = await send_all(session, url, sinks, count, args.concurrency, rate, run_prefix,
+                    result = await send_all(session, urls, sinks, count, args.concurrency, rate, run_prefix,
                                             args.sources)
                     expected = result.accepted * triggers
                     sinks.target = expected
@@ -429,9 +458,12 @@ async def run_case(args: argparse.Namespace, triggers: int) -> None:
                     dups = sum(max(0, n - triggers) for n in sinks.arrivals.values())
                     extra = f"+{args.non_matching} filtered" if args.non_matching else ""
                     if args.eventtype_auto_create:
-                        extra += f" auto-create eventtypes={await count_eventtypes(session, nerve.api, Path(state))}"
+                        extra += f" auto-create eventtypes={await count_eventtypes(session, nerve.api, token)}"
+                    traced = f"tracing=on ({otlp.requests} exports)" if tracing else "tracing=off"
+                    shape = (f"ingress x{args.ingresses} dispatcher x{args.dispatchers} "
+                             if args.topology == "separate" else "")
                     print(
-                        f"{args.backend:6} {args.topology:8} triggers={triggers:<3}{extra} {label:12} "
+                        f"{args.backend:6} {args.topology:8} {shape}triggers={triggers:<3}{extra} {label:12} {traced}  "
                         f"accepted={result.accepted / result.seconds:8.0f} ev/s  "
                         f"delivered={sinks.delivered / span:8.0f} ev/s  "
                         f"p50={percentile(sinks.latencies, 0.50) * 1000:7.1f} ms  "
@@ -492,6 +524,14 @@ def main() -> None:
         choices=["embedded", "separate"],
         help="one `nerve up` process, or control/ingress/dispatcher as separate processes",
     )
+    parser.add_argument("--ingresses", type=int, default=1,
+                        help="with --topology separate: ingress processes, sent to in turn")
+    parser.add_argument("--dispatchers", type=int, default=1,
+                        help="with --topology separate: dispatcher processes sharing each Trigger's group")
+    parser.add_argument("--partitions", type=int, default=1,
+                        help="Kafka: partitions of the Broker's topic (several dispatchers need several)")
+    parser.add_argument("--tracing", default="off", choices=["off", "on", "both"],
+                        help="Nerve with OpenTelemetry tracing to an OTLP endpoint here; both: off, then on")
     args = parser.parse_args()
     try:
         import uvloop
@@ -499,8 +539,10 @@ def main() -> None:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.tracing]
     for count in (int(t) for t in args.triggers.split(",")):
-        runner(run_case(args, count))
+        for tracing in modes:
+            runner(run_case(args, count, tracing))
 
 
 if __name__ == "__main__":

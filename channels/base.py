@@ -45,6 +45,16 @@ class Message(Protocol):
 
 
 @runtime_checkable
+class Lagging(Protocol):
+    """A reader that knows, from what it has already fetched, how far its group is behind."""
+
+    def lag(self) -> int | None:
+        """Events stored on the topic that the group has not acked (delivered or given up on) yet; None
+        while it cannot tell (nothing fetched so far). Read at scrape time: no I/O."""
+        ...
+
+
+@runtime_checkable
 class Reader(Protocol):
     """A consumer group reading one topic."""
 

@@ -233,6 +233,12 @@ def wrap_record(record: Any, source: str, overrides: Mapping[str, str]) -> Event
             attributes[extension] = value.decode(errors="replace")
         event = Event(attributes, record.value)
     event.attributes.update(overrides)
+    # A producer's W3C trace context (an OpenTelemetry-instrumented Kafka client writes it as record headers)
+    # travels with the event, so the source's delivery continues the producer's trace (core/tracing.py).
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in ("traceparent", "tracestate"):
+            event.headers[lowered] = value.decode(errors="replace")
     return event
 
 
@@ -423,6 +429,22 @@ class _KafkaReader(Reader):
             if deliveries:
                 return deliveries
         return []
+
+    def lag(self) -> int | None:
+        """Per assigned partition, its end offset (as last fetched) minus one past the last contiguous ack."""
+        total, known = 0, False
+        for tp in self._consumer.assignment():
+            end = self._consumer.highwater(tp)
+            partition = self._partitions.get(tp)
+            if end is None or partition is None:
+                continue
+            base = partition.committable
+            if base is None:
+                base = partition.outstanding[0] if partition.outstanding else partition.committed
+            if base is None:
+                continue
+            total, known = total + max(end - base, 0), True
+        return total if known else None
 
     async def _commit_loop(self) -> None:
         while True:

@@ -338,6 +338,8 @@ class _NatsReader(Reader):
         self._ready: deque[Msg] = deque()
         # Handed out, not yet acked, by ack subject (unique per delivery): kept alive, NAKed on stop.
         self.held: dict[str, Msg] = {}
+        self._last: Msg | None = None
+        """The newest message delivered here: its ack subject says how many more the stream has for the consumer."""
         self._wake = asyncio.Event()
         self._tokens = itertools.count(1)
         self._request: str | None = None
@@ -406,6 +408,7 @@ class _NatsReader(Reader):
         if msg.reply:
             # A stream message (its reply subject is where acks go), whichever request brought it.
             self._ready.append(msg)
+            self._last = msg
             self._wake.set()
             # A request that got its whole batch ends without a status. Messages keep their stream
             # subject, so which request brought one is unknown: counting a late one of an abandoned
@@ -482,6 +485,17 @@ class _NatsReader(Reader):
                 continue
             await self._wait(max(0.0, self._request_deadline - loop.time()))
         return []
+
+    def lag(self) -> int | None:
+        """Unacked messages held or ready here, plus what the stream still has for the consumer beyond the
+        newest one delivered here (that message's num_pending)."""
+        if self._last is None:
+            return None
+        try:
+            pending = self._last.metadata.num_pending
+        except (ValueError, IndexError, AttributeError):
+            return None
+        return len(self.held) + len(self._ready) + pending
 
     async def _hand_out(self, max_records: int) -> list[Message]:
         deliveries: list[Message] = []

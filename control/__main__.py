@@ -18,6 +18,7 @@ from control.settings import ControlSettings
 from control.store.sqlite import SqliteStore
 from core.cli_settings import API_PORT, ServiceSettings, parse_service, service_settings
 from core.contract import Contract, read, write_atomically
+from core.observability import TelemetrySettings
 from core.runtime import run, serve
 from core.settings import Setting, build, settings_of
 
@@ -68,7 +69,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m control") -> 
             await pool.stop()
             await store.close()
 
-    run(service)
+    run(service, telemetry=build(TelemetrySettings, values), service="nerve-control")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.contract_watch import ContractFeed, ControlFeed, FileFeed
+from core.observability import TelemetrySettings
 from core.settings import Setting, parse, setting, settings_of
 
 INGRESS_PORT = 8080
@@ -57,7 +58,8 @@ def service_settings(*, port: int, contract: bool = True) -> list[Setting]:
     """The shared settings of one service, listening on `port` by default."""
     follow = ["contract", "contract_from", "control_url", "control_token"] if contract else []
     names = ["host", "port", *follow, "kafka_bootstrap", "nats_url", "drain_timeout"]
-    return [s.but(default=port) if s.name == "port" else s for s in settings_of(ServiceSettings, *names)]
+    shared = [s.but(default=port) if s.name == "port" else s for s in settings_of(ServiceSettings, *names)]
+    return [*shared, *settings_of(TelemetrySettings)]
 
 
 def parse_service(prog: str, description: str | None, settings: Sequence[Setting],

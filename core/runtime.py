@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from core import log_lines, observability
+from core import log_lines, observability, tracing
 from core.connections import ConnectionGuard, Handler, ServerLimits
 from core.contract import Contract
 from core.contract_watch import ContractFeed, ContractWatcher
@@ -20,9 +20,25 @@ DRAIN_TIMEOUT_S = 8.0
 """How long a stopping server waits for the requests in flight (`--drain-timeout` of the services)."""
 
 
-def run(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
-    """Run `main(stop)` on the best loop; `stop` is set by SIGINT or SIGTERM for a graceful shutdown."""
-    log_lines.configure(logging.INFO)
+def run(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]], *,
+        telemetry: observability.TelemetrySettings | None = None, service: str = "nerve") -> None:
+    """Run `main(stop)` on the best loop; `stop` is set by SIGINT or SIGTERM for a graceful shutdown.
+
+    Logs, metrics and traces are set up first: `telemetry` (the --log-format and --legacy-metrics flags),
+    and tracing from the OTEL_* environment, `service` naming the process unless OTEL_SERVICE_NAME does;
+    batched spans are exported when `main` returns."""
+    telemetry = telemetry or observability.TelemetrySettings()
+    log_lines.configure(logging.INFO, format=telemetry.log_format)
+    observability.configure_metrics(legacy_metrics=telemetry.legacy_metrics)
+    if tracing.setup(service):
+        logging.getLogger("nerve").info("tracing on: spans exported as OTEL_* configures")
+    try:
+        _run(main)
+    finally:
+        tracing.shutdown()
+
+
+def _run(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
 
     async def wrapper() -> None:
         stop = asyncio.Event()

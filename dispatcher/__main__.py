@@ -13,6 +13,7 @@ from channels.registry import service_pool
 from core.cli_settings import DISPATCHER_PORT, ServiceSettings, contract_feed, parse_service, service_settings
 from core.eventtypes import EventTypeSettings, service_auto_create
 from core.eventtypes import problems as eventtype_problems
+from core.observability import TelemetrySettings
 from core.runtime import follow_contract, run
 from core.settings import Setting, build, settings_of
 from dispatcher.service import Dispatcher
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m dispatcher") 
         finally:
             await pool.stop()
 
-    run(service)
+    run(service, telemetry=build(TelemetrySettings, values), service="nerve-dispatcher")
 
 
 if __name__ == "__main__":

@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from channels.base import Backend, Reader
+from channels.base import Backend, Lagging, Reader
+from core import tracing
 from core.contract import Egress, Resource
 from core.delivery import Consumer, Deliverer, Inbound, Target, metrics
 from core.events import Event
 from core.filters import EventFilter, compile_trigger_filter
 from core.filters.cesql import CesqlError
 from core.hops import enter_broker, inherit_ttl, leave_broker
+from dispatcher.lag import LAGS
 from dispatcher.settings import DispatcherSettings
 
 log = logging.getLogger("nerve.dispatcher")
@@ -93,6 +95,7 @@ class EgressRunner:
         self._config = _Config(egress, resource, settings)
         self._reader: Reader | None = None
         self._consumer: Consumer | None = None
+        self._untrack: Callable[[], None] | None = None
 
     @property
     def egress(self) -> Egress:
@@ -118,8 +121,22 @@ class EgressRunner:
             admit=self._admit,
         )
         self._consumer.start()
+        self._untrack = LAGS.track(self)
+
+    @property
+    def lag_labels(self) -> tuple[str, str, str]:
+        labels: tuple[str, str, str] = self._config.target.metrics.labels
+        return labels
+
+    def lag(self) -> int | None:
+        """How far this egress's group is behind (nerve_dispatcher_consumer_lag), when its backend can tell."""
+        reader = self._reader
+        return reader.lag() if isinstance(reader, Lagging) else None
 
     async def stop(self) -> None:
+        if self._untrack is not None:
+            self._untrack()
+            self._untrack = None
         if self._consumer is not None:
             await self._consumer.stop(self._settings.drain_timeout_s)
         if self._reader is not None:
@@ -165,4 +182,13 @@ class EgressRunner:
         """Back into the Broker: the reply inherits the TTL of the event it answers (loop prevention)."""
         inherit_ttl(reply, ttl)
         enter_broker(reply, max_ttl=self._settings.max_ttl)
-        await self._channel.publish(self.resource.topic, reply)
+        if not tracing.ENABLED:
+            await self._channel.publish(self.resource.topic, reply)
+            return
+        # The reply enters the Broker as Knative's goes through its ingress: a broker: span the next Trigger continues.
+        ref = self.resource.reference
+        active = tracing.start_reentry(tracing.SpanInfo.ingress("Broker", ref.namespace, ref.name), reply)
+        try:
+            await self._channel.publish(self.resource.topic, reply)
+        finally:
+            tracing.finish(active)

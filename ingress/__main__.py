@@ -11,6 +11,7 @@ from core.cli_settings import INGRESS_PORT, ServiceSettings, contract_feed, pars
 from core.contract_watch import ContractWatcher
 from core.eventtypes import EventTypeSettings, service_auto_create
 from core.eventtypes import problems as eventtype_problems
+from core.observability import TelemetrySettings
 from core.runtime import run, serve
 from core.settings import Setting, build, settings_of
 from ingress.app import Ingress, create_app
@@ -46,7 +47,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m ingress") -> 
                 await watcher.stop()
                 await pool.stop()
 
-    run(service)
+    run(service, telemetry=build(TelemetrySettings, values), service="nerve-ingress")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ as ERROR tracebacks, are turned into the same (`RefusedHttpFilter`). Tracebacks 
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -22,9 +23,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, ContentEncodingError, HttpProcessingError
 
 from channels.registry import BackendPool
-from core import observability
+from core import observability, tracing
 from core.contract import Contract, Resource
-from core.errors import InvalidEvent, NerveError, PayloadTooLarge
+from core.errors import BackendError, InvalidEvent, NerveError, PayloadTooLarge
 from core.events import Event, from_http
 from core.eventtypes import AutoCreate
 from core.headers import pass_through
@@ -38,6 +39,7 @@ from ingress.settings import IngressSettings
 log = logging.getLogger("nerve.ingress")
 
 ALLOW = "POST, OPTIONS"
+_span_info = functools.lru_cache(maxsize=4096)(tracing.SpanInfo.ingress)
 
 
 class BrokenBody(InvalidEvent):
@@ -76,6 +78,19 @@ class Ingress:
             return _refuse(request, 404, "NotFound", f"no {ROUTES.kinds} at /; send to {ROUTES.usage}")
         if target is None:
             return _refuse(request, 400, "InvalidPath", f"path {path!r} must be {ROUTES.usage}")
+        if not tracing.ENABLED:
+            return await self._receive(request, target, None)
+        active = tracing.start_ingress(_span_info(target.route.kind, target.namespace, target.name), request.headers)
+        status = 500
+        try:
+            response = await self._receive(request, target, active)
+            status = response.status
+            return response
+        finally:
+            tracing.finish(active, status)
+
+    async def _receive(self, request: web.Request, target: Target, active: tracing.Active | None) -> web.Response:
+        path = request.path
         started = time.perf_counter()
         events: list[Event] = []
         try:
@@ -87,10 +102,14 @@ class Ingress:
             if headers:
                 for event in events:
                     event.headers = dict(headers)
+            if active is not None:
+                tracing.received(active, events)  # each event carries the ingress span's context on
             channel = await self._pool.get(resource.backend, resource.connection)
             await receive(events, resource, channel, stamp=target.route.stamp, max_ttl=self.settings.max_ttl)
         except NerveError as exc:
-            self._observe(target, events, exc.status, None)
+            # A backend that did not take the events was dispatched to: its 503 has a duration.
+            tried = (time.perf_counter() - started) * 1000 if isinstance(exc, BackendError) else None
+            self._observe(target, events, exc.status, tried)
             if exc.status >= 500:
                 log.warning("refused events for %r: %r", path, exc.reason)
             response = _refuse(request, exc.status, type(exc).__name__, exc.reason, exc.field)
@@ -135,8 +154,10 @@ class Ingress:
         if cap is None:
             cap = self._types[path] = LabelCap()
         event_type = cap(events[0].type if events else "")
+        kind = target.route.kind
         for _ in range(max(len(events), 1)):
-            metrics.observe(target.namespace, target.name, event_type, status, millis)
+            metrics.observe(target.namespace, target.name, event_type, status, millis, kind=kind,
+                            topic=resource.topic, backend=resource.backend)
 
 
 def _refuse(request: web.Request, status: int, error: str, reason: str, field: str | None = None) -> web.Response:

@@ -107,7 +107,7 @@ def up(values: dict[str, Any]) -> None:
     for problem in up_settings.problems(settings):
         fail(problem)
     try:
-        run(lambda stop: run_up(settings, stop))
+        run(lambda stop: run_up(settings, stop), telemetry=settings.telemetry, service="nerve")
     except OSError as exc:
         fail(f"cannot start: {exc}", 1)
 

@@ -36,13 +36,18 @@ class Client:
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"}
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
-        request = urllib.request.Request(self.server + path, data=data, method=method, headers=headers)
+        request = urllib.request.Request(self.server + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json", **self._auth()})
+        with self._open(request, self._timeout) as response:
+            return json.loads(response.read() or b"null")
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    def _open(self, request: urllib.request.Request, timeout: float | None) -> Any:
+        """The response, or ApiError with the API's JSON error, or Unreachable saying where it looked."""
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:
-                return json.loads(response.read() or b"null")
+            return urllib.request.urlopen(request, timeout=timeout)
         except urllib.error.HTTPError as exc:
             raw = exc.read()
             try:
@@ -80,20 +85,8 @@ class Client:
         """A local Pod's output, chunk by chunk as the server streams it (until the Pod ends, with follow)."""
         query = _query(container=container, tailLines=None if tail is None else str(tail),
                        follow="true" if follow else None)
-        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
-        request = urllib.request.Request(f"{self.server}/api/v1/logs/{namespace}/{pod}{query}", headers=headers)
-        try:
-            response = urllib.request.urlopen(request, timeout=None if follow else self._timeout)
-        except urllib.error.HTTPError as exc:
-            raw = exc.read()
-            try:
-                payload = json.loads(raw)
-            except ValueError:
-                payload = {"reason": raw.decode(errors="replace") or exc.reason}
-            raise ApiError(exc.code, payload) from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise Unreachable(f"cannot reach the Nerve control API at {self.server} "
-                              f"({getattr(exc, 'reason', exc)}); is `nerve up` running?") from None
+        request = urllib.request.Request(f"{self.server}/api/v1/logs/{namespace}/{pod}{query}", headers=self._auth())
+        response = self._open(request, None if follow else self._timeout)
         with response:
             while chunk := response.read1(65536):
                 yield chunk

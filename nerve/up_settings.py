@@ -16,6 +16,7 @@ from channels.memory import MemorySettings
 from control.settings import ControlSettings
 from core.cli_settings import API_PORT, INGRESS_PORT, ServiceSettings
 from core.eventtypes import EventTypeSettings
+from core.observability import TelemetrySettings
 from core.settings import Setting, build, same_as, setting, settings_of
 from dispatcher.settings import DispatcherSettings
 from ingress.settings import IngressSettings
@@ -52,12 +53,14 @@ class UpSettings:
     token: str = same_as(ControlSettings, "token")
     allowed_hosts: str = same_as(ControlSettings, "allowed_hosts")
     allowed_origins: str = same_as(ControlSettings, "allowed_origins")
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
 
 def command_line() -> list[Setting]:
     """The flags of `nerve up`, in the order `--help` and docs/configuration.md list them."""
     return [*settings_of(UpSettings), *settings_of(IngressSettings), *settings_of(DispatcherSettings),
-            *settings_of(MemorySettings), *settings_of(EventTypeSettings, "eventtype_auto_create")]
+            *settings_of(MemorySettings), *settings_of(EventTypeSettings, "eventtype_auto_create"),
+            *settings_of(TelemetrySettings)]
 
 
 def from_values(values: dict[str, Any]) -> UpSettings:
@@ -66,7 +69,7 @@ def from_values(values: dict[str, Any]) -> UpSettings:
     # Sources share the dispatcher's flags (--max-inflight): one value for every delivering part.
     return build(UpSettings, values, ingress=ingress, dispatcher=build(DispatcherSettings, values),
                  sources=build(SourcesSettings, values), memory=build(MemorySettings, values),
-                 eventtypes=build(EventTypeSettings, values))
+                 eventtypes=build(EventTypeSettings, values), telemetry=build(TelemetrySettings, values))
 
 
 def problems(settings: UpSettings) -> list[str]:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from channels.registry import service_pool
 from core.cli_settings import SOURCES_PORT, ServiceSettings, contract_feed, parse_service, service_settings
+from core.observability import TelemetrySettings
 from core.runtime import follow_contract, run
 from core.settings import Setting, build, settings_of
 from sources.service import Sources
@@ -33,7 +34,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m sources") -> 
         finally:
             await pool.stop()
 
-    run(service)
+    run(service, telemetry=build(TelemetrySettings, values), service="nerve-sources")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """PingSource: one scheduler for every PingSource of the sources service, each tick sent through the Emitter.
 
 One timer loop over a heap of (next tick, source), not a task per source sleeping: a thousand schedules
-firing every second cost one wake-up per second, one croniter step per source (~40 us) and the sends.
+firing every second cost one wake-up per second, one croniter step (~40 us) per distinct schedule and
+zone (`_Cron`, shared), a heap push per source, one SQLite commit, and the sends.
 Knative's mt-ping adapter sleeps a random 0-500 ms before each send to spread the load on a sink; Nerve
 does not (ticks are sent at their second), which keeps `time` honest and the tests exact.
 
@@ -13,8 +14,8 @@ tick it is, and a consumer can tell one tick from another by it.
 Restarts: the last fired tick of each source (by uid) is kept in `<state dir>/pingsource.db` (SQLite),
 written when a round of ticks fires, before its sends start. After a restart:
 - a tick already recorded is never fired again;
-- ticks that fell due while nothing ran are fired once each, late and in order, if they fell due no more
-  than `SourcesSettings.ping_catch_up_s` (60 s) ago (like a CronJob's startingDeadlineSeconds); older ones
+- ticks that fell due while nothing ran are fired once each, late (in order, sent at once), if they fell
+  due no more than `SourcesSettings.ping_catch_up_s` (60 s) ago (like a CronJob's startingDeadlineSeconds); older ones
   are skipped with a log line;
 - a tick recorded as fired whose send had not finished when the process died is lost (never doubled).
 
@@ -28,6 +29,7 @@ import base64
 import heapq
 import itertools
 import logging
+import math
 import sqlite3
 import time
 import zoneinfo
@@ -47,6 +49,7 @@ log = logging.getLogger("nerve.sources.ping")
 EVENT_TYPE = "dev.knative.sources.ping"
 STATE_FILE = "pingsource.db"
 FORGET_AFTER_S = 10.0
+SLOW_WRITE_S = 0.2
 
 
 def system_zone() -> tzinfo:
@@ -90,7 +93,7 @@ def _timing(source: Source) -> tuple[str, str]:
 
 
 class _Job:
-    """One source in the scheduler: its schedule's iterator and what a tick sends."""
+    """One source in the scheduler: its schedule and what a tick sends."""
 
     def __init__(self, uid: str, name: str, emitter: Emitter, source: Source) -> None:
         self.uid, self.name, self.emitter = uid, name, emitter
@@ -98,23 +101,38 @@ class _Job:
         self.timing = _timing(source)
         self.version = 0
         self.inflight = 0
+
+
+class _Cron:
+    """The ticks of one (schedule, zone), shared by every source that has it: a thousand sources on one
+    schedule cost one croniter step per tick, not a thousand."""
+
+    def __init__(self, cron: str, zone: str) -> None:
+        self._cron, self._zone = cron, zone_of(zone)
         self._ticks: croniter | None = None
+        self._at = self._next = math.nan
 
-    def start_after(self, at: float) -> float:
-        """The first tick strictly after `at`; later calls of `next_tick` continue from it."""
-        cron, zone = self.timing
-        self._ticks = croniter(cron, datetime.fromtimestamp(at, zone_of(zone)))
-        return self.next_tick()
-
-    def next_tick(self) -> float:
-        assert self._ticks is not None
-        return float(self._ticks.get_next(float))
+    def after(self, at: float) -> float:
+        """The first tick strictly after `at`."""
+        # Ticks are whole seconds, so the first one after `at` is the first one after its second, and
+        # every source asking in the same round asks about the same second.
+        at = float(math.floor(at))
+        if at == self._at:
+            return self._next
+        if at == self._next and self._ticks is not None:
+            following = float(self._ticks.get_next(float))  # the iterator stands on `at`: one step
+        else:
+            self._ticks = croniter(self._cron, datetime.fromtimestamp(at, self._zone))
+            following = float(self._ticks.get_next(float))
+        self._at, self._next = at, following
+        return following
 
 
 class TickState:
     """The last fired tick per source uid, in SQLite (one small table, written once per round)."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -145,6 +163,7 @@ class Scheduler:
         self._max_inflight = max_inflight
         self._drain = drain_timeout_s
         self._jobs: dict[str, _Job] = {}
+        self._crons: dict[tuple[str, str], _Cron] = {}
         self._heap: list[tuple[float, int, str, int]] = []
         self._seq = itertools.count()
         self._forgotten: dict[str, float] = {}
@@ -162,15 +181,15 @@ class Scheduler:
         last = self._last.get(job.uid)
         self._forgotten.pop(job.uid, None)
         if last is None:
-            first = job.start_after(now)
+            first = self._after(job, now)
         else:
             # Continue after the last fired tick, but only within the catch-up window: ticks missed while
             # nothing ran are fired (late) if recent, skipped if older.
             oldest = now - self._catch_up
-            if last < oldest and job.start_after(last) <= oldest:
+            if last < oldest and self._after(job, last) <= oldest:
                 log.warning("%s: ticks due between %s and %s were missed while nothing ran and are skipped "
                             "(older than %gs)", job.name, rfc3339(last), rfc3339(oldest), self._catch_up)
-            first = job.start_after(max(last, oldest))
+            first = self._after(job, max(last, oldest))
         self._jobs[job.uid] = job
         self._push(job, first)
         if self._loop_task is None:
@@ -180,7 +199,7 @@ class Scheduler:
         """A new schedule or zone takes effect at once: its first tick after now (and after the last fired)."""
         job.timing = timing
         job.version += 1
-        self._push(job, job.start_after(max(time.time(), self._last.get(job.uid, 0.0))))
+        self._push(job, self._after(job, max(time.time(), self._last.get(job.uid, 0.0))))
 
     def remove(self, uid: str) -> None:
         job = self._jobs.pop(uid, None)
@@ -188,6 +207,12 @@ class Scheduler:
             job.version += 1  # its heap entries are stale from now on
             self._last.pop(uid, None)
             self._forgotten[uid] = time.time()
+
+    def _after(self, job: _Job, at: float) -> float:
+        cron = self._crons.get(job.timing)
+        if cron is None:
+            cron = self._crons[job.timing] = _Cron(*job.timing)
+        return cron.after(at)
 
     def _push(self, job: _Job, at: float) -> None:
         heapq.heappush(self._heap, (at, next(self._seq), job.uid, job.version))
@@ -207,7 +232,10 @@ class Scheduler:
                 except TimeoutError:
                     pass
                 continue
-            self._fire_due(time.time())
+            try:
+                self._fire_due(time.time())
+            except Exception:  # one bad round must not end every PingSource's ticks
+                log.exception("PingSource scheduler: a round of ticks failed")
 
     def _fire_due(self, now: float) -> None:
         fired: dict[str, float] = {}
@@ -218,16 +246,25 @@ class Scheduler:
                 continue
             self._fire(job, at)
             fired[uid] = at
-            following = job.next_tick()
+            following = self._after(job, at)
             if following < now - self._catch_up:  # the loop itself was held up for long
                 log.warning("%s: ticks up to %s are skipped (the scheduler was held up)", job.name, rfc3339(now))
-                following = job.start_after(now - self._catch_up)
+                following = self._after(job, now - self._catch_up)
             self._push(job, following)
         self._last.update(fired)
         gone = {uid for uid, at in self._forgotten.items() if at < now - FORGET_AFTER_S}
         if self._state is not None and (fired or gone):
             # Recorded before any of this round's sends runs: a tick is fired once, never twice.
-            self._state.write(fired, gone)
+            started = time.monotonic()
+            try:
+                self._state.write(fired, gone)
+                took = time.monotonic() - started
+                if took > SLOW_WRITE_S:
+                    log.warning("PingSource ticks: recording %d took %.0f ms (the sends waited for it)",
+                                len(fired), took * 1000)
+            except (sqlite3.Error, OSError) as exc:
+                log.error("PingSource ticks not recorded in %s (%s): after a restart they may fire again",
+                          self._state.path, exc)
         for uid in gone:
             del self._forgotten[uid]
 
@@ -277,7 +314,12 @@ def _scheduler(context: SourceContext) -> Scheduler:
     scheduler = _SCHEDULERS.get(key)
     if scheduler is None:
         settings = context.settings
-        state = TickState(settings.state_dir / STATE_FILE)
+        state: TickState | None = None
+        try:
+            state = TickState(settings.state_dir / STATE_FILE)
+        except (sqlite3.Error, OSError) as exc:
+            log.error("cannot keep PingSource ticks in %s (%s): they run, but a restart may double or skip "
+                      "ticks", settings.state_dir / STATE_FILE, exc)
         scheduler = Scheduler(state, catch_up_s=settings.ping_catch_up_s, max_inflight=settings.max_inflight,
                               drain_timeout_s=settings.drain_timeout_s)
         _SCHEDULERS[key] = scheduler
@@ -300,6 +342,8 @@ class PingSourceAdapter:
         return False  # a new schedule, payload or sink all take effect in place
 
     def update(self, source: Source) -> None:
+        if source == self._source:
+            return  # every contract change reaches every adapter: most have nothing new
         self._source = source
         self._emitter.update(source)
         self._job.payload = Payload.of(source)

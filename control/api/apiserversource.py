@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from control.api import columns, schema, source
+from control.api import schema, source
 from control.api.meta import mapping
 from control.api.schema import LEAF, OPEN, FieldNotice, list_of
 from control.api.selector import SCHEMA as SELECTOR
@@ -36,7 +36,7 @@ SCHEMA = schema.resource(schema.obj({
     "filters": list_of(OPEN),  # Subscriptions API filters, checked by core.filters as a Trigger's are
 }))
 # Knative's CRD (config/core/resources/apiserversource.yaml): Sink, Age, Ready, Reason after the name.
-COLUMNS = (columns.NAME, columns.field("SINK", "status", "sinkUri"), columns.AGE, columns.READY, columns.REASON)
+COLUMNS = source.COLUMNS
 
 # schema.ParseGroupVersion: `version` or `group/version`, at most one '/'.
 _GROUP = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")

@@ -10,23 +10,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from control.api import columns, schema, source, workloads
+from control.api import schema, source, workloads
 from control.api.meta import mapping
 from control.api.schema import OPEN, FieldNotice
 from core.errors import FieldError
 
 if TYPE_CHECKING:
-    from control.api.admission import AdmissionSettings
+    pass
 
 SCHEMA = schema.resource(schema.obj({**source.DUCK, "template": OPEN}))
-# The CRD's additionalPrinterColumns (`ev:config/core/resources/containersource.yaml`), as the seed prints them.
-COLUMNS = (columns.NAME, columns.field("SINK", "status", "sinkUri"), columns.AGE, columns.READY, columns.REASON)
+# The CRD's additionalPrinterColumns, as the seed prints them.
+COLUMNS = source.COLUMNS
 
 
-def default_container_source(obj: dict[str, Any], settings: AdmissionSettings) -> None:
-    spec = obj.get("spec")
-    if isinstance(spec, dict):
-        source.default_duck(spec, obj["metadata"]["namespace"])
+default_container_source = source.default_source
 
 
 def validate_template(template: Any, path: str = "spec.template") -> list[FieldError]:

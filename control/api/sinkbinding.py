@@ -11,25 +11,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from control.api import columns, schema, selector, source
+from control.api import schema, selector, source
 from control.api.schema import LEAF
 from core.errors import FieldError
 
 if TYPE_CHECKING:
-    from control.api.admission import AdmissionSettings
+    pass
 
 SUBJECT = schema.obj({
     "apiVersion": LEAF, "kind": LEAF, "namespace": LEAF, "name": LEAF, "selector": selector.SCHEMA,
 })
 SCHEMA = schema.resource(schema.obj({**source.DUCK, "subject": SUBJECT}))
-# The CRD's additionalPrinterColumns (`ev:config/core/resources/sinkbindings.yaml`), as the seed prints them.
-COLUMNS = (columns.NAME, columns.field("SINK", "status", "sinkUri"), columns.AGE, columns.READY, columns.REASON)
+# The CRD's additionalPrinterColumns, as the seed prints them.
+COLUMNS = source.COLUMNS
 
 
-def default_sink_binding(obj: dict[str, Any], settings: AdmissionSettings) -> None:
-    spec = obj.get("spec")
-    if isinstance(spec, dict):
-        source.default_duck(spec, obj["metadata"]["namespace"])
+default_sink_binding = source.default_source
 
 
 def validate_subject(subject: Any, namespace: str, path: str = "spec.subject") -> list[FieldError]:

@@ -10,13 +10,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from control.api import schema
+from control.api import columns, schema
 from control.api.destination import default_destination, validate_destination
 from control.api.schema import Node, map_of
 from core.errors import FieldError
 
 CATEGORY = "sources"
 """kubectl's category of every source kind (`kubectl get sources`)."""
+
+SINK_COLUMN = columns.field("SINK", "status", "sinkUri")
+COLUMNS = (columns.NAME, SINK_COLUMN, columns.AGE, columns.READY, columns.REASON)
+"""The printer columns most source CRDs of Knative have (NAME, SINK, AGE, READY, REASON), as the seeds print them."""
 
 DUCK: dict[str, Node] = {
     "sink": schema.DESTINATION,
@@ -32,6 +36,13 @@ _SPEC_ATTRIBUTES = frozenset({"specversion", "id", "source", "type", "dataconten
 
 def default_duck(spec: dict[str, Any], namespace: str) -> None:
     default_destination(spec.get("sink"), namespace)
+
+
+def default_source(obj: dict[str, Any], settings: object) -> None:
+    """The defaulting of a source kind that defaults nothing of its own."""
+    spec = obj.get("spec")
+    if isinstance(spec, dict):
+        default_duck(spec, obj["metadata"]["namespace"])
 
 
 def validate_duck(spec: dict[str, Any], namespace: str, *, sink_required: bool = True) -> list[FieldError]:

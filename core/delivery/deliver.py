@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from core import tracing
 from core.contract import Egress, Reference
 from core.delivery import metrics
 from core.delivery.deadletter import dead_letter_event
@@ -33,6 +34,7 @@ from core.delivery.sender import Attempt, Sender
 from core.errors import BackendError, TTLExhausted
 from core.events import Event
 from core.hops import ARRIVAL_TIME
+from core.tracing import SpanInfo
 
 log = logging.getLogger("nerve.delivery")
 
@@ -49,11 +51,16 @@ class Target:
     egress: Egress
     policy: RetryPolicy
     metrics: TargetMetrics
+    span: SpanInfo
 
     @classmethod
     def compile(cls, egress: Egress, labels: tuple[str, str, str], *, default_timeout_s: float) -> Target:
+        """`labels` are (namespace, owner, name): the owner is a Trigger's Broker, a Subscription's channel."""
         policy = RetryPolicy.from_config(egress.egress_config, default_timeout_s=default_timeout_s)
-        return cls(egress, policy, TargetMetrics(labels))
+        ref = egress.reference
+        scheme = egress.destination.partition("://")[0] if "://" in egress.destination else "http"
+        return cls(egress, policy, TargetMetrics(labels, kind=ref.kind, scheme=scheme),
+                   SpanInfo.delivery(ref.kind, ref.namespace, ref.name, labels[1]))
 
     @property
     def name(self) -> str:
@@ -72,6 +79,18 @@ class Deliverer:
 
     async def deliver(self, event: Event, target: Target, *, reply_to: ReplyPublisher | None = None) -> Outcome:
         """Deliver `event` (already prepared for the subscriber); see the module docstring for outcomes."""
+        if not tracing.ENABLED:
+            return await self._deliver(event, target, reply_to)
+        # The delivery's span is the task's current span until it ends: each attempt's `send` span is its child.
+        active = tracing.start_delivery(target.span, event)
+        outcome = "abandoned"  # cancelled by shutdown, unacked
+        try:
+            outcome = await self._deliver(event, target, reply_to)
+            return outcome
+        finally:
+            tracing.finish(active, outcome=outcome)
+
+    async def _deliver(self, event: Event, target: Target, reply_to: ReplyPublisher | None) -> Outcome:
         try:
             self._observe_processing(event, target)
             failure = await self._deliver_with_retries(event, target, reply_to)
@@ -100,7 +119,7 @@ class Deliverer:
         if isinstance(arrival, str):
             with contextlib.suppress(ValueError):
                 waited = time.time() - datetime.fromisoformat(arrival).timestamp()
-                target.metrics.processing(event.type).observe(max(waited, 0.0) * 1000)
+                target.metrics.observe_processing(event.type, max(waited, 0.0))
 
     async def _deliver_with_retries(
         self, event: Event, target: Target, reply_to: ReplyPublisher | None
@@ -143,6 +162,8 @@ class Deliverer:
         if isinstance(reply, Attempt):
             return egress.destination, reply
         target.metrics.replies.inc()
+        if tracing.ENABLED:
+            tracing.continue_current(reply.headers)
         if self._on_reply is not None:
             self._on_reply(reply, egress.reference)
         if egress.reply_to_original_topic:
@@ -206,6 +227,4 @@ class Deliverer:
     @staticmethod
     def _observe_dispatch(event: Event, attempt: Attempt, started: float, target: Target) -> None:
         status = attempt.status if attempt.status is not None else 500
-        count, latency = target.metrics.dispatch(event.type, status)
-        count.inc()
-        latency.observe((time.perf_counter() - started) * 1000)
+        target.metrics.observe_dispatch(event.type, status, time.perf_counter() - started)

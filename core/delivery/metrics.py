@@ -1,8 +1,12 @@
-"""Delivery metrics: Knative's broker-filter names, plus Nerve's retries, dead letters and in-flight.
+"""Delivery metrics: Knative's current instruments, its older broker-filter names, and Nerve's retries,
+dead letters and in-flight.
 
-Every delivering part (a Trigger, a Subscription, a source) labels its series with
-`(namespace_name, broker_name, trigger_name)`; `TargetMetrics` caches the label children per target and
-caps the distinct `event_type` values each target labels (core/metric_labels.py).
+Every delivery attempt is one `kn_eventing_dispatch_duration_seconds` observation (core/observability.py:
+destination `trigger:<name>.<ns>`, `subscription:<name>.<ns>` or `<kind>:<name>.<ns>` for a source, with
+the Broker's, channel's or source's name and namespace); each delivery's wait since the event reached its
+Broker is one `kn_eventing_process_duration_seconds`. The older family (with --legacy-metrics) labels
+`(namespace_name, broker_name, trigger_name)`, as do Nerve's own counters. `TargetMetrics` caches the label
+children per target and caps the distinct `event_type` values each target labels (core/metric_labels.py).
 """
 
 from __future__ import annotations
@@ -11,20 +15,22 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from core import observability
 from core.metric_labels import LabelCap, safe_label
 
 TRIGGER = ("namespace_name", "broker_name", "trigger_name")
 LABELS = (*TRIGGER, "event_type", "response_code", "response_code_class")
 MS_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 
-EVENT_COUNT = Counter("mt_broker_filter_event_count", "Number of events delivered to a Trigger's subscriber",
-                      LABELS)
-DISPATCH_LATENCY = Histogram("mt_broker_filter_event_dispatch_latencies",
-                             "Time spent dispatching an event to a Trigger subscriber, in milliseconds",
-                             LABELS, buckets=MS_BUCKETS)
-PROCESSING_LATENCY = Histogram("mt_broker_filter_event_processing_latencies",
-                               "Time from the event's arrival at the Broker until its dispatch, in milliseconds",
-                               (*TRIGGER, "event_type"), buckets=MS_BUCKETS)
+EVENT_COUNT = observability.legacy(Counter(
+    "mt_broker_filter_event_count", "Number of events delivered to a Trigger's subscriber", LABELS))
+DISPATCH_LATENCY = observability.legacy(Histogram(
+    "mt_broker_filter_event_dispatch_latencies",
+    "Time spent dispatching an event to a Trigger subscriber, in milliseconds", LABELS, buckets=MS_BUCKETS))
+PROCESSING_LATENCY = observability.legacy(Histogram(
+    "mt_broker_filter_event_processing_latencies",
+    "Time from the event's arrival at the Broker until its dispatch, in milliseconds", (*TRIGGER, "event_type"),
+    buckets=MS_BUCKETS))
 RETRIES = Counter("nerve_dispatcher_retries", "Delivery attempts that were retries", TRIGGER)
 DEAD_LETTERED = Counter("nerve_dispatcher_dead_lettered", "Events sent to a dead-letter sink", TRIGGER)
 DROPPED = Counter("nerve_dispatcher_dropped",
@@ -47,15 +53,21 @@ _CACHE_MAX = 1024
 class TargetMetrics:
     """The metric children of one delivering target: label lookups cost microseconds, so they are cached."""
 
-    __slots__ = ("_children", "_processing", "_types", "dead_lettered", "filtered_out", "inflight", "labels", "replies",
-                 "retries")
+    __slots__ = ("_children", "_kn", "_kn_dispatch", "_kn_process", "_processing", "_scheme", "_types",
+                 "dead_lettered", "filtered_out", "inflight", "labels", "replies", "retries")
 
-    def __init__(self, labels: tuple[str, str, str]) -> None:
+    def __init__(self, labels: tuple[str, str, str], *, kind: str = "Trigger", scheme: str = "http") -> None:
+        """`labels` are (namespace, owner, name); `kind` the egress's (Trigger, Subscription, a source kind),
+        `scheme` its destination's."""
+        self._kn = observability.owner_labels(kind, labels[0], labels[2], labels[1])
+        self._scheme = scheme
         labels = (safe_label(labels[0]), safe_label(labels[1]), safe_label(labels[2]))
         self.labels = labels
         self._types = LabelCap()
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._processing: dict[str, Any] = {}
+        self._kn_dispatch: dict[tuple[str, int], Any] = {}
+        self._kn_process: dict[str, Any] = {}
         self.inflight = INFLIGHT.labels(*labels)
         self.filtered_out = FILTERED_OUT.labels(*labels)
         self.retries = RETRIES.labels(*labels)
@@ -85,3 +97,30 @@ class TargetMetrics:
             if len(self._children) < _CACHE_MAX:
                 self._children[key] = children
         return children
+
+    def observe_dispatch(self, event_type: str, status: int, seconds: float) -> None:
+        """One attempt: `kn_eventing_dispatch_duration_seconds`, and the older family when it is on."""
+        event_type = self._types(event_type)
+        key = (event_type, status)
+        child = self._kn_dispatch.get(key)
+        if child is None:
+            child = observability.DISPATCH_DURATION.labels(*self._kn, event_type, self._scheme, str(status))
+            if len(self._kn_dispatch) < _CACHE_MAX:
+                self._kn_dispatch[key] = child
+        child.observe(seconds)
+        if observability.LEGACY_METRICS:
+            count, latency = self.dispatch(event_type, status)
+            count.inc()
+            latency.observe(seconds * 1000)
+
+    def observe_processing(self, event_type: str, seconds: float) -> None:
+        """How long the event waited since it reached its Broker: `kn_eventing_process_duration_seconds`."""
+        event_type = self._types(event_type)
+        child = self._kn_process.get(event_type)
+        if child is None:
+            child = observability.PROCESS_DURATION.labels(*self._kn, event_type, self._scheme)
+            if len(self._kn_process) < _CACHE_MAX:
+                self._kn_process[event_type] = child
+        child.observe(seconds)
+        if observability.LEGACY_METRICS:
+            self.processing(event_type).observe(seconds * 1000)

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from core import tracing
 from core.events import STRUCTURED_CONTENT_TYPE, Event, to_binary, to_structured
 
 _NO_CONTENT_TYPE = ("Content-Type",)
@@ -60,6 +61,16 @@ class Sender:
         # aiohttp labels a bytes body `application/octet-stream` unless told not to; an event without
         # `datacontenttype` must arrive without a Content-Type (the next hop would store the invented one).
         skip = () if "Content-Type" in request_headers else _NO_CONTENT_TYPE
+        if not tracing.ENABLED:
+            return await self._post(url, body, request_headers, skip, timeout_s)
+        span = tracing.start_send(url)  # a child of the delivery's span; the destination continues it
+        request_headers.update(tracing.headers_of(span))
+        attempt = await self._post(url, body, request_headers, skip, timeout_s)
+        tracing.end_send(span, attempt.status, attempt.body if attempt.status is None else b"")
+        return attempt
+
+    async def _post(self, url: str, body: bytes, request_headers: dict[str, str], skip: tuple[str, ...],
+                    timeout_s: float) -> Attempt:
         try:
             async with self._session.post(
                 sanitize_url(url), data=body, headers=request_headers, skip_auto_headers=skip,

@@ -83,7 +83,7 @@ spec:
 
 
 def cronjob(sink: str) -> str:
-    doc = yaml.safe_load((REPO / "examples" / "event-display" / "02-cronjob.yaml").read_text())
+    doc = yaml.safe_load((REPO / "examples" / "sink-binding" / "01-cronjob.yaml").read_text())
     doc["spec"]["schedule"] = "*/2 * * * * *"  # every 2 seconds: Nerve's seconds field, so the test is quick
     doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"].append(
         {"name": "K_SINK", "value": sink})

@@ -80,7 +80,7 @@ async def test_every_second_base64_and_the_seed_s_v1beta1_json(stack: Stack) -> 
         # On time: one tick a second, arriving a second apart, each with its own scheduled second.
         arrivals = [r.at for r in every.received[:4]]
         gaps = [b - a for a, b in itertools.pairwise(arrivals)]
-        assert all(0.7 < gap < 1.3 for gap in gaps), gaps
+        assert all(0.6 < gap < 1.4 for gap in gaps), gaps
         times = seconds(every.events[:4])
         assert [b - a for a, b in itertools.pairwise(times)] == [1.0, 1.0, 1.0]
         first = every.received[0]
@@ -170,18 +170,20 @@ async def test_a_restart_neither_doubles_nor_skips_a_tick(tmp_path: Path) -> Non
             await stack.apply(ping("steady", {"uri": receiver.url}, schedule="* * * * * *"))
             await eventually(lambda: len(receiver.received) >= 2, timeout=10)
         before = len(receiver.received)
-        await asyncio.sleep(1.5)  # a tick or two fall due while nothing runs
+        await asyncio.sleep(2.5)  # two or three ticks fall due while nothing runs
         assert len(receiver.received) == before
         async with running_stack(tmp_path):
             await eventually(lambda: len(receiver.received) >= before + 4, timeout=10)
         times = seconds(receiver.events)
         # Every second from the first tick to the last exactly once: the ones missed while stopped were
         # fired late after the start, none was sent twice.
-        assert times == [times[0] + i for i in range(len(times))], times
+        # Ticks fired late together are sent at once and may arrive in any order: compared sorted.
+        assert sorted(times) == [min(times) + i for i in range(len(times))], times
         wall = time.time() - asyncio.get_running_loop().time()
         lateness = [r.at + wall - t for r, t in zip(receiver.received, times, strict=True)]
-        assert max(lateness[:before]) < 0.5
-        assert max(lateness[before:]) > 0.5  # a tick missed while stopped, fired late after the start
+        assert max(lateness[:before]) < 1.0
+        # The first tick missed while stopped (2.5 s) fell due 1.5 s or more before the start: fired late.
+        assert max(lateness[before:]) > 1.4
     finally:
         await receiver.stop()
 
@@ -200,7 +202,7 @@ async def test_invalid_specs_are_refused_with_the_field_by_the_cli(stack: Stack)
         manifest = (f"apiVersion: sources.knative.dev/v1\nkind: PingSource\nmetadata: {{name: bad}}\n"
                     f"spec: {{sink: {{uri: 'http://127.0.0.1:1/'}}, {spec[1:-1]}}}\n")
         code, out, err = await nerve(stack, "apply", "-f", "-", stdin=manifest)
-        assert code != 0, (field, out)
+        assert code == 2, (field, out, err)
         assert path in err and reason in err, (field, err)
 
 
@@ -226,6 +228,12 @@ async def test_get_pingsources_and_get_sources(stack: Stack) -> None:
         assert kafka[1].split()[0] == "kafkasource.sources.knative.dev/k1"
         assert pings[0].split() == ["NAME", "SINK", "SCHEDULE", "AGE", "READY", "REASON"]
         assert pings[1].split()[0] == "pingsource.sources.knative.dev/p1"
+
+        code, out, err = await nerve(stack, "get", "sources", "-o", "json")
+        assert code == 0, err
+        assert sorted(item["kind"] for item in json.loads(out)["items"]) == ["KafkaSource", "PingSource"]
+        code, out, err = await nerve(stack, "get", "sources", "p1")
+        assert code == 2 and "'sources' is a category of kinds" in err
 
         code, out, err = await nerve(stack, "get", "sources", "-n", "elsewhere")
         assert (code, out) == (0, "") and "No resources found in elsewhere namespace." in err

@@ -248,7 +248,7 @@ async def test_without_a_local_runner_pods_say_so_and_nothing_runs(tmp_path: Pat
     store = SqliteStore(tmp_path / "nerve.db")
     try:
         for manifest in (_deployment("d", ["true"]), yaml.safe_load(
-                (Path(__file__).parents[2] / "examples" / "event-display" / "02-cronjob.yaml").read_text())):
+                (Path(__file__).parents[2] / "examples" / "sink-binding" / "01-cronjob.yaml").read_text())):
             manifest["metadata"]["namespace"] = "default"
             await store.create(admit(manifest, None, AdmissionSettings()).obj)
         reconciler = WorkloadReconciler(local=False)
