@@ -41,8 +41,9 @@ SCHEMA = schema.resource(schema.obj({
     "data": LEAF,
     "dataBase64": LEAF,
 }))
-# Knative's CRD (config/core/resources/pingsource.yaml): Sink, Schedule, Age, Ready, Reason after the name.
-COLUMNS = (columns.NAME, source.SINK_COLUMN, columns.field("SCHEDULE", "spec", "schedule"),
+# Knative's CRD columns (config/core/resources/pingsource.yaml), in the order issue 11 names them: NAME,
+# SCHEDULE, SINK, AGE, READY, REASON (the CRD itself lists Sink before Schedule).
+COLUMNS = (columns.NAME, columns.field("SCHEDULE", "spec", "schedule"), source.SINK_COLUMN,
            columns.AGE, columns.READY, columns.REASON)
 
 # robfig/cron's descriptors, with the seconds field first (Knative's parser is SecondOptional).

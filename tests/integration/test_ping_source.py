@@ -217,8 +217,8 @@ async def test_get_pingsources_and_get_sources(stack: Stack) -> None:
         code, out, err = await nerve(stack, "get", "pingsources")
         assert code == 0, err
         header, row = out.strip().splitlines()
-        assert header.split() == ["NAME", "SINK", "SCHEDULE", "AGE", "READY", "REASON"]
-        assert row.split()[:3] == ["p1", receiver.url, "0"] and row.split()[-1] == "True"
+        assert header.split() == ["NAME", "SCHEDULE", "SINK", "AGE", "READY", "REASON"]
+        assert row.split()[:7] == ["p1", "0", "0", "1", "1", "*", receiver.url] and row.split()[-1] == "True"
 
         code, out, err = await nerve(stack, "get", "sources")
         assert code == 0, err
@@ -226,7 +226,7 @@ async def test_get_pingsources_and_get_sources(stack: Stack) -> None:
         kafka, pings = (t.splitlines() for t in tables)
         assert kafka[0].split() == ["NAME", "TOPICS", "BOOTSTRAPSERVERS", "READY", "REASON", "AGE"]
         assert kafka[1].split()[0] == "kafkasource.sources.knative.dev/k1"
-        assert pings[0].split() == ["NAME", "SINK", "SCHEDULE", "AGE", "READY", "REASON"]
+        assert pings[0].split() == ["NAME", "SCHEDULE", "SINK", "AGE", "READY", "REASON"]
         assert pings[1].split()[0] == "pingsource.sources.knative.dev/p1"
 
         code, out, err = await nerve(stack, "get", "sources", "-o", "json")
