@@ -6,10 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints.txt
 
-.PHONY: help install lock up lint typecheck check docs test test-fast fuzz kafka-fetch sdk-fetch kafka nats bench bench-channel bench-ping clean containers images compose-test
+.PHONY: help install lock up lint typecheck check docs test test-fast fuzz kafka-fetch sdk-fetch k8s-tools kafka nats bench bench-channel bench-ping clean containers images compose-test
 
 help: ## list the verbs
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: $(STAMP) ## create .venv with Nerve and its dev tools, at the versions constraints.txt pins
 
@@ -55,7 +55,12 @@ kafka-fetch: install ## fetch Kafka's jars into ~/.cache/nerve (once)
 sdk-fetch: install ## install the pinned CloudEvents JS and Go SDKs for tests/interop (cached outside the repo)
 	$(BIN)/python scripts/sdks.py fetch
 
-test: install kafka-fetch sdk-fetch ## the whole suite: unit, contract, integration, e2e, real Kafka and NATS
+# kube-apiserver and helm built from their Go modules (etcd comes from PyPI) into ~/.cache/nerve/k8s, for
+# tests/kubernetes. A cold build of kube-apiserver takes long (docs/kubernetes.md); cached, it is a no-op.
+k8s-tools: install ## build kube-apiserver and helm into ~/.cache/nerve/k8s (once; cached after)
+	$(BIN)/python scripts/k8s_tools.py fetch
+
+test: install kafka-fetch sdk-fetch k8s-tools ## the whole suite: unit, contract, integration, e2e, real Kafka and NATS
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: install ## unit tests only (no I/O, seconds)

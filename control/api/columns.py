@@ -17,6 +17,11 @@ from typing import Any
 class Column:
     header: str
     cell: Callable[[dict[str, Any]], str]
+    json_path: str = ""
+    """The same cell as a CRD's additionalPrinterColumns jsonPath (control/crds.py); empty when the cell is
+    computed (kubectl cannot print it)."""
+    type: str = "string"
+    """The printer column's OpenAPI type."""
 
 
 def age(timestamp: str | None, now: datetime | None = None) -> str:
@@ -49,12 +54,12 @@ def field(header: str, *path: str) -> Column:
         if value is None:
             return ""
         return value if isinstance(value, str) else json.dumps(value)
-    return Column(header, cell)
+    return Column(header, cell, "." + ".".join(path))
 
 
-NAME = Column("NAME", lambda o: str(o["metadata"]["name"]))
-NAMESPACE = Column("NAMESPACE", lambda o: str(o["metadata"].get("namespace", "")))
-AGE = Column("AGE", lambda o: age(o["metadata"].get("creationTimestamp")))
-READY = Column("READY", lambda o: _ready(o)[0])
-REASON = Column("REASON", lambda o: _ready(o)[1])
+NAME = Column("NAME", lambda o: str(o["metadata"]["name"]), ".metadata.name")
+NAMESPACE = Column("NAMESPACE", lambda o: str(o["metadata"].get("namespace", "")), ".metadata.namespace")
+AGE = Column("AGE", lambda o: age(o["metadata"].get("creationTimestamp")), ".metadata.creationTimestamp", "date")
+READY = Column("READY", lambda o: _ready(o)[0], '.status.conditions[?(@.type=="Ready")].status')
+REASON = Column("REASON", lambda o: _ready(o)[1], '.status.conditions[?(@.type=="Ready")].reason')
 DEFAULT: tuple[Column, ...] = (NAME, AGE)

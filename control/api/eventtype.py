@@ -59,9 +59,10 @@ def reference_column(obj: dict[str, Any]) -> str:
 
 COLUMNS = (
     columns.NAME,
-    columns.Column("TYPE", lambda o: attribute(o, "type")),
-    columns.Column("SOURCE", lambda o: attribute(o, "source")),
-    columns.Column("SCHEMA", lambda o: attribute(o, SCHEMA_ATTRIBUTE) or attribute(o, "dataschema")),
+    columns.Column("TYPE", lambda o: attribute(o, "type"), '.spec.attributes[?(@.name=="type")].value'),
+    columns.Column("SOURCE", lambda o: attribute(o, "source"), '.spec.attributes[?(@.name=="source")].value'),
+    columns.Column("SCHEMA", lambda o: attribute(o, SCHEMA_ATTRIBUTE) or attribute(o, "dataschema"),
+                   f'.spec.attributes[?(@.name=="{SCHEMA_ATTRIBUTE}")].value'),
     columns.Column("REFERENCE", reference_column),
     columns.field("DESCRIPTION", "spec", "description"),
     columns.READY,

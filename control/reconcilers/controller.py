@@ -94,9 +94,14 @@ class Reconciler:
         probe_timeout_s: float = 2.0,
         api_url: str = "",
         sources_watch_store: bool = False,
+        on_cluster: bool = False,
     ) -> None:
         """`api_url` is the control API's URL (an ApiServerSource's event `source`); `sources_watch_store`
-        says the sources service runs in this process with the store handed to it (`nerve up`)."""
+        says the sources service runs in this process with the store handed to it (`nerve up`).
+        `on_cluster` says the store is a Kubernetes API server (control/store/kubernetes.py): its own
+        controllers run Deployments, Jobs, CronJobs and Pods and its garbage collector follows
+        ownerReferences (to kinds Nerve does not list, such as ReplicaSets), so the pass does neither."""
+        self._on_cluster = on_cluster
         self._store = store
         self._settings = settings
         self._sink = sink
@@ -162,10 +167,10 @@ class Reconciler:
     async def _round(self) -> bool:
         writes = Writes(self._store)
         snapshot = await Snapshot.load(self._store, [kind.kind for kind in kinds.KINDS])
-        for orphan in garbage.orphans(snapshot.objects()):
+        for orphan in [] if self._on_cluster else garbage.orphans(snapshot.objects()):
             await writes.delete(orphan)
         # Workloads first: a Pod's port is chosen before Service refs to it are resolved.
-        workloads = await self.workloads.reconcile_all(snapshot, writes)
+        workloads = [] if self._on_cluster else await self.workloads.reconcile_all(snapshot, writes)
         resolver = Resolver(snapshot, self._settings.service_url_template)
         resources = await self._reconcile_brokers(snapshot, resolver, writes)
         resources += await self.channels.reconcile_all(snapshot, resolver, writes)

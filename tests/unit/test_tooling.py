@@ -20,7 +20,7 @@ SOURCES = ["core", "channels", "control", "ingress", "dispatcher", "sources", "n
 
 
 def _rules() -> set[str]:
-    return set(re.findall(r"^([a-z][a-z-]*):", MAKEFILE, re.MULTILINE))
+    return set(re.findall(r"^([a-z][a-z0-9-]*):", MAKEFILE, re.MULTILINE))
 
 
 def _phony() -> set[str]:
@@ -30,10 +30,10 @@ def _phony() -> set[str]:
 
 def test_every_make_verb_the_readme_names_is_listed_by_make_help() -> None:
     readme = (REPO / "README.md").read_text() + "".join(p.read_text() for p in (REPO / "docs").glob("*.md"))
-    named = set(re.findall(r"`make ([a-z][a-z-]*)", readme)) | set(re.findall(r"^make ([a-z][a-z-]*)", readme,
+    named = set(re.findall(r"`make ([a-z][a-z0-9-]*)", readme)) | set(re.findall(r"^make ([a-z][a-z0-9-]*)", readme,
                                                                               re.MULTILINE))
     shown = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    listed = set(re.findall(r"^make ([a-z][a-z-]*)", shown, re.MULTILINE))
+    listed = set(re.findall(r"^make ([a-z][a-z0-9-]*)", shown, re.MULTILINE))
     assert named, "the README names no make verb?"
     assert named - listed == set()
     assert {"up", "test", "test-fast", "check", "lint", "typecheck", "kafka", "nats", "bench", "clean", "install",
@@ -43,7 +43,7 @@ def test_every_make_verb_the_readme_names_is_listed_by_make_help() -> None:
 def test_every_phony_target_has_a_rule_and_a_line_in_help() -> None:
     rules = _rules()
     assert _phony() - rules == set()
-    documented = set(re.findall(r"^([a-z][a-z-]*):.*## ", MAKEFILE, re.MULTILINE))
+    documented = set(re.findall(r"^([a-z][a-z0-9-]*):.*## ", MAKEFILE, re.MULTILINE))
     assert _phony() - documented == set()
 
 

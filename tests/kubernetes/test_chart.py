@@ -1,0 +1,198 @@
+"""The Helm chart, with the real helm binary: it lints, renders what each part needs, every rendered
+manifest is valid Kubernetes (offline schemas, then a server-side dry run in the real kube-apiserver), and
+the RBAC it grants is least privilege (SubjectAccessReviews against the installed Roles)."""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from kubernetes import client, dynamic
+
+from control.__main__ import command_line as control_settings
+from core.settings import parse
+from dispatcher.__main__ import command_line as dispatcher_settings
+from ingress.__main__ import command_line as ingress_settings
+from sources.__main__ import command_line as sources_settings
+from tests.kubernetes.support import CHART, apply, helm, install_crds, render
+
+ROLES = ("control", "ingress", "dispatcher", "sources")
+EVERYTHING_ON = ("dispatcher.autoscaling.enabled=true", "serviceMonitor.enabled=true",
+                 "control.persistence.enabled=true", "token.value=s3cret")
+
+
+def _by(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def _env(deployment: dict[str, Any]) -> dict[str, Any]:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def test_helm_lint_passes() -> None:
+    result = helm("lint", "--strict", str(CHART))
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = helm("lint", "--strict", str(CHART), *[a for v in EVERYTHING_ON for a in ("--set", v)],
+                  "--set", "contract.from=configmap")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("values", [(), EVERYTHING_ON, ("contract.from=configmap",)], ids=["defaults", "all-on", "cm"])
+def test_every_rendered_manifest_is_valid_kubernetes(values: tuple[str, ...]) -> None:
+    docs = render(*values, crds=True)
+    for doc in docs:
+        if doc["apiVersion"].startswith("monitoring.coreos.com/"):
+            continue  # the Prometheus Operator's kind: checked against the Services below
+        kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_each_part_runs_its_entry_point_with_probes_and_its_own_account() -> None:
+    docs = render()
+    deployments = _by(docs, "Deployment")
+    accounts = _by(docs, "ServiceAccount")
+    services = _by(docs, "Service")
+    assert set(deployments) == {f"nerve-{role}" for role in ROLES}
+    for role in ROLES:
+        pod = deployments[f"nerve-{role}"]["spec"]["template"]
+        container = pod["spec"]["containers"][0]
+        assert container["args"] == [role]
+        assert container["image"] == "localhost/nerve:0.1.0"
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        assert pod["spec"]["serviceAccountName"] == f"nerve-{role}"
+        assert f"nerve-{role}" in accounts
+        # Only control talks to the Kubernetes API.
+        assert pod["spec"]["automountServiceAccountToken"] is (role == "control")
+        service = services[f"nerve-{role}"]
+        assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    control = _env(deployments["nerve-control"])
+    assert control["NERVE_INGRESS_BASE_URL"] == "http://nerve-ingress.nerve.svc.cluster.local"
+    assert control["KAFKA_BOOTSTRAP_SERVERS"] == "kafka.kafka.svc.cluster.local:9092"
+    assert "nerve-control.nerve.svc.cluster.local" in control["NERVE_ALLOWED_HOSTS"].split(",")
+    for role in ("ingress", "dispatcher", "sources"):
+        env = _env(deployments[f"nerve-{role}"])
+        assert env["NERVE_CONTRACT_FROM"] == "control"
+        assert env["NERVE_CONTROL_URL"] == "http://nerve-control.nerve.svc.cluster.local:8081"
+        assert env["NERVE_CONTROL_TOKEN"] == control["NERVE_TOKEN"] == {
+            "secretKeyRef": {"name": "nerve-token", "key": "token"}}
+    assert services["nerve-ingress"]["spec"]["ports"][0]["port"] == 80
+
+
+def test_the_contract_configmap_is_mounted_into_the_data_plane() -> None:
+    docs = render("contract.from=configmap")
+    assert "contract.json" in _by(docs, "ConfigMap")["nerve-contract"]["data"]
+    for role in ("ingress", "dispatcher", "sources"):
+        deployment = _by(docs, "Deployment")[f"nerve-{role}"]
+        pod = deployment["spec"]["template"]["spec"]
+        assert {"name": "contract", "configMap": {"name": "nerve-contract"}} in pod["volumes"]
+        assert _env(deployment)["NERVE_CONTRACT"] == "/etc/nerve/contract/contract.json"
+        mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+        assert mounts["contract"]["mountPath"] == "/etc/nerve/contract"
+
+
+def test_a_bad_contract_source_is_refused_by_name() -> None:
+    result = helm("template", "nerve", str(CHART), "--set", "contract.from=carrier-pigeon")
+    assert result.returncode != 0
+    assert 'contract.from must be control or configmap, not "carrier-pigeon"' in result.stderr
+
+
+def test_optional_parts_render_when_enabled() -> None:
+    defaults = render()
+    assert not _by(defaults, "HorizontalPodAutoscaler") and not _by(defaults, "ServiceMonitor")
+    assert set(_by(defaults, "PodDisruptionBudget")) == {f"nerve-{role}" for role in ROLES}
+    docs = render(*EVERYTHING_ON)
+    hpa = _by(docs, "HorizontalPodAutoscaler")["nerve-dispatcher"]
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "nerve-dispatcher"}
+    assert "replicas" not in _by(docs, "Deployment")["nerve-dispatcher"]["spec"]  # the HPA owns it
+    monitor = _by(docs, "ServiceMonitor")["nerve"]
+    for service in _by(docs, "Service").values():
+        assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+        assert service["spec"]["ports"][0]["name"] == monitor["spec"]["endpoints"][0]["port"]
+    control = _by(docs, "Deployment")["nerve-control"]["spec"]["template"]["spec"]
+    assert {"name": "state", "persistentVolumeClaim": {"claimName": "nerve-control-state"}} in control["volumes"]
+
+
+def test_the_chart_is_accepted_by_the_api_server(k8s_client: client.ApiClient, kube_apiserver: Path) -> None:
+    """Every rendered manifest (everything on) through a server-side dry run with the official client, then
+    `helm install` for real, as a user runs it; no kubelet runs, so the Pods never start."""
+    install_crds(k8s_client)
+    dyn = dynamic.DynamicClient(k8s_client)
+    namespace = f"nerve-{uuid.uuid4().hex[:6]}"
+    client.CoreV1Api(k8s_client).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    for doc in render(*EVERYTHING_ON, "contract.from=configmap", namespace=namespace, release=namespace):
+        if not doc["apiVersion"].startswith("monitoring.coreos.com/"):
+            apply(dyn, doc, dry_run=True)
+
+    kubeconfig = ("--kubeconfig", str(kube_apiserver), "--namespace", namespace)
+    installed = helm("install", namespace, str(CHART), *kubeconfig)
+    assert installed.returncode == 0, installed.stderr
+    # NOTES.txt: how to POST to a Broker at the ingress Service's address.
+    assert f"http://{namespace}-ingress.{namespace}.svc.cluster.local/event-example/default" in installed.stdout
+    assert "Ce-Type: greeting" in installed.stdout
+    deployments = client.AppsV1Api(k8s_client).list_namespaced_deployment(namespace).items
+    assert sorted(d.metadata.name for d in deployments) == sorted(f"{namespace}-{role}" for role in ROLES)
+
+    core = client.CoreV1Api(k8s_client)
+    token = core.read_namespaced_secret(f"{namespace}-token", namespace).data["token"]
+    upgraded = helm("upgrade", namespace, str(CHART), *kubeconfig, "--set", "ingress.replicas=3")
+    assert upgraded.returncode == 0, upgraded.stderr
+    # The generated control token survives an upgrade: the data plane keeps authenticating.
+    assert core.read_namespaced_secret(f"{namespace}-token", namespace).data["token"] == token
+    ingress = client.AppsV1Api(k8s_client).read_namespaced_deployment(f"{namespace}-ingress", namespace)
+    assert ingress.spec.replicas == 3
+
+
+def _can(k8s_client: client.ApiClient, account: str, namespace: str, verb: str, resource: str,
+         group: str = "", resource_namespace: str = "event-example", name: str = "") -> bool:
+    review = client.V1SubjectAccessReview(spec=client.V1SubjectAccessReviewSpec(
+        user=f"system:serviceaccount:{namespace}:{account}",
+        resource_attributes=client.V1ResourceAttributes(verb=verb, resource=resource, group=group,
+                                                        namespace=resource_namespace, name=name or None)))
+    return bool(client.AuthorizationV1Api(k8s_client).create_subject_access_review(review).status.allowed)
+
+
+def test_rbac_is_least_privilege(k8s_client: client.ApiClient) -> None:
+    dyn = dynamic.DynamicClient(k8s_client)
+    namespace = f"rbac-{uuid.uuid4().hex[:6]}"
+    client.CoreV1Api(k8s_client).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    for doc in render(namespace=namespace, release="nerve"):
+        if doc["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"):
+            apply(dyn, doc)
+    control = "nerve-control"
+    assert _can(k8s_client, control, namespace, "watch", "triggers", "eventing.knative.dev")
+    assert _can(k8s_client, control, namespace, "update", "brokers/status", "eventing.knative.dev")
+    assert _can(k8s_client, control, namespace, "list", "kafkasources", "sources.knative.dev")
+    assert _can(k8s_client, control, namespace, "update", "configmaps", resource_namespace=namespace,
+                name="nerve-contract")
+    assert not _can(k8s_client, control, namespace, "update", "configmaps", resource_namespace=namespace,
+                    name="someone-elses")
+    assert not _can(k8s_client, control, namespace, "get", "secrets")
+    assert not _can(k8s_client, control, namespace, "delete", "triggers", "eventing.knative.dev")
+    for role in ("ingress", "dispatcher", "sources"):
+        assert not _can(k8s_client, f"nerve-{role}", namespace, "get", "triggers", "eventing.knative.dev")
+        assert not _can(k8s_client, f"nerve-{role}", namespace, "get", "configmaps", resource_namespace=namespace)
+
+
+@pytest.mark.parametrize("values", [(), ("contract.from=configmap", "backend.default=nats")], ids=["defaults", "cm"])
+def test_each_part_accepts_the_environment_the_chart_gives_it(values: tuple[str, ...]) -> None:
+    """Every variable a Deployment sets is a setting of its part (none silently ignored), and the part's own
+    parser (exit 2 on a bad value) accepts them all."""
+    parts = {"control": control_settings, "ingress": ingress_settings, "dispatcher": dispatcher_settings,
+             "sources": sources_settings}
+    deployments = _by(render(*values), "Deployment")
+    for role, command_line in parts.items():
+        env = {name: value if isinstance(value, str) else "a-token"
+               for name, value in _env(deployments[f"nerve-{role}"]).items()}
+        known = {s.env for s in command_line()}
+        assert set(env) - known == set(), f"{role}: variables no setting reads"
+        parsed = parse(argparse.ArgumentParser(prog=role), command_line(), [], environ=env)
+        assert parsed["host"] == "0.0.0.0"
+        assert parsed["port"] == deployments[f"nerve-{role}"]["spec"]["template"]["spec"]["containers"][0][
+            "ports"][0]["containerPort"]
+        if role != "control":
+            assert parsed["contract_from"] == ("file" if values else "control")
