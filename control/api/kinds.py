@@ -147,36 +147,37 @@ TRIGGER = Kind(
     schema=trigger.SCHEMA, default=trigger.default_trigger, validate=trigger.validate_trigger,
     validate_update=trigger.validate_trigger_update, columns=trigger.COLUMNS,
 )
-KAFKA_SOURCE = Kind(
-    "sources.knative.dev/v1", "KafkaSource", "kafkasources", older_versions=("sources.knative.dev/v1beta1",),
-    categories=(source.CATEGORY,),
+def _source(kind: str, plural: str, *, older: tuple[str, ...] = ("sources.knative.dev/v1beta1",),
+            **rules: Any) -> Kind:
+    """A sources.knative.dev/v1 kind: in category `sources`, its older versions served as Knative serves them."""
+    return Kind("sources.knative.dev/v1", kind, plural, older_versions=older, categories=(source.CATEGORY,), **rules)
+
+
+KAFKA_SOURCE = _source(
+    "KafkaSource", "kafkasources",
     schema=kafkasource.SCHEMA, default=kafkasource.default_kafka_source,
     validate=kafkasource.validate_kafka_source, notices=kafkasource.notices_kafka_source,
     columns=kafkasource.COLUMNS,
 )
-PING_SOURCE = Kind(
-    "sources.knative.dev/v1", "PingSource", "pingsources",
-    older_versions=("sources.knative.dev/v1beta1", "sources.knative.dev/v1beta2"),
-    convert=pingsource.convert_ping_source, categories=(source.CATEGORY,),
+PING_SOURCE = _source(
+    "PingSource", "pingsources", older=("sources.knative.dev/v1beta1", "sources.knative.dev/v1beta2"),
+    convert=pingsource.convert_ping_source,
     schema=pingsource.SCHEMA, default=pingsource.default_ping_source, validate=pingsource.validate_ping_source,
     columns=pingsource.COLUMNS,
 )
-API_SERVER_SOURCE = Kind(
-    "sources.knative.dev/v1", "ApiServerSource", "apiserversources", older_versions=("sources.knative.dev/v1beta1",),
-    categories=(source.CATEGORY,),
+API_SERVER_SOURCE = _source(
+    "ApiServerSource", "apiserversources",
     schema=apiserversource.SCHEMA, default=apiserversource.default_api_server_source,
     validate=apiserversource.validate_api_server_source, notices=apiserversource.notices_api_server_source,
     columns=apiserversource.COLUMNS,
 )
-SINK_BINDING = Kind(
-    "sources.knative.dev/v1", "SinkBinding", "sinkbindings", older_versions=("sources.knative.dev/v1beta1",),
-    categories=(source.CATEGORY,),
+SINK_BINDING = _source(
+    "SinkBinding", "sinkbindings",
     schema=sinkbinding.SCHEMA, default=sinkbinding.default_sink_binding, validate=sinkbinding.validate_sink_binding,
     columns=sinkbinding.COLUMNS,
 )
-CONTAINER_SOURCE = Kind(
-    "sources.knative.dev/v1", "ContainerSource", "containersources", older_versions=("sources.knative.dev/v1beta1",),
-    categories=(source.CATEGORY,),
+CONTAINER_SOURCE = _source(
+    "ContainerSource", "containersources",
     schema=containersource.SCHEMA, default=containersource.default_container_source,
     validate=containersource.validate_container_source, notices=containersource.notices_container_source,
     columns=containersource.COLUMNS,
