@@ -126,8 +126,8 @@ class SeparateServices:
         self.state = state
         flag = ["--kafka-bootstrap", args.kafka_bootstrap] if args.backend == "kafka" else ["--nats-url", args.nats_url]
         token = self.token = secrets.token_urlsafe(24)
-        auto = ["--eventtype-auto-create", "--control-url", f"http://127.0.0.1:{self.api}", "--control-token",
-                token] if args.eventtype_auto_create else []
+        auto = ["--eventtype-auto-create", "--control-url", f"http://127.0.0.1:{self.api}",
+                f"--control-token={token}"] if args.eventtype_auto_create else []
         contract = str(state / "contract.json")
         py = sys.executable
         commands = {
@@ -147,8 +147,7 @@ class SeparateServices:
                 args.backend,
                 *flag,
                 *unique_names(),
-                "--token",
-                token,
+                f"--token={token}",  # one form for any token, one starting with "-" too
             ],
         }
         follow = ["--contract", contract, *flag, *auto]

@@ -47,6 +47,14 @@ def secure_dir(path: Path) -> None:
             log.warning("cannot restrict %s to its owner (mode %o)", path, stat.S_IMODE(mode))
 
 
+def new_token() -> str:
+    """A random URL-safe token that never starts with "-": one that did would be read as an option by
+    `--token $(cat token)` or `--control-token $(cat token)` (1 in 64 of token_urlsafe's)."""
+    while (token := secrets.token_urlsafe(32)).startswith("-"):
+        pass
+    return token
+
+
 def load_or_create_token(state_dir: Path, given: str = "") -> str:
     """The API token: `given` (NERVE_TOKEN) when set, else `<state_dir>/token`, generated on first start
     with mode 0600, as a client reads a kubeconfig."""
@@ -63,7 +71,7 @@ def load_or_create_token(state_dir: Path, given: str = "") -> str:
         if not token:
             raise NerveError(f"{path} is empty: delete it to have a new token generated") from None
         return token
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     with os.fdopen(fd, "w") as out:
         out.write(token + "\n")
     log.info("control API token written to %s", path)

@@ -32,8 +32,8 @@ def test_separate_ingress_writes_auto_created_eventtypes_through_the_control_api
         tmp_path: Path, nats_url: str) -> None:
     token = secrets.token_urlsafe(24)
     cluster = Cluster(tmp_path, "nats", nats_url)
-    cluster.control.args += ["--token", token]
-    auto = ["--eventtype-auto-create", "--control-url", cluster.api_url, "--control-token", token]
+    cluster.control.args.append(f"--token={token}")  # a token may start with "-"
+    auto = ["--eventtype-auto-create", "--control-url", cluster.api_url, f"--control-token={token}"]
     cluster.ingress.args += auto
     cluster.dispatcher.args += auto
     cluster.start()

@@ -58,7 +58,7 @@ class Topology:
         self.cluster.start()
         token = api_token(self.cluster.workdir / "state")  # control made it on its first start
         for service in (self.ingress2, self.dispatcher2):
-            service.args += ["--control-token", token]
+            service.args.append(f"--control-token={token}")  # a token may start with "-"
             service.start()
 
     def apply(self, *manifests_: dict[str, Any]) -> None:
