@@ -89,6 +89,30 @@ def legacy(collector: C) -> C:
     return collector
 
 
+def forget(**labels: str) -> int:
+    """Remove, from every labelled family (the older ones too, served or not), each series whose labels
+    include all of `labels`: what a deleted Trigger or Broker measured, so /metrics keeps only what exists.
+    Returns how many series went. A family without all those label names is left alone.
+
+    prometheus_client removes a series only by its full label values (`remove(*values)`), which no caller
+    holds for every status and event type it saw; its per-family `_metrics` map (stable across its releases;
+    the version is pinned) is what is filtered here, under the family's own lock."""
+    removed = 0
+    collectors = {*REGISTRY._collector_to_names, *_legacy}
+    for collector in collectors:
+        names: tuple[str, ...] = getattr(collector, "_labelnames", ())
+        series = getattr(collector, "_metrics", None)
+        if not names or series is None or not all(key in names for key in labels):
+            continue
+        where = [(names.index(key), value) for key, value in labels.items()]
+        with collector._lock:  # type: ignore[attr-defined]
+            gone = [values for values in series if all(values[i] == value for i, value in where)]
+            for values in gone:
+                del series[values]
+        removed += len(gone)
+    return removed
+
+
 def configure_metrics(*, legacy_metrics: bool) -> None:
     global LEGACY_METRICS
     if LEGACY_METRICS and not legacy_metrics:

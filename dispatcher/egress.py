@@ -133,6 +133,10 @@ class EgressRunner:
         reader = self._reader
         return reader.lag() if isinstance(reader, Lagging) else None
 
+    def forget_metrics(self) -> None:
+        """Its Trigger or Subscription left the contract: its series leave /metrics (a restart keeps them)."""
+        self._config.target.metrics.forget()
+
     async def stop(self) -> None:
         if self._untrack is not None:
             self._untrack()

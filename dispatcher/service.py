@@ -65,7 +65,10 @@ class Dispatcher:
             # A subscription still waiting for its backend picks up the newest settings when it starts.
             self._desired = desired
             for uid in [u for u in self._runners if u not in desired or self._must_restart(u, *desired[u])]:
-                await self._runners.pop(uid).stop()
+                retired = self._runners.pop(uid)
+                await retired.stop()
+                if uid not in desired:
+                    retired.forget_metrics()
             for uid in [u for u in self._pending if u not in desired]:
                 self._pending.pop(uid).cancel()
             starts = []

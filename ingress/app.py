@@ -61,7 +61,10 @@ class Ingress:
 
     async def apply(self, contract: Contract) -> None:
         # One assignment swaps the whole table: a request sees either the old or the new contract.
-        self._routes = contract.by_path()
+        routes, self._routes = self._routes, contract.by_path()
+        for path in routes.keys() - self._routes.keys():  # gone from the contract: so are its series
+            gone = routes[path].reference
+            metrics.forget(ROUTES.kind_of(routes[path]), gone.namespace, gone.name)
         self._types = {path: cap for path, cap in self._types.items() if path in self._routes}
         self.generation = contract.generation
 

@@ -36,6 +36,19 @@ _kn_children: dict[tuple[str, str, str, str, str, str, int], Any] = {}
 _MAX_CHILDREN = 10_000  # label lookups cost microseconds per event; cache them, but never without bound
 
 
+def forget(kind: str, namespace: str, name: str) -> None:
+    """The Broker or channel is gone: its series (and its Triggers' or Subscriptions') leave /metrics, and
+    the cached children go too, so one made again under the same name is counted afresh."""
+    for key in [k for k in _kn_children if k[:3] == (kind, namespace, name)]:
+        del _kn_children[key]
+    for key4 in [k for k in _children if k[:2] == (namespace, name)]:
+        del _children[key4]
+    prefix = "kn_channel" if kind == "Channel" else "kn_broker"
+    observability.forget(**{f"{prefix}_name": name, f"{prefix}_namespace": namespace})
+    if kind != "Channel":
+        observability.forget(namespace_name=namespace, broker_name=name)
+
+
 def observe(namespace: str, broker: str, event_type: str, status: int, millis: float | None, *,
             kind: str = "Broker", topic: str = "", backend: str = "") -> None:
     """One event the ingress answered `status`; `millis` is how long storing it took, when it was tried.

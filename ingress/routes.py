@@ -87,6 +87,10 @@ class RouteTable:
     def kinds(self) -> str:
         return " or ".join(r.kind for r in self._declared)
 
+    def kind_of(self, resource: Resource) -> str:
+        """The route kind (Broker, Channel) that serves a contract resource: how its metrics name it."""
+        return next((r.kind for r in self._declared if r.serves(resource)), resource.kind)
+
     def match_host(self, host: str | None) -> Target | None:
         """The resource a Host header names in Knative's form (`<name>-kn-channel.<ns>.svc...`), or None."""
         if not host:

@@ -77,6 +77,12 @@ class TargetMetrics:
     def dropped(self, reason: str) -> Any:
         return DROPPED.labels(*self.labels, reason)
 
+    def forget(self) -> None:
+        """Remove this target's series (its Trigger or Subscription is gone); these children are not used again."""
+        namespace, owner, name = self.labels
+        observability.forget(namespace_name=namespace, broker_name=owner, trigger_name=name)
+        observability.forget(messaging_destination_name=self._kn[1])
+
     def processing(self, event_type: str) -> Any:
         event_type = self._types(event_type)
         child = self._processing.get(event_type)

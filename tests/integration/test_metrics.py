@@ -153,3 +153,39 @@ async def test_every_metric_the_grafana_dashboard_queries_is_served(
     queried = set().union(*(metric_names(q) for q in _dashboard_queries()))
     assert "kn_eventing_dispatch_duration_seconds_bucket" in queried
     assert queried - served == set()
+
+
+async def test_a_deleted_trigger_or_broker_leaves_metrics_and_one_made_again_counts_afresh(
+        tmp_path: Path, receivers: tuple[Receiver, Receiver]) -> None:
+    ok, _ = receivers
+    async with running_stack(tmp_path) as stack:
+        await stack.apply(broker("gone", "churn"), trigger("t", ok.url, namespace="churn", broker="gone"),
+                          broker("kept", "churn"), trigger("t2", ok.url, namespace="churn", broker="kept"))
+        for path, i in (("/churn/gone", "g1"), ("/churn/kept", "k1")):
+            assert await stack.send(path, event(i, type_="churn.type")) == 202
+        await ok.wait_for(2)
+        text = await _scrape(stack)
+        trigger_series = {"messaging_destination_name": "trigger:t.churn"}
+        assert _series(text, "kn_eventing_dispatch_duration_seconds_count", **trigger_series)
+        assert _series(text, "mt_broker_filter_event_count_total", trigger_name="t", namespace_name="churn")
+
+        await stack.delete("triggers", "churn", "t")
+        text = await _scrape(stack)
+        assert not _series(text, "kn_eventing_dispatch_duration_seconds_count", **trigger_series)
+        assert not _series(text, "mt_broker_filter_event_count_total", trigger_name="t", namespace_name="churn")
+        assert _series(text, "kn_eventing_dispatch_duration_seconds_count", kn_broker_name="gone")  # its ingress
+
+        await stack.delete("brokers", "churn", "gone")
+        text = await _scrape(stack)
+        for name in ("kn_eventing_dispatch_duration_seconds_count", "kn_eventing_process_duration_seconds_count"):
+            assert not _series(text, name, kn_broker_name="gone", kn_broker_namespace="churn")
+        assert not _series(text, "mt_broker_ingress_event_count_total", broker_name="gone", namespace_name="churn")
+        kept = {"messaging_destination_name": "trigger:t2.churn"}
+        assert _series(text, "kn_eventing_dispatch_duration_seconds_count", **kept)
+
+        await stack.apply(broker("gone", "churn"))
+        assert await stack.send("/churn/gone", event("g2", type_="churn.type")) == 202
+        text = await _scrape(stack)
+        [again] = _series(text, "mt_broker_ingress_event_count_total", broker_name="gone", namespace_name="churn",
+                          response_code="202")
+        assert again.endswith(" 1.0")
