@@ -20,6 +20,11 @@ TTL: Final = "knativebrokerttl"
 DEFAULT_MAX_TTL: Final = 255
 
 
+def rfc3339(at: float) -> str:
+    """A CloudEvents `time` (RFC 3339, UTC, microseconds) for the POSIX time `at`."""
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def now_rfc3339() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 

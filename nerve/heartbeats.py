@@ -23,9 +23,10 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from core.events import Event, to_binary
+from core.hops import now_rfc3339
 
 EVENT_TYPE = "dev.knative.eventing.samples.heartbeat"
 _GO_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -55,7 +56,7 @@ def _go_flags(argv: Sequence[str]) -> list[str]:
 def build(sequence: int, source: str, event_type: str, label: str, extensions: dict[str, str]) -> Event:
     attributes: dict[str, str | int | bool] = {
         "specversion": "1.0", "id": str(uuid.uuid4()), "source": source, "type": event_type,
-        "time": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "time": now_rfc3339(),
         "datacontenttype": "application/json", "the": 42, "heart": "yes", "beats": True,
     }
     attributes.update(extensions)

@@ -10,17 +10,13 @@ lost event ends in a log line and a metric, never silently.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from core.contract import Source
 from core.delivery import Deliverer, Outcome, Target
 from core.events import AttrValue, Event
+from core.hops import now_rfc3339
 
 NAMESPACE_HEADER = "Kn-Namespace"
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class Emitter:

@@ -41,6 +41,7 @@ from croniter import croniter
 
 from core.contract import Source
 from core.events import Event
+from core.hops import rfc3339
 from sources.base import SourceContext, part_name
 from sources.emit import Emitter
 
@@ -63,10 +64,6 @@ def system_zone() -> tzinfo:
 
 def zone_of(name: str) -> tzinfo:
     return zoneinfo.ZoneInfo(name) if name else system_zone()
-
-
-def rfc3339(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)

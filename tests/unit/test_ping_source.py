@@ -17,6 +17,7 @@ from control.reconcilers.snapshot import Snapshot
 from control.resolver import Resolver
 from core.contract import Source
 from core.events import Event
+from core.hops import rfc3339
 from sources import ping
 from sources.base import SourceContext
 from sources.settings import SourcesSettings
@@ -183,20 +184,20 @@ async def test_a_restart_fires_recent_missed_ticks_once_and_skips_older(tmp_path
         clock[0] += 1
         first._fire_due(clock[0])
     await first.stop()
-    assert sent.times == [ping.rfc3339(1_000_001), ping.rfc3339(1_000_002), ping.rfc3339(1_000_003)]
+    assert sent.times == [rfc3339(1_000_001), rfc3339(1_000_002), rfc3339(1_000_003)]
 
     clock[0] += 2  # two ticks fall due while nothing runs: both recent
     again, sent = scheduler(), Sent()
     again.add(job(sent))
     again._fire_due(clock[0])
-    assert sent.times == [ping.rfc3339(1_000_004), ping.rfc3339(1_000_005)]
+    assert sent.times == [rfc3339(1_000_004), rfc3339(1_000_005)]
     await again.stop()
 
     clock[0] += 10  # ten more: only those within the 3 s catch-up window are fired
     last, sent = scheduler(), Sent()
     last.add(job(sent))
     last._fire_due(clock[0])
-    assert sent.times == [ping.rfc3339(1_000_013), ping.rfc3339(1_000_014), ping.rfc3339(1_000_015)]
+    assert sent.times == [rfc3339(1_000_013), rfc3339(1_000_014), rfc3339(1_000_015)]
     await last.stop()
     await asyncio.sleep(0)
 
