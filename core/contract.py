@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 import orjson
 
+from core.features import Features
+
 BackoffPolicy = Literal["exponential", "linear"]
 DeliveryOrder = Literal["unordered", "ordered"]
 EventFormat = Literal["binary", "json"]
@@ -307,6 +309,9 @@ class Contract:
     resources: tuple[Resource, ...] = ()
     sources: tuple[Source, ...] = ()
     workloads: tuple[Workload, ...] = ()
+    features: Features = field(default_factory=Features)
+    """Knative's feature flags in force (core/features.py), as control resolved them from the config-features
+    ConfigMap and its own flags: the data plane acts on the same ones the statuses were built with."""
 
     def by_path(self) -> dict[str, Resource]:
         """Routable resources by ingress path; sources read topics and have no ingress."""
@@ -314,7 +319,8 @@ class Contract:
 
     def to_json(self) -> dict[str, Any]:
         return {"generation": self.generation, "resources": [r.to_json() for r in self.resources],
-                "sources": [s.to_json() for s in self.sources], "workloads": [w.to_json() for w in self.workloads]}
+                "sources": [s.to_json() for s in self.sources], "workloads": [w.to_json() for w in self.workloads],
+                "features": self.features.to_json()}
 
     def dumps(self) -> bytes:
         return orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2)
@@ -327,12 +333,13 @@ class Contract:
             resources=tuple(Resource.from_json(r) for r in obj.get("resources") or []),
             sources=tuple(Source.from_json(s) for s in obj.get("sources") or []),
             workloads=tuple(Workload.from_json(w) for w in obj.get("workloads") or []),
+            features=Features.from_json(obj.get("features")),
         )
 
     def same_content(self, other: Contract) -> bool:
         """Equal but for the generation: control bumps the generation only on a real change."""
         return (self.resources == other.resources and self.sources == other.sources
-                and self.workloads == other.workloads)
+                and self.workloads == other.workloads and self.features == other.features)
 
 
 def write_atomically(path: Path, contract: Contract) -> None:
