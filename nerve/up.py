@@ -187,7 +187,7 @@ class Embedded:
         if ingress.tls_cert:
             ca = Path(self.settings.ingress_ca_certs) if self.settings.ingress_ca_certs else Path()
             return ServingFiles(Path(ingress.tls_cert), Path(ingress.tls_key), ca)
-        files = ensure_embedded_ca(self.settings.state_dir / "tls", [self.settings.host])
+        files = ensure_embedded_ca(self.settings.state_dir.resolve() / "tls", [self.settings.host])
         self.ca_path = files.ca
         return files
 
@@ -201,7 +201,7 @@ class Embedded:
             return self.settings.ingress_ca_certs
         if self.settings.ingress.tls_cert:
             return ""  # a certificate of the user's whose CA was not given: clients use their trust store
-        return str(self.settings.state_dir / "tls" / "ca.crt")
+        return str(self.settings.state_dir.resolve() / "tls" / "ca.crt")
 
     async def _follow_tls(self, features: Features, reconciler: Reconciler) -> None:
         """Follow the contract's transport-encryption: the guard picks the listener that takes events, and a
