@@ -74,7 +74,8 @@ class Embedded:
         """The https listener, when transport encryption is on ("" otherwise)."""
         self.ca_path: Path | None = None
         """The CA file clients verify the https listener with (published as CACerts), when Nerve made it."""
-        self._guard = SchemeGuard()
+        # Until control publishes the first contract, the listeners take what the flag says.
+        self._guard = SchemeGuard(Features.from_json({"transport-encryption": settings.transport_encryption}))
         self._ingress_runner: web.AppRunner | None = None
         self._tls_again: asyncio.Task[Contract] | None = None
         self.api_url = ""

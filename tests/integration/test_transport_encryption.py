@@ -153,3 +153,31 @@ async def test_a_sequence_runs_over_its_https_channels_under_strict(tmp_path: Pa
     finally:
         for r in (*steps, sink):
             await r.stop()
+
+
+async def test_switched_back_to_disabled_https_answers_404(tmp_path: Path, receiver: Receiver) -> None:
+    https_port = _free_port()
+    features: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap",
+                                "metadata": {"namespace": "knative-eventing", "name": "config-features"},
+                                "data": {"transport-encryption": "permissive"}}
+    async with running_stack(tmp_path, ingress=IngressSettings(port=0, https_port=https_port)) as stack:
+        await stack.apply(BROKER, trigger("t1", receiver.url), features)
+        ca = tmp_path / "tls" / "ca.crt"
+
+        async def addresses() -> int:
+            return len((await stack.get("broker", "ns1", "default"))["status"].get("addresses") or [])
+
+        await eventually(lambda: addresses())
+        https = f"https://127.0.0.1:{https_port}/ns1/default"
+        assert await _post(https, ca, "on") == 202
+        features["data"]["transport-encryption"] = "disabled"
+        await stack.apply(features)
+        await eventually(lambda: _no(addresses()))
+        # As Knative's ServerManager: the https listener stays, and answers 404 while disabled.
+        assert await _post(https, ca, "off") == 404
+        assert await _post(f"{stack.ingress}/ns1/default", None, "plain") == 202
+        assert [e.id for e in await receiver.wait_for(2)] == ["on", "plain"]
+
+
+async def _no(count: Any) -> bool:
+    return await count == 0
