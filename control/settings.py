@@ -77,6 +77,10 @@ class ControlSettings:
                                    "Comma-separated browser origins (https://host:port) allowed to call the control "
                                    "API; none by default.")
 
+    oidc_issuer: str = setting("", "--oidc-issuer", "NERVE_OIDC_ISSUER",
+                               "The iss claim of the tokens control signs (authentication-oidc) and where verifiers "
+                               "find /.well-known/openid-configuration; empty: the control API's own URL.")
+
     local_workloads: bool = False
     """Whether a runner in this process runs Pods as local processes (`nerve up` only; docs/sources.md)."""
 

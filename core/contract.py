@@ -90,6 +90,115 @@ class EgressConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EgressAuth:
+    """contract.proto's `oidcServiceAccountName`, `destinationAudience`, `replyUrlAudience` and
+    `deadLetterAudience` (the last is in `egressConfig` there; Nerve writes all four on the egress).
+    `subject` is Nerve's: the full token subject, `system:serviceaccount:<ns>:<account>`. An empty
+    audience: no token is sent there."""
+
+    subject: str
+    service_account: str = ""
+    destination_audience: str = ""
+    reply_audience: str = ""
+    dead_letter_audience: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {"oidcServiceAccountName": self.service_account, "oidcSubject": self.subject}
+        for key, value in (("destinationAudience", self.destination_audience),
+                           ("replyUrlAudience", self.reply_audience),
+                           ("deadLetterAudience", self.dead_letter_audience)):
+            if value:
+                obj[key] = value
+        return obj
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> EgressAuth | None:
+        if not obj.get("oidcSubject"):
+            return None
+        return cls(str(obj["oidcSubject"]), str(obj.get("oidcServiceAccountName", "")),
+                   str(obj.get("destinationAudience", "")), str(obj.get("replyUrlAudience", "")),
+                   str(obj.get("deadLetterAudience", "")))
+
+    def audience_for(self, url: str, egress: Egress) -> str:
+        """The audience of `url` when it is this egress's destination, reply URL or dead-letter sink."""
+        if url == egress.destination:
+            return self.destination_audience
+        if url == egress.reply_url:
+            return self.reply_audience
+        if url == egress.egress_config.dead_letter:
+            return self.dead_letter_audience
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenMatcher:
+    """contract.proto's TokenMatcher on the `sub` claim: exact, or a prefix (an EventPolicy's `*` suffix)."""
+
+    sub: str
+    prefix: bool = False
+
+    def matches(self, sub: str) -> bool:
+        return sub.startswith(self.sub) if self.prefix else sub == self.sub
+
+    def to_json(self) -> dict[str, Any]:
+        return {"prefix" if self.prefix else "exact": {"attributes": {"sub": self.sub}}}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> TokenMatcher:
+        if "prefix" in obj:
+            return cls(str(obj["prefix"]["attributes"]["sub"]), prefix=True)
+        return cls(str(obj["exact"]["attributes"]["sub"]))
+
+
+@dataclass(frozen=True, slots=True)
+class IngressPolicy:
+    """contract.proto's EventPolicy: an event is let in when its token's subject matches one of the
+    matchers and the event passes every filter (the Subscriptions API dialects, as an EventPolicy wrote them)."""
+
+    matchers: tuple[TokenMatcher, ...]
+    filters: tuple[dict[str, Any], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {"tokenMatchers": [m.to_json() for m in self.matchers]}
+        if self.filters:
+            obj["filters"] = [dict(f) for f in self.filters]
+        return obj
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> IngressPolicy:
+        return cls(tuple(TokenMatcher.from_json(m) for m in obj.get("tokenMatchers") or []),
+                   tuple(dict(f) for f in obj.get("filters") or []))
+
+
+@dataclass(frozen=True, slots=True)
+class IngressAuth:
+    """An addressable's OIDC ingress (contract.proto `Ingress.audience`, `Ingress.eventPolicies`): a request
+    needs a token for `audience`, and its subject must be let in by one of `policies` (none: nobody is;
+    control compiles the default-authorization-mode into these when no EventPolicy applies)."""
+
+    audience: str
+    policies: tuple[IngressPolicy, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OidcConfig:
+    """Nerve's own: the issuer the ingress trusts and its public keys (a JWKS), so no ingress needs to reach
+    control, or hold the private key, to verify a token."""
+
+    issuer: str
+    jwks: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"issuer": self.issuer, "jwks": self.jwks}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any] | None) -> OidcConfig | None:
+        if not obj:
+            return None
+        return cls(str(obj.get("issuer", "")), dict(obj.get("jwks") or {}))
+
+
+@dataclass(frozen=True, slots=True)
 class Egress:
     """One Trigger or Subscription: a consumer group on its resource's topic and where events go."""
 
@@ -108,6 +217,8 @@ class Egress:
     created: str | None = None
     """When the Trigger or Subscription was made (RFC 3339, its creationTimestamp): a new consumer group
     starts with the events stored from then on, so none accepted before the dispatcher read is skipped."""
+    auth: EgressAuth | None = None
+    """OIDC (authentication-oidc enabled): who this egress sends as and the audiences of where it sends."""
 
     def to_json(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -133,6 +244,8 @@ class Egress:
             obj["format"] = self.format
         if self.created is not None:
             obj["createdAt"] = self.created
+        if self.auth is not None:
+            obj.update(self.auth.to_json())
         return obj
 
     @classmethod
@@ -151,6 +264,7 @@ class Egress:
             delivery_order="ordered" if obj.get("deliveryOrder") == "ORDERED" else "unordered",
             format=obj.get("format"),
             created=obj.get("createdAt"),
+            auth=EgressAuth.from_json(obj),
         )
 
 
@@ -169,6 +283,8 @@ class Resource:
     egresses: tuple[Egress, ...] = ()
     bootstrap_servers: str = ""
     backend_config: dict[str, str] = field(default_factory=dict)
+    auth: IngressAuth | None = None
+    """OIDC on (authentication-oidc enabled): the audience a sender's token must name and who may send."""
 
     @property
     def kind(self) -> str:
@@ -180,11 +296,15 @@ class Resource:
         return self.bootstrap_servers or self.backend_config.get("url", "")
 
     def to_json(self) -> dict[str, Any]:
+        ingress: dict[str, Any] = {"path": self.ingress_path}
+        if self.auth is not None:
+            ingress["audience"] = self.auth.audience
+            ingress["eventPolicies"] = [p.to_json() for p in self.auth.policies]
         return {
             "uid": self.uid,
             "topics": [self.topic],
             "bootstrapServers": self.bootstrap_servers,
-            "ingress": {"path": self.ingress_path},
+            "ingress": ingress,
             "egresses": [e.to_json() for e in self.egresses],
             "reference": self.reference.to_json(),
             "backend": self.backend,
@@ -202,7 +322,15 @@ class Resource:
             egresses=tuple(Egress.from_json(e) for e in obj.get("egresses") or []),
             bootstrap_servers=obj.get("bootstrapServers", ""),
             backend_config=dict(obj.get("backendConfig") or {}),
+            auth=_ingress_auth(obj["ingress"]),
         )
+
+
+def _ingress_auth(ingress: dict[str, Any]) -> IngressAuth | None:
+    if not ingress.get("audience"):
+        return None
+    return IngressAuth(str(ingress["audience"]),
+                       tuple(IngressPolicy.from_json(p) for p in ingress.get("eventPolicies") or []))
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,14 +435,19 @@ class Contract:
     resources: tuple[Resource, ...] = ()
     sources: tuple[Source, ...] = ()
     workloads: tuple[Workload, ...] = ()
+    oidc: OidcConfig | None = None
+    """Set when authentication-oidc is enabled: the issuer and keys the ingress verifies tokens with."""
 
     def by_path(self) -> dict[str, Resource]:
         """Routable resources by ingress path; sources read topics and have no ingress."""
         return {r.ingress_path: r for r in self.resources if r.ingress_path}
 
     def to_json(self) -> dict[str, Any]:
-        return {"generation": self.generation, "resources": [r.to_json() for r in self.resources],
-                "sources": [s.to_json() for s in self.sources], "workloads": [w.to_json() for w in self.workloads]}
+        obj = {"generation": self.generation, "resources": [r.to_json() for r in self.resources],
+               "sources": [s.to_json() for s in self.sources], "workloads": [w.to_json() for w in self.workloads]}
+        if self.oidc is not None:
+            obj["oidc"] = self.oidc.to_json()
+        return obj
 
     def dumps(self) -> bytes:
         return orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2)
@@ -327,12 +460,13 @@ class Contract:
             resources=tuple(Resource.from_json(r) for r in obj.get("resources") or []),
             sources=tuple(Source.from_json(s) for s in obj.get("sources") or []),
             workloads=tuple(Workload.from_json(w) for w in obj.get("workloads") or []),
+            oidc=OidcConfig.from_json(obj.get("oidc")),
         )
 
     def same_content(self, other: Contract) -> bool:
         """Equal but for the generation: control bumps the generation only on a real change."""
         return (self.resources == other.resources and self.sources == other.sources
-                and self.workloads == other.workloads)
+                and self.workloads == other.workloads and self.oidc == other.oidc)
 
 
 def write_atomically(path: Path, contract: Contract) -> None:

@@ -34,6 +34,7 @@ from core.delivery.sender import Attempt, Sender
 from core.errors import BackendError, TTLExhausted
 from core.events import Event
 from core.hops import ARRIVAL_TIME
+from core.oidc import TokenSource
 from core.tracing import SpanInfo
 
 log = logging.getLogger("nerve.delivery")
@@ -72,10 +73,23 @@ class Target:
 class Deliverer:
     """Delivery over one pooled Sender; `sleep` is injectable so tests need no real waits."""
 
-    def __init__(self, sender: Sender, *, sleep: Sleep = asyncio.sleep, on_reply: ReplySeen | None = None) -> None:
+    def __init__(self, sender: Sender, *, sleep: Sleep = asyncio.sleep, on_reply: ReplySeen | None = None,
+                 tokens: TokenSource | None = None) -> None:
         self._sender = sender
         self._sleep = sleep
         self._on_reply = on_reply
+        self._tokens = tokens
+        """OIDC (authentication-oidc): a token for the egress's identity goes to each URL that has an audience."""
+
+    async def _authorized(self, headers: dict[str, str], url: str, egress: Egress) -> dict[str, str]:
+        """`headers` plus `Authorization: Bearer <JWT>` when `url` is one of the egress's places with an audience."""
+        auth = egress.auth
+        if auth is None or self._tokens is None:
+            return headers
+        audience = auth.audience_for(url, egress)
+        if not audience:
+            return headers
+        return {**headers, "Authorization": f"Bearer {await self._tokens.token(auth.subject, audience)}"}
 
     async def deliver(self, event: Event, target: Target, *, reply_to: ReplyPublisher | None = None) -> Outcome:
         """Deliver `event` (already prepared for the subscriber); see the module docstring for outcomes."""
@@ -126,7 +140,8 @@ class Deliverer:
     ) -> tuple[str, Attempt] | None:
         """Deliver, and route the reply; returns the failing destination and last attempt, or None."""
         egress, policy = target.egress, target.policy
-        headers = {"Prefer": "reply", "Kn-Namespace": egress.reference.namespace}
+        headers = await self._authorized({"Prefer": "reply", "Kn-Namespace": egress.reference.namespace},
+                                         egress.destination, egress)
         structured = egress.format == "json"
         destination = egress.destination
         attempt = Attempt(None)
@@ -186,13 +201,14 @@ class Deliverer:
     async def _post_with_retries(self, url: str, event: Event, target: Target) -> Attempt:
         """POST to a reply URL or dead-letter sink with the target's retry policy; the last attempt."""
         policy, egress = target.policy, target.egress
+        headers = await self._authorized({"Kn-Namespace": egress.reference.namespace}, url, egress)
         sent = Attempt(None)
         for number in range(policy.attempts):
             sent = await self._sender.send(
                 url,
                 event,
                 structured=egress.format == "json",
-                headers={"Kn-Namespace": egress.reference.namespace},
+                headers=headers,
                 timeout_s=policy.timeout_s,
             )
             if is_success(sent.status) or number + 1 >= policy.attempts or not should_retry(sent.status):
