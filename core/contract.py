@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 import orjson
 
+from core.features import Features
+
 BackoffPolicy = Literal["exponential", "linear"]
 DeliveryOrder = Literal["unordered", "ordered"]
 EventFormat = Literal["binary", "json"]
@@ -435,6 +437,9 @@ class Contract:
     resources: tuple[Resource, ...] = ()
     sources: tuple[Source, ...] = ()
     workloads: tuple[Workload, ...] = ()
+    features: Features = field(default_factory=Features)
+    """Knative's feature flags in force (core/features.py), as control resolved them from the config-features
+    ConfigMap and its own flags: the data plane acts on the same ones the statuses were built with."""
     oidc: OidcConfig | None = None
     """Set when authentication-oidc is enabled: the issuer and keys the ingress verifies tokens with."""
 
@@ -444,7 +449,8 @@ class Contract:
 
     def to_json(self) -> dict[str, Any]:
         obj = {"generation": self.generation, "resources": [r.to_json() for r in self.resources],
-               "sources": [s.to_json() for s in self.sources], "workloads": [w.to_json() for w in self.workloads]}
+               "sources": [s.to_json() for s in self.sources], "workloads": [w.to_json() for w in self.workloads],
+               "features": self.features.to_json()}
         if self.oidc is not None:
             obj["oidc"] = self.oidc.to_json()
         return obj
@@ -460,13 +466,15 @@ class Contract:
             resources=tuple(Resource.from_json(r) for r in obj.get("resources") or []),
             sources=tuple(Source.from_json(s) for s in obj.get("sources") or []),
             workloads=tuple(Workload.from_json(w) for w in obj.get("workloads") or []),
+            features=Features.from_json(obj.get("features")),
             oidc=OidcConfig.from_json(obj.get("oidc")),
         )
 
     def same_content(self, other: Contract) -> bool:
         """Equal but for the generation: control bumps the generation only on a real change."""
         return (self.resources == other.resources and self.sources == other.sources
-                and self.workloads == other.workloads and self.oidc == other.oidc)
+                and self.workloads == other.workloads and self.features == other.features
+                and self.oidc == other.oidc)
 
 
 def write_atomically(path: Path, contract: Contract) -> None:

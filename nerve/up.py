@@ -105,6 +105,9 @@ class Embedded:
             token=settings.token,
             allowed_hosts=settings.allowed_hosts,
             allowed_origins=settings.allowed_origins,
+            transport_encryption=settings.transport_encryption,
+            authentication_oidc=settings.authentication_oidc,
+            default_authorization_mode=settings.default_authorization_mode,
             local_workloads=True,
         )
         secure_dir(control_settings.state_dir)

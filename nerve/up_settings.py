@@ -53,6 +53,9 @@ class UpSettings:
     token: str = same_as(ControlSettings, "token")
     allowed_hosts: str = same_as(ControlSettings, "allowed_hosts")
     allowed_origins: str = same_as(ControlSettings, "allowed_origins")
+    transport_encryption: str = same_as(ControlSettings, "transport_encryption")
+    authentication_oidc: str = same_as(ControlSettings, "authentication_oidc")
+    default_authorization_mode: str = same_as(ControlSettings, "default_authorization_mode")
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
 

@@ -59,6 +59,7 @@ from control.settings import ControlSettings
 from control.store.base import ResourceStore
 from core.contract import Contract, Egress, OidcConfig, Resource, Source, Workload
 from core.errors import BackendError
+from core.features import FEATURES_CONFIGMAP, FEATURES_NAMESPACE, Features, resolve
 from core.oidc import Issuer
 
 log = logging.getLogger("nerve.control")
@@ -82,6 +83,13 @@ def _dependencies(snapshot: Snapshot) -> dict[tuple[str, str, str], tuple[Any, .
         return {}
     return {(kind.kind, o["metadata"]["namespace"], o["metadata"]["name"]): dependency_view(o)
             for kind in kinds.in_category(source_api.CATEGORY) for o in snapshot.all(kind.kind)}
+
+
+def features_of(snapshot: Snapshot, settings: ControlSettings) -> Features:
+    """The flags in force: the live ConfigMap knative-eventing/config-features, then the command line's."""
+    configmap = snapshot.get("ConfigMap", FEATURES_NAMESPACE, FEATURES_CONFIGMAP)
+    data = configmap.get("data") if configmap is not None else None
+    return resolve(data if isinstance(data, dict) else None, settings.feature_overrides)
 
 
 class Reconciler:
@@ -124,6 +132,9 @@ class Reconciler:
         self.eventtypes = EventTypeReconciler()
         self.event_policies = EventPolicyReconciler(issuer)
         self.contract = contract or Contract()
+        self.features = Features()
+        """Knative's feature flags in force this pass (config-features, then the command line's): builders
+        read them from here, and the contract carries them to the data plane."""
         self._wake: asyncio.TimerHandle | None = None
         self._woken: asyncio.Task[Contract] | None = None
 
@@ -171,7 +182,8 @@ class Reconciler:
     async def _round(self) -> bool:
         writes = Writes(self._store)
         snapshot = await Snapshot.load(self._store, [kind.kind for kind in kinds.KINDS])
-        authz = authz_of(snapshot)
+        self.features = features_of(snapshot, self._settings)
+        authz = authz_of(self.features)
         self.event_policies.hook(writes, snapshot, authz)
         await self.event_policies.reconcile_all(snapshot, writes, authz)
         for orphan in [] if self._on_cluster else garbage.orphans(snapshot.objects()):
@@ -223,7 +235,8 @@ class Reconciler:
 
     async def _publish(self, resources: list[Resource], sources: list[Source], workloads: list[Workload],
                        oidc: OidcConfig | None = None) -> None:
-        contract = Contract(self.contract.generation, tuple(resources), tuple(sources), tuple(workloads), oidc)
+        contract = Contract(self.contract.generation, tuple(resources), tuple(sources), tuple(workloads),
+                            features=self.features, oidc=oidc)
         if not contract.same_content(self.contract) or self.contract.generation == 0:
             contract = dataclasses.replace(contract, generation=self.contract.generation + 1)
             await self._sink(contract)

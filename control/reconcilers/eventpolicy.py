@@ -13,12 +13,12 @@ Each pass, with the feature flags of that pass:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from control.reconcilers.resources import eventpolicy as build
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.writes import Writes
 from core.contract import Egress, OidcConfig, Resource, Source
+from core.features import Features
 from core.oidc import Issuer
 
 
@@ -65,10 +65,6 @@ class EventPolicyReconciler:
                 [dataclasses.replace(s, egress=egress(s.egress)) for s in sources])
 
 
-def authz_of(snapshot: Snapshot) -> build.Authz:
-    """authentication-oidc and default-authorization-mode from ConfigMap knative-eventing/config-features."""
-    cm: dict[str, Any] = snapshot.get("ConfigMap", "knative-eventing", "config-features") or {}
-    data = cm.get("data") or {}
-    mode = str(data.get("default-authorization-mode") or build.ALLOW_SAME_NAMESPACE)
-    return build.Authz(enabled=str(data.get("authentication-oidc", "")).lower() == "enabled",
-                       default_mode=mode if mode in build.AUTHORIZATION_MODES else build.ALLOW_SAME_NAMESPACE)
+def authz_of(features: Features) -> build.Authz:
+    """What OIDC's part of the pass reads of the flags in force (core/features.py)."""
+    return build.Authz(enabled=features.oidc, default_mode=features.default_authorization_mode)
