@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import aiohttp
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -251,8 +252,12 @@ JWKS_PATH = "/openid/v1/jwks"
 # ------------------------------------------------------------------------------------- tokens for senders
 
 
+class TokenUnavailable(Exception):
+    """No token could be had (control unreachable, or it refused): the delivery attempt fails and is retried."""
+
+
 class TokenSource(Protocol):
-    """Where a sender gets a token for (subject, audience)."""
+    """Where a sender gets a token for (subject, audience); TokenUnavailable when it cannot."""
 
     async def token(self, sub: str, aud: str) -> str: ...
 
@@ -280,3 +285,23 @@ class CachedTokens:
 def local_tokens(issuer: Issuer) -> CachedTokens:
     """Tokens signed in this process (`nerve up`, where control's key is at hand)."""
     return CachedTokens(lambda sub, aud: issuer.mint(sub, aud))
+
+
+def control_tokens(control_url: str, control_token: str, *, timeout_s: float = 10.0) -> CachedTokens:
+    """Tokens asked of control's API (`POST /api/v1/tokens` with the control token): a dispatcher or sources
+    service of its own (compose) never holds the signing key, as a pod asks the API server's TokenRequest."""
+    url = f"{control_url.rstrip('/')}/api/v1/tokens"
+
+    async def mint(sub: str, aud: str) -> tuple[str, float]:
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session, \
+                    session.post(url, json={"audience": aud, "subject": sub},
+                                 headers={"Authorization": f"Bearer {control_token}"}) as response:
+                body = await response.json(content_type=None)
+                if response.status != 200:
+                    raise TokenUnavailable(f"control answered {response.status}: {body.get('reason', body)}")
+                return str(body["token"]), float(body["expiresAt"])
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
+            raise TokenUnavailable(f"cannot get a token from {url}: {exc}") from None
+
+    return CachedTokens(mint)

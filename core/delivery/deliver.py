@@ -34,7 +34,7 @@ from core.delivery.sender import Attempt, Sender
 from core.errors import BackendError, TTLExhausted
 from core.events import Event
 from core.hops import ARRIVAL_TIME
-from core.oidc import TokenSource
+from core.oidc import TokenSource, TokenUnavailable
 from core.tracing import SpanInfo
 
 log = logging.getLogger("nerve.delivery")
@@ -81,15 +81,19 @@ class Deliverer:
         self._tokens = tokens
         """OIDC (authentication-oidc): a token for the egress's identity goes to each URL that has an audience."""
 
-    async def _authorized(self, headers: dict[str, str], url: str, egress: Egress) -> dict[str, str]:
-        """`headers` plus `Authorization: Bearer <JWT>` when `url` is one of the egress's places with an audience."""
+    async def _send(self, url: str, event: Event, egress: Egress, headers: dict[str, str], timeout_s: float) -> Attempt:
+        """One attempt; with OIDC, `Authorization: Bearer <JWT>` for the egress's identity when `url` is one of
+        its places with an audience. No token to be had is a failed attempt (retried like a refused connection)."""
         auth = egress.auth
-        if auth is None or self._tokens is None:
-            return headers
-        audience = auth.audience_for(url, egress)
-        if not audience:
-            return headers
-        return {**headers, "Authorization": f"Bearer {await self._tokens.token(auth.subject, audience)}"}
+        audience = auth.audience_for(url, egress) if auth is not None and self._tokens is not None else ""
+        if audience and auth is not None and self._tokens is not None:
+            try:
+                token = await self._tokens.token(auth.subject, audience)
+            except TokenUnavailable as exc:
+                return Attempt(None, f"dispatch error: no OIDC token for {audience!r}: {exc}".encode())
+            headers = {**headers, "Authorization": f"Bearer {token}"}
+        return await self._sender.send(url, event, structured=egress.format == "json", headers=headers,
+                                       timeout_s=timeout_s)
 
     async def deliver(self, event: Event, target: Target, *, reply_to: ReplyPublisher | None = None) -> Outcome:
         """Deliver `event` (already prepared for the subscriber); see the module docstring for outcomes."""
@@ -140,18 +144,14 @@ class Deliverer:
     ) -> tuple[str, Attempt] | None:
         """Deliver, and route the reply; returns the failing destination and last attempt, or None."""
         egress, policy = target.egress, target.policy
-        headers = await self._authorized({"Prefer": "reply", "Kn-Namespace": egress.reference.namespace},
-                                         egress.destination, egress)
-        structured = egress.format == "json"
+        headers = {"Prefer": "reply", "Kn-Namespace": egress.reference.namespace}
         destination = egress.destination
         attempt = Attempt(None)
         for number in range(policy.attempts):
             if number:
                 target.metrics.retries.inc()
             started = time.perf_counter()
-            attempt = await self._sender.send(
-                destination, event, structured=structured, headers=headers, timeout_s=policy.timeout_s
-            )
+            attempt = await self._send(destination, event, egress, headers, policy.timeout_s)
             self._observe_dispatch(event, attempt, started, target)
             if is_success(attempt.status):
                 reply_failure = await self._route_reply(attempt, target, reply_to)
@@ -201,16 +201,10 @@ class Deliverer:
     async def _post_with_retries(self, url: str, event: Event, target: Target) -> Attempt:
         """POST to a reply URL or dead-letter sink with the target's retry policy; the last attempt."""
         policy, egress = target.policy, target.egress
-        headers = await self._authorized({"Kn-Namespace": egress.reference.namespace}, url, egress)
+        headers = {"Kn-Namespace": egress.reference.namespace}
         sent = Attempt(None)
         for number in range(policy.attempts):
-            sent = await self._sender.send(
-                url,
-                event,
-                structured=egress.format == "json",
-                headers=headers,
-                timeout_s=policy.timeout_s,
-            )
+            sent = await self._send(url, event, egress, headers, policy.timeout_s)
             if is_success(sent.status) or number + 1 >= policy.attempts or not should_retry(sent.status):
                 break
             await self._sleep(policy.wait_s(number + 1, sent.status, sent.headers.get("Retry-After")))

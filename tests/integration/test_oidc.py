@@ -292,3 +292,21 @@ async def test_discovery_and_keys_are_open_and_tokens_need_the_control_token(sta
     payload = (await mint(stack, BROKER_AUDIENCE)).split(".")[1]
     claims = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
     assert b'"iss":"' + stack.api.encode() in claims
+
+
+async def test_nerve_token_cli(stack: Stack) -> None:
+    from tests.integration.test_cli import nerve
+
+    await stack.apply(broker())
+    code, out, err = await nerve(stack, "token")
+    assert code == 2 and out == ""
+    assert "error: --audience is required" in err
+    code, _, err = await nerve(stack, "token", "--audience", BROKER_AUDIENCE, "--expires", "48h")
+    assert code == 2 and "expiresSeconds must be a whole number of seconds from 1 to 86400" in err
+    code, out, err = await nerve(stack, "token", "--audience", BROKER_AUDIENCE, "--subject", ALLOWED,
+                                 "--expires", "5m")
+    assert code == 0, err
+    claims = oidc.Verifier(stack.api, stack.nerve.issuer.key.jwks() if stack.nerve.issuer else {}).verify(
+        out.strip(), BROKER_AUDIENCE)
+    assert claims.subject == ALLOWED and 290 <= claims.expires - oidc.time.time() <= 300
+    assert (await post(stack, "/ns1/default", out.strip()))[0] == 202
