@@ -33,6 +33,14 @@ class ControlSettings:
                               "Where the SQLite store and the contract file live.")
     ingress_base_url: str = setting(f"http://127.0.0.1:{INGRESS_PORT}", "--ingress-base-url", "NERVE_INGRESS_BASE_URL",
                                     "Brokers' status.address.url is this plus /<namespace>/<name>.")
+    ingress_https_base_url: str = setting(
+        "https://127.0.0.1:8443", "--ingress-https-base-url", "NERVE_INGRESS_HTTPS_BASE_URL",
+        "Under transport-encryption permissive or strict, Brokers' and Channels' https address is this plus their "
+        "path.")
+    ingress_ca_certs: str = setting(
+        "", "--ingress-ca-certs", "NERVE_INGRESS_CA_CERTS",
+        "File with the PEM CA certificate(s) of the ingress's https certificate, published as CACerts of https "
+        "addresses; empty: none (clients verify with their trust store). nerve up publishes the CA it generates.")
     default_backend: str = setting("memory", "--backend", "NERVE_BACKEND", "Backend of Brokers that name no class.",
                                    choices=BACKENDS)
     service_url_template: str = setting(

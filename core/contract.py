@@ -63,6 +63,8 @@ class EgressConfig:
     timeout_ms: int | None = None
     dead_letter: str | None = None
     retry_after_max_ms: int | None = None
+    dead_letter_ca_certs: str | None = None
+    """PEM the dead-letter sink's https certificate is verified against (Knative's `deadLetterCACerts`)."""
 
     def to_json(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -76,6 +78,8 @@ class EgressConfig:
             obj["deadLetter"] = self.dead_letter
         if self.retry_after_max_ms is not None:
             obj["retryAfterMax"] = self.retry_after_max_ms
+        if self.dead_letter_ca_certs:
+            obj["deadLetterCACerts"] = self.dead_letter_ca_certs
         return obj
 
     @classmethod
@@ -88,6 +92,7 @@ class EgressConfig:
             timeout_ms=int(obj["timeout"]) if obj.get("timeout") is not None else None,
             dead_letter=obj.get("deadLetter") or None,
             retry_after_max_ms=int(obj["retryAfterMax"]) if obj.get("retryAfterMax") is not None else None,
+            dead_letter_ca_certs=obj.get("deadLetterCACerts") or None,
         )
 
 
@@ -219,6 +224,10 @@ class Egress:
     created: str | None = None
     """When the Trigger or Subscription was made (RFC 3339, its creationTimestamp): a new consumer group
     starts with the events stored from then on, so none accepted before the dispatcher read is skipped."""
+    destination_ca_certs: str | None = None
+    """PEM the destination's https certificate is verified against (Knative's `destinationCACerts`)."""
+    reply_url_ca_certs: str | None = None
+    """PEM the reply URL's https certificate is verified against (Knative's `replyUrlCACerts`)."""
     auth: EgressAuth | None = None
     """OIDC (authentication-oidc enabled): who this egress sends as and the audiences of where it sends."""
 
@@ -246,6 +255,10 @@ class Egress:
             obj["format"] = self.format
         if self.created is not None:
             obj["createdAt"] = self.created
+        if self.destination_ca_certs:
+            obj["destinationCACerts"] = self.destination_ca_certs
+        if self.reply_url_ca_certs:
+            obj["replyUrlCACerts"] = self.reply_url_ca_certs
         if self.auth is not None:
             obj.update(self.auth.to_json())
         return obj
@@ -266,6 +279,8 @@ class Egress:
             delivery_order="ordered" if obj.get("deliveryOrder") == "ORDERED" else "unordered",
             format=obj.get("format"),
             created=obj.get("createdAt"),
+            destination_ca_certs=obj.get("destinationCACerts") or None,
+            reply_url_ca_certs=obj.get("replyUrlCACerts") or None,
             auth=EgressAuth.from_json(obj),
         )
 

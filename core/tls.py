@@ -10,6 +10,7 @@
   `--tls-cert` is given: a CA (10 years) and a certificate for localhost, 127.0.0.1 and ::1 (and the
   listen host) signed by it (1 year, renewed when less than 30 days are left or the hosts changed). The
   CA's certificate is what Brokers and Channels publish in `status.address.CACerts`.
+- `SchemeGuard` answers events on the listener the flags in force allow (http, https or both).
 """
 
 from __future__ import annotations
@@ -24,10 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from core.connections import Handler
+from core.contract import Contract
+from core.features import Features
 
 NOT_A_PEM = "not a PEM certificate"
 EMBEDDED_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -195,3 +201,30 @@ def ensure_embedded_ca(directory: Path, hosts: Sequence[str] = ()) -> ServingFil
         _write(files.key, serving.key_pem, secret=True)
         _write(files.cert, serving.cert_pem)
     return files
+
+
+# ---------------------------------------------------------------------------------------- the listeners
+
+
+_NOT_EVENTS = ("/healthz", "/readyz", "/metrics")
+
+
+class SchemeGuard:
+    """Which listener takes events under the flags in force, as Knative's eventingtls ServerManager decides:
+    under `strict` the http listener answers 404 (a retryable answer while flags propagate), under
+    `disabled` the https one does. Health and metrics answer on either, so probes keep working."""
+
+    def __init__(self, features: Features | None = None) -> None:
+        self.features = features or Features()
+
+    async def follow(self, contract: Contract) -> None:
+        self.features = contract.features
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in _NOT_EVENTS:
+            if request.secure and not self.features.tls:
+                raise web.HTTPNotFound(text="transport-encryption is disabled: send over http\n")
+            if not request.secure and not self.features.http_allowed:
+                raise web.HTTPNotFound(text="transport-encryption is strict: send over https\n")
+        return await handler(request)

@@ -152,7 +152,7 @@ METADATA = obj({
 KREFERENCE = obj({
     "apiVersion": LEAF, "kind": LEAF, "name": LEAF, "namespace": LEAF,
     "group": unimplemented(LEAF, "refs are resolved by apiVersion and kind"),
-    "address": unimplemented(LEAF, "a ref resolves to the resource's one address"),
+    "address": LEAF,  # the name of one of the resource's status.addresses (control/resolver.py)
 })
 
 DESTINATION = obj({

@@ -47,6 +47,7 @@ from control.reconcilers.kafkasource import KafkaSourceReconciler
 from control.reconcilers.parallel import ParallelReconciler
 from control.reconcilers.pingsource import PingSourceReconciler
 from control.reconcilers.probe import KafkaProbes
+from control.reconcilers.resources.address import features_of
 from control.reconcilers.resources.trigger import dependency_view
 from control.reconcilers.sequence import SequenceReconciler
 from control.reconcilers.sinkbinding import SinkBindingReconciler
@@ -59,7 +60,7 @@ from control.settings import ControlSettings
 from control.store.base import ResourceStore
 from core.contract import Contract, Egress, OidcConfig, Resource, Source, Workload
 from core.errors import BackendError
-from core.features import FEATURES_CONFIGMAP, FEATURES_NAMESPACE, Features, resolve
+from core.features import Features
 from core.oidc import Issuer
 
 log = logging.getLogger("nerve.control")
@@ -83,13 +84,6 @@ def _dependencies(snapshot: Snapshot) -> dict[tuple[str, str, str], tuple[Any, .
         return {}
     return {(kind.kind, o["metadata"]["namespace"], o["metadata"]["name"]): dependency_view(o)
             for kind in kinds.in_category(source_api.CATEGORY) for o in snapshot.all(kind.kind)}
-
-
-def features_of(snapshot: Snapshot, settings: ControlSettings) -> Features:
-    """The flags in force: the live ConfigMap knative-eventing/config-features, then the command line's."""
-    configmap = snapshot.get("ConfigMap", FEATURES_NAMESPACE, FEATURES_CONFIGMAP)
-    data = configmap.get("data") if configmap is not None else None
-    return resolve(data if isinstance(data, dict) else None, settings.feature_overrides)
 
 
 class Reconciler:

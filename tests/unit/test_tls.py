@@ -92,3 +92,40 @@ def test_issued_certificate_verifies_against_its_ca_only() -> None:
     served.certificate.verify_directly_issued_by(ca.certificate)
     with pytest.raises(ValueError):
         served.certificate.verify_directly_issued_by(new_ca("b").certificate)
+
+
+def _broker_with(status: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "metadata": {"namespace": "ns1", "name": "b"},
+            "status": status}
+
+
+PERMISSIVE = {"address": {"name": "http", "url": "http://h/ns1/b"},
+              "addresses": [{"name": "https", "url": "https://h/ns1/b", "CACerts": CA},
+                            {"name": "http", "url": "http://h/ns1/b"}]}
+REF = {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "name": "b"}
+
+
+@pytest.mark.parametrize(("status", "dest", "expected"), [
+    ({"address": {"url": "http://h/ns1/b"}}, {"ref": REF}, ("http://h/ns1/b", None)),
+    # Knative's selectAddress: the first of status.addresses (https under permissive), with its CACerts.
+    (PERMISSIVE, {"ref": REF}, ("https://h/ns1/b", CA)),
+    (PERMISSIVE, {"ref": {**REF, "address": "http"}}, ("http://h/ns1/b", None)),
+    # The Destination's own CACerts win over the address's.
+    (PERMISSIVE, {"ref": REF, "CACerts": OTHER}, ("https://h/ns1/b", OTHER)),
+    (PERMISSIVE, {"ref": REF, "uri": "/extra"}, ("https://h/extra", CA)),
+    ({}, {"uri": "https://s/", "CACerts": CA}, ("https://s/", CA)),
+])
+def test_resolution_picks_the_address_and_its_ca(status: dict[str, Any], dest: dict[str, Any],
+                                                 expected: tuple[str, str | None]) -> None:
+    from control.reconcilers.snapshot import Snapshot
+    from control.resolver import Resolver
+    resolved = Resolver(Snapshot.of([_broker_with(status)]), "").resolve_address(dest, "ns1")
+    assert (resolved.url, resolved.ca_certs) == expected
+
+
+def test_unknown_address_name_does_not_resolve() -> None:
+    from control.reconcilers.snapshot import Snapshot
+    from control.resolver import Resolver, Unresolvable
+    with pytest.raises(Unresolvable, match="no address named 'grpc'"):
+        Resolver(Snapshot.of([_broker_with(PERMISSIVE)]), "").resolve_address(
+            {"ref": {**REF, "address": "grpc"}}, "ns1")
