@@ -176,6 +176,10 @@ async def test_policy_status_and_an_unresolvable_from_ref(stack: Stack, receiver
                                                                "kind": "Trigger", "name": "t1"}}]),
                       policy("from-nobody", senders=[{"ref": {"apiVersion": "eventing.knative.dev/v1",
                                                               "kind": "Trigger", "name": "missing"}}]))
+    t1 = await stack.get("trigger", "ns1", "t1")  # Knative's status.auth: the identity its tokens carry
+    assert t1["status"]["auth"] == {"serviceAccountName": "t1-oidc-eventing.knative.dev-trigger"}
+    identity = next(c for c in t1["status"]["conditions"] if c["type"] == "OIDCIdentityCreated")
+    assert identity["status"] == "True" and "reason" not in identity
     good = await stack.get("eventpolicy", "ns1", "from-trigger")
     assert good["status"]["from"] == ["system:serviceaccount:ns1:t1-oidc-eventing.knative.dev-trigger"]
     assert next(c for c in good["status"]["conditions"] if c["type"] == "Ready")["status"] == "True"
@@ -310,3 +314,19 @@ async def test_nerve_token_cli(stack: Stack) -> None:
         out.strip(), BROKER_AUDIENCE)
     assert claims.subject == ALLOWED and 290 <= claims.expires - oidc.time.time() <= 300
     assert (await post(stack, "/ns1/default", out.strip()))[0] == 202
+
+
+async def test_a_ping_source_sends_with_its_identity(stack: Stack) -> None:
+    sink = VerifyingSubscriber("ping-sink")
+    await sink.start()
+    try:
+        await sink.trust(stack.api)
+        await stack.apply({"apiVersion": "sources.knative.dev/v1", "kind": "PingSource",
+                           "metadata": {"name": "p", "namespace": "ns1"},
+                           "spec": {"schedule": "* * * * * *", "data": "{}",
+                                    "sink": {"uri": sink.url, "audience": "ping-sink"}}})
+        await eventually(lambda: len(sink.subjects) >= 1)
+        assert sink.subjects[0] == "system:serviceaccount:ns1:p-oidc-sources.knative.dev-pingsource"
+        assert len(sink.received) == len(sink.subjects)  # none came without a valid token
+    finally:
+        await sink.stop()

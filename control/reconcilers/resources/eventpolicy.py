@@ -178,12 +178,34 @@ def _owning_channels(obj: dict[str, Any], snapshot: Snapshot) -> Iterable[dict[s
 # ------------------------------------------------------------------------------------ addressables' status
 
 
+IDENTITY_CONDITION = "OIDCIdentityCreated"
+
+
+def with_identity(obj: dict[str, Any], status: dict[str, Any], authz: Authz) -> dict[str, Any]:
+    """A sender's status (Trigger, Subscription, source: those whose builder writes OIDCIdentityCreated) with
+    OIDC on: `status.auth.serviceAccountName`, the identity its tokens carry, and the condition True."""
+    conditions = status.get("conditions") or []
+    if not authz.enabled or not any(c.get("type") == IDENTITY_CONDITION for c in conditions):
+        return status
+    kind = kinds.for_manifest(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+    if kind is None:
+        return status
+    out = copy.deepcopy(status)
+    out["auth"] = {"serviceAccountName": oidc.service_account_name(kind.group, kind.kind, _meta(obj)[1])}
+    for c in out["conditions"]:
+        if c.get("type") == IDENTITY_CONDITION:
+            c.pop("reason", None)
+            c.pop("message", None)
+    return out
+
+
 def decorate(obj: dict[str, Any], status: dict[str, Any], snapshot: Snapshot, authz: Authz,
              now: str | None = None) -> dict[str, Any]:
-    """An addressable's status as its builder made it, plus what OIDC adds: the audience on each address,
-    `policies`, and the EventPoliciesReady condition (with Ready summed again). Idempotent."""
+    """A status as its builder made it, plus what OIDC adds. An addressable's: the audience on each address,
+    `policies`, and the EventPoliciesReady condition (with Ready summed again); a sender's: its identity
+    (`with_identity`). Idempotent."""
     if obj.get("kind") not in ADDRESSABLE_GROUPS or not status.get("conditions"):
-        return status
+        return with_identity(obj, status, authz)
     out = copy.deepcopy(status)
     audience = audience_of(obj) if authz.enabled else ""
     for address in [out.get("address"), *(out.get("addresses") or [])]:
