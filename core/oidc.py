@@ -146,7 +146,7 @@ class Verifier:
         self._cache[key] = claims
         return claims
 
-    def _verify(self, token: str, audience: str) -> Claims:
+    def _key_for(self, token: str) -> Any:
         try:
             kid = str(jwt.get_unverified_header(token).get("kid", ""))
         except jwt.InvalidTokenError as exc:
@@ -154,10 +154,16 @@ class Verifier:
         key = self._keys.get(kid)
         if key is None:
             raise TokenRejected(f"the token is signed with key {kid!r}, which issuer {self.issuer} does not publish")
+        return key.key
+
+    def _verify(self, token: str, audience: str) -> Claims:
+        # One published key (Nerve's own issuer): no need to read the header first (it costs more than the
+        # RSA check); a token signed with another key then fails its signature and is looked at again.
+        only = next(iter(self._keys.values())).key if len(self._keys) == 1 else None
         try:
             payload = jwt.decode(
-                token, key.key, algorithms=[ALGORITHM], audience=audience, issuer=self.issuer, leeway=self._leeway,
-                options={"require": ["exp", "iss", "aud", "sub"]},
+                token, only if only is not None else self._key_for(token), algorithms=[ALGORITHM], audience=audience,
+                issuer=self.issuer, leeway=self._leeway, options={"require": ["exp", "iss", "aud", "sub"]},
             )
         except jwt.ExpiredSignatureError:
             raise TokenRejected("the token has expired") from None
@@ -166,9 +172,13 @@ class Verifier:
         except jwt.InvalidIssuerError:
             raise TokenRejected(f"the token was not issued by {self.issuer}") from None
         except jwt.InvalidSignatureError:
+            if only is not None:
+                self._key_for(token)  # says so when the token names a key this issuer does not publish
             raise TokenRejected("the token's signature does not verify") from None
         except jwt.MissingRequiredClaimError as exc:
             raise TokenRejected(f"the token has no {exc.claim!r} claim") from None
+        except jwt.DecodeError as exc:
+            raise TokenRejected(f"the token is not a JWT: {exc}") from None
         except jwt.InvalidTokenError as exc:
             raise TokenRejected(f"the token is invalid: {exc}") from None
         aud = payload["aud"]

@@ -330,3 +330,37 @@ async def test_a_ping_source_sends_with_its_identity(stack: Stack) -> None:
         assert len(sink.received) == len(sink.subjects)  # none came without a valid token
     finally:
         await sink.stop()
+
+
+async def test_oidc_over_tls_a_trigger_to_another_brokers_https_address(tmp_path: Path) -> None:
+    """transport-encryption permissive and OIDC together: a Trigger's ref to a Broker resolves to its https
+    address (CACerts verified), and its token is for that Broker's audience."""
+    from ingress.settings import IngressSettings
+
+    sink = VerifyingSubscriber("end")
+    await sink.start()
+    try:
+        async with running_stack(tmp_path, transport_encryption="permissive", authentication_oidc="enabled",
+                                 ingress=IngressSettings(port=0, https_port=0)) as stack:
+            await sink.trust(stack.api)
+            back = {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "name": "back"}
+            await stack.apply(broker("front"), broker("back"), trigger("hop", "", broker="front",
+                                                                      subscriber={"ref": back}),
+                              trigger("last", sink.url, broker="back", subscriber={"uri": sink.url,
+                                                                                    "audience": "end"}))
+            b = await stack.get("broker", "ns1", "back")
+            https = [a for a in b["status"]["addresses"] if a["url"].startswith("https://")]
+            assert https and https[0]["audience"] == "eventing.knative.dev/broker/ns1/back"
+
+            async def hop_ready() -> bool:
+                t = await stack.get("trigger", "ns1", "hop")
+                return str(t["status"].get("subscriberUri", "")).startswith("https://") and any(
+                    c["type"] == "Ready" and c["status"] == "True" for c in t["status"]["conditions"])
+
+            await eventually(hop_ready)
+            token = await mint(stack, "eventing.knative.dev/broker/ns1/front", ALLOWED)
+            assert (await post(stack, "/ns1/front", token))[0] == 202
+            await eventually(lambda: len(sink.subjects) == 1)
+            assert sink.subjects == ["system:serviceaccount:ns1:last-oidc-eventing.knative.dev-trigger"]
+    finally:
+        await sink.stop()

@@ -267,9 +267,12 @@ def url_audiences(snapshot: Snapshot, authz: Authz) -> dict[str, str]:
     found: dict[str, str] = {}
     for kind in ADDRESSABLE_GROUPS:
         for obj in snapshot.live(kind):
-            url = mapping(mapping(obj.get("status")).get("address")).get("url")
-            if url and backing_kind(obj):
-                found[str(url)] = audience_of(obj)
+            status = mapping(obj.get("status"))
+            # Every address: with transport-encryption a ref resolves to the https one (status.addresses[0]).
+            for address in [status.get("address"), *(status.get("addresses") or [])]:
+                url = mapping(address).get("url")
+                if url and backing_kind(obj):
+                    found[str(url)] = audience_of(obj)
     return found
 
 
