@@ -102,6 +102,16 @@ async def test_addresses_have_knative_audiences(stack: Stack) -> None:
     assert generic["status"]["address"]["audience"] == "messaging.knative.dev/inmemorychannel/ns1/generic"
     conditions = {c["type"]: (c["status"], c.get("reason")) for c in b["status"]["conditions"]}
     assert conditions["EventPoliciesReady"] == ("True", "DefaultAuthorizationMode")
+    await stack.apply({"apiVersion": "flows.knative.dev/v1", "kind": "Sequence",
+                       "metadata": {"name": "seq", "namespace": "ns1"},
+                       "spec": {"steps": [{"uri": "http://127.0.0.1:9/step"}]}})
+
+    async def sequence_audience() -> bool:  # its input channel's (Knative's Sequence oidc feature)
+        seq = await stack.get("sequence", "ns1", "seq")
+        return bool((seq.get("status") or {}).get("address", {}).get("audience") ==
+                    "messaging.knative.dev/inmemorychannel/ns1/seq-kn-sequence-0")
+
+    await eventually(sequence_audience)
 
 
 @pytest.mark.parametrize(("path", "audience", "ref"), [

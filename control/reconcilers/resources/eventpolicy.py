@@ -179,6 +179,22 @@ def _owning_channels(obj: dict[str, Any], snapshot: Snapshot) -> Iterable[dict[s
 
 
 IDENTITY_CONDITION = "OIDCIdentityCreated"
+FLOWS = ("Sequence", "Parallel")
+
+
+def _flow_audience(status: dict[str, Any], snapshot: Snapshot, authz: Authz) -> dict[str, Any]:
+    """A Sequence's or Parallel's address is its first (ingress) channel's: so is its audience (Knative's
+    Sequence oidc test)."""
+    url = mapping(status.get("address")).get("url")
+    audience = url_audiences(snapshot, authz).get(str(url)) if url else None
+    if not audience and "audience" not in mapping(status.get("address")):
+        return status
+    out = copy.deepcopy(status)
+    if audience:
+        out["address"]["audience"] = audience
+    else:
+        out["address"].pop("audience", None)
+    return out
 
 
 def with_identity(obj: dict[str, Any], status: dict[str, Any], authz: Authz) -> dict[str, Any]:
@@ -204,6 +220,8 @@ def decorate(obj: dict[str, Any], status: dict[str, Any], snapshot: Snapshot, au
     """A status as its builder made it, plus what OIDC adds. An addressable's: the audience on each address,
     `policies`, and the EventPoliciesReady condition (with Ready summed again); a sender's: its identity
     (`with_identity`). Idempotent."""
+    if obj.get("kind") in FLOWS:
+        return _flow_audience(status, snapshot, authz)
     if obj.get("kind") not in ADDRESSABLE_GROUPS or not status.get("conditions"):
         return with_identity(obj, status, authz)
     out = copy.deepcopy(status)
