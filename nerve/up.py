@@ -75,7 +75,8 @@ class Embedded:
         """The https listener, when transport encryption is on ("" otherwise)."""
         self.ca_path: Path | None = None
         """The CA file clients verify the https listener with (published as CACerts), when Nerve made it."""
-        self._guard = SchemeGuard()
+        # Until control publishes the first contract, the listeners take what the flag says.
+        self._guard = SchemeGuard(Features.from_json({"transport-encryption": settings.transport_encryption}))
         self._ingress_runner: web.AppRunner | None = None
         self._tls_again: asyncio.Task[Contract] | None = None
         self.api_url = ""
@@ -220,8 +221,13 @@ class Embedded:
         if not features.tls or self.ingress_https_url or self._ingress_runner is None:
             return
         settings = self.settings
-        port = await add_site(self._ingress_runner, settings.host, settings.ingress.https_port,
-                              ssl_context=self._tls_context())
+        try:
+            port = await add_site(self._ingress_runner, settings.host, settings.ingress.https_port,
+                                  ssl_context=self._tls_context())
+        except OSError as exc:  # the port taken, a certificate unreadable: say so, keep serving http
+            log.error("transport-encryption %s, but the https listener on %s:%d could not open: %s",
+                      features.transport_encryption, settings.host, settings.ingress.https_port, exc)
+            return
         self.ingress_https_url = f"https://{settings.host}:{port}"
         log.info("transport-encryption %s: the ingress now also listens on %s", features.transport_encryption,
                  self.ingress_https_url)

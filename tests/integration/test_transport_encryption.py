@@ -4,6 +4,7 @@ ConfigMap switching it on while running."""
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -121,3 +122,62 @@ async def test_configmap_turns_strict_on_while_running(tmp_path: Path, receiver:
         assert await _post(f"{http}/ns1/default", None, "plain") == 404
         assert await _post(f"https://127.0.0.1:{https_port}/ns1/default", ca, "after") == 202
         assert [e.id for e in await receiver.wait_for(2)] == ["before", "after"]
+
+
+async def test_a_sequence_runs_over_its_https_channels_under_strict(tmp_path: Path) -> None:
+    from tests.support import functions
+    steps = [Receiver(functions.appender(f"-{i}")) for i in (1, 2)]
+    sink = Receiver()
+    for r in (*steps, sink):
+        await r.start()
+    try:
+        async with running_stack(tmp_path, transport_encryption="strict",
+                                 ingress=IngressSettings(port=0, https_port=0)) as stack:
+            ca = stack.nerve.ca_path
+            assert ca is not None
+            await stack.apply({"apiVersion": "flows.knative.dev/v1", "kind": "Sequence",
+                               "metadata": {"name": "seq", "namespace": "ns1"},
+                               "spec": {"steps": [{"uri": s.url} for s in steps], "reply": {"uri": sink.url}}})
+            status = await _status(stack, "sequence", "seq")
+            # The Sequence's address is its first channel's https one, CA and all; step 1's reply goes to
+            # the second channel over https, verified against that CA by the dispatcher.
+            assert status["address"]["url"] == f"{stack.nerve.ingress_https_url}/channels/ns1/seq-kn-sequence-0"
+            assert status["address"]["CACerts"] == ca.read_text()
+            headers, body = to_binary(event("s1", data=b'{"message": "go"}'))
+            context = ssl.create_default_context(cafile=str(ca))
+            async with aiohttp.ClientSession() as session, session.post(status["address"]["url"], data=body,
+                                                                        headers=headers, ssl=context) as r:
+                assert r.status == 202
+            [got] = await sink.wait_for(1)
+            assert json.loads(got.data or b"") == {"message": "go-1-2"}
+    finally:
+        for r in (*steps, sink):
+            await r.stop()
+
+
+async def test_switched_back_to_disabled_https_answers_404(tmp_path: Path, receiver: Receiver) -> None:
+    https_port = _free_port()
+    features: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap",
+                                "metadata": {"namespace": "knative-eventing", "name": "config-features"},
+                                "data": {"transport-encryption": "permissive"}}
+    async with running_stack(tmp_path, ingress=IngressSettings(port=0, https_port=https_port)) as stack:
+        await stack.apply(BROKER, trigger("t1", receiver.url), features)
+        ca = tmp_path / "tls" / "ca.crt"
+
+        async def addresses() -> int:
+            return len((await stack.get("broker", "ns1", "default"))["status"].get("addresses") or [])
+
+        await eventually(lambda: addresses())
+        https = f"https://127.0.0.1:{https_port}/ns1/default"
+        assert await _post(https, ca, "on") == 202
+        features["data"]["transport-encryption"] = "disabled"
+        await stack.apply(features)
+        await eventually(lambda: _no(addresses()))
+        # As Knative's ServerManager: the https listener stays, and answers 404 while disabled.
+        assert await _post(https, ca, "off") == 404
+        assert await _post(f"{stack.ingress}/ns1/default", None, "plain") == 202
+        assert [e.id for e in await receiver.wait_for(2)] == ["on", "plain"]
+
+
+async def _no(count: Any) -> bool:
+    return await count == 0

@@ -129,3 +129,32 @@ def test_unknown_address_name_does_not_resolve() -> None:
     with pytest.raises(Unresolvable, match="no address named 'grpc'"):
         Resolver(Snapshot.of([_broker_with(PERMISSIVE)]), "").resolve_address(
             {"ref": {**REF, "address": "grpc"}}, "ns1")
+
+
+@pytest.mark.parametrize(("mode", "address", "addresses"), [
+    ("disabled", {"url": "http://h:8080/ns1/b"}, None),
+    ("permissive", {"name": "http", "url": "http://h:8080/ns1/b"},
+     [{"name": "https", "url": "https://h:8443/ns1/b", "CACerts": CA}, {"name": "http", "url": "http://h:8080/ns1/b"}]),
+    ("strict", {"name": "https", "url": "https://h:8443/ns1/b", "CACerts": CA},
+     [{"name": "https", "url": "https://h:8443/ns1/b", "CACerts": CA}]),
+])
+def test_addresses_per_mode_as_knative_writes_them(tmp_path: Path, mode: str, address: dict[str, Any],
+                                                   addresses: list[dict[str, Any]] | None) -> None:
+    from control.reconcilers.resources.address import addressable
+    from control.settings import ControlSettings
+    from core.features import Features
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_text(CA)
+    settings = ControlSettings(ingress_base_url="http://h:8080", ingress_https_base_url="https://h:8443/",
+                               ingress_ca_certs=str(ca_file))
+    out = addressable("/ns1/b", settings, Features.from_json({"transport-encryption": mode}))
+    assert out.get("address") == address
+    assert out.get("addresses") == addresses
+
+
+def test_addresses_without_a_ca_file_carry_no_ca_certs() -> None:
+    from control.reconcilers.resources.address import addressable
+    from control.settings import ControlSettings
+    from core.features import Features
+    out = addressable("/ns1/b", ControlSettings(ingress_https_base_url="https://h"), Features("strict"))
+    assert out["address"] == {"name": "https", "url": "https://h/ns1/b"}
