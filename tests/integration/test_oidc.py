@@ -202,6 +202,8 @@ async def test_policy_status_and_an_unresolvable_from_ref(stack: Stack, receiver
     not_ready = next(c for c in b["status"]["conditions"] if c["type"] == "EventPoliciesReady")
     assert (not_ready["status"], not_ready["reason"]) == ("False", "EventPoliciesNotReady")
     assert "from-nobody" in not_ready["message"]
+    ready = next(c for c in b["status"]["conditions"] if c["type"] == "Ready")  # Knative: NotReady with it
+    assert (ready["status"], ready["reason"]) == ("False", "EventPoliciesNotReady")
 
 
 async def test_an_event_policy_with_a_bad_field_is_refused(stack: Stack) -> None:
