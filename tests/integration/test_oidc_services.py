@@ -1,5 +1,5 @@
 """authentication-oidc with control, ingress and dispatcher as separate processes (compose's topology) on a
-real nats-server: the ingress verifies with the public keys the contract carries (it never sees control's
+real Kafka and nats-server: the ingress verifies with the public keys the contract carries (it never sees control's
 private key), and the dispatcher asks control's API for its Trigger's tokens."""
 
 from __future__ import annotations
@@ -15,17 +15,18 @@ from core import oidc
 from core.events import to_binary
 from tests.integration.test_oidc import VerifyingSubscriber, features
 from tests.support import manifests
+from tests.support.launchers import backend_params
 from tests.support.services import Cluster, api_token, http_json
 from tests.support.stack import event
-
-pytestmark = pytest.mark.nats
 
 AUDIENCE = "eventing.knative.dev/broker/ns1/b"
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, nats_url: str) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, "nats", nats_url)
+@pytest.fixture(params=backend_params("kafka", "nats"))
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    backend: str = request.param
+    connection = request.getfixturevalue("kafka_bootstrap" if backend == "kafka" else "nats_url")
+    c = Cluster(tmp_path, backend, str(connection))
     c.control.start()
     c.control.wait_ready(min_generation=0)
     c.dispatcher.args += ["--control-url", c.api_url, "--control-token", api_token(tmp_path / "state")]
@@ -40,7 +41,8 @@ async def test_separate_services_verify_and_send_tokens(cluster: Cluster, tmp_pa
     await sink.start()
     try:
         await sink.trust(cluster.api_url)
-        cluster.apply(features(), manifests.broker("b", **{"eventing.knative.dev/broker.class": "NatsJetStreamBroker"}),
+        # No class: control's --backend gives the Broker its Kafka or NATS class.
+        cluster.apply(features(), manifests.broker("b"),
                       manifests.trigger("t", sink.url, broker="b", subscriber={"uri": sink.url,
                                                                                "audience": "the-sink"}))
         contract = (tmp_path / "state" / "contract.json").read_text()
