@@ -9,8 +9,8 @@ status subresource, finalizers holding a deleted object, watches from a listed v
 The client is synchronous, so each call runs in a worker thread (`asyncio.to_thread`); a watch streams in
 a thread of its own, in short server-side windows so that closing it ends the thread within one window.
 
-The official client is a dev dependency for now: nothing at run time imports this module until control
-runs as the operator (then it moves to the runtime dependencies, and into the image).
+Watches ask for bookmarks, so a window of a quiet kind resumes from a recent version; a version etcd has
+compacted away is `Expired`, and the operator lists again (control/operator/watch_loop.py).
 
 One difference the seam allows: an `update` without a resourceVersion is unconditional in the seam, while
 the API server refuses an unconditional PUT of a custom resource; the store reads the current version
@@ -73,6 +73,11 @@ class KubernetesStore(ResourceStore):
         self._client = api_client
         self._dynamic = dynamic.DynamicClient(api_client)
 
+    @property
+    def api_client(self) -> client.ApiClient:
+        """The client this store talks through, for the operator's own calls (Leases, ConfigMaps)."""
+        return self._client
+
     @classmethod
     def from_kubeconfig(cls, path: str | None = None) -> KubernetesStore:
         """From a kubeconfig file, or in a Pod from its ServiceAccount when `path` is None."""
@@ -129,12 +134,16 @@ class KubernetesStore(ResourceStore):
                     watcher = watch.Watch()
                     for event in self._dynamic.watch(api, namespace=namespace if namespaced else None,
                                                      resource_version=version, timeout=_WINDOW_SECONDS,
-                                                     watcher=watcher):
+                                                     watcher=watcher, allow_watch_bookmarks=True):
                         if stopped.is_set():
                             watcher.stop()
                             return
                         obj = event["raw_object"]
                         version = obj["metadata"]["resourceVersion"]
+                        if event["type"] == "BOOKMARK":
+                            # Only a version to resume the next window from: a quiet kind's watch then
+                            # resumes from a recent version rather than one etcd has compacted away (410).
+                            continue
                         loop.call_soon_threadsafe(queue.put_nowait, WatchEvent(event["type"], obj))
             except ApiException as exc:
                 loop.call_soon_threadsafe(queue.put_nowait, _translated(exc))
