@@ -94,6 +94,10 @@ async def operate(stop: asyncio.Event, common: ServiceSettings, settings: Contro
     """Run until `stop` (exit code 0) or until the Lease is lost (exit code 1)."""
     store = KubernetesStore.from_kubeconfig(kubeconfig_path(operator))
     api = store.api_client
+    identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    # The API server names a writer in managedFields by its user agent's first part: this replica's identity,
+    # the Lease's holderIdentity, so `kubectl get -o yaml --show-managed-fields` says which replica wrote.
+    api.user_agent = f"{identity}/nerve-control"
     namespace = own_namespace(operator)
     secure_dir(settings.state_dir)
     access = Access(load_or_create_token(settings.state_dir, settings.token), settings.allowed_hosts,
@@ -107,7 +111,6 @@ async def operate(stop: asyncio.Event, common: ServiceSettings, settings: Contro
             await configmaps.write(contract)
         await board.publish(contract)
 
-    identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
     elector = (LeaderElector(api, LeaseSettings(namespace, operator.lease_name, identity, operator.lease_duration,
                                                 operator.lease_renew_every)) if operator.leader_elect else None)
     leading = elector.leading if elector is not None else asyncio.Event()

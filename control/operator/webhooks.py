@@ -35,6 +35,7 @@ from aiohttp import web
 
 from control.api import channel, kinds
 from control.api.admission import AdmissionSettings, FieldValidation, Refused, admit
+from control.crds import crd_kinds
 from core.errors import FieldError, InvalidResource
 
 log = logging.getLogger("nerve.operator.webhooks")
@@ -183,3 +184,32 @@ def server_ssl(cert_dir: Path) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert_dir / "tls.crt", cert_dir / "tls.key")
     return context
+
+
+WEBHOOK_NAME = "nerve.knative.dev"
+"""The configurations' name, and (prefixed) the webhooks': `validation.nerve.knative.dev`."""
+
+
+def configurations(client_config: Callable[[str], Obj]) -> list[Obj]:
+    """The MutatingWebhookConfiguration and ValidatingWebhookConfiguration for every kind with a CRD, each
+    webhook's `clientConfig` from `client_config(path)` (a `service` or a `url`, with the `caBundle`).
+    The chart renders the same rules (helm/nerve/templates/webhooks.yaml); a test compares them."""
+    by_group: dict[str, list[kinds.Kind]] = {}
+    for kind in crd_kinds():
+        by_group.setdefault(kind.group, []).append(kind)
+    rules = [{"apiGroups": [group], "apiVersions": sorted({k.api_version.rpartition("/")[2] for k in group_kinds}),
+              "resources": sorted(k.plural for k in group_kinds), "operations": ["CREATE", "UPDATE"], "scope": "*"}
+             for group, group_kinds in sorted(by_group.items())]
+
+    def hook(prefix: str, path: str) -> Obj:
+        return {"name": f"{prefix}.{WEBHOOK_NAME}", "clientConfig": client_config(path), "rules": rules,
+                "matchPolicy": "Equivalent", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+                "failurePolicy": "Fail", "timeoutSeconds": 10}
+
+    return [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+         "metadata": {"name": f"defaulting.{WEBHOOK_NAME}"},
+         "webhooks": [{**hook("defaulting", MUTATE_PATH), "reinvocationPolicy": "IfNeeded"}]},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+         "metadata": {"name": f"validation.{WEBHOOK_NAME}"}, "webhooks": [hook("validation", VALIDATE_PATH)]},
+    ]
