@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client, dynamic
 from kubernetes.client.rest import ApiException
 
 from control.operator.webhooks import configurations
-from tests.kubernetes.support import ROOT, apply
+from tests.kubernetes.support import ROOT, apply, render
 
 INGRESS = "http://nerve-ingress.nerve.svc.cluster.local"
 
@@ -62,6 +63,27 @@ def install_webhooks(api_client: client.ApiClient, certs: Path, port: int) -> No
         apply(dyn, manifest)
 
 
+def as_chart_account(api_client: client.ApiClient, kubeconfig: Path, namespace: str, release: str,
+                     directory: Path) -> Path:
+    """A kubeconfig for the chart's control ServiceAccount (its RBAC, helm/nerve/templates/rbac.yaml, installed
+    in `namespace` as release `release`), with a token the API server issues: the operator then has the
+    rights a user's cluster gives it, no more."""
+    dyn = dynamic.DynamicClient(api_client)
+    for doc in render(namespace=namespace, release=release):
+        if doc["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"):
+            apply(dyn, doc)
+    account = f"{release}-control"
+    token = client.CoreV1Api(api_client).create_namespaced_service_account_token(
+        account, namespace, {"spec": {"expirationSeconds": 3600}}).status.token
+    admin = yaml.safe_load(kubeconfig.read_text())
+    admin["users"] = [{"name": account, "user": {"token": token}}]
+    admin["contexts"][0]["context"]["user"] = account
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "kubeconfig"
+    path.write_text(yaml.safe_dump(admin))
+    return path
+
+
 def remove_webhooks(api_client: client.ApiClient) -> None:
     api = client.AdmissionregistrationV1Api(api_client)
     for call, name in ((api.delete_mutating_webhook_configuration, "defaulting.nerve.knative.dev"),
@@ -85,6 +107,8 @@ class Operator:
     webhook_port: int = 0
     certs: Path | None = None
     lease_duration: float = 3.0
+    lease_name: str = "nerve-control"
+    contract_configmap: str = "nerve-contract"
     extra: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -92,7 +116,8 @@ class Operator:
     def start(self) -> Operator:
         self.state.mkdir(parents=True, exist_ok=True)
         args = [sys.executable, "-m", "control", "--store", "kubernetes", "--kubeconfig", str(self.kubeconfig),
-                "--namespace", self.namespace, "--contract-configmap", "nerve-contract",
+                "--namespace", self.namespace, "--contract-configmap", self.contract_configmap,
+                "--lease-name", self.lease_name,
                 "--host", "127.0.0.1", "--port", str(self.port), "--state-dir", str(self.state),
                 "--ingress-base-url", INGRESS, "--service-url-template", "http://{name}.{namespace}.svc.cluster.local",
                 "--lease-duration", str(self.lease_duration), "--lease-renew-every", "0.5", "--resync-seconds", "30",

@@ -31,6 +31,7 @@ from core.errors import InvalidResource
 from tests.kubernetes.operator import (
     INGRESS,
     Operator,
+    as_chart_account,
     free_port,
     install_webhooks,
     make_cert,
@@ -198,11 +199,14 @@ async def test_two_replicas_elect_one_leader_and_the_standby_takes_over_after_ki
     home = f"nerve-{uuid.uuid4().hex[:6]}"
     core.create_namespace({"metadata": {"name": home}})
     namespace = f"le-{uuid.uuid4().hex[:6]}"
-    first = Operator(kube_apiserver, tmp_path / "a", home, nats_url=nats_url).start()
-    second = Operator(kube_apiserver, tmp_path / "b", home, nats_url=nats_url).start()
+    # Both replicas run as the chart's control ServiceAccount, with only the rights its RBAC grants.
+    account = as_chart_account(k8s_client, kube_apiserver, home, home, tmp_path / "account")
+    names = {"lease_name": f"{home}-control", "contract_configmap": f"{home}-contract"}
+    first = Operator(account, tmp_path / "a", home, nats_url=nats_url, **names).start()
+    second = Operator(account, tmp_path / "b", home, nats_url=nats_url, **names).start()
     admin = dynamic.DynamicClient(k8s_client)
     try:
-        leader = wait_for("a leader", lambda: coordination.read_namespaced_lease("nerve-control", home)
+        leader = wait_for("a leader", lambda: coordination.read_namespaced_lease(f"{home}-control", home)
                           .spec.holder_identity)
         manifests = getting_started(namespace)
         triggers = [m for m in manifests if m["kind"] == "Trigger"]
@@ -218,10 +222,12 @@ async def test_two_replicas_elect_one_leader_and_the_standby_takes_over_after_ki
         # kill -9 the leader: its Lease is not released, the standby takes it once it has expired.
         leading = first if (first.state / "operator.log").read_text().count(f"{leader} leads") else second
         standby = second if leading is first else first
+        before = await ContractConfigMaps(k8s_client, home, f"{home}-contract").read()
+        assert before is not None and before.generation > 0
         killed_at = time.monotonic()
         leading.kill()
         successor = wait_for("another leader", lambda: (h := coordination.read_namespaced_lease(
-            "nerve-control", home).spec.holder_identity) != leader and h, timeout=20, interval=0.1)
+            f"{home}-control", home).spec.holder_identity) != leader and h, timeout=20, interval=0.1)
         took = time.monotonic() - killed_at
         assert took <= leading.lease_duration + 2, f"took over after {took:.1f}s"
 
@@ -233,6 +239,12 @@ async def test_two_replicas_elect_one_leader_and_the_standby_takes_over_after_ki
             trigger = wait_ready(admin, "Trigger", namespace, name, first, second)
             assert status_writer(trigger) == {successor}
         assert standby.process is not None and standby.process.poll() is None
+        # The contract ConfigMap the new leader wrote goes on from the old leader's generations.
+        contract = await ContractConfigMaps(k8s_client, home, f"{home}-contract").read()
+        assert contract is not None and contract.generation > before.generation
+        assert sorted(e.reference.name for r in contract.resources if r.reference.namespace == namespace
+                      for e in r.egresses) == ["goodbye-display", "hello-display"]
+        assert f"{successor} leads" in standby.log()
     finally:
         first.stop()
         second.stop()
