@@ -140,4 +140,8 @@ class OperatorSettings:
                                 "TLS on this port; 0: none.", minimum=0)
     webhook_cert_dir: Path = setting(Path("/etc/nerve/webhook"), "--webhook-cert-dir", "NERVE_WEBHOOK_CERT_DIR",
                                      "The webhooks' serving certificate: tls.crt and tls.key in this directory (a "
-                                     "kubernetes.io/tls Secret mounted there).")
+                                     "kubernetes.io/tls Secret mounted there), and ca.crt, its CA.")
+    webhook_service: str = setting("", "--webhook-service", "NERVE_WEBHOOK_SERVICE",
+                                   "With --webhook-port: the Service (in --namespace, port 443) the API server calls "
+                                   "the webhooks through; control points the conversion of the CRDs with older "
+                                   "versions at it, with ca.crt as the caBundle. Empty: the CRDs are left as they are.")

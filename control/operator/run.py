@@ -28,6 +28,7 @@ from control.api.admission import AdmissionSettings
 from control.auth import Access, load_or_create_token, secure_dir
 from control.contract_board import ContractBoard
 from control.operator.contract_configmap import ContractConfigMaps
+from control.operator.conversion import point_conversions, service_client_config
 from control.operator.lease import LeaderElector, LeaseSettings
 from control.operator.watch_loop import Key, WatchLoop
 from control.operator.webhooks import Webhooks, server_ssl
@@ -198,6 +199,13 @@ async def _serve_webhooks(store: KubernetesStore, api: client.ApiClient, admissi
     await web.TCPSite(runner, host, operator.webhook_port, ssl_context=server_ssl(operator.webhook_cert_dir)).start()
     log.info("admission webhooks on https://%s:%d (trusting %s)", host, operator.webhook_port,
              ", ".join(sorted(trusted)) or "nobody")
+    if operator.webhook_service:
+        config = service_client_config(own_namespace(operator), operator.webhook_service,
+                                       operator.webhook_cert_dir / "ca.crt")
+        try:
+            await point_conversions(api, config)
+        except Exception as exc:  # noqa: BLE001 - served anyway; older versions fail until a replica manages
+            log.warning("could not point the CRDs' conversion at %s: %s", operator.webhook_service, exc)
     return runner
 
 

@@ -23,7 +23,9 @@ from kubernetes import client, dynamic
 from kubernetes.client.rest import ApiException
 
 from control.operator.webhooks import configurations
-from tests.kubernetes.support import ROOT, apply, render
+from tests.kubernetes.support import ROOT, apply, make_cert, render
+
+__all__ = ["make_cert"]
 
 INGRESS = "http://nerve-ingress.nerve.svc.cluster.local"
 
@@ -33,25 +35,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def make_cert(directory: Path) -> Path:
-    """A CA and a serving certificate for 127.0.0.1 (tls.crt, tls.key, ca.crt in `directory`)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    if (directory / "tls.crt").exists():
-        return directory
-    (directory / "server.ext").write_text("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
-                                          "authorityKeyIdentifier=keyid,issuer\nsubjectAltName=IP:127.0.0.1\n"
-                                          "extendedKeyUsage=serverAuth\n")
-    for step in (
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "30",
-         "-subj", "/CN=nerve-webhook-test-ca"],
-        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "tls.key", "-out", "tls.csr", "-subj", "/CN=127.0.0.1"],
-        ["x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "tls.crt",
-         "-days", "30", "-extfile", "server.ext"],
-    ):
-        subprocess.run(["openssl", *step], cwd=directory, check=True, capture_output=True, timeout=60)
-    return directory
 
 
 def install_webhooks(api_client: client.ApiClient, certs: Path, port: int) -> None:

@@ -111,6 +111,7 @@ def test_control_runs_as_the_operator_with_leader_election_and_webhooks() -> Non
     assert env["NERVE_LEASE_NAME"] == "nerve-control"
     assert control["spec"]["replicas"] == 2 and "strategy" not in control["spec"]
     assert env["NERVE_WEBHOOK_PORT"] == "8443"
+    assert env["NERVE_WEBHOOK_SERVICE"] == "nerve-webhook"  # the CRDs' conversion is pointed at it
     pod = control["spec"]["template"]["spec"]
     assert {"name": "webhook-tls", "secret": {"secretName": "nerve-webhook-tls"}} in pod["volumes"]
     secret = _by(docs, "Secret")["nerve-webhook-tls"]
@@ -232,6 +233,11 @@ def test_rbac_is_least_privilege(k8s_client: client.ApiClient) -> None:
             group = kind.group
             assert _can(k8s_client, control, namespace, "watch", kind.plural, group), kind.kind
             assert not _can(k8s_client, control, namespace, "update", kind.plural, group), kind.kind
+    # The CRDs with older versions get their conversion pointed at the webhook; no other CRD is touched.
+    assert _can(k8s_client, control, namespace, "patch", "customresourcedefinitions", "apiextensions.k8s.io",
+                resource_namespace="", name="pingsources.sources.knative.dev")
+    assert not _can(k8s_client, control, namespace, "patch", "customresourcedefinitions", "apiextensions.k8s.io",
+                    resource_namespace="", name="brokers.eventing.knative.dev")
     assert not _can(k8s_client, control, namespace, "get", "secrets")
     assert not _can(k8s_client, control, namespace, "delete", "triggers", "eventing.knative.dev")
     for role in ("ingress", "dispatcher", "sources"):
