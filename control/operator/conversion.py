@@ -31,15 +31,19 @@ def service_client_config(namespace: str, service: str, ca_file: Path) -> dict[s
     return config
 
 
-async def point_conversions(api_client: client.ApiClient, client_config: dict[str, Any]) -> list[str]:
-    """Patch every converted CRD's `spec.conversion` to call `client_config`; returns the CRDs patched."""
+def patch_conversions(api_client: client.ApiClient, client_config: dict[str, Any]) -> list[str]:
+    """Patch every converted CRD's `spec.conversion` to call `client_config` (blocking); returns the CRDs patched."""
     api: Any = client.ApiextensionsV1Api(api_client)
     # A JSON patch replacing `spec.conversion` whole: a clientConfig has a url or a service, never both.
     ops = [{"op": "add", "path": "/spec/conversion", "value": {
         "strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v1"], "clientConfig": client_config}}}]
     patched = []
     for name in converted_crds():
-        await asyncio.to_thread(api.patch_custom_resource_definition, name, ops)
+        api.patch_custom_resource_definition(name, ops)
         patched.append(name)
     log.info("conversion of %d CRDs through %s", len(patched), client_config.get("url") or client_config.get("service"))
     return patched
+
+
+async def point_conversions(api_client: client.ApiClient, client_config: dict[str, Any]) -> list[str]:
+    return await asyncio.to_thread(patch_conversions, api_client, client_config)

@@ -26,7 +26,7 @@ from kubernetes import client, dynamic
 from kubernetes.client.rest import ApiException
 
 from control.api.admission import AdmissionSettings
-from control.operator.conversion import point_conversions
+from control.operator.conversion import patch_conversions
 from control.operator.webhooks import Webhooks, server_ssl
 from tests.support.launchers import script
 
@@ -97,7 +97,7 @@ def install_crds(api_client: client.ApiClient, timeout: float = 60) -> list[dict
             assert time.monotonic() < deadline, f"{crd['metadata']['name']} not Established: {conditions}"
             time.sleep(0.2)
     dyn.resources.invalidate_cache()
-    asyncio.run(point_conversions(api_client, conversion_webhook()))
+    patch_conversions(api_client, conversion_webhook())
     return crds
 
 
