@@ -27,6 +27,7 @@ from control.api import channel, kinds
 from control.api.admission import AdmissionSettings
 from control.auth import Access, load_or_create_token, secure_dir
 from control.contract_board import ContractBoard
+from control.crds import crd_kinds
 from control.operator.contract_configmap import ContractConfigMaps
 from control.operator.conversion import point_conversions, service_client_config
 from control.operator.lease import LeaderElector, LeaseSettings
@@ -122,7 +123,8 @@ async def operate(stop: asyncio.Event, common: ServiceSettings, settings: Contro
     async def reconcile(keys: set[Key]) -> None:
         await reconciler.reconcile()
 
-    loop = WatchLoop(store, watched_kinds(), reconcile)
+    crds = {kind.kind for kind in crd_kinds()}
+    loop = WatchLoop(store, watched_kinds(), reconcile, status_blind=[k for k in watched_kinds() if k not in crds])
     control = ControlService(store, reconciler, admission, resync_seconds=settings.resync_seconds)
     runner, _ = await serve(create_app(control, access, board), common.host, common.port,
                             drain_timeout=common.drain_timeout)

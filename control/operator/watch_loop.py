@@ -5,6 +5,13 @@ kind resumes from a recent version); a version etcd has compacted away (410 Gone
 and any other failure (the API server away, a kind whose CRD is not installed) restarts that kind's watch
 after a back-off, reported on /readyz as part `watch/<Kind>` (core/supervisor.py).
 
+A change to one of the cluster's own kinds (`status_blind`: Pods, ConfigMaps, Services, ... which change
+all the time on a busy cluster, their status above all) queues a reconcile only when something other than
+its status and server bookkeeping changed (its spec, data, labels, annotations, finalizers, deletion): a
+Pod's status or another controller's leader-election renewals do not make passes. Nerve's own kinds
+queue on every change, status included, since one object's status feeds another's (a Trigger reads its
+Broker's).
+
 What a change queues is the key of the object it touched; the worker runs the reconcile the operator was
 given for whatever has queued (a burst of events is one reconcile). A reconcile that fails puts its keys
 back and is retried after a back-off that doubles up to `max_backoff_s`, reset by the next success.
@@ -18,8 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import orjson
 
 from core.supervisor import Supervisor
 from core.watch import Expired, ResourceWatch
@@ -33,9 +44,14 @@ Reconcile = Callable[[set[Key]], Awaitable[object]]
 
 class WatchLoop:
     def __init__(self, store: ResourceWatch, kinds: Iterable[str], reconcile: Reconcile, *,
-                 debounce_s: float = 0.05, initial_backoff_s: float = 0.5, max_backoff_s: float = 30.0) -> None:
+                 status_blind: Iterable[str] = (), debounce_s: float = 0.05, initial_backoff_s: float = 0.5,
+                 max_backoff_s: float = 30.0) -> None:
         self._store = store
         self._kinds = tuple(kinds)
+        self._status_blind = frozenset(status_blind)
+        self._seen: dict[Key, bytes] = {}
+        """What each status-blind object looked like (its digest), to skip changes of status alone."""
+        self.skipped = 0
         self._reconcile = reconcile
         self._debounce = debounce_s
         self._initial_backoff = initial_backoff_s
@@ -74,15 +90,28 @@ class WatchLoop:
                 self._watches[kind].ok()
                 # A (re)list may have missed changes while no watch ran: every listed object is due.
                 for obj in listed.items:
-                    self.queue(_key(obj))
+                    self._changed(kind, "ADDED", obj, force=True)
                 if not listed.items:
                     self.queue((kind, "", ""))
                 try:
                     async for event in self._store.watch(kind, resource_version=listed.resource_version):
-                        self.queue(_key(event.object))
+                        self._changed(kind, event.type, event.object)
                 except Expired:
                     log.info("watch of %s expired (410 Gone): listing again", kind)
         return follow
+
+    def _changed(self, kind: str, event: str, obj: dict[str, Any], *, force: bool = False) -> None:
+        key = _key(obj)
+        if kind in self._status_blind:
+            if event == "DELETED":
+                self._seen.pop(key, None)
+            else:
+                digest = _meaningful(obj)
+                if self._seen.get(key) == digest and not force:
+                    self.skipped += 1
+                    return
+                self._seen[key] = digest
+        self.queue(key)
 
     async def _work(self) -> None:
         backoff = self._initial_backoff
@@ -109,3 +138,15 @@ def _key(obj: dict[str, object]) -> Key:
     meta = obj.get("metadata")
     meta = meta if isinstance(meta, dict) else {}
     return str(obj.get("kind", "")), str(meta.get("namespace") or ""), str(meta.get("name", ""))
+
+
+_BOOKKEEPING = frozenset({"resourceVersion", "managedFields", "generation"})
+
+
+def _meaningful(obj: dict[str, Any]) -> bytes:
+    """A digest of what a reconciler can read of one of the cluster's own objects: all but its status and
+    the server's bookkeeping."""
+    meta = obj.get("metadata")
+    view = {k: v for k, v in obj.items() if k not in ("status", "metadata")}
+    view["metadata"] = {k: v for k, v in (meta if isinstance(meta, dict) else {}).items() if k not in _BOOKKEEPING}
+    return hashlib.blake2b(orjson.dumps(view, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()

@@ -155,3 +155,36 @@ async def test_a_failed_reconcile_is_retried_with_its_keys(tmp_path: Path) -> No
     finally:
         await loop.stop()
         await store.close()
+
+
+async def test_a_status_change_of_the_clusters_own_kinds_does_not_reconcile(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db")
+    queued: list[set[Key]] = []
+    woke = asyncio.Event()
+
+    async def reconcile(keys: set[Key]) -> None:
+        queued.append(keys)
+        woke.set()
+
+    async def settled() -> None:
+        async with asyncio.timeout(5):
+            await woke.wait()
+        await asyncio.sleep(0.3)  # anything else this change queued has run too
+        woke.clear()
+
+    loop = WatchLoop(store, ["Service"], reconcile, status_blind=["Service"], debounce_s=0.01)
+    service = await store.create({"apiVersion": "v1", "kind": "Service",
+                                  "metadata": {"name": "s", "namespace": "ns"}, "spec": {"ports": [{"port": 80}]}})
+    loop.start()
+    try:
+        await settled()  # the first list
+        queued.clear()
+        service = await store.update_status({**service, "status": {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}}})
+        await asyncio.sleep(0.5)
+        assert queued == [] and loop.skipped == 1
+        await store.update({**service, "metadata": {**service["metadata"], "annotations": {"nerve.dev/url": "http://x"}}})
+        await settled()
+        assert queued == [{("Service", "ns", "s")}]
+    finally:
+        await loop.stop()
+        await store.close()
