@@ -28,6 +28,7 @@ from control.api.admission import AdmissionSettings
 from control.auth import Access, load_or_create_token, secure_dir
 from control.contract_board import ContractBoard
 from control.crds import crd_kinds
+from control.operator.cache import CachedStore, WatchCache
 from control.operator.contract_configmap import ContractConfigMaps
 from control.operator.conversion import point_conversions, service_client_config
 from control.operator.lease import LeaderElector, LeaseSettings
@@ -116,15 +117,19 @@ async def operate(stop: asyncio.Event, common: ServiceSettings, settings: Contro
     elector = (LeaderElector(api, LeaseSettings(namespace, operator.lease_name, identity, operator.lease_duration,
                                                 operator.lease_renew_every)) if operator.leader_elect else None)
     leading = elector.leading if elector is not None else asyncio.Event()
-    reconciler = GatedReconciler(store, pool, settings, publish, api_url=f"http://{common.host}:{common.port}",
-                                 on_cluster=True)
+    # The reconciler reads through the watch loop's cache (control/operator/cache.py); the control API reads
+    # the API server itself.
+    cache = WatchCache()
+    reconciler = GatedReconciler(CachedStore(store, cache), pool, settings, publish,
+                                 api_url=f"http://{common.host}:{common.port}", on_cluster=True)
     reconciler.leading = leading
 
     async def reconcile(keys: set[Key]) -> None:
         await reconciler.reconcile()
 
     crds = {kind.kind for kind in crd_kinds()}
-    loop = WatchLoop(store, watched_kinds(), reconcile, status_blind=[k for k in watched_kinds() if k not in crds])
+    loop = WatchLoop(store, watched_kinds(), reconcile, status_blind=[k for k in watched_kinds() if k not in crds],
+                     cache=cache)
     control = ControlService(store, reconciler, admission, resync_seconds=settings.resync_seconds)
     runner, _ = await serve(create_app(control, access, board), common.host, common.port,
                             drain_timeout=common.drain_timeout)

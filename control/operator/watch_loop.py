@@ -27,11 +27,13 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
 
+from control.operator.cache import WatchCache
 from core.supervisor import Supervisor
 from core.watch import Expired, ResourceWatch
 
@@ -40,13 +42,17 @@ log = logging.getLogger("nerve.operator")
 Key = tuple[str, str, str]
 """kind, namespace ("" when cluster-scoped), name."""
 Reconcile = Callable[[set[Key]], Awaitable[object]]
+SLOW_S = 1.0
+"""A reconcile this long is logged (INFO); shorter ones at DEBUG."""
 
 
 class WatchLoop:
     def __init__(self, store: ResourceWatch, kinds: Iterable[str], reconcile: Reconcile, *,
-                 status_blind: Iterable[str] = (), debounce_s: float = 0.05, initial_backoff_s: float = 0.5,
-                 max_backoff_s: float = 30.0) -> None:
+                 status_blind: Iterable[str] = (), cache: WatchCache | None = None, debounce_s: float = 0.05,
+                 initial_backoff_s: float = 0.5, max_backoff_s: float = 30.0) -> None:
+        """`cache` is kept up to date with every kind's objects (control/operator/cache.py)."""
         self._store = store
+        self._cache = cache
         self._kinds = tuple(kinds)
         self._status_blind = frozenset(status_blind)
         self._seen: dict[Key, bytes] = {}
@@ -88,6 +94,8 @@ class WatchLoop:
             while True:
                 listed = await self._store.list(kind)
                 self._watches[kind].ok()
+                if self._cache is not None:
+                    self._cache.replace(kind, listed)
                 # A (re)list may have missed changes while no watch ran: every listed object is due.
                 for obj in listed.items:
                     self._changed(kind, "ADDED", obj, force=True)
@@ -95,6 +103,8 @@ class WatchLoop:
                     self.queue((kind, "", ""))
                 try:
                     async for event in self._store.watch(kind, resource_version=listed.resource_version):
+                        if self._cache is not None:
+                            self._cache.apply(kind, event)
                         self._changed(kind, event.type, event.object)
                 except Expired:
                     log.info("watch of %s expired (410 Gone): listing again", kind)
@@ -121,8 +131,12 @@ class WatchLoop:
             self._dirty.clear()
             keys, self._pending = self._pending, set()
             self.passes += 1
+            began = time.monotonic()
             try:
                 await self._reconcile(keys)
+                took = time.monotonic() - began
+                (log.info if took >= SLOW_S else log.debug)("reconcile %d of %d changed object(s) took %.2fs",
+                                                            self.passes, len(keys), took)
             except Exception:
                 self.failures += 1
                 log.exception("reconcile of %d changed object(s) failed; again in %.1fs", len(keys), backoff)

@@ -26,6 +26,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
+import orjson
 from kubernetes import client, config, dynamic, watch
 from kubernetes.client.exceptions import ApiException
 
@@ -52,6 +53,13 @@ def _message(exc: Exception) -> str:
             if isinstance(decoded, dict) and decoded.get("message"):
                 return str(decoded["message"])
     return str(getattr(exc, "reason", "") or exc)
+
+
+def _raw(response: Any) -> dict[str, Any]:
+    """The JSON body of an unserialized answer (`serialize=False`): the dynamic client's own ResourceInstance
+    wraps every field in an object, which made a LIST of 100 Triggers take a quarter of a second."""
+    decoded: dict[str, Any] = orjson.loads(response.data)
+    return decoded
 
 
 def _translated(exc: Exception) -> Exception:
@@ -105,14 +113,15 @@ class KubernetesStore(ResourceStore):
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         api, namespaced = self._resource(kind)
         try:
-            found = await self._call(lambda: api.get(name=name, namespace=namespace if namespaced else None))
+            found = await self._call(lambda: _raw(api.get(name=name, namespace=namespace if namespaced else None,
+                                                          serialize=False)))
         except NotFound:
             return None
-        return dict(found.to_dict())
+        return found
 
     async def list(self, kind: str, namespace: str | None = None) -> ObjectList:
         api, namespaced = self._resource(kind)
-        listed = (await self._call(lambda: api.get(namespace=namespace if namespaced else None))).to_dict()
+        listed = await self._call(lambda: _raw(api.get(namespace=namespace if namespaced else None, serialize=False)))
         items = sorted(listed.get("items") or [], key=lambda o: (o["metadata"].get("namespace") or "",
                                                                 o["metadata"]["name"]))
         for item in items:  # a list's items carry neither, a watch's and a get's objects do
@@ -166,7 +175,7 @@ class KubernetesStore(ResourceStore):
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         api, namespaced = self._resource(obj["kind"])
         namespace = obj["metadata"].get("namespace") if namespaced else None
-        return dict((await self._call(lambda: api.create(body=obj, namespace=namespace))).to_dict())
+        return await self._call(lambda: _raw(api.create(body=obj, namespace=namespace, serialize=False)))
 
     async def update(self, obj: dict[str, Any]) -> dict[str, Any]:
         return await self._replace(obj, status=False)
@@ -187,8 +196,9 @@ class KubernetesStore(ResourceStore):
                     raise NotFound(f'{obj["kind"]} "{obj["metadata"]["name"]}" not found')
                 body = {**obj, "metadata": {**obj["metadata"],
                                             "resourceVersion": current["metadata"]["resourceVersion"]}}
-            def put(body: dict[str, Any] = body) -> Any:
-                return target.replace(body=body, name=body["metadata"]["name"], namespace=namespace)
+            def put(body: dict[str, Any] = body) -> dict[str, Any]:
+                return _raw(target.replace(body=body, name=body["metadata"]["name"], namespace=namespace,
+                                           serialize=False))
 
             try:
                 replaced = await self._call(put)
@@ -196,7 +206,7 @@ class KubernetesStore(ResourceStore):
                 if unconditional:
                     continue
                 raise
-            return dict(replaced.to_dict())
+            return replaced
         raise Conflict(f'{obj["kind"]} "{obj["metadata"]["name"]}" kept changing; try again')
 
     async def delete(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from control.api.admission import AdmissionSettings, admit
+from control.operator.cache import CachedStore, WatchCache
 from control.operator.watch_loop import Key, WatchLoop
 from control.operator.webhooks import convert, defaults_patch
 from control.store.sqlite import SqliteStore
 from core.errors import InvalidResource
-from core.watch import ObjectList
+from core.watch import ObjectList, WatchEvent
 
 
 def apply_patch(obj: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
@@ -187,4 +188,32 @@ async def test_a_status_change_of_the_clusters_own_kinds_does_not_reconcile(tmp_
         assert queued == [{("Service", "ns", "s")}]
     finally:
         await loop.stop()
+        await store.close()
+
+
+async def test_the_cache_answers_lists_once_listed_and_follows_writes_and_events(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db")
+    cache = WatchCache()
+    cached = CachedStore(store, cache)
+    try:
+        first = await cached.create({"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+                                     "metadata": {"name": "b", "namespace": "ns"}, "spec": {}})
+        assert [o["metadata"]["name"] for o in (await cached.list("Broker")).items] == ["b"]  # not cached: the store
+        cache.replace("Broker", await store.list("Broker"))
+        # Written behind the cache's back: a list answers from the cache until the watch says so.
+        other = await store.create({**first, "metadata": {"name": "a", "namespace": "ns"}})
+        assert [o["metadata"]["name"] for o in (await cached.list("Broker")).items] == ["b"]
+        cache.apply("Broker", WatchEvent("ADDED", other))
+        assert [o["metadata"]["name"] for o in (await cached.list("Broker", "ns")).items] == ["a", "b"]
+        # A write through it is seen at once; a late event older than the write does not undo it.
+        updated = await cached.update_status({**first, "status": {"observedGeneration": 1}})
+        cache.apply("Broker", WatchEvent("MODIFIED", first))
+        listed = {o["metadata"]["name"]: o for o in (await cached.list("Broker")).items}
+        assert listed["b"]["status"] == {"observedGeneration": 1} == updated["status"]
+        # What a reconciler does to a listed object stays its own.
+        listed["b"]["status"]["observedGeneration"] = 99
+        assert (await cached.list("Broker")).items[1]["status"] == {"observedGeneration": 1}
+        await cached.delete("Broker", "ns", "a")
+        assert [o["metadata"]["name"] for o in (await cached.list("Broker")).items] == ["b"]
+    finally:
         await store.close()
