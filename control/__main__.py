@@ -82,7 +82,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m control") -> 
 def _operate(values: dict[str, Any], common: ServiceSettings, settings: ControlSettings,
              operator: OperatorSettings) -> None:
     # Imported here: the official Kubernetes client is loaded only by the operator.
-    from control.operator.run import operate
+    from control.operator.run import KubeconfigError, check_kubeconfig, operate
+
+    try:
+        check_kubeconfig(operator)
+    except KubeconfigError as exc:
+        print(f"python -m control: {exc}", file=sys.stderr)
+        sys.exit(2)
 
     admission = AdmissionSettings(DEFAULT_CLASS_FOR_BACKEND[settings.default_backend],
                                   default_channel_kind=settings.channel_kind)

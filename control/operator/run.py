@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from kubernetes import client
+from kubernetes import client, config
 
 from channels.registry import BackendPool
 from control.api import channel, kinds
@@ -62,6 +62,25 @@ def kubeconfig_path(settings: OperatorSettings) -> str | None:
         return None
     first = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
     return first or str(Path.home() / ".kube" / "config")
+
+
+class KubeconfigError(Exception):
+    """No way to reach the API server: named in one line at start (exit 2), not a traceback."""
+
+
+def check_kubeconfig(settings: OperatorSettings) -> None:
+    path = kubeconfig_path(settings)
+    try:
+        if path is None:
+            config.load_incluster_config(client.Configuration())
+        else:
+            config.load_kube_config(config_file=path, client_configuration=client.Configuration())
+    except (config.ConfigException, OSError) as exc:
+        if path is None:
+            where = "in-cluster (the Pod's ServiceAccount)"
+        else:
+            where = f"--kubeconfig {path}" if settings.kubeconfig else f"kubeconfig {path} (--kubeconfig)"
+        raise KubeconfigError(f"--store kubernetes: cannot use {where}: {exc}") from None
 
 
 def own_namespace(settings: OperatorSettings) -> str:

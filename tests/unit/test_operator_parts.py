@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +219,13 @@ async def test_the_cache_answers_lists_once_listed_and_follows_writes_and_events
         assert [o["metadata"]["name"] for o in (await cached.list("Broker")).items] == ["b"]
     finally:
         await store.close()
+
+
+def test_a_kubeconfig_that_cannot_be_used_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "control", "--store", "kubernetes", "--kubeconfig",
+                             str(tmp_path / "missing"), "--state-dir", str(tmp_path / "state")],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"python -m control: --store kubernetes: cannot use --kubeconfig {tmp_path / 'missing'}: "
+        "Invalid kube-config file. No configuration found."]
