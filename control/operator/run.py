@@ -1,6 +1,7 @@
 """`python -m control --store kubernetes`: control as the operator (control/operator/__init__.py).
 
-Every replica serves the control API (reads, and `nerve apply` writes into the API server) and, with
+Every replica serves the control API (reads, `nerve apply` writes into the API server, and the contract's
+long poll: a standby answers it with the leader's contract, read from the contract ConfigMaps) and, with
 `--webhook-port`, the admission webhooks; only the leader (`--leader-elect`, a Lease) watches and
 reconciles, so statuses, finalizers and the contract are written by one replica at a time. A leader that
 loses its Lease exits (exit code 1) rather than guess whether another one leads already; its Deployment
@@ -46,6 +47,8 @@ from core.runtime import serve
 log = logging.getLogger("nerve.operator")
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+MIRROR_EVERY_S = 1.0
+"""How often a standby reads the contract ConfigMaps for the data plane's long polls it answers."""
 UNWATCHED = frozenset({"Event"})
 """Kinds no reconcile outcome depends on, changing all the time on a cluster: left to the resync."""
 
@@ -167,6 +170,22 @@ async def operate(stop: asyncio.Event, common: ServiceSettings, settings: Contro
         await control.start()
         loop.start()
 
+    async def mirror() -> None:
+        # A standby answers the data plane's long polls too (the control Service balances over every
+        # replica): with the leader's contract, read from the ConfigMaps it writes.
+        while not leading.is_set():
+            try:
+                current = await configmaps.read() if configmaps is not None else None
+            except Exception as exc:  # noqa: BLE001 - the next read tries again
+                log.warning("standby: contract ConfigMap unreadable: %s", exc)
+                current = None
+            shown = board.contract
+            if current is not None and (shown is None or shown.generation != current.generation):
+                await board.publish(current)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(leading.wait(), MIRROR_EVERY_S)
+
+    mirror_task = asyncio.create_task(mirror(), name="contract-mirror") if configmaps is not None else None
     leader_task: asyncio.Task[None] | None = None
     code = 0
     try:
@@ -190,6 +209,10 @@ async def operate(stop: asyncio.Event, common: ServiceSettings, settings: Contro
             log.error("the Lease is lost: exiting, to start again as a standby")
             code = 1
     finally:
+        if mirror_task is not None:
+            mirror_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await mirror_task
         if leader_task is not None:
             leader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -14,6 +14,7 @@ import asyncio
 import copy
 import json
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from kubernetes.client.rest import ApiException
 from control.api.admission import AdmissionSettings, admit
 from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
 from control.operator.contract_configmap import ContractConfigMaps
+from core.contract import Contract
 from core.errors import InvalidResource
 from tests.kubernetes.operator import (
     INGRESS,
@@ -107,6 +109,15 @@ def wait_ready(dyn: dynamic.DynamicClient, kind: str, namespace: str, name: str,
         raise AssertionError(f"{exc}\n{kind} {name}: {(get(dyn, kind, namespace, name) or {}).get('status')}\n"
                              f"{logs}") from None
     return found
+
+
+def standby_contract(operator: Operator) -> Contract | None:
+    """What a replica's control API answers a data plane's long poll with (`--contract-from control`)."""
+    token = (operator.state / "token").read_text().strip()
+    request = urllib.request.Request(f"http://127.0.0.1:{operator.port}/api/v1/contract?after=-1&timeoutSeconds=1",
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return Contract.loads(response.read()) if response.status == 200 else None
 
 
 def status_writer(obj: dict[str, Any]) -> set[str]:
@@ -216,14 +227,17 @@ async def test_two_replicas_elect_one_leader_and_the_standby_takes_over_after_ki
             if manifest["kind"] != "Trigger":
                 apply(admin, admit(manifest, None, defaults).obj)
         broker = wait_ready(admin, "Broker", namespace, "default", first, second)
+        leading = first if f"{leader} leads" in first.log() else second
+        standby = second if leading is first else first
         # Only the leader wrote the status.
         assert status_writer(broker) == {leader}
 
         # kill -9 the leader: its Lease is not released, the standby takes it once it has expired.
-        leading = first if (first.state / "operator.log").read_text().count(f"{leader} leads") else second
-        standby = second if leading is first else first
         before = await ContractConfigMaps(k8s_client, home, f"{home}-contract").read()
         assert before is not None and before.generation > 0
+        # The standby answers the data plane's long poll (the control Service balances over both) with the
+        # leader's contract, read from the ConfigMap.
+        assert wait_for("the standby's contract", lambda: standby_contract(standby) == before)
         killed_at = time.monotonic()
         leading.kill()
         successor = wait_for("another leader", lambda: (h := coordination.read_namespaced_lease(
