@@ -16,6 +16,8 @@ writing, so each egress carries the final delivery settings and the data plane d
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -506,4 +508,80 @@ def write_atomically(path: Path, contract: Contract) -> None:
 
 
 def read(path: Path) -> Contract:
+    """The contract in a file, or in a directory: a mounted contract ConfigMap (`read_directory`)."""
+    if path.is_dir():
+        return read_directory(path)
     return Contract.loads(path.read_bytes())
+
+
+# ------------------------------------------------------------------------------- as ConfigMaps (Kubernetes)
+# On Kubernetes the operator writes the contract into ConfigMaps that ingress, dispatcher and sources mount
+# (control/operator/contract_configmap.py). An object is at most 1 MiB (etcd's limit), which is what caps
+# Knative's one contract ConfigMap (about 1,200 Triggers). So the contract is gzipped into `binaryData` and,
+# when even that passes PART_BYTES, split into numbered parts: part 0 in the ConfigMap `<name>`, part i in
+# `<name>-i`. The index (generation, part count, digest of the whole) sits beside part 0; a reader
+# reassembles the parts and accepts them only when the digest matches, so parts of two generations (a
+# kubelet refreshes each ConfigMap on its own) are never mixed: the last good contract stays in force.
+
+INDEX_KEY = "contract.index.json"
+"""The index's key (and file name, mounted) in the ConfigMap `<name>`."""
+LEGACY_KEY = "contract.json"
+"""A directory holding only this (the chart's initial, empty contract) is read as a plain file."""
+PART_BYTES = 900 * 1024
+"""The largest part: below 1 MiB with room for the ConfigMap's metadata."""
+
+
+def part_key(index: int) -> str:
+    return f"contract.json.gz.{index}"
+
+
+@dataclass(frozen=True, slots=True)
+class ContractParts:
+    """The contract as the ConfigMaps carry it: the index (JSON) and the gzip's parts, in order."""
+
+    index: dict[str, Any]
+    parts: tuple[bytes, ...]
+
+
+def to_parts(contract: Contract, part_bytes: int = PART_BYTES) -> ContractParts:
+    # mtime=0: the same contract gives the same bytes, so an unchanged part is an unchanged ConfigMap.
+    packed = gzip.compress(orjson.dumps(contract.to_json()), mtime=0)
+    parts = tuple(packed[i:i + part_bytes] for i in range(0, len(packed), part_bytes)) or (b"",)
+    index = {"generation": contract.generation, "parts": len(parts), "bytes": len(packed),
+             "sha256": hashlib.sha256(packed).hexdigest()}
+    return ContractParts(index, parts)
+
+
+def from_parts(index: dict[str, Any], parts: list[bytes]) -> Contract:
+    """The contract the parts make; ValueError when they do not make the one the index describes."""
+    count = int(index["parts"])
+    if len(parts) != count:
+        raise ValueError(f"the index names {count} parts, {len(parts)} are there")
+    packed = b"".join(parts)
+    if hashlib.sha256(packed).hexdigest() != index["sha256"]:
+        raise ValueError(f"the parts do not match the index of generation {index.get('generation')} "
+                         "(some are of another generation)")
+    return Contract.loads(gzip.decompress(packed))
+
+
+def read_directory(path: Path) -> Contract:
+    """A mounted contract ConfigMap (or several, in one projected volume): the index and its parts."""
+    index_file = path / INDEX_KEY
+    if not index_file.exists():
+        return Contract.loads((path / LEGACY_KEY).read_bytes())
+    index = orjson.loads(index_file.read_bytes())
+    parts = []
+    for i in range(int(index["parts"])):
+        try:
+            parts.append((path / part_key(i)).read_bytes())
+        except FileNotFoundError:
+            raise ValueError(f"part {i} of generation {index.get('generation')} is not mounted yet") from None
+    return from_parts(index, parts)
+
+
+def stamp_path(path: Path) -> Path:
+    """The file whose change says the contract at `path` changed: the file, or a directory's index (a
+    ConfigMap volume swaps its files together, through a symlink)."""
+    if path.is_dir():
+        return path / INDEX_KEY if (path / INDEX_KEY).exists() else path / LEGACY_KEY
+    return path
