@@ -115,7 +115,7 @@ class Reconciler:
         self.channels = Channels(pool, settings)
         self.sequences = SequenceReconciler()
         self.parallels = ParallelReconciler()
-        self.sink_bindings = SinkBindingReconciler()
+        self.sink_bindings = SinkBindingReconciler(cluster=store if on_cluster else None)
         self.container_sources = ContainerSourceReconciler()
         self.workloads = WorkloadReconciler(local=settings.local_workloads)
         self.eventtypes = EventTypeReconciler()
