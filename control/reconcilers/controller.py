@@ -116,7 +116,7 @@ class Reconciler:
         self.sequences = SequenceReconciler()
         self.parallels = ParallelReconciler()
         self.sink_bindings = SinkBindingReconciler(cluster=store if on_cluster else None)
-        self.container_sources = ContainerSourceReconciler()
+        self.container_sources = ContainerSourceReconciler(on_cluster=on_cluster)
         self.workloads = WorkloadReconciler(local=settings.local_workloads)
         self.eventtypes = EventTypeReconciler()
         self.contract = contract or Contract()
