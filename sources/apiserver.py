@@ -43,34 +43,23 @@ from core.contract import Source
 from core.errors import BackendError
 from core.events import AttrValue, Event
 from core.filters import EventFilter, compile_trigger_filter
+from core.kube import guess_plural
 from core.selector import LabelSelector, namespace_labels
 from core.supervisor import Supervisor
-from core.watch import Expired, WatchEvent
-from sources.base import Adapter, SourceContext, part_name
+from core.watch import Expired, ResourceWatch, WatchEvent
+from sources.base import Adapter, SourceContext, SourceWatch, part_name
 from sources.emit import Emitter
 
 log = logging.getLogger("nerve.sources.apiserver")
 
 Change = Literal["add", "update", "delete"]
 NO_STORE = ("this sources service has no resource store to watch (it runs apart from control); "
-            "an ApiServerSource runs in embedded mode (`nerve up`)")
+            "an ApiServerSource runs in embedded mode (`nerve up`), or on Kubernetes with `--watch kubernetes`")
 
 
 def event_type(mode: str, change: Change) -> str:
     """Knative's six types (`ev:pkg/apis/sources/constants.go`)."""
     return f"dev.knative.apiserver.{'resource' if mode == 'Resource' else 'ref'}.{change}"
-
-
-def guess_plural(kind: str) -> str:
-    """Kubernetes' UnsafeGuessKindToResource: `Event` -> events, `Ingress` -> ingresses, `Policy` -> policies."""
-    singular = kind.lower()
-    if not singular or singular.endswith("endpoints"):
-        return singular
-    if singular.endswith("s"):
-        return singular + "es"
-    if singular.endswith("y"):
-        return singular[:-1] + "ies"
-    return singular + "s"
 
 
 def self_link(api_version: str, kind: str, namespace: str, name: str) -> str:
@@ -128,7 +117,8 @@ def _reads(source: Source) -> tuple[bytes, ...]:
     in place."""
     config = source.config
     return tuple(orjson.dumps(config.get(key), option=orjson.OPT_SORT_KEYS) for key in (
-        "resources", "mode", "owner", "filters", "namespaces", "namespaceSelector", "allNamespaces", "source"))
+        "resources", "mode", "owner", "filters", "namespaces", "namespaceSelector", "allNamespaces", "source",
+        "serviceAccountName"))
 
 
 @dataclass(slots=True)
@@ -150,7 +140,10 @@ class _Watched:
 class ApiServerSourceAdapter:
     def __init__(self, source: Source, context: SourceContext) -> None:
         self._source = source
-        self._watch = context.watch
+        self._watch: ResourceWatch | None = context.watch
+        self._watches = context.watches
+        self._own: SourceWatch | None = None
+        """The watch made for this source alone (`--watch kubernetes`), closed when it stops."""
         self._emitter = Emitter(source, context.deliverer, default_timeout_s=context.settings.default_timeout_s)
         self._filter: EventFilter = compile_trigger_filter(None, source.config.get("filters") or None)
         self._supervisors: list[Supervisor] = []
@@ -177,11 +170,18 @@ class ApiServerSourceAdapter:
                 for r in config.get("resources") or ()]
 
     async def start(self) -> None:
+        if self._watch is None and self._watches is not None:
+            self._own = await self._watches.for_source(self._source)
+            self._watch = self._own
         if self._watch is None:
             raise BackendError(NO_STORE)
         entries = self._entries()
-        for entry in entries:
-            await self._list(entry)  # before start returns: a change right after `nerve apply` is seen
+        try:
+            for entry in entries:
+                await self._list(entry)  # before start returns: a change right after `nerve apply` is seen
+        except BaseException:
+            await self.stop()  # the watch made for this start goes with it; the service starts it anew
+            raise
         for entry in entries:
             supervisor = Supervisor(f"{part_name(self._source)}#{entry.kind}", functools.partial(self._follow, entry))
             supervisor.start()
@@ -190,6 +190,10 @@ class ApiServerSourceAdapter:
     async def stop(self) -> None:
         supervisors, self._supervisors = self._supervisors, []
         await asyncio.gather(*(s.stop() for s in supervisors))
+        own, self._own = self._own, None
+        if own is not None:
+            self._watch = None
+            await own.close()
 
     async def _list(self, entry: _Watched) -> None:
         assert self._watch is not None
