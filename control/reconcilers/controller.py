@@ -118,7 +118,8 @@ class Reconciler:
         self.channels = Channels(pool, settings)
         self.sequences = SequenceReconciler()
         self.parallels = ParallelReconciler()
-        self.sink_bindings = SinkBindingReconciler(cluster=store if on_cluster else None)
+        self.sink_bindings = SinkBindingReconciler(cluster=store if on_cluster else None,
+                                                   selection_mode=settings.sink_binding_selection_mode)
         self.container_sources = ContainerSourceReconciler(on_cluster=on_cluster)
         self.workloads = WorkloadReconciler(local=settings.local_workloads)
         self.eventtypes = EventTypeReconciler()

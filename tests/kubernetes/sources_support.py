@@ -50,14 +50,14 @@ def put(api_client: client.ApiClient, manifest: dict[str, Any], namespace: str) 
 class Cluster:
     """Control's reconcile pass on the API server, as the operator runs it."""
 
-    def __init__(self, kubeconfig: Path, state_dir: Path, *, api_url: str = "") -> None:
+    def __init__(self, kubeconfig: Path, state_dir: Path, *, api_url: str = "", **settings: Any) -> None:
         self.store = KubernetesStore.from_kubeconfig(str(kubeconfig))
         self.pool = BackendPool()
         self.published: list[Contract] = []
         # The chart's serviceUrlTemplate: a Service ref is the cluster's DNS name of the Service.
         settings = ControlSettings(state_dir=state_dir, default_backend="memory",
                                    service_url_template="http://{name}.{namespace}.svc.cluster.local",
-                                   ingress_base_url="http://nerve-ingress.nerve.svc.cluster.local")
+                                   ingress_base_url="http://nerve-ingress.nerve.svc.cluster.local", **settings)
         self.reconciler = Reconciler(self.store, self.pool, settings, self._publish, on_cluster=True,
                                      api_url=api_url)
 

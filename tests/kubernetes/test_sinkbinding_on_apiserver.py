@@ -155,3 +155,19 @@ async def test_a_named_subject_that_does_not_exist_is_not_available(on_cluster: 
     later = await on_cluster.get("Deployment", ns, "later")
     env = env_of(pod_spec(later)["containers"][1])
     assert env == {"K_SINK": f"http://event-display.{ns}.svc.cluster.local", "K_CE_OVERRIDES": None}
+
+
+async def test_inclusion_mode_binds_only_what_is_labelled_include(
+        kube_apiserver: Path, k8s_client: client.ApiClient, tmp_path: Path) -> None:
+    install_crds(k8s_client)
+    ns = new_namespace(k8s_client, "sb-incl")
+    put(k8s_client, example("event-display/01-event-display.yaml")[1], ns)
+    put(k8s_client, deployment("included", {"role": "p", "bindings.knative.dev/include": "true"}), ns)
+    put(k8s_client, deployment("plain", {"role": "p"}), ns)
+    put(k8s_client, binding("all", {"apiVersion": "apps/v1", "kind": "Deployment",
+                                    "selector": {"matchLabels": {"role": "p"}}}), ns)
+    async for c in cluster(kube_apiserver, tmp_path, sink_binding_selection_mode="inclusion"):
+        await c.reconcile()
+        included, plain = await c.get("Deployment", ns, "included"), await c.get("Deployment", ns, "plain")
+        assert env_of(pod_spec(included)["containers"][1])["K_SINK"] == f"http://event-display.{ns}.svc.cluster.local"
+        assert "K_SINK" not in env_of(pod_spec(plain)["containers"][1])

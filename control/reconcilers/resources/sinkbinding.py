@@ -147,7 +147,6 @@ def status(binding: dict[str, Any], snapshot: Snapshot, resolver: Resolver, now:
 
 BOUND_ANNOTATION = "sinkbindings.sources.nerve.dev/bound"
 INCLUDE_LABEL = "bindings.knative.dev/include"
-SELECTION_MODES = ("exclusion", "inclusion")
 CLUSTER_BINDABLE = ("Deployment", "Job", "CronJob", "Pod")
 PATCHABLE = ("Deployment", "CronJob")
 _POD_SPEC = {
