@@ -25,7 +25,7 @@ def _env(dep: dict[str, Any]) -> dict[str, str]:
 
 
 def test_pingsource_ticks_live_on_the_pods_tmp_volume() -> None:
-    dep = _sources(render())
+    dep = _sources(render("control.store=sqlite"))
     pod = dep["spec"]["template"]["spec"]
     env = _env(dep)
     assert env["NERVE_STATE_DIR"] == "/tmp/nerve-state"
@@ -36,22 +36,23 @@ def test_pingsource_ticks_live_on_the_pods_tmp_volume() -> None:
     assert dep["spec"]["replicas"] == 1
     # By default ApiServerSources watch nothing, and the sources Pod gets no token.
     assert env["NERVE_WATCH"] == "none" and pod["automountServiceAccountToken"] is False
-    assert "nerve-sources" not in {d["metadata"]["name"] for d in render() if d["kind"] == "ClusterRole"}
+    roles = {d["metadata"]["name"] for d in render("control.store=sqlite") if d["kind"] == "ClusterRole"}
+    assert not roles & {"nerve-sources", "nerve-control-sources"}
 
 
 def _can(api: client.ApiClient, namespace: str, verb: str, resource: str, subresource: str = "",
-         in_namespace: str = "anywhere") -> bool:
+         group: str = "", account: str = "nerve-sources") -> bool:
     review = client.V1SubjectAccessReview(spec=client.V1SubjectAccessReviewSpec(
-        user=f"system:serviceaccount:{namespace}:nerve-sources",
+        user=f"system:serviceaccount:{namespace}:{account}",
         resource_attributes=client.V1ResourceAttributes(verb=verb, resource=resource, subresource=subresource or None,
-                                                        namespace=in_namespace)))
+                                                        group=group, namespace="anywhere")))
     return bool(client.AuthorizationV1Api(api).create_subject_access_review(review).status.allowed)
 
 
 def test_watch_kubernetes_gives_sources_a_token_and_only_token_requests(k8s_client: client.ApiClient) -> None:
     namespace = f"chart-src-{uuid.uuid4().hex[:6]}"
     client.CoreV1Api(k8s_client).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    docs = render("sources.watch=kubernetes", namespace=namespace, release="nerve")
+    docs = render("sources.watch=kubernetes", "control.store=kubernetes", namespace=namespace, release="nerve")
     dep = _sources(docs)
     assert dep["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
     env = _env(dep)
@@ -67,3 +68,12 @@ def test_watch_kubernetes_gives_sources_a_token_and_only_token_requests(k8s_clie
     assert not _can(k8s_client, namespace, "get", "serviceaccounts")
     assert not _can(k8s_client, namespace, "list", "events")
     assert not _can(k8s_client, namespace, "get", "secrets")
+
+    # Control as the operator: what its source reconcilers write, and no deletes.
+    control = {"account": "nerve-control"}
+    assert _can(k8s_client, namespace, "create", "deployments", group="apps", **control)
+    assert _can(k8s_client, namespace, "update", "cronjobs", group="batch", **control)
+    assert _can(k8s_client, namespace, "create", "sinkbindings", group="sources.knative.dev", **control)
+    assert _can(k8s_client, namespace, "create", "subjectaccessreviews", group="authorization.k8s.io", **control)
+    assert not _can(k8s_client, namespace, "delete", "deployments", group="apps", **control)
+    assert not _can(k8s_client, namespace, "update", "jobs", group="batch", **control)
