@@ -24,7 +24,7 @@ from kubernetes import client
 
 from control.resolver import URL_ANNOTATION
 from core.contract import write_atomically
-from sources.kube_watch import ServiceAccountWatches
+from sources.kube_watch import KubernetesWatch, ServiceAccountWatches
 from tests.kubernetes.sources_support import Cluster, cluster, condition, example, new_namespace, put
 from tests.kubernetes.support import get_json, install_crds
 from tests.support.receiver import Receiver
@@ -144,3 +144,38 @@ async def test_the_watch_acts_as_the_service_account(kube_apiserver: Path, k8s_c
             await watches.for_source(source("absent"))
     finally:
         await watches.close()
+
+
+async def test_the_kubernetes_watch_follows_a_list_and_says_when_a_version_is_gone(
+        kube_apiserver: Path, k8s_client: client.ApiClient) -> None:
+    """KubernetesWatch on the real API server: changes after a list's version in order, and 410 Gone for a
+    version the API server no longer keeps (the adapter then lists again), as `Expired`."""
+    from kubernetes import config
+
+    from core.watch import Expired
+
+    ns = new_namespace(k8s_client, "kwatch")
+    watch = KubernetesWatch(config.new_client_from_config(config_file=str(kube_apiserver)), {"Event": "v1"})
+    core = client.CoreV1Api(k8s_client)
+    try:
+        listed = await watch.list("Event", ns)
+        assert listed.items == []
+        changes = watch.watch("Event", ns, resource_version=listed.resource_version)
+        body = {"metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "p", "namespace": ns},
+                "reason": "R", "message": "m"}
+        await asyncio.to_thread(core.create_namespaced_event, ns, body)
+        await asyncio.to_thread(core.patch_namespaced_event, "e", ns, {"message": "m2"})
+        await asyncio.to_thread(core.delete_namespaced_event, "e", ns)
+        seen = []
+        async for change in changes:
+            seen.append((change.type, change.object["message"]))
+            if len(seen) == 3:
+                break
+        await changes.aclose()
+        assert seen == [("ADDED", "m"), ("MODIFIED", "m2"), ("DELETED", "m2")]
+        assert await watch.get("Event", ns, "e") is None
+        with pytest.raises(Expired):
+            async for _ in watch.watch("Event", ns, resource_version="1"):
+                pass
+    finally:
+        await watch.close()
