@@ -61,10 +61,10 @@ class SinkBindingReconciler:
             # Written first: the patches below inject the sinkUri this status carries.
             await writes.status(binding, build.cluster_status(binding, snapshot, resolver))
         failures: dict[str, str] = {}
-        for want in build.cluster_patches(snapshot, self._mode):
+        for stored, want in build.cluster_patches(snapshot, self._mode):
             meta = want["metadata"]
             try:
-                await store.update(want)
+                written = await store.update(want)
             except (Conflict, NotFound):
                 writes.again = True  # changed or gone since the snapshot: the next round reads it again
                 continue
@@ -73,7 +73,10 @@ class SinkBindingReconciler:
                 log.warning("%s: binding refused: %s", "/".join(key_of(want)), exc)
                 failures[name] = f'failed binding subject {meta["name"]}: {exc}'
                 continue
-            writes.again = True  # the next round reads the patched objects back
+            # The snapshot's copy too (no round is needed to read it back): a ContainerSource reconciled
+            # later in this round compares its Deployment with what is stored now.
+            stored.clear()
+            stored.update(written)
         for binding in bindings:
             message = failures.get(binding["metadata"]["name"])
             if message is not None:

@@ -67,7 +67,8 @@ def test_a_job_subject_with_a_selector_binds_the_cronjob_whose_jobs_will_match()
     cron = _cronjob({"app": "heartbeat-cron"})
     snap = Snapshot.of([cron, _binding({"apiVersion": "batch/v1", "kind": "Job",
                                         "selector": {"matchLabels": {"app": "heartbeat-cron"}}})])
-    [patched] = cluster_patches(snap)
+    [(stored, patched)] = cluster_patches(snap)
+    assert stored is cron
     assert patched["metadata"]["annotations"] == {BOUND_ANNOTATION: "b"}
     assert patched["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"] == [
         {"name": "K_SINK", "value": "http://sink"}, {"name": "K_CE_OVERRIDES"}]

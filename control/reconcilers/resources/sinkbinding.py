@@ -268,14 +268,14 @@ def bound_object(obj: dict[str, Any], snapshot: Snapshot, mode: str = "exclusion
     return out
 
 
-def cluster_patches(snapshot: Snapshot, mode: str = "exclusion") -> list[dict[str, Any]]:
-    """Every Deployment and CronJob whose stored form is not what the bindings want: the objects to write."""
+def cluster_patches(snapshot: Snapshot, mode: str = "exclusion") -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Every Deployment and CronJob whose stored form is not what the bindings want: (stored, to write)."""
     out = []
     for kind in PATCHABLE:
         for obj in snapshot.live(kind):
             want = bound_object(obj, snapshot, mode)
             if want != obj:
-                out.append(want)
+                out.append((obj, want))
     return out
 
 
