@@ -162,12 +162,18 @@ class ApiServerSourceAdapter:
     def _entries(self) -> list[_Watched]:
         config = self._source.config
         namespaces = config.get("namespaces")
-        # Unset namespaceSelector: the source's own namespace, watched alone. Otherwise every namespace,
-        # each change checked against the selector (so a namespace labelled or created later is covered).
-        one = namespaces[0] if isinstance(namespaces, list) and len(namespaces) == 1 else None
-        return [_Watched(str(r["kind"]), bool(r.get("namespaced", True)), LabelSelector.from_json(r.get("selector")),
-                         one if r.get("namespaced", True) else None)
-                for r in config.get("resources") or ()]
+        # A list: each of those namespaces watched on its own (the source's own when namespaceSelector is
+        # unset; on a cluster, those the selector matched at reconcile time, as Knative's adapter makes one
+        # watch per namespace, so a Role in each is enough). None: every namespace, each change checked
+        # against the selector (embedded: a namespace labelled or created later is covered at once).
+        each: list[str | None] = [str(n) for n in namespaces] if isinstance(namespaces, list) else [None]
+        out = []
+        for r in config.get("resources") or ():
+            namespaced = bool(r.get("namespaced", True))
+            for namespace in each if namespaced else [None]:
+                out.append(_Watched(str(r["kind"]), namespaced, LabelSelector.from_json(r.get("selector")),
+                                    namespace))
+        return out
 
     async def start(self) -> None:
         if self._watch is None and self._watches is not None:
@@ -183,7 +189,10 @@ class ApiServerSourceAdapter:
             await self.stop()  # the watch made for this start goes with it; the service starts it anew
             raise
         for entry in entries:
-            supervisor = Supervisor(f"{part_name(self._source)}#{entry.kind}", functools.partial(self._follow, entry))
+            several = sum(e.kind == entry.kind for e in entries) > 1  # one kind watched in several namespaces
+            where = f"@{entry.namespace}" if several else ""
+            supervisor = Supervisor(f"{part_name(self._source)}#{entry.kind}{where}",
+                                    functools.partial(self._follow, entry))
             supervisor.start()
             self._supervisors.append(supervisor)
 

@@ -179,3 +179,50 @@ async def test_the_kubernetes_watch_follows_a_list_and_says_when_a_version_is_go
                 pass
     finally:
         await watch.close()
+
+
+async def test_a_namespace_selector_needs_a_role_in_each_matched_namespace_only(
+        on_cluster: Cluster, k8s_client: client.ApiClient, kube_apiserver: Path, receiver: Receiver,
+        tmp_path: Path) -> None:
+    """As Knative's adapter, each matched namespace is watched on its own: a RoleBinding in each is enough."""
+    home = new_namespace(k8s_client, "apis-home")
+    team = f"t{home[-8:]}"
+    matched = sorted(new_namespace(k8s_client, "apis-m", {"team": team}) for _ in range(2))
+    other = new_namespace(k8s_client, "apis-o")
+    account, role, _ = seed_rbac(home)
+    put(k8s_client, account, home)
+    put(k8s_client, role, home)
+    for ns in matched:
+        put(k8s_client, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                         "metadata": {"name": "read-events"},
+                         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                     "name": role["metadata"]["name"]},
+                         "subjects": [{"kind": "ServiceAccount", "name": "events-sa", "namespace": home}]}, ns)
+    src = copy.deepcopy(example("apiserver-source/02-apiserversource.yaml")[0])
+    src["spec"]["sink"] = {"uri": receiver.url}
+    src["spec"]["namespaceSelector"] = {"matchLabels": {"team": team}}
+    put(k8s_client, src, home)
+    contract = await on_cluster.reconcile()
+    stored = await on_cluster.get("ApiServerSource", home, "test-apiserver-source")
+    assert condition(stored, "Ready")["status"] == "True", stored["status"]
+    assert stored["status"]["namespaces"] == matched
+
+    contract_file = tmp_path / "contract.json"
+    write_atomically(contract_file, contract)
+    port = free_port()
+    sources = Service("sources", "sources", [
+        "--host", "127.0.0.1", "--port", str(port), "--contract", str(contract_file), "--state-dir",
+        str(tmp_path / "sources-state"), "--watch", "kubernetes", "--kubeconfig", str(kube_apiserver)],
+        tmp_path, port)
+    sources.start()
+    try:
+        await asyncio.to_thread(sources.wait_ready, contract.generation)
+        core = client.CoreV1Api(k8s_client)
+        for ns in (other, *matched):
+            core.create_namespaced_event(ns, {"metadata": {"name": "ev"}, "reason": "R", "message": ns,
+                                              "involvedObject": {"kind": "Pod", "name": "p", "namespace": ns}})
+        await receiver.wait_for(2)
+        await receiver.settle()
+    finally:
+        sources.stop()
+    assert sorted(e.attributes["namespace"] for e in receiver.events) == matched

@@ -173,4 +173,9 @@ def build(source: dict[str, Any], snapshot: Snapshot, resolver: Resolver, *, sou
     }
     if cluster:
         config["serviceAccountName"] = service_account(source)
+        if not config["allNamespaces"]:
+            # Each matched namespace watched on its own, as Knative's adapter does: a Role in each is
+            # enough (a watch of every namespace would need a ClusterRole). A namespace that starts to
+            # match changes the contract, and the adapter starts again with it.
+            config["namespaces"], config["namespaceSelector"] = namespaces, None
     return Built(status, contract_source(source, sink_uri, config))
