@@ -90,3 +90,9 @@ def test_the_oldest_binding_wins_and_an_unannotated_object_is_never_unbound() ->
     assert bound_object(own, Snapshot.of([own])) == own
     # Annotated, binding gone: unbound.
     assert bound_object(bound, Snapshot.of([bound]))["spec"] == cron["spec"]
+
+
+def test_ca_certs_come_between_the_sink_and_the_overrides_as_knative_appends_them() -> None:
+    env = {"K_SINK": "https://sink", "K_CE_OVERRIDES": "", "K_CA_CERTS": "-----BEGIN CERTIFICATE-----"}
+    bound = bound_pod_spec({"containers": [{"name": "c"}]}, env)
+    assert [v["name"] for v in bound["containers"][0]["env"]] == ["K_SINK", "K_CA_CERTS", "K_CE_OVERRIDES"]

@@ -40,7 +40,7 @@ from typing import Any
 from control.api import kinds
 from control.api.apiserversource import REFERENCE_MODE, RESOURCE_MODE
 from control.conditions import cond
-from control.reconcilers.resources.source import contract_source, resolve_sink, source_status
+from control.reconcilers.resources.source import contract_source, resolve_sink_address, source_status
 from control.reconcilers.resources.trigger import OIDC_REASON
 from control.reconcilers.snapshot import Snapshot
 from control.resolver import Resolver
@@ -147,7 +147,8 @@ def build(source: dict[str, Any], snapshot: Snapshot, resolver: Resolver, *, sou
     """`cluster`: the store is a Kubernetes API server; `permissions` the SufficientPermissions condition
     its SubjectAccessReviews gave (None: nothing restricts what the source sees)."""
     spec = source["spec"]
-    sink_provided, sink_uri = resolve_sink(source, resolver)
+    sink_provided, sink = resolve_sink_address(source, resolver)
+    sink_uri = sink.url
     if watch_available:
         deployed = cond("Deployed", True)
     else:
@@ -157,7 +158,8 @@ def build(source: dict[str, Any], snapshot: Snapshot, resolver: Resolver, *, sou
     mode = spec.get("mode", REFERENCE_MODE)
     ce_attributes = [{"type": t, "source": source_url} for t in EVENT_TYPES.get(mode, ())]
     namespaces = watched_namespaces(source, snapshot)
-    status = source_status(source, conditions, sink_uri, ce_attributes, now=now, namespaces=namespaces)
+    status = source_status(source, conditions, sink_uri, ce_attributes, now=now, sink_ca_certs=sink.ca_certs,
+                           namespaces=namespaces)
     if not sink_uri or not watch_available or permitted["status"] != "True":
         return Built(status, None)
     selector = spec.get("namespaceSelector")
@@ -178,4 +180,4 @@ def build(source: dict[str, Any], snapshot: Snapshot, resolver: Resolver, *, sou
             # enough (a watch of every namespace would need a ClusterRole). A namespace that starts to
             # match changes the contract, and the adapter starts again with it.
             config["namespaces"], config["namespaceSelector"] = namespaces, None
-    return Built(status, contract_source(source, sink_uri, config))
+    return Built(status, contract_source(source, sink_uri, config, sink_ca_certs=sink.ca_certs))
