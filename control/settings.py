@@ -106,6 +106,9 @@ class ControlSettings:
         "Knative's default-authorization-mode feature flag (who may send when no EventPolicy applies): "
         "allow-same-namespace, allow-all or deny-all; empty: as the ConfigMap knative-eventing/config-features "
         "says, else allow-same-namespace.", check=features.flag_check(features.DEFAULT_AUTHORIZATION_MODE))
+    oidc_issuer: str = setting("", "--oidc-issuer", "NERVE_OIDC_ISSUER",
+                               "The iss claim of the tokens control signs (authentication-oidc) and where verifiers "
+                               "find /.well-known/openid-configuration; empty: the control API's own URL.")
 
     local_workloads: bool = False
     """Whether a runner in this process runs Pods as local processes (`nerve up` only; docs/sources.md)."""

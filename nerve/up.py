@@ -33,6 +33,7 @@ from control.store.sqlite import SqliteStore
 from core.contract import Contract, read, write_atomically
 from core.eventtypes import AutoCreate
 from core.features import Features
+from core.oidc import Issuer, SigningKey, local_tokens
 from core.runtime import add_site, serve, stop_all
 from core.tls import SchemeGuard, ServingFiles, ensure_embedded_ca, server_context
 from dispatcher.service import Dispatcher
@@ -84,9 +85,15 @@ class Embedded:
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._store: SqliteStore | None = None
         self.service: ControlService | None = None
+        self.issuer: Issuer | None = None
 
     async def start(self) -> None:
         settings = self.settings
+        # Nerve is its own OIDC issuer: the key in the state dir signs the tokens the dispatcher and sources
+        # send (authentication-oidc); the issuer URL is control's, known once it listens.
+        secure_dir(settings.state_dir)
+        self.issuer = Issuer(SigningKey.load_or_create(settings.state_dir), "")
+        self.dispatcher.tokens = self.sources.tokens = local_tokens(self.issuer)
         await self.dispatcher.start()
         self._closers.append(self.dispatcher.stop)
         await self.sources.start()
@@ -163,7 +170,7 @@ class Embedded:
         # Generations keep counting up across restarts; the first reconcile republishes the contract.
         reconciler = Reconciler(
             self._store, self.pool, control_settings, publish, contract=Contract(previous.generation),
-            api_url=f"http://{settings.host}:{settings.api_port}", sources_watch_store=True,
+            api_url=f"http://{settings.host}:{settings.api_port}", sources_watch_store=True, issuer=self.issuer,
         )
         default_class = DEFAULT_CLASS_FOR_BACKEND[settings.backend]
         admission = AdmissionSettings(default_class, default_channel_kind=control_settings.channel_kind)
@@ -176,11 +183,13 @@ class Embedded:
             self._closers.insert(1, self.auto_create.stop)
         self._closers.insert(2, self._stop_workloads)
         api_runner, api_port = await serve(create_control_app(self.service, access, board,
-                                                             logs_dir=control_settings.logs_dir),
+                                                             logs_dir=control_settings.logs_dir, issuer=self.issuer),
                                           settings.host, settings.api_port, name="control")
         self._closers.insert(1, api_runner.cleanup)
         self.api_url = f"http://{settings.host}:{api_port}"
         reconciler.api_server_sources.source_url = self.api_url  # the port, when it was 0 (tests)
+        self.issuer.url = self.api_url
+        await reconciler.reconcile()  # the contract names the issuer by its URL
 
     def _tls_files(self) -> ServingFiles:
         """The ingress's certificate: --tls-cert/--tls-key, or the one Nerve makes in <state-dir>/tls."""
