@@ -37,7 +37,7 @@ from control.api import source as source_api
 from control.api.trigger import dependency_of
 from control.conditions import cond, with_ready
 from control.reconcilers import finalizers, garbage
-from control.reconcilers.apiserversource import ApiServerSourceReconciler
+from control.reconcilers.apiserversource import ApiServerSourceReconciler, ClusterAccess
 from control.reconcilers.broker import BrokerReconciler
 from control.reconcilers.channel import Channels
 from control.reconcilers.containersource import ContainerSourceReconciler
@@ -116,12 +116,16 @@ class Reconciler:
         self.triggers = TriggerReconciler(pool, settings)
         self.kafka_sources = KafkaSourceReconciler(pool, self._probes)
         self.ping_sources = PingSourceReconciler()
-        self.api_server_sources = ApiServerSourceReconciler(source_url=api_url, watch_available=sources_watch_store)
+        # On a cluster ApiServerSources watch the API server itself (sources --watch kubernetes).
+        cluster = store if on_cluster and isinstance(store, ClusterAccess) else None
+        self.api_server_sources = ApiServerSourceReconciler(source_url=api_url, watch_available=sources_watch_store,
+                                                            cluster=cluster)
         self.channels = Channels(pool, settings)
         self.sequences = SequenceReconciler()
         self.parallels = ParallelReconciler()
-        self.sink_bindings = SinkBindingReconciler()
-        self.container_sources = ContainerSourceReconciler()
+        self.sink_bindings = SinkBindingReconciler(cluster=store if on_cluster else None,
+                                                   selection_mode=settings.sink_binding_selection_mode)
+        self.container_sources = ContainerSourceReconciler(on_cluster=on_cluster)
         self.workloads = WorkloadReconciler(local=settings.local_workloads)
         self.eventtypes = EventTypeReconciler()
         self.event_policies = EventPolicyReconciler(issuer)
