@@ -69,8 +69,9 @@ def test_each_part_runs_its_entry_point_with_probes_and_its_own_account() -> Non
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
         assert pod["spec"]["serviceAccountName"] == f"nerve-{role}"
         assert f"nerve-{role}" in accounts
-        # Only control talks to the Kubernetes API.
-        assert pod["spec"]["automountServiceAccountToken"] is (role == "control")
+        # Only control talks to the Kubernetes API, and the sources part for ApiServerSources (control runs
+        # as the operator by default, so ApiServerSources watch this cluster).
+        assert pod["spec"]["automountServiceAccountToken"] is (role in ("control", "sources"))
         service = services[f"nerve-{role}"]
         assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
     control = _env(deployments["nerve-control"])
