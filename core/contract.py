@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 import orjson
 
+from core.backend_security import BackendSecurity, KafkaSecurity, security_from_json
+
 BackoffPolicy = Literal["exponential", "linear"]
 DeliveryOrder = Literal["unordered", "ordered"]
 EventFormat = Literal["binary", "json"]
@@ -169,6 +171,10 @@ class Resource:
     egresses: tuple[Egress, ...] = ()
     bootstrap_servers: str = ""
     backend_config: dict[str, str] = field(default_factory=dict)
+    security: BackendSecurity | None = None
+    """How clients connect to `connection` (TLS, SASL, NATS credentials), resolved from the Secret the
+    Broker's ConfigMap names; None for a plain connection. JSON `security` (credentials included: the
+    contract file is written 0600 and the control API serves it only with the token)."""
 
     @property
     def kind(self) -> str:
@@ -180,7 +186,7 @@ class Resource:
         return self.bootstrap_servers or self.backend_config.get("url", "")
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        obj = {
             "uid": self.uid,
             "topics": [self.topic],
             "bootstrapServers": self.bootstrap_servers,
@@ -190,6 +196,9 @@ class Resource:
             "backend": self.backend,
             "backendConfig": dict(self.backend_config),
         }
+        if self.security is not None:
+            obj["security"] = self.security.to_json()
+        return obj
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Resource:
@@ -202,6 +211,7 @@ class Resource:
             egresses=tuple(Egress.from_json(e) for e in obj.get("egresses") or []),
             bootstrap_servers=obj.get("bootstrapServers", ""),
             backend_config=dict(obj.get("backendConfig") or {}),
+            security=security_from_json(obj.get("backend", "kafka"), obj.get("security")),
         )
 
 
@@ -219,19 +229,26 @@ class Source:
     reference: Reference
     egress: Egress
     config: dict[str, Any] = field(default_factory=dict)
+    security: KafkaSecurity | None = None
+    """A KafkaSource's `spec.net` (TLS, SASL) with its Secrets resolved; None for a plain connection."""
 
     @property
     def kind(self) -> str:
         return self.reference.kind
 
     def to_json(self) -> dict[str, Any]:
-        return {"uid": self.uid, "reference": self.reference.to_json(), "egress": self.egress.to_json(),
-                "config": dict(self.config)}
+        obj = {"uid": self.uid, "reference": self.reference.to_json(), "egress": self.egress.to_json(),
+               "config": dict(self.config)}
+        if self.security is not None:
+            obj["security"] = self.security.to_json()
+        return obj
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Source:
+        security = obj.get("security")
         return cls(uid=obj["uid"], reference=Reference.from_json(obj["reference"]),
-                   egress=Egress.from_json(obj["egress"]), config=dict(obj.get("config") or {}))
+                   egress=Egress.from_json(obj["egress"]), config=dict(obj.get("config") or {}),
+                   security=KafkaSecurity.from_json(security) if security else None)
 
 
 RestartPolicy = Literal["Always", "OnFailure", "Never"]

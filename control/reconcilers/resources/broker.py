@@ -15,7 +15,9 @@ from control.reconcilers.resources.delivery import dead_letter_condition
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.topics import TopicOutcome
 from control.resolver import Resolver
+from control.secrets import AUTH_SECRET_KEY, SecretProblem, kafka_auth_secret, nats_auth_secret
 from control.settings import ControlSettings
+from core.backend_security import BackendSecurity
 from core.contract import Reference, Resource
 
 # Where status records the cluster (Knative's Kafka broker records bootstrap.servers the same way), so
@@ -47,6 +49,11 @@ class Placement:
     refused: str = ""
     """Why an MTChannelBasedBroker has no channel at all (its template names nothing Nerve runs); then
     `backend` is "" and the Broker gets no contract entry, so it never falls back to another backend."""
+    security: BackendSecurity | None = None
+    """TLS and credentials from the auth Secret the ConfigMap names (`auth.secret.ref.name`)."""
+    auth_problem: SecretProblem | None = None
+    """Why that Secret cannot be used: the Broker is not Ready and gets no contract entry, so no
+    client ever connects without the security it asked for."""
 
 
 def broker_class(broker: dict[str, Any]) -> str:
@@ -91,7 +98,26 @@ def placement(broker: dict[str, Any], snapshot: Snapshot, settings: ControlSetti
         # NATS streams take their tuning from the ConfigMap; Kafka's holds no topic configs.
         config={k: v for k, v in data.items() if k in NATS_STREAM_KEYS} if backend == "nats" else {},
     )
-    return Placement(backend, connection, topic, data, problem)
+    security, auth_problem = _auth(backend, data, (cm or {}).get("metadata", {}).get("namespace", ""), connection,
+                                   snapshot)
+    return Placement(backend, connection, topic, data, problem, security=security, auth_problem=auth_problem)
+
+
+def _auth(backend: str, data: dict[str, str], namespace: str, connection: str,
+          snapshot: Snapshot) -> tuple[BackendSecurity | None, SecretProblem | None]:
+    """The auth Secret's security (Knative: a Secret in the ConfigMap's namespace), or why it has none."""
+    name = data.get(AUTH_SECRET_KEY, "")
+    if not name:
+        return None, None
+    field = f"ConfigMap {namespace} key {AUTH_SECRET_KEY}"
+    try:
+        if backend == "kafka":
+            return kafka_auth_secret(snapshot, namespace, name, field), None
+        if backend == "nats":
+            return nats_auth_secret(snapshot, namespace, name, connection, field), None
+    except SecretProblem as exc:
+        return None, exc
+    return None, None
 
 
 def _channel_placement(topic: str, config_ref: dict[str, Any], cm: dict[str, Any] | None, data: dict[str, str],
@@ -197,7 +223,7 @@ def cleanup_placement(broker: dict[str, Any], snapshot: Snapshot, settings: Cont
     if recorded and ref.get("kind") == "ConfigMap" and snapshot.find(
         "ConfigMap", ref.get("namespace", ""), ref.get("name", "")
     ) is None:
-        return Placement(where.backend, recorded, where.topic, where.config)
+        return Placement(where.backend, recorded, where.topic, where.config, security=where.security)
     return where
 
 
@@ -218,6 +244,12 @@ def refusal(where: Placement) -> TopicOutcome:
     return TopicOutcome(False, "ChannelTemplateFailed", where.refused)
 
 
+def auth_refusal(problem: SecretProblem) -> TopicOutcome:
+    """The condition of a Broker whose auth Secret is missing or unusable (Knative's Kafka Broker
+    marks its topic condition "Failed to get broker auth secret")."""
+    return TopicOutcome(False, problem.reason, problem.message)
+
+
 def resource(broker: dict[str, Any], where: Placement) -> Resource:
     """The contract entry, without egresses (the Triggers add theirs)."""
     meta = broker["metadata"]
@@ -230,6 +262,7 @@ def resource(broker: dict[str, Any], where: Placement) -> Resource:
         ingress_path=f"/{ns}/{name}",
         bootstrap_servers=where.connection if where.backend == "kafka" else "",
         backend_config=dict(where.config),
+        security=where.security,
     )
 
 

@@ -1,0 +1,155 @@
+"""Turning the Secrets that Knative configs name into backend connection security (core/backend_security.py).
+
+Three shapes, each as Knative (or its NATS extension) spells it:
+
+- a Kafka Broker's ConfigMap `auth.secret.ref.name`: a Secret in the ConfigMap's namespace with keys
+  `protocol` (required: PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL), `sasl.mechanism` (PLAIN, the
+  default, | SCRAM-SHA-256 | SCRAM-SHA-512), `user`, `password`, `ca.crt`, `user.crt`, `user.key`,
+  `user.skip` (eventing-kafka-broker's control-plane/pkg/security);
+- a KafkaSource's `spec.net.sasl` / `spec.net.tls`: `enable` and secretKeyRefs (`user`, `password`,
+  `type` holding the mechanism; `caCert`, `cert`, `key`) in the source's namespace;
+- a NatsJetStreamBroker's ConfigMap `auth.secret.ref.name`: a Secret with `user` and `password`, or
+  `token`, or `nats.creds` (a credentials file, eventing-natss's key), and `ca.crt`, `tls.crt` /
+  `tls.key` for TLS; TLS is on with a `tls://` URL or when any of those three is present.
+
+Pure functions on the reconcile snapshot. A problem is SecretProblem with Knative's reason and a
+message that names the field, the Secret and the key: the resource goes Ready=False with it, and no
+client is ever made with half of its settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from control.api.meta import mapping
+from control.api.secret import decoded
+from control.resolver import Lookup
+from core.backend_security import KafkaProtocol, KafkaSecurity, NatsSecurity, SecurityError, check_tls, checked_kafka
+
+AUTH_SECRET_KEY = "auth.secret.ref.name"
+"""The ConfigMap key naming the auth Secret (Knative's Kafka Broker, Nerve's NATS Broker alike)."""
+NATS_CREDENTIALS_KEY = "nats.creds"
+
+
+class SecretProblem(Exception):
+    """A Secret or a value in it that cannot be used; `reason` is the condition's reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def _values(lookup: Lookup, namespace: str, name: str, field: str, reason: str) -> dict[str, str]:
+    secret = lookup.get("Secret", namespace, name)
+    if secret is None:
+        raise SecretProblem(reason, f"{field}: Secret {namespace}/{name} does not exist")
+    return decoded(secret)
+
+
+def kafka_auth_secret(lookup: Lookup, namespace: str, name: str, field: str = AUTH_SECRET_KEY) -> KafkaSecurity:
+    """A Kafka Broker's auth Secret, resolved and checked."""
+    reason = "FailedToGetBrokerAuthSecret"
+    data = _values(lookup, namespace, name, field, reason)
+    where = f"Secret {namespace}/{name}"
+    protocol = data.get("protocol", "")
+    if not protocol:
+        raise SecretProblem(reason, f"{where}: key 'protocol' is required (PLAINTEXT, SSL, SASL_PLAINTEXT or "
+                                    "SASL_SSL)")
+    sasl = protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+    tls = protocol in ("SSL", "SASL_SSL")
+    skip_client_cert = data.get("user.skip", "").lower() == "true"
+    try:
+        return checked_kafka(KafkaSecurity(
+            protocol=protocol,  # type: ignore[arg-type]  # checked_kafka refuses any other value
+            mechanism=(data.get("sasl.mechanism") or "PLAIN") if sasl else "",
+            user=data.get("user", "") if sasl else "",
+            password=data.get("password", "") if sasl else "",
+            ca_pem=data.get("ca.crt", "") if tls else "",
+            cert_pem="" if skip_client_cert or not tls else data.get("user.crt", ""),
+            key_pem="" if skip_client_cert or not tls else data.get("user.key", ""),
+        ))
+    except SecurityError as exc:
+        raise SecretProblem(reason, f"{where}: {exc}") from None
+
+
+def _ref(value: Any) -> tuple[str, str] | None:
+    ref = mapping(mapping(value).get("secretKeyRef"))
+    name, key = ref.get("name"), ref.get("key")
+    return (str(name), str(key)) if name and key else None
+
+
+def _key(lookup: Lookup, namespace: str, ref: tuple[str, str], field: str) -> str:
+    name, key = ref
+    data = _values(lookup, namespace, name, field, "ClientCreationFailed")
+    if key not in data:
+        raise SecretProblem("ClientCreationFailed", f"{field}: Secret {namespace}/{name} has no key {key!r}")
+    return data[key]
+
+
+def kafka_source_net(lookup: Lookup, namespace: str, spec: dict[str, Any]) -> KafkaSecurity | None:
+    """A KafkaSource's `spec.net` with its Secrets resolved; None when neither SASL nor TLS is enabled."""
+    net = mapping(spec.get("net"))
+    sasl, tls = mapping(net.get("sasl")), mapping(net.get("tls"))
+    sasl_on, tls_on = sasl.get("enable") is True, tls.get("enable") is True
+    if not sasl_on and not tls_on:
+        return None
+
+    def value(part: dict[str, Any], name: str, path: str) -> str:
+        ref = _ref(part.get(name))
+        return "" if ref is None else _key(lookup, namespace, ref, f"spec.net.{path}.{name}.secretKeyRef")
+
+    protocol: KafkaProtocol = "SASL_SSL" if sasl_on and tls_on else "SASL_PLAINTEXT" if sasl_on else "SSL"
+    security = KafkaSecurity(
+        protocol=protocol,
+        mechanism=(value(sasl, "type", "sasl") or "PLAIN") if sasl_on else "",
+        user=value(sasl, "user", "sasl") if sasl_on else "",
+        password=value(sasl, "password", "sasl") if sasl_on else "",
+        ca_pem=value(tls, "caCert", "tls") if tls_on else "",
+        cert_pem=value(tls, "cert", "tls") if tls_on else "",
+        key_pem=value(tls, "key", "tls") if tls_on else "",
+    )
+    try:
+        return checked_kafka(security)
+    except SecurityError as exc:
+        raise SecretProblem("ClientCreationFailed", f"spec.net: {_source_field(str(exc))}") from None
+
+
+def _source_field(message: str) -> str:
+    # checked_kafka names the Secret keys of a Broker's auth Secret; a KafkaSource's are its spec fields.
+    for secret_key, spec_field in (("sasl.mechanism", "sasl.type"), ("user and password", "sasl.user and "
+                                   "sasl.password"), ("ca.crt", "tls.caCert"), ("user.crt and user.key",
+                                   "tls.cert and tls.key"), ("user.crt/user.key", "tls.cert/tls.key")):
+        if message.startswith(secret_key):
+            return spec_field + message[len(secret_key):]
+    return message
+
+
+def nats_auth_secret(lookup: Lookup, namespace: str, name: str, url: str,
+                     field: str = AUTH_SECRET_KEY) -> NatsSecurity:
+    """A NATS Broker's auth Secret, resolved and checked."""
+    reason = "FailedToGetBrokerAuthSecret"
+    data = _values(lookup, namespace, name, field, reason)
+    where = f"Secret {namespace}/{name}"
+    user, password = data.get("user", ""), data.get("password", "")
+    if bool(user) != bool(password):
+        raise SecretProblem(reason, f"{where}: keys 'user' and 'password' go together")
+    ways = [w for w, given in (("user/password", user), ("token", data.get("token")),
+                               (NATS_CREDENTIALS_KEY, data.get(NATS_CREDENTIALS_KEY))) if given]
+    if len(ways) > 1:
+        raise SecretProblem(reason, f"{where}: {' and '.join(ways)} both given; a NATS connection "
+                                    "authenticates one way")
+    ca, cert, key = data.get("ca.crt", ""), data.get("tls.crt", ""), data.get("tls.key", "")
+    tls = url_wants_tls(url) or bool(ca or cert or key)
+    if tls:
+        try:
+            check_tls(ca, cert, key)
+        except SecurityError as exc:
+            message = str(exc).replace("user.crt", "tls.crt").replace("user.key", "tls.key")
+            raise SecretProblem(reason, f"{where}: {message}") from None
+    return NatsSecurity(tls=tls, user=user, password=password, token=data.get("token", ""),
+                        credentials=data.get(NATS_CREDENTIALS_KEY, ""), ca_pem=ca, cert_pem=cert, key_pem=key)
+
+
+def url_wants_tls(url: str) -> bool:
+    return any(part.strip().startswith("tls://") for part in url.split(","))
