@@ -1,0 +1,216 @@
+"""Kafka over SASL_SSL and NATS over TLS with a user, as a user configures them: Secrets, a Broker's
+ConfigMap `auth.secret.ref.name`, a KafkaSource's `spec.net`, applied through the control API, events
+sent through the ingress to a real subscriber. The servers are real and refuse plaintext and wrong
+credentials (tests/fixtures/servers.py: `kafka_sasl_ssl`, `nats_tls`)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from channels.kafka import client_security
+from core.backend_security import KafkaSecurity
+from tests.fixtures.servers import SecureKafka, SecureNats
+from tests.support.manifests import broker, trigger
+from tests.support.receiver import Receiver
+from tests.support.stack import Stack, event, eventually, running_stack
+
+
+def secret(name: str, **values: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "ns1"},
+            "stringData": dict(values)}
+
+
+def config_map(name: str, **data: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "ns1"}, "data": data}
+
+
+def configured_broker(broker_class: str, config: str) -> dict[str, Any]:
+    obj = broker("default", **{"eventing.knative.dev/broker.class": broker_class})
+    obj["spec"] = {"config": {"apiVersion": "v1", "kind": "ConfigMap", "name": config, "namespace": "ns1"}}
+    return obj
+
+
+def kafka_secret(kafka: SecureKafka, mechanism: str, password: str | None = None) -> dict[str, Any]:
+    user, right = kafka.users[mechanism]
+    return secret("kafka-auth", protocol="SASL_SSL", **{"sasl.mechanism": mechanism}, user=user,
+                  password=right if password is None else password, **{"ca.crt": kafka.ca_pem})
+
+
+async def condition(stack: Stack, kind: str, name: str, type_: str = "Ready") -> dict[str, Any]:
+    status = (await stack.get(kind, "ns1", name)).get("status") or {}
+    return next((c for c in status.get("conditions") or [] if c["type"] == type_), {})
+
+
+async def ready(stack: Stack, kind: str, name: str, timeout: float = 30.0) -> None:
+    async def check() -> bool:
+        return (await condition(stack, kind, name)).get("status") == "True"
+
+    try:
+        await eventually(check, timeout=timeout)
+    except AssertionError:
+        raise AssertionError(f"{kind} {name} not Ready: {await stack.get(kind, 'ns1', name)}") from None
+
+
+async def not_ready_saying(stack: Stack, kind: str, name: str, *words: str, timeout: float = 30.0) -> dict[str, Any]:
+    async def check() -> bool:
+        ready = await condition(stack, kind, name)
+        return ready.get("status") == "False" and all(w in ready.get("message", "") for w in words)
+
+    try:
+        await eventually(check, timeout=timeout)
+    except AssertionError:
+        raise AssertionError(f"{kind} {name} never said {words}: {await stack.get(kind, 'ns1', name)}") from None
+    return await condition(stack, kind, name)
+
+
+async def test_kafka_broker_delivers_end_to_end_over_sasl_ssl_with_scram(
+    tmp_path: Path, kafka_sasl_ssl: SecureKafka, receiver: Receiver
+) -> None:
+    async with running_stack(tmp_path) as stack:
+        await stack.apply(kafka_secret(kafka_sasl_ssl, "SCRAM-SHA-512"),
+                          config_map("kafka-broker-config", **{"bootstrap.servers": kafka_sasl_ssl.bootstrap,
+                                                               "auth.secret.ref.name": "kafka-auth"}),
+                          configured_broker("Kafka", "kafka-broker-config"),
+                          trigger("all", receiver.url))
+        await ready(stack, "broker", "default")
+        await ready(stack, "trigger", "all")
+        # Control made the topic, the ingress publishes and the dispatcher reads: all over SASL_SSL.
+        assert await stack.send("/ns1/default", event("secure-1", data=b'{"n": 1}')) == 202
+        await receiver.wait_for(1, timeout=30)
+        assert [(e.id, e.data) for e in receiver.events] == [("secure-1", b'{"n": 1}')]
+        # The Secret is stored, and answered with its values hidden.
+        shown = await stack.get("secret", "ns1", "kafka-auth")
+        assert shown["data"] == dict.fromkeys(("protocol", "sasl.mechanism", "user", "password", "ca.crt"),
+                                              "<redacted>")
+
+
+async def test_kafka_broker_with_a_wrong_password_is_not_ready_and_the_ingress_answers_503(
+    tmp_path: Path, kafka_sasl_ssl: SecureKafka
+) -> None:
+    async with running_stack(tmp_path) as stack:
+        await stack.apply(kafka_secret(kafka_sasl_ssl, "PLAIN", password="not-the-password"),
+                          config_map("kafka-broker-config", **{"bootstrap.servers": kafka_sasl_ssl.bootstrap,
+                                                               "auth.secret.ref.name": "kafka-auth"}),
+                          configured_broker("Kafka", "kafka-broker-config"))
+        ready = await not_ready_saying(stack, "broker", "default", "SaslAuthenticationFailed")
+        assert "Invalid username or password" in ready["message"]
+        # Never a 202 for an event no one stored.
+        assert await stack.send("/ns1/default", event("lost?")) == 503
+
+
+async def test_a_broker_whose_auth_secret_is_missing_or_unusable_is_not_ready_and_takes_no_events(
+    tmp_path: Path
+) -> None:
+    async with running_stack(tmp_path) as stack:
+        await stack.apply(config_map("kafka-broker-config", **{"bootstrap.servers": "127.0.0.1:1",
+                                                               "auth.secret.ref.name": "kafka-auth"}),
+                          configured_broker("Kafka", "kafka-broker-config"))
+        ready = await not_ready_saying(stack, "broker", "default", "Secret ns1/kafka-auth does not exist")
+        assert ready["reason"] == "FailedToGetBrokerAuthSecret"
+        assert await stack.send("/ns1/default", event("nowhere")) == 404
+        await stack.apply(secret("kafka-auth", protocol="SASL_SSL", **{"sasl.mechanism": "OAUTHBEARER"},
+                                 user="u", password="p"))
+        await not_ready_saying(stack, "broker", "default", "sasl.mechanism", "OAUTHBEARER", "SCRAM-SHA-512")
+        await stack.apply(secret("kafka-auth", protocol="TLS"))
+        await not_ready_saying(stack, "broker", "default", "protocol", "'TLS'", "SASL_SSL")
+
+
+async def _secure_topic(kafka: SecureKafka) -> str:
+    name = f"secure-topic-{uuid.uuid4().hex[:8]}"
+    user, password = kafka.users["SCRAM-SHA-256"]
+    options = client_security(KafkaSecurity("SASL_SSL", "SCRAM-SHA-256", user, password, ca_pem=kafka.ca_pem))
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap, **options)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    return name
+
+
+def kafka_source(kafka: SecureKafka, topic: str, sink: str, *, password_key: str = "password") -> dict[str, Any]:
+    def ref(key: str) -> dict[str, Any]:
+        return {"secretKeyRef": {"name": "source-auth", "key": key}}
+
+    return {"apiVersion": "sources.knative.dev/v1", "kind": "KafkaSource",
+            "metadata": {"name": "orders", "namespace": "ns1"},
+            "spec": {"bootstrapServers": [kafka.bootstrap], "topics": [topic], "sink": {"uri": sink},
+                     "initialOffset": "earliest",
+                     "net": {"sasl": {"enable": True, "user": ref("user"), "password": ref(password_key),
+                                      "type": ref("saslType")},
+                             "tls": {"enable": True, "caCert": ref("ca.crt")}}}}
+
+
+async def test_kafka_source_reads_over_sasl_ssl_with_its_net_secrets(
+    tmp_path: Path, kafka_sasl_ssl: SecureKafka, receiver: Receiver
+) -> None:
+    topic = await _secure_topic(kafka_sasl_ssl)
+    user, password = kafka_sasl_ssl.users["SCRAM-SHA-512"]
+    async with running_stack(tmp_path) as stack:
+        await stack.apply(secret("source-auth", user=user, password=password, saslType="SCRAM-SHA-512",
+                                 **{"ca.crt": kafka_sasl_ssl.ca_pem}),
+                          kafka_source(kafka_sasl_ssl, topic, receiver.url))
+        await ready(stack, "kafkasource", "orders")
+        options = client_security(KafkaSecurity("SASL_SSL", "SCRAM-SHA-512", user, password,
+                                                ca_pem=kafka_sasl_ssl.ca_pem))
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_sasl_ssl.bootstrap, **options)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, value=b'{"total": 3}', key=b"k1")
+        finally:
+            await producer.stop()
+        await receiver.wait_for(1, timeout=30)
+        assert receiver.events[0].data == b'{"total": 3}'
+        assert receiver.events[0].attributes["key"] == "k1"
+
+
+async def test_kafka_source_with_a_missing_secret_key_or_a_wrong_password_is_not_ready(
+    tmp_path: Path, kafka_sasl_ssl: SecureKafka, receiver: Receiver
+) -> None:
+    topic = await _secure_topic(kafka_sasl_ssl)
+    user, _ = kafka_sasl_ssl.users["SCRAM-SHA-512"]
+    async with running_stack(tmp_path) as stack:
+        await stack.apply(secret("source-auth", user=user, password="wrong", saslType="SCRAM-SHA-512",
+                                 **{"ca.crt": kafka_sasl_ssl.ca_pem}),
+                          kafka_source(kafka_sasl_ssl, topic, receiver.url, password_key="passwd"))
+        ready = await not_ready_saying(stack, "kafkasource", "orders",
+                                       "spec.net.sasl.password.secretKeyRef", "has no key 'passwd'")
+        assert ready["reason"] == "ClientCreationFailed"
+        await stack.apply(kafka_source(kafka_sasl_ssl, topic, receiver.url))
+        await not_ready_saying(stack, "kafkasource", "orders", "SaslAuthenticationFailed")
+
+
+def nats_secret(nats: SecureNats, password: str | None = None) -> dict[str, Any]:
+    return secret("nats-auth", user=nats.user, password=nats.password if password is None else password,
+                  **{"ca.crt": nats.ca_pem})
+
+
+async def test_nats_broker_delivers_end_to_end_over_tls_with_a_user(
+    tmp_path: Path, nats_tls: SecureNats, receiver: Receiver
+) -> None:
+    async with running_stack(tmp_path) as stack:
+        await stack.apply(nats_secret(nats_tls),
+                          config_map("nats-broker-config", url=nats_tls.url, **{"auth.secret.ref.name": "nats-auth"}),
+                          configured_broker("NatsJetStreamBroker", "nats-broker-config"),
+                          trigger("all", receiver.url))
+        await ready(stack, "broker", "default")
+        await ready(stack, "trigger", "all")
+        assert await stack.send("/ns1/default", event("nats-secure-1", data=b'{"n": 2}')) == 202
+        await receiver.wait_for(1, timeout=30)
+        assert [(e.id, e.data) for e in receiver.events] == [("nats-secure-1", b'{"n": 2}')]
+
+
+async def test_nats_broker_with_a_wrong_password_is_not_ready_and_the_ingress_answers_503(
+    tmp_path: Path, nats_tls: SecureNats
+) -> None:
+    async with running_stack(tmp_path) as stack:
+        await stack.apply(nats_secret(nats_tls, password="not-the-password"),
+                          config_map("nats-broker-config", url=nats_tls.url, **{"auth.secret.ref.name": "nats-auth"}),
+                          configured_broker("NatsJetStreamBroker", "nats-broker-config"))
+        await not_ready_saying(stack, "broker", "default", "Authorization Violation")
+        assert await stack.send("/ns1/default", event("lost?")) == 503
