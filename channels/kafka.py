@@ -590,6 +590,12 @@ class KafkaBackend(Backend, RecordBackend, TopicInspector):
             with contextlib.suppress(KafkaError, OSError):
                 await producer.stop()
             raise BackendError(await _unreachable(s, exc)) from None
+        except BaseException:
+            # Cancelled mid-start (the request that needed it went away, a shutdown): close it all the
+            # same, or its sockets stay open and aiokafka warns of an unclosed producer.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(producer.stop())
+            raise
         self._producer = producer
 
     async def stop(self) -> None:
@@ -615,6 +621,10 @@ class KafkaBackend(Backend, RecordBackend, TopicInspector):
                 with contextlib.suppress(KafkaError, OSError):
                     await admin.close()
                 raise BackendError(await _unreachable(self._settings, exc)) from None
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(admin.close())
+                raise
             self._admin = admin
         return self._admin
 
