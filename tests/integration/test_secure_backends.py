@@ -5,10 +5,14 @@ credentials (tests/fixtures/servers.py: `kafka_sasl_ssl`, `nats_tls`)."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+import yaml
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -226,3 +230,36 @@ async def test_nats_broker_with_a_wrong_password_is_not_ready_and_the_ingress_an
                           configured_broker("NatsJetStreamBroker", "nats-broker-config"))
         await not_ready_saying(stack, "broker", "default", "Authorization Violation")
         await answers_503_never_202(stack)
+
+
+NERVE = str(Path(sys.executable).with_name("nerve"))
+SECRET_YAML = """
+apiVersion: v1
+kind: Secret
+metadata: {name: kafka-auth, namespace: ns1}
+stringData: {protocol: SASL_SSL, user: alice, password: s3cret}
+"""
+
+
+async def nerve(stack: Stack, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(NERVE, *args, env=stack.cli_env, stdin=asyncio.subprocess.PIPE,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate(stdin.encode() if stdin else None)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_nerve_get_secret_hides_its_values_unless_asked_and_bad_base64_is_refused(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        code, out, err = await nerve(stack, "apply", "-f", "-", stdin=SECRET_YAML)
+        assert (code, out.strip()) == (0, "secret/kafka-auth created"), err
+        code, out, _ = await nerve(stack, "get", "secrets", "-n", "ns1")
+        assert code == 0 and out.split("\n")[1].split()[:3] == ["kafka-auth", "Opaque", "3"], out
+        code, out, _ = await nerve(stack, "get", "secret", "kafka-auth", "-n", "ns1", "-o", "yaml")
+        shown = yaml.safe_load(out)
+        assert code == 0 and shown["data"] == dict.fromkeys(("protocol", "user", "password"), "<redacted>")
+        assert "s3cret" not in out and "stringData" not in shown
+        code, out, _ = await nerve(stack, "get", "secret", "kafka-auth", "-n", "ns1", "-o", "yaml", "--show-secrets")
+        assert code == 0 and base64.b64decode(yaml.safe_load(out)["data"]["password"]) == b"s3cret"
+        code, out, err = await nerve(stack, "apply", "-f", "-", stdin=SECRET_YAML.replace(
+            "stringData: {protocol: SASL_SSL, user: alice, password: s3cret}", "data: {password: s3cret!}"))
+        assert code == 2 and "data.password" in err and "base64" in err, err
