@@ -24,6 +24,9 @@ class Pki:
     server_key: Path
     server_bundle: Path
     """The server's private key then its certificate, one file: Kafka's `ssl.keystore.type=PEM` location."""
+    client_cert: Path
+    client_key: Path
+    """A client certificate (CN nerve-client) signed by the same CA, for mutual TLS."""
 
     @property
     def ca_pem(self) -> str:
@@ -33,8 +36,10 @@ class Pki:
 def ensure(directory: Path, common_name: str = "nerve-local") -> Pki:
     """The CA and server certificate in `directory`, made on the first call and reused after (a restart
     of the server keeps the certificates its clients were given)."""
-    pki = Pki(directory / "ca.crt", directory / "server.crt", directory / "server.key", directory / "server.pem")
-    if all(p.exists() for p in (pki.ca_cert, pki.server_cert, pki.server_key, pki.server_bundle)):
+    pki = Pki(directory / "ca.crt", directory / "server.crt", directory / "server.key", directory / "server.pem",
+              directory / "client.crt", directory / "client.key")
+    if all(p.exists() for p in (pki.ca_cert, pki.server_cert, pki.server_key, pki.server_bundle, pki.client_cert,
+                                pki.client_key)):
         return pki
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -71,8 +76,23 @@ def ensure(directory: Path, common_name: str = "nerve-local") -> Pki:
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "nerve-client")]))
+        .issuer_name(ca_name).public_key(client_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     pem = serialization.Encoding.PEM
     key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pki.client_cert.write_bytes(client.public_bytes(pem))
+    pki.client_key.write_bytes(client_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                        serialization.NoEncryption()))
+    pki.client_key.chmod(0o600)
     server_pem = server.public_bytes(pem)
     pki.ca_cert.write_bytes(ca.public_bytes(pem))
     pki.server_cert.write_bytes(server_pem)

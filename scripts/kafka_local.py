@@ -8,7 +8,8 @@
     NERVE_KAFKA_SASL_SSL=1 python scripts/kafka_local.py run  # also a SASL_SSL listener (see SECURE_USERS)
 
 With `secure=True` (what the test fixtures start) the broker has a second listener, SASL_SSL, beside
-the PLAINTEXT one every other test uses: a CA and a broker certificate for 127.0.0.1 are made into
+the PLAINTEXT one every other test uses, and a third, SSL with client certificates required (mutual
+TLS, DIR/pki/client.crt and client.key are a client's): a CA and a broker certificate for 127.0.0.1 are made into
 DIR/pki with the `cryptography` library (scripts/_certs.py, the only part that is not standard
 library), SASL PLAIN users are in the listener's JAAS config and SCRAM-SHA-256/512 credentials are
 written into the KRaft metadata when the storage is formatted (`--add-scram`). One JVM serves both,
@@ -160,6 +161,8 @@ class KafkaProcess(ServerProcess):
     controller_port: int
     sasl_ssl_port: int = 0
     """The SASL_SSL listener's port; 0 when started without `secure`."""
+    mtls_port: int = 0
+    """The SSL listener's port (client certificates required); 0 when started without `secure`."""
 
     @property
     def bootstrap(self) -> str:
@@ -172,9 +175,21 @@ class KafkaProcess(ServerProcess):
         return f"127.0.0.1:{self.sasl_ssl_port}"
 
     @property
+    def mtls_bootstrap(self) -> str:
+        if not self.mtls_port:
+            raise KafkaError(f"the Kafka in {self.data_dir} was started without its SSL listener")
+        return f"127.0.0.1:{self.mtls_port}"
+
+    @property
     def ca_pem(self) -> str:
-        """The PEM of the CA that signed the SASL_SSL listener's certificate."""
+        """The PEM of the CA that signed the secure listeners' certificate (and the client's)."""
         return (self.data_dir / "pki" / "ca.crt").read_text()
+
+    @property
+    def client_pems(self) -> tuple[str, str]:
+        """(certificate, private key) of a client the SSL listener accepts."""
+        pki = self.data_dir / "pki"
+        return (pki / "client.crt").read_text(), (pki / "client.key").read_text()
 
 
 def _jaas_plain() -> str:
@@ -182,7 +197,7 @@ def _jaas_plain() -> str:
     return f'org.apache.kafka.common.security.plain.PlainLoginModule required user_{user}="{password}";'
 
 
-def _secure_properties(data_dir: Path, sasl_ssl_port: int) -> list[str]:
+def _secure_properties(data_dir: Path) -> list[str]:
     from _certs import ensure  # needs `cryptography`: imported only for the secure listener
 
     pki = ensure(data_dir / "pki", "kafka-local")
@@ -195,17 +210,23 @@ def _secure_properties(data_dir: Path, sasl_ssl_port: int) -> list[str]:
         "listener.name.sasl_ssl.ssl.keystore.type=PEM",
         f"listener.name.sasl_ssl.ssl.keystore.location={pki.server_bundle}",
         "listener.name.sasl_ssl.ssl.client.auth=none",
+        "listener.name.ssl.ssl.keystore.type=PEM",
+        f"listener.name.ssl.ssl.keystore.location={pki.server_bundle}",
+        "listener.name.ssl.ssl.truststore.type=PEM",
+        f"listener.name.ssl.ssl.truststore.location={pki.ca_cert}",
+        "listener.name.ssl.ssl.client.auth=required",
     ]
 
 
-def _properties(data_dir: Path, port: int, controller_port: int, sasl_ssl_port: int = 0) -> str:
+def _properties(data_dir: Path, port: int, controller_port: int, sasl_ssl_port: int = 0, mtls_port: int = 0) -> str:
     listeners = f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
     advertised = f"PLAINTEXT://127.0.0.1:{port}"
     protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
     if sasl_ssl_port:
-        listeners += f",SASL_SSL://127.0.0.1:{sasl_ssl_port}"
-        advertised += f",SASL_SSL://127.0.0.1:{sasl_ssl_port}"
-        protocols += ",SASL_SSL:SASL_SSL"
+        secure = f",SASL_SSL://127.0.0.1:{sasl_ssl_port},SSL://127.0.0.1:{mtls_port}"
+        listeners += secure
+        advertised += secure
+        protocols += ",SASL_SSL:SASL_SSL,SSL:SSL"
     return "\n".join([
         "process.roles=broker,controller",
         "node.id=1",
@@ -215,7 +236,7 @@ def _properties(data_dir: Path, port: int, controller_port: int, sasl_ssl_port: 
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
         f"listener.security.protocol.map={protocols}",
-        *(_secure_properties(data_dir, sasl_ssl_port) if sasl_ssl_port else []),
+        *(_secure_properties(data_dir) if sasl_ssl_port else []),
         f"log.dirs={data_dir / 'logs'}",
         # One node: every internal topic has one replica, and group joins need not wait for more members.
         "offsets.topic.replication.factor=1",
@@ -252,17 +273,20 @@ def start(data_dir: Path, port: int | None = None, *, timeout: float = 90.0,
         controller_port = free_port()
     if secure is None:
         secure = bool(os.environ.get("NERVE_KAFKA_SASL_SSL")) or bool(previous.get("sasl_ssl_port"))
-    sasl_ssl_port = 0
+    sasl_ssl_port = mtls_port = 0
     if secure:
         sasl_ssl_port = previous.get("sasl_ssl_port") or free_port()
         while sasl_ssl_port in (port, controller_port):
             sasl_ssl_port = free_port()
+        mtls_port = previous.get("mtls_port") or free_port()
+        while mtls_port in (port, controller_port, sasl_ssl_port):
+            mtls_port = free_port()
     # Another server on the port would answer the readiness probe in this broker's place.
-    for taken in (port, controller_port, *([sasl_ssl_port] if sasl_ssl_port else [])):
+    for taken in (port, controller_port, *([sasl_ssl_port, mtls_port] if sasl_ssl_port else [])):
         if port_in_use(taken):
             raise KafkaError(f"port {taken} on 127.0.0.1 is in use (another Kafka?); pick another with --port")
     config = data_dir / "server.properties"
-    config.write_text(_properties(data_dir, port, controller_port, sasl_ssl_port))
+    config.write_text(_properties(data_dir, port, controller_port, sasl_ssl_port, mtls_port))
     log = data_dir / "kafka.log"
     (data_dir / "log4j2.properties").write_text(LOG4J.format(log=log))
     classpath = f"{libs}/*"
@@ -283,9 +307,9 @@ def start(data_dir: Path, port: int | None = None, *, timeout: float = 90.0,
              "-cp", classpath, "kafka.Kafka", str(config)],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    kafka = KafkaProcess(proc.pid, data_dir, port, controller_port, sasl_ssl_port, proc=proc)
+    kafka = KafkaProcess(proc.pid, data_dir, port, controller_port, sasl_ssl_port, mtls_port, proc=proc)
     write_state(state_file, bootstrap=kafka.bootstrap, pid=proc.pid, port=port, controller_port=controller_port,
-                sasl_ssl_port=sasl_ssl_port)
+                sasl_ssl_port=sasl_ssl_port, mtls_port=mtls_port)
     why = wait_ready(kafka, lambda: _answers_metadata(port), timeout=timeout, interval=0.2)
     if why is not None:
         tail = log.read_text()[-3000:] if log.exists() else ""
@@ -301,7 +325,8 @@ def from_state(data_dir: Path) -> KafkaProcess:
     state = read_state(state_file)
     if not state:
         raise KafkaError(f"no Kafka was started in {data_dir} ({state_file} is missing)")
-    return KafkaProcess(state["pid"], data_dir, state["port"], state["controller_port"], state.get("sasl_ssl_port", 0))
+    return KafkaProcess(state["pid"], data_dir, state["port"], state["controller_port"], state.get("sasl_ssl_port", 0),
+                        state.get("mtls_port", 0))
 
 
 def _scram_arguments() -> list[str]:
@@ -315,7 +340,8 @@ LAUNCHER = Launcher(
     doc=__doc__ or "", dir_flag="--data-dir", default_dir=Path(".nerve/kafka"), default_port=9092, error=KafkaError,
     start=start, address=lambda kafka: kafka.bootstrap, from_state=from_state,
     banner=lambda kafka, data: f"Kafka {VERSION} is up on {kafka.bootstrap}"
-    + (f", SASL_SSL on {kafka.sasl_ssl_bootstrap} (CA {data}/pki/ca.crt)" if kafka.sasl_ssl_port else "")
+    + (f", SASL_SSL on {kafka.sasl_ssl_bootstrap} and SSL with client certificates on {kafka.mtls_bootstrap} "
+       f"(CA {data}/pki/ca.crt)" if kafka.sasl_ssl_port else "")
     + f" (data in {data}); Ctrl-C stops it",
     extra={"fetch": ("fetch the jars into the cache", fetch)},
 )

@@ -136,6 +136,30 @@ async def test_a_broker_whose_auth_secret_is_missing_or_unusable_is_not_ready_an
         await not_ready_saying(stack, "broker", "default", "protocol", "'TLS'", "SASL_SSL")
 
 
+async def test_kafka_broker_with_a_client_certificate_delivers_over_mutual_tls_and_is_refused_without(
+    tmp_path: Path, kafka_sasl_ssl: SecureKafka, receiver: Receiver
+) -> None:
+    async with running_stack(tmp_path) as stack:
+        await stack.apply(secret("kafka-auth", protocol="SSL", **{"ca.crt": kafka_sasl_ssl.ca_pem,
+                                                                  "user.crt": kafka_sasl_ssl.client_cert_pem,
+                                                                  "user.key": kafka_sasl_ssl.client_key_pem}),
+                          config_map("kafka-broker-config", **{"bootstrap.servers": kafka_sasl_ssl.mtls_bootstrap,
+                                                               "auth.secret.ref.name": "kafka-auth"}),
+                          configured_broker("Kafka", "kafka-broker-config"),
+                          trigger("all", receiver.url))
+        await ready(stack, "broker", "default")
+        await ready(stack, "trigger", "all")
+        assert await stack.send("/ns1/default", event("mtls-1")) == 202
+        await receiver.wait_for(1, timeout=30)
+        assert [e.id for e in receiver.events] == ["mtls-1"]
+        # user.skip drops the certificate: the listener requires one, so the Broker is no longer Ready.
+        await stack.apply(secret("kafka-auth", protocol="SSL", **{"ca.crt": kafka_sasl_ssl.ca_pem,
+                                                                  "user.crt": kafka_sasl_ssl.client_cert_pem,
+                                                                  "user.key": kafka_sasl_ssl.client_key_pem,
+                                                                  "user.skip": "true"}))
+        await not_ready_saying(stack, "broker", "default", "unreachable")
+
+
 async def _secure_topic(kafka: SecureKafka) -> str:
     name = f"secure-topic-{uuid.uuid4().hex[:8]}"
     user, password = kafka.users["SCRAM-SHA-256"]
