@@ -151,5 +151,28 @@ def nats_auth_secret(lookup: Lookup, namespace: str, name: str, url: str,
                         credentials=data.get(NATS_CREDENTIALS_KEY, ""), ca_pem=ca, cert_pem=cert, key_pem=key)
 
 
+# ConfigMap keys that would configure client security if Nerve read them there: other Kafka tools take
+# `security.protocol`, `sasl.*`, `ssl.*` as client properties, and a NATS user may try `user`/`token`.
+_KAFKA_CONFIG_SECURITY = ("security.protocol", "sasl.", "ssl.", "tls.", "user", "password", "ca.crt", "user.crt",
+                          "user.key")
+_NATS_CONFIG_SECURITY = ("user", "password", "token", NATS_CREDENTIALS_KEY, "credentials", "ca.crt", "tls.")
+
+
+def misplaced_security_keys(backend: str, data: dict[str, str]) -> list[str]:
+    """ConfigMap keys that look like connection security: refused rather than ignored, since a Broker
+    that silently connected without them would look configured and be in the clear."""
+    prefixes = _KAFKA_CONFIG_SECURITY if backend == "kafka" else _NATS_CONFIG_SECURITY if backend == "nats" else ()
+    return sorted(k for k in data if any(k == p or (p.endswith(".") and k.startswith(p)) for p in prefixes))
+
+
+def misplaced_problem(backend: str, namespace: str, name: str, keys: list[str]) -> SecretProblem:
+    return SecretProblem("FailedToResolveConfig", (
+        f"ConfigMap {namespace}/{name} key {', '.join(repr(k) for k in keys)}: Nerve reads connection security "
+        f"only from the Secret named by {AUTH_SECRET_KEY} (as Knative's {'Kafka' if backend == 'kafka' else 'NATS'}"
+        " Broker does); move it there (keys: "
+        + ("protocol, sasl.mechanism, user, password, ca.crt, user.crt, user.key)" if backend == "kafka"
+           else "user, password, token, nats.creds, ca.crt, tls.crt, tls.key)")))
+
+
 def url_wants_tls(url: str) -> bool:
     return any(part.strip().startswith("tls://") for part in url.split(","))

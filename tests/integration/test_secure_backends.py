@@ -134,6 +134,13 @@ async def test_a_broker_whose_auth_secret_is_missing_or_unusable_is_not_ready_an
         await not_ready_saying(stack, "broker", "default", "sasl.mechanism", "OAUTHBEARER", "SCRAM-SHA-512")
         await stack.apply(secret("kafka-auth", protocol="TLS"))
         await not_ready_saying(stack, "broker", "default", "protocol", "'TLS'", "SASL_SSL")
+        # Client properties in the ConfigMap itself would configure nothing: refused, never ignored.
+        await stack.apply(config_map("kafka-broker-config", **{"bootstrap.servers": "127.0.0.1:1",
+                                                               "security.protocol": "SASL_SSL",
+                                                               "sasl.password": "p"}))
+        ready = await not_ready_saying(stack, "broker", "default", "'sasl.password', 'security.protocol'",
+                                       "auth.secret.ref.name")
+        assert ready["reason"] == "FailedToResolveConfig"
 
 
 async def test_kafka_broker_with_a_client_certificate_delivers_over_mutual_tls_and_is_refused_without(

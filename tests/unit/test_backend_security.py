@@ -14,7 +14,13 @@ from channels.kafka import client_security
 from control.api.admission import AdmissionSettings, Refused, admit
 from control.reconcilers.snapshot import Snapshot
 from control.redaction import REDACTED, redact
-from control.secrets import SecretProblem, kafka_auth_secret, kafka_source_net, nats_auth_secret
+from control.secrets import (
+    SecretProblem,
+    kafka_auth_secret,
+    kafka_source_net,
+    misplaced_security_keys,
+    nats_auth_secret,
+)
 from core.backend_security import KafkaSecurity, NatsSecurity
 from core.contract import Contract, Egress, Reference, Resource, Source
 from tests.support.launchers import SCRIPTS
@@ -165,3 +171,15 @@ def test_kafka_source_net_shape_is_refused_at_apply_naming_the_field(net: dict[s
     with pytest.raises(Refused) as caught:
         admit(_kafka_source(net), None, SETTINGS)
     assert [(e.path, words in e.reason) for e in caught.value.errors] == [(path, True)]
+
+
+@pytest.mark.parametrize(("backend", "data", "misplaced"), [
+    ("kafka", {"bootstrap.servers": "h", "default.topic.partitions": "3", "auth.secret.ref.name": "s"}, []),
+    ("kafka", {"security.protocol": "SSL", "sasl.jaas.config": "x", "ssl.truststore.location": "/t"},
+     ["sasl.jaas.config", "security.protocol", "ssl.truststore.location"]),
+    ("nats", {"url": "tls://h", "max.bytes": "10", "auth.secret.ref.name": "s"}, []),
+    ("nats", {"url": "h", "user": "u", "token": "t", "tls.crt": "c"}, ["tls.crt", "token", "user"]),
+])
+def test_security_keys_in_a_brokers_configmap_are_named(backend: str, data: dict[str, str],
+                                                        misplaced: list[str]) -> None:
+    assert misplaced_security_keys(backend, data) == misplaced

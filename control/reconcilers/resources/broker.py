@@ -15,7 +15,14 @@ from control.reconcilers.resources.delivery import dead_letter_condition
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.topics import TopicOutcome
 from control.resolver import Resolver
-from control.secrets import AUTH_SECRET_KEY, SecretProblem, kafka_auth_secret, nats_auth_secret
+from control.secrets import (
+    AUTH_SECRET_KEY,
+    SecretProblem,
+    kafka_auth_secret,
+    misplaced_problem,
+    misplaced_security_keys,
+    nats_auth_secret,
+)
 from control.settings import ControlSettings
 from core.backend_security import BackendSecurity
 from core.contract import Reference, Resource
@@ -98,8 +105,11 @@ def placement(broker: dict[str, Any], snapshot: Snapshot, settings: ControlSetti
         # NATS streams take their tuning from the ConfigMap; Kafka's holds no topic configs.
         config={k: v for k, v in data.items() if k in NATS_STREAM_KEYS} if backend == "nats" else {},
     )
-    security, auth_problem = _auth(backend, data, (cm or {}).get("metadata", {}).get("namespace", ""), connection,
-                                   snapshot)
+    cm_meta = (cm or {}).get("metadata", {})
+    security, auth_problem = _auth(backend, data, cm_meta.get("namespace", ""), connection, snapshot)
+    misplaced = misplaced_security_keys(backend, data)
+    if misplaced:
+        auth_problem = misplaced_problem(backend, cm_meta.get("namespace", ""), cm_meta.get("name", ""), misplaced)
     return Placement(backend, connection, topic, data, problem, security=security, auth_problem=auth_problem)
 
 
