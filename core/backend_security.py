@@ -142,12 +142,21 @@ def ssl_context(ca_pem: str, cert_pem: str = "", key_pem: str = "") -> ssl.SSLCo
             context.load_verify_locations(cadata=ca_pem)
         except (ssl.SSLError, ValueError) as exc:
             raise SecurityError(f"ca.crt: not a PEM certificate ({exc})") from None
-    elif not context.cert_store_stats().get("x509_ca"):
+    elif not context.cert_store_stats().get("x509_ca") and not _system_ca_directory():
         raise SecurityError("ca.crt: TLS is on and no CA was given, and this machine's system trust store is "
                             "empty, so no broker certificate could be verified; add ca.crt to the Secret")
     if cert_pem:
         _load_client_cert(context, cert_pem, key_pem)
     return context
+
+
+def _system_ca_directory() -> bool:
+    """Whether OpenSSL has a CA directory to look in: its certificates load only when a handshake asks,
+    so the store's count says 0 while trust works (SSL_CERT_DIR, a capath without a bundle file)."""
+    import os
+
+    paths = ssl.get_default_verify_paths()
+    return bool(paths.capath) and any(os.scandir(paths.capath))  # None when the directory does not exist
 
 
 def _load_client_cert(context: ssl.SSLContext, cert_pem: str, key_pem: str) -> None:

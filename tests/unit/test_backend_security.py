@@ -183,3 +183,13 @@ def test_kafka_source_net_shape_is_refused_at_apply_naming_the_field(net: dict[s
 def test_security_keys_in_a_brokers_configmap_are_named(backend: str, data: dict[str, str],
                                                         misplaced: list[str]) -> None:
     assert misplaced_security_keys(backend, data) == misplaced
+
+
+def test_tls_without_a_ca_uses_the_system_store_and_is_refused_when_there_is_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert client_security(KafkaSecurity("SSL"))["ssl_context"] is not None  # this machine has a store
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "none.pem"))
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    with pytest.raises(SecretProblem, match=r"system trust store is empty.*add ca\.crt"):
+        kafka_auth_secret(lookup(stored_secret("auth", protocol="SSL")), "ns1", "auth")
