@@ -174,5 +174,31 @@ def misplaced_problem(backend: str, namespace: str, name: str, keys: list[str]) 
            else "user, password, token, nats.creds, ca.crt, tls.crt, tls.key)")))
 
 
+KAFKA_CHANNEL_CONFIG = ("knative-eventing", "kafka-channel-config")
+"""Knative's KafkaChannel configuration: `bootstrap.servers` and `auth.secret.ref.name` (its Secret in
+the same namespace), for every KafkaChannel and every channel-based Broker on one."""
+
+
+def kafka_channel_cluster(lookup: Lookup, default_servers: str) \
+        -> tuple[str, KafkaSecurity | None, SecretProblem | None]:
+    """Where KafkaChannels live and how to connect: the kafka-channel-config ConfigMap when there is one,
+    else the default cluster (--kafka-bootstrap) in the clear."""
+    namespace, name = KAFKA_CHANNEL_CONFIG
+    cm = lookup.get("ConfigMap", namespace, name)
+    data = {str(k): str(v) for k, v in mapping((cm or {}).get("data")).items()}
+    servers = data.get("bootstrap.servers") or default_servers
+    misplaced = misplaced_security_keys("kafka", data)
+    if misplaced:
+        return servers, None, misplaced_problem("kafka", namespace, name, misplaced)
+    secret = data.get(AUTH_SECRET_KEY, "")
+    if not secret:
+        return servers, None, None
+    try:
+        return servers, kafka_auth_secret(lookup, namespace, secret, f"ConfigMap {namespace}/{name} key "
+                                          f"{AUTH_SECRET_KEY}"), None
+    except SecretProblem as exc:
+        return servers, None, exc
+
+
 def url_wants_tls(url: str) -> bool:
     return any(part.strip().startswith("tls://") for part in url.split(","))

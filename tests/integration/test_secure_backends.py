@@ -19,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from channels.kafka import client_security
 from core.backend_security import KafkaSecurity
 from tests.fixtures.servers import SecureKafka, SecureNats
-from tests.support.manifests import broker, trigger
+from tests.support.manifests import broker, channel, subscription, trigger
 from tests.support.receiver import Receiver
 from tests.support.stack import Stack, event, eventually, running_stack
 
@@ -165,6 +165,30 @@ async def test_kafka_broker_with_a_client_certificate_delivers_over_mutual_tls_a
                                                                   "user.key": kafka_sasl_ssl.client_key_pem,
                                                                   "user.skip": "true"}))
         await not_ready_saying(stack, "broker", "default", "unreachable")
+
+
+async def test_kafka_channel_follows_knatives_kafka_channel_config_over_sasl_ssl(
+    tmp_path: Path, kafka_sasl_ssl: SecureKafka, receiver: Receiver
+) -> None:
+    in_eventing = {"namespace": "knative-eventing"}
+    auth = kafka_secret(kafka_sasl_ssl, "SCRAM-SHA-256")
+    auth["metadata"].update(in_eventing)
+    config = config_map("kafka-channel-config", **{"bootstrap.servers": kafka_sasl_ssl.bootstrap,
+                                                   "auth.secret.ref.name": "kafka-auth"})
+    config["metadata"].update(in_eventing)
+    kafka_channel = {"kind": "KafkaChannel", "api_version": "messaging.knative.dev/v1beta1"}
+    async with running_stack(tmp_path) as stack:
+        # The ConfigMap before its Secret: the channel waits, not Ready, naming what is missing.
+        await stack.apply(config, channel("orders", **kafka_channel))
+        await not_ready_saying(stack, "kafkachannel", "orders", "Secret knative-eventing/kafka-auth does not exist")
+        await stack.apply(auth, subscription("to-receiver", receiver.url, channel="orders",
+                                             channel_kind="KafkaChannel",
+                                             channel_api_version="messaging.knative.dev/v1beta1"))
+        await ready(stack, "kafkachannel", "orders")
+        await ready(stack, "subscription", "to-receiver")
+        assert await stack.send("/channels/ns1/orders", event("channel-secure-1")) == 202
+        await receiver.wait_for(1, timeout=30)
+        assert [e.id for e in receiver.events] == ["channel-secure-1"]
 
 
 async def _secure_topic(kafka: SecureKafka) -> str:

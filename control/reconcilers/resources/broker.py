@@ -19,6 +19,7 @@ from control.secrets import (
     AUTH_SECRET_KEY,
     SecretProblem,
     kafka_auth_secret,
+    kafka_channel_cluster,
     misplaced_problem,
     misplaced_security_keys,
     nats_auth_secret,
@@ -82,7 +83,7 @@ def placement(broker: dict[str, Any], snapshot: Snapshot, settings: ControlSetti
         data = dict((cm or {}).get("data") or {})
     name = settings.topic_template.format(namespace=meta["namespace"], name=meta["name"])
     if broker_class(broker) == CHANNEL_BASED:
-        return _channel_placement(name, config_ref, cm, data, defaults)
+        return _channel_placement(name, config_ref, cm, data, defaults, snapshot)
     # The contract names the cluster even when the Broker does not, so every reader agrees on it.
     if backend == "kafka":
         connection = data.get("bootstrap.servers") or defaults.kafka_bootstrap_servers
@@ -131,7 +132,7 @@ def _auth(backend: str, data: dict[str, str], namespace: str, connection: str,
 
 
 def _channel_placement(topic: str, config_ref: dict[str, Any], cm: dict[str, Any] | None, data: dict[str, str],
-                       defaults: BackendSettings) -> Placement:
+                       defaults: BackendSettings, snapshot: Snapshot) -> Placement:
     """An MTChannelBasedBroker: the topic of the channel kind its ConfigMap's template names.
 
     Kafka and NATS channels live on the cluster Nerve was started with (--kafka-bootstrap, --nats-url),
@@ -148,8 +149,11 @@ def _channel_placement(topic: str, config_ref: dict[str, Any], cm: dict[str, Any
     except channel_template.TemplateError as exc:
         return Placement("", "", TopicSpec(topic), refused=f"{where} key {CHANNEL_TEMPLATE_KEY}: {exc}")
     config: dict[str, str] = {}
+    security: BackendSecurity | None = None
+    auth_problem: SecretProblem | None = None
     if template.backend == "kafka":
-        connection = defaults.kafka_bootstrap_servers
+        # A KafkaChannel's cluster: Knative's kafka-channel-config, else --kafka-bootstrap.
+        connection, security, auth_problem = kafka_channel_cluster(snapshot, defaults.kafka_bootstrap_servers)
     elif template.backend == "nats":
         connection = defaults.nats_url
         config["url"] = connection  # the contract names the server so every reader agrees on it
@@ -158,7 +162,7 @@ def _channel_placement(topic: str, config_ref: dict[str, Any], cm: dict[str, Any
     spec = TopicSpec(topic, partitions=template.partitions, replication_factor=template.replication_factor,
                      config=dict(template.config))
     return Placement(template.backend, connection, spec, {**config, **template.config},
-                     channel=(template.api_version, template.kind))
+                     channel=(template.api_version, template.kind), security=security, auth_problem=auth_problem)
 
 
 def _holds(broker: dict[str, Any], topic: str) -> bool:
