@@ -19,7 +19,12 @@ client is ever made with half of its settings.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
 
 from control.api.meta import mapping
 from control.api.secret import decoded
@@ -198,6 +203,91 @@ def kafka_channel_cluster(lookup: Lookup, default_servers: str) \
                                           f"{AUTH_SECRET_KEY}"), None
     except SecretProblem as exc:
         return servers, None, exc
+
+
+NATS_CHANNEL_CONFIG = ("knative-eventing", "config-nats")
+"""eventing-natss's platform configuration: key `eventing-nats`, YAML with `url`, `tls` (`caBundle`:
+base64 PEM, or `secret.name`: a Secret with `ca.crt`), `auth.credentialFile.secret` ({name, key}, key
+default `nats.creds`) and `auth.tls.secret.name` (a Secret with `tls.crt`, `tls.key`)."""
+
+
+def nats_channel_cluster(lookup: Lookup, default_url: str) -> tuple[str, NatsSecurity | None, SecretProblem | None]:
+    """Where NatsJetStreamChannels live and how to connect: config-nats when there is one, else the
+    default server (--nats-url). A user and password in the URL (eventing-natss's way) move into the
+    security, so the URL recorded in status and logs carries none."""
+    namespace, name = NATS_CHANNEL_CONFIG
+    cm = lookup.get("ConfigMap", namespace, name)
+    raw = mapping((cm or {}).get("data")).get("eventing-nats")
+    where = f"ConfigMap {namespace}/{name} key eventing-nats"
+    reason = "FailedToResolveConfig"
+    if raw is None:
+        return default_url, None, None
+    try:
+        config = yaml.safe_load(str(raw))
+    except yaml.YAMLError as exc:
+        return default_url, None, SecretProblem(reason, f"{where}: not YAML ({exc})")
+    if not isinstance(config, dict):
+        return default_url, None, SecretProblem(reason, f"{where}: must be a YAML mapping with url, tls, auth")
+    url, user, password = _without_userinfo(str(config.get("url") or default_url))
+    try:
+        ca, cert, key, credentials = _nats_material(lookup, namespace, mapping(config.get("tls")),
+                                                    mapping(config.get("auth")), where)
+        tls = url_wants_tls(url) or bool(ca or cert)
+        if tls:
+            check_tls(ca, cert, key)
+    except SecurityError as exc:
+        return url, None, SecretProblem(reason, f"{where}: {exc}")
+    except SecretProblem as exc:
+        return url, None, exc
+    if not (tls or user or credentials):
+        return url, None, None
+    return url, NatsSecurity(tls=tls, user=user, password=password, credentials=credentials, ca_pem=ca,
+                             cert_pem=cert, key_pem=key), None
+
+
+def _nats_material(lookup: Lookup, namespace: str, tls: dict[str, Any], auth: dict[str, Any],
+                   where: str) -> tuple[str, str, str, str]:
+    ca = ""
+    if tls.get("caBundle"):
+        try:
+            ca = base64.b64decode(str(tls["caBundle"]), validate=True).decode()
+        except (binascii.Error, ValueError):
+            raise SecurityError("tls.caBundle: not base64 of a PEM certificate") from None
+    elif mapping(tls.get("secret")).get("name"):
+        secret = str(mapping(tls.get("secret"))["name"])
+        ca = _values(lookup, namespace, secret, f"{where} tls.secret", "FailedToResolveConfig").get("ca.crt", "")
+        if not ca:
+            raise SecurityError(f"tls.secret: Secret {namespace}/{secret} has no key 'ca.crt'")
+    cert = key = ""
+    client = mapping(mapping(auth.get("tls")).get("secret")).get("name")
+    if client:
+        values = _values(lookup, namespace, str(client), f"{where} auth.tls.secret", "FailedToResolveConfig")
+        cert, key = values.get("tls.crt", ""), values.get("tls.key", "")
+        if not cert or not key:
+            raise SecurityError(f"auth.tls.secret: Secret {namespace}/{client} needs keys 'tls.crt' and 'tls.key'")
+    credentials = ""
+    creds = mapping(mapping(auth.get("credentialFile")).get("secret"))
+    if creds.get("name"):
+        secret, field = str(creds["name"]), str(creds.get("key") or NATS_CREDENTIALS_KEY)
+        credentials = _values(lookup, namespace, secret, f"{where} auth.credentialFile.secret",
+                              "FailedToResolveConfig").get(field, "")
+        if not credentials:
+            raise SecurityError(f"auth.credentialFile.secret: Secret {namespace}/{secret} has no key {field!r}")
+    return ca, cert, key, credentials
+
+
+def _without_userinfo(urls: str) -> tuple[str, str, str]:
+    """(the URLs without `user:password@`, the user, the password) of the first URL that has them."""
+    user = password = ""
+    clean: list[str] = []
+    for url in (u.strip() for u in urls.split(",") if u.strip()):
+        parts = urlsplit(url if "://" in url else f"nats://{url}")
+        if parts.username and not user:
+            user, password = parts.username, parts.password or ""
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        clean.append(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
+    return ",".join(clean), user, password
 
 
 def url_wants_tls(url: str) -> bool:

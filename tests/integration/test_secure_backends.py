@@ -318,3 +318,26 @@ async def test_nerve_get_secret_hides_its_values_unless_asked_and_bad_base64_is_
         code, out, err = await nerve(stack, "apply", "-f", "-", stdin=SECRET_YAML.replace(
             "stringData: {protocol: SASL_SSL, user: alice, password: s3cret}", "data: {password: s3cret!}"))
         assert code == 2 and "data.password" in err and "base64" in err, err
+
+
+async def test_nats_jetstream_channel_follows_eventing_natss_config_nats_over_tls(
+    tmp_path: Path, nats_tls: SecureNats, receiver: Receiver
+) -> None:
+    host = nats_tls.url.removeprefix("tls://")
+    settings = yaml.safe_dump({"url": f"tls://{nats_tls.user}:{nats_tls.password}@{host}",
+                               "tls": {"caBundle": base64.b64encode(nats_tls.ca_pem.encode()).decode()}})
+    config = config_map("config-nats", **{"eventing-nats": settings})
+    config["metadata"]["namespace"] = "knative-eventing"
+    nats_channel = {"kind": "NatsJetStreamChannel", "api_version": "messaging.knative.dev/v1alpha1"}
+    async with running_stack(tmp_path) as stack:
+        await stack.apply(config, channel("orders", **nats_channel),
+                          subscription("to-receiver", receiver.url, channel="orders",
+                                       channel_kind="NatsJetStreamChannel",
+                                       channel_api_version="messaging.knative.dev/v1alpha1"))
+        await ready(stack, "natsjetstreamchannel", "orders")
+        await ready(stack, "subscription", "to-receiver")
+        assert await stack.send("/channels/ns1/orders", event("nats-channel-1")) == 202
+        await receiver.wait_for(1, timeout=30)
+        assert [e.id for e in receiver.events] == ["nats-channel-1"]
+        status = (await stack.get("natsjetstreamchannel", "ns1", "orders"))["status"]
+        assert status["annotations"]["nerve.dev/nats-url"] == nats_tls.url  # the password moved out of the URL

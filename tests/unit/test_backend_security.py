@@ -20,6 +20,7 @@ from control.secrets import (
     kafka_source_net,
     misplaced_security_keys,
     nats_auth_secret,
+    nats_channel_cluster,
 )
 from core.backend_security import KafkaSecurity, NatsSecurity
 from core.contract import Contract, Egress, Reference, Resource, Source
@@ -193,3 +194,33 @@ def test_tls_without_a_ca_uses_the_system_store_and_is_refused_when_there_is_non
     monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
     with pytest.raises(SecretProblem, match=r"system trust store is empty.*add ca\.crt"):
         kafka_auth_secret(lookup(stored_secret("auth", protocol="SSL")), "ns1", "auth")
+
+
+def _config_nats(text: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "config-nats", "namespace": "knative-eventing"}, "data": {"eventing-nats": text}}
+
+
+def test_config_nats_as_eventing_natss_writes_it(ca_pem: str) -> None:
+    bundle = base64.b64encode(ca_pem.encode()).decode()
+    url, security, problem = nats_channel_cluster(
+        lookup(_config_nats(f"url: tls://u:p@n1:4222,tls://n2:4222\ntls: {{caBundle: {bundle}}}\n")), "nats://x")
+    assert (url, problem) == ("tls://n1:4222,tls://n2:4222", None)
+    assert security == NatsSecurity(tls=True, user="u", password="p", ca_pem=ca_pem)
+    assert nats_channel_cluster(lookup(), "nats://default:4222") == ("nats://default:4222", None, None)
+    creds = {**stored_secret("creds", **{"nats.creds": "JWT+SEED"}), "metadata": {"name": "creds",
+                                                                                   "namespace": "knative-eventing"}}
+    _, security, _ = nats_channel_cluster(lookup(_config_nats(
+        "url: nats://n:4222\nauth: {credentialFile: {secret: {name: creds}}}"), creds), "")
+    assert security == NatsSecurity(credentials="JWT+SEED")
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("url: [", "not YAML"),
+    ("tls: {caBundle: '!!'}", "tls.caBundle: not base64"),
+    ("auth: {credentialFile: {secret: {name: gone}}}", "Secret knative-eventing/gone does not exist"),
+    ("auth: {tls: {secret: {name: gone}}}", "auth.tls.secret: Secret knative-eventing/gone does not exist"),
+])
+def test_config_nats_that_cannot_be_used_is_named(text: str, words: str) -> None:
+    _, security, problem = nats_channel_cluster(lookup(_config_nats(text)), "nats://x")
+    assert security is None and problem is not None and words in problem.message, problem

@@ -23,6 +23,7 @@ from control.secrets import (
     misplaced_problem,
     misplaced_security_keys,
     nats_auth_secret,
+    nats_channel_cluster,
 )
 from control.settings import ControlSettings
 from core.backend_security import BackendSecurity
@@ -155,7 +156,8 @@ def _channel_placement(topic: str, config_ref: dict[str, Any], cm: dict[str, Any
         # A KafkaChannel's cluster: Knative's kafka-channel-config, else --kafka-bootstrap.
         connection, security, auth_problem = kafka_channel_cluster(snapshot, defaults.kafka_bootstrap_servers)
     elif template.backend == "nats":
-        connection = defaults.nats_url
+        # A NatsJetStreamChannel's server: eventing-natss's config-nats, else --nats-url.
+        connection, security, auth_problem = nats_channel_cluster(snapshot, defaults.nats_url)
         config["url"] = connection  # the contract names the server so every reader agrees on it
     else:
         connection = ""

@@ -28,7 +28,7 @@ from control.reconcilers.resources.delivery import dead_letter_condition
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.topics import TopicOutcome
 from control.resolver import Resolver
-from control.secrets import SecretProblem, kafka_channel_cluster
+from control.secrets import SecretProblem, kafka_channel_cluster, nats_channel_cluster
 from control.settings import ControlSettings
 from core.backend_security import BackendSecurity
 from core.contract import Egress, Reference, Resource
@@ -77,7 +77,8 @@ def topic_name(channel: dict[str, Any], settings: ControlSettings) -> str:
 def placement(channel: dict[str, Any], settings: ControlSettings, defaults: BackendSettings,
               snapshot: Snapshot | None = None) -> Placement:
     """The channel's topic as its spec shapes it (validated at admission, so the values parse); a
-    KafkaChannel's cluster and security from Knative's kafka-channel-config when `snapshot` has it."""
+    KafkaChannel's cluster and security from Knative's kafka-channel-config, a NatsJetStreamChannel's from
+    eventing-natss's config-nats, when `snapshot` has them."""
     kind, spec = channel["kind"], mapping(channel.get("spec"))
     backend: Literal["memory", "kafka", "nats"] = BACKEND_OF_KIND[kind]  # type: ignore[assignment]
     name = topic_name(channel, settings)
@@ -91,7 +92,11 @@ def placement(channel: dict[str, Any], settings: ControlSettings, defaults: Back
         servers, security, problem = kafka_channel_cluster(snapshot, defaults.kafka_bootstrap_servers)
         return Placement(backend, servers, topic, security, problem)
     if kind == "NatsJetStreamChannel":
-        return Placement(backend, defaults.nats_url, TopicSpec(name, config=stream_config(spec)))
+        topic = TopicSpec(name, config=stream_config(spec))
+        if snapshot is None:
+            return Placement(backend, defaults.nats_url, topic)
+        url, nats_security, nats_problem = nats_channel_cluster(snapshot, defaults.nats_url)
+        return Placement(backend, url, topic, nats_security, nats_problem)
     return Placement(backend, "", TopicSpec(name))
 
 
