@@ -19,6 +19,7 @@ from control.store.sqlite import SqliteStore
 from core.cli_settings import API_PORT, ServiceSettings, parse_service, service_settings
 from core.contract import Contract, read, write_atomically
 from core.observability import TelemetrySettings
+from core.oidc import Issuer, SigningKey
 from core.runtime import run, serve
 from core.settings import Setting, build, settings_of
 
@@ -53,12 +54,16 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m control") -> 
             write_atomically(settings.contract_path, contract)
             await board.publish(contract)
 
+        # Nerve's own OIDC issuer (authentication-oidc): the key stays in control's state dir; the ingress
+        # verifies with the public keys the contract carries.
+        issuer = Issuer(SigningKey.load_or_create(settings.state_dir),
+                        settings.oidc_issuer or f"http://{common.host}:{common.port}")
         reconciler = Reconciler(store, pool, settings, publish, contract=Contract(previous.generation),
-                                api_url=f"http://{common.host}:{common.port}")
+                                api_url=f"http://{common.host}:{common.port}", issuer=issuer)
         admission = AdmissionSettings(default_class, default_channel_kind=settings.channel_kind)
         control = ControlService(store, reconciler, admission, resync_seconds=settings.resync_seconds)
         await control.start()
-        runner, _ = await serve(create_app(control, access, board), common.host, common.port,
+        runner, _ = await serve(create_app(control, access, board, issuer=issuer), common.host, common.port,
                                 drain_timeout=common.drain_timeout)
         try:
             await stop.wait()

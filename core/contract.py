@@ -25,6 +25,7 @@ from typing import Any, Literal
 import orjson
 
 from core.backend_security import BackendSecurity, KafkaSecurity, security_from_json
+from core.features import Features
 
 BackoffPolicy = Literal["exponential", "linear"]
 DeliveryOrder = Literal["unordered", "ordered"]
@@ -63,6 +64,8 @@ class EgressConfig:
     timeout_ms: int | None = None
     dead_letter: str | None = None
     retry_after_max_ms: int | None = None
+    dead_letter_ca_certs: str | None = None
+    """PEM the dead-letter sink's https certificate is verified against (Knative's `deadLetterCACerts`)."""
 
     def to_json(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -76,6 +79,8 @@ class EgressConfig:
             obj["deadLetter"] = self.dead_letter
         if self.retry_after_max_ms is not None:
             obj["retryAfterMax"] = self.retry_after_max_ms
+        if self.dead_letter_ca_certs:
+            obj["deadLetterCACerts"] = self.dead_letter_ca_certs
         return obj
 
     @classmethod
@@ -88,7 +93,117 @@ class EgressConfig:
             timeout_ms=int(obj["timeout"]) if obj.get("timeout") is not None else None,
             dead_letter=obj.get("deadLetter") or None,
             retry_after_max_ms=int(obj["retryAfterMax"]) if obj.get("retryAfterMax") is not None else None,
+            dead_letter_ca_certs=obj.get("deadLetterCACerts") or None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class EgressAuth:
+    """contract.proto's `oidcServiceAccountName`, `destinationAudience`, `replyUrlAudience` and
+    `deadLetterAudience` (the last is in `egressConfig` there; Nerve writes all four on the egress).
+    `subject` is Nerve's: the full token subject, `system:serviceaccount:<ns>:<account>`. An empty
+    audience: no token is sent there."""
+
+    subject: str
+    service_account: str = ""
+    destination_audience: str = ""
+    reply_audience: str = ""
+    dead_letter_audience: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {"oidcServiceAccountName": self.service_account, "oidcSubject": self.subject}
+        for key, value in (("destinationAudience", self.destination_audience),
+                           ("replyUrlAudience", self.reply_audience),
+                           ("deadLetterAudience", self.dead_letter_audience)):
+            if value:
+                obj[key] = value
+        return obj
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> EgressAuth | None:
+        if not obj.get("oidcSubject"):
+            return None
+        return cls(str(obj["oidcSubject"]), str(obj.get("oidcServiceAccountName", "")),
+                   str(obj.get("destinationAudience", "")), str(obj.get("replyUrlAudience", "")),
+                   str(obj.get("deadLetterAudience", "")))
+
+    def audience_for(self, url: str, egress: Egress) -> str:
+        """The audience of `url` when it is this egress's destination, reply URL or dead-letter sink."""
+        if url == egress.destination:
+            return self.destination_audience
+        if url == egress.reply_url:
+            return self.reply_audience
+        if url == egress.egress_config.dead_letter:
+            return self.dead_letter_audience
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenMatcher:
+    """contract.proto's TokenMatcher on the `sub` claim: exact, or a prefix (an EventPolicy's `*` suffix)."""
+
+    sub: str
+    prefix: bool = False
+
+    def matches(self, sub: str) -> bool:
+        return sub.startswith(self.sub) if self.prefix else sub == self.sub
+
+    def to_json(self) -> dict[str, Any]:
+        return {"prefix" if self.prefix else "exact": {"attributes": {"sub": self.sub}}}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> TokenMatcher:
+        if "prefix" in obj:
+            return cls(str(obj["prefix"]["attributes"]["sub"]), prefix=True)
+        return cls(str(obj["exact"]["attributes"]["sub"]))
+
+
+@dataclass(frozen=True, slots=True)
+class IngressPolicy:
+    """contract.proto's EventPolicy: an event is let in when its token's subject matches one of the
+    matchers and the event passes every filter (the Subscriptions API dialects, as an EventPolicy wrote them)."""
+
+    matchers: tuple[TokenMatcher, ...]
+    filters: tuple[dict[str, Any], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {"tokenMatchers": [m.to_json() for m in self.matchers]}
+        if self.filters:
+            obj["filters"] = [dict(f) for f in self.filters]
+        return obj
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> IngressPolicy:
+        return cls(tuple(TokenMatcher.from_json(m) for m in obj.get("tokenMatchers") or []),
+                   tuple(dict(f) for f in obj.get("filters") or []))
+
+
+@dataclass(frozen=True, slots=True)
+class IngressAuth:
+    """An addressable's OIDC ingress (contract.proto `Ingress.audience`, `Ingress.eventPolicies`): a request
+    needs a token for `audience`, and its subject must be let in by one of `policies` (none: nobody is;
+    control compiles the default-authorization-mode into these when no EventPolicy applies)."""
+
+    audience: str
+    policies: tuple[IngressPolicy, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OidcConfig:
+    """Nerve's own: the issuer the ingress trusts and its public keys (a JWKS), so no ingress needs to reach
+    control, or hold the private key, to verify a token."""
+
+    issuer: str
+    jwks: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"issuer": self.issuer, "jwks": self.jwks}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any] | None) -> OidcConfig | None:
+        if not obj:
+            return None
+        return cls(str(obj.get("issuer", "")), dict(obj.get("jwks") or {}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +225,12 @@ class Egress:
     created: str | None = None
     """When the Trigger or Subscription was made (RFC 3339, its creationTimestamp): a new consumer group
     starts with the events stored from then on, so none accepted before the dispatcher read is skipped."""
+    destination_ca_certs: str | None = None
+    """PEM the destination's https certificate is verified against (Knative's `destinationCACerts`)."""
+    reply_url_ca_certs: str | None = None
+    """PEM the reply URL's https certificate is verified against (Knative's `replyUrlCACerts`)."""
+    auth: EgressAuth | None = None
+    """OIDC (authentication-oidc enabled): who this egress sends as and the audiences of where it sends."""
 
     def to_json(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -135,6 +256,12 @@ class Egress:
             obj["format"] = self.format
         if self.created is not None:
             obj["createdAt"] = self.created
+        if self.destination_ca_certs:
+            obj["destinationCACerts"] = self.destination_ca_certs
+        if self.reply_url_ca_certs:
+            obj["replyUrlCACerts"] = self.reply_url_ca_certs
+        if self.auth is not None:
+            obj.update(self.auth.to_json())
         return obj
 
     @classmethod
@@ -153,6 +280,9 @@ class Egress:
             delivery_order="ordered" if obj.get("deliveryOrder") == "ORDERED" else "unordered",
             format=obj.get("format"),
             created=obj.get("createdAt"),
+            destination_ca_certs=obj.get("destinationCACerts") or None,
+            reply_url_ca_certs=obj.get("replyUrlCACerts") or None,
+            auth=EgressAuth.from_json(obj),
         )
 
 
@@ -171,6 +301,8 @@ class Resource:
     egresses: tuple[Egress, ...] = ()
     bootstrap_servers: str = ""
     backend_config: dict[str, str] = field(default_factory=dict)
+    auth: IngressAuth | None = None
+    """OIDC on (authentication-oidc enabled): the audience a sender's token must name and who may send."""
     security: BackendSecurity | None = None
     """How clients connect to `connection` (TLS, SASL, NATS credentials), resolved from the Secret the
     Broker's ConfigMap names; None for a plain connection. JSON `security` (credentials included: the
@@ -186,11 +318,15 @@ class Resource:
         return self.bootstrap_servers or self.backend_config.get("url", "")
 
     def to_json(self) -> dict[str, Any]:
-        obj = {
+        ingress: dict[str, Any] = {"path": self.ingress_path}
+        if self.auth is not None:
+            ingress["audience"] = self.auth.audience
+            ingress["eventPolicies"] = [p.to_json() for p in self.auth.policies]
+        obj: dict[str, Any] = {
             "uid": self.uid,
             "topics": [self.topic],
             "bootstrapServers": self.bootstrap_servers,
-            "ingress": {"path": self.ingress_path},
+            "ingress": ingress,
             "egresses": [e.to_json() for e in self.egresses],
             "reference": self.reference.to_json(),
             "backend": self.backend,
@@ -211,8 +347,16 @@ class Resource:
             egresses=tuple(Egress.from_json(e) for e in obj.get("egresses") or []),
             bootstrap_servers=obj.get("bootstrapServers", ""),
             backend_config=dict(obj.get("backendConfig") or {}),
+            auth=_ingress_auth(obj["ingress"]),
             security=security_from_json(obj.get("backend", "kafka"), obj.get("security")),
         )
+
+
+def _ingress_auth(ingress: dict[str, Any]) -> IngressAuth | None:
+    if not ingress.get("audience"):
+        return None
+    return IngressAuth(str(ingress["audience"]),
+                       tuple(IngressPolicy.from_json(p) for p in ingress.get("eventPolicies") or []))
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,14 +468,23 @@ class Contract:
     resources: tuple[Resource, ...] = ()
     sources: tuple[Source, ...] = ()
     workloads: tuple[Workload, ...] = ()
+    features: Features = field(default_factory=Features)
+    """Knative's feature flags in force (core/features.py), as control resolved them from the config-features
+    ConfigMap and its own flags: the data plane acts on the same ones the statuses were built with."""
+    oidc: OidcConfig | None = None
+    """Set when authentication-oidc is enabled: the issuer and keys the ingress verifies tokens with."""
 
     def by_path(self) -> dict[str, Resource]:
         """Routable resources by ingress path; sources read topics and have no ingress."""
         return {r.ingress_path: r for r in self.resources if r.ingress_path}
 
     def to_json(self) -> dict[str, Any]:
-        return {"generation": self.generation, "resources": [r.to_json() for r in self.resources],
-                "sources": [s.to_json() for s in self.sources], "workloads": [w.to_json() for w in self.workloads]}
+        obj = {"generation": self.generation, "resources": [r.to_json() for r in self.resources],
+               "sources": [s.to_json() for s in self.sources], "workloads": [w.to_json() for w in self.workloads],
+               "features": self.features.to_json()}
+        if self.oidc is not None:
+            obj["oidc"] = self.oidc.to_json()
+        return obj
 
     def dumps(self) -> bytes:
         return orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2)
@@ -344,12 +497,15 @@ class Contract:
             resources=tuple(Resource.from_json(r) for r in obj.get("resources") or []),
             sources=tuple(Source.from_json(s) for s in obj.get("sources") or []),
             workloads=tuple(Workload.from_json(w) for w in obj.get("workloads") or []),
+            features=Features.from_json(obj.get("features")),
+            oidc=OidcConfig.from_json(obj.get("oidc")),
         )
 
     def same_content(self, other: Contract) -> bool:
         """Equal but for the generation: control bumps the generation only on a real change."""
         return (self.resources == other.resources and self.sources == other.sources
-                and self.workloads == other.workloads)
+                and self.workloads == other.workloads and self.features == other.features
+                and self.oidc == other.oidc)
 
 
 def write_atomically(path: Path, contract: Contract) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from channels.registry import service_pool
 from core.cli_settings import SOURCES_PORT, ServiceSettings, contract_feed, parse_service, service_settings
 from core.observability import TelemetrySettings
+from core.oidc import control_tokens
 from core.runtime import follow_contract, run
 from core.settings import Setting, build, settings_of
 from sources.service import Sources
@@ -29,8 +30,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m sources") -> 
     async def service(stop: asyncio.Event) -> None:
         pool = service_pool(common.kafka_bootstrap, common.nats_url)
         try:
-            await follow_contract(stop, Sources(pool, settings), contract=contract_feed(common), host=common.host,
-                                  port=common.port)
+            sources = Sources(pool, settings)
+            if common.control_url:  # OIDC tokens for the sources' identities, from control
+                sources.tokens = control_tokens(common.control_url, common.control_token)
+            await follow_contract(stop, sources, contract=contract_feed(common), host=common.host, port=common.port)
         finally:
             await pool.stop()
 

@@ -17,6 +17,7 @@ from channels.registry import BackendPool
 from core.contract import Contract, Source
 from core.delivery import Deliverer, Sender, pooled_session
 from core.errors import BackendError
+from core.oidc import TokenSource
 from core.supervisor import HEALTH, describe
 from core.watch import ResourceWatch
 from sources.apiserver import api_server_source
@@ -42,6 +43,8 @@ class Sources:
         self._retry = (retry_initial_s, retry_max_s)
         self._session: aiohttp.ClientSession | None = None
         self._deliverer: Deliverer | None = None
+        self.tokens: TokenSource | None = None
+        """Where OIDC tokens for the sources' identities come from (set before start)."""
         self._adapters: dict[str, Adapter] = {}
         self._pending: dict[str, tuple[asyncio.Task[None], str]] = {}
         self._desired: dict[str, Source] = {}
@@ -51,7 +54,8 @@ class Sources:
 
     async def start(self) -> None:
         self._session = pooled_session(per_destination=self._settings.max_connections_per_host)
-        self._deliverer = Deliverer(Sender(self._session, max_response_bytes=self._settings.max_reply_bytes))
+        self._deliverer = Deliverer(Sender(self._session, max_response_bytes=self._settings.max_reply_bytes),
+                                    tokens=self.tokens)
 
     async def stop(self) -> None:
         async with self._lock:

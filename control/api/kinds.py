@@ -35,6 +35,7 @@ from control.api import (
     columns,
     containersource,
     corev1,
+    eventpolicy,
     eventtype,
     inmemorychannel,
     kafkachannel,
@@ -239,6 +240,13 @@ EVENT_TYPE = Kind(
     columns=eventtype.COLUMNS,
 )
 
+# Who may send to which Brokers and channels when authentication-oidc is on (docs/security.md).
+EVENT_POLICY = Kind(
+    eventpolicy.API_VERSION, "EventPolicy", "eventpolicies", schema=eventpolicy.SCHEMA,
+    default=eventpolicy.default_event_policy, validate=eventpolicy.validate_event_policy,
+    columns=eventpolicy.COLUMNS,
+)
+
 CONFIGMAP = Kind("v1", "ConfigMap", "configmaps", ("cm",), schema=corev1.CONFIGMAP_SCHEMA,
                  validate=corev1.validate_configmap, columns=corev1.CONFIGMAP_COLUMNS)
 SERVICE = Kind("v1", "Service", "services", ("svc",), schema=corev1.SERVICE_SCHEMA,
@@ -277,6 +285,7 @@ KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA
                            CHANNEL, *CHANNEL_KINDS, SUBSCRIPTION, SEQUENCE, PARALLEL, *WORKLOAD_KINDS, EVENT,
                            API_SERVER_SOURCE, *RBAC_KINDS, EVENT_TYPE)
 KINDS += (SINK_BINDING, CONTAINER_SOURCE)
+KINDS += (EVENT_POLICY,)
 # Credentials that Kafka and NATS configs name (control/secrets.py); values redacted in output.
 SECRET = Kind("v1", "Secret", "secrets", schema=secret.SCHEMA, default=secret.default_secret,
               validate=secret.validate_secret, columns=secret.COLUMNS)

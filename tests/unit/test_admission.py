@@ -12,6 +12,7 @@ from control.api import kinds
 from control.api.admission import AdmissionSettings, FieldValidation, Refused, admit
 from control.api.meta import with_generated_name
 from core.errors import InvalidResource
+from core.tls import new_ca
 
 SETTINGS = AdmissionSettings()
 
@@ -93,12 +94,11 @@ def test_kafka_source_fields_nerve_does_not_implement_are_warned() -> None:
     manifest = _kafka_source(net={"sasl": {"enable": True, "user": {"secretKeyRef": {"name": "s", "key": "u"}},
                                            "password": {"secretKeyRef": {"name": "s", "key": "p"}}},
                                   "tls": {"enable": False}},
-                             delivery={"format": "json"}, sink={"uri": "https://sink/", "CACerts": "pem"})
+                             delivery={"format": "json"},
+                             sink={"uri": "https://sink/", "CACerts": new_ca("test").cert_pem.decode()})
     manifest["metadata"]["labels"] = {"kafkasources.sources.knative.dev/key-type": "int"}
     messages = [str(w) for w in admit(manifest, None, SETTINGS).warnings]
-    assert messages == [
-        'field "spec.sink.CACerts" is accepted but not implemented by Nerve: '
-        "HTTPS destinations are verified against the system's trust store",
+    assert messages == [  # CACerts is acted on now: the sink is verified against it (core/tls.py)
         'field "spec.delivery.format" is accepted but not implemented by Nerve: events are delivered in binary mode',
         'field "metadata.labels.kafkasources.sources.knative.dev/key-type" is accepted but not implemented by Nerve: '
         "'int': record keys are always read as strings",
