@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
 
@@ -228,7 +228,7 @@ def nats_channel_cluster(lookup: Lookup, default_url: str) -> tuple[str, NatsSec
         return default_url, None, SecretProblem(reason, f"{where}: not YAML ({exc})")
     if not isinstance(config, dict):
         return default_url, None, SecretProblem(reason, f"{where}: must be a YAML mapping with url, tls, auth")
-    url, user, password = _without_userinfo(str(config.get("url") or default_url))
+    url, user, password = without_userinfo(str(config.get("url") or default_url))
     try:
         ca, cert, key, credentials = _nats_material(lookup, namespace, mapping(config.get("tls")),
                                                     mapping(config.get("auth")), where)
@@ -276,15 +276,19 @@ def _nats_material(lookup: Lookup, namespace: str, tls: dict[str, Any], auth: di
     return ca, cert, key, credentials
 
 
-def _without_userinfo(urls: str) -> tuple[str, str, str]:
+def without_userinfo(urls: str) -> tuple[str, str, str]:
     """(the URLs without `user:password@`, the user, the password) of the first URL that has them."""
     user = password = ""
     clean: list[str] = []
     for url in (u.strip() for u in urls.split(",") if u.strip()):
+        if "@" not in url:
+            clean.append(url)  # left exactly as written
+            continue
         parts = urlsplit(url if "://" in url else f"nats://{url}")
         if parts.username and not user:
-            user, password = parts.username, parts.password or ""
+            user, password = unquote(parts.username), unquote(parts.password or "")
         host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
         netloc = f"{host}:{parts.port}" if parts.port else host
         clean.append(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
     return ",".join(clean), user, password

@@ -341,3 +341,29 @@ async def test_nats_jetstream_channel_follows_eventing_natss_config_nats_over_tl
         assert [e.id for e in receiver.events] == ["nats-channel-1"]
         status = (await stack.get("natsjetstreamchannel", "ns1", "orders"))["status"]
         assert status["annotations"]["nerve.dev/nats-url"] == nats_tls.url  # the password moved out of the URL
+
+
+async def test_nats_broker_with_credentials_in_its_url_keeps_them_out_of_its_status(
+    tmp_path: Path, nats_tls: SecureNats, receiver: Receiver
+) -> None:
+    host = nats_tls.url.removeprefix("tls://")
+    async with running_stack(tmp_path) as stack:
+        await stack.apply(secret("nats-ca", **{"ca.crt": nats_tls.ca_pem}),
+                          config_map("nats-broker-config", url=f"tls://{nats_tls.user}:{nats_tls.password}@{host}",
+                                     **{"auth.secret.ref.name": "nats-ca"}),
+                          configured_broker("NatsJetStreamBroker", "nats-broker-config"))
+        # The URL's user with the Secret's CA (eventing-natss users write credentials into the URL).
+        await stack.apply(trigger("all", receiver.url))
+        await ready(stack, "broker", "default")
+        await ready(stack, "trigger", "all")
+        assert await stack.send("/ns1/default", event("url-user-1")) == 202
+        await receiver.wait_for(1, timeout=30)
+        assert nats_tls.password not in str(await stack.get("broker", "ns1", "default"))
+        # Credentials both in the URL and in the Secret: refused, not one of them silently dropped.
+        await stack.apply(nats_secret(nats_tls) | {"metadata": {"name": "nats-ca", "namespace": "ns1"}})
+        await not_ready_saying(stack, "broker", "default", "give them one way")
+        await stack.apply(config_map("nats-broker-config", url=f"tls://{nats_tls.user}:{nats_tls.password}@{host}"))
+        # No CA now: the server's certificate is not in the system store, and the condition says so.
+        await not_ready_saying(stack, "broker", "default", "CERTIFICATE_VERIFY_FAILED")
+        shown = await stack.get("broker", "ns1", "default")
+        assert nats_tls.password not in str(shown)

@@ -21,6 +21,7 @@ from control.secrets import (
     misplaced_security_keys,
     nats_auth_secret,
     nats_channel_cluster,
+    without_userinfo,
 )
 from core.backend_security import KafkaSecurity, NatsSecurity
 from core.contract import Contract, Egress, Reference, Resource, Source
@@ -224,3 +225,13 @@ def test_config_nats_as_eventing_natss_writes_it(ca_pem: str) -> None:
 def test_config_nats_that_cannot_be_used_is_named(text: str, words: str) -> None:
     _, security, problem = nats_channel_cluster(lookup(_config_nats(text)), "nats://x")
     assert security is None and problem is not None and words in problem.message, problem
+
+
+@pytest.mark.parametrize(("urls", "expected"), [
+    ("nats://127.0.0.1:4222", ("nats://127.0.0.1:4222", "", "")),
+    ("127.0.0.1:4222", ("127.0.0.1:4222", "", "")),
+    ("tls://al%40ce:p%3Ass@n1:4222,tls://n2:4222", ("tls://n1:4222,tls://n2:4222", "al@ce", "p:ss")),
+    ("nats://u:p@[::1]:4222", ("nats://[::1]:4222", "u", "p")),
+])
+def test_credentials_leave_a_nats_url(urls: str, expected: tuple[str, str, str]) -> None:
+    assert without_userinfo(urls) == expected

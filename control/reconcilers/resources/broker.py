@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +26,11 @@ from control.secrets import (
     misplaced_security_keys,
     nats_auth_secret,
     nats_channel_cluster,
+    url_wants_tls,
+    without_userinfo,
 )
 from control.settings import ControlSettings
-from core.backend_security import BackendSecurity
+from core.backend_security import BackendSecurity, NatsSecurity
 from core.contract import Reference, Resource
 from core.features import Features
 
@@ -88,10 +91,12 @@ def placement(broker: dict[str, Any], snapshot: Snapshot, settings: ControlSetti
     if broker_class(broker) == CHANNEL_BASED:
         return _channel_placement(name, config_ref, cm, data, defaults, snapshot)
     # The contract names the cluster even when the Broker does not, so every reader agrees on it.
+    url_user = url_password = ""
     if backend == "kafka":
         connection = data.get("bootstrap.servers") or defaults.kafka_bootstrap_servers
     elif backend == "nats":
-        connection = data.get("url") or defaults.nats_url
+        # A user:password in the URL moves into the client's settings: status and logs show the URL only.
+        connection, url_user, url_password = without_userinfo(data.get("url") or defaults.nats_url)
         data["url"] = connection
     else:
         connection = ""
@@ -111,6 +116,15 @@ def placement(broker: dict[str, Any], snapshot: Snapshot, settings: ControlSetti
     )
     cm_meta = (cm or {}).get("metadata", {})
     security, auth_problem = _auth(backend, data, cm_meta.get("namespace", ""), connection, snapshot)
+    if backend == "nats" and url_user and auth_problem is None:
+        if security is None:
+            security = NatsSecurity(tls=url_wants_tls(connection), user=url_user, password=url_password)
+        elif isinstance(security, NatsSecurity) and not (security.user or security.token or security.credentials):
+            security = dataclasses.replace(security, user=url_user, password=url_password)  # the Secret's TLS
+        else:
+            security, auth_problem = None, SecretProblem("FailedToResolveConfig", (
+                f"ConfigMap {cm_meta.get('namespace', '')}/{cm_meta.get('name', '')}: key url has a user and "
+                f"password and the Secret {AUTH_SECRET_KEY} names has credentials too; give them one way"))
     misplaced = misplaced_security_keys(backend, data)
     if misplaced:
         auth_problem = misplaced_problem(backend, cm_meta.get("namespace", ""), cm_meta.get("name", ""), misplaced)
