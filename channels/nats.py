@@ -72,11 +72,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
 import orjson
 from nats.aio.client import Client as NatsClient
+from nats.aio.client import RawCredentials
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 from nats.errors import Error as NatsError
@@ -93,6 +94,7 @@ from nats.js.api import (
 from nats.js.errors import APIError, NotFoundError
 
 from channels.base import Backend, Message, Reader, TopicSpec
+from core.backend_security import NatsSecurity, SecurityError, ssl_context
 from core.errors import BackendError, InvalidEvent
 from core.events import Event, attr_to_string, from_binary, to_binary
 
@@ -143,6 +145,28 @@ class NatsSettings:
     reconnect_wait_s: float = 0.5
     max_reconnect_attempts: int = -1
     """After the first connection: -1 keeps reconnecting for ever, as a server restart needs."""
+    security: NatsSecurity | None = None
+    """TLS and credentials (user/password, token or a .creds file); None connects in the clear, as the
+    URL says (a `nats://user:pass@host` URL still works as nats-py reads it)."""
+
+
+def client_security(security: NatsSecurity | None) -> dict[str, Any]:
+    """nats-py's connect() keyword arguments for `security`; BackendError when they cannot be used."""
+    if security is None:
+        return {}
+    options: dict[str, Any] = {}
+    if security.tls:
+        try:
+            options["tls"] = ssl_context(security.ca_pem, security.cert_pem, security.key_pem)
+        except SecurityError as exc:
+            raise BackendError(f"NATS TLS: {exc}") from None
+    if security.user:
+        options.update(user=security.user, password=security.password)
+    if security.token:
+        options["token"] = security.token
+    if security.credentials:
+        options["user_credentials"] = RawCredentials(security.credentials)
+    return options
 
 
 _INT32_MAX = 2**31 - 1
@@ -555,6 +579,7 @@ class NatsBackend(Backend):
         self._acks: dict[str, asyncio.Future[None]] = {}
         self._ack_inbox = ""
         self._tokens = itertools.count(1)
+        self._last_error: Exception | None = None
 
     @property
     def name(self) -> str:
@@ -567,8 +592,10 @@ class NatsBackend(Backend):
     async def start(self) -> None:
         s = self.settings
         nc = NatsClient()
+        # nats-py can wait for ever on a TLS handshake that failed verification: bounded by the attempts.
+        bound = (s.connect_timeout_s + s.reconnect_wait_s) * max(1, s.connect_attempts) + 1.0
         try:
-            await nc.connect(
+            await asyncio.wait_for(nc.connect(
                 [url.strip() for url in s.url.split(",") if url.strip()],
                 connect_timeout=s.connect_timeout_s,  # type: ignore[arg-type]  # nats-py annotates int
                 reconnect_time_wait=s.reconnect_wait_s,  # type: ignore[arg-type]
@@ -578,11 +605,13 @@ class NatsBackend(Backend):
                 disconnected_cb=self._on_disconnected,
                 reconnected_cb=self._on_reconnected,
                 name="nerve",
-            )
+                **client_security(s.security),
+            ), bound)
         except (NatsError, OSError, TimeoutError) as exc:
-            with contextlib.suppress(NatsError):
-                await nc.close()
-            raise BackendError(f"NATS at {s.url} is unreachable: {exc!r}") from None
+            with contextlib.suppress(NatsError, TimeoutError):
+                await asyncio.wait_for(nc.close(), 2.0)
+            cause = f" ({self._last_error!r})" if self._last_error is not None and self._last_error is not exc else ""
+            raise BackendError(f"NATS at {s.url} is unreachable: {exc!r}{cause}") from None
         # A limited number of attempts only for the first connection (nats-py would otherwise retry an
         # unreachable server for ever inside connect()); from now on a restart is waited out.
         nc.options["max_reconnect_attempts"] = s.max_reconnect_attempts
@@ -601,6 +630,10 @@ class NatsBackend(Backend):
         self._fail_pending("the NATS channel stopped")
 
     async def _on_error(self, exc: Exception) -> None:
+        # Kept for start(): nats-py's connect() ends with NoServersError, and the cause a user needs
+        # (an authorization violation, a certificate that does not verify) came only through here.
+        if not (isinstance(self._last_error, NatsError) and isinstance(exc, OSError)):
+            self._last_error = exc  # the server's -ERR (Authorization Violation) beats the broken pipe after it
         log.debug("nats connection %s: %r", self.settings.url, exc)
 
     async def _on_disconnected(self) -> None:

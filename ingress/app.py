@@ -113,7 +113,7 @@ class Ingress:
                     event.headers = dict(headers)
             if active is not None:
                 tracing.received(active, events)  # each event carries the ingress span's context on
-            channel = await self._pool.get(resource.backend, resource.connection)
+            channel = await self._pool.get(resource.backend, resource.connection, resource.security)
             await receive(events, resource, channel, stamp=target.route.stamp, max_ttl=self.settings.max_ttl)
         except NerveError as exc:
             # A backend that did not take the events was dispatched to: its 503 has a duration.

@@ -192,7 +192,7 @@ class Reconciler:
         resources = await self._reconcile_brokers(snapshot, resolver, writes)
         resources += await self.channels.reconcile_all(snapshot, resolver, writes)
         dependencies = _dependencies(snapshot)
-        sources = await self.kafka_sources.reconcile_all(snapshot.live("KafkaSource"), resolver, writes)
+        sources = await self.kafka_sources.reconcile_all(snapshot.live("KafkaSource"), resolver, writes, snapshot)
         sources += await self.ping_sources.reconcile_all(snapshot.live("PingSource"), resolver, writes)
         sources += await self.api_server_sources.reconcile_all(snapshot, resolver, writes)
         await self.sink_bindings.reconcile_all(snapshot.live("SinkBinding"), snapshot, resolver, writes)

@@ -44,5 +44,7 @@ class TriggerReconciler:
         group = build.consumer_group(trigger, self._settings)
         if any(build.consumer_group(t, self._settings) == group for t in snapshot.live("Trigger")):
             return  # another live Trigger's group too (a template that is not injective): it stays theirs
-        backend = await self._pool.get(where.backend, where.connection)
+        if where.auth_problem is not None:
+            return  # its Broker's Secret is gone: the group cannot be reached (offsets retention removes it)
+        backend = await self._pool.get(where.backend, where.connection, where.security)
         await backend.delete_group(where.topic.name, group)
