@@ -46,6 +46,7 @@ from control.reconcilers.kafkasource import KafkaSourceReconciler
 from control.reconcilers.parallel import ParallelReconciler
 from control.reconcilers.pingsource import PingSourceReconciler
 from control.reconcilers.probe import KafkaProbes
+from control.reconcilers.resources import trigger as trigger_build
 from control.reconcilers.resources.trigger import dependency_view
 from control.reconcilers.sequence import SequenceReconciler
 from control.reconcilers.sinkbinding import SinkBindingReconciler
@@ -55,7 +56,7 @@ from control.reconcilers.workloads import WorkloadReconciler
 from control.reconcilers.writes import Writes
 from control.resolver import Resolver
 from control.settings import ControlSettings
-from control.store.base import ResourceStore
+from control.store.base import ResourceStore, grouped
 from core.contract import Contract, Egress, Resource, Source, Workload
 from core.errors import BackendError
 
@@ -165,6 +166,11 @@ class Reconciler:
         await self._probes.stop()
 
     async def _round(self) -> bool:
+        # The pass's statuses and finalizers (two writes for each new Trigger) go in one commit.
+        with grouped(self._store):
+            return await self._round_grouped()
+
+    async def _round_grouped(self) -> bool:
         writes = Writes(self._store)
         snapshot = await Snapshot.load(self._store, [kind.kind for kind in kinds.KINDS])
         for orphan in [] if self._on_cluster else garbage.orphans(snapshot.objects()):
@@ -199,9 +205,10 @@ class Reconciler:
         by_key = {(b["metadata"]["namespace"], b["metadata"]["name"]): (b, r)
                   for b, r in zip(brokers, entries, strict=True)}
         egresses: dict[str, list[Egress]] = {}
+        holders = trigger_build.GroupHolders(snapshot.all("Trigger"), self._settings)
         for trigger in snapshot.live("Trigger"):
             broker, resource = by_key.get((trigger["metadata"]["namespace"], trigger["spec"]["broker"]), (None, None))
-            egress = await self.triggers.reconcile(trigger, broker, resource, resolver, writes, snapshot)
+            egress = await self.triggers.reconcile(trigger, broker, resource, resolver, writes, snapshot, holders)
             if egress is not None and resource is not None:
                 egresses.setdefault(resource.uid, []).append(egress)
         return [dataclasses.replace(r, egresses=tuple(egresses.get(r.uid, ()))) for r in entries if r is not None]

@@ -22,11 +22,14 @@ class TriggerReconciler:
         self._settings = settings
 
     async def reconcile(self, trigger: dict[str, Any], broker: dict[str, Any] | None, resource: Resource | None,
-                        resolver: Resolver, writes: Writes, snapshot: Snapshot | None = None) -> Egress | None:
+                        resolver: Resolver, writes: Writes, snapshot: Snapshot | None = None,
+                        holders: build.GroupHolders | None = None) -> Egress | None:
         # The data plane creates the group once the egress is in the contract: the finalizer comes first.
         if not await writes.add_finalizer(trigger):
             return None
-        holder = build.group_holder(trigger, snapshot.all("Trigger"), self._settings) if snapshot else None
+        if holders is None and snapshot is not None:
+            holders = build.GroupHolders(snapshot.all("Trigger"), self._settings)
+        holder = holders.holder(trigger) if holders is not None else None
         built = build.build(trigger, broker, resource, resolver, self._settings, holder=holder, objects=snapshot)
         await writes.status(trigger, built.status)
         return built.egress

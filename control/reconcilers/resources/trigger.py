@@ -53,6 +53,23 @@ def group_holder(trigger: dict[str, Any], others: list[dict[str, Any]],
     return None
 
 
+class GroupHolders:
+    """The Triggers of one pass by consumer group, so a Trigger's holder (group_holder) is found among the
+    Triggers of its own group rather than by scanning every Trigger: with 10,000 Triggers on a Broker the
+    scan was 10^8 rank computations a pass. The lists hold the snapshot's objects, which the pass's writes
+    refresh in place, so a holder is judged on the status as the pass has left it, as before."""
+
+    def __init__(self, triggers: list[dict[str, Any]], settings: ControlSettings) -> None:
+        self._settings = settings
+        self._by_group: dict[str, list[dict[str, Any]]] = {}
+        for trigger in triggers:
+            self._by_group.setdefault(consumer_group(trigger, settings), []).append(trigger)
+
+    def holder(self, trigger: dict[str, Any]) -> dict[str, Any] | None:
+        group = self._by_group.get(consumer_group(trigger, self._settings), [])
+        return group_holder(trigger, group, self._settings) if len(group) > 1 else None
+
+
 def dependency_view(source: dict[str, Any]) -> tuple[Any, ...]:
     """What DependencyReady reads of a source: its generations and its Ready condition."""
     ready = ready_of(source) or {}
