@@ -100,6 +100,11 @@ bench-ping: install ## 1,000 PingSources firing every second: ticks on time, CPU
 bench-contract: install ## 1,000 and 10,000 Triggers on one Broker: apply, Ready, contract size, CPU
 	$(BIN)/python bench/bench_contract.py $(ARGS)
 
+# NATS server-side fan-out: 1, 10 and 100 Triggers of which 1 matches each event, each Trigger's consumer
+# filtered on its type's subject (typed) vs reading the whole stream (whole), on its own nats-server.
+bench-nats-subjects: install ## NATS: typed-subject consumers vs whole-stream ones, CPU per event
+	$(BIN)/python bench/bench_nats_subjects.py $(ARGS)
+
 # ------------------------------------------------------------------------------------------ compose
 # docs/compose.md: Debian's podman (runtime runc), a Debian base made with debootstrap (no registry is
 # reachable here), podman-compose pinned in ~/.cache/nerve/containers/tools. Idempotent; a machine where
