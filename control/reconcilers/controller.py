@@ -206,6 +206,7 @@ class Reconciler:
                   for b, r in zip(brokers, entries, strict=True)}
         egresses: dict[str, list[Egress]] = {}
         holders = trigger_build.GroupHolders(snapshot.all("Trigger"), self._settings)
+        self.triggers.forget({t["metadata"].get("uid", "") for t in snapshot.all("Trigger")})
         for trigger in snapshot.live("Trigger"):
             broker, resource = by_key.get((trigger["metadata"]["namespace"], trigger["spec"]["broker"]), (None, None))
             egress = await self.triggers.reconcile(trigger, broker, resource, resolver, writes, snapshot, holders)

@@ -165,7 +165,9 @@ class SqliteStore(ResourceStore):
             rows = self._db.execute(query + " ORDER BY rv", args).fetchall()
             for rv, type_, body in rows:
                 last = rv
-                yield WatchEvent(type_, orjson.loads(body))
+                obj = orjson.loads(body)
+                obj["metadata"]["resourceVersion"] = str(rv)  # logged before its rv was known (_record)
+                yield WatchEvent(type_, obj)
             if not rows:
                 await changed.wait()
 
@@ -174,12 +176,12 @@ class SqliteStore(ResourceStore):
     def _record(self, type_: EventType, obj: dict[str, Any]) -> None:
         """Log the change and give the object its new resourceVersion (called inside a transaction)."""
         kind, namespace, name = key_of(obj)
-        cursor = self._db.execute(
-            "INSERT INTO changes (kind, namespace, type, object) VALUES (?, ?, ?, ?)", (kind, namespace, type_, b"")
-        )
+        # One statement: the logged object's resourceVersion is its row's rv, set when a watch reads it back,
+        # so the insert need not be followed by an update that writes the object a second time.
+        cursor = self._db.execute("INSERT INTO changes (kind, namespace, type, object) VALUES (?, ?, ?, ?)",
+                                  (kind, namespace, type_, orjson.dumps(obj)))
         rv = int(cursor.lastrowid or 0)
         obj["metadata"]["resourceVersion"] = str(rv)
-        self._db.execute("UPDATE changes SET object=? WHERE rv=?", (orjson.dumps(obj), rv))
         if type_ == "DELETED":
             self._db.execute("DELETE FROM resources WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name))
         else:

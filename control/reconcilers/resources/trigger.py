@@ -62,11 +62,14 @@ class GroupHolders:
     def __init__(self, triggers: list[dict[str, Any]], settings: ControlSettings) -> None:
         self._settings = settings
         self._by_group: dict[str, list[dict[str, Any]]] = {}
+        self._group_of: dict[int, str] = {}
         for trigger in triggers:
-            self._by_group.setdefault(consumer_group(trigger, settings), []).append(trigger)
+            group = self._group_of[id(trigger)] = consumer_group(trigger, settings)
+            self._by_group.setdefault(group, []).append(trigger)
 
     def holder(self, trigger: dict[str, Any]) -> dict[str, Any] | None:
-        group = self._by_group.get(consumer_group(trigger, self._settings), [])
+        name = self._group_of.get(id(trigger)) or consumer_group(trigger, self._settings)
+        group = self._by_group.get(name, [])
         return group_holder(trigger, group, self._settings) if len(group) > 1 else None
 
 
@@ -110,7 +113,10 @@ def build(trigger: dict[str, Any], broker: dict[str, Any] | None, resource: Reso
           objects: Lookup | None = None) -> Built:
     """`broker` carries the status of this pass; `resource` is its contract entry (None without one);
     `holder` is the Trigger that has this one's consumer group already (see group_holder); `objects` the
-    pass's snapshot, where the source of a `knative.dev/dependency` annotation is looked up."""
+    pass's snapshot, where the source of a `knative.dev/dependency` annotation is looked up.
+
+    TriggerReconciler reuses the result while what it read is unchanged (control/reconcilers/trigger.py
+    `_inputs`): anything new this reads of another object must be added there."""
     meta, spec = trigger["metadata"], trigger["spec"]
     ns, name = meta["namespace"], meta["name"]
     status: dict[str, Any] = {"observedGeneration": meta["generation"]}
