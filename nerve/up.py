@@ -13,7 +13,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
 
 from channels.registry import BackendPool, BackendSettings
 from control.api.admission import AdmissionSettings
@@ -28,7 +32,10 @@ from control.settings import ControlSettings
 from control.store.sqlite import SqliteStore
 from core.contract import Contract, read, write_atomically
 from core.eventtypes import AutoCreate
-from core.runtime import serve, stop_all
+from core.features import Features
+from core.oidc import Issuer, SigningKey, local_tokens
+from core.runtime import add_site, serve, stop_all
+from core.tls import SchemeGuard, ServingFiles, ensure_embedded_ca, server_context
 from dispatcher.service import Dispatcher
 from ingress.app import Ingress
 from ingress.app import create_app as create_ingress_app
@@ -63,29 +70,59 @@ class Embedded:
         self.reporter = StoreReporter()
         self.workloads = WorkloadRunner(settings.state_dir / "logs", self.reporter)
         self.ingress_url = ""
+        """The Broker ingress (http; under --transport-encryption strict the https one, the only one)."""
+        self.ingress_https_url = ""
+        """The https listener, when transport encryption is on ("" otherwise)."""
+        self.ca_path: Path | None = None
+        """The CA file clients verify the https listener with (published as CACerts), when Nerve made it."""
+        # Until control publishes the first contract, the listeners take what the flag says.
+        self._guard = SchemeGuard(Features.from_json({"transport-encryption": settings.transport_encryption}))
+        self._ingress_runner: web.AppRunner | None = None
+        self._tls_again: asyncio.Task[Contract] | None = None
         self.api_url = ""
         self.token = ""
         """The control API's bearer token (NERVE_TOKEN, or the one in <state-dir>/token)."""
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._store: SqliteStore | None = None
         self.service: ControlService | None = None
+        self.issuer: Issuer | None = None
 
     async def start(self) -> None:
         settings = self.settings
+        # Nerve is its own OIDC issuer: the key in the state dir signs the tokens the dispatcher and sources
+        # send (authentication-oidc); the issuer URL is control's, known once it listens.
+        secure_dir(settings.state_dir)
+        self.issuer = Issuer(SigningKey.load_or_create(settings.state_dir), "")
+        self.dispatcher.tokens = self.sources.tokens = local_tokens(self.issuer)
         await self.dispatcher.start()
         self._closers.append(self.dispatcher.stop)
         await self.sources.start()
         self._closers.append(self.sources.stop)
         self._closers.append(self.pool.stop)
+        ingress_app = create_ingress_app(self.ingress)
+        ingress_app.middlewares.append(self._guard.middleware)  # which listener takes events (core/tls.py)
+        tls_on = settings.transport_encryption.lower() in ("permissive", "strict")
+        strict = settings.transport_encryption.lower() == "strict"
+        https_port = settings.ingress.https_port
+        # Under strict there is no plain listener at all; otherwise http first, as before.
         ingress_runner, ingress_port = await serve(
-            create_ingress_app(self.ingress), settings.host, settings.ingress_port, name="ingress",
-            limits=settings.ingress.limits, decompress=False,
+            ingress_app, settings.host, https_port if strict else settings.ingress_port, name="ingress",
+            limits=settings.ingress.limits, decompress=False, ssl_context=self._tls_context() if strict else None,
         )
+        self._ingress_runner = ingress_runner
         self._closers.insert(0, ingress_runner.cleanup)
-        self.ingress_url = f"http://{settings.host}:{ingress_port}"
+        if strict:
+            https_port = ingress_port
+        elif tls_on:
+            https_port = await add_site(ingress_runner, settings.host, https_port, ssl_context=self._tls_context())
+        if tls_on:
+            self.ingress_https_url = f"https://{settings.host}:{https_port}"
+        self.ingress_url = self.ingress_https_url if strict else f"http://{settings.host}:{ingress_port}"
         control_settings = ControlSettings(
             state_dir=settings.state_dir,
-            ingress_base_url=self.ingress_url,
+            ingress_base_url=f"http://{settings.host}:{settings.ingress_port if strict else ingress_port}",
+            ingress_https_base_url=f"https://{settings.host}:{https_port}",
+            ingress_ca_certs=self._published_ca(),
             default_backend=settings.backend,
             service_url_template=settings.service_url_template,
             resync_seconds=settings.resync_seconds,
@@ -98,6 +135,9 @@ class Embedded:
             token=settings.token,
             allowed_hosts=settings.allowed_hosts,
             allowed_origins=settings.allowed_origins,
+            transport_encryption=settings.transport_encryption,
+            authentication_oidc=settings.authentication_oidc,
+            default_authorization_mode=settings.default_authorization_mode,
             local_workloads=True,
         )
         secure_dir(control_settings.state_dir)
@@ -111,6 +151,7 @@ class Embedded:
         async def publish(contract: Contract) -> None:
             write_atomically(contract_path, contract)
             await board.publish(contract)  # for a separate service following with --contract-from control
+            await self._follow_tls(contract.features, reconciler)
             # Dispatcher first: a new Trigger is consuming before its Broker's route opens.
             await self.dispatcher.apply(contract)
             await self.sources.apply(contract)
@@ -129,7 +170,7 @@ class Embedded:
         # Generations keep counting up across restarts; the first reconcile republishes the contract.
         reconciler = Reconciler(
             self._store, self.pool, control_settings, publish, contract=Contract(previous.generation),
-            api_url=f"http://{settings.host}:{settings.api_port}", sources_watch_store=True,
+            api_url=f"http://{settings.host}:{settings.api_port}", sources_watch_store=True, issuer=self.issuer,
         )
         default_class = DEFAULT_CLASS_FOR_BACKEND[settings.backend]
         admission = AdmissionSettings(default_class, default_channel_kind=control_settings.channel_kind)
@@ -142,11 +183,55 @@ class Embedded:
             self._closers.insert(1, self.auto_create.stop)
         self._closers.insert(2, self._stop_workloads)
         api_runner, api_port = await serve(create_control_app(self.service, access, board,
-                                                             logs_dir=control_settings.logs_dir),
+                                                             logs_dir=control_settings.logs_dir, issuer=self.issuer),
                                           settings.host, settings.api_port, name="control")
         self._closers.insert(1, api_runner.cleanup)
         self.api_url = f"http://{settings.host}:{api_port}"
         reconciler.api_server_sources.source_url = self.api_url  # the port, when it was 0 (tests)
+        self.issuer.url = self.api_url
+        await reconciler.reconcile()  # the contract names the issuer by its URL
+
+    def _tls_files(self) -> ServingFiles:
+        """The ingress's certificate: --tls-cert/--tls-key, or the one Nerve makes in <state-dir>/tls."""
+        ingress = self.settings.ingress
+        if ingress.tls_cert:
+            ca = Path(self.settings.ingress_ca_certs) if self.settings.ingress_ca_certs else Path()
+            return ServingFiles(Path(ingress.tls_cert), Path(ingress.tls_key), ca)
+        files = ensure_embedded_ca(self.settings.state_dir.resolve() / "tls", [self.settings.host])
+        self.ca_path = files.ca
+        return files
+
+    def _tls_context(self) -> ssl.SSLContext:
+        files = self._tls_files()
+        return server_context(files.cert, files.key)
+
+    def _published_ca(self) -> str:
+        """The CA file Brokers and Channels publish as CACerts: --ingress-ca-certs, else Nerve's own."""
+        if self.settings.ingress_ca_certs:
+            return self.settings.ingress_ca_certs
+        if self.settings.ingress.tls_cert:
+            return ""  # a certificate of the user's whose CA was not given: clients use their trust store
+        return str(self.settings.state_dir.resolve() / "tls" / "ca.crt")
+
+    async def _follow_tls(self, features: Features, reconciler: Reconciler) -> None:
+        """Follow the contract's transport-encryption: the guard picks the listener that takes events, and a
+        config-features ConfigMap that turns encryption on while running opens the https listener (on
+        --https-port) and has control publish the addresses again, now with the CA it made."""
+        self._guard.features = features
+        if not features.tls or self.ingress_https_url or self._ingress_runner is None:
+            return
+        settings = self.settings
+        try:
+            port = await add_site(self._ingress_runner, settings.host, settings.ingress.https_port,
+                                  ssl_context=self._tls_context())
+        except OSError as exc:  # the port taken, a certificate unreadable: say so, keep serving http
+            log.error("transport-encryption %s, but the https listener on %s:%d could not open: %s",
+                      features.transport_encryption, settings.host, settings.ingress.https_port, exc)
+            return
+        self.ingress_https_url = f"https://{settings.host}:{port}"
+        log.info("transport-encryption %s: the ingress now also listens on %s", features.transport_encryption,
+                 self.ingress_https_url)
+        self._tls_again = asyncio.create_task(reconciler.reconcile(), name="tls-addresses")
 
     async def _stop_workloads(self) -> None:
         """After control stopped reconciling: no report is written while the processes go."""
@@ -154,6 +239,8 @@ class Embedded:
         await self.workloads.stop()
 
     async def stop(self) -> None:
+        if self._tls_again is not None and not self._tls_again.done():
+            self._tls_again.cancel()
         closers, self._closers = self._closers, []
         await stop_all(*closers)
         if self._store is not None:
@@ -167,9 +254,14 @@ async def run_up(settings: UpSettings, stop: asyncio.Event) -> None:
         await nerve.start()
         log.info("nerve up: backend %s, state in %s", settings.backend, settings.state_dir)
         token = "NERVE_TOKEN" if settings.token else str(settings.state_dir / "token")
+        https = ""
+        if nerve.ingress_https_url and nerve.ingress_https_url != nerve.ingress_url:
+            https = f"(https: {nerve.ingress_https_url})   "
+        if nerve.ca_path is not None:
+            https += f"CA: {nerve.ca_path}   "
         print(
             f"Nerve is up. Brokers: {nerve.ingress_url}/<namespace>/<broker>   "
-            f"Channels: {nerve.ingress_url}/channels/<namespace>/<channel>   "
+            f"Channels: {nerve.ingress_url}/channels/<namespace>/<channel>   {https}"
             f"API and /metrics: {nerve.api_url}   API token: {token}   (Ctrl-C stops)",
             flush=True,
         )

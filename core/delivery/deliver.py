@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from core.delivery.sender import Attempt, Sender
 from core.errors import BackendError, TTLExhausted
 from core.events import Event
 from core.hops import ARRIVAL_TIME
+from core.oidc import TokenSource, TokenUnavailable
+from core.tls import context_for
 from core.tracing import SpanInfo
 
 log = logging.getLogger("nerve.delivery")
@@ -52,6 +55,10 @@ class Target:
     policy: RetryPolicy
     metrics: TargetMetrics
     span: SpanInfo
+    destination_ssl: ssl.SSLContext | None = None
+    """How an https destination is verified (its CACerts, core/tls.py); None: the client's default."""
+    reply_ssl: ssl.SSLContext | None = None
+    dead_letter_ssl: ssl.SSLContext | None = None
 
     @classmethod
     def compile(cls, egress: Egress, labels: tuple[str, str, str], *, default_timeout_s: float) -> Target:
@@ -59,8 +66,12 @@ class Target:
         policy = RetryPolicy.from_config(egress.egress_config, default_timeout_s=default_timeout_s)
         ref = egress.reference
         scheme = egress.destination.partition("://")[0] if "://" in egress.destination else "http"
+        dead_letter = egress.egress_config.dead_letter
         return cls(egress, policy, TargetMetrics(labels, kind=ref.kind, scheme=scheme),
-                   SpanInfo.delivery(ref.kind, ref.namespace, ref.name, labels[1]))
+                   SpanInfo.delivery(ref.kind, ref.namespace, ref.name, labels[1]),
+                   destination_ssl=context_for(egress.destination, egress.destination_ca_certs),
+                   reply_ssl=context_for(egress.reply_url or "", egress.reply_url_ca_certs),
+                   dead_letter_ssl=context_for(dead_letter or "", egress.egress_config.dead_letter_ca_certs))
 
     @property
     def name(self) -> str:
@@ -72,10 +83,28 @@ class Target:
 class Deliverer:
     """Delivery over one pooled Sender; `sleep` is injectable so tests need no real waits."""
 
-    def __init__(self, sender: Sender, *, sleep: Sleep = asyncio.sleep, on_reply: ReplySeen | None = None) -> None:
+    def __init__(self, sender: Sender, *, sleep: Sleep = asyncio.sleep, on_reply: ReplySeen | None = None,
+                 tokens: TokenSource | None = None) -> None:
         self._sender = sender
         self._sleep = sleep
         self._on_reply = on_reply
+        self._tokens = tokens
+        """OIDC (authentication-oidc): a token for the egress's identity goes to each URL that has an audience."""
+
+    async def _send(self, url: str, event: Event, egress: Egress, headers: dict[str, str], timeout_s: float,
+                    context: ssl.SSLContext | None = None) -> Attempt:
+        """One attempt; with OIDC, `Authorization: Bearer <JWT>` for the egress's identity when `url` is one of
+        its places with an audience. No token to be had is a failed attempt (retried like a refused connection)."""
+        auth = egress.auth
+        audience = auth.audience_for(url, egress) if auth is not None and self._tokens is not None else ""
+        if audience and auth is not None and self._tokens is not None:
+            try:
+                token = await self._tokens.token(auth.subject, audience)
+            except TokenUnavailable as exc:
+                return Attempt(None, f"dispatch error: no OIDC token for {audience!r}: {exc}".encode())
+            headers = {**headers, "Authorization": f"Bearer {token}"}
+        return await self._sender.send(url, event, structured=egress.format == "json", headers=headers,
+                                       timeout_s=timeout_s, ssl=context)
 
     async def deliver(self, event: Event, target: Target, *, reply_to: ReplyPublisher | None = None) -> Outcome:
         """Deliver `event` (already prepared for the subscriber); see the module docstring for outcomes."""
@@ -127,16 +156,14 @@ class Deliverer:
         """Deliver, and route the reply; returns the failing destination and last attempt, or None."""
         egress, policy = target.egress, target.policy
         headers = {"Prefer": "reply", "Kn-Namespace": egress.reference.namespace}
-        structured = egress.format == "json"
         destination = egress.destination
         attempt = Attempt(None)
         for number in range(policy.attempts):
             if number:
                 target.metrics.retries.inc()
             started = time.perf_counter()
-            attempt = await self._sender.send(
-                destination, event, structured=structured, headers=headers, timeout_s=policy.timeout_s
-            )
+            attempt = await self._send(destination, event, egress, headers, policy.timeout_s,
+                                       target.destination_ssl)
             self._observe_dispatch(event, attempt, started, target)
             if is_success(attempt.status):
                 reply_failure = await self._route_reply(attempt, target, reply_to)
@@ -178,23 +205,19 @@ class Deliverer:
                 return egress.destination, Attempt(503, exc.reason.encode())
             return None
         if egress.reply_url:
-            sent = await self._post_with_retries(egress.reply_url, reply, target)
+            sent = await self._post_with_retries(egress.reply_url, reply, target, target.reply_ssl)
             if not is_success(sent.status):
                 return egress.reply_url, sent
         return None
 
-    async def _post_with_retries(self, url: str, event: Event, target: Target) -> Attempt:
+    async def _post_with_retries(self, url: str, event: Event, target: Target,
+                                 context: ssl.SSLContext | None = None) -> Attempt:
         """POST to a reply URL or dead-letter sink with the target's retry policy; the last attempt."""
         policy, egress = target.policy, target.egress
+        headers = {"Kn-Namespace": egress.reference.namespace}
         sent = Attempt(None)
         for number in range(policy.attempts):
-            sent = await self._sender.send(
-                url,
-                event,
-                structured=egress.format == "json",
-                headers={"Kn-Namespace": egress.reference.namespace},
-                timeout_s=policy.timeout_s,
-            )
+            sent = await self._send(url, event, egress, headers, policy.timeout_s, context)
             if is_success(sent.status) or number + 1 >= policy.attempts or not should_retry(sent.status):
                 break
             await self._sleep(policy.wait_s(number + 1, sent.status, sent.headers.get("Retry-After")))
@@ -215,7 +238,7 @@ class Deliverer:
                             target.name, event.id, policy.attempts, attempt.status)
             return "dropped"
         sent = await self._post_with_retries(sink, dead_letter_event(event, destination, attempt.status,
-                                                                     attempt.body), target)
+                                                                     attempt.body), target, target.dead_letter_ssl)
         if is_success(sent.status):
             target.metrics.dead_lettered.inc()
             return "dead-lettered"
