@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints.txt
 
-.PHONY: help install lock up lint typecheck check docs test test-fast fuzz kafka-fetch sdk-fetch k8s-tools kafka nats bench bench-channel bench-ping clean containers images compose-test
+.PHONY: help install lock up lint typecheck check docs test test-fast fuzz kafka-fetch sdk-fetch k8s-tools kafka nats bench bench-channel bench-ping bench-contract bench-nats-subjects clean containers images compose-test
 
 help: ## list the verbs
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -93,6 +93,17 @@ bench-channel: install ## a Channel with 1 and 10 Subscriptions, end to end (ARG
 # missed and doubled ticks, CPU and RSS of `nerve up`. ARGS go to bench_ping.py, e.g. ARGS="--seconds 60".
 bench-ping: install ## 1,000 PingSources firing every second: ticks on time, CPU and RSS
 	$(BIN)/python bench/bench_ping.py $(ARGS)
+
+# One Broker with 1,000 and 10,000 Triggers applied to `nerve up` (one `nerve apply -f` file, then API
+# batches): time to return, to all Ready, to the contract file holding them, its size, the long poll's
+# bytes plain and gzipped, CPU and RSS, and one more Trigger after. ARGS go to bench_contract.py.
+bench-contract: install ## 1,000 and 10,000 Triggers on one Broker: apply, Ready, contract size, CPU
+	$(BIN)/python bench/bench_contract.py $(ARGS)
+
+# NATS server-side fan-out: 1, 10 and 100 Triggers of which 1 matches each event, each Trigger's consumer
+# filtered on its type's subject (typed) vs reading the whole stream (whole), on its own nats-server.
+bench-nats-subjects: install ## NATS: typed-subject consumers vs whole-stream ones, CPU per event
+	$(BIN)/python bench/bench_nats_subjects.py $(ARGS)
 
 # ------------------------------------------------------------------------------------------ compose
 # docs/compose.md: Debian's podman (runtime runc), a Debian base made with debootstrap (no registry is

@@ -91,7 +91,9 @@ class Dispatcher:
         def reads(e: Egress, r: Resource) -> tuple[object, ...]:
             return e.consumer_group, r.topic, r.backend, r.connection, r.security
 
-        return reads(current.egress, current.resource) != reads(egress, resource)
+        # A server that filters by type (NATS) reads anew when the Trigger's exact type changes.
+        return (reads(current.egress, current.resource) != reads(egress, resource)
+                or current.server_type != current.wanted_server_type(egress))
 
     async def _start(self, uid: str, egress: Egress, resource: Resource) -> None:
         try:

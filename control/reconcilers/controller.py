@@ -47,6 +47,7 @@ from control.reconcilers.kafkasource import KafkaSourceReconciler
 from control.reconcilers.parallel import ParallelReconciler
 from control.reconcilers.pingsource import PingSourceReconciler
 from control.reconcilers.probe import KafkaProbes
+from control.reconcilers.resources import trigger as trigger_build
 from control.reconcilers.resources.address import features_of
 from control.reconcilers.resources.trigger import dependency_view
 from control.reconcilers.sequence import SequenceReconciler
@@ -57,7 +58,7 @@ from control.reconcilers.workloads import WorkloadReconciler
 from control.reconcilers.writes import Writes
 from control.resolver import Resolver
 from control.settings import ControlSettings
-from control.store.base import ResourceStore
+from control.store.base import ResourceStore, grouped
 from core.contract import Contract, Egress, OidcConfig, Resource, Source, Workload
 from core.errors import BackendError
 from core.features import Features
@@ -178,6 +179,11 @@ class Reconciler:
         await self._probes.stop()
 
     async def _round(self) -> bool:
+        # The pass's statuses and finalizers (two writes for each new Trigger) go in one commit.
+        with grouped(self._store):
+            return await self._round_grouped()
+
+    async def _round_grouped(self) -> bool:
         writes = Writes(self._store)
         snapshot = await Snapshot.load(self._store, [kind.kind for kind in kinds.KINDS])
         self.features = features_of(snapshot, self._settings)
@@ -217,9 +223,11 @@ class Reconciler:
         by_key = {(b["metadata"]["namespace"], b["metadata"]["name"]): (b, r)
                   for b, r in zip(brokers, entries, strict=True)}
         egresses: dict[str, list[Egress]] = {}
+        holders = trigger_build.GroupHolders(snapshot.all("Trigger"), self._settings)
+        self.triggers.forget({t["metadata"].get("uid", "") for t in snapshot.all("Trigger")})
         for trigger in snapshot.live("Trigger"):
             broker, resource = by_key.get((trigger["metadata"]["namespace"], trigger["spec"]["broker"]), (None, None))
-            egress = await self.triggers.reconcile(trigger, broker, resource, resolver, writes, snapshot)
+            egress = await self.triggers.reconcile(trigger, broker, resource, resolver, writes, snapshot, holders)
             if egress is not None and resource is not None:
                 egresses.setdefault(resource.uid, []).append(egress)
         return [dataclasses.replace(r, egresses=tuple(egresses.get(r.uid, ()))) for r in entries if r is not None]
