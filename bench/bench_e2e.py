@@ -21,6 +21,11 @@ and the sinks share this process on uvloop. Each run prints, per Trigger count:
 `source` values (N new (type, source) pairs, so N EventTypes to create); `ingress p50/p99` is the time from
 sending a request to its 202, where auto-create's cost would show.
 
+Each line is followed by its ratios to the last run of the same scenario on another commit (`vs <commit>:
+delivered x.., cpu/event x..`), from results kept under ~/.cache/nerve/bench/ (`--results-dir`), one
+JSON file per scenario (backend, topology, processes, Triggers, load, tracing): the figures of every
+commit's run, newest last. A ratio above 1 is more (delivered: better; cpu/event, p99: worse).
+
 `--tracing on` runs Nerve with OTEL_EXPORTER_OTLP_ENDPOINT pointing at an OTLP/HTTP endpoint in this
 process (it takes each export and answers 200) and every span sampled (the SDK's default sampler), the
 worst case; each line then says `tracing=on` and how many export requests arrived. A sampler or batching
@@ -49,6 +54,7 @@ import psutil
 from aiohttp import web
 
 NERVE = str(Path(sys.executable).with_name("nerve"))
+REPO = Path(__file__).resolve().parents[1]
 # The launchers' helpers (scripts/_server.py, standard library only) serve the benchmark too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from _server import free_port  # noqa: E402
@@ -461,20 +467,64 @@ async def run_case(args: argparse.Namespace, triggers: int, tracing: bool) -> No
                     traced = f"tracing=on ({otlp.requests} exports)" if tracing else "tracing=off"
                     shape = (f"ingress x{args.ingresses} dispatcher x{args.dispatchers} "
                              if args.topology == "separate" else "")
+                    figures = {"accepted": result.accepted / result.seconds, "delivered": sinks.delivered / span,
+                               "p50_ms": percentile(sinks.latencies, 0.50) * 1000,
+                               "p99_ms": percentile(sinks.latencies, 0.99) * 1000,
+                               "ingress_p99_ms": percentile(result.answered, 0.99) * 1000,
+                               "cpu_us_per_event": cpu_s / max(result.accepted, 1) * 1e6}
+                    workers = f" workers={args.workers}" if args.workers else ""
+                    scenario = (f"{args.backend}-{args.topology}-{shape.strip().replace(' ', '')}{workers.strip()}-"
+                                f"t{triggers}{extra.split(' ')[0]}-{label.replace(' ', '').replace('/', 'per')}-"
+                                f"c{args.concurrency}-{'traced' if tracing else 'untraced'}")
                     print(
-                        f"{args.backend:6} {args.topology:8} {shape}triggers={triggers:<3}{extra} {label:12} {traced}  "
+                        f"{args.backend:6} {args.topology:8}{workers} {shape}triggers={triggers:<3}{extra} "
+                        f"{label:12} {traced}  "
                         f"accepted={result.accepted / result.seconds:8.0f} ev/s  "
                         f"delivered={sinks.delivered / span:8.0f} ev/s  "
                         f"p50={percentile(sinks.latencies, 0.50) * 1000:7.1f} ms  "
                         f"p99={percentile(sinks.latencies, 0.99) * 1000:7.1f} ms  "
                         f"ingress p50={percentile(result.answered, 0.50) * 1000:6.2f} ms "
                         f"p99={percentile(result.answered, 0.99) * 1000:6.2f} ms  "
-                        f"refused={result.refused} undelivered={undelivered} dup={dups}  {usage}",
+                        f"refused={result.refused} undelivered={undelivered} dup={dups}  {usage}  "
+                        f"load={os.getloadavg()[0]:.1f}",
                         flush=True,
                     )
+                    print(f"    {compare_and_save(Path(args.results_dir), scenario, figures)}", flush=True)
         finally:
             nerve.stop()
             await runner.cleanup()
+
+
+def _commit() -> str:
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}+dirty" if dirty else head
+
+
+def compare_and_save(results: Path, scenario: str, figures: dict[str, float]) -> str:
+    """Ratios to the newest saved run of `scenario` on another commit; then this run is saved."""
+    commit = _commit()
+    path = results / f"{scenario}.json"
+    runs: list[dict[str, object]] = json.loads(path.read_text()) if path.exists() else []
+    earlier = [run for run in runs if run.get("commit") != commit]
+    line = f"scenario {scenario}: first run on record" if not earlier else ""
+    if earlier:
+        last = earlier[-1]
+        before = last["figures"]
+        assert isinstance(before, dict)
+        ratios = "  ".join(f"{name} x{figures[name] / before[name]:.2f}" for name in
+                           ("delivered", "accepted", "cpu_us_per_event", "p99_ms") if before.get(name))
+        line = f"vs {last['commit']} ({last['at']}): {ratios}"
+    runs.append({"commit": commit, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "load": os.getloadavg()[0], "figures": figures})
+    results.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(runs[-50:], indent=1))
+    return line
 
 
 async def _sample_rss(processes: dict[str, psutil.Process]) -> dict[str, int]:
@@ -529,6 +579,11 @@ def main() -> None:
                         help="with --topology separate: dispatcher processes sharing each Trigger's group")
     parser.add_argument("--partitions", type=int, default=1,
                         help="Kafka: partitions of the Broker's topic (several dispatchers need several)")
+    parser.add_argument("--results-dir", default=str(Path.home() / ".cache" / "nerve" / "bench"),
+                        help="where each scenario's figures are kept, to print the ratio to the last commit's run")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="--workers N for `nerve up` (embedded) or each ingress/dispatcher (separate); "
+                             "0: leave their default")
     parser.add_argument("--tracing", default="off", choices=["off", "on", "both"],
                         help="Nerve with OpenTelemetry tracing to an OTLP endpoint here; both: off, then on")
     args = parser.parse_args()
