@@ -157,11 +157,12 @@ class SeparateServices:
             ],
         }
         follow = ["--contract", contract, *flag, *auto]
+        workers = ["--workers", str(args.workers)] if args.workers else []
         self.ingress_ports = [self.ingress, *(free_port() for _ in range(args.ingresses - 1))]
         self.metrics_ports = [self.metrics, *(free_port() for _ in range(args.dispatchers - 1))]
         for i, port in enumerate(self.ingress_ports):
             commands[f"ingress{i + 1}" if args.ingresses > 1 else "ingress"] = [
-                py, "-m", "ingress", "--host", "127.0.0.1", "--port", str(port), *follow]
+                py, "-m", "ingress", "--host", "127.0.0.1", "--port", str(port), *follow, *workers]
         for i, port in enumerate(self.metrics_ports):
             commands[f"dispatcher{i + 1}" if args.dispatchers > 1 else "dispatcher"] = [
                 py, "-m", "dispatcher", "--host", "127.0.0.1", "--port", str(port), *follow]
@@ -179,6 +180,9 @@ class SeparateServices:
         generation = json.loads((self.state / "contract.json").read_text())["generation"]
         for port in (*self.ingress_ports, *self.metrics_ports):
             await _wait_http(f"http://127.0.0.1:{port}/readyz", min_generation=generation)
+        for name, ps in list(self.ps.items()):  # --workers: each service's worker processes count too
+            for child in ps.children(recursive=True):
+                self.ps[f"{name} worker {child.pid}"] = child
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -231,15 +235,22 @@ class NerveProcess:
             cmd += ["--nats-url", args.nats_url]
         if args.eventtype_auto_create:
             cmd.append("--eventtype-auto-create")
+        if args.workers:
+            cmd += ["--workers", str(args.workers)]
         self.log = (state / "nerve.log").open("wb")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=args.env)
         self.ps = {"nerve up": psutil.Process(self.proc.pid)}
+        self.workers = args.workers
 
     async def wait_ready(self) -> None:
         await _wait_http(f"http://127.0.0.1:{self.api}/healthz")
 
     async def wait_applied(self) -> None:
-        return None  # embedded: apply returns once the dispatcher and ingress run the new contract
+        # Embedded: apply returns once the dispatcher and ingress run the new contract; ingress workers
+        # (`--workers`) may still be starting, and count as Nerve's processes.
+        await _wait_http(f"http://127.0.0.1:{self.ingress}/readyz")
+        for child in self.ps["nerve up"].children(recursive=True):
+            self.ps[f"worker {child.pid}"] = child
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)

@@ -133,18 +133,19 @@ class _GuardedRunner(web.AppRunner):
 
 async def serve(app: web.Application, host: str, port: int, *, name: str = "http",
                 limits: ServerLimits | None = None, decompress: bool = True,
-                drain_timeout: float = DRAIN_TIMEOUT_S) -> tuple[web.AppRunner, int]:
+                drain_timeout: float = DRAIN_TIMEOUT_S, reuse_port: bool = False) -> tuple[web.AppRunner, int]:
     """Start an aiohttp app within `limits` (core/connections.py; `name` labels its metric); returns the
     runner and the bound port (port 0 picks a free one). `decompress=False` hands request bodies over
     as they came, Content-Encoding and all (the ingress decodes them itself). `runner.cleanup()` stops
-    accepting and gives the requests in flight `drain_timeout` seconds to be answered."""
+    accepting and gives the requests in flight `drain_timeout` seconds to be answered. `reuse_port` binds
+    with SO_REUSEPORT, beside the other workers of a group (core/workers.py)."""
     guard = ConnectionGuard(name, limits or ServerLimits())
     drain = _Drain(drain_timeout)
     app.middlewares.insert(0, guard.middleware)
     app.middlewares.insert(0, drain.middleware)
     runner = _GuardedRunner(app, guard, drain, decompress=decompress)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site = web.TCPSite(runner, host, port, reuse_address=True, reuse_port=reuse_port or None)
     await site.start()
     bound: int = runner.addresses[0][1] if runner.addresses else port
     return runner, bound
@@ -172,7 +173,7 @@ class ContractFollower(Protocol):
 
 
 async def follow_contract(stop: asyncio.Event, part: ContractFollower, *, contract: ContractFeed, host: str,
-                          port: int) -> None:
+                          port: int, reuse_port: bool = False, on_ready: Callable[[], None] | None = None) -> None:
     """Start `part`, feed it every generation of the contract (core/contract_watch.py), serve its health and metrics on
     `port` until `stop`, then shut down in reverse order: `part.stop()` drains its own work in flight
     (a dispatcher's deliveries get their drain timeout, then are cancelled unacked)."""
@@ -181,7 +182,9 @@ async def follow_contract(stop: asyncio.Event, part: ContractFollower, *, contra
     await watcher.start()
     app = web.Application()
     observability.add_routes(app, generation=lambda: part.generation)
-    runner, _ = await serve(app, host, port)
+    runner, _ = await serve(app, host, port, reuse_port=reuse_port)
+    if on_ready is not None:
+        on_ready()
     try:
         await stop.wait()
     finally:

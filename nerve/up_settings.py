@@ -58,7 +58,9 @@ class UpSettings:
 
 def command_line() -> list[Setting]:
     """The flags of `nerve up`, in the order `--help` and docs/configuration.md list them."""
-    return [*settings_of(UpSettings), *settings_of(IngressSettings), *settings_of(DispatcherSettings),
+    # --workers is the ingress's (its worker processes); the dispatcher runs in this process.
+    dispatcher = [s for s in settings_of(DispatcherSettings) if s.name != "workers"]
+    return [*settings_of(UpSettings), *settings_of(IngressSettings), *dispatcher,
             *settings_of(MemorySettings), *settings_of(EventTypeSettings, "eventtype_auto_create"),
             *settings_of(TelemetrySettings)]
 
@@ -80,4 +82,7 @@ def problems(settings: UpSettings) -> list[str]:
                      "`make kafka` runs one")
     if settings.backend == "nats" and not settings.nats_url:
         found.append("--backend nats needs --nats-url nats://HOST:PORT (or NATS_URL); `make nats` runs one")
+    if settings.backend == "memory" and settings.ingress.workers > 0:
+        found.append("--workers needs --backend kafka or nats: the memory backend keeps events inside the "
+                     "`nerve up` process, so its ingress cannot run in worker processes")
     return found

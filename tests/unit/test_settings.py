@@ -150,6 +150,8 @@ def test_control_refuses_an_unknown_backend_and_a_template_with_other_placeholde
         (["--max-body-bytes", "0"], {}, "error: --max-body-bytes 0: must be at least 1"),
         (["--backend", "nats"], {}, "error: --backend nats needs --nats-url nats://HOST:PORT (or NATS_URL); "
                                     "`make nats` runs one"),
+        (["--workers", "2"], {}, "error: --workers needs --backend kafka or nats: the memory backend keeps events "
+                                 "inside the `nerve up` process, so its ingress cannot run in worker processes"),
     ],
 )
 def test_nerve_up_refuses_a_bad_value_with_one_line_and_exit_2(
