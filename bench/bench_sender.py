@@ -11,7 +11,7 @@ to compare on a shared machine; wall-clock rates move with the neighbours' load)
 Candidates:
 - `aiohttp`: core/delivery/sender.py before this change (a ClientTimeout per request, auto headers);
 - `aiohttp-tuned`: one ClientSession, cached ClientTimeout, skip_auto_headers, headers pre-built;
-- `pyreqwest`: the Rust (reqwest/hyper) client;
+- `pyreqwest`: the Rust (reqwest/hyper) client, when installed (no dependency of Nerve);
 - `sender`: the Sender as it is now (core/delivery/http1.py, httptools over asyncio protocols).
 """
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import multiprocessing
 import os
 import socket
@@ -163,9 +164,13 @@ def main() -> None:
     url = f"http://127.0.0.1:{sock.getsockname()[1]}/t0"
     import uvloop
 
+    names = args.clients.split(",")
+    if "pyreqwest" in names and importlib.util.find_spec("pyreqwest") is None:
+        print("pyreqwest is not installed (not a dependency of Nerve): `.venv/bin/pip install pyreqwest` to compare it")
+        names.remove("pyreqwest")
     try:
         for _ in range(args.rounds):
-            for name in args.clients.split(","):
+            for name in names:
                 uvloop.run(run(name, url, args.requests, args.concurrency))
     finally:
         sink.terminate()
