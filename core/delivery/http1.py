@@ -17,9 +17,11 @@ What it keeps of aiohttp's client behaviour, on purpose:
 - https with a given `ssl.SSLContext` (or the default verifying one);
 - response header names as the server wrote them (aiohttp's `dict(response.headers)` did the same).
 
-A connection that the server closed while it sat idle is noticed (connection_lost) and never reused; a
-request that fails on a reused connection before a single byte of an answer came back is sent once more
-on a fresh connection (the server closed it as we wrote: nothing was answered, at-least-once holds).
+An idle connection is closed after IDLE_S (15 s, aiohttp's keep-alive default), so the connections to a
+subscriber that is no longer delivered to do not stay open. A connection that the server closed while it
+sat idle is noticed (connection_lost) and never reused; a request that fails on a reused connection
+before a single byte of an answer came back is sent once more on a fresh connection (the server closed
+it as we wrote: nothing was answered, at-least-once holds).
 """
 
 from __future__ import annotations
@@ -28,11 +30,15 @@ import asyncio
 import functools
 import re
 import ssl
+import time
 from collections import deque
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httptools
+
+IDLE_S = 15.0
+"""Seconds a kept-alive connection may sit unused before this client closes it."""
 
 
 class RequestError(Exception):
@@ -106,9 +112,10 @@ class _Connection(asyncio.Protocol):
     """One keep-alive connection: one request at a time, its answer parsed as it arrives."""
 
     def __init__(self, max_body: int) -> None:
-        self._max = max_body
+        self.max_body = max_body
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.idle_since = 0.0
         self.used = False
         """It carried an answer already: a failure before any answer byte may be a stale keep-alive."""
         self._parser = httptools.HttpResponseParser(self)
@@ -168,11 +175,11 @@ class _Connection(asyncio.Protocol):
         self._headers_done = True
 
     def on_body(self, body: bytes) -> None:
-        room = self._max - self._size
+        room = self.max_body - self._size
         if len(body) >= room:
             # The cap: keep what fits and drop the connection (the rest of the answer is never read).
             self._body.append(body[:room])
-            self._size = self._max
+            self._size = self.max_body
             self._finish(self._parser.get_status_code(), reusable=False)
             return
         self._body.append(body)
@@ -229,6 +236,8 @@ class _Destination:
     def __init__(self, limit: int) -> None:
         self.idle: deque[_Connection] = deque()
         self.slots = asyncio.Semaphore(limit)
+        self.users = 0
+        """Requests to it under way or waiting for a slot: while any is, it is never forgotten."""
 
 
 class Http1Pool:
@@ -239,6 +248,7 @@ class Http1Pool:
         self._destinations: dict[tuple[str, int, ssl.SSLContext | None], _Destination] = {}
         self._default_tls: ssl.SSLContext | None = None
         self._closed = False
+        self._next_sweep = 0.0
 
     async def post(self, url: str, headers: dict[str, str], body: bytes, *, timeout_s: float,
                    max_body: int, ssl_context: ssl.SSLContext | None = None) -> Answer:
@@ -252,22 +262,29 @@ class Http1Pool:
         destination = self._destinations.get(key)
         if destination is None:
             destination = self._destinations[key] = _Destination(self._limit)
-        async with asyncio.timeout(timeout_s), destination.slots:
-            for fresh in (False, True):
-                connection = await (self._open(target, context, max_body) if fresh
-                                    else self._connection(destination, target, context, max_body))
-                try:
-                    answer = await connection.send(request)
-                except RequestError:
-                    if fresh or not (connection.used and connection.answered_nothing):
+        destination.users += 1
+        try:
+            async with asyncio.timeout(timeout_s), destination.slots:
+                for fresh in (False, True):
+                    connection = await (self._open(target, context, max_body) if fresh
+                                        else self._connection(destination, target, context, max_body))
+                    try:
+                        answer = await connection.send(request)
+                    except RequestError:
+                        if fresh or not (connection.used and connection.answered_nothing):
+                            raise
+                        continue  # a keep-alive connection the server closed as we wrote: once more, on a new one
+                    except BaseException:
+                        connection.close()  # cancelled or timed out mid-answer: this connection is spent
                         raise
-                    continue  # a keep-alive connection the server closed as we wrote: once more, on a new one
-                except BaseException:
-                    connection.close()  # cancelled or timed out mid-answer: this connection is spent
-                    raise
-                if not connection.closed and not self._closed:
-                    destination.idle.append(connection)
-                return answer
+                    if not connection.closed and not self._closed:
+                        connection.idle_since = now = time.monotonic()
+                        destination.idle.append(connection)
+                        if now >= self._next_sweep:
+                            self._sweep(now)
+                    return answer
+        finally:
+            destination.users -= 1
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _connection(self, destination: _Destination, target: _Target, context: ssl.SSLContext | None,
@@ -275,9 +292,18 @@ class Http1Pool:
         while destination.idle:
             connection = destination.idle.pop()  # the most recently used: the least likely to be timed out
             if not connection.closed:
-                connection._max = max_body
+                connection.max_body = max_body
                 return connection
         return await self._open(target, context, max_body)
+
+    def _sweep(self, now: float) -> None:
+        """Close the connections idle for more than IDLE_S, and forget destinations left with none."""
+        self._next_sweep = now + IDLE_S / 3
+        for key, destination in list(self._destinations.items()):
+            while destination.idle and (destination.idle[0].closed or now - destination.idle[0].idle_since > IDLE_S):
+                destination.idle.popleft().close()
+            if not destination.idle and not destination.users:
+                del self._destinations[key]
 
     async def _open(self, target: _Target, context: ssl.SSLContext | None, max_body: int) -> _Connection:
         if self._closed:

@@ -236,3 +236,36 @@ async def test_a_url_to_percent_encode_still_goes_out_through_the_general_client
         await runner.cleanup()
     assert attempt.status == 202
     assert seen == ["/a%20path/%C3%A9"]
+
+
+async def test_a_connection_idle_past_the_limit_is_closed_by_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.delivery import http1
+
+    closed = asyncio.Event()
+
+    async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await server.read_request(reader) is not None:
+            writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+        closed.set()  # the client closed its end: the read saw the end of the stream
+
+    monkeypatch.setattr(http1, "IDLE_S", 0.2)
+    server = RawServer(keep_alive)
+    idle_url = await server.start()
+    busy_server = RawServer(lambda reader, writer: _answer_all(busy_server, reader, writer))
+    busy_url = await busy_server.start()
+    pool = http1.Http1Pool(per_destination=2)
+    try:
+        assert (await pool.post(idle_url, {}, b"", timeout_s=5, max_body=100)).status == 202
+        await asyncio.sleep(0.3)
+        # Traffic to another destination is what sweeps the idle one.
+        assert (await pool.post(busy_url, {}, b"", timeout_s=5, max_body=100)).status == 202
+        await asyncio.wait_for(closed.wait(), 5)
+    finally:
+        pool.close()
+        await server.stop()
+        await busy_server.stop()
+
+
+async def _answer_all(server: RawServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while await server.read_request(reader) is not None:
+        writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
