@@ -332,7 +332,10 @@ class Nerve:
                       "subscriber": {"uri": f"{self.sink}/{p}"}}}
             for p in self.paths
         ]
-        status, body = http("POST", f"http://127.0.0.1:{self.api}/api/v1/apply", {"items": items}, timeout=60)
+        # The control API takes its bearer token, which control wrote into its state dir on first start.
+        token = (self.state / "token").read_text().strip()
+        status, body = http("POST", f"http://127.0.0.1:{self.api}/api/v1/apply", {"items": items},
+                            headers={"Authorization": f"Bearer {token}"}, timeout=60)
         if status != 200:
             raise RuntimeError(f"nerve apply: {status} {body[:500]!r}")
         if self.topology == "embedded":
@@ -622,6 +625,8 @@ def main() -> None:
     ap.add_argument("--report", nargs="+", metavar="JSON",
                     help="run nothing: print the table of rows saved by earlier --json runs (medians across them)")
     args = ap.parse_args()
+    if args.nerve_venv:
+        args.nerve_venv = str(Path(args.nerve_venv).resolve())  # the systems start in their own directories
     if args.report:
         rows = [r for f in args.report for r in json.loads(Path(f).read_text())]
         rows.sort(key=lambda r: (r["scenario"], r["system"], r.get("started", 0)))

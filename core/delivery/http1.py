@@ -15,7 +15,9 @@ What it keeps of aiohttp's client behaviour, on purpose:
   closed (nothing more of it is read);
 - one total timeout per attempt, connecting included;
 - https with a given `ssl.SSLContext` (or the default verifying one);
-- response header names as the server wrote them (aiohttp's `dict(response.headers)` did the same).
+- response header names as the server wrote them, except the ones aiohttp knows (`aiohttp.hdrs`), which
+  get its spelling whatever their case on the wire (`retry-after` is `Retry-After`), as aiohttp's
+  parser gave them: the delivery code looks them up by that spelling.
 
 An idle connection is closed after IDLE_S (15 s, aiohttp's keep-alive default), so the connections to a
 subscriber that is no longer delivered to do not stay open. A connection that the server closed while it
@@ -36,6 +38,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httptools
+from aiohttp import hdrs
+from multidict import istr
 
 IDLE_S = 15.0
 """Seconds a kept-alive connection may sit unused before this client closes it."""
@@ -68,6 +72,9 @@ class _Target:
     head: bytes
     """`POST <path> HTTP/1.1\\r\\nHost: <host>\\r\\n`, ready to be followed by the other headers."""
 
+
+_CANONICAL = {str(name).lower(): str(name) for name in vars(hdrs).values() if isinstance(name, istr)}
+"""The spelling aiohttp gives the header names it knows: Retry-After, Content-Type, Location..."""
 
 _PLAIN = re.compile(r"[\x21-\x7e]+")
 """Visible ASCII only: no space, no CR or LF, nothing a request line would have to percent-encode."""
@@ -166,7 +173,8 @@ class _Connection(asyncio.Protocol):
 
     def _store_header(self) -> None:
         if self._name:
-            self._headers[self._name.decode("latin-1")] = self._value.decode("latin-1")
+            name = self._name.decode("latin-1")
+            self._headers[_CANONICAL.get(name.lower(), name)] = self._value.decode("latin-1")
         self._name = b""
         self._value = b""
 

@@ -145,7 +145,8 @@ async def test_a_redirect_is_the_answer(sender: Sender) -> None:
 async def test_a_chunked_answer_and_one_ended_by_close_are_read_whole(sender: Sender) -> None:
     async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while await server.read_request(reader) is not None:
-            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nRetry-After: 3\r\n\r\n"
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nretry-after: 3\r\n"
+                         b"content-type: text/plain\r\nX-Own-Case: 1\r\n\r\n"
                          b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
 
     async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -162,6 +163,7 @@ async def test_a_chunked_answer_and_one_ended_by_close_are_read_whole(sender: Se
         await server.stop()
         await server2.stop()
     assert (attempt.status, attempt.body, attempt.headers["Retry-After"]) == (200, b"hello world", "3")
+    assert "X-Own-Case" in attempt.headers and "Content-Type" in attempt.headers  # as written / aiohttp's
     assert (ended.status, ended.body) == (200, b"all of it")
 
 
