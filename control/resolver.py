@@ -13,11 +13,17 @@ Kubernetes `v1/Service` has no such status. Without Kubernetes, a Service ref re
 
 A relative `uri` next to a `ref` is resolved against the ref's URL (RFC 3986).
 
+An addressable's address is picked as Knative's resolver picks it (`selectAddress`): the one of
+`status.addresses[]` named by `ref.address`, else the first of `status.addresses[]` (https first under
+transport-encryption permissive), else `status.address`. The Destination's own `CACerts` wins over the
+address's (`resolve_address`).
+
 Resolution reads a snapshot of the store taken for the reconcile pass, so it is pure and synchronous.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urljoin
 
@@ -59,24 +65,52 @@ def _selected_port(service: dict[str, Any], pods: list[dict[str, Any]]) -> int:
     return int(matches[0]["status"]["port"]) if matches else 0
 
 
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A Destination resolved: the URL, and the PEM its https certificate is verified against."""
+
+    url: str
+    ca_certs: str | None = None
+
+
+def _pick_address(obj: dict[str, Any], name: str | None, what: str) -> dict[str, Any]:
+    status = obj.get("status") or {}
+    addresses = [a for a in status.get("addresses") or [] if isinstance(a, dict)]
+    if name:
+        for address in addresses:
+            if address.get("name") == name:
+                return address
+        raise Unresolvable("ReferenceError", f"{what} has no address named {name!r} in status.addresses")
+    if addresses:
+        return addresses[0]
+    single = status.get("address")
+    return single if isinstance(single, dict) else {}
+
+
 class Resolver:
     def __init__(self, store: Lookup, service_url_template: str) -> None:
         self._store = store
         self._template = service_url_template
 
     def resolve(self, dest: dict[str, Any], namespace: str) -> str:
+        return self.resolve_address(dest, namespace).url
+
+    def resolve_address(self, dest: dict[str, Any], namespace: str) -> Resolved:
+        """The URL and CACerts of `dest`; Unresolvable says why not."""
         ref = dest.get("ref")
         uri = dest.get("uri")
+        own_ca = dest.get("CACerts") or None
         if ref is None:
-            return str(uri)
+            return Resolved(str(uri), own_ca)
         base = self._resolve_ref(ref, namespace)
-        return urljoin(base, str(uri)) if uri else base
+        url = urljoin(base.url, str(uri)) if uri else base.url
+        return Resolved(url, own_ca or base.ca_certs)
 
-    def _resolve_ref(self, ref: dict[str, Any], namespace: str) -> str:
+    def _resolve_ref(self, ref: dict[str, Any], namespace: str) -> Resolved:
         ns = ref.get("namespace") or namespace
         name, kind_name, api_version = ref["name"], ref["kind"], ref["apiVersion"]
         if kind_name == "Service" and api_version in ("v1", "serving.knative.dev/v1"):
-            return self._service(ns, name)
+            return Resolved(self._service(ns, name))
         kind = kinds.for_manifest(api_version, kind_name)
         if kind is None:
             raise Unresolvable("ReferenceError", f"{api_version}/{kind_name} {ns}/{name} is not an addressable kind "
@@ -84,10 +118,11 @@ class Resolver:
         obj = self._store.get(kind.kind, ns, name)
         if obj is None:
             raise Unresolvable("ReferenceError", f"{kind_name} {ns}/{name} does not exist")
-        url = obj.get("status", {}).get("address", {}).get("url")
+        address = _pick_address(obj, ref.get("address"), f"{kind_name} {ns}/{name}")
+        url = address.get("url")
         if not url:
             raise Unresolvable("ReferenceError", f"{kind_name} {ns}/{name} has no status.address.url yet")
-        return str(url)
+        return Resolved(str(url), address.get("CACerts") or None)
 
     def _service(self, ns: str, name: str) -> str:
         service = self._store.get("Service", ns, name)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from channels.registry import BACKENDS
 from control.api.channel import CHANNEL_KINDS, KIND_FOR_BACKEND
+from core import features
 from core.cli_settings import INGRESS_PORT
 from core.settings import format_template, setting
 
@@ -32,6 +33,14 @@ class ControlSettings:
                               "Where the SQLite store and the contract file live.")
     ingress_base_url: str = setting(f"http://127.0.0.1:{INGRESS_PORT}", "--ingress-base-url", "NERVE_INGRESS_BASE_URL",
                                     "Brokers' status.address.url is this plus /<namespace>/<name>.")
+    ingress_https_base_url: str = setting(
+        "https://127.0.0.1:8443", "--ingress-https-base-url", "NERVE_INGRESS_HTTPS_BASE_URL",
+        "Under transport-encryption permissive or strict, Brokers' and Channels' https address is this plus their "
+        "path.")
+    ingress_ca_certs: str = setting(
+        "", "--ingress-ca-certs", "NERVE_INGRESS_CA_CERTS",
+        "File with the PEM CA certificate(s) of the ingress's https certificate, published as CACerts of https "
+        "addresses; empty: none (clients verify with their trust store). nerve up publishes the CA it generates.")
     default_backend: str = setting("memory", "--backend", "NERVE_BACKEND", "Backend of Brokers that name no class.",
                                    choices=BACKENDS)
     service_url_template: str = setting(
@@ -77,6 +86,22 @@ class ControlSettings:
                                    "Comma-separated browser origins (https://host:port) allowed to call the control "
                                    "API; none by default.")
 
+    transport_encryption: str = setting(
+        "", "--transport-encryption", "NERVE_TRANSPORT_ENCRYPTION",
+        "Knative's transport-encryption feature flag: disabled, permissive (http and https) or strict (https "
+        "only); empty: as the ConfigMap knative-eventing/config-features says, else disabled.",
+        check=features.flag_check(features.TRANSPORT_ENCRYPTION))
+    authentication_oidc: str = setting(
+        "", "--authentication-oidc", "NERVE_AUTHENTICATION_OIDC",
+        "Knative's authentication-oidc feature flag: disabled or enabled; empty: as the ConfigMap "
+        "knative-eventing/config-features says, else disabled.",
+        check=features.flag_check(features.AUTHENTICATION_OIDC))
+    default_authorization_mode: str = setting(
+        "", "--default-authorization-mode", "NERVE_DEFAULT_AUTHORIZATION_MODE",
+        "Knative's default-authorization-mode feature flag (who may send when no EventPolicy applies): "
+        "allow-same-namespace, allow-all or deny-all; empty: as the ConfigMap knative-eventing/config-features "
+        "says, else allow-same-namespace.", check=features.flag_check(features.DEFAULT_AUTHORIZATION_MODE))
+
     local_workloads: bool = False
     """Whether a runner in this process runs Pods as local processes (`nerve up` only; docs/sources.md)."""
 
@@ -84,6 +109,13 @@ class ControlSettings:
     def channel_kind(self) -> str:
         """The default channelTemplate kind, --default-channel-kind or the one for --backend."""
         return self.default_channel_kind or KIND_FOR_BACKEND[self.default_backend]
+
+    @property
+    def feature_overrides(self) -> dict[str, str]:
+        """The feature flags set on the command line (Knative key -> value), winning over config-features."""
+        return {features.TRANSPORT_ENCRYPTION: self.transport_encryption,
+                features.AUTHENTICATION_OIDC: self.authentication_oidc,
+                features.DEFAULT_AUTHORIZATION_MODE: self.default_authorization_mode}
 
     @property
     def token_path(self) -> Path:

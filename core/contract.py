@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 import orjson
 
+from core.features import Features
+
 BackoffPolicy = Literal["exponential", "linear"]
 DeliveryOrder = Literal["unordered", "ordered"]
 EventFormat = Literal["binary", "json"]
@@ -61,6 +63,8 @@ class EgressConfig:
     timeout_ms: int | None = None
     dead_letter: str | None = None
     retry_after_max_ms: int | None = None
+    dead_letter_ca_certs: str | None = None
+    """PEM the dead-letter sink's https certificate is verified against (Knative's `deadLetterCACerts`)."""
 
     def to_json(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -74,6 +78,8 @@ class EgressConfig:
             obj["deadLetter"] = self.dead_letter
         if self.retry_after_max_ms is not None:
             obj["retryAfterMax"] = self.retry_after_max_ms
+        if self.dead_letter_ca_certs:
+            obj["deadLetterCACerts"] = self.dead_letter_ca_certs
         return obj
 
     @classmethod
@@ -86,6 +92,7 @@ class EgressConfig:
             timeout_ms=int(obj["timeout"]) if obj.get("timeout") is not None else None,
             dead_letter=obj.get("deadLetter") or None,
             retry_after_max_ms=int(obj["retryAfterMax"]) if obj.get("retryAfterMax") is not None else None,
+            dead_letter_ca_certs=obj.get("deadLetterCACerts") or None,
         )
 
 
@@ -108,6 +115,10 @@ class Egress:
     created: str | None = None
     """When the Trigger or Subscription was made (RFC 3339, its creationTimestamp): a new consumer group
     starts with the events stored from then on, so none accepted before the dispatcher read is skipped."""
+    destination_ca_certs: str | None = None
+    """PEM the destination's https certificate is verified against (Knative's `destinationCACerts`)."""
+    reply_url_ca_certs: str | None = None
+    """PEM the reply URL's https certificate is verified against (Knative's `replyUrlCACerts`)."""
 
     def to_json(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -133,6 +144,10 @@ class Egress:
             obj["format"] = self.format
         if self.created is not None:
             obj["createdAt"] = self.created
+        if self.destination_ca_certs:
+            obj["destinationCACerts"] = self.destination_ca_certs
+        if self.reply_url_ca_certs:
+            obj["replyUrlCACerts"] = self.reply_url_ca_certs
         return obj
 
     @classmethod
@@ -151,6 +166,8 @@ class Egress:
             delivery_order="ordered" if obj.get("deliveryOrder") == "ORDERED" else "unordered",
             format=obj.get("format"),
             created=obj.get("createdAt"),
+            destination_ca_certs=obj.get("destinationCACerts") or None,
+            reply_url_ca_certs=obj.get("replyUrlCACerts") or None,
         )
 
 
@@ -307,6 +324,9 @@ class Contract:
     resources: tuple[Resource, ...] = ()
     sources: tuple[Source, ...] = ()
     workloads: tuple[Workload, ...] = ()
+    features: Features = field(default_factory=Features)
+    """Knative's feature flags in force (core/features.py), as control resolved them from the config-features
+    ConfigMap and its own flags: the data plane acts on the same ones the statuses were built with."""
 
     def by_path(self) -> dict[str, Resource]:
         """Routable resources by ingress path; sources read topics and have no ingress."""
@@ -314,7 +334,8 @@ class Contract:
 
     def to_json(self) -> dict[str, Any]:
         return {"generation": self.generation, "resources": [r.to_json() for r in self.resources],
-                "sources": [s.to_json() for s in self.sources], "workloads": [w.to_json() for w in self.workloads]}
+                "sources": [s.to_json() for s in self.sources], "workloads": [w.to_json() for w in self.workloads],
+                "features": self.features.to_json()}
 
     def dumps(self) -> bytes:
         return orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2)
@@ -327,12 +348,13 @@ class Contract:
             resources=tuple(Resource.from_json(r) for r in obj.get("resources") or []),
             sources=tuple(Source.from_json(s) for s in obj.get("sources") or []),
             workloads=tuple(Workload.from_json(w) for w in obj.get("workloads") or []),
+            features=Features.from_json(obj.get("features")),
         )
 
     def same_content(self, other: Contract) -> bool:
         """Equal but for the generation: control bumps the generation only on a real change."""
         return (self.resources == other.resources and self.sources == other.sources
-                and self.workloads == other.workloads)
+                and self.workloads == other.workloads and self.features == other.features)
 
 
 def write_atomically(path: Path, contract: Contract) -> None:

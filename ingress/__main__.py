@@ -12,6 +12,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from channels.registry import service_pool
@@ -21,8 +22,9 @@ from core.contract_watch import ContractWatcher
 from core.eventtypes import EventTypeSettings, service_auto_create
 from core.eventtypes import problems as eventtype_problems
 from core.observability import TelemetrySettings
-from core.runtime import run, serve
+from core.runtime import add_site, run, serve
 from core.settings import Setting, build, settings_of
+from core.tls import SchemeGuard, server_context
 from core.workers import Report, WorkerGroup, bind_to_parent, python_module, reserve_port, worker_index
 from ingress.app import Ingress, create_app, worker_header
 from ingress.settings import IngressSettings
@@ -43,6 +45,15 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m ingress") -> 
     for problem in eventtype_problems(eventtypes, common.control_url):
         print(f"{prog}: error: {problem}", file=sys.stderr)
         raise SystemExit(2)
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        print(f"{prog}: error: --tls-cert and --tls-key go together", file=sys.stderr)
+        raise SystemExit(2)
+    try:
+        tls = server_context(Path(settings.tls_cert), Path(settings.tls_key)) if settings.tls_cert else None
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        print(f"{prog}: error: --tls-cert {settings.tls_cert!r} / --tls-key {settings.tls_key!r}: {exc}",
+              file=sys.stderr)
+        raise SystemExit(2) from None
 
     workers = settings.workers or 1
     if workers > 1 and worker_index() is None:
@@ -57,18 +68,24 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m ingress") -> 
         pool = service_pool(common.kafka_bootstrap, common.nats_url)
         async with service_auto_create(eventtypes, common.control_url, common.control_token) as auto_create:
             ingress = Ingress(pool, settings, auto_create=auto_create)
+            # Which listener takes events follows the contract's transport-encryption (core/tls.py).
+            guard = SchemeGuard()
 
             async def applied(contract: Contract) -> None:
                 report.generation(contract.generation)
 
-            watcher = ContractWatcher(contract_feed(common), [ingress.apply, applied])
+            watcher = ContractWatcher(contract_feed(common), [guard.follow, ingress.apply, applied])
             await watcher.start()
             app = create_app(ingress, with_metrics=True)
+            app.middlewares.append(guard.middleware)
             if worker:
                 app.on_response_prepare.append(worker_header)
             runner, _ = await serve(app, settings.host, settings.port,
                                     name="ingress", limits=settings.limits, decompress=False,
                                     drain_timeout=common.drain_timeout, reuse_port=worker)
+            if tls is not None:
+                # Workers share --https-port as they share --port (a fixed port: 0 would differ per worker).
+                await add_site(runner, settings.host, settings.https_port, ssl_context=tls, reuse_port=worker)
             report.ready()
             try:
                 await stop.wait()

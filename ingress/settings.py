@@ -14,6 +14,14 @@ from core.settings import setting
 class IngressSettings:
     host: str = "127.0.0.1"
     port: int = INGRESS_PORT
+    https_port: int = setting(8443, "--https-port", "NERVE_HTTPS_PORT",
+                              "Port of the ingress's https listener (transport encryption; 0 picks a free one), "
+                              "served with --tls-cert and --tls-key (nerve up: or the certificate it generates).",
+                              minimum=0)
+    tls_cert: str = setting("", "--tls-cert", "NERVE_TLS_CERT",
+                            "PEM file of the ingress's https certificate (chain); with --tls-key, the ingress also "
+                            "listens on --https-port.")
+    tls_key: str = setting("", "--tls-key", "NERVE_TLS_KEY", "PEM file of the private key of --tls-cert.")
     max_body_bytes: int = setting(4 * 1024 * 1024, "--max-body-bytes", "NERVE_MAX_BODY_BYTES",
                                   "Larger event requests get 413.", minimum=1)
     max_ttl: int = setting(DEFAULT_MAX_TTL, "--max-ttl", "NERVE_MAX_TTL",

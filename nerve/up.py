@@ -19,8 +19,12 @@ import asyncio
 import dataclasses
 import logging
 import os
+import ssl
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 from channels.registry import BackendPool, BackendSettings
 from control.api.admission import AdmissionSettings
@@ -35,9 +39,11 @@ from control.settings import ControlSettings
 from control.store.sqlite import SqliteStore
 from core.contract import Contract, read, write_atomically
 from core.eventtypes import AutoCreate, EventTypeSettings
+from core.features import Features
 from core.observability import TelemetrySettings
-from core.runtime import serve, stop_all
+from core.runtime import add_site, serve, stop_all
 from core.settings import settings_of
+from core.tls import SchemeGuard, ServingFiles, ensure_embedded_ca, server_context
 from core.workers import WorkerGroup, default_count, python_module, reserve_port
 from dispatcher.service import Dispatcher
 from ingress.app import Ingress
@@ -55,8 +61,9 @@ log = logging.getLogger("nerve")
 
 def ingress_workers(settings: UpSettings) -> int:
     """Ingress worker processes `nerve up` runs: --workers, or one per core; none (the ingress in this
-    process) with the memory backend, whose events never leave this process."""
-    if settings.backend == "memory":
+    process) with the memory backend, whose events never leave this process, and under transport
+    encryption, whose https listener (and its switching with config-features) this process runs."""
+    if settings.backend == "memory" or settings.transport_encryption.lower() in ("permissive", "strict"):
         return 0
     return settings.ingress.workers or default_count()
 
@@ -86,6 +93,15 @@ class Embedded:
         self.reporter = StoreReporter()
         self.workloads = WorkloadRunner(settings.state_dir / "logs", self.reporter)
         self.ingress_url = ""
+        """The Broker ingress (http; under --transport-encryption strict the https one, the only one)."""
+        self.ingress_https_url = ""
+        """The https listener, when transport encryption is on ("" otherwise)."""
+        self.ca_path: Path | None = None
+        """The CA file clients verify the https listener with (published as CACerts), when Nerve made it."""
+        # Until control publishes the first contract, the listeners take what the flag says.
+        self._guard = SchemeGuard(Features.from_json({"transport-encryption": settings.transport_encryption}))
+        self._ingress_runner: web.AppRunner | None = None
+        self._tls_again: asyncio.Task[Contract] | None = None
         self.api_url = ""
         self.token = ""
         """The control API's bearer token (NERVE_TOKEN, or the one in <state-dir>/token)."""
@@ -100,7 +116,11 @@ class Embedded:
         await self.sources.start()
         self._closers.append(self.sources.stop)
         self._closers.append(self.pool.stop)
+        tls_on = settings.transport_encryption.lower() in ("permissive", "strict")
+        strict = settings.transport_encryption.lower() == "strict"
+        https_port = settings.ingress.https_port
         if self.ingress_workers:
+            # Worker processes serve plain http (ingress_workers() is 0 under transport encryption).
             holder, ingress_port = reserve_port(settings.host, settings.ingress_port)
 
             async def release() -> None:
@@ -108,15 +128,29 @@ class Embedded:
 
             self._closers.insert(0, release)
         else:
+            ingress_app = create_ingress_app(self.ingress)
+            ingress_app.middlewares.append(self._guard.middleware)  # which listener takes events (core/tls.py)
+            # Under strict there is no plain listener at all; otherwise http first, as before.
             ingress_runner, ingress_port = await serve(
-                create_ingress_app(self.ingress), settings.host, settings.ingress_port, name="ingress",
+                ingress_app, settings.host, https_port if strict else settings.ingress_port, name="ingress",
                 limits=settings.ingress.limits, decompress=False,
+                ssl_context=self._tls_context() if strict else None,
             )
+            self._ingress_runner = ingress_runner
             self._closers.insert(0, ingress_runner.cleanup)
-        self.ingress_url = f"http://{settings.host}:{ingress_port}"
+            if strict:
+                https_port = ingress_port
+            elif tls_on:
+                https_port = await add_site(ingress_runner, settings.host, https_port,
+                                            ssl_context=self._tls_context())
+        if tls_on:
+            self.ingress_https_url = f"https://{settings.host}:{https_port}"
+        self.ingress_url = self.ingress_https_url if strict else f"http://{settings.host}:{ingress_port}"
         control_settings = ControlSettings(
             state_dir=settings.state_dir,
-            ingress_base_url=self.ingress_url,
+            ingress_base_url=f"http://{settings.host}:{settings.ingress_port if strict else ingress_port}",
+            ingress_https_base_url=f"https://{settings.host}:{https_port}",
+            ingress_ca_certs=self._published_ca(),
             default_backend=settings.backend,
             service_url_template=settings.service_url_template,
             resync_seconds=settings.resync_seconds,
@@ -129,6 +163,9 @@ class Embedded:
             token=settings.token,
             allowed_hosts=settings.allowed_hosts,
             allowed_origins=settings.allowed_origins,
+            transport_encryption=settings.transport_encryption,
+            authentication_oidc=settings.authentication_oidc,
+            default_authorization_mode=settings.default_authorization_mode,
             local_workloads=True,
         )
         secure_dir(control_settings.state_dir)
@@ -142,6 +179,7 @@ class Embedded:
         async def publish(contract: Contract) -> None:
             write_atomically(contract_path, contract)
             await board.publish(contract)  # for a separate service following with --contract-from control
+            await self._follow_tls(contract.features, reconciler)
             # Dispatcher first: a new Trigger is consuming before its Broker's route opens.
             await self.dispatcher.apply(contract)
             await self.sources.apply(contract)
@@ -189,7 +227,7 @@ class Embedded:
         args = ["--host", settings.host, "--port", str(port), "--workers", "1",
                 "--contract-from", "control", "--control-url", self.api_url,
                 "--kafka-bootstrap", settings.kafka_bootstrap, "--nats-url", settings.nats_url,
-                *_flags(settings.ingress, IngressSettings, skip={"workers"}),
+                *_flags(settings.ingress, IngressSettings, skip={"workers", "https_port", "tls_cert", "tls_key"}),
                 *_flags(settings.eventtypes, EventTypeSettings), *_flags(settings.telemetry, TelemetrySettings)]
         env = dict(os.environ, NERVE_CONTROL_TOKEN=self.token)  # never on a command line others can read
         self.workers = WorkerGroup("ingress", lambda _: python_module("ingress", args), self.ingress_workers,
@@ -199,12 +237,60 @@ class Embedded:
         log.info("nerve up: %d ingress workers (pids %s)", self.ingress_workers,
                  " ".join(map(str, self.workers.pids)))
 
+    def _tls_files(self) -> ServingFiles:
+        """The ingress's certificate: --tls-cert/--tls-key, or the one Nerve makes in <state-dir>/tls."""
+        ingress = self.settings.ingress
+        if ingress.tls_cert:
+            ca = Path(self.settings.ingress_ca_certs) if self.settings.ingress_ca_certs else Path()
+            return ServingFiles(Path(ingress.tls_cert), Path(ingress.tls_key), ca)
+        files = ensure_embedded_ca(self.settings.state_dir.resolve() / "tls", [self.settings.host])
+        self.ca_path = files.ca
+        return files
+
+    def _tls_context(self) -> ssl.SSLContext:
+        files = self._tls_files()
+        return server_context(files.cert, files.key)
+
+    def _published_ca(self) -> str:
+        """The CA file Brokers and Channels publish as CACerts: --ingress-ca-certs, else Nerve's own."""
+        if self.settings.ingress_ca_certs:
+            return self.settings.ingress_ca_certs
+        if self.settings.ingress.tls_cert:
+            return ""  # a certificate of the user's whose CA was not given: clients use their trust store
+        return str(self.settings.state_dir.resolve() / "tls" / "ca.crt")
+
+    async def _follow_tls(self, features: Features, reconciler: Reconciler) -> None:
+        """Follow the contract's transport-encryption: the guard picks the listener that takes events, and a
+        config-features ConfigMap that turns encryption on while running opens the https listener (on
+        --https-port) and has control publish the addresses again, now with the CA it made."""
+        self._guard.features = features
+        if features.tls and self.workers is not None and not self.ingress_https_url:
+            log.warning("transport-encryption %s: the ingress workers (--workers) serve http only; run "
+                        "nerve up --transport-encryption %s for https", features.transport_encryption,
+                        features.transport_encryption)
+        if not features.tls or self.ingress_https_url or self._ingress_runner is None:
+            return
+        settings = self.settings
+        try:
+            port = await add_site(self._ingress_runner, settings.host, settings.ingress.https_port,
+                                  ssl_context=self._tls_context())
+        except OSError as exc:  # the port taken, a certificate unreadable: say so, keep serving http
+            log.error("transport-encryption %s, but the https listener on %s:%d could not open: %s",
+                      features.transport_encryption, settings.host, settings.ingress.https_port, exc)
+            return
+        self.ingress_https_url = f"https://{settings.host}:{port}"
+        log.info("transport-encryption %s: the ingress now also listens on %s", features.transport_encryption,
+                 self.ingress_https_url)
+        self._tls_again = asyncio.create_task(reconciler.reconcile(), name="tls-addresses")
+
     async def _stop_workloads(self) -> None:
         """After control stopped reconciling: no report is written while the processes go."""
         await self.reporter.close()
         await self.workloads.stop()
 
     async def stop(self) -> None:
+        if self._tls_again is not None and not self._tls_again.done():
+            self._tls_again.cancel()
         closers, self._closers = self._closers, []
         await stop_all(*closers)
         if self._store is not None:
@@ -232,9 +318,14 @@ async def run_up(settings: UpSettings, stop: asyncio.Event) -> None:
         await nerve.start()
         log.info("nerve up: backend %s, state in %s", settings.backend, settings.state_dir)
         token = "NERVE_TOKEN" if settings.token else str(settings.state_dir / "token")
+        https = ""
+        if nerve.ingress_https_url and nerve.ingress_https_url != nerve.ingress_url:
+            https = f"(https: {nerve.ingress_https_url})   "
+        if nerve.ca_path is not None:
+            https += f"CA: {nerve.ca_path}   "
         print(
             f"Nerve is up. Brokers: {nerve.ingress_url}/<namespace>/<broker>   "
-            f"Channels: {nerve.ingress_url}/channels/<namespace>/<channel>   "
+            f"Channels: {nerve.ingress_url}/channels/<namespace>/<channel>   {https}"
             f"API and /metrics: {nerve.api_url}   API token: {token}   (Ctrl-C stops)",
             flush=True,
         )

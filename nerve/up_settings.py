@@ -53,6 +53,13 @@ class UpSettings:
     token: str = same_as(ControlSettings, "token")
     allowed_hosts: str = same_as(ControlSettings, "allowed_hosts")
     allowed_origins: str = same_as(ControlSettings, "allowed_origins")
+    transport_encryption: str = same_as(ControlSettings, "transport_encryption")
+    authentication_oidc: str = same_as(ControlSettings, "authentication_oidc")
+    default_authorization_mode: str = same_as(ControlSettings, "default_authorization_mode")
+    ingress_ca_certs: str = same_as(ControlSettings, "ingress_ca_certs",
+                                    help="With --tls-cert: the PEM file of the CA that signed it, published as "
+                                         "CACerts of https addresses; without --tls-cert nerve up publishes the CA it "
+                                         "generates in <state-dir>/tls.")
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
 
@@ -80,9 +87,14 @@ def problems(settings: UpSettings) -> list[str]:
     if settings.backend == "kafka" and not settings.kafka_bootstrap:
         found.append("--backend kafka needs --kafka-bootstrap HOST:PORT (or KAFKA_BOOTSTRAP_SERVERS); "
                      "`make kafka` runs one")
+    if bool(settings.ingress.tls_cert) != bool(settings.ingress.tls_key):
+        found.append("--tls-cert and --tls-key go together")
     if settings.backend == "nats" and not settings.nats_url:
         found.append("--backend nats needs --nats-url nats://HOST:PORT (or NATS_URL); `make nats` runs one")
     if settings.backend == "memory" and settings.ingress.workers > 0:
         found.append("--workers needs --backend kafka or nats: the memory backend keeps events inside the "
                      "`nerve up` process, so its ingress cannot run in worker processes")
+    if settings.ingress.workers > 0 and settings.transport_encryption.lower() in ("permissive", "strict"):
+        found.append(f"--workers needs --transport-encryption disabled: under "
+                     f"{settings.transport_encryption} the https listener runs in the `nerve up` process")
     return found

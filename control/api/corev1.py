@@ -13,6 +13,7 @@ from typing import Any
 from control.api import columns, schema
 from control.api.meta import mapping
 from control.api.schema import LEAF, OPEN, map_of, unimplemented
+from core import features
 from core.errors import FieldError
 
 CONFIGMAP_SCHEMA = schema.resource(
@@ -45,6 +46,9 @@ def validate_configmap(obj: dict[str, Any]) -> list[FieldError]:
     data = obj.get("data")
     if data is not None and (not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values())):
         return [FieldError("data", "must be a map of strings to strings")]
+    if features.is_features_configmap(obj):
+        # Knative's feature flags: a bad value would otherwise leave a flag silently off (core/features.py).
+        return features.problems(data)
     return []
 
 

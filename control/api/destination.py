@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from control.api.meta import DNS1123_LABEL, DNS1123_SUBDOMAIN
 from core.errors import FieldError
+from core.tls import pem_problem
 
 
 def default_destination(dest: Any, namespace: str) -> None:
@@ -57,4 +58,13 @@ def validate_destination(dest: Any, path: str, namespace: str) -> list[FieldErro
             errors.append(FieldError(f"{path}.uri", "an absolute URI is not allowed when ref is present"))
         if ref is None and (not parts.scheme or not parts.netloc):
             errors.append(FieldError(f"{path}.uri", f"{uri!r} must be an absolute URI with a scheme and host"))
+    errors += validate_ca_certs(dest.get("CACerts"), f"{path}.CACerts")
     return errors
+
+
+def validate_ca_certs(value: object, path: str) -> list[FieldError]:
+    """Knative's Destination.CACerts: one or more PEM CERTIFICATE blocks the sender verifies the target with."""
+    if value is None:
+        return []
+    why = pem_problem(value)
+    return [] if why is None else [FieldError(path, why)]

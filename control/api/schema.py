@@ -152,12 +152,12 @@ METADATA = obj({
 KREFERENCE = obj({
     "apiVersion": LEAF, "kind": LEAF, "name": LEAF, "namespace": LEAF,
     "group": unimplemented(LEAF, "refs are resolved by apiVersion and kind"),
-    "address": unimplemented(LEAF, "a ref resolves to the resource's one address"),
+    "address": LEAF,  # the name of one of the resource's status.addresses (control/resolver.py)
 })
 
 DESTINATION = obj({
     "ref": KREFERENCE, "uri": LEAF,
-    "CACerts": unimplemented(LEAF, "HTTPS destinations are verified against the system's trust store"),
+    "CACerts": LEAF,  # verified against by the sender (core/tls.py)
     "audience": unimplemented(LEAF, "requests carry no OIDC token"),
 })
 

@@ -8,6 +8,7 @@ from typing import Any
 from channels.registry import BackendPool
 from control.reconcilers import topics
 from control.reconcilers.resources import broker as build
+from control.reconcilers.resources.address import features_of
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.writes import Writes
 from control.resolver import Resolver
@@ -46,14 +47,15 @@ class BrokerReconciler:
             # No contract entry: a template Nerve cannot run never falls back to another backend.
             await writes.status(broker, build.status(broker, where, build.refusal(where), resolver, self._settings))
             return None
+        features = features_of(snapshot, self._settings)  # transport-encryption decides the addresses
         holder = build.topic_holder(broker, where, snapshot, self._settings, self._pool.settings)
         if holder is not None:
             # No contract entry: its events would land on, and be delivered from, the other Broker's topic.
             await writes.status(broker, build.status(broker, where, build.conflict(holder, where), resolver,
-                                                     self._settings))
+                                                     self._settings, features=features))
             return None
         outcome = await self._ensure_topic(broker, where)
-        await writes.status(broker, build.status(broker, where, outcome, resolver, self._settings))
+        await writes.status(broker, build.status(broker, where, outcome, resolver, self._settings, features=features))
         return build.resource(broker, where)
 
     async def finalize(self, broker: dict[str, Any], snapshot: Snapshot) -> None:

@@ -12,6 +12,7 @@ from control.reconcilers import topics
 from control.reconcilers.garbage import owned_by
 from control.reconcilers.resources import channel as build
 from control.reconcilers.resources import subscription as subscription_build
+from control.reconcilers.resources.address import features_of
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.subscription import SubscriptionReconciler
 from control.reconcilers.writes import Writes
@@ -108,6 +109,7 @@ class Channels:
                 # The finalizer goes on before the topic exists, so no topic is left without its clean-up.
                 if await writes.add_finalizer(obj):
                     candidates.append((reconciler, obj, reconciler.placement(obj)))
+        features = features_of(snapshot, self._settings)  # transport-encryption decides the addresses
         holders = build.topic_holders([(obj, where) for _, obj, where in candidates])
         placed: dict[str, tuple[dict[str, Any], build.Placement, topics.TopicOutcome]] = {}
         for reconciler, obj, where in candidates:
@@ -118,7 +120,8 @@ class Channels:
         # subscribers they had; then the Subscriptions; then each channel's subscribers.
         for obj, where, topic in placed.values():
             kept = list(mapping(obj.get("status")).get("subscribers") or [])
-            await writes.status(obj, build.status(obj, where, topic, kept, resolver, self._settings))
+            await writes.status(obj, build.status(obj, where, topic, kept, resolver, self._settings,
+                                                  features=features))
         for ch in snapshot.live("Channel"):
             await self.generic.write_status(ch, snapshot, writes, problems[ch["metadata"]["uid"]])
         egresses: dict[str, list[Egress]] = {}
@@ -138,7 +141,8 @@ class Channels:
             if subscribers or spec.get("subscribers"):
                 await writes.spec(obj, {**spec, "subscribers": subscribers})
             statuses = [build.subscriber_status(s["uid"], s["generation"], True) for s in subscribers]
-            await writes.status(obj, build.status(obj, where, topic, statuses, resolver, self._settings))
+            await writes.status(obj, build.status(obj, where, topic, statuses, resolver, self._settings,
+                                                  features=features))
             if topic.ready:
                 resources.append(build.resource(obj, where, tuple(sorted(egresses.get(uid, []),
                                                                          key=lambda e: e.uid))))

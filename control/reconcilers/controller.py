@@ -46,6 +46,7 @@ from control.reconcilers.kafkasource import KafkaSourceReconciler
 from control.reconcilers.parallel import ParallelReconciler
 from control.reconcilers.pingsource import PingSourceReconciler
 from control.reconcilers.probe import KafkaProbes
+from control.reconcilers.resources.address import features_of
 from control.reconcilers.resources.trigger import dependency_view
 from control.reconcilers.sequence import SequenceReconciler
 from control.reconcilers.sinkbinding import SinkBindingReconciler
@@ -58,6 +59,7 @@ from control.settings import ControlSettings
 from control.store.base import ResourceStore
 from core.contract import Contract, Egress, Resource, Source, Workload
 from core.errors import BackendError
+from core.features import Features
 
 log = logging.getLogger("nerve.control")
 
@@ -120,6 +122,9 @@ class Reconciler:
         self.workloads = WorkloadReconciler(local=settings.local_workloads)
         self.eventtypes = EventTypeReconciler()
         self.contract = contract or Contract()
+        self.features = Features()
+        """Knative's feature flags in force this pass (config-features, then the command line's): builders
+        read them from here, and the contract carries them to the data plane."""
         self._wake: asyncio.TimerHandle | None = None
         self._woken: asyncio.Task[Contract] | None = None
 
@@ -167,6 +172,7 @@ class Reconciler:
     async def _round(self) -> bool:
         writes = Writes(self._store)
         snapshot = await Snapshot.load(self._store, [kind.kind for kind in kinds.KINDS])
+        self.features = features_of(snapshot, self._settings)
         for orphan in [] if self._on_cluster else garbage.orphans(snapshot.objects()):
             await writes.delete(orphan)
         # Workloads first: a Pod's port is chosen before Service refs to it are resolved.
@@ -214,7 +220,8 @@ class Reconciler:
             await self.parallels.reconcile(par, snapshot, writes)
 
     async def _publish(self, resources: list[Resource], sources: list[Source], workloads: list[Workload]) -> None:
-        contract = Contract(self.contract.generation, tuple(resources), tuple(sources), tuple(workloads))
+        contract = Contract(self.contract.generation, tuple(resources), tuple(sources), tuple(workloads),
+                            features=self.features)
         if not contract.same_content(self.contract) or self.contract.generation == 0:
             contract = dataclasses.replace(contract, generation=self.contract.generation + 1)
             await self._sink(contract)

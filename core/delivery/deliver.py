@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from core.delivery.sender import Attempt, Sender
 from core.errors import BackendError, TTLExhausted
 from core.events import Event
 from core.hops import ARRIVAL_TIME
+from core.tls import context_for
 from core.tracing import SpanInfo
 
 log = logging.getLogger("nerve.delivery")
@@ -52,6 +54,10 @@ class Target:
     policy: RetryPolicy
     metrics: TargetMetrics
     span: SpanInfo
+    destination_ssl: ssl.SSLContext | None = None
+    """How an https destination is verified (its CACerts, core/tls.py); None: the client's default."""
+    reply_ssl: ssl.SSLContext | None = None
+    dead_letter_ssl: ssl.SSLContext | None = None
 
     @classmethod
     def compile(cls, egress: Egress, labels: tuple[str, str, str], *, default_timeout_s: float) -> Target:
@@ -59,8 +65,12 @@ class Target:
         policy = RetryPolicy.from_config(egress.egress_config, default_timeout_s=default_timeout_s)
         ref = egress.reference
         scheme = egress.destination.partition("://")[0] if "://" in egress.destination else "http"
+        dead_letter = egress.egress_config.dead_letter
         return cls(egress, policy, TargetMetrics(labels, kind=ref.kind, scheme=scheme),
-                   SpanInfo.delivery(ref.kind, ref.namespace, ref.name, labels[1]))
+                   SpanInfo.delivery(ref.kind, ref.namespace, ref.name, labels[1]),
+                   destination_ssl=context_for(egress.destination, egress.destination_ca_certs),
+                   reply_ssl=context_for(egress.reply_url or "", egress.reply_url_ca_certs),
+                   dead_letter_ssl=context_for(dead_letter or "", egress.egress_config.dead_letter_ca_certs))
 
     @property
     def name(self) -> str:
@@ -135,7 +145,8 @@ class Deliverer:
                 target.metrics.retries.inc()
             started = time.perf_counter()
             attempt = await self._sender.send(
-                destination, event, structured=structured, headers=headers, timeout_s=policy.timeout_s
+                destination, event, structured=structured, headers=headers, timeout_s=policy.timeout_s,
+                ssl=target.destination_ssl,
             )
             self._observe_dispatch(event, attempt, started, target)
             if is_success(attempt.status):
@@ -178,12 +189,13 @@ class Deliverer:
                 return egress.destination, Attempt(503, exc.reason.encode())
             return None
         if egress.reply_url:
-            sent = await self._post_with_retries(egress.reply_url, reply, target)
+            sent = await self._post_with_retries(egress.reply_url, reply, target, target.reply_ssl)
             if not is_success(sent.status):
                 return egress.reply_url, sent
         return None
 
-    async def _post_with_retries(self, url: str, event: Event, target: Target) -> Attempt:
+    async def _post_with_retries(self, url: str, event: Event, target: Target,
+                                 context: ssl.SSLContext | None = None) -> Attempt:
         """POST to a reply URL or dead-letter sink with the target's retry policy; the last attempt."""
         policy, egress = target.policy, target.egress
         sent = Attempt(None)
@@ -194,6 +206,7 @@ class Deliverer:
                 structured=egress.format == "json",
                 headers={"Kn-Namespace": egress.reference.namespace},
                 timeout_s=policy.timeout_s,
+                ssl=context,
             )
             if is_success(sent.status) or number + 1 >= policy.attempts or not should_retry(sent.status):
                 break
@@ -215,7 +228,7 @@ class Deliverer:
                             target.name, event.id, policy.attempts, attempt.status)
             return "dropped"
         sent = await self._post_with_retries(sink, dead_letter_event(event, destination, attempt.status,
-                                                                     attempt.body), target)
+                                                                     attempt.body), target, target.dead_letter_ssl)
         if is_success(sent.status):
             target.metrics.dead_lettered.inc()
             return "dead-lettered"

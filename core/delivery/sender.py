@@ -11,6 +11,8 @@ pools belong to the session `pooled_session` makes: closing the session closes b
 from __future__ import annotations
 
 import asyncio
+import logging
+import ssl as tls
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -21,6 +23,7 @@ from core.delivery.http1 import Http1Pool, RequestError, Unsupported
 from core.events import STRUCTURED_CONTENT_TYPE, Event, to_binary, to_structured
 
 _NO_CONTENT_TYPE = ("Content-Type",)
+log = logging.getLogger("nerve.delivery")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +74,10 @@ class Sender:
         self._http1 = connector.http1 if isinstance(connector, _Connector) else None
 
     async def send(
-        self, url: str, event: Event, *, structured: bool, headers: dict[str, str], timeout_s: float
+        self, url: str, event: Event, *, structured: bool, headers: dict[str, str], timeout_s: float,
+        ssl: tls.SSLContext | None = None,
     ) -> Attempt:
+        """`ssl` verifies an https `url` (the target's CACerts, core/tls.py); None: the system trust store."""
         if structured:
             body = to_structured(event)
             request_headers = {"Content-Type": STRUCTURED_CONTENT_TYPE}
@@ -84,15 +89,15 @@ class Sender:
         # `datacontenttype` must arrive without a Content-Type (the next hop would store the invented one).
         skip = () if "Content-Type" in request_headers else _NO_CONTENT_TYPE
         if not tracing.ENABLED:
-            return await self._post(url, body, request_headers, skip, timeout_s)
+            return await self._post(url, body, request_headers, skip, timeout_s, ssl)
         span = tracing.start_send(url)  # a child of the delivery's span; the destination continues it
         request_headers.update(tracing.headers_of(span))
-        attempt = await self._post(url, body, request_headers, skip, timeout_s)
+        attempt = await self._post(url, body, request_headers, skip, timeout_s, ssl)
         tracing.end_send(span, attempt.status, attempt.body if attempt.status is None else b"")
         return attempt
 
     async def _post(self, url: str, body: bytes, request_headers: dict[str, str], skip: tuple[str, ...],
-                    timeout_s: float) -> Attempt:
+                    timeout_s: float, context: tls.SSLContext | None = None) -> Attempt:
         url = sanitize_url(url)
         if self._http1 is not None and url.startswith("http://"):
             try:
@@ -102,7 +107,7 @@ class Sender:
         try:
             async with self._session.post(
                 url, data=body, headers=request_headers, skip_auto_headers=skip,
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                timeout=aiohttp.ClientTimeout(total=timeout_s), ssl=context if context is not None else True,
                 # Never follow a redirect: re-POSTing the producer's event to wherever a subscriber points
                 # would let anyone who can publish reach any address the dispatcher can (the control API
                 # included). Knative's dispatcher does not follow either; a 3xx is a failed attempt that
@@ -114,6 +119,13 @@ class Sender:
                     response.status, payload, dict(response.headers),
                     response.headers.get("Content-Type"),
                 )
+        except aiohttp.ClientConnectorCertificateError as exc:
+            # The attempt fails like a refused connection (retried, then dead-lettered); the log says why.
+            reason = f"TLS certificate of {exc.host}:{exc.port} not verified: {exc.certificate_error}"
+            log.warning("%s: %s (verified against %s)", url, reason,
+                        "the destination's CACerts and the system trust store" if context is not None
+                        else "the system trust store")
+            return Attempt(None, f"dispatch error: {reason}".encode())
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return _no_answer(exc)
 

@@ -34,10 +34,11 @@ class NerveUp:
         self.log = workdir / "nerve-up.log"
         self._proc: asyncio.subprocess.Process | None = None
 
-    async def start(self) -> None:
+    async def start(self, *args: str) -> None:
+        """`nerve up` on this instance's ports, with `args` (more flags) after them."""
         with self.log.open("wb") as out:
             self._proc = await asyncio.create_subprocess_exec(
-                NERVE, "up", "--ingress-port", str(self.ingress), "--api-port", str(self.api),
+                NERVE, "up", "--ingress-port", str(self.ingress), "--api-port", str(self.api), *args,
                 cwd=self.workdir, stdout=out, stderr=asyncio.subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while True:
@@ -116,9 +117,9 @@ class NerveUp:
 
 
 @asynccontextmanager
-async def nerve_up(workdir: Path) -> AsyncIterator[NerveUp]:
+async def nerve_up(workdir: Path, *args: str) -> AsyncIterator[NerveUp]:
     up = NerveUp(workdir)
-    await up.start()
+    await up.start(*args)
     try:
         yield up
     finally:

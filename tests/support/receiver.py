@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -62,16 +63,17 @@ class Receiver:
             await asyncio.sleep(answer.delay_s)
         return web.Response(status=answer.status, headers=answer.headers, body=answer.body)
 
-    async def start(self, port: int = 0) -> str:
+    async def start(self, port: int = 0, *, tls: ssl.SSLContext | None = None) -> str:
+        """Serve on loopback; with `tls` (a server context) on https."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("POST", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        site = web.TCPSite(self._runner, "127.0.0.1", port, ssl_context=tls)
         await site.start()
         assert site._server is not None
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/"
         return self.url
 
     async def stop(self) -> None:

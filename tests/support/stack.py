@@ -71,7 +71,8 @@ class Stack:
 @asynccontextmanager
 async def running_stack(state_dir: Path, **overrides: Any) -> AsyncIterator[Stack]:
     settings = UpSettings(
-        state_dir=state_dir, ingress_port=0, api_port=0, resync_seconds=overrides.pop("resync_seconds", 2.0),
+        state_dir=state_dir, ingress_port=overrides.pop("ingress_port", 0), api_port=0,
+        resync_seconds=overrides.pop("resync_seconds", 2.0),
         ingress=overrides.pop("ingress", IngressSettings(port=0)),
         dispatcher=overrides.pop("dispatcher", DispatcherSettings(drain_timeout_s=2.0)),
         **overrides,

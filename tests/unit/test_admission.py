@@ -12,6 +12,7 @@ from control.api import kinds
 from control.api.admission import AdmissionSettings, FieldValidation, Refused, admit
 from control.api.meta import with_generated_name
 from core.errors import InvalidResource
+from core.tls import new_ca
 
 SETTINGS = AdmissionSettings()
 
@@ -91,12 +92,11 @@ def test_strict_keeps_not_implemented_fields_as_warnings() -> None:
 def test_kafka_source_fields_nerve_does_not_implement_are_warned() -> None:
     manifest = _kafka_source(net={"sasl": {"enable": True, "user": {"secretKeyRef": {"name": "s", "key": "u"}}},
                                   "tls": {"enable": False}},
-                             delivery={"format": "json"}, sink={"uri": "https://sink/", "CACerts": "pem"})
+                             delivery={"format": "json"},
+                             sink={"uri": "https://sink/", "CACerts": new_ca("test").cert_pem.decode()})
     manifest["metadata"]["labels"] = {"kafkasources.sources.knative.dev/key-type": "int"}
     messages = [str(w) for w in admit(manifest, None, SETTINGS).warnings]
-    assert messages == [
-        'field "spec.sink.CACerts" is accepted but not implemented by Nerve: '
-        "HTTPS destinations are verified against the system's trust store",
+    assert messages == [  # CACerts is acted on now: the sink is verified against it (core/tls.py)
         'field "spec.delivery.format" is accepted but not implemented by Nerve: events are delivered in binary mode',
         'field "spec.net.sasl" is accepted but not implemented by Nerve: '
         "SASL authentication to Kafka; Nerve connects to bootstrapServers in plaintext",

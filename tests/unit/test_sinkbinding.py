@@ -181,3 +181,17 @@ def test_a_subject_kind_nerve_does_not_run_is_said_in_the_status() -> None:
     ready = next(c for c in binding["status"]["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "SubjectUnsupported")
     assert "a CronJob's Jobs" in ready["message"]
+
+
+def test_a_sink_with_ca_certs_injects_k_ca_certs() -> None:
+    from core.tls import new_ca
+    pem = new_ca("sink CA").cert_pem.decode()
+    manifest = {"apiVersion": "sources.knative.dev/v1", "kind": "SinkBinding", "metadata": {"name": "b"},
+                "spec": {"subject": {"apiVersion": "v1", "kind": "Pod", "name": "producer"},
+                         "sink": {"uri": "https://sink.example/", "CACerts": pem}}}
+    binding = _admitted(manifest)
+    snapshot = Snapshot.of([binding])
+    _resolved(binding, snapshot)
+    assert binding["status"]["sinkCACerts"] == pem
+    assert build.injected_env("Pod", "default", "producer", {}, snapshot) == {
+        "K_SINK": "https://sink.example/", "K_CE_OVERRIDES": "", "K_CA_CERTS": pem}

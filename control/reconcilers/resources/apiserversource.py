@@ -28,7 +28,7 @@ from typing import Any
 from control.api import kinds
 from control.api.apiserversource import REFERENCE_MODE, RESOURCE_MODE
 from control.conditions import cond
-from control.reconcilers.resources.source import contract_source, resolve_sink, source_status
+from control.reconcilers.resources.source import contract_source, resolve_sink_address, source_status
 from control.reconcilers.resources.trigger import OIDC_REASON
 from control.reconcilers.snapshot import Snapshot
 from control.resolver import Resolver
@@ -86,7 +86,8 @@ def _resources(spec: dict[str, Any]) -> list[dict[str, Any]]:
 def build(source: dict[str, Any], snapshot: Snapshot, resolver: Resolver, *, source_url: str,
           watch_available: bool, now: str | None = None) -> Built:
     spec = source["spec"]
-    sink_provided, sink_uri = resolve_sink(source, resolver)
+    sink_provided, sink = resolve_sink_address(source, resolver)
+    sink_uri = sink.url
     if watch_available:
         deployed = cond("Deployed", True)
     else:
@@ -96,7 +97,8 @@ def build(source: dict[str, Any], snapshot: Snapshot, resolver: Resolver, *, sou
     mode = spec.get("mode", REFERENCE_MODE)
     ce_attributes = [{"type": t, "source": source_url} for t in EVENT_TYPES.get(mode, ())]
     namespaces = watched_namespaces(source, snapshot)
-    status = source_status(source, conditions, sink_uri, ce_attributes, now=now, namespaces=namespaces)
+    status = source_status(source, conditions, sink_uri, ce_attributes, now=now, sink_ca_certs=sink.ca_certs,
+                           namespaces=namespaces)
     if not sink_uri or not watch_available:
         return Built(status, None)
     selector = spec.get("namespaceSelector")
@@ -110,4 +112,4 @@ def build(source: dict[str, Any], snapshot: Snapshot, resolver: Resolver, *, sou
         "namespaceSelector": selector,
         "allNamespaces": selector is not None and LabelSelector.from_json(selector).everything,
     }
-    return Built(status, contract_source(source, sink_uri, config))
+    return Built(status, contract_source(source, sink_uri, config, sink_ca_certs=sink.ca_certs))

@@ -11,12 +11,14 @@ from channels.registry import BackendSettings
 from control.api.broker import BROKER_CLASSES, CHANNEL_TEMPLATE_KEY, CLASS_ANNOTATION
 from control.conditions import cond, with_ready
 from control.reconcilers.resources import channel_template
+from control.reconcilers.resources.address import addressable
 from control.reconcilers.resources.delivery import dead_letter_condition
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.topics import TopicOutcome
 from control.resolver import Resolver
 from control.settings import ControlSettings
 from core.contract import Reference, Resource
+from core.features import Features
 
 # Where status records the cluster (Knative's Kafka broker records bootstrap.servers the same way), so
 # clean-up still finds the topic once the Broker's ConfigMap is gone.
@@ -234,7 +236,7 @@ def resource(broker: dict[str, Any], where: Placement) -> Resource:
 
 
 def status(broker: dict[str, Any], where: Placement | None, topic: TopicOutcome | None, resolver: Resolver,
-           settings: ControlSettings, now: str | None = None) -> dict[str, Any]:
+           settings: ControlSettings, now: str | None = None, *, features: Features | None = None) -> dict[str, Any]:
     meta, spec = broker["metadata"], broker["spec"]
     ns, name = meta["namespace"], meta["name"]
     out: dict[str, Any] = {"observedGeneration": meta["generation"]}
@@ -250,7 +252,7 @@ def status(broker: dict[str, Any], where: Placement | None, topic: TopicOutcome 
         outcome = topic or refusal(where)
         conditions.append(cond("TriggerChannelReady", False, outcome.reason, outcome.message))
     else:
-        out["address"] = {"url": f"{settings.ingress_base_url.rstrip('/')}/{ns}/{name}"}
+        out.update(addressable(f"/{ns}/{name}", settings, features or Features()))
         out["annotations"] = {"nerve.dev/backend": where.backend, "nerve.dev/topic": where.topic.name}
         if where.channel is not None:
             out["annotations"].update(zip(CHANNEL_ANNOTATIONS, (*where.channel, f"{name}-kne-trigger", ns),

@@ -24,6 +24,7 @@ from control.api.meta import mapping
 from control.api.natsjetstreamchannel import stream_config
 from control.conditions import cond, with_ready
 from control.reconcilers.garbage import owned_by
+from control.reconcilers.resources.address import addressable
 from control.reconcilers.resources.delivery import dead_letter_condition
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.topics import TopicOutcome
@@ -31,6 +32,7 @@ from control.resolver import Resolver
 from control.settings import ControlSettings
 from core.contract import Egress, Reference, Resource
 from core.durations import parse_ms
+from core.features import Features
 
 CONCRETE = tuple(k.kind for k in kinds.CHANNEL_KINDS)
 INGRESS_PREFIX = "/channels"
@@ -158,13 +160,14 @@ def subscriber_status(uid: str, generation: int, ready: bool, message: str = "")
 
 
 def status(channel: dict[str, Any], where: Placement, topic: TopicOutcome, subscribers: list[dict[str, Any]],
-           resolver: Resolver, settings: ControlSettings, now: str | None = None) -> dict[str, Any]:
+           resolver: Resolver, settings: ControlSettings, now: str | None = None, *,
+           features: Features | None = None) -> dict[str, Any]:
     """A concrete channel's status: address, the topic condition, dead-letter sink, subscribers."""
     meta, spec = channel["metadata"], mapping(channel.get("spec"))
     ns, name = meta["namespace"], meta["name"]
     old = mapping(channel.get("status"))
     out: dict[str, Any] = {"observedGeneration": meta["generation"],
-                           "address": {"url": address(ns, name, settings)}}
+                           **addressable(ingress_path(ns, name), settings, features or Features())}
     annotations = {"nerve.dev/backend": where.backend, "nerve.dev/topic": where.topic.name}
     key = CONNECTION_ANNOTATION.get(where.backend)
     recorded = where.connection if topic.ready else mapping(old.get("annotations")).get(key or "")
@@ -243,7 +246,9 @@ def channel_status(channel: dict[str, Any], backing: dict[str, Any] | None, prob
                                    str(why.get("message") or f"{backing['kind']} is not Ready yet")))
         url = mapping(mirrored.get("address")).get("url")
         if url:
-            out["address"] = {"url": url}
+            out["address"] = dict(mapping(mirrored.get("address")))
+            if mirrored.get("addresses"):
+                out["addresses"] = [dict(a) for a in mirrored["addresses"]]
             conditions.append(cond("Addressable", True))
         else:
             conditions.append(cond("Addressable", False, "EmptyHostname", "the backing channel has no address yet"))

@@ -10,7 +10,8 @@ from core.contract import EgressConfig
 from core.durations import parse_ms
 
 
-def egress_config(delivery: dict[str, Any] | None, dead_letter: str | None) -> EgressConfig:
+def egress_config(delivery: dict[str, Any] | None, dead_letter: str | None,
+                  dead_letter_ca_certs: str | None = None) -> EgressConfig:
     delivery = delivery or {}
 
     def ms(key: str) -> int | None:
@@ -24,17 +25,21 @@ def egress_config(delivery: dict[str, Any] | None, dead_letter: str | None) -> E
         timeout_ms=ms("timeout"),
         dead_letter=dead_letter,
         retry_after_max_ms=ms("retryAfterMax"),
+        dead_letter_ca_certs=dead_letter_ca_certs if dead_letter else None,
     )
 
 
 def dead_letter_condition(
     dls: dict[str, Any] | None, namespace: str, resolver: Resolver, status: dict[str, Any]
 ) -> dict[str, Any]:
-    """The condition, and `status.deadLetterSinkUri` when the sink resolves."""
+    """The condition, and `status.deadLetterSinkUri` (and `deadLetterSinkCACerts`) when the sink resolves."""
     if dls is None:
         return cond("DeadLetterSinkResolved", True, "DeadLetterSinkNotConfigured", "No dead letter sink is configured.")
     try:
-        status["deadLetterSinkUri"] = resolver.resolve(dls, namespace)
+        resolved = resolver.resolve_address(dls, namespace)
     except Unresolvable as exc:
         return cond("DeadLetterSinkResolved", False, "Unable to get the dead letter sink's URI", exc.message)
+    status["deadLetterSinkUri"] = resolved.url
+    if resolved.ca_certs:
+        status["deadLetterSinkCACerts"] = resolved.ca_certs
     return cond("DeadLetterSinkResolved", True)

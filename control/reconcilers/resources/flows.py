@@ -116,4 +116,5 @@ def address_of(child: Observed | None) -> dict[str, Any] | None:
     if child is None or child.have is None or child.foreign:
         return None
     address = (child.have.get("status") or {}).get("address") or {}
-    return {"url": address["url"]} if address.get("url") else None
+    # Whole, as Knative's setAddress: under transport-encryption its name and CACerts come along.
+    return dict(address) if address.get("url") else None

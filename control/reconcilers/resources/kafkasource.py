@@ -12,7 +12,7 @@ from typing import Any
 
 from control.conditions import cond, with_ready
 from control.reconcilers.resources.delivery import dead_letter_condition, egress_config
-from control.reconcilers.resources.source import resolve_sink
+from control.reconcilers.resources.source import resolve_sink_address
 from control.resolver import Resolver
 from core.contract import Egress, Reference, Source
 
@@ -41,10 +41,13 @@ def build(source: dict[str, Any], probe: Probe, resolver: Resolver, now: str | N
     meta, spec = source["metadata"], source["spec"]
     ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
     status: dict[str, Any] = {"observedGeneration": meta["generation"]}
-    sink_provided, sink_uri = resolve_sink(source, resolver)
+    sink_provided, sink = resolve_sink_address(source, resolver)
+    sink_uri = sink.url
     conditions = [sink_provided]
     if sink_uri:
         status["sinkUri"] = sink_uri
+        if sink.ca_certs:
+            status["sinkCACerts"] = sink.ca_certs
     servers = bootstrap_servers(source)
     if probe.reachable is None:
         conditions.append(cond("ConnectionEstablished", None, "ConnectionPending", probe.message))
@@ -69,8 +72,10 @@ def build(source: dict[str, Any], probe: Probe, resolver: Resolver, now: str | N
         consumer_group=spec["consumerGroup"],
         destination=sink_uri,
         generation=meta["generation"],
-        egress_config=egress_config(spec.get("delivery"), status.get("deadLetterSinkUri")),
+        egress_config=egress_config(spec.get("delivery"), status.get("deadLetterSinkUri"),
+                                    status.get("deadLetterSinkCACerts")),
         delivery_order="unordered" if spec.get("ordering", "ordered") == "unordered" else "ordered",
+        destination_ca_certs=sink.ca_certs,
     )
     config = {
         "bootstrapServers": servers,

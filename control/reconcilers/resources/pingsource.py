@@ -16,7 +16,7 @@ from typing import Any
 
 from control.api.pingsource import DEFAULT_SCHEDULE, normalize_schedule
 from control.conditions import cond
-from control.reconcilers.resources.source import contract_source, resolve_sink, source_path, source_status
+from control.reconcilers.resources.source import contract_source, resolve_sink_address, source_path, source_status
 from control.resolver import Resolver
 from core.contract import Source
 
@@ -49,12 +49,13 @@ def config(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def build(obj: dict[str, Any], resolver: Resolver, now: str | None = None) -> Built:
-    sink_provided, sink_uri = resolve_sink(obj, resolver)
+    sink_provided, sink = resolve_sink_address(obj, resolver)
+    sink_uri = sink.url
     # Knative's Deployed reflects the shared mt-ping adapter Deployment; here the sources service runs
     # every PingSource of the contract (in `nerve up`, in the same process), so it is True.
     conditions = [sink_provided, cond("Deployed", True)]
     attributes = [{"type": EVENT_TYPE, "source": source_path(obj, PLURAL)}]
-    status = source_status(obj, conditions, sink_uri, attributes, now=now)
+    status = source_status(obj, conditions, sink_uri, attributes, now=now, sink_ca_certs=sink.ca_certs)
     if not sink_uri:
         return Built(status, None)
-    return Built(status, contract_source(obj, sink_uri, config(obj)))
+    return Built(status, contract_source(obj, sink_uri, config(obj), sink_ca_certs=sink.ca_certs))

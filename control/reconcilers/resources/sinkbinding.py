@@ -3,7 +3,8 @@
 On Kubernetes, Knative's webhook rewrites the pod spec of each PodSpecable object the binding's subject
 matches (`ev:pkg/apis/sources/v1/sinkbinding_lifecycle.go` Do/Undo): it removes any K_SINK,
 K_CE_OVERRIDES and K_CA_CERTS, then appends `K_SINK` = the resolved sink and `K_CE_OVERRIDES` = the JSON
-of `spec.ceOverrides` ("" when there are none) to every container. Embedded Nerve has no pod specs to
+of `spec.ceOverrides` ("" when there are none) to every container, and `K_CA_CERTS` = the sink's
+CACerts (`status.sinkCACerts`) when it has some. Embedded Nerve has no pod specs to
 patch: the workloads runner asks `injected_env` for a workload's bound variables each time it starts one
 of its processes, so a binding applied later reaches the next process started, and a deleted binding's
 variables are gone from it ("Undo").
@@ -25,7 +26,7 @@ from typing import Any
 
 from control.api import kinds
 from control.conditions import cond
-from control.reconcilers.resources.source import resolve_sink, source_status
+from control.reconcilers.resources.source import resolve_sink_address, source_status
 from control.reconcilers.snapshot import Snapshot
 from control.resolver import Resolver
 from core.selector import LabelSelector
@@ -67,10 +68,14 @@ def ce_overrides_json(spec: dict[str, Any]) -> str:
 
 def binding_env(binding: dict[str, Any]) -> dict[str, str]:
     """What a binding injects; {} while its sink does not resolve (status.sinkUri unset)."""
-    sink = (binding.get("status") or {}).get("sinkUri")
+    status = binding.get("status") or {}
+    sink = status.get("sinkUri")
     if not sink:
         return {}
-    return {"K_SINK": str(sink), "K_CE_OVERRIDES": ce_overrides_json(binding["spec"])}
+    env = {"K_SINK": str(sink), "K_CE_OVERRIDES": ce_overrides_json(binding["spec"])}
+    if status.get("sinkCACerts"):
+        env["K_CA_CERTS"] = str(status["sinkCACerts"])  # what the workload verifies an https sink with
+    return env
 
 
 def excluded(labels: dict[str, str], namespace_labels: dict[str, str]) -> bool:
@@ -116,5 +121,6 @@ def _availability(binding: dict[str, Any], snapshot: Snapshot) -> dict[str, Any]
 
 def status(binding: dict[str, Any], snapshot: Snapshot, resolver: Resolver, now: str | None = None) -> dict[str, Any]:
     """SinkBindingStatus: SinkProvided and status.sinkUri from the sink, SinkBindingAvailable, Ready."""
-    sink_provided, sink_uri = resolve_sink(binding, resolver)
-    return source_status(binding, [sink_provided, _availability(binding, snapshot)], sink_uri, now=now)
+    sink_provided, sink = resolve_sink_address(binding, resolver)
+    return source_status(binding, [sink_provided, _availability(binding, snapshot)], sink.url, now=now,
+                         sink_ca_certs=sink.ca_certs)

@@ -11,7 +11,7 @@ from typing import Any
 
 from control.api.source import overrides_of
 from control.conditions import cond, with_ready
-from control.resolver import Resolver, Unresolvable
+from control.resolver import Resolved, Resolver, Unresolvable
 from core.contract import Egress, EgressConfig, Reference, Source
 
 # How a source that names no DeliverySpec retries a failed send: Knative's adapters send with the
@@ -23,24 +23,33 @@ DEFAULT_SOURCE_DELIVERY = EgressConfig(retry=5, backoff_policy="exponential", ba
 
 def resolve_sink(obj: dict[str, Any], resolver: Resolver) -> tuple[dict[str, Any], str]:
     """The SinkProvided condition and the sink URL ("" while it does not resolve)."""
+    provided, sink = resolve_sink_address(obj, resolver)
+    return provided, sink.url
+
+
+def resolve_sink_address(obj: dict[str, Any], resolver: Resolver) -> tuple[dict[str, Any], Resolved]:
+    """The SinkProvided condition and the sink's URL ("" while it does not resolve) and CACerts."""
     spec, namespace = obj.get("spec") or {}, obj["metadata"]["namespace"]
     sink = spec.get("sink")
     if sink is None:
-        return cond("SinkProvided", False, "SinkEmpty", "Sink has resolved to empty."), ""
+        return cond("SinkProvided", False, "SinkEmpty", "Sink has resolved to empty."), Resolved("")
     try:
-        uri = resolver.resolve(sink, namespace)
+        resolved = resolver.resolve_address(sink, namespace)
     except Unresolvable as exc:
-        return cond("SinkProvided", False, "NotFound", exc.message), ""
-    return cond("SinkProvided", True), uri
+        return cond("SinkProvided", False, "NotFound", exc.message), Resolved("")
+    return cond("SinkProvided", True), resolved
 
 
 def source_status(obj: dict[str, Any], conditions: list[dict[str, Any]], sink_uri: str,
                   ce_attributes: list[dict[str, str]] | None = None, *, now: str | None = None,
-                  **extra: Any) -> dict[str, Any]:
-    """Knative's SourceStatus: conditions (Ready from them), observedGeneration, sinkUri, ceAttributes."""
+                  sink_ca_certs: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Knative's SourceStatus: conditions (Ready from them), observedGeneration, sinkUri (sinkCACerts),
+    ceAttributes."""
     status: dict[str, Any] = {"observedGeneration": obj["metadata"]["generation"]}
     if sink_uri:
         status["sinkUri"] = sink_uri
+        if sink_ca_certs:
+            status["sinkCACerts"] = sink_ca_certs
     if ce_attributes:
         status["ceAttributes"] = [dict(a) for a in ce_attributes]
     status.update(extra)
@@ -55,12 +64,12 @@ def source_path(obj: dict[str, Any], plural: str) -> str:
 
 
 def contract_source(obj: dict[str, Any], sink_uri: str, config: dict[str, Any], *,
-                    egress_config: EgressConfig = DEFAULT_SOURCE_DELIVERY) -> Source:
+                    egress_config: EgressConfig = DEFAULT_SOURCE_DELIVERY, sink_ca_certs: str | None = None) -> Source:
     """The `sources[]` entry: the sink as the egress destination, `config` the kind's own, and the
     ceOverrides under `config["ceOverrides"]` (a map of extension to value) for the data plane."""
     meta = obj["metadata"]
     reference = Reference(meta["uid"], meta["namespace"], meta["name"], obj["kind"])
     egress = Egress(uid=meta["uid"], reference=reference, consumer_group="", destination=sink_uri,
-                    generation=meta["generation"], egress_config=egress_config)
+                    generation=meta["generation"], egress_config=egress_config, destination_ca_certs=sink_ca_certs)
     return Source(uid=meta["uid"], reference=reference, egress=egress,
                   config={**config, "ceOverrides": overrides_of(obj.get("spec") or {})})

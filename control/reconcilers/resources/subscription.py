@@ -22,7 +22,7 @@ from control.conditions import cond, is_ready, ready_of, with_ready
 from control.reconcilers.resources import channel as channel_build
 from control.reconcilers.resources.delivery import egress_config
 from control.reconcilers.snapshot import Snapshot
-from control.resolver import Resolver, Unresolvable
+from control.resolver import Resolved, Resolver, Unresolvable
 from control.settings import ControlSettings
 from core.contract import Egress, Reference, Resource
 
@@ -101,10 +101,17 @@ def merged_delivery(subscription: dict[str, Any], channel: dict[str, Any] | None
 
 def _dead_letter(subscription: dict[str, Any], channel: dict[str, Any] | None, resolver: Resolver) -> str | None:
     """The dead-letter sink URL: the Subscription's, else the channel's resolved one; Unresolvable."""
+    found = _dead_letter_address(subscription, channel, resolver)
+    return None if found is None else found.url
+
+
+def _dead_letter_address(subscription: dict[str, Any], channel: dict[str, Any] | None,
+                         resolver: Resolver) -> Resolved | None:
+    """The dead-letter sink (URL and CACerts): the Subscription's, else the channel's resolved one; Unresolvable."""
     meta, spec = subscription["metadata"], mapping(subscription.get("spec"))
     own = mapping(spec.get("delivery")).get("deadLetterSink")
     if own is not None:
-        return resolver.resolve(own, meta["namespace"])
+        return resolver.resolve_address(own, meta["namespace"])
     if channel is None or mapping(mapping(channel.get("spec")).get("delivery")).get("deadLetterSink") is None:
         return None
     uri = mapping(channel.get("status")).get("deadLetterSinkUri")
@@ -112,7 +119,7 @@ def _dead_letter(subscription: dict[str, Any], channel: dict[str, Any] | None, r
         channel_meta = channel["metadata"]
         raise Unresolvable("DeadLetterSinkResolveFailed", f"channel {channel_meta['namespace']}/"
                            f"{channel_meta['name']} didn't set status.deadLetterSinkURI")
-    return str(uri)
+    return Resolved(str(uri), mapping(channel.get("status")).get("deadLetterSinkCACerts") or None)
 
 
 def build(subscription: dict[str, Any], found: ChannelOf, resource: Resource | None, resolver: Resolver,
@@ -133,20 +140,28 @@ def build(subscription: dict[str, Any], found: ChannelOf, resource: Resource | N
         if spec.get(field) is None:
             continue
         try:
-            resolved[key] = resolver.resolve(spec[field], ns)
+            address = resolver.resolve_address(spec[field], ns)
+            resolved[key] = address.url
+            if address.ca_certs:  # subscriberCACerts, replyCACerts
+                resolved[f"{field}CACerts"] = address.ca_certs
         except Unresolvable as exc:
             resolved[key] = ""  # as Knative reports a URI that does not resolve
             problems.append(cond("ReferencesResolved", False, reason, f"Failed to resolve spec.{field}: "
                                  f"{exc.message}"))
     dead_letter: str | None = None
+    dead_letter_ca: str | None = None
     try:
-        dead_letter = _dead_letter(subscription, found.concrete, resolver)
+        dead = _dead_letter_address(subscription, found.concrete, resolver)
+        if dead is not None:
+            dead_letter, dead_letter_ca = dead.url, dead.ca_certs
     except Unresolvable as exc:
         problems.append(cond("ReferencesResolved", False, "DeadLetterSinkResolveFailed",
                              f"Failed to resolve spec.delivery.deadLetterSink: {exc.message}"))
     physical.update(resolved)
     if dead_letter:
         physical["deadLetterSinkUri"] = dead_letter
+        if dead_letter_ca:
+            physical["deadLetterSinkCACerts"] = dead_letter_ca
     conditions = [problems[0] if problems else cond("ReferencesResolved", True),
                   cond("OIDCIdentityCreated", True, OIDC_DISABLED)]
     egress: Egress | None = None
@@ -173,11 +188,13 @@ def build(subscription: dict[str, Any], found: ChannelOf, resource: Resource | N
             generation=meta["generation"],
             created=meta.get("creationTimestamp"),
             reply_url=reply,
-            egress_config=egress_config(delivery, dead_letter),
+            egress_config=egress_config(delivery, dead_letter, dead_letter_ca),
             delivery_order="ordered" if order == "ordered" else "unordered",
             format=mapping(delivery).get("format"),
+            destination_ca_certs=resolved.get("subscriberCACerts"),
+            reply_url_ca_certs=resolved.get("replyCACerts") if reply else None,
         )
-        subscriber = subscriber_spec(subscription, resolved, delivery, dead_letter)
+        subscriber = subscriber_spec(subscription, resolved, delivery, dead_letter, dead_letter_ca)
         conditions.append(cond("AddedToChannel", True))
         ready = is_ready(found.concrete)
         conditions.append(cond("ChannelReady", True) if ready else _channel_not_ready(found.concrete))
@@ -193,16 +210,22 @@ def _channel_not_ready(channel: dict[str, Any]) -> dict[str, Any]:
 
 
 def subscriber_spec(subscription: dict[str, Any], resolved: dict[str, str], delivery: dict[str, Any] | None,
-                    dead_letter: str | None) -> dict[str, Any]:
+                    dead_letter: str | None, dead_letter_ca: str | None = None) -> dict[str, Any]:
     """duckv1.SubscriberSpec as Knative's reconciler writes it into channel.spec.subscribers."""
     meta = subscription["metadata"]
     entry: dict[str, Any] = {"name": meta["name"], "uid": meta["uid"], "generation": meta["generation"],
                              "subscriberUri": resolved["subscriberUri"]}
+    if resolved.get("subscriberCACerts"):
+        entry["subscriberCACerts"] = resolved["subscriberCACerts"]
     if resolved.get("replyUri"):
         entry["replyUri"] = resolved["replyUri"]
+        if resolved.get("replyCACerts"):
+            entry["replyCACerts"] = resolved["replyCACerts"]
     spec_delivery = {k: v for k, v in (delivery or {}).items() if k != "format"}
     if dead_letter:
         spec_delivery["deadLetterSink"] = {"uri": dead_letter}
+        if dead_letter_ca:
+            spec_delivery["deadLetterSink"]["CACerts"] = dead_letter_ca
     if spec_delivery:
         entry["delivery"] = spec_delivery
     return entry

@@ -105,13 +105,16 @@ def build(trigger: dict[str, Any], broker: dict[str, Any] | None, resource: Reso
         conditions.append(cond("BrokerReady", False, ready.get("reason", "BrokerNotReady"), ready.get("message", "")))
     else:
         conditions.append(cond("BrokerReady", True))
-    subscriber_uri = ""
+    subscriber_uri, subscriber_ca = "", None
     try:
-        subscriber_uri = resolver.resolve(spec["subscriber"], ns)
+        subscriber = resolver.resolve_address(spec["subscriber"], ns)
+        subscriber_uri, subscriber_ca = subscriber.url, subscriber.ca_certs
         conditions.append(cond("SubscriberResolved", True))
     except Unresolvable as exc:
         conditions.append(cond("SubscriberResolved", False, "Unable to get the Subscriber's URI", exc.message))
     status["subscriberUri"] = subscriber_uri
+    if subscriber_ca:
+        status["subscriberCACerts"] = subscriber_ca
     # A Trigger's delivery replaces its Broker's whole, as Knative's MT broker does.
     delivery = spec.get("delivery")
     if delivery is None and broker is not None:
@@ -139,9 +142,10 @@ def build(trigger: dict[str, Any], broker: dict[str, Any] | None, resource: Reso
             reply_to_original_topic=True,
             filter_attributes=dict((spec.get("filter") or {}).get("attributes") or {}),
             filters=list(spec.get("filters") or []),
-            egress_config=egress_config(delivery, status.get("deadLetterSinkUri")),
+            egress_config=egress_config(delivery, status.get("deadLetterSinkUri"), status.get("deadLetterSinkCACerts")),
             delivery_order="ordered" if order == "ordered" else "unordered",
             format=(delivery or {}).get("format"),
+            destination_ca_certs=subscriber_ca,
         )
         conditions.append(cond("SubscriptionReady", True))
     else:
