@@ -14,6 +14,7 @@ and the sinks share this process on uvloop. Each run prints, per Trigger count:
     .venv/bin/python bench/bench_e2e.py --backend kafka --kafka-bootstrap 127.0.0.1:9092 --topology separate
     .venv/bin/python bench/bench_e2e.py --triggers 1 --eventtype-auto-create --sources 100   # the cost of auto-create
     .venv/bin/python bench/bench_e2e.py --tracing both --triggers 1      # the cost of tracing: off, then on
+    .venv/bin/python bench/bench_e2e.py --oidc both --triggers 1         # the cost of OIDC: off, then on
     .venv/bin/python bench/bench_e2e.py --backend kafka --kafka-bootstrap 127.0.0.1:9092 --topology separate \
         --dispatchers 2 --partitions 4 --triggers 1       # 1 vs 2 dispatcher (or --ingresses 2) processes
 
@@ -25,6 +26,12 @@ Each line is followed by its ratios to the last run of the same scenario on anot
 delivered x.., cpu/event x..`), from results kept under ~/.cache/nerve/bench/ (`--results-dir`), one
 JSON file per scenario (backend, topology, processes, Triggers, load, tracing): the figures of every
 commit's run, newest last. A ratio above 1 is more (delivered: better; cpu/event, p99: worse).
+
+`--oidc on` turns authentication-oidc on (ConfigMap knative-eventing/config-features) and sends every event
+with one bearer token from control's API, as a producer reuses its token until near expiry: the cost of the
+ingress's token and EventPolicy check (`--oidc both`: off, then on). Each `on` run also prints the CPU time of one
+uncached RS256 verification (what a producer sending a new token per event would cost per event) and of a
+cached one.
 
 `--tracing on` runs Nerve with OTEL_EXPORTER_OTLP_ENDPOINT pointing at an OTLP/HTTP endpoint in this
 process (it takes each export and answers 200) and every span sampled (the SDK's default sampler), the
@@ -358,6 +365,7 @@ async def send_all(
     rate: float | None,
     prefix: str,
     sources: int = 1,
+    extra_headers: dict[str, str] | None = None,
 ) -> Result:
     result = Result()
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -383,6 +391,7 @@ async def send_all(
                 "ce-source": "/bench" if sources == 1 else f"/bench/{i % sources}",
                 "ce-type": "bench.event",
                 "Content-Type": "application/json",
+                **(extra_headers or {}),
             }
             sinks.sent_at[event_id] = sent = time.perf_counter()
             # Round robin over the ingress replicas, as a load balancer in front of them would.
@@ -400,7 +409,41 @@ async def send_all(
     return result
 
 
-async def run_case(args: argparse.Namespace, triggers: int, tracing: bool) -> None:
+OIDC_FEATURES: dict[str, object] = {
+    "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "config-features", "namespace": "knative-eventing"},
+    "data": {"authentication-oidc": "enabled"}}
+
+
+async def oidc_headers(session: aiohttp.ClientSession, api: int, token: str) -> dict[str, str]:
+    """A producer's token for the bench Broker (default subject: its namespace's default service account, which
+    the default allow-same-namespace mode lets in), and what one uncached verification of such a token costs."""
+    from core.oidc import Issuer, SigningKey, Verifier
+
+    audience = "eventing.knative.dev/broker/bench/bench"
+    async with session.post(f"http://127.0.0.1:{api}/api/v1/tokens", json={"audience": audience},
+                            headers={"Authorization": f"Bearer {token}"}) as r:
+        body = await r.json()
+        if r.status != 200:
+            raise RuntimeError(f"token request failed {r.status}: {body}")
+    # CPU time (not wall time: the machine is shared) of the check the ingress makes per request.
+    issuer = Issuer(SigningKey.generate(), "http://bench")
+    tokens = [issuer.mint(f"system:serviceaccount:bench:p{i}", audience)[0] for i in range(500)]
+    verifier = Verifier(issuer.url, issuer.key.jwks())
+    started = time.process_time()
+    for t in tokens:
+        verifier.verify(t, audience)
+    per = (time.process_time() - started) / len(tokens) * 1e6
+    cached = time.process_time()
+    for _ in range(10):
+        for t in tokens:
+            verifier.verify(t, audience)
+    hit = (time.process_time() - cached) / len(tokens) / 10 * 1e6
+    print(f"oidc: one RS256 verification {per:.0f} us CPU uncached, {hit:.1f} us from the verifier's cache "
+          "(the ingress's check per request with a reused token)", flush=True)
+    return {"Authorization": f"Bearer {body['token']}"}
+
+
+async def run_case(args: argparse.Namespace, triggers: int, tracing: bool, oidc: bool = False) -> None:
     sinks = Sinks(expected_per_id=triggers)
     otlp = OtlpSink()
     app = web.Application()
@@ -428,15 +471,17 @@ async def run_case(args: argparse.Namespace, triggers: int, tracing: bool) -> No
                 await apply(
                     session,
                     nerve.api,
-                    manifests(triggers, f"http://127.0.0.1:{sink_port}/", broker_class, args.non_matching,
-                              args.partitions),
+                    ([OIDC_FEATURES] if oidc else [])
+                    + manifests(triggers, f"http://127.0.0.1:{sink_port}/", broker_class, args.non_matching,
+                                args.partitions),
                     token,
                 )
                 await nerve.wait_applied()
+                auth = await oidc_headers(session, nerve.api, token) if oidc else None
                 urls = [f"http://127.0.0.1:{port}/bench/bench" for port in nerve.ingress_ports]
                 # Warm-up: connections, JIT-free but caches and pools filled.
                 sinks.reset(200 * triggers)
-                await send_all(session, urls, sinks, 200, 32, None, "warm")
+                await send_all(session, urls, sinks, 200, 32, None, "warm", extra_headers=auth)
                 await asyncio.wait_for(sinks.done.wait(), 60)
 
                 for label, prefix, count, rate in (
@@ -450,7 +495,7 @@ async def run_case(args: argparse.Namespace, triggers: int, tracing: bool) -> No
                     # can never be counted as this run's duplicates.
                     run_prefix = f"{prefix}{uuid.uuid4().hex[:6]}"
                     result = await send_all(session, urls, sinks, count, args.concurrency, rate, run_prefix,
-                                            args.sources)
+                                            args.sources, extra_headers=auth)
                     expected = result.accepted * triggers
                     sinks.target = expected
                     try:
@@ -476,6 +521,7 @@ async def run_case(args: argparse.Namespace, triggers: int, tracing: bool) -> No
                     if args.eventtype_auto_create:
                         extra += f" auto-create eventtypes={await count_eventtypes(session, nerve.api, token)}"
                     traced = f"tracing=on ({otlp.requests} exports)" if tracing else "tracing=off"
+                    traced += " oidc=on" if oidc else (" oidc=off" if args.oidc != "off" else "")
                     shape = (f"ingress x{args.ingresses} dispatcher x{args.dispatchers} "
                              if args.topology == "separate" else "")
                     figures = {"accepted": result.accepted / result.seconds, "delivered": sinks.delivered / span,
@@ -597,6 +643,8 @@ def main() -> None:
                              "0: leave their default")
     parser.add_argument("--tracing", default="off", choices=["off", "on", "both"],
                         help="Nerve with OpenTelemetry tracing to an OTLP endpoint here; both: off, then on")
+    parser.add_argument("--oidc", default="off", choices=["off", "on", "both"],
+                        help="authentication-oidc on, every event with a bearer token; both: off, then on")
     args = parser.parse_args()
     try:
         import uvloop
@@ -605,9 +653,11 @@ def main() -> None:
     except ImportError:
         runner = asyncio.run
     modes = {"off": [False], "on": [True], "both": [False, True]}[args.tracing]
+    oidc_modes = {"off": [False], "on": [True], "both": [False, True]}[args.oidc]
     for count in (int(t) for t in args.triggers.split(",")):
         for tracing in modes:
-            runner(run_case(args, count, tracing))
+            for oidc in oidc_modes:
+                runner(run_case(args, count, tracing, oidc))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ log = logging.getLogger("nerve.control")
 TOKEN_FILE = "token"
 # Deny by default: everything but these read-only paths is guarded, so no spelling of an /api/ path
 # (`//api/...`, a percent-encoded slash) can slip past a prefix test.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# The OIDC issuer's discovery document and public keys are public by design (a verifier fetches them).
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/.well-known/openid-configuration", "/openid/v1/jwks"})
 JSON_TYPES = frozenset({"application/json"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 

@@ -15,11 +15,15 @@ What a tree says maps onto a structural schema:
   admission webhook's job on Kubernetes), and a CRD type would only duplicate that with other messages;
 - an unimplemented field -> its schema with a description saying what Nerve does not do.
 
-Every version Knative serves is served: the kind's `api_version` is the storage version, the older ones
-(`Kind.older_versions`, e.g. EventType v1beta2, KafkaSource v1beta1) share its schema with conversion
-strategy `None`. A manifest of an older version whose fields were renamed (a v1beta2 PingSource's
-`jsonData`) therefore needs the operator's conversion webhook running `Kind.convert`; until then only the
-fields the versions share survive (docs/kubernetes.md).
+Every version Knative serves is served: the kind's `api_version` is the storage version. A kind with older
+versions (`Kind.older_versions`, e.g. EventType v1beta2, PingSource v1beta1) has conversion strategy
+`Webhook`: the operator's `/convert` (control/operator/webhooks.py) runs `Kind.convert`, the function
+embedded admission runs, so a v1beta1 PingSource's `jsonData` is stored as v1's `data`. An older version's
+`spec` is preserved as sent (its fields are not the storage version's: `jsonData` must reach the webhook),
+and the converted object is pruned by the storage version's schema. The generated clientConfig names the
+Service `nerve-webhook` in namespace `nerve` (the documented install) without a caBundle; the operator
+patches both for its own release when it starts (`--webhook-service`, docs/kubernetes.md), since Helm does
+not template `crds/`.
 
 Printer columns are the kind's `COLUMNS` (the `nerve get` table) with their JSON paths; NAME and
 NAMESPACE are kubectl's own. Categories are `all`, `knative`, the group's first label (`eventing`,
@@ -138,6 +142,26 @@ def printer_columns(kind: Kind) -> list[Obj]:
     return [printer_column(c) for c in kind.columns if c.json_path and c.json_path not in _KUBECTL_COLUMNS]
 
 
+CONVERSION_SERVICE = {"namespace": "nerve", "name": "nerve-webhook", "path": "/convert", "port": 443}
+"""Where the generated CRDs send conversions: the chart's webhook Service of the documented install; the
+operator rewrites it (and adds the caBundle) for its own release."""
+
+
+def older_version_schema(schema: Obj) -> Obj:
+    """The storage schema with `spec` preserved as sent: an older version spells fields the storage one has not."""
+    properties = dict(schema.get("properties", {}))
+    if "spec" in properties:
+        properties["spec"] = {"type": "object", PRESERVE: True}
+    return {**schema, "properties": properties}
+
+
+def conversion(kind: Kind) -> Obj:
+    if not kind.older_versions:
+        return {"strategy": "None"}
+    return {"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v1"],
+                                               "clientConfig": {"service": dict(CONVERSION_SERVICE)}}}
+
+
 def crd(kind: Kind) -> Obj:
     schema = resource_schema(kind)
     columns = printer_columns(kind)
@@ -146,7 +170,7 @@ def crd(kind: Kind) -> Obj:
             "name": api_version.rpartition("/")[2],
             "served": True,
             "storage": api_version == kind.api_version,
-            "schema": {"openAPIV3Schema": schema},
+            "schema": {"openAPIV3Schema": schema if api_version == kind.api_version else older_version_schema(schema)},
             "subresources": {"status": {}},
             "additionalPrinterColumns": columns,
         }
@@ -165,7 +189,7 @@ def crd(kind: Kind) -> Obj:
             "names": names,
             "scope": "Namespaced" if kind.namespaced else "Cluster",
             "versions": versions,
-            "conversion": {"strategy": "None"},
+            "conversion": conversion(kind),
         },
     }
 

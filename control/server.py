@@ -10,6 +10,8 @@
                                                    another generation (200) or the wait ends (304)
     GET    /api/v1/logs/{namespace}/{pod}[?container=c][&tailLines=n][&follow=true]
                                                    a local Pod's output as text (embedded mode), like kubectl logs
+    POST   /api/v1/tokens                          {"audience", "subject"?, "expiresSeconds"?} -> a JWT Nerve signed
+    GET    /.well-known/openid-configuration  /openid/v1/jwks     the OIDC issuer's discovery and keys (open)
     GET    /healthz  /readyz  /metrics
 
 Errors are JSON: {"error": <class>, "reason": ..., "field": ..., "details": [{"field", "reason", "resource"}]};
@@ -30,6 +32,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from control import issuer as oidc_issuer
 from control.api.admission import FieldValidation, Refused
 from control.auth import Access, guard
 from control.contract_board import ContractBoard
@@ -38,6 +41,7 @@ from control.service import ControlService
 from core import observability
 from core.contract import workload_log
 from core.errors import InvalidResource, NerveError, NotFound, Unauthorized
+from core.oidc import Issuer
 
 SERVICE_KEY = web.AppKey("control_service", ControlService)
 BOARD_KEY = web.AppKey("contract_board", ContractBoard)
@@ -233,7 +237,7 @@ async def _stream(response: web.StreamResponse, path: Path, lines: int | None, f
 
 
 def create_app(service: ControlService, access: Access, board: ContractBoard | None = None, *,
-               logs_dir: Path | None = None) -> web.Application:
+               logs_dir: Path | None = None, issuer: Issuer | None = None) -> web.Application:
     # _errors outermost, so the guard's refusals are JSON like every other error.
     app = web.Application(middlewares=[_errors, guard(access)], client_max_size=16 * 1024 * 1024)
     app[SERVICE_KEY] = service
@@ -246,5 +250,7 @@ def create_app(service: ControlService, access: Access, board: ContractBoard | N
     app.router.add_delete("/api/v1/resources/{kind}/{namespace}/{name}", _delete)
     app.router.add_get("/api/v1/contract", _contract)
     app.router.add_get("/api/v1/logs/{namespace}/{pod}", _logs)
+    if issuer is not None:
+        oidc_issuer.add_routes(app, issuer)
     observability.add_routes(app)
     return app

@@ -86,6 +86,11 @@ class ControlSettings:
                                    "Comma-separated browser origins (https://host:port) allowed to call the control "
                                    "API; none by default.")
 
+    sink_binding_selection_mode: str = setting(
+        "exclusion", "--sink-binding-selection-mode", "NERVE_SINK_BINDING_SELECTION_MODE",
+        "On Kubernetes, which workloads SinkBindings may bind (Knative's SINK_BINDING_SELECTION_MODE): "
+        "exclusion, all but those (or whose namespace is) labelled bindings.knative.dev/exclude=true; "
+        "inclusion, only those labelled bindings.knative.dev/include=true.", choices=("exclusion", "inclusion"))
     transport_encryption: str = setting(
         "", "--transport-encryption", "NERVE_TRANSPORT_ENCRYPTION",
         "Knative's transport-encryption feature flag: disabled, permissive (http and https) or strict (https "
@@ -101,6 +106,9 @@ class ControlSettings:
         "Knative's default-authorization-mode feature flag (who may send when no EventPolicy applies): "
         "allow-same-namespace, allow-all or deny-all; empty: as the ConfigMap knative-eventing/config-features "
         "says, else allow-same-namespace.", check=features.flag_check(features.DEFAULT_AUTHORIZATION_MODE))
+    oidc_issuer: str = setting("", "--oidc-issuer", "NERVE_OIDC_ISSUER",
+                               "The iss claim of the tokens control signs (authentication-oidc) and where verifiers "
+                               "find /.well-known/openid-configuration; empty: the control API's own URL.")
 
     local_workloads: bool = False
     """Whether a runner in this process runs Pods as local processes (`nerve up` only; docs/sources.md)."""
@@ -133,3 +141,47 @@ class ControlSettings:
     def logs_dir(self) -> Path:
         """Where local workloads' output goes (core.contract.workload_log), read by the control API's logs."""
         return self.state_dir / "logs"
+
+
+STORES = ("sqlite", "kubernetes")
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorSettings:
+    """`python -m control --store kubernetes`: control as the operator on a Kubernetes API server
+    (control/operator/, docs/kubernetes.md). Ignored with the SQLite store."""
+
+    store: str = setting("sqlite", "--store", "NERVE_STORE",
+                         "Where control keeps the objects: `sqlite` (<state-dir>/nerve.db) or `kubernetes` (the "
+                         "API server: control runs as the operator, watching Knative's kinds).", choices=STORES)
+    kubeconfig: str = setting("", "--kubeconfig", "NERVE_KUBECONFIG",
+                              "With --store kubernetes: the kubeconfig to use; empty: in a Pod its ServiceAccount "
+                              "(in-cluster), elsewhere kubectl's ($KUBECONFIG, else ~/.kube/config).")
+    namespace: str = setting("", "--namespace", "NERVE_NAMESPACE",
+                             "With --store kubernetes: the namespace of control's own contract ConfigMap and Lease; "
+                             "empty: the Pod's namespace (its ServiceAccount's), else `default`.")
+    contract_configmap: str = setting("", "--contract-configmap", "NERVE_CONTRACT_CONFIGMAP",
+                                      "With --store kubernetes: write the contract into this ConfigMap (gzip in "
+                                      "binaryData, split across <name>-1, <name>-2, ... when large) for the data plane "
+                                      "to mount; empty: none (the data plane long-polls control).")
+    leader_elect: bool = setting(True, "--leader-elect", "NERVE_LEADER_ELECT",
+                                 "With --store kubernetes: only the holder of the Lease reconciles, so control can run "
+                                 "several replicas; --no-leader-elect for exactly one.")
+    lease_name: str = setting("nerve-control", "--lease-name", "NERVE_LEASE_NAME",
+                              "The coordination.k8s.io Lease the control replicas elect a leader with.")
+    lease_duration: float = setting(15.0, "--lease-duration", "NERVE_LEASE_DURATION",
+                                    "Seconds a standby waits after the leader's last renewal before taking over.",
+                                    minimum=1)
+    lease_renew_every: float = setting(2.0, "--lease-renew-every", "NERVE_LEASE_RENEW_EVERY",
+                                       "Seconds between the leader's renewals (and a standby's attempts); well below "
+                                       "--lease-duration.", minimum=0.1)
+    webhook_port: int = setting(0, "--webhook-port", "NERVE_WEBHOOK_PORT",
+                                "With --store kubernetes: serve the admission webhooks (validation, defaulting) over "
+                                "TLS on this port; 0: none.", minimum=0)
+    webhook_cert_dir: Path = setting(Path("/etc/nerve/webhook"), "--webhook-cert-dir", "NERVE_WEBHOOK_CERT_DIR",
+                                     "The webhooks' serving certificate: tls.crt and tls.key in this directory (a "
+                                     "kubernetes.io/tls Secret mounted there), and ca.crt, its CA.")
+    webhook_service: str = setting("", "--webhook-service", "NERVE_WEBHOOK_SERVICE",
+                                   "With --webhook-port: the Service (in --namespace, port 443) the API server calls "
+                                   "the webhooks through; control points the conversion of the CRDs with older "
+                                   "versions at it, with ca.crt as the caBundle. Empty: the CRDs are left as they are.")

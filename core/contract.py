@@ -16,6 +16,8 @@ writing, so each egress carries the final delivery settings and the data plane d
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -97,6 +99,115 @@ class EgressConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EgressAuth:
+    """contract.proto's `oidcServiceAccountName`, `destinationAudience`, `replyUrlAudience` and
+    `deadLetterAudience` (the last is in `egressConfig` there; Nerve writes all four on the egress).
+    `subject` is Nerve's: the full token subject, `system:serviceaccount:<ns>:<account>`. An empty
+    audience: no token is sent there."""
+
+    subject: str
+    service_account: str = ""
+    destination_audience: str = ""
+    reply_audience: str = ""
+    dead_letter_audience: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {"oidcServiceAccountName": self.service_account, "oidcSubject": self.subject}
+        for key, value in (("destinationAudience", self.destination_audience),
+                           ("replyUrlAudience", self.reply_audience),
+                           ("deadLetterAudience", self.dead_letter_audience)):
+            if value:
+                obj[key] = value
+        return obj
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> EgressAuth | None:
+        if not obj.get("oidcSubject"):
+            return None
+        return cls(str(obj["oidcSubject"]), str(obj.get("oidcServiceAccountName", "")),
+                   str(obj.get("destinationAudience", "")), str(obj.get("replyUrlAudience", "")),
+                   str(obj.get("deadLetterAudience", "")))
+
+    def audience_for(self, url: str, egress: Egress) -> str:
+        """The audience of `url` when it is this egress's destination, reply URL or dead-letter sink."""
+        if url == egress.destination:
+            return self.destination_audience
+        if url == egress.reply_url:
+            return self.reply_audience
+        if url == egress.egress_config.dead_letter:
+            return self.dead_letter_audience
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenMatcher:
+    """contract.proto's TokenMatcher on the `sub` claim: exact, or a prefix (an EventPolicy's `*` suffix)."""
+
+    sub: str
+    prefix: bool = False
+
+    def matches(self, sub: str) -> bool:
+        return sub.startswith(self.sub) if self.prefix else sub == self.sub
+
+    def to_json(self) -> dict[str, Any]:
+        return {"prefix" if self.prefix else "exact": {"attributes": {"sub": self.sub}}}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> TokenMatcher:
+        if "prefix" in obj:
+            return cls(str(obj["prefix"]["attributes"]["sub"]), prefix=True)
+        return cls(str(obj["exact"]["attributes"]["sub"]))
+
+
+@dataclass(frozen=True, slots=True)
+class IngressPolicy:
+    """contract.proto's EventPolicy: an event is let in when its token's subject matches one of the
+    matchers and the event passes every filter (the Subscriptions API dialects, as an EventPolicy wrote them)."""
+
+    matchers: tuple[TokenMatcher, ...]
+    filters: tuple[dict[str, Any], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {"tokenMatchers": [m.to_json() for m in self.matchers]}
+        if self.filters:
+            obj["filters"] = [dict(f) for f in self.filters]
+        return obj
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> IngressPolicy:
+        return cls(tuple(TokenMatcher.from_json(m) for m in obj.get("tokenMatchers") or []),
+                   tuple(dict(f) for f in obj.get("filters") or []))
+
+
+@dataclass(frozen=True, slots=True)
+class IngressAuth:
+    """An addressable's OIDC ingress (contract.proto `Ingress.audience`, `Ingress.eventPolicies`): a request
+    needs a token for `audience`, and its subject must be let in by one of `policies` (none: nobody is;
+    control compiles the default-authorization-mode into these when no EventPolicy applies)."""
+
+    audience: str
+    policies: tuple[IngressPolicy, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OidcConfig:
+    """Nerve's own: the issuer the ingress trusts and its public keys (a JWKS), so no ingress needs to reach
+    control, or hold the private key, to verify a token."""
+
+    issuer: str
+    jwks: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"issuer": self.issuer, "jwks": self.jwks}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any] | None) -> OidcConfig | None:
+        if not obj:
+            return None
+        return cls(str(obj.get("issuer", "")), dict(obj.get("jwks") or {}))
+
+
+@dataclass(frozen=True, slots=True)
 class Egress:
     """One Trigger or Subscription: a consumer group on its resource's topic and where events go."""
 
@@ -119,6 +230,8 @@ class Egress:
     """PEM the destination's https certificate is verified against (Knative's `destinationCACerts`)."""
     reply_url_ca_certs: str | None = None
     """PEM the reply URL's https certificate is verified against (Knative's `replyUrlCACerts`)."""
+    auth: EgressAuth | None = None
+    """OIDC (authentication-oidc enabled): who this egress sends as and the audiences of where it sends."""
 
     def to_json(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -148,6 +261,8 @@ class Egress:
             obj["destinationCACerts"] = self.destination_ca_certs
         if self.reply_url_ca_certs:
             obj["replyUrlCACerts"] = self.reply_url_ca_certs
+        if self.auth is not None:
+            obj.update(self.auth.to_json())
         return obj
 
     @classmethod
@@ -168,6 +283,7 @@ class Egress:
             created=obj.get("createdAt"),
             destination_ca_certs=obj.get("destinationCACerts") or None,
             reply_url_ca_certs=obj.get("replyUrlCACerts") or None,
+            auth=EgressAuth.from_json(obj),
         )
 
 
@@ -186,6 +302,8 @@ class Resource:
     egresses: tuple[Egress, ...] = ()
     bootstrap_servers: str = ""
     backend_config: dict[str, str] = field(default_factory=dict)
+    auth: IngressAuth | None = None
+    """OIDC on (authentication-oidc enabled): the audience a sender's token must name and who may send."""
 
     @property
     def kind(self) -> str:
@@ -197,11 +315,15 @@ class Resource:
         return self.bootstrap_servers or self.backend_config.get("url", "")
 
     def to_json(self) -> dict[str, Any]:
+        ingress: dict[str, Any] = {"path": self.ingress_path}
+        if self.auth is not None:
+            ingress["audience"] = self.auth.audience
+            ingress["eventPolicies"] = [p.to_json() for p in self.auth.policies]
         return {
             "uid": self.uid,
             "topics": [self.topic],
             "bootstrapServers": self.bootstrap_servers,
-            "ingress": {"path": self.ingress_path},
+            "ingress": ingress,
             "egresses": [e.to_json() for e in self.egresses],
             "reference": self.reference.to_json(),
             "backend": self.backend,
@@ -219,7 +341,15 @@ class Resource:
             egresses=tuple(Egress.from_json(e) for e in obj.get("egresses") or []),
             bootstrap_servers=obj.get("bootstrapServers", ""),
             backend_config=dict(obj.get("backendConfig") or {}),
+            auth=_ingress_auth(obj["ingress"]),
         )
+
+
+def _ingress_auth(ingress: dict[str, Any]) -> IngressAuth | None:
+    if not ingress.get("audience"):
+        return None
+    return IngressAuth(str(ingress["audience"]),
+                       tuple(IngressPolicy.from_json(p) for p in ingress.get("eventPolicies") or []))
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,15 +457,20 @@ class Contract:
     features: Features = field(default_factory=Features)
     """Knative's feature flags in force (core/features.py), as control resolved them from the config-features
     ConfigMap and its own flags: the data plane acts on the same ones the statuses were built with."""
+    oidc: OidcConfig | None = None
+    """Set when authentication-oidc is enabled: the issuer and keys the ingress verifies tokens with."""
 
     def by_path(self) -> dict[str, Resource]:
         """Routable resources by ingress path; sources read topics and have no ingress."""
         return {r.ingress_path: r for r in self.resources if r.ingress_path}
 
     def to_json(self) -> dict[str, Any]:
-        return {"generation": self.generation, "resources": [r.to_json() for r in self.resources],
-                "sources": [s.to_json() for s in self.sources], "workloads": [w.to_json() for w in self.workloads],
-                "features": self.features.to_json()}
+        obj = {"generation": self.generation, "resources": [r.to_json() for r in self.resources],
+               "sources": [s.to_json() for s in self.sources], "workloads": [w.to_json() for w in self.workloads],
+               "features": self.features.to_json()}
+        if self.oidc is not None:
+            obj["oidc"] = self.oidc.to_json()
+        return obj
 
     def dumps(self) -> bytes:
         return orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2)
@@ -349,12 +484,14 @@ class Contract:
             sources=tuple(Source.from_json(s) for s in obj.get("sources") or []),
             workloads=tuple(Workload.from_json(w) for w in obj.get("workloads") or []),
             features=Features.from_json(obj.get("features")),
+            oidc=OidcConfig.from_json(obj.get("oidc")),
         )
 
     def same_content(self, other: Contract) -> bool:
         """Equal but for the generation: control bumps the generation only on a real change."""
         return (self.resources == other.resources and self.sources == other.sources
-                and self.workloads == other.workloads and self.features == other.features)
+                and self.workloads == other.workloads and self.features == other.features
+                and self.oidc == other.oidc)
 
 
 def write_atomically(path: Path, contract: Contract) -> None:
@@ -371,4 +508,80 @@ def write_atomically(path: Path, contract: Contract) -> None:
 
 
 def read(path: Path) -> Contract:
+    """The contract in a file, or in a directory: a mounted contract ConfigMap (`read_directory`)."""
+    if path.is_dir():
+        return read_directory(path)
     return Contract.loads(path.read_bytes())
+
+
+# ------------------------------------------------------------------------------- as ConfigMaps (Kubernetes)
+# On Kubernetes the operator writes the contract into ConfigMaps that ingress, dispatcher and sources mount
+# (control/operator/contract_configmap.py). An object is at most 1 MiB (etcd's limit), which is what caps
+# Knative's one contract ConfigMap (about 1,200 Triggers). So the contract is gzipped into `binaryData` and,
+# when even that passes PART_BYTES, split into numbered parts: part 0 in the ConfigMap `<name>`, part i in
+# `<name>-i`. The index (generation, part count, digest of the whole) sits beside part 0; a reader
+# reassembles the parts and accepts them only when the digest matches, so parts of two generations (a
+# kubelet refreshes each ConfigMap on its own) are never mixed: the last good contract stays in force.
+
+INDEX_KEY = "contract.index.json"
+"""The index's key (and file name, mounted) in the ConfigMap `<name>`."""
+LEGACY_KEY = "contract.json"
+"""A directory holding only this (the chart's initial, empty contract) is read as a plain file."""
+PART_BYTES = 900 * 1024
+"""The largest part: below 1 MiB with room for the ConfigMap's metadata."""
+
+
+def part_key(index: int) -> str:
+    return f"contract.json.gz.{index}"
+
+
+@dataclass(frozen=True, slots=True)
+class ContractParts:
+    """The contract as the ConfigMaps carry it: the index (JSON) and the gzip's parts, in order."""
+
+    index: dict[str, Any]
+    parts: tuple[bytes, ...]
+
+
+def to_parts(contract: Contract, part_bytes: int = PART_BYTES) -> ContractParts:
+    # mtime=0: the same contract gives the same bytes, so an unchanged part is an unchanged ConfigMap.
+    packed = gzip.compress(orjson.dumps(contract.to_json()), mtime=0)
+    parts = tuple(packed[i:i + part_bytes] for i in range(0, len(packed), part_bytes)) or (b"",)
+    index = {"generation": contract.generation, "parts": len(parts), "bytes": len(packed),
+             "sha256": hashlib.sha256(packed).hexdigest()}
+    return ContractParts(index, parts)
+
+
+def from_parts(index: dict[str, Any], parts: list[bytes]) -> Contract:
+    """The contract the parts make; ValueError when they do not make the one the index describes."""
+    count = int(index["parts"])
+    if len(parts) != count:
+        raise ValueError(f"the index names {count} parts, {len(parts)} are there")
+    packed = b"".join(parts)
+    if hashlib.sha256(packed).hexdigest() != index["sha256"]:
+        raise ValueError(f"the parts do not match the index of generation {index.get('generation')} "
+                         "(some are of another generation)")
+    return Contract.loads(gzip.decompress(packed))
+
+
+def read_directory(path: Path) -> Contract:
+    """A mounted contract ConfigMap (or several, in one projected volume): the index and its parts."""
+    index_file = path / INDEX_KEY
+    if not index_file.exists():
+        return Contract.loads((path / LEGACY_KEY).read_bytes())
+    index = orjson.loads(index_file.read_bytes())
+    parts = []
+    for i in range(int(index["parts"])):
+        try:
+            parts.append((path / part_key(i)).read_bytes())
+        except FileNotFoundError:
+            raise ValueError(f"part {i} of generation {index.get('generation')} is not mounted yet") from None
+    return from_parts(index, parts)
+
+
+def stamp_path(path: Path) -> Path:
+    """The file whose change says the contract at `path` changed: the file, or a directory's index (a
+    ConfigMap volume swaps its files together, through a symlink)."""
+    if path.is_dir():
+        return path / INDEX_KEY if (path / INDEX_KEY).exists() else path / LEGACY_KEY
+    return path

@@ -2,8 +2,9 @@
 
 Where a generation comes from is a `ContractFeed`:
 
-- `FileFeed` polls the file control writes (a shared volume; a ConfigMap volume on Kubernetes). Polling
-  the file's modification time and size is enough (a ConfigMap volume swaps a symlink, which inotify
+- `FileFeed` polls the file control writes (a shared volume), or a directory: the contract ConfigMaps the
+  operator writes, mounted (core/contract.py `read_directory`). Polling the file's (the directory's
+  index's) modification time and size is enough (a ConfigMap volume swaps a symlink, which inotify
   handles badly) and costs one stat() per interval.
 - `ControlFeed` long-polls control's API (`GET /api/v1/contract?after=<generation>`): control answers
   at once when it has another generation, else holds the request until one is published or the wait
@@ -28,7 +29,7 @@ from typing import Protocol
 
 import aiohttp
 
-from core.contract import Contract, read
+from core.contract import Contract, read, stamp_path
 from core.errors import BackendError
 from core.supervisor import Supervisor, describe
 
@@ -61,7 +62,7 @@ class FileFeed:
     def __init__(self, path: Path, *, interval_s: float = 0.5) -> None:
         self._path = path
         self._interval = interval_s
-        self._seen: tuple[int, int] | None = None
+        self._seen: tuple[int, int, int] | None = None
         self._contract: Contract | None = None
 
     async def changed(self, generation: int) -> Contract | None:
@@ -73,10 +74,11 @@ class FileFeed:
 
     def _read_if_changed(self) -> None:
         try:
-            st = self._path.stat()
+            st = stamp_path(self._path).stat()
         except FileNotFoundError:
             return
-        stamp = (st.st_mtime_ns, st.st_size)
+        # The inode too: a ConfigMap volume's new files can keep the old size and a coarse mtime.
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if stamp == self._seen:
             return
         try:

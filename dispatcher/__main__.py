@@ -20,6 +20,7 @@ from core.cli_settings import DISPATCHER_PORT, ServiceSettings, contract_feed, p
 from core.eventtypes import EventTypeSettings, service_auto_create
 from core.eventtypes import problems as eventtype_problems
 from core.observability import TelemetrySettings
+from core.oidc import control_tokens
 from core.runtime import follow_contract, run
 from core.settings import Setting, build, settings_of
 from core.workers import Report, WorkerGroup, bind_to_parent, python_module, reserve_port, worker_index
@@ -53,9 +54,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m dispatcher") 
         pool = service_pool(common.kafka_bootstrap, common.nats_url)
         try:
             async with service_auto_create(eventtypes, common.control_url, common.control_token) as auto_create:
-                await follow_contract(stop, Dispatcher(pool, settings, auto_create=auto_create),
-                                      contract=contract_feed(common), host=common.host, port=common.port,
-                                      reuse_port=worker, on_ready=Report().ready)
+                dispatcher = Dispatcher(pool, settings, auto_create=auto_create)
+                if common.control_url:  # OIDC tokens for Triggers' and Subscriptions' identities, from control
+                    dispatcher.tokens = control_tokens(common.control_url, common.control_token)
+                await follow_contract(stop, dispatcher, contract=contract_feed(common), host=common.host,
+                                      port=common.port, reuse_port=worker, on_ready=Report().ready)
         finally:
             await pool.stop()
 

@@ -18,6 +18,7 @@ from core.contract import Contract, Egress, Resource
 from core.delivery import Deliverer, Sender, pooled_session
 from core.errors import BackendError
 from core.eventtypes import AutoCreate
+from core.oidc import TokenSource
 from dispatcher.egress import EgressRunner
 from dispatcher.settings import DispatcherSettings
 
@@ -38,12 +39,14 @@ class Dispatcher:
         self._desired: dict[str, tuple[Egress, Resource]] = {}
         self._lock = asyncio.Lock()
         self.generation = 0
+        self.tokens: TokenSource | None = None
+        """Where OIDC tokens for Triggers' and Subscriptions' identities come from (set before start)."""
 
     async def start(self) -> None:
         self._session = pooled_session(per_destination=self._settings.max_connections_per_host)
         on_reply = self._auto_create.observe if self._auto_create is not None else None
         self._deliverer = Deliverer(Sender(self._session, max_response_bytes=self._settings.max_reply_bytes),
-                                    on_reply=on_reply)
+                                    on_reply=on_reply, tokens=self.tokens)
 
     async def stop(self) -> None:
         async with self._lock:

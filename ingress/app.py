@@ -4,7 +4,8 @@ Order of checks, as Knative's MT broker ingress does them: `Allow: POST, OPTIONS
 OPTIONS 200; other non-POST 405; `/` 404 (unless its Host names a channel, Knative's in-cluster form); a
 path that fits no addressable kind's pattern (ingress/routes.py: `/<namespace>/<broker>`,
 `/channels/<namespace>/<channel>`) 400; a body over the limit 413; not a valid
-CloudEvent (bad header bytes included) 400; unknown resource 404; TTL exhausted 400; backend did not
+CloudEvent (bad header bytes included) 400; unknown resource 404; with OIDC on, no valid token 401 and
+no EventPolicy letting the sender in 403 (ingress/auth.py); TTL exhausted 400; backend did not
 take the event 503; stored 202.
 
 A refused request is one DEBUG line (values in repr, so no producer-sent newline forges a line) and a
@@ -26,12 +27,13 @@ from aiohttp.http_exceptions import BadHttpMessage, ContentEncodingError, HttpPr
 from channels.registry import BackendPool
 from core import observability, tracing
 from core.contract import Contract, Resource
-from core.errors import BackendError, InvalidEvent, NerveError, PayloadTooLarge
+from core.errors import BackendError, InvalidEvent, NerveError, PayloadTooLarge, Unauthorized
 from core.events import Event, from_http
 from core.eventtypes import AutoCreate
 from core.headers import pass_through
 from core.metric_labels import LabelCap, safe_label
 from ingress import metrics
+from ingress.auth import Authenticator
 from ingress.encoding import decode_body
 from ingress.receive import receive
 from ingress.routes import ROUTES, Target
@@ -59,6 +61,8 @@ class Ingress:
         self._types: dict[str, LabelCap] = {}
         """The `event_type` label values each resource (by path) may use."""
         self.generation = 0
+        self.auth = Authenticator()
+        """OIDC and EventPolicies (ingress/auth.py): 401/403 before anything is stored."""
 
     async def apply(self, contract: Contract) -> None:
         # One assignment swaps the whole table: a request sees either the old or the new contract.
@@ -67,6 +71,7 @@ class Ingress:
             gone = routes[path].reference
             metrics.forget(ROUTES.kind_of(routes[path]), gone.namespace, gone.name)
         self._types = {path: cap for path, cap in self._types.items() if path in self._routes}
+        self.auth.apply(contract)
         self.generation = contract.generation
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -102,6 +107,7 @@ class Ingress:
             # The raw header, not aiohttp's request.content_type, which raises on some malformed values.
             events = from_http(request.headers.get("Content-Type"), request.headers.items(), body)
             resource = ROUTES.resolve(target, self._routes)
+            self.auth.check(resource, request.headers, events)
             headers = pass_through(request.headers.items())
             if headers:
                 for event in events:
@@ -119,6 +125,8 @@ class Ingress:
             response = _refuse(request, exc.status, type(exc).__name__, exc.reason, exc.field)
             if isinstance(exc, BrokenBody):
                 response.force_close()
+            elif isinstance(exc, Unauthorized):
+                response.headers["WWW-Authenticate"] = exc.challenge
             return response
         millis = (time.perf_counter() - started) * 1000
         self._observe(target, events, 202, millis)

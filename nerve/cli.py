@@ -412,6 +412,47 @@ def logs(
 # ------------------------------------------------------------------------------------------ send / display
 
 
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_duration(text: str) -> int | None:
+    """`1h`, `30m`, `90s`, `1h30m` (kubectl's --duration spelling) as whole seconds; None when it is not one."""
+    match = _DURATION.fullmatch(text.strip())
+    if not text.strip() or match is None:
+        return None
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+@app.command()
+def token(
+    audience: Annotated[str | None, typer.Option(
+        "--audience", help="The audience the token is for: the Broker's or channel's status.address.audience.",
+        show_default=False)] = None,
+    subject: Annotated[str | None, typer.Option(
+        "--subject", help="The token's sub (default: system:serviceaccount:<the audience's namespace>:default).",
+        show_default=False)] = None,
+    expires: Annotated[str, typer.Option("--expires", help="Lifetime, e.g. 1h, 30m, 90s (at most 24h).")] = "1h",
+    server: Server = DEFAULT_SERVER,
+    token: Token = None,
+    token_file: TokenFile = DEFAULT_TOKEN_FILE,
+) -> None:
+    """Print a JWT signed by Nerve's OIDC issuer, for producers sending to a Broker or channel (authentication-oidc)."""
+    if not audience or not audience.strip():
+        fail("--audience is required: the status.address.audience of the Broker or channel the token is for "
+             "(nerve get broker NAME -o yaml shows it)")
+    seconds = parse_duration(expires)
+    if seconds is None or seconds <= 0:
+        fail(f"--expires {expires!r}: expected a duration such as 1h, 30m or 90s")
+    try:
+        answer = _client(server, token, token_file).token(audience, subject, seconds)
+    except ApiError as exc:
+        _api_error(exc)
+    except Unreachable as exc:
+        fail(str(exc), 1)
+    typer.echo(answer["token"])
+
+
 @app.command()
 def send(
     url: Annotated[str, typer.Argument(help="A Broker URL, e.g. http://127.0.0.1:8080/default/default.")],

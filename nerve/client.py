@@ -77,6 +77,14 @@ class Client:
         obj: dict[str, Any] = self._call("GET", f"/api/v1/resources/{kind}/{namespace}/{name}{query}")
         return obj
 
+    def token(self, audience: str, subject: str | None, expires_s: int) -> dict[str, Any]:
+        """A JWT signed by Nerve's issuer: {"token", "subject", "audience", "expiresAt"}."""
+        body: dict[str, Any] = {"audience": audience, "expiresSeconds": expires_s}
+        if subject is not None:
+            body["subject"] = subject
+        result: dict[str, Any] = self._call("POST", "/api/v1/tokens", body)
+        return result
+
     def delete(self, kind: str, namespace: str, name: str) -> None:
         self._call("DELETE", f"/api/v1/resources/{kind}/{namespace}/{name}")
 

@@ -41,6 +41,7 @@ from core.contract import Contract, read, write_atomically
 from core.eventtypes import AutoCreate, EventTypeSettings
 from core.features import Features
 from core.observability import TelemetrySettings
+from core.oidc import Issuer, SigningKey, local_tokens
 from core.runtime import add_site, serve, stop_all
 from core.settings import settings_of
 from core.tls import SchemeGuard, ServingFiles, ensure_embedded_ca, server_context
@@ -61,9 +62,11 @@ log = logging.getLogger("nerve")
 
 def ingress_workers(settings: UpSettings) -> int:
     """Ingress worker processes `nerve up` runs: --workers, or one per core; none (the ingress in this
-    process) with the memory backend, whose events never leave this process, and under transport
-    encryption, whose https listener (and its switching with config-features) this process runs."""
-    if settings.backend == "memory" or settings.transport_encryption.lower() in ("permissive", "strict"):
+    process) with the memory backend, whose events never leave this process, under transport
+    encryption, whose https listener (and its switching with config-features) this process runs, and
+    with --authentication-oidc enabled, whose token check uses this process's issuer."""
+    if settings.backend == "memory" or settings.transport_encryption.lower() in ("permissive", "strict") \
+            or settings.authentication_oidc.lower() == "enabled":
         return 0
     return settings.ingress.workers or default_count()
 
@@ -108,9 +111,15 @@ class Embedded:
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._store: SqliteStore | None = None
         self.service: ControlService | None = None
+        self.issuer: Issuer | None = None
 
     async def start(self) -> None:
         settings = self.settings
+        # Nerve is its own OIDC issuer: the key in the state dir signs the tokens the dispatcher and sources
+        # send (authentication-oidc); the issuer URL is control's, known once it listens.
+        secure_dir(settings.state_dir)
+        self.issuer = Issuer(SigningKey.load_or_create(settings.state_dir), "")
+        self.dispatcher.tokens = self.sources.tokens = local_tokens(self.issuer)
         await self.dispatcher.start()
         self._closers.append(self.dispatcher.stop)
         await self.sources.start()
@@ -201,7 +210,7 @@ class Embedded:
         # Generations keep counting up across restarts; the first reconcile republishes the contract.
         reconciler = Reconciler(
             self._store, self.pool, control_settings, publish, contract=Contract(previous.generation),
-            api_url=f"http://{settings.host}:{settings.api_port}", sources_watch_store=True,
+            api_url=f"http://{settings.host}:{settings.api_port}", sources_watch_store=True, issuer=self.issuer,
         )
         default_class = DEFAULT_CLASS_FOR_BACKEND[settings.backend]
         admission = AdmissionSettings(default_class, default_channel_kind=control_settings.channel_kind)
@@ -214,11 +223,13 @@ class Embedded:
             self._closers.insert(1, self.auto_create.stop)
         self._closers.insert(2, self._stop_workloads)
         api_runner, api_port = await serve(create_control_app(self.service, access, board,
-                                                             logs_dir=control_settings.logs_dir),
+                                                             logs_dir=control_settings.logs_dir, issuer=self.issuer),
                                           settings.host, settings.api_port, name="control")
         self._closers.insert(1, api_runner.cleanup)
         self.api_url = f"http://{settings.host}:{api_port}"
         reconciler.api_server_sources.source_url = self.api_url  # the port, when it was 0 (tests)
+        self.issuer.url = self.api_url
+        await reconciler.reconcile()  # the contract names the issuer by its URL
         if self.ingress_workers:
             await self._start_workers(ingress_port)
 

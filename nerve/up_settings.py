@@ -97,4 +97,7 @@ def problems(settings: UpSettings) -> list[str]:
     if settings.ingress.workers > 0 and settings.transport_encryption.lower() in ("permissive", "strict"):
         found.append(f"--workers needs --transport-encryption disabled: under "
                      f"{settings.transport_encryption} the https listener runs in the `nerve up` process")
+    if settings.ingress.workers > 0 and settings.authentication_oidc.lower() == "enabled":
+        found.append("--workers needs --authentication-oidc disabled: the token check runs with the `nerve up` "
+                     "process's issuer")
     return found

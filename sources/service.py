@@ -17,10 +17,11 @@ from channels.registry import BackendPool
 from core.contract import Contract, Source
 from core.delivery import Deliverer, Sender, pooled_session
 from core.errors import BackendError
+from core.oidc import TokenSource
 from core.supervisor import HEALTH, describe
 from core.watch import ResourceWatch
 from sources.apiserver import api_server_source
-from sources.base import Adapter, AdapterFactory, SourceContext, part_name
+from sources.base import Adapter, AdapterFactory, SourceContext, WatchProvider, part_name
 from sources.kafka import kafka_source
 from sources.ping import ping_source
 from sources.settings import SourcesSettings
@@ -38,10 +39,14 @@ class Sources:
         self._pool = pool
         self.watch: ResourceWatch | None = None
         """The store ApiServerSources watch; `nerve up` sets it to the embedded store before any contract."""
+        self.watches: WatchProvider | None = None
+        """Or, with `--watch kubernetes`, what makes each ApiServerSource a watch of the API server."""
         self._settings = settings or SourcesSettings()
         self._retry = (retry_initial_s, retry_max_s)
         self._session: aiohttp.ClientSession | None = None
         self._deliverer: Deliverer | None = None
+        self.tokens: TokenSource | None = None
+        """Where OIDC tokens for the sources' identities come from (set before start)."""
         self._adapters: dict[str, Adapter] = {}
         self._pending: dict[str, tuple[asyncio.Task[None], str]] = {}
         self._desired: dict[str, Source] = {}
@@ -51,7 +56,8 @@ class Sources:
 
     async def start(self) -> None:
         self._session = pooled_session(per_destination=self._settings.max_connections_per_host)
-        self._deliverer = Deliverer(Sender(self._session, max_response_bytes=self._settings.max_reply_bytes))
+        self._deliverer = Deliverer(Sender(self._session, max_response_bytes=self._settings.max_reply_bytes),
+                                    tokens=self.tokens)
 
     async def stop(self) -> None:
         async with self._lock:
@@ -103,7 +109,7 @@ class Sources:
     async def _start_once(self, source: Source) -> None:
         assert self._deliverer is not None, "Sources.start() first"
         adapter = ADAPTERS[source.kind](source, SourceContext(self._pool, self._deliverer, self._settings,
-                                                                       self.watch))
+                                                                       self.watch, self.watches))
         await adapter.start()
         self._adapters[source.uid] = adapter
         HEALTH.mark_up(part_name(source))

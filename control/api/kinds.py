@@ -35,6 +35,7 @@ from control.api import (
     columns,
     containersource,
     corev1,
+    eventpolicy,
     eventtype,
     inmemorychannel,
     kafkachannel,
@@ -238,6 +239,13 @@ EVENT_TYPE = Kind(
     columns=eventtype.COLUMNS,
 )
 
+# Who may send to which Brokers and channels when authentication-oidc is on (docs/security.md).
+EVENT_POLICY = Kind(
+    eventpolicy.API_VERSION, "EventPolicy", "eventpolicies", schema=eventpolicy.SCHEMA,
+    default=eventpolicy.default_event_policy, validate=eventpolicy.validate_event_policy,
+    columns=eventpolicy.COLUMNS,
+)
+
 CONFIGMAP = Kind("v1", "ConfigMap", "configmaps", ("cm",), schema=corev1.CONFIGMAP_SCHEMA,
                  validate=corev1.validate_configmap, columns=corev1.CONFIGMAP_COLUMNS)
 SERVICE = Kind("v1", "Service", "services", ("svc",), schema=corev1.SERVICE_SCHEMA,
@@ -276,6 +284,7 @@ KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA
                            CHANNEL, *CHANNEL_KINDS, SUBSCRIPTION, SEQUENCE, PARALLEL, *WORKLOAD_KINDS, EVENT,
                            API_SERVER_SOURCE, *RBAC_KINDS, EVENT_TYPE)
 KINDS += (SINK_BINDING, CONTAINER_SOURCE)
+KINDS += (EVENT_POLICY,)
 
 _BY_SPELLING = {spelling: kind for kind in KINDS for spelling in kind.spellings()}
 _BY_MANIFEST = {(version, kind.kind): kind for kind in KINDS for version in kind.api_versions()}

@@ -158,7 +158,7 @@ KREFERENCE = obj({
 DESTINATION = obj({
     "ref": KREFERENCE, "uri": LEAF,
     "CACerts": LEAF,  # verified against by the sender (core/tls.py)
-    "audience": unimplemented(LEAF, "requests carry no OIDC token"),
+    "audience": LEAF,  # the token the sender sends there is for this audience (authentication-oidc)
 })
 
 

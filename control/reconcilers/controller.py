@@ -37,10 +37,11 @@ from control.api import source as source_api
 from control.api.trigger import dependency_of
 from control.conditions import cond, with_ready
 from control.reconcilers import finalizers, garbage
-from control.reconcilers.apiserversource import ApiServerSourceReconciler
+from control.reconcilers.apiserversource import ApiServerSourceReconciler, ClusterAccess
 from control.reconcilers.broker import BrokerReconciler
 from control.reconcilers.channel import Channels
 from control.reconcilers.containersource import ContainerSourceReconciler
+from control.reconcilers.eventpolicy import EventPolicyReconciler, authz_of
 from control.reconcilers.eventtype import EventTypeReconciler
 from control.reconcilers.kafkasource import KafkaSourceReconciler
 from control.reconcilers.parallel import ParallelReconciler
@@ -57,9 +58,10 @@ from control.reconcilers.writes import Writes
 from control.resolver import Resolver
 from control.settings import ControlSettings
 from control.store.base import ResourceStore
-from core.contract import Contract, Egress, Resource, Source, Workload
+from core.contract import Contract, Egress, OidcConfig, Resource, Source, Workload
 from core.errors import BackendError
 from core.features import Features
+from core.oidc import Issuer
 
 log = logging.getLogger("nerve.control")
 
@@ -97,6 +99,7 @@ class Reconciler:
         api_url: str = "",
         sources_watch_store: bool = False,
         on_cluster: bool = False,
+        issuer: Issuer | None = None,
     ) -> None:
         """`api_url` is the control API's URL (an ApiServerSource's event `source`); `sources_watch_store`
         says the sources service runs in this process with the store handed to it (`nerve up`).
@@ -113,14 +116,19 @@ class Reconciler:
         self.triggers = TriggerReconciler(pool, settings)
         self.kafka_sources = KafkaSourceReconciler(pool, self._probes)
         self.ping_sources = PingSourceReconciler()
-        self.api_server_sources = ApiServerSourceReconciler(source_url=api_url, watch_available=sources_watch_store)
+        # On a cluster ApiServerSources watch the API server itself (sources --watch kubernetes).
+        cluster = store if on_cluster and isinstance(store, ClusterAccess) else None
+        self.api_server_sources = ApiServerSourceReconciler(source_url=api_url, watch_available=sources_watch_store,
+                                                            cluster=cluster)
         self.channels = Channels(pool, settings)
         self.sequences = SequenceReconciler()
         self.parallels = ParallelReconciler()
-        self.sink_bindings = SinkBindingReconciler()
-        self.container_sources = ContainerSourceReconciler()
+        self.sink_bindings = SinkBindingReconciler(cluster=store if on_cluster else None,
+                                                   selection_mode=settings.sink_binding_selection_mode)
+        self.container_sources = ContainerSourceReconciler(on_cluster=on_cluster)
         self.workloads = WorkloadReconciler(local=settings.local_workloads)
         self.eventtypes = EventTypeReconciler()
+        self.event_policies = EventPolicyReconciler(issuer)
         self.contract = contract or Contract()
         self.features = Features()
         """Knative's feature flags in force this pass (config-features, then the command line's): builders
@@ -173,6 +181,9 @@ class Reconciler:
         writes = Writes(self._store)
         snapshot = await Snapshot.load(self._store, [kind.kind for kind in kinds.KINDS])
         self.features = features_of(snapshot, self._settings)
+        authz = authz_of(self.features)
+        self.event_policies.hook(writes, snapshot, authz)
+        await self.event_policies.reconcile_all(snapshot, writes, authz)
         for orphan in [] if self._on_cluster else garbage.orphans(snapshot.objects()):
             await writes.delete(orphan)
         # Workloads first: a Pod's port is chosen before Service refs to it are resolved.
@@ -194,7 +205,8 @@ class Reconciler:
         # Last: an EventType's status reads its Broker's or channel's, and its registration a source's, as
         # this round left them.
         await self.eventtypes.reconcile_all(snapshot, writes)
-        await self._publish(resources, sources, workloads)
+        resources, sources = self.event_policies.enrich(resources, sources, snapshot, authz)
+        await self._publish(resources, sources, workloads, self.event_policies.oidc_config(authz))
         await self._finalize(snapshot, writes)
         return writes.again
 
@@ -219,9 +231,10 @@ class Reconciler:
         for par in snapshot.live("Parallel"):
             await self.parallels.reconcile(par, snapshot, writes)
 
-    async def _publish(self, resources: list[Resource], sources: list[Source], workloads: list[Workload]) -> None:
+    async def _publish(self, resources: list[Resource], sources: list[Source], workloads: list[Workload],
+                       oidc: OidcConfig | None = None) -> None:
         contract = Contract(self.contract.generation, tuple(resources), tuple(sources), tuple(workloads),
-                            features=self.features)
+                            features=self.features, oidc=oidc)
         if not contract.same_content(self.contract) or self.contract.generation == 0:
             contract = dataclasses.replace(contract, generation=self.contract.generation + 1)
             await self._sink(contract)

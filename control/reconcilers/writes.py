@@ -8,6 +8,7 @@ it again. Each successful write refreshes the snapshot's copy so later writes ca
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from control.reconcilers import finalizers
@@ -23,6 +24,8 @@ class Writes:
         self._store = store
         self.again = False
         """Set when a write lost a race, or removed or deleted something: run another round."""
+        self.decorate: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
+        """Adds a cross-cutting part to every status before it is written (OIDC's audience and policies)."""
 
     @staticmethod
     def _refresh(obj: dict[str, Any], new: dict[str, Any]) -> None:
@@ -34,6 +37,8 @@ class Writes:
         self.again = True
 
     async def status(self, obj: dict[str, Any], status: dict[str, Any]) -> None:
+        if self.decorate is not None:
+            status = self.decorate(obj, status)
         if obj.get("status") == status:
             return
         try:

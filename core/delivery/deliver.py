@@ -35,6 +35,7 @@ from core.delivery.sender import Attempt, Sender
 from core.errors import BackendError, TTLExhausted
 from core.events import Event
 from core.hops import ARRIVAL_TIME
+from core.oidc import TokenSource, TokenUnavailable
 from core.tls import context_for
 from core.tracing import SpanInfo
 
@@ -82,10 +83,28 @@ class Target:
 class Deliverer:
     """Delivery over one pooled Sender; `sleep` is injectable so tests need no real waits."""
 
-    def __init__(self, sender: Sender, *, sleep: Sleep = asyncio.sleep, on_reply: ReplySeen | None = None) -> None:
+    def __init__(self, sender: Sender, *, sleep: Sleep = asyncio.sleep, on_reply: ReplySeen | None = None,
+                 tokens: TokenSource | None = None) -> None:
         self._sender = sender
         self._sleep = sleep
         self._on_reply = on_reply
+        self._tokens = tokens
+        """OIDC (authentication-oidc): a token for the egress's identity goes to each URL that has an audience."""
+
+    async def _send(self, url: str, event: Event, egress: Egress, headers: dict[str, str], timeout_s: float,
+                    context: ssl.SSLContext | None = None) -> Attempt:
+        """One attempt; with OIDC, `Authorization: Bearer <JWT>` for the egress's identity when `url` is one of
+        its places with an audience. No token to be had is a failed attempt (retried like a refused connection)."""
+        auth = egress.auth
+        audience = auth.audience_for(url, egress) if auth is not None and self._tokens is not None else ""
+        if audience and auth is not None and self._tokens is not None:
+            try:
+                token = await self._tokens.token(auth.subject, audience)
+            except TokenUnavailable as exc:
+                return Attempt(None, f"dispatch error: no OIDC token for {audience!r}: {exc}".encode())
+            headers = {**headers, "Authorization": f"Bearer {token}"}
+        return await self._sender.send(url, event, structured=egress.format == "json", headers=headers,
+                                       timeout_s=timeout_s, ssl=context)
 
     async def deliver(self, event: Event, target: Target, *, reply_to: ReplyPublisher | None = None) -> Outcome:
         """Deliver `event` (already prepared for the subscriber); see the module docstring for outcomes."""
@@ -137,17 +156,14 @@ class Deliverer:
         """Deliver, and route the reply; returns the failing destination and last attempt, or None."""
         egress, policy = target.egress, target.policy
         headers = {"Prefer": "reply", "Kn-Namespace": egress.reference.namespace}
-        structured = egress.format == "json"
         destination = egress.destination
         attempt = Attempt(None)
         for number in range(policy.attempts):
             if number:
                 target.metrics.retries.inc()
             started = time.perf_counter()
-            attempt = await self._sender.send(
-                destination, event, structured=structured, headers=headers, timeout_s=policy.timeout_s,
-                ssl=target.destination_ssl,
-            )
+            attempt = await self._send(destination, event, egress, headers, policy.timeout_s,
+                                       target.destination_ssl)
             self._observe_dispatch(event, attempt, started, target)
             if is_success(attempt.status):
                 reply_failure = await self._route_reply(attempt, target, reply_to)
@@ -198,16 +214,10 @@ class Deliverer:
                                  context: ssl.SSLContext | None = None) -> Attempt:
         """POST to a reply URL or dead-letter sink with the target's retry policy; the last attempt."""
         policy, egress = target.policy, target.egress
+        headers = {"Kn-Namespace": egress.reference.namespace}
         sent = Attempt(None)
         for number in range(policy.attempts):
-            sent = await self._sender.send(
-                url,
-                event,
-                structured=egress.format == "json",
-                headers={"Kn-Namespace": egress.reference.namespace},
-                timeout_s=policy.timeout_s,
-                ssl=context,
-            )
+            sent = await self._send(url, event, egress, headers, policy.timeout_s, context)
             if is_success(sent.status) or number + 1 >= policy.attempts or not should_retry(sent.status):
                 break
             await self._sleep(policy.wait_s(number + 1, sent.status, sent.headers.get("Retry-After")))

@@ -1,19 +1,33 @@
 """What the Kubernetes tests share: the built helm, the chart rendered, manifests applied with the official
-client's dynamic API, and the CRDs installed and Established."""
+client's dynamic API, and the CRDs installed and Established, their conversion served.
+
+The CRDs of kinds with older versions convert through the operator's webhook (control/crds.py). So that
+every test that installs them can write older versions, `install_crds` starts the operator's webhooks
+(control/operator/webhooks.py, the same code `python -m control --store kubernetes` serves) once per test
+process, in a thread on 127.0.0.1 over TLS with a test CA, and points the CRDs' conversion at it with
+control/operator/conversion.py, as the operator points them at its Service."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import subprocess
+import tempfile
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
+from aiohttp import web
 from kubernetes import client, dynamic
 from kubernetes.client.rest import ApiException
 
+from control.api.admission import AdmissionSettings
+from control.operator.conversion import patch_conversions
+from control.operator.webhooks import Webhooks, server_ssl
 from tests.support.launchers import script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +97,57 @@ def install_crds(api_client: client.ApiClient, timeout: float = 60) -> list[dict
             assert time.monotonic() < deadline, f"{crd['metadata']['name']} not Established: {conditions}"
             time.sleep(0.2)
     dyn.resources.invalidate_cache()
+    patch_conversions(api_client, conversion_webhook())
     return crds
+
+
+def make_cert(directory: Path) -> Path:
+    """A CA and a serving certificate for 127.0.0.1 (tls.crt, tls.key, ca.crt in `directory`)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if (directory / "tls.crt").exists():
+        return directory
+    (directory / "server.ext").write_text("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+                                          "authorityKeyIdentifier=keyid,issuer\nsubjectAltName=IP:127.0.0.1\n"
+                                          "extendedKeyUsage=serverAuth\n")
+    for step in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "30",
+         "-subj", "/CN=nerve-webhook-test-ca"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "tls.key", "-out", "tls.csr", "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "tls.crt",
+         "-days", "30", "-extfile", "server.ext"],
+    ):
+        subprocess.run(["openssl", *step], cwd=directory, check=True, capture_output=True, timeout=60)
+    return directory
+
+
+_conversion: dict[str, Any] = {}
+
+
+def conversion_webhook() -> dict[str, Any]:
+    """The clientConfig of this process's webhook server (started on first use; a daemon thread, so it ends
+    with the test process)."""
+    if _conversion:
+        return _conversion
+    certs = make_cert(Path(tempfile.mkdtemp(prefix="nerve-conversion-")))
+    started = threading.Event()
+    port: list[int] = []
+
+    def serve() -> None:
+        async def main() -> None:
+            runner = web.AppRunner(Webhooks(AdmissionSettings()).app(), access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ssl(certs))
+            await site.start()
+            port.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+            started.set()
+            await asyncio.Event().wait()
+        asyncio.run(main())
+
+    threading.Thread(target=serve, name="conversion-webhook", daemon=True).start()
+    assert started.wait(30), "the conversion webhook did not start"
+    _conversion.update({"url": f"https://127.0.0.1:{port[0]}/convert",
+                        "caBundle": base64.b64encode((certs / "ca.crt").read_bytes()).decode()})
+    return _conversion
 
 
 def get_json(api_client: client.ApiClient, path: str, accept: str = "application/json") -> dict[str, Any]:

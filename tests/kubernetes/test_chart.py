@@ -14,6 +14,9 @@ import pytest
 from kubernetes import client, dynamic
 
 from control.__main__ import command_line as control_settings
+from control.api import kinds
+from control.crds import crd_kinds
+from control.operator.webhooks import configurations
 from core.settings import parse
 from dispatcher.__main__ import command_line as dispatcher_settings
 from ingress.__main__ import command_line as ingress_settings
@@ -83,16 +86,54 @@ def test_each_part_runs_its_entry_point_with_probes_and_its_own_account() -> Non
     assert services["nerve-ingress"]["spec"]["ports"][0]["port"] == 80
 
 
-def test_the_contract_configmap_is_mounted_into_the_data_plane() -> None:
-    docs = render("contract.from=configmap")
+def test_the_contract_configmaps_are_written_by_control_and_mounted_into_the_data_plane() -> None:
+    docs = render("contract.from=configmap", "contract.configMapParts=3")
     assert "contract.json" in _by(docs, "ConfigMap")["nerve-contract"]["data"]
+    assert _env(_by(docs, "Deployment")["nerve-control"])["NERVE_CONTRACT_CONFIGMAP"] == "nerve-contract"
     for role in ("ingress", "dispatcher", "sources"):
         deployment = _by(docs, "Deployment")[f"nerve-{role}"]
         pod = deployment["spec"]["template"]["spec"]
-        assert {"name": "contract", "configMap": {"name": "nerve-contract"}} in pod["volumes"]
-        assert _env(deployment)["NERVE_CONTRACT"] == "/etc/nerve/contract/contract.json"
+        # The first ConfigMap and the parts of a large contract, which exist only when it is large.
+        volume = next(v for v in pod["volumes"] if v["name"] == "contract")
+        assert volume["projected"]["sources"] == [
+            {"configMap": {"name": "nerve-contract"}},
+            *({"configMap": {"name": f"nerve-contract-{i}", "optional": True}} for i in (1, 2, 3))]
+        assert _env(deployment)["NERVE_CONTRACT"] == "/etc/nerve/contract"
         mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
         assert mounts["contract"]["mountPath"] == "/etc/nerve/contract"
+
+
+def test_control_runs_as_the_operator_with_leader_election_and_webhooks() -> None:
+    docs = render()
+    control = _by(docs, "Deployment")["nerve-control"]
+    env = _env(control)
+    assert env["NERVE_STORE"] == "kubernetes"
+    assert env["NERVE_LEASE_NAME"] == "nerve-control"
+    assert control["spec"]["replicas"] == 2 and "strategy" not in control["spec"]
+    assert env["NERVE_WEBHOOK_PORT"] == "8443"
+    assert env["NERVE_WEBHOOK_SERVICE"] == "nerve-webhook"  # the CRDs' conversion is pointed at it
+    pod = control["spec"]["template"]["spec"]
+    assert {"name": "webhook-tls", "secret": {"secretName": "nerve-webhook-tls"}} in pod["volumes"]
+    secret = _by(docs, "Secret")["nerve-webhook-tls"]
+    assert set(secret["data"]) == {"ca.crt", "tls.crt", "tls.key"}
+    service = _by(docs, "Service")["nerve-webhook"]
+    assert service["spec"]["ports"][0]["targetPort"] == "webhook"
+    # The chart's webhooks are the ones control/operator/webhooks.py describes, calling the Service.
+    expected = {c["kind"]: c["webhooks"][0] for c in configurations(
+        lambda path: {"service": {"name": "nerve-webhook", "namespace": "nerve", "path": path, "port": 443},
+                      "caBundle": secret["data"]["ca.crt"]})}
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        [rendered] = _by(docs, kind).values()
+        assert rendered["webhooks"][0] == expected[kind]
+
+    # The SQLite store: one replica, never two on one store, no webhooks.
+    docs = render("control.store=sqlite", "control.persistence.enabled=true")
+    control = _by(docs, "Deployment")["nerve-control"]
+    assert _env(control)["NERVE_STORE"] == "sqlite"
+    assert control["spec"]["replicas"] == 1 and control["spec"]["strategy"] == {"type": "Recreate"}
+    assert {"name": "state", "persistentVolumeClaim": {"claimName": "nerve-control-state"}} in control["spec"][
+        "template"]["spec"]["volumes"]
+    assert not _by(docs, "ValidatingWebhookConfiguration")
 
 
 def test_a_bad_contract_source_is_refused_by_name() -> None:
@@ -110,11 +151,14 @@ def test_optional_parts_render_when_enabled() -> None:
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "nerve-dispatcher"}
     assert "replicas" not in _by(docs, "Deployment")["nerve-dispatcher"]["spec"]  # the HPA owns it
     monitor = _by(docs, "ServiceMonitor")["nerve"]
-    for service in _by(docs, "Service").values():
+    excluded = {e["key"]: e["values"] for e in monitor["spec"]["selector"]["matchExpressions"]}
+    assert excluded == {"nerve.dev/serves": ["webhooks"]}
+    scraped = [service for service in _by(docs, "Service").values()
+               if service["metadata"]["labels"].get("nerve.dev/serves") != "webhooks"]
+    assert {s["metadata"]["name"] for s in scraped} == {f"nerve-{role}" for role in ROLES}
+    for service in scraped:
         assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
         assert service["spec"]["ports"][0]["name"] == monitor["spec"]["endpoints"][0]["port"]
-    control = _by(docs, "Deployment")["nerve-control"]["spec"]["template"]["spec"]
-    assert {"name": "state", "persistentVolumeClaim": {"claimName": "nerve-control-state"}} in control["volumes"]
 
 
 def test_the_chart_is_accepted_by_the_api_server(k8s_client: client.ApiClient, kube_apiserver: Path) -> None:
@@ -128,7 +172,10 @@ def test_the_chart_is_accepted_by_the_api_server(k8s_client: client.ApiClient, k
         if not doc["apiVersion"].startswith("monitoring.coreos.com/"):
             apply(dyn, doc, dry_run=True)
 
-    kubeconfig = ("--kubeconfig", str(kube_apiserver), "--namespace", namespace)
+    # Installed without its webhooks: no kubelet runs, so no control Pod would answer them, and with
+    # failurePolicy Fail they would refuse every Knative object in this shared API server (the operator's
+    # webhooks are tested with the operator running, tests/kubernetes/test_operator.py).
+    kubeconfig = ("--kubeconfig", str(kube_apiserver), "--namespace", namespace, "--set", "webhooks.enabled=false")
     installed = helm("install", namespace, str(CHART), *kubeconfig)
     assert installed.returncode == 0, installed.stderr
     # NOTES.txt: how to POST to a Broker at the ingress Service's address.
@@ -171,6 +218,26 @@ def test_rbac_is_least_privilege(k8s_client: client.ApiClient) -> None:
                 name="nerve-contract")
     assert not _can(k8s_client, control, namespace, "update", "configmaps", resource_namespace=namespace,
                     name="someone-elses")
+    for i in (1, 8):  # the parts of a large contract
+        assert _can(k8s_client, control, namespace, "delete", "configmaps", resource_namespace=namespace,
+                    name=f"nerve-contract-{i}")
+    assert _can(k8s_client, control, namespace, "create", "configmaps", resource_namespace=namespace)
+    assert not _can(k8s_client, control, namespace, "create", "configmaps")  # not in users' namespaces
+    assert _can(k8s_client, control, namespace, "update", "leases", "coordination.k8s.io",
+                resource_namespace=namespace, name="nerve-control")
+    assert not _can(k8s_client, control, namespace, "update", "leases", "coordination.k8s.io",
+                    resource_namespace=namespace, name="kube-scheduler")
+    # Every kind the reconcilers read that has no CRD of Nerve's: read, never written.
+    for kind in kinds.KINDS:
+        if kind not in crd_kinds():
+            group = kind.group
+            assert _can(k8s_client, control, namespace, "watch", kind.plural, group), kind.kind
+            assert not _can(k8s_client, control, namespace, "update", kind.plural, group), kind.kind
+    # The CRDs with older versions get their conversion pointed at the webhook; no other CRD is touched.
+    assert _can(k8s_client, control, namespace, "patch", "customresourcedefinitions", "apiextensions.k8s.io",
+                resource_namespace="", name="pingsources.sources.knative.dev")
+    assert not _can(k8s_client, control, namespace, "patch", "customresourcedefinitions", "apiextensions.k8s.io",
+                    resource_namespace="", name="brokers.eventing.knative.dev")
     assert not _can(k8s_client, control, namespace, "get", "secrets")
     assert not _can(k8s_client, control, namespace, "delete", "triggers", "eventing.knative.dev")
     for role in ("ingress", "dispatcher", "sources"):

@@ -13,7 +13,7 @@ from tests.support.shared import REPO
 MAKEFILE = (REPO / "Makefile").read_text()
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 # Distribution -> the module the code imports it as.
-IMPORT_NAMES = {"pyyaml": "yaml", "prometheus-client": "prometheus_client", "nats-py": "nats",
+IMPORT_NAMES = {"pyyaml": "yaml", "prometheus-client": "prometheus_client", "nats-py": "nats", "pyjwt": "jwt",
                 "opentelemetry-sdk": r"opentelemetry\.sdk",
                 "opentelemetry-exporter-otlp-proto-http": r"opentelemetry\.exporter\.otlp\.proto\.http"}
 SOURCES = ["core", "channels", "control", "ingress", "dispatcher", "sources", "nerve"]

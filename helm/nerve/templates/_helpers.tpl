@@ -43,3 +43,16 @@ app.kubernetes.io/component: {{ .role }}
 {{- define "nerve.roles" -}}
 control ingress dispatcher sources
 {{- end -}}
+
+{{/* The operator's store: kubernetes (with leader election, webhooks) or sqlite (one replica). */}}
+{{- define "nerve.operator" -}}
+{{- if eq .Values.control.store "kubernetes" }}true{{ else if eq .Values.control.store "sqlite" }}{{ else }}{{ fail (printf "control.store must be kubernetes or sqlite, not %q" .Values.control.store) }}{{ end -}}
+{{- end -}}
+
+{{- define "nerve.webhooks" -}}
+{{- if and (include "nerve.operator" .) .Values.webhooks.enabled }}true{{ end -}}
+{{- end -}}
+
+{{- define "nerve.webhookSecret" -}}
+{{ .Values.webhooks.certSecret | default (printf "%s-webhook-tls" (include "nerve.fullname" .)) }}
+{{- end -}}
