@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 
 import orjson
@@ -210,6 +211,14 @@ class RefusedHttpFilter(logging.Filter):
 
 
 _REFUSED_HTTP = RefusedHttpFilter()
+
+
+_WORKER = str(os.getpid())
+
+
+async def worker_header(request: web.Request, response: web.StreamResponse) -> None:
+    """`Nerve-Worker: <pid>` on every answer of an ingress worker (--workers): which process answered."""
+    response.headers["Nerve-Worker"] = _WORKER
 
 
 def create_app(ingress: Ingress, *, with_metrics: bool = False) -> web.Application:
