@@ -57,7 +57,16 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.protocol.admin import DeleteGroupsRequest
 from cloudevents.core.bindings import kafka as ce_kafka
 
-from channels.base import Backend, Message, Reader, RecordBackend, TopicInspector, TopicSpec
+from channels.base import (
+    Backend,
+    FanoutBackend,
+    Message,
+    Reader,
+    RecordBackend,
+    SharedReader,
+    TopicInspector,
+    TopicSpec,
+)
 from core.errors import BackendError, InvalidEvent
 from core.events import STRUCTURED_CONTENT_TYPE, AttrValue, Event, attr_to_string, from_structured, validate
 
@@ -516,7 +525,7 @@ class _KafkaReader(Reader):
             await self._consumer.stop()
 
 
-class KafkaBackend(Backend, RecordBackend, TopicInspector):
+class KafkaBackend(Backend, RecordBackend, TopicInspector, FanoutBackend):
     def __init__(self, settings: KafkaSettings) -> None:
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
@@ -626,6 +635,12 @@ class KafkaBackend(Backend, RecordBackend, TopicInspector):
 
     def open_reader(self, topic: str, group: str, *, from_start: bool = False, since: float | None = None) -> Reader:
         return _KafkaReader(self._settings, topic, group, from_start, since=since)
+
+    def open_shared_reader(self, topic: str, name: str) -> SharedReader:
+        # Imported here: the shared reader builds on this module's codec and settings.
+        from channels.kafka_fanout import KafkaSharedReader
+
+        return KafkaSharedReader(self._settings, topic, name, self._admin_client)
 
     def open_record_reader(
         self, topic: str, group: str, *, from_start: bool, source: str, overrides: Mapping[str, str]

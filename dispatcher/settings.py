@@ -24,3 +24,13 @@ class DispatcherSettings:
         "HTTP connections open at once to one destination (host and port); each destination has its own, "
         "so a slow subscriber delays only its own deliveries.", minimum=1)
     max_reply_bytes: int = 4 * 1024 * 1024
+    shared_reader: bool = setting(
+        True, "--shared-reader", "NERVE_SHARED_READER",
+        "Read each Broker's or channel's topic once per dispatcher process for all its Triggers and "
+        "Subscriptions, each keeping its own consumer group's offsets (memory and Kafka; NATS reads per "
+        "Trigger). Off: every Trigger reads the whole topic through its own consumer.")
+    fanout_backlog: int = setting(
+        1000, "--fanout-backlog", "NERVE_FANOUT_BACKLOG",
+        "Events one Trigger may have waiting for delivery from the shared reader. A Trigger past it (a slow "
+        "or failing subscriber) leaves to read on alone from its own committed position (Kafka) and rejoins "
+        "once caught up, so it holds no other Trigger back.", minimum=1)
