@@ -206,7 +206,6 @@ class KafkaSharedReader(SharedReader):
         self._high: dict[int, int] = {}
         """Per assigned partition, one past the highest record offered since it was assigned."""
         self._fetched: dict[int, int] = {}
-        self._seeked: set[int] = set()
         self._assigned: set[int] = set()
         self._coordinators: dict[str, int] = {}
         self._limit = asyncio.Semaphore(COMMITS_AT_ONCE)
@@ -293,9 +292,10 @@ class KafkaSharedReader(SharedReader):
                 delay = min(delay * 2, 5.0)
 
     def _seek(self, partition: int, offset: int) -> None:
+        # aiokafka drops whatever it fetched from before the seek (it checks each result against the
+        # position), and a seek can only happen while `receive` waits: no record offered is stale.
         self._consumer.seek(TopicPartition(self._topic, partition), offset)
         self.at[partition] = offset
-        self._seeked.add(partition)
 
     async def attach(self, group: str, *, since: float | None = None) -> Cursor:
         cursor = _KafkaCursor(self, group, None if since is None else int(since * 1000))
@@ -368,7 +368,6 @@ class KafkaSharedReader(SharedReader):
 
     async def receive(self, max_records: int) -> Sequence[Record]:
         while not self._stopped:
-            self._seeked.clear()
             try:
                 batches = await self._consumer.getmany(timeout_ms=500, max_records=max_records)
             except KafkaError as exc:
@@ -377,10 +376,8 @@ class KafkaSharedReader(SharedReader):
             fetched: dict[int, int] = {}
             for tp, batch in batches.items():
                 partition = tp.partition
-                # A seek meanwhile (a Trigger attached behind, a rebalance) makes these stale: the
-                # partition is read again from where it was sent.
-                if partition in self._seeked or partition not in self._assigned:
-                    continue
+                if partition not in self._assigned:
+                    continue  # revoked meanwhile: its new owner reads it
                 for record in batch:
                     fetched[partition] = record.offset + 1
                     try:
@@ -398,7 +395,7 @@ class KafkaSharedReader(SharedReader):
 
     def done(self) -> None:
         for partition, offset in self._fetched.items():
-            if partition in self._assigned and partition not in self._seeked:
+            if partition in self._assigned:
                 self.at[partition] = offset
                 self._high[partition] = max(self._high.get(partition, offset), offset)
         self._fetched = {}
