@@ -336,11 +336,16 @@ class KafkaSharedReader(SharedReader):
         self._assigned = mine
         cursors = list(self._cursors.values())
         positions = await asyncio.gather(*(self._positions_retried(c, new) for c in cursors))
-        targets: dict[int, int] = {}
         for cursor, found in zip(cursors, positions, strict=True):
             for partition, (floor, committed) in found.items():
                 cursor.tracks[partition] = _Track(floor, committed)
-                targets[partition] = min(targets.get(partition, floor), floor)
+        # From every cursor now attached: one that attached while this ran has positions of its own.
+        targets: dict[int, int] = {}
+        for cursor in self._cursors.values():
+            for partition in new:
+                track = cursor.tracks.get(partition)
+                if track is not None:
+                    targets[partition] = min(targets.get(partition, track.floor), track.floor)
         missing = [TopicPartition(self._topic, p) for p in new if p not in targets]
         if missing:
             # No Trigger yet: the end; the first one attached makes the reader go back if it must.
