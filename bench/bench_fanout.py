@@ -15,6 +15,7 @@ event (goal <= 2).
     .venv/bin/python bench/bench_fanout.py                          # memory, embedded `nerve up`
     .venv/bin/python bench/bench_fanout.py --backend kafka --kafka-bootstrap 127.0.0.1:9092
     .venv/bin/python bench/bench_fanout.py --cases 100:1 --modes after --events 20000
+    .venv/bin/python bench/bench_fanout.py --apply-cost 1000     # a generation adding 1 Trigger to 1,000
 
 On Kafka `before` with 1,000 Triggers means 1,000 consumers in one process joining 1,000 groups;
 `--before-max-triggers` (default 100) skips `before` above it and says so.
@@ -118,6 +119,52 @@ async def run_case(args: argparse.Namespace, triggers: int, matching: int, mode:
     return figures
 
 
+async def apply_cost(triggers: int) -> None:
+    """In process, on memory: how long a generation that adds one Trigger to `triggers` takes to apply, with
+    the runners and compiled filters kept and the shared reader on (now), and with a reader per Trigger,
+    every runner updated and every filter compiled again (main before this change, emulated)."""
+    from channels.base import TopicSpec
+    from channels.registry import BackendPool
+    from core.contract import Contract, Egress, Reference, Resource
+    from dispatcher import egress as egress_module
+    from dispatcher import service as service_module
+    from dispatcher.service import Dispatcher
+    from dispatcher.settings import DispatcherSettings
+
+    broker = Reference("b", "bench", "bench", "Broker")
+
+    def trigger(n: int) -> Egress:
+        return Egress(uid=f"t{n}", reference=Reference(f"t{n}", "bench", f"t{n}", "Trigger"),
+                      consumer_group=f"g{n}", destination=f"http://127.0.0.1:9/t{n}",
+                      filters=[{"exact": {"type": f"bench.other.{n}"}}, {"cesql": f"source LIKE '/s{n}%'"}])
+
+    def contract(generation: int, count: int) -> Contract:
+        egresses = tuple(trigger(n) for n in range(count))
+        return Contract(generation, (Resource("b", broker, "memory", "topic-apply", "/bench/bench", egresses),))
+
+    original_changed, original_config = service_module._changed, egress_module._Config
+    for mode in ("before", "after"):
+        if mode == "before":
+            service_module._changed = lambda *_: True  # type: ignore[assignment]
+            egress_module._Config = lambda egress, resource, settings, previous=None: original_config(  # type: ignore[assignment,misc]
+                egress, resource, settings)
+        pool = BackendPool()
+        await (await pool.get("memory")).ensure_topic(TopicSpec("topic-apply"))
+        service = Dispatcher(pool, DispatcherSettings(drain_timeout_s=0.5, shared_reader=mode == "after"))
+        await service.start()
+        try:
+            await service.apply(contract(1, triggers))
+            started = time.perf_counter()
+            await service.apply(contract(2, triggers + 1))
+            took = time.perf_counter() - started
+        finally:
+            await service.stop()
+            await pool.stop()
+            service_module._changed, egress_module._Config = original_changed, original_config
+        print(f"apply  {mode:6} a generation adding 1 Trigger to {triggers}: {took * 1000:7.1f} ms  "
+              f"load={os.getloadavg()[0]:.1f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", default="memory", choices=["memory", "kafka", "nats"])
@@ -133,6 +180,8 @@ def main() -> None:
     parser.add_argument("--topology", default="embedded", choices=["embedded", "separate"])
     parser.add_argument("--mixed", action="store_true",
                         help="non-matching Triggers of mixed dialects (prefix, CESQL, ...) instead of exact types")
+    parser.add_argument("--apply-cost", type=int, default=0, metavar="N",
+                        help="only time applying a generation that adds one Trigger to N (in process, memory)")
     parser.add_argument("--before-max-triggers", type=int, default=100,
                         help="Kafka/NATS: skip `before` above this many Triggers (one consumer each)")
     args = parser.parse_args()
@@ -143,6 +192,9 @@ def main() -> None:
         run = uvloop.run
     except ImportError:
         run = asyncio.run
+    if args.apply_cost:
+        run(apply_cost(args.apply_cost))
+        return
     cases = [tuple(int(x) for x in case.split(":")) for case in args.cases.split(",")]
     results: dict[tuple[str, int, int], dict[str, float]] = {}
     for triggers, matching in cases:

@@ -135,6 +135,7 @@ class Fanout:
         self._on_empty = on_empty
         self._entries: dict[int, _Entry] = {}
         self._index: FilterIndex[_Entry] = FilterIndex(())
+        self._dirty = False
         self._room = asyncio.Event()
         self._seen = 0
         self._started: asyncio.Task[None] | None = None
@@ -173,12 +174,19 @@ class Fanout:
             self.reindex()
 
     def reindex(self) -> None:
-        """A Trigger came, went or changed its filter: the index is built again from compiled filters."""
-        for entry in self._entries.values():
-            entry.filter = entry.subscriber.filter
-        self._index = FilterIndex((entry, entry.subscriber.requirements) for entry in self._entries.values())
-        self.index_builds += 1
+        """A Trigger came, went or changed its filter: the index is built again from the compiled filters
+        before the next record is matched (once for a generation that changed many Triggers)."""
+        self._dirty = True
         self._room.set()
+
+    def index(self) -> FilterIndex[_Entry]:
+        if self._dirty:
+            self._dirty = False
+            for entry in self._entries.values():
+                entry.filter = entry.subscriber.filter
+            self._index = FilterIndex((entry, entry.subscriber.requirements) for entry in self._entries.values())
+            self.index_builds += 1
+        return self._index
 
     async def stop(self) -> None:
         if self._flusher is not None:
@@ -186,7 +194,8 @@ class Fanout:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         await self._supervisor.stop()
-        if self._started is not None and self._started.done() and self._started.exception() is None:
+        started = self._started
+        if started is not None and started.done() and not started.cancelled() and started.exception() is None:
             await self._reader.stop()
 
     async def _wait_for_room(self) -> None:
@@ -208,7 +217,7 @@ class Fanout:
                 continue
             if not records:
                 continue
-            index = self._index
+            index = self.index()
             self._seen += len(records)
             for record in records:
                 attributes = record.event.attributes
