@@ -22,8 +22,8 @@ one that only moved past records it did not want: a thousand Triggers would othe
 OffsetCommit requests per interval, and re-reading records a Trigger does not want after a crash costs
 a lookup, never a delivery.
 
-Not covered here (the per-Trigger reader in channels/kafka.py still does it): detecting a topic deleted
-and made again under a member that kept its partitions.
+A topic deleted and made again under a member that kept its partitions shows as offsets going back
+without a seek: every Trigger then reads the new log from its start (as the per-Trigger reader does).
 """
 
 from __future__ import annotations
@@ -383,6 +383,9 @@ class KafkaSharedReader(SharedReader):
                 partition = tp.partition
                 if partition not in self._assigned:
                     continue  # revoked meanwhile: its new owner reads it
+                at = self.at.get(partition)
+                if batch and at is not None and batch[0].offset < at:
+                    self._began_again(partition, batch[0].offset)
                 for record in batch:
                     fetched[partition] = record.offset + 1
                     try:
@@ -397,6 +400,18 @@ class KafkaSharedReader(SharedReader):
                 return records
             self.done()
         return []
+
+    def _began_again(self, partition: int, offset: int) -> None:
+        """Offsets only grow on one log, and every seek sets `at`: a smaller one means the topic was deleted
+        and made again (or truncated) while this member kept the partition, and the fetch reset to the
+        start. Every cursor reads the new log from there; acks of the old log's records go nowhere."""
+        log.warning("%s: partition %d of %s began again at offset %d", self._name, partition, self._topic, offset)
+        for cursor in self._cursors.values():
+            old = cursor.tracks.get(partition)
+            if old is not None:
+                old.live = False
+                cursor.tracks[partition] = _Track(offset, None)
+        self.at[partition] = self._high[partition] = offset
 
     def done(self) -> None:
         for partition, offset in self._fetched.items():

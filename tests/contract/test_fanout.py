@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from dispatcher.settings import DispatcherSettings
 from tests.support.launchers import backend_params
@@ -134,3 +135,39 @@ async def test_a_slow_subscriber_holds_no_other_back_and_loses_nothing(
     finally:
         await fast.stop()
         await slow.stop()
+
+
+@pytest.fixture(params=backend_params("kafka"))
+async def kafka_stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Stack, str]]:
+    unique = uuid.uuid4().hex[:8]
+    bootstrap = str(request.getfixturevalue("kafka_bootstrap"))
+    async with running_stack(
+        tmp_path, backend="kafka", kafka_bootstrap=bootstrap,
+        topic_template=f"t{unique}-{{namespace}}-{{name}}", consumer_group_template=f"g{unique}-{{namespace}}-{{name}}",
+    ) as s:
+        yield s, bootstrap
+
+
+async def test_a_topic_made_again_under_the_shared_reader_is_read_from_its_start(
+        kafka_stack: tuple[Stack, str], receiver: Receiver) -> None:
+    """Deleted behind Nerve's back after events went through (control's resync makes it again): the new
+    log's offsets start below what was read, and an event answered 202 on it must still arrive. (Here the
+    reader usually sees the partition go and come back, a rebalance that reads each Trigger's position
+    afresh; one that kept the partition sees offsets go back without a seek and starts the new log.)"""
+    stack, bootstrap = kafka_stack
+    await stack.apply(BROKER, trigger("t", receiver.url))
+    for i in range(5):
+        assert await stack.send("/ns1/default", event(i)) == 202
+    await receiver.wait_for(5)
+    topic = (await stack.get("brokers", "ns1", "default"))["status"]["annotations"]["nerve.dev/topic"]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([topic])
+    finally:
+        await admin.close()
+    deadline = asyncio.get_running_loop().time() + 30
+    while await stack.send("/ns1/default", event("after")) != 202:  # 503 until the topic is back
+        assert asyncio.get_running_loop().time() < deadline, "the topic was never made again"
+        await asyncio.sleep(0.5)
+    await eventually(lambda: "after" in receiver.ids, timeout=30)
