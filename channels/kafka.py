@@ -16,7 +16,10 @@ out together in the next one). A failure or timeout is BackendError: the ingress
 kind (26 µs if it parsed `time`, which `decode` avoids), against 45-50 µs of client CPU per published
 event overall: not the hot spot.
 
-Consuming: a subscription is one AIOKafkaConsumer with auto-commit off. Each partition keeps the
+Consuming (the dispatcher reads a Broker's topic once for all its Triggers through
+channels/kafka_fanout.py, committing each Trigger's offsets to its own group; this per-group reader
+serves KafkaSource, `--no-shared-reader` and a Trigger detached for being slow): a subscription is one
+AIOKafkaConsumer with auto-commit off. Each partition keeps the
 offsets handed out and not yet acked; the committed offset only ever moves up to the first unacked
 record, so a crash redelivers from there (at least once, never lost). Commits happen every
 `commit_interval_s`, on rebalance and on stop. A new group starts at the end of the topic (Knative's
