@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints.txt
 
-.PHONY: help install lock up lint typecheck check docs test test-fast fuzz kafka-fetch sdk-fetch k8s-tools kafka nats bench bench-sender bench-compare bench-channel bench-ping bench-contract bench-nats-subjects clean containers images compose-test
+.PHONY: help install lock up lint typecheck check docs test test-fast fuzz kafka-fetch sdk-fetch k8s-tools kafka nats bench bench-sender bench-compare bench-channel bench-fanout bench-ping bench-contract bench-nats-subjects clean containers images compose-test
 
 help: ## list the verbs
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -100,6 +100,12 @@ bench-compare: install ## Knative's Kafka data plane vs Nerve side by side, then
 	$(BIN)/python bench/bench_e2e.py --triggers 1,10 --events 5000 --rate 500 --rate-events 1000
 	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then \
 	  $(BIN)/python bench/bench_e2e.py --backend kafka --partitions 10 --triggers 1,10 --events 5000 --rate 500 --rate-events 1000; fi
+
+# 1, 10, 100 and 1,000 Triggers on one Broker (1, 10, 1 and 10 of them matching each event), each case
+# with a reader per Trigger (before) and one shared reader (after): CPU per accepted and per delivered
+# event, deliveries/s, p50/p99, RSS. ARGS go to bench_fanout.py, e.g. ARGS="--backend kafka --kafka-bootstrap 127.0.0.1:9092".
+bench-fanout: install ## many Triggers on one Broker: a reader per Trigger vs one shared reader
+	$(BIN)/python bench/bench_fanout.py $(ARGS)
 
 # One Channel with 1 and with 10 Subscriptions: events/s into its address, deliveries/s out, p50/p99 and
 # delivered/expected per Subscription. Memory unless ARGS names a backend, e.g.

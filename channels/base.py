@@ -6,6 +6,9 @@ per Trigger or Subscription). Each group sees every event once, and within a gro
 counts as done only when `Message.ack()` is called, after the subscriber answered 2xx or the
 event went to the dead-letter sink. Durable backends redeliver whatever was not acked when a process
 dies; the memory backend is best effort, as Knative's InMemoryChannel is.
+
+A *SharedReader* (FanoutBackend) reads a topic once for many groups, each keeping its own progress
+through a *Cursor*: the dispatcher reads a Broker's topic once however many Triggers it has.
 """
 
 from __future__ import annotations
@@ -66,6 +69,84 @@ class Reader(Protocol):
 
     async def stop(self) -> None:
         """Stop reading; unacked deliveries come back to the group later on durable backends."""
+        ...
+
+
+@runtime_checkable
+class Record(Protocol):
+    """One event a SharedReader read once for every consumer group attached to it."""
+
+    @property
+    def event(self) -> Event: ...
+
+    @property
+    def ordering_key(self) -> str: ...
+
+
+@runtime_checkable
+class Cursor(Protocol):
+    """One consumer group's own progress through what a SharedReader reads (a Trigger's offsets)."""
+
+    @property
+    def group(self) -> str: ...
+
+    def take(self, record: Record) -> Message | None:
+        """This group's message for `record`, whose ack counts for this group alone; None when the group
+        needs no delivery of it (it committed past it before, or was handed it already)."""
+        ...
+
+    def lag(self) -> int | None:
+        """As `Lagging.lag`, for this group alone."""
+        ...
+
+
+@runtime_checkable
+class SharedReader(Protocol):
+    """A topic read once for many consumer groups (the dispatcher's Broker reader, dispatcher/fanout.py).
+
+    Each attached group keeps its own position, committed as that group's own (Kafka: its consumer
+    group's offsets), so a restart resumes every group where it was and none depends on another's
+    progress: a record is delivered to a group unless that group committed past it. `receive` hands out
+    each record once; the caller offers it to every cursor (`Cursor.take`, or not at all: a group
+    that does not want it moves past it), then calls `done()`.
+    """
+
+    @property
+    def resumable(self) -> bool:
+        """True when a group can leave (`detach`) and read on from its own committed position with its
+        own Reader: a durable backend. The memory backend keeps no history, so it is False there and a
+        slow group is bounded by the backend's own capacity instead."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def attach(self, group: str, *, since: float | None = None) -> Cursor:
+        """Start tracking `group` from its committed position (a new group: as `Backend.open_reader`
+        positions one). The reader goes back if the group is behind what it already read."""
+        ...
+
+    async def detach(self, cursor: Cursor) -> None:
+        """Commit what the group acked and stop tracking it; its unacked records come back to it later."""
+        ...
+
+    async def receive(self, max_records: int) -> Sequence[Record]:
+        """Wait for records (at least one, up to `max_records`); `[]` once stopped."""
+        ...
+
+    def done(self) -> None:
+        """Every record of the last `receive` was offered to every attached cursor."""
+        ...
+
+    async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class FanoutBackend(Protocol):
+    """A backend whose topics can be read once for many consumer groups."""
+
+    def open_shared_reader(self, topic: str, name: str) -> SharedReader:
+        """A reader of `topic` for this process; `name` is what it joins to share the topic's partitions
+        with other dispatcher processes (Kafka: a consumer group of its own that never commits)."""
         ...
 
 

@@ -16,7 +16,10 @@ out together in the next one). A failure or timeout is BackendError: the ingress
 kind (26 µs if it parsed `time`, which `decode` avoids), against 45-50 µs of client CPU per published
 event overall: not the hot spot.
 
-Consuming: a subscription is one AIOKafkaConsumer with auto-commit off. Each partition keeps the
+Consuming (the dispatcher reads a Broker's topic once for all its Triggers through
+channels/kafka_fanout.py, committing each Trigger's offsets to its own group; this per-group reader
+serves KafkaSource, `--no-shared-reader` and a Trigger detached for being slow): a subscription is one
+AIOKafkaConsumer with auto-commit off. Each partition keeps the
 offsets handed out and not yet acked; the committed offset only ever moves up to the first unacked
 record, so a crash redelivers from there (at least once, never lost). Commits happen every
 `commit_interval_s`, on rebalance and on stop. A new group starts at the end of the topic (Knative's
@@ -58,7 +61,16 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.protocol.admin import DeleteGroupsRequest
 from cloudevents.core.bindings import kafka as ce_kafka
 
-from channels.base import Backend, Message, Reader, RecordBackend, TopicInspector, TopicSpec
+from channels.base import (
+    Backend,
+    FanoutBackend,
+    Message,
+    Reader,
+    RecordBackend,
+    SharedReader,
+    TopicInspector,
+    TopicSpec,
+)
 from core.backend_security import KafkaSecurity, SecurityError, ssl_context
 from core.errors import BackendError, InvalidEvent
 from core.events import STRUCTURED_CONTENT_TYPE, AttrValue, Event, attr_to_string, from_structured, validate
@@ -555,7 +567,7 @@ class _KafkaReader(Reader):
             await self._consumer.stop()
 
 
-class KafkaBackend(Backend, RecordBackend, TopicInspector):
+class KafkaBackend(Backend, RecordBackend, TopicInspector, FanoutBackend):
     def __init__(self, settings: KafkaSettings) -> None:
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
@@ -675,6 +687,12 @@ class KafkaBackend(Backend, RecordBackend, TopicInspector):
 
     def open_reader(self, topic: str, group: str, *, from_start: bool = False, since: float | None = None) -> Reader:
         return _KafkaReader(self._settings, topic, group, from_start, since=since)
+
+    def open_shared_reader(self, topic: str, name: str) -> SharedReader:
+        # Imported here: the shared reader builds on this module's codec and settings.
+        from channels.kafka_fanout import KafkaSharedReader
+
+        return KafkaSharedReader(self._settings, topic, name, self._admin_client)
 
     def open_record_reader(
         self, topic: str, group: str, *, from_start: bool, source: str, overrides: Mapping[str, str]

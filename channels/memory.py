@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from channels.base import Backend, Message, Reader, TopicSpec
+from channels.base import Backend, Cursor, FanoutBackend, Message, Reader, Record, SharedReader, TopicSpec
 from core.errors import BackendError, BackendFull
 from core.events import Event
 from core.settings import setting
@@ -98,6 +98,9 @@ class _MemoryMessage(Message):
         return str(self._held.event.attributes.get("partitionkey", ""))
 
     async def ack(self) -> None:
+        self.done()
+
+    def done(self) -> None:
         if not self._acked:
             self._acked = True
             self._group.inflight -= 1
@@ -153,7 +156,122 @@ class _MemoryReader(Reader):
             self._group.wakeup.set()
 
 
-class MemoryBackend(Backend):
+class _SharedRecord(Record):
+    """One event of the shared group, held until the reader and every group that took it let go."""
+
+    __slots__ = ("_message", "refs")
+
+    def __init__(self, message: _MemoryMessage) -> None:
+        self._message = message
+        self.refs = 1  # the reader's own, until `done()`
+
+    @property
+    def event(self) -> Event:
+        return self._message.event
+
+    @property
+    def ordering_key(self) -> str:
+        return self._message.ordering_key
+
+    def release(self) -> None:
+        self.refs -= 1
+        if self.refs == 0:
+            self._message.done()
+
+
+class _FannedMessage(Message):
+    __slots__ = ("_acked", "_cursor", "_record")
+
+    def __init__(self, cursor: _MemoryCursor, record: _SharedRecord) -> None:
+        self._cursor = cursor
+        self._record = record
+        self._acked = False
+
+    @property
+    def event(self) -> Event:
+        return self._record.event
+
+    @property
+    def ordering_key(self) -> str:
+        return self._record.ordering_key
+
+    async def ack(self) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if not self._acked:
+            self._acked = True
+            self._cursor.outstanding.discard(self)
+            self._record.release()
+
+
+class _MemoryCursor(Cursor):
+    __slots__ = ("_group", "detached", "outstanding")
+
+    def __init__(self, group: str) -> None:
+        self._group = group
+        self.outstanding: set[_FannedMessage] = set()
+        self.detached = False
+
+    @property
+    def group(self) -> str:
+        return self._group
+
+    def take(self, record: Record) -> Message | None:
+        if self.detached or not isinstance(record, _SharedRecord):
+            return None
+        record.refs += 1
+        message = _FannedMessage(self, record)
+        self.outstanding.add(message)
+        return message
+
+    def lag(self) -> int | None:
+        return None
+
+    def release_all(self) -> None:
+        """The group left: what it still held is no longer held on its behalf (best effort, as ever)."""
+        self.detached = True
+        for message in list(self.outstanding):
+            message.release()
+
+
+class _MemorySharedReader(SharedReader):
+    """One memory group read for many Triggers: an event stays held (and counts against the backend's
+    capacity and memory limit) until every Trigger that took it acked it, which is what bounds a slow one."""
+
+    def __init__(self, backend: MemoryBackend, topic: str, name: str) -> None:
+        self._reader = _MemoryReader(backend, topic, name)
+        self._last: list[_SharedRecord] = []
+
+    @property
+    def resumable(self) -> bool:
+        return False
+
+    async def start(self) -> None:
+        await self._reader.start()
+
+    async def attach(self, group: str, *, since: float | None = None) -> Cursor:
+        return _MemoryCursor(group)
+
+    async def detach(self, cursor: Cursor) -> None:
+        if isinstance(cursor, _MemoryCursor):
+            cursor.release_all()
+
+    async def receive(self, max_records: int) -> Sequence[Record]:
+        messages = await self._reader.receive(max_records)
+        self._last = [_SharedRecord(m) for m in messages if isinstance(m, _MemoryMessage)]
+        return self._last
+
+    def done(self) -> None:
+        for record in self._last:
+            record.release()
+        self._last = []
+
+    async def stop(self) -> None:
+        await self._reader.stop()
+
+
+class MemoryBackend(Backend, FanoutBackend):
     def __init__(self, settings: MemorySettings | None = None) -> None:
         self._settings = settings or MemorySettings()
         self._topics: dict[str, dict[str, _Group]] = {}
@@ -231,6 +349,9 @@ class MemoryBackend(Backend):
         # A memory topic keeps no history, so from_start, since and latest are the same point (and
         # embedded, the dispatcher subscribes before the ingress routes: nothing comes before it).
         return _MemoryReader(self, topic, group)
+
+    def open_shared_reader(self, topic: str, name: str) -> SharedReader:
+        return _MemorySharedReader(self, topic, name)
 
     async def delete_group(self, topic: str, group: str) -> None:
         removed = self._topics.get(topic, {}).pop(group, None)

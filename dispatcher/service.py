@@ -1,9 +1,11 @@
-"""The dispatcher service: one EgressRunner per Trigger/Subscription in the contract.
+"""The dispatcher service: one EgressRunner per Trigger/Subscription in the contract, fed by one shared
+reader per topic (dispatcher/fanout.py) where the backend has one.
 
 `apply(contract)` brings the runners in line with a new contract generation without a restart:
 removed egresses are drained and stopped, new ones subscribed, and an egress whose group and topic
 stay the same is updated in place (filters, delivery, destination), so nothing in flight is lost or
-delivered twice because of the change.
+delivered twice because of the change. An egress that did not change at all is not touched: a
+generation that adds one Trigger starts that one and compiles nothing else.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from core.errors import BackendError
 from core.eventtypes import AutoCreate
 from core.oidc import TokenSource
 from dispatcher.egress import EgressRunner
+from dispatcher.fanout import Fanouts
 from dispatcher.settings import DispatcherSettings
 
 log = logging.getLogger("nerve.dispatcher")
@@ -38,6 +41,7 @@ class Dispatcher:
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._desired: dict[str, tuple[Egress, Resource]] = {}
         self._lock = asyncio.Lock()
+        self._fanouts = Fanouts(settings.fanout_backlog) if settings.shared_reader else None
         self.generation = 0
         self.tokens: TokenSource | None = None
         """Where OIDC tokens for Triggers' and Subscriptions' identities come from (set before start)."""
@@ -56,6 +60,8 @@ class Dispatcher:
             self._pending.clear()
             await asyncio.gather(*(runner.stop() for runner in self._runners.values()))
             self._runners.clear()
+            if self._fanouts is not None:
+                await self._fanouts.stop()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -78,7 +84,8 @@ class Dispatcher:
             for uid, (egress, resource) in desired.items():
                 runner = self._runners.get(uid)
                 if runner is not None:
-                    runner.update(egress, resource)
+                    if _changed(runner, egress, resource):
+                        runner.update(egress, resource)
                 elif uid not in self._pending:
                     starts.append(self._start(uid, egress, resource))
             await asyncio.gather(*starts)
@@ -109,7 +116,7 @@ class Dispatcher:
         # ConfigMap): the dispatcher only reads. A topic that is not there yet fails the reader's start
         # with BackendError, and the subscription is retried in the background until it is.
         channel = await self._pool.get(resource.backend, resource.connection, resource.security)
-        runner = EgressRunner(egress, resource, channel, self._deliverer, self._settings)
+        runner = EgressRunner(egress, resource, channel, self._deliverer, self._settings, self._fanouts)
         await runner.start()
         self._runners[uid] = runner
 
@@ -129,3 +136,11 @@ class Dispatcher:
                     continue
                 self._pending.pop(uid, None)
                 return
+
+
+def _changed(runner: EgressRunner, egress: Egress, resource: Resource) -> bool:
+    """Whether a new generation changed anything this runner uses. Compared field by field: a Resource
+    holds all its egresses, and comparing those for each of 10,000 Triggers would be quadratic."""
+    current = runner.resource
+    return runner.egress != egress or (current.reference, current.kind, current.topic) != (
+        resource.reference, resource.kind, resource.topic)

@@ -28,3 +28,13 @@ class DispatcherSettings:
                            "Dispatcher processes, one core each, sharing --port (SO_REUSEPORT) and each "
                            "Trigger's consumer group, so Kafka spreads the partitions over them. 0: one.",
                            minimum=0)
+    shared_reader: bool = setting(
+        True, "--shared-reader", "NERVE_SHARED_READER",
+        "Read each Broker's or channel's topic once per dispatcher process for all its Triggers and "
+        "Subscriptions, each keeping its own consumer group's offsets (memory and Kafka; NATS reads per "
+        "Trigger). Off: every Trigger reads the whole topic through its own consumer.")
+    fanout_backlog: int = setting(
+        1000, "--fanout-backlog", "NERVE_FANOUT_BACKLOG",
+        "Events one Trigger may have waiting for delivery from the shared reader. A Trigger past it (a slow "
+        "or failing subscriber) leaves to read on alone from its own committed position (Kafka) and rejoins "
+        "once caught up, so it holds no other Trigger back.", minimum=1)

@@ -1,0 +1,52 @@
+"""The pure parts of reading once for many Triggers: a Trigger's Kafka position and its inbox."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from channels.kafka_fanout import _Track
+from dispatcher.fanout import Inbox
+
+# (offsets handed out, offsets acked, the reader's position) -> what this Trigger commits
+COMMITTABLE = [
+    ([], [], 10, 10),  # nothing for it: it moved with the reader
+    ([5, 6, 7], [], 8, 5),  # the first unacked
+    ([5, 6, 7], [6], 8, 5),  # an ack out of turn does not move it
+    ([5, 6, 7], [6, 5], 8, 7),
+    ([5, 6, 7], [5, 6, 7], 8, 8),
+    ([5, 6, 7], [5, 6, 7], 20, 20),  # then records it did not match: past them
+]
+
+
+@pytest.mark.parametrize(("handed", "acked", "at", "expected"), COMMITTABLE)
+def test_a_trigger_commits_its_first_unacked_record_or_the_readers_position(
+        handed: list[int], acked: list[int], at: int, expected: int) -> None:
+    track = _Track(floor=5, committed=5)
+    for offset in handed:
+        track.hand_out(offset)
+    for offset in acked:
+        track.ack(offset)
+    assert track.committable(at) == expected
+
+
+def test_a_trigger_behind_the_reader_keeps_its_own_position_and_acks_after_it_left_go_nowhere() -> None:
+    track = _Track(floor=50, committed=50)
+    assert track.committable(at=40) == 50  # the reader went back for another Trigger: this one stays
+    track.hand_out(50)
+    track.live = False
+    track.ack(50)
+    assert track.committable(at=60) == 50
+
+
+async def test_an_inbox_is_full_past_its_bound_and_says_when_there_is_room() -> None:
+    room = asyncio.Event()
+    inbox = Inbox(2, room)
+    for message in ("a", "b", "c"):
+        inbox.put(message)  # type: ignore[arg-type]
+    assert inbox.full
+    assert await inbox.receive(2) == ["a", "b"]
+    assert room.is_set() and not inbox.full
+    assert inbox.close() == ["c"]
+    assert await inbox.receive(5) == []
