@@ -245,10 +245,13 @@ def test_rbac_is_least_privilege(k8s_client: client.ApiClient) -> None:
                 resource_namespace="", name="pingsources.sources.knative.dev")
     assert not _can(k8s_client, control, namespace, "patch", "customresourcedefinitions", "apiextensions.k8s.io",
                     resource_namespace="", name="brokers.eventing.knative.dev")
-    assert not _can(k8s_client, control, namespace, "get", "secrets")
+    # Secrets: read (the Kafka and NATS credentials Brokers and KafkaSources name), never written.
+    assert _can(k8s_client, control, namespace, "get", "secrets")
+    assert not _can(k8s_client, control, namespace, "update", "secrets")
     assert not _can(k8s_client, control, namespace, "delete", "triggers", "eventing.knative.dev")
     for role in ("ingress", "dispatcher", "sources"):
         assert not _can(k8s_client, f"nerve-{role}", namespace, "get", "triggers", "eventing.knative.dev")
+        assert not _can(k8s_client, f"nerve-{role}", namespace, "get", "secrets")
         assert not _can(k8s_client, f"nerve-{role}", namespace, "get", "configmaps", resource_namespace=namespace)
 
 
