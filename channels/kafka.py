@@ -128,6 +128,23 @@ class KafkaSettings:
     """TLS and SASL for every client of this cluster (producer, consumers, admin); None is PLAINTEXT."""
 
 
+def consumer_options(settings: KafkaSettings) -> dict[str, Any]:
+    """What every consumer of Nerve's takes from the settings (a Trigger's own reader and the shared
+    reader): the fetch and group timings, and the cluster's security."""
+    return {
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        "metadata_max_age_ms": settings.metadata_max_age_ms,
+        "session_timeout_ms": settings.session_timeout_ms,
+        "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+        "max_poll_interval_ms": settings.max_poll_interval_ms,
+        "max_partition_fetch_bytes": settings.max_partition_fetch_bytes,
+        "fetch_max_bytes": settings.fetch_max_bytes,
+        # The group's requests (JoinGroup waits up to a session) must not time out before the group does.
+        "request_timeout_ms": max(settings.request_timeout_ms, settings.session_timeout_ms + 5000),
+        **client_security(settings.security),
+    }
+
+
 def client_security(security: KafkaSecurity | None) -> dict[str, Any]:
     """aiokafka's keyword arguments for `security`: one place, so producer, consumers and the admin
     client of a cluster always connect alike. BackendError when the TLS material cannot be used."""
@@ -380,15 +397,7 @@ class _KafkaReader(Reader):
             # recreated or truncated topic; "latest" would skip what the ingress answered 202 for. Only a
             # brand-new group starts at the end, by an explicit seek while it is positioned (start()).
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
-            metadata_max_age_ms=settings.metadata_max_age_ms,
-            session_timeout_ms=settings.session_timeout_ms,
-            heartbeat_interval_ms=settings.heartbeat_interval_ms,
-            max_poll_interval_ms=settings.max_poll_interval_ms,
-            max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
-            fetch_max_bytes=settings.fetch_max_bytes,
-            request_timeout_ms=max(settings.request_timeout_ms, settings.session_timeout_ms + 5000),
-            **client_security(settings.security),
+            **consumer_options(settings),
         )
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._from_start = from_start

@@ -41,7 +41,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.protocol.commit import OffsetCommitRequest
 
 from channels.base import Cursor, Message, Record, SharedReader
-from channels.kafka import KafkaSettings, _describe, client_security, decode
+from channels.kafka import KafkaSettings, _describe, consumer_options, decode
 from core.errors import BackendError, InvalidEvent
 from core.events import Event
 
@@ -191,15 +191,7 @@ class KafkaSharedReader(SharedReader):
             # Positions are always set by a seek on assignment; "earliest" only answers an offset out of
             # range (a truncated or recreated log), where "latest" would skip accepted events.
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
-            metadata_max_age_ms=settings.metadata_max_age_ms,
-            session_timeout_ms=settings.session_timeout_ms,
-            heartbeat_interval_ms=settings.heartbeat_interval_ms,
-            max_poll_interval_ms=settings.max_poll_interval_ms,
-            max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
-            fetch_max_bytes=settings.fetch_max_bytes,
-            request_timeout_ms=max(settings.request_timeout_ms, settings.session_timeout_ms + 5000),
-            **client_security(settings.security),
+            **consumer_options(settings),
         )
         self._cursors: dict[str, _KafkaCursor] = {}
         self.at: dict[int, int] = {}
