@@ -31,11 +31,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from kubernetes import client, config, dynamic, watch
+from kubernetes import client, config, dynamic
 from kubernetes.client.exceptions import ApiException
 
 from core.contract import Source
 from core.errors import BackendError, NotFound
+from core.kube_watch import stream_watch
 from core.watch import Expired, ObjectList, ResourceWatch, WatchEvent
 
 log = logging.getLogger("nerve.sources.kube")
@@ -119,41 +120,11 @@ class KubernetesWatch(ResourceWatch):
                     resource_version: str | None = None) -> AsyncIterator[WatchEvent]:
         api = await self._resource(kind)
         assert self._dynamic is not None
-        dyn, loop = self._dynamic, asyncio.get_running_loop()
-        queue: asyncio.Queue[WatchEvent | Exception] = asyncio.Queue()
-        stopped = threading.Event()
-
-        def stream() -> None:
-            version = resource_version
-            try:
-                while not stopped.is_set():
-                    watcher = watch.Watch()
-                    for event in dyn.watch(api, namespace=namespace if api.namespaced else None,
-                                           resource_version=version, timeout=WINDOW_SECONDS, watcher=watcher,
-                                           allow_watch_bookmarks=True):
-                        if stopped.is_set():
-                            watcher.stop()
-                            return
-                        obj = event["raw_object"]
-                        version = obj["metadata"]["resourceVersion"]
-                        if event["type"] == "BOOKMARK":
-                            continue  # only the version moves on
-                        loop.call_soon_threadsafe(queue.put_nowait, WatchEvent(event["type"], obj))
-            except ApiException as exc:
-                loop.call_soon_threadsafe(queue.put_nowait, _translated(exc))
-            except Exception as exc:  # noqa: BLE001 - handed to the awaiting side, which raises it
-                loop.call_soon_threadsafe(queue.put_nowait, BackendError(f"the watch of {kind} failed: {exc}"))
-
-        thread = threading.Thread(target=stream, name=f"kube-watch-{kind}", daemon=True)
-        thread.start()
-        try:
-            while True:
-                item = await queue.get()
-                if isinstance(item, Exception):
-                    raise item
-                yield item
-        finally:
-            stopped.set()
+        async for event in stream_watch(
+                self._dynamic, api, namespace if api.namespaced else None, resource_version=resource_version,
+                window_s=WINDOW_SECONDS, name=f"kube-watch-{kind}", api_error=_translated,
+                other_error=lambda exc: BackendError(f"the watch of {kind} failed: {exc}")):
+            yield event
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)

@@ -22,17 +22,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
 import orjson
-from kubernetes import client, config, dynamic, watch
+from kubernetes import client, config, dynamic
 from kubernetes.client.exceptions import ApiException
 
 from control.api import kinds
 from control.store.base import ResourceStore
 from core.errors import Conflict, FieldError, InvalidResource, NotFound
+from core.kube_watch import stream_watch
 from core.watch import Expired, ObjectList, WatchEvent
 
 T = TypeVar("T")
@@ -132,43 +132,10 @@ class KubernetesStore(ResourceStore):
     async def watch(self, kind: str, namespace: str | None = None, *,
                     resource_version: str | None = None) -> AsyncIterator[WatchEvent]:
         api, namespaced = self._resource(kind)
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[WatchEvent | Exception] = asyncio.Queue()
-        stopped = threading.Event()
-
-        def stream() -> None:
-            version = resource_version
-            try:
-                while not stopped.is_set():
-                    watcher = watch.Watch()
-                    for event in self._dynamic.watch(api, namespace=namespace if namespaced else None,
-                                                     resource_version=version, timeout=_WINDOW_SECONDS,
-                                                     watcher=watcher, allow_watch_bookmarks=True):
-                        if stopped.is_set():
-                            watcher.stop()
-                            return
-                        obj = event["raw_object"]
-                        version = obj["metadata"]["resourceVersion"]
-                        if event["type"] == "BOOKMARK":
-                            # Only a version to resume the next window from: a quiet kind's watch then
-                            # resumes from a recent version rather than one etcd has compacted away (410).
-                            continue
-                        loop.call_soon_threadsafe(queue.put_nowait, WatchEvent(event["type"], obj))
-            except ApiException as exc:
-                loop.call_soon_threadsafe(queue.put_nowait, _translated(exc))
-            except Exception as exc:  # noqa: BLE001 - handed to the awaiting side, which raises it
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
-
-        thread = threading.Thread(target=stream, name=f"watch-{kind}", daemon=True)
-        thread.start()
-        try:
-            while True:
-                item = await queue.get()
-                if isinstance(item, Exception):
-                    raise item
-                yield item
-        finally:
-            stopped.set()
+        async for event in stream_watch(
+                self._dynamic, api, namespace if namespaced else None, resource_version=resource_version,
+                window_s=_WINDOW_SECONDS, name=f"watch-{kind}", api_error=_translated, other_error=lambda exc: exc):
+            yield event
 
     # ----------------------------------------------------------------------------------------- writes
 
