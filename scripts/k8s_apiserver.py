@@ -76,6 +76,22 @@ def make_pki(pki: Path) -> None:
         _openssl(step, pki)
 
 
+def service_account_keys(pki: Path) -> list[Path]:
+    """The service-account signing keys, oldest first: sa.key, then those `rotate_service_account_key` added."""
+    added = sorted(pki.glob("sa-*.key"), key=lambda p: int(p.stem.split("-")[1]))
+    return [pki / "sa.key", *added]
+
+
+def rotate_service_account_key(data_dir: Path) -> Path:
+    """A new service-account signing key for the next `start` (a key rotation): the API server then signs
+    with it and still accepts tokens of the older keys, and its JWKS lists them all."""
+    pki = data_dir.resolve() / "pki"
+    key = pki / f"sa-{len(service_account_keys(pki))}.key"
+    _openssl(["genrsa", "-out", key.name, "2048"], pki)
+    _openssl(["rsa", "-in", key.name, "-pubout", "-out", key.with_suffix(".pub").name], pki)
+    return key
+
+
 def kubeconfig(pki: Path, url: str) -> str:
     return f"""apiVersion: v1
 kind: Config
@@ -195,7 +211,9 @@ def start(data_dir: Path, port: int | None = None, *, timeout: float = 120.0) ->
         # The discovery document (/.well-known/openid-configuration) names where the keys are: here, the
         # API server itself, which serves /openid/v1/jwks (OIDC in Kubernetes mode reads both).
         f"--service-account-jwks-uri=https://127.0.0.1:{port}/openid/v1/jwks",
-        f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
+        # Every key's public half verifies; the newest signs (rotate_service_account_key).
+        *(f"--service-account-key-file={key.with_suffix('.pub')}" for key in service_account_keys(pki)),
+        f"--service-account-signing-key-file={service_account_keys(pki)[-1]}",
         "--service-cluster-ip-range=10.96.0.0/16",
         "--authorization-mode=RBAC",
         # The `kubernetes` Service's endpoints would name the advertise address, which may not be loopback;

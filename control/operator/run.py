@@ -32,7 +32,7 @@ from control.crds import crd_kinds
 from control.operator.cache import CachedStore, WatchCache
 from control.operator.contract_configmap import ContractConfigMaps
 from control.operator.conversion import point_conversions, service_client_config
-from control.operator.issuer import ApiServerIssuer, DiscoveryError
+from control.operator.issuer import RETRY_S, ApiServerIssuer, DiscoveryError
 from control.operator.lease import LeaderElector, LeaseSettings
 from control.operator.service_accounts import OidcServiceAccounts
 from control.operator.watch_loop import Key, WatchLoop
@@ -153,7 +153,8 @@ async def operate(stop: asyncio.Event, common: ServiceSettings, settings: Contro
     try:
         await issuer.refresh()
     except DiscoveryError as exc:
-        log.warning("service-account issuer not read (the ingress refuses tokens until it is): %s", exc)
+        log.warning("service-account issuer not read (needed with authentication-oidc: the ingress refuses "
+                    "tokens until it is; retried every %.0fs): %s", min(operator.oidc_keys_refresh, RETRY_S), exc)
     reconciler = GatedReconciler(CachedStore(store, cache), pool, settings, publish,
                                  api_url=f"http://{common.host}:{common.port}", on_cluster=True, issuer=issuer)
     reconciler.leading = leading

@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jwt
 import orjson
 import pytest
 import yaml
-from kubernetes import client, dynamic
+from kubernetes import client, config, dynamic
 
 from control.api.admission import AdmissionSettings, admit
 from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
@@ -38,7 +39,7 @@ from core.kube_tokens import kubernetes_tokens
 from tests.kubernetes.operator import Operator, as_chart_account, wait_for
 from tests.kubernetes.support import apply, install_crds, render
 from tests.kubernetes.test_operator import wait_ready
-from tests.support.launchers import free_port
+from tests.support.launchers import free_port, script
 from tests.support.services import Service
 from tests.support.stack import event
 
@@ -227,3 +228,53 @@ async def test_the_operator_makes_each_trigger_a_service_account_and_the_dispatc
             return exc.status == 404
         return False
     wait_for("the Trigger's ServiceAccount deleted", gone)
+
+
+async def test_a_rotated_service_account_key_reaches_the_contract(nats_url: str, tmp_path: Path) -> None:
+    """Its own API server, restarted with a new signing key (the old one still verifying), as a cluster
+    rotates: the operator's next read of the JWKS puts both keys into the contract, so tokens signed before
+    and after verify at the ingress."""
+    launcher = script("k8s_apiserver")
+    server = launcher.start(tmp_path / "k8s")
+    api = config.new_client_from_config(config_file=str(server.kubeconfig))
+    operator: Operator | None = None
+    try:
+        install_crds(api)
+        core = client.CoreV1Api(api)
+        for name in ("nerve", "ns1"):
+            core.create_namespace({"metadata": {"name": name}})
+        core.create_namespaced_service_account("ns1", {"metadata": {"name": "producer"}})
+        operator = Operator(server.kubeconfig, tmp_path / "op", "nerve", nats_url=nats_url,
+                            extra=[*OIDC_ON, "--no-leader-elect", "--oidc-keys-refresh", "1"]).start()
+        audience = "eventing.knative.dev/broker/ns1/default"
+        apply(dynamic.DynamicClient(api), admit({"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+                                                 "metadata": {"name": "default", "namespace": "ns1"}}, None,
+                                                AdmissionSettings(DEFAULT_CLASS_FOR_BACKEND["nats"])).obj)
+
+        def kids(count: int) -> Contract | None:
+            contract = asyncio.run(ContractConfigMaps(api, "nerve", "nerve-contract").read())
+            keys = contract.oidc.jwks["keys"] if contract and contract.oidc else []
+            return contract if len(keys) == count else None
+        before = await asyncio.to_thread(wait_for, "the issuer's key in the contract", lambda: kids(1))
+        old_token = token_for(core, "ns1", "producer", audience)
+
+        server.stop()
+        launcher.rotate_service_account_key(tmp_path / "k8s")
+        server = launcher.start(tmp_path / "k8s")
+        after = await asyncio.to_thread(wait_for, "both keys in the contract", lambda: kids(2), 60)
+        assert after.generation > before.generation
+        assert before.oidc is not None and after.oidc is not None
+        assert before.oidc.jwks["keys"][0] in after.oidc.jwks["keys"]
+        new_token = token_for(core, "ns1", "producer", audience)
+        assert jwt.get_unverified_header(new_token)["kid"] != jwt.get_unverified_header(old_token)["kid"]
+        # What the ingress does with the contract's keys (ingress/auth.py): both tokens verify.
+        verifier = oidc.Verifier(after.oidc.issuer, after.oidc.jwks)
+        for token in (old_token, new_token):
+            assert verifier.verify(token, audience).subject == "system:serviceaccount:ns1:producer"
+        with pytest.raises(oidc.TokenRejected):
+            oidc.Verifier(before.oidc.issuer, before.oidc.jwks).verify(new_token, audience)
+    finally:
+        if operator is not None:
+            operator.stop()
+        api.close()
+        server.stop()
