@@ -5,7 +5,10 @@ rights its RBAC grants) reads the API server's service-account issuer and keys i
 `python -m ingress`, fed the contract ConfigMaps as the data plane mounts them (a directory of their
 keys), verifies tokens a producer gets from the TokenRequest API. The operator creates each Trigger's OIDC
 ServiceAccount, and the dispatcher's Kubernetes token source (core/kube_tokens.py), as the chart's
-dispatcher ServiceAccount, gets tokens for it that the API server's TokenReview accepts.
+dispatcher ServiceAccount, gets tokens for it that the API server's TokenReview accepts; an event then goes
+the whole way (producer token, ingress, NATS, `python -m dispatcher --token-source kubernetes`, subscriber)
+on the cluster's identities. A key rotation (an API server restarted with a new signing key) reaches the
+contract through the operator's periodic JWKS read.
 
 No kubelet runs here, so no Pod mounts a projected token: the tokens come from TokenRequest directly,
 which is what the kubelet asks for a projected volume too.
@@ -16,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,13 +36,14 @@ from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
 from control.operator.contract_configmap import ContractConfigMaps, part_name
 from control.operator.service_accounts import LABEL
 from core import oidc
-from core.contract import INDEX_KEY, Contract, read
+from core.contract import INDEX_KEY, Contract, Resource, read
 from core.events import to_binary
 from core.kube_tokens import kubernetes_tokens
 from tests.kubernetes.operator import Operator, as_chart_account, wait_for
 from tests.kubernetes.support import apply, install_crds, render
 from tests.kubernetes.test_operator import wait_ready
 from tests.support.launchers import free_port, script
+from tests.support.receiver import Receiver
 from tests.support.services import Service
 from tests.support.stack import event
 
@@ -75,6 +79,37 @@ def token_for(core: client.CoreV1Api, namespace: str, account: str, audience: st
     """What `kubectl create token <account> --audience <audience>` prints (the TokenRequest API)."""
     request = {"spec": {"audiences": [audience], "expirationSeconds": 600}}
     return str(core.create_namespaced_service_account_token(account, namespace, request).status.token)
+
+
+async def mounted_contract(k8s_client: client.ApiClient, setup: Setup, directory: Path,
+                           ready: Callable[[Resource], bool]) -> Path:
+    """The contract ConfigMaps mounted into `directory`, once the namespace's Broker entry is `ready`."""
+    name = f"{setup.home}-contract"
+    core = client.CoreV1Api(k8s_client)
+
+    def written() -> Contract | None:
+        contract = asyncio.run(ContractConfigMaps(k8s_client, setup.home, name).read())
+        mine = [r for r in (contract.resources if contract else ()) if r.reference.namespace == setup.namespace]
+        return contract if contract and contract.oidc and mine and ready(mine[0]) else None
+    await asyncio.to_thread(wait_for, "the contract ConfigMaps", written)
+    parts = int(orjson.loads(core.read_namespaced_config_map(name, setup.home).data[INDEX_KEY])["parts"])
+    return mount([core.read_namespaced_config_map(part_name(name, i), setup.home) for i in range(parts)], directory)
+
+
+def chart_account(k8s_client: client.ApiClient, kubeconfig: Path, setup: Setup, role: str, path: Path) -> Path:
+    """A kubeconfig acting as the chart's ServiceAccount of `role`, with the RBAC the chart gives it."""
+    admin = dynamic.DynamicClient(k8s_client)
+    for doc in render(namespace=setup.home, release=setup.home):
+        if doc["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding"):
+            apply(admin, doc)
+    return account_kubeconfig(k8s_client, kubeconfig, setup.home, f"{setup.home}-{role}", path)
+
+
+def review(k8s_client: client.ApiClient, token: str, audience: str) -> Any:
+    """The API server's TokenReview of `token` for `audience` (what a receiver outside Nerve would ask)."""
+    return client.AuthenticationV1Api(k8s_client).create_token_review(
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+         "spec": {"token": token, "audiences": [audience]}}).status
 
 
 @dataclass
@@ -128,16 +163,8 @@ async def test_the_ingress_verifies_service_account_tokens_from_the_api_servers_
         core.create_namespaced_service_account(ns, {"metadata": {"name": account}})
 
     # The contract ConfigMaps carry the API server's issuer (the `iss` of its tokens) and its public keys.
-    name = f"{setup.home}-contract"
-
-    def with_policy() -> Contract | None:
-        contract = asyncio.run(ContractConfigMaps(k8s_client, setup.home, name).read())
-        mine = [r for r in (contract.resources if contract else ()) if r.reference.namespace == ns]
-        return contract if contract and contract.oidc and mine and mine[0].auth and mine[0].auth.policies else None
-    await asyncio.to_thread(wait_for, "the contract with the Broker's policy", with_policy)
-    parts = int(orjson.loads(core.read_namespaced_config_map(name, setup.home).data[INDEX_KEY])["parts"])
-    contract_dir = mount([core.read_namespaced_config_map(part_name(name, i), setup.home) for i in range(parts)],
-                         tmp_path / "contract")
+    contract_dir = await mounted_contract(k8s_client, setup, tmp_path / "contract",
+                                          lambda r: r.auth is not None and bool(r.auth.policies))
     discovery = core.api_client.call_api(*core.api_client.param_serialize(
         "GET", oidc.DISCOVERY_PATH, header_params={"Accept": "application/json"}))
     discovery.read()
@@ -198,25 +225,16 @@ async def test_the_operator_makes_each_trigger_a_service_account_and_the_dispatc
 
     # The dispatcher, as the chart's dispatcher ServiceAccount (its RBAC: create serviceaccounts/token),
     # gets a token for the Trigger's identity and the subscriber's audience, cached.
-    for doc in render(namespace=setup.home, release=setup.home):
-        if doc["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding"):
-            apply(admin, doc)
-    kubeconfig = account_kubeconfig(k8s_client, kube_apiserver, setup.home, f"{setup.home}-dispatcher",
-                                    tmp_path / "dispatcher" / "kubeconfig")
+    kubeconfig = chart_account(k8s_client, kube_apiserver, setup, "dispatcher", tmp_path / "dispatcher" / "kubeconfig")
     tokens = kubernetes_tokens(str(kubeconfig))
     sub = oidc.subject(ns, account)
     token = await tokens.token(sub, "the-sink")
     assert await tokens.token(sub, "the-sink") == token  # cached until near expiry
-    review: Any = client.AuthenticationV1Api(k8s_client).create_token_review(
-        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-         "spec": {"token": token, "audiences": ["the-sink"]}})
-    assert review.status.authenticated, review.status.error
-    assert review.status.user.username == sub
-    assert review.status.audiences == ["the-sink"]
-    wrong: Any = client.AuthenticationV1Api(k8s_client).create_token_review(
-        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-         "spec": {"token": token, "audiences": ["eventing.knative.dev/broker/x/y"]}})
-    assert not wrong.status.authenticated
+    reviewed = review(k8s_client, token, "the-sink")
+    assert reviewed.authenticated, reviewed.error
+    assert reviewed.user.username == sub
+    assert reviewed.audiences == ["the-sink"]
+    assert not review(k8s_client, token, "eventing.knative.dev/broker/x/y").authenticated
 
     # kubectl delete trigger: its ServiceAccount goes too (no garbage collector runs here: the operator does it).
     admin.resources.get(api_version="eventing.knative.dev/v1", kind="Trigger").delete(name="to-sink", namespace=ns)
@@ -278,3 +296,57 @@ async def test_a_rotated_service_account_key_reaches_the_contract(nats_url: str,
             operator.stop()
         api.close()
         server.stop()
+
+
+async def test_an_event_goes_from_a_service_account_producer_to_a_subscriber_with_the_triggers_token(
+        oidc_cluster: Setup, k8s_client: client.ApiClient, kube_apiserver: Path, nats_url: str,
+        tmp_path: Path) -> None:
+    """The whole path on one cluster's identities: the producer's TokenRequest token admitted by the ingress,
+    the event through NATS, and `python -m dispatcher --token-source kubernetes` (as the chart's dispatcher
+    ServiceAccount) sending it with a token of the Trigger's ServiceAccount that TokenReview accepts."""
+    setup, core = oidc_cluster, client.CoreV1Api(k8s_client)
+    ns = setup.namespace
+    core.create_namespaced_service_account(ns, {"metadata": {"name": "producer"}})
+    sink = Receiver()
+    await sink.start()
+    admin = dynamic.DynamicClient(k8s_client)
+    apply(admin, admit({"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
+                        "metadata": {"name": "to-sink", "namespace": ns},
+                        "spec": {"broker": "default", "subscriber": {"uri": sink.url, "audience": "the-sink"}}},
+                       None, AdmissionSettings()).obj)
+    contract_dir = await mounted_contract(k8s_client, setup, tmp_path / "contract",
+                                          lambda r: bool(r.egresses) and r.egresses[0].auth is not None)
+    kubeconfig = chart_account(k8s_client, kube_apiserver, setup, "dispatcher", tmp_path / "d" / "kubeconfig")
+    common = ["--host", "127.0.0.1", "--contract", str(contract_dir), "--nats-url", nats_url]
+    ingress_port, dispatcher_port = free_port(), free_port()
+    ingress = Service("ingress", "ingress", [*common, "--port", str(ingress_port)], tmp_path, ingress_port)
+    dispatcher = Service("dispatcher", "dispatcher", [*common, "--port", str(dispatcher_port), "--token-source",
+                                                      "kubernetes", "--token-kubeconfig", str(kubeconfig)],
+                         tmp_path, dispatcher_port)
+    try:
+        for service in (ingress, dispatcher):
+            service.start()
+        for service in (ingress, dispatcher):
+            service.wait_ready()
+        sent = event("k8s-path-1")
+        headers, data = to_binary(sent)
+        token = token_for(core, ns, "producer", setup.audience)
+        async with aiohttp.ClientSession() as session, session.post(
+                f"http://127.0.0.1:{ingress_port}/{ns}/default", data=data,
+                headers={**headers, "Authorization": f"Bearer {token}"}) as response:
+            assert response.status == 202, await response.text()
+        try:
+            await sink.wait_for(1, timeout=30)
+        except TimeoutError:
+            raise AssertionError(f"nothing arrived:\n{dispatcher.log.read_text()[-3000:]}") from None
+        received = sink.received[0]
+        assert received.event.id == sent.id and received.body == data
+        scheme, _, sent_token = received.headers["Authorization"].partition(" ")
+        assert scheme == "Bearer"
+        reviewed = review(k8s_client, sent_token, "the-sink")
+        assert reviewed.authenticated, reviewed.error
+        assert reviewed.user.username == oidc.identity("eventing.knative.dev", "Trigger", ns, "to-sink")
+    finally:
+        for service in (dispatcher, ingress):
+            service.stop()
+        await sink.stop()
