@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints.txt
 
-.PHONY: help install lock up lint typecheck check docs test test-fast fuzz kafka-fetch sdk-fetch k8s-tools kafka nats bench bench-channel bench-ping clean containers images compose-test
+.PHONY: help install lock up lint typecheck check docs test test-fast fuzz kafka-fetch sdk-fetch k8s-tools kafka nats bench bench-sender bench-compare bench-channel bench-ping bench-contract bench-nats-subjects clean containers images compose-test
 
 help: ## list the verbs
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -83,6 +83,24 @@ bench: install ## short benchmarks: filter evaluation, then end to end on memory
 	$(BIN)/python bench/bench_filters.py
 	$(BIN)/python bench/bench_e2e.py --triggers 1 --events 5000 --rate 500 --rate-events 1000 $(ARGS)
 
+# The HTTP client of a delivery alone: CPU per POST of aiohttp, aiohttp tuned, pyreqwest (if installed) and
+# Nerve's Sender, against a sink in another process (docs/performance.md, "Per-delivery CPU").
+bench-sender: install ## CPU per delivery POST of each candidate HTTP client
+	$(BIN)/python bench/bench_sender.py $(ARGS)
+
+# Knative's Kafka Broker data plane vs Nerve on one Kafka with one load generator (bench/compare_knative.py,
+# scenarios a-d, 1 and 10 Triggers), then Nerve's own bench_e2e.py on memory (and on the same Kafka when
+# KAFKA_BOOTSTRAP_SERVERS names one). The comparator's jars, load generator and venv are built by its own
+# build.sh (../shared/comparators/knative-kafka/README.md says how); this target builds nothing.
+# COMPARE_ARGS go to compare_knative.py (e.g. "--quiet-wait 0 --nerve-topology embedded --nerve-workers 2").
+CMP_CACHE ?= $(HOME)/.cache/comparators/knative-kafka
+bench-compare: install ## Knative's Kafka data plane vs Nerve side by side, then bench_e2e.py
+	@test -x $(CMP_CACHE)/venv/bin/python || { echo "no comparator build in $(CMP_CACHE): run build.sh of ../shared/comparators/knative-kafka (its README)"; exit 2; }
+	$(CMP_CACHE)/venv/bin/python bench/compare_knative.py --nerve-venv $(VENV) $(COMPARE_ARGS)
+	$(BIN)/python bench/bench_e2e.py --triggers 1,10 --events 5000 --rate 500 --rate-events 1000
+	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then \
+	  $(BIN)/python bench/bench_e2e.py --backend kafka --partitions 10 --triggers 1,10 --events 5000 --rate 500 --rate-events 1000; fi
+
 # One Channel with 1 and with 10 Subscriptions: events/s into its address, deliveries/s out, p50/p99 and
 # delivered/expected per Subscription. Memory unless ARGS names a backend, e.g.
 # ARGS="--backend kafka --kafka-bootstrap 127.0.0.1:9092" or ARGS="--backend nats --nats-url nats://127.0.0.1:4222".
@@ -93,6 +111,17 @@ bench-channel: install ## a Channel with 1 and 10 Subscriptions, end to end (ARG
 # missed and doubled ticks, CPU and RSS of `nerve up`. ARGS go to bench_ping.py, e.g. ARGS="--seconds 60".
 bench-ping: install ## 1,000 PingSources firing every second: ticks on time, CPU and RSS
 	$(BIN)/python bench/bench_ping.py $(ARGS)
+
+# One Broker with 1,000 and 10,000 Triggers applied to `nerve up` (one `nerve apply -f` file, then API
+# batches): time to return, to all Ready, to the contract file holding them, its size, the long poll's
+# bytes plain and gzipped, CPU and RSS, and one more Trigger after. ARGS go to bench_contract.py.
+bench-contract: install ## 1,000 and 10,000 Triggers on one Broker: apply, Ready, contract size, CPU
+	$(BIN)/python bench/bench_contract.py $(ARGS)
+
+# NATS server-side fan-out: 1, 10 and 100 Triggers of which 1 matches each event, each Trigger's consumer
+# filtered on its type's subject (typed) vs reading the whole stream (whole), on its own nats-server.
+bench-nats-subjects: install ## NATS: typed-subject consumers vs whole-stream ones, CPU per event
+	$(BIN)/python bench/bench_nats_subjects.py $(ARGS)
 
 # ------------------------------------------------------------------------------------------ compose
 # docs/compose.md: Debian's podman (runtime runc), a Debian base made with debootstrap (no registry is

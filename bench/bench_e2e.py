@@ -22,6 +22,11 @@ and the sinks share this process on uvloop. Each run prints, per Trigger count:
 `source` values (N new (type, source) pairs, so N EventTypes to create); `ingress p50/p99` is the time from
 sending a request to its 202, where auto-create's cost would show.
 
+Each line is followed by its ratios to the last run of the same scenario on another commit (`vs <commit>:
+delivered x.., cpu/event x..`), from results kept under ~/.cache/nerve/bench/ (`--results-dir`), one
+JSON file per scenario (backend, topology, processes, Triggers, load, tracing): the figures of every
+commit's run, newest last. A ratio above 1 is more (delivered: better; cpu/event, p99: worse).
+
 `--oidc on` turns authentication-oidc on (ConfigMap knative-eventing/config-features) and sends every event
 with one bearer token from control's API, as a producer reuses its token until near expiry: the cost of the
 ingress's token and EventPolicy check (`--oidc both`: off, then on). Each `on` run also prints the CPU time of one
@@ -56,6 +61,7 @@ import psutil
 from aiohttp import web
 
 NERVE = str(Path(sys.executable).with_name("nerve"))
+REPO = Path(__file__).resolve().parents[1]
 # The launchers' helpers (scripts/_server.py, standard library only) serve the benchmark too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from _server import free_port  # noqa: E402
@@ -158,11 +164,12 @@ class SeparateServices:
             ],
         }
         follow = ["--contract", contract, *flag, *auto]
+        workers = ["--workers", str(args.workers)] if args.workers else []
         self.ingress_ports = [self.ingress, *(free_port() for _ in range(args.ingresses - 1))]
         self.metrics_ports = [self.metrics, *(free_port() for _ in range(args.dispatchers - 1))]
         for i, port in enumerate(self.ingress_ports):
             commands[f"ingress{i + 1}" if args.ingresses > 1 else "ingress"] = [
-                py, "-m", "ingress", "--host", "127.0.0.1", "--port", str(port), *follow]
+                py, "-m", "ingress", "--host", "127.0.0.1", "--port", str(port), *follow, *workers]
         for i, port in enumerate(self.metrics_ports):
             commands[f"dispatcher{i + 1}" if args.dispatchers > 1 else "dispatcher"] = [
                 py, "-m", "dispatcher", "--host", "127.0.0.1", "--port", str(port), *follow]
@@ -180,6 +187,9 @@ class SeparateServices:
         generation = json.loads((self.state / "contract.json").read_text())["generation"]
         for port in (*self.ingress_ports, *self.metrics_ports):
             await _wait_http(f"http://127.0.0.1:{port}/readyz", min_generation=generation)
+        for name, ps in list(self.ps.items()):  # --workers: each service's worker processes count too
+            for child in ps.children(recursive=True):
+                self.ps[f"{name} worker {child.pid}"] = child
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -232,15 +242,22 @@ class NerveProcess:
             cmd += ["--nats-url", args.nats_url]
         if args.eventtype_auto_create:
             cmd.append("--eventtype-auto-create")
+        if args.workers:
+            cmd += ["--workers", str(args.workers)]
         self.log = (state / "nerve.log").open("wb")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=args.env)
         self.ps = {"nerve up": psutil.Process(self.proc.pid)}
+        self.workers = args.workers
 
     async def wait_ready(self) -> None:
         await _wait_http(f"http://127.0.0.1:{self.api}/healthz")
 
     async def wait_applied(self) -> None:
-        return None  # embedded: apply returns once the dispatcher and ingress run the new contract
+        # Embedded: apply returns once the dispatcher and ingress run the new contract; ingress workers
+        # (`--workers`) may still be starting, and count as Nerve's processes.
+        await _wait_http(f"http://127.0.0.1:{self.ingress}/readyz")
+        for child in self.ps["nerve up"].children(recursive=True):
+            self.ps[f"worker {child.pid}"] = child
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
@@ -507,20 +524,64 @@ async def run_case(args: argparse.Namespace, triggers: int, tracing: bool, oidc:
                     traced += " oidc=on" if oidc else (" oidc=off" if args.oidc != "off" else "")
                     shape = (f"ingress x{args.ingresses} dispatcher x{args.dispatchers} "
                              if args.topology == "separate" else "")
+                    figures = {"accepted": result.accepted / result.seconds, "delivered": sinks.delivered / span,
+                               "p50_ms": percentile(sinks.latencies, 0.50) * 1000,
+                               "p99_ms": percentile(sinks.latencies, 0.99) * 1000,
+                               "ingress_p99_ms": percentile(result.answered, 0.99) * 1000,
+                               "cpu_us_per_event": cpu_s / max(result.accepted, 1) * 1e6}
+                    workers = f" workers={args.workers}" if args.workers else ""
+                    scenario = (f"{args.backend}-{args.topology}-{shape.strip().replace(' ', '')}{workers.strip()}-"
+                                f"t{triggers}{extra.split(' ')[0]}-{label.replace(' ', '').replace('/', 'per')}-"
+                                f"c{args.concurrency}-{'traced' if tracing else 'untraced'}")
                     print(
-                        f"{args.backend:6} {args.topology:8} {shape}triggers={triggers:<3}{extra} {label:12} {traced}  "
+                        f"{args.backend:6} {args.topology:8}{workers} {shape}triggers={triggers:<3}{extra} "
+                        f"{label:12} {traced}  "
                         f"accepted={result.accepted / result.seconds:8.0f} ev/s  "
                         f"delivered={sinks.delivered / span:8.0f} ev/s  "
                         f"p50={percentile(sinks.latencies, 0.50) * 1000:7.1f} ms  "
                         f"p99={percentile(sinks.latencies, 0.99) * 1000:7.1f} ms  "
                         f"ingress p50={percentile(result.answered, 0.50) * 1000:6.2f} ms "
                         f"p99={percentile(result.answered, 0.99) * 1000:6.2f} ms  "
-                        f"refused={result.refused} undelivered={undelivered} dup={dups}  {usage}",
+                        f"refused={result.refused} undelivered={undelivered} dup={dups}  {usage}  "
+                        f"load={os.getloadavg()[0]:.1f}",
                         flush=True,
                     )
+                    print(f"    {compare_and_save(Path(args.results_dir), scenario, figures)}", flush=True)
         finally:
             nerve.stop()
             await runner.cleanup()
+
+
+def _commit() -> str:
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}+dirty" if dirty else head
+
+
+def compare_and_save(results: Path, scenario: str, figures: dict[str, float]) -> str:
+    """Ratios to the newest saved run of `scenario` on another commit; then this run is saved."""
+    commit = _commit()
+    path = results / f"{scenario}.json"
+    runs: list[dict[str, object]] = json.loads(path.read_text()) if path.exists() else []
+    earlier = [run for run in runs if run.get("commit") != commit]
+    line = f"scenario {scenario}: first run on record" if not earlier else ""
+    if earlier:
+        last = earlier[-1]
+        before = last["figures"]
+        assert isinstance(before, dict)
+        ratios = "  ".join(f"{name} x{figures[name] / before[name]:.2f}" for name in
+                           ("delivered", "accepted", "cpu_us_per_event", "p99_ms") if before.get(name))
+        line = f"vs {last['commit']} ({last['at']}): {ratios}"
+    runs.append({"commit": commit, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "load": os.getloadavg()[0], "figures": figures})
+    results.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(runs[-50:], indent=1))
+    return line
 
 
 async def _sample_rss(processes: dict[str, psutil.Process]) -> dict[str, int]:
@@ -575,6 +636,11 @@ def main() -> None:
                         help="with --topology separate: dispatcher processes sharing each Trigger's group")
     parser.add_argument("--partitions", type=int, default=1,
                         help="Kafka: partitions of the Broker's topic (several dispatchers need several)")
+    parser.add_argument("--results-dir", default=str(Path.home() / ".cache" / "nerve" / "bench"),
+                        help="where each scenario's figures are kept, to print the ratio to the last commit's run")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="--workers N for `nerve up` (embedded) or each ingress/dispatcher (separate); "
+                             "0: leave their default")
     parser.add_argument("--tracing", default="off", choices=["off", "on", "both"],
                         help="Nerve with OpenTelemetry tracing to an OTLP endpoint here; both: off, then on")
     parser.add_argument("--oidc", default="off", choices=["off", "on", "both"],

@@ -140,3 +140,16 @@ class AtomicBatch(Protocol):
     async def publish_all(self, topic: str, events: Sequence[Event]) -> None:
         """Store every event or none (BackendFull, BackendError)."""
         ...
+
+
+@runtime_checkable
+class TypeFilteredBackend(Protocol):
+    """A backend whose server can leave out, per consumer group, the events of other types (NATS: events
+    are published to a subject per type and a group's consumer filters on one): the group is never sent
+    what its Trigger's exact `type` filter would drop."""
+
+    def open_typed_reader(self, topic: str, group: str, event_type: str, *, from_start: bool = False,
+                          since: float | None = None) -> Reader:
+        """Like `Backend.open_reader`, for a group that wants only events of `event_type`; the caller still
+        runs its whole filter on what arrives. An existing group's filter follows `event_type`."""
+        ...

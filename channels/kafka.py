@@ -53,11 +53,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.conn import create_conn
 from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.protocol.admin import DeleteGroupsRequest
 from cloudevents.core.bindings import kafka as ce_kafka
 
 from channels.base import Backend, Message, Reader, RecordBackend, TopicInspector, TopicSpec
+from core.backend_security import KafkaSecurity, SecurityError, ssl_context
 from core.errors import BackendError, InvalidEvent
 from core.events import STRUCTURED_CONTENT_TYPE, AttrValue, Event, attr_to_string, from_structured, validate
 
@@ -110,6 +112,42 @@ class KafkaSettings:
     """How long `Reader.start()` waits to join its group before failing with BackendError."""
     admin_timeout_ms: int = 10000
     """Topic and group administration (create, delete) gives up after this long."""
+    security: KafkaSecurity | None = None
+    """TLS and SASL for every client of this cluster (producer, consumers, admin); None is PLAINTEXT."""
+
+
+def client_security(security: KafkaSecurity | None) -> dict[str, Any]:
+    """aiokafka's keyword arguments for `security`: one place, so producer, consumers and the admin
+    client of a cluster always connect alike. BackendError when the TLS material cannot be used."""
+    if security is None or security.protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security_protocol": security.protocol}
+    if security.tls:
+        try:
+            options["ssl_context"] = ssl_context(security.ca_pem, security.cert_pem, security.key_pem)
+        except SecurityError as exc:
+            raise BackendError(f"Kafka TLS: {exc}") from None
+    if security.sasl:
+        options.update(sasl_mechanism=security.mechanism, sasl_plain_username=security.user,
+                       sasl_plain_password=security.password)
+    return options
+
+
+async def _unreachable(settings: KafkaSettings, exc: BaseException) -> str:
+    """Why a client could not bootstrap. aiokafka says only "Unable to bootstrap" and logs the cause; with
+    TLS or SASL the cause is what a user needs (a wrong password, an untrusted certificate), so one
+    connection to the first bootstrap server is made by hand to get it."""
+    text = f"Kafka at {settings.bootstrap_servers} is unreachable: {_describe(exc)}"
+    if settings.security is None or settings.security.protocol == "PLAINTEXT":
+        return text
+    host, _, port = settings.bootstrap_servers.split(",")[0].strip().rpartition(":")
+    try:
+        conn = await create_conn(host, int(port), request_timeout_ms=settings.request_timeout_ms,
+                                 **client_security(settings.security))
+    except (KafkaError, OSError, TimeoutError, ValueError, BackendError) as cause:
+        return f"{text} ({_describe(cause)})"
+    conn.close()
+    return text
 
 
 def _describe(exc: BaseException) -> str:
@@ -338,6 +376,7 @@ class _KafkaReader(Reader):
             max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
             fetch_max_bytes=settings.fetch_max_bytes,
             request_timeout_ms=max(settings.request_timeout_ms, settings.session_timeout_ms + 5000),
+            **client_security(settings.security),
         )
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._from_start = from_start
@@ -543,13 +582,20 @@ class KafkaBackend(Backend, RecordBackend, TopicInspector):
             # Idempotence would dedupe producer retries, but aiokafka then forces one request in
             # flight per broker; duplicates are already allowed by at-least-once delivery.
             enable_idempotence=False,
+            **client_security(s.security),
         )
         try:
             await producer.start()
         except (KafkaError, OSError) as exc:
             with contextlib.suppress(KafkaError, OSError):
                 await producer.stop()
-            raise BackendError(f"Kafka at {s.bootstrap_servers} is unreachable: {_describe(exc)}") from None
+            raise BackendError(await _unreachable(s, exc)) from None
+        except BaseException:
+            # Cancelled mid-start (the request that needed it went away, a shutdown): close it all the
+            # same, or its sockets stay open and aiokafka warns of an unclosed producer.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(producer.stop())
+            raise
         self._producer = producer
 
     async def stop(self) -> None:
@@ -567,15 +613,18 @@ class KafkaBackend(Backend, RecordBackend, TopicInspector):
             admin = AIOKafkaAdminClient(
                 bootstrap_servers=self._settings.bootstrap_servers,
                 request_timeout_ms=self._settings.admin_timeout_ms,
+                **client_security(self._settings.security),
             )
             try:
                 await admin.start()
             except (KafkaError, OSError) as exc:
                 with contextlib.suppress(KafkaError, OSError):
                     await admin.close()
-                raise BackendError(
-                    f"Kafka at {self._settings.bootstrap_servers} is unreachable: {_describe(exc)}"
-                ) from None
+                raise BackendError(await _unreachable(self._settings, exc)) from None
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(admin.close())
+                raise
             self._admin = admin
         return self._admin
 

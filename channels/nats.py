@@ -60,6 +60,7 @@ after the ack wait (a duplicate, never a loss).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import hashlib
@@ -72,11 +73,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
 import orjson
 from nats.aio.client import Client as NatsClient
+from nats.aio.client import RawCredentials
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 from nats.errors import Error as NatsError
@@ -93,6 +95,7 @@ from nats.js.api import (
 from nats.js.errors import APIError, NotFoundError
 
 from channels.base import Backend, Message, Reader, TopicSpec
+from core.backend_security import NatsSecurity, SecurityError, ssl_context
 from core.errors import BackendError, InvalidEvent
 from core.events import Event, attr_to_string, from_binary, to_binary
 
@@ -143,6 +146,28 @@ class NatsSettings:
     reconnect_wait_s: float = 0.5
     max_reconnect_attempts: int = -1
     """After the first connection: -1 keeps reconnecting for ever, as a server restart needs."""
+    security: NatsSecurity | None = None
+    """TLS and credentials (user/password, token or a .creds file); None connects in the clear, as the
+    URL says (a `nats://user:pass@host` URL still works as nats-py reads it)."""
+
+
+def client_security(security: NatsSecurity | None) -> dict[str, Any]:
+    """nats-py's connect() keyword arguments for `security`; BackendError when they cannot be used."""
+    if security is None:
+        return {}
+    options: dict[str, Any] = {}
+    if security.tls:
+        try:
+            options["tls"] = ssl_context(security.ca_pem, security.cert_pem, security.key_pem)
+        except SecurityError as exc:
+            raise BackendError(f"NATS TLS: {exc}") from None
+    if security.user:
+        options.update(user=security.user, password=security.password)
+    if security.token:
+        options["token"] = security.token
+    if security.credentials:
+        options["user_credentials"] = RawCredentials(security.credentials)
+    return options
 
 
 _INT32_MAX = 2**31 - 1
@@ -229,7 +254,37 @@ def stream_name(topic: str) -> str:
 
 
 def subject(topic: str) -> str:
+    """The stream's own subject: what Nerve before typed subjects published to (still read, see below)."""
     return SUBJECT_PREFIX + stream_name(topic)
+
+
+def type_token(event_type: str) -> str:
+    """An event type as one NATS subject token: RFC 4648 base32 of its UTF-8 bytes, without padding.
+
+    A token may not hold `.`, `*`, `>` or white space, which types do (`dev.knative.sources.ping`); base32's
+    alphabet (A-Z, 2-7) has none of them, and it is reversible (`type_of_token`), so two types never share a
+    token. 1.6 bytes of subject per byte of type."""
+    return base64.b32encode(event_type.encode()).decode().rstrip("=")
+
+
+def type_of_token(token: str) -> str:
+    return base64.b32decode(token + "=" * (-len(token) % 8)).decode()
+
+
+def typed_subject(topic: str, event_type: str) -> str:
+    """Where an event of `event_type` is published: `nerve.<stream>.<type_token(type)>`."""
+    return f"{subject(topic)}.{type_token(event_type)}"
+
+
+def stream_subjects(topic: str) -> list[str]:
+    """A stream takes the typed subjects and its own bare subject, which older publishers used."""
+    return [subject(topic), f"{subject(topic)}.>"]
+
+
+def consumer_subjects(topic: str, event_type: str | None) -> list[str]:
+    """What a consumer group reads: with an exact `type` the server delivers only that type's subject
+    (and the bare one, where events published before typed subjects are); without, everything."""
+    return [subject(topic), typed_subject(topic, event_type) if event_type is not None else f"{subject(topic)}.>"]
 
 
 def consumer_name(group: str) -> str:
@@ -282,6 +337,10 @@ def decode(headers: dict[str, str] | None, payload: bytes) -> Event:
     return event
 
 
+class _NoStream(BackendError):
+    """No stream takes the subject a publish went to (JetStream's 503 "no responders")."""
+
+
 class _NatsMessage(Message):
     __slots__ = ("_done", "_event", "_msg", "_subscription")
 
@@ -325,8 +384,9 @@ async def _settle(msg: Msg, how: str) -> None:
 
 class _NatsReader(Reader):
     def __init__(self, channel: NatsBackend, topic: str, group: str, from_start: bool,
-                 since: float | None = None) -> None:
+                 since: float | None = None, event_type: str | None = None) -> None:
         self._channel = channel
+        self._event_type = event_type
         self._since = since
         self._topic = topic
         self._stream = stream_name(topic)
@@ -354,10 +414,12 @@ class _NatsReader(Reader):
         try:
             try:
                 # An existing group keeps its position (and its deliver policy, which cannot change).
-                await js.consumer_info(self._stream, self._durable)
+                info = await js.consumer_info(self._stream, self._durable)
             except NotFoundError:
                 # Once the consumer exists its start is fixed: every later publish reaches the group.
                 await self._add_consumer(js)
+            else:
+                await self._refilter(js, info.config)
             nc = self._channel.connection()
             self._inbox = nc.new_inbox()
             self._sub = await nc.subscribe(f"{self._inbox}.*", cb=self._on_message)
@@ -368,9 +430,26 @@ class _NatsReader(Reader):
         self._channel.subscriptions.add(self)
         self._keepalive = asyncio.create_task(self._keep_alive(), name=f"nats-keepalive-{self._durable}")
 
+    async def _subjects(self, js: JetStreamContext) -> tuple[list[str], str]:
+        """The consumer's filter subjects, and the stream's retention. A workqueue stream keeps what its one
+        consumer does not take, so there the consumer takes everything and the dispatcher filters."""
+        retention = str(_plain((await js.stream_info(self._stream)).config.retention))
+        typed = None if retention == RetentionPolicy.WORK_QUEUE.value else self._event_type
+        return consumer_subjects(self._topic, typed), retention
+
+    async def _refilter(self, js: JetStreamContext, config: ConsumerConfig) -> None:
+        """An existing group reads what it should now: one made before typed subjects (filter `nerve.<s>`),
+        or whose Trigger's exact type changed, has its filter subjects updated in place; its position and
+        everything else it was made with stay."""
+        have = config.filter_subjects or ([config.filter_subject] if config.filter_subject else [])
+        wanted, _ = await self._subjects(js)
+        if sorted(have) != sorted(wanted):
+            await js.add_consumer(self._stream, dataclasses.replace(config, filter_subject=None,
+                                                                    filter_subjects=wanted))
+
     async def _add_consumer(self, js: JetStreamContext) -> None:
         s = self._channel.settings
-        retention = _plain((await js.stream_info(self._stream)).config.retention)
+        subjects, retention = await self._subjects(js)
         # A workqueue stream holds only what no consumer took yet and JetStream insists that its consumer
         # start with the oldest of that; NEW is for streams that keep what others already read.
         from_start = self._from_start or retention == RetentionPolicy.WORK_QUEUE.value
@@ -386,7 +465,7 @@ class _NatsReader(Reader):
             ack_wait=s.ack_wait_s,
             max_ack_pending=s.max_ack_pending,
             max_deliver=-1,
-            filter_subject=subject(self._topic),
+            filter_subjects=subjects,
         )
         try:
             await js.add_consumer(self._stream, config)
@@ -555,6 +634,7 @@ class NatsBackend(Backend):
         self._acks: dict[str, asyncio.Future[None]] = {}
         self._ack_inbox = ""
         self._tokens = itertools.count(1)
+        self._last_error: Exception | None = None
 
     @property
     def name(self) -> str:
@@ -567,8 +647,10 @@ class NatsBackend(Backend):
     async def start(self) -> None:
         s = self.settings
         nc = NatsClient()
+        # nats-py can wait for ever on a TLS handshake that failed verification: bounded by the attempts.
+        bound = (s.connect_timeout_s + s.reconnect_wait_s) * max(1, s.connect_attempts) + 1.0
         try:
-            await nc.connect(
+            await asyncio.wait_for(nc.connect(
                 [url.strip() for url in s.url.split(",") if url.strip()],
                 connect_timeout=s.connect_timeout_s,  # type: ignore[arg-type]  # nats-py annotates int
                 reconnect_time_wait=s.reconnect_wait_s,  # type: ignore[arg-type]
@@ -578,11 +660,13 @@ class NatsBackend(Backend):
                 disconnected_cb=self._on_disconnected,
                 reconnected_cb=self._on_reconnected,
                 name="nerve",
-            )
+                **client_security(s.security),
+            ), bound)
         except (NatsError, OSError, TimeoutError) as exc:
-            with contextlib.suppress(NatsError):
-                await nc.close()
-            raise BackendError(f"NATS at {s.url} is unreachable: {exc!r}") from None
+            with contextlib.suppress(NatsError, TimeoutError):
+                await asyncio.wait_for(nc.close(), 2.0)
+            cause = f" ({self._last_error!r})" if self._last_error is not None and self._last_error is not exc else ""
+            raise BackendError(f"NATS at {s.url} is unreachable: {exc!r}{cause}") from None
         # A limited number of attempts only for the first connection (nats-py would otherwise retry an
         # unreachable server for ever inside connect()); from now on a restart is waited out.
         nc.options["max_reconnect_attempts"] = s.max_reconnect_attempts
@@ -601,6 +685,10 @@ class NatsBackend(Backend):
         self._fail_pending("the NATS channel stopped")
 
     async def _on_error(self, exc: Exception) -> None:
+        # Kept for start(): nats-py's connect() ends with NoServersError, and the cause a user needs
+        # (an authorization violation, a certificate that does not verify) came only through here.
+        if not (isinstance(self._last_error, NatsError) and isinstance(exc, OSError)):
+            self._last_error = exc  # the server's -ERR (Authorization Violation) beats the broken pipe after it
         log.debug("nats connection %s: %r", self.settings.url, exc)
 
     async def _on_disconnected(self) -> None:
@@ -638,7 +726,7 @@ class NatsBackend(Backend):
         duplicates = config.get("duplicate.window.seconds")
         return StreamConfig(
             name=stream_name(name),
-            subjects=[subject(name)],
+            subjects=stream_subjects(name),
             storage=_choice(name, config, "storage", _STORAGE, s.storage),
             retention=_choice(name, config, "retention", _RETENTION, "limits"),
             max_age=_number(name, config, "max.age.seconds", s.max_age_s, minimum=0.0) or None,
@@ -685,6 +773,9 @@ class NatsBackend(Backend):
             log.warning("stream %s keeps its %s retention: JetStream cannot change retention to or from "
                         "workqueue; recreate the stream to change it", name, _plain(current.retention))
             del changes["retention"]
+        if sorted(current.subjects or []) != sorted(wanted.subjects or []):
+            # A stream made before typed subjects took only `nerve.<stream>`; it takes both from now on.
+            changes["subjects"] = wanted.subjects
         if _plain(current.storage) != _plain(wanted.storage):
             log.warning("stream %s keeps its %s storage; recreate it to change that", name, current.storage)
         if changes:
@@ -705,7 +796,7 @@ class NatsBackend(Backend):
         if future is None or future.done():
             return
         if msg.headers and msg.headers.get("Status") == "503":
-            future.set_exception(BackendError("no JetStream stream takes this subject (topic not created?)"))
+            future.set_exception(_NoStream("no JetStream stream takes this subject (topic not created?)"))
             return
         try:
             answer = orjson.loads(msg.data)
@@ -725,27 +816,41 @@ class NatsBackend(Backend):
             raise BackendError(f"NATS at {self.settings.url} is not connected; the event was not stored")
         headers, body = encode(event)
         timeout = self.settings.publish_timeout_s
-        token = str(next(self._tokens))
         try:
             async with asyncio.timeout(timeout):
-                await self._window.acquire()
                 try:
-                    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-                    self._acks[token] = future
-                    await nc.publish(subject(topic), body, reply=self._ack_inbox + token, headers=headers)
-                    await future
-                finally:
-                    self._acks.pop(token, None)
-                    self._window.release()
+                    await self._publish(nc, typed_subject(topic, event.type), body, headers)
+                except _NoStream:
+                    # A stream an older control made takes only its bare subject until control updates it
+                    # (ensure_topic): stored there, every group still reads it.
+                    await self._publish(nc, subject(topic), body, headers)
         except TimeoutError:
             raise BackendError(f"no JetStream ack for the event on {topic!r} within {timeout:g}s") from None
         except (NatsError, OSError) as exc:
             raise BackendError(f"NATS did not take the event on {topic!r}: {exc!r}") from None
 
+    async def _publish(self, nc: NatsClient, to: str, body: bytes, headers: dict[str, str]) -> None:
+        token = str(next(self._tokens))
+        await self._window.acquire()
+        try:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._acks[token] = future
+            await nc.publish(to, body, reply=self._ack_inbox + token, headers=headers)
+            await future
+        finally:
+            self._acks.pop(token, None)
+            self._window.release()
+
     # ------------------------------------------------------------------------------------ consuming
 
     def open_reader(self, topic: str, group: str, *, from_start: bool = False, since: float | None = None) -> Reader:
         return _NatsReader(self, topic, group, from_start, since)
+
+    def open_typed_reader(self, topic: str, group: str, event_type: str, *, from_start: bool = False,
+                          since: float | None = None) -> Reader:
+        """`TypeFilteredBackend`: the group's consumer filters on the type's subject, so the server delivers
+        only events of `event_type` (and any on the bare subject)."""
+        return _NatsReader(self, topic, group, from_start, since, event_type)
 
     async def delete_group(self, topic: str, group: str) -> None:
         try:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from channels.base import Backend
 from channels.memory import MemoryBackend, MemorySettings
+from core.backend_security import BackendSecurity, KafkaSecurity, NatsSecurity
 from core.errors import BackendError
 
 BACKENDS = ("memory", "kafka", "nats")
@@ -33,7 +34,7 @@ MEMORY_NEEDS_ONE_PROCESS = (
     "Kafka or NatsJetStreamBroker, a KafkaChannel or NatsJetStreamChannel), or run `nerve up`")
 
 
-def _build(backend: str, connection: str, settings: BackendSettings) -> Backend:
+def _build(backend: str, connection: str, settings: BackendSettings, security: BackendSecurity | None) -> Backend:
     if backend == "memory":
         if not settings.one_process:
             raise BackendError(MEMORY_NEEDS_ONE_PROCESS)
@@ -44,29 +45,39 @@ def _build(backend: str, connection: str, settings: BackendSettings) -> Backend:
         servers = connection or settings.kafka_bootstrap_servers
         if not servers:
             raise BackendError("no Kafka bootstrap servers configured (--kafka-bootstrap or spec.config)")
-        return KafkaBackend(KafkaSettings(bootstrap_servers=servers))
+        if security is not None and not isinstance(security, KafkaSecurity):
+            raise BackendError("a Kafka backend was given NATS security settings")
+        return KafkaBackend(KafkaSettings(bootstrap_servers=servers, security=security))
     if backend == "nats":
         from channels.nats import NatsBackend, NatsSettings
 
         url = connection or settings.nats_url
         if not url:
             raise BackendError("no NATS server configured (--nats-url or spec.config)")
-        return NatsBackend(NatsSettings(url=url))
+        if security is not None and not isinstance(security, NatsSecurity):
+            raise BackendError("a NATS backend was given Kafka security settings")
+        return NatsBackend(NatsSettings(url=url, security=security))
     raise BackendError(f"unknown channel backend {backend!r}; expected one of {', '.join(BACKENDS)}")
 
 
+PoolKey = tuple[str, str, BackendSecurity | None]
+
+
 class BackendPool:
-    """One started Backend per (backend, connection), shared by every service of the process."""
+    """One started Backend per (backend, connection, security), shared by every service of the process.
+
+    Security is part of the key: two Brokers on one cluster with different credentials get clients of
+    their own, so one never publishes with the other's rights, and a changed Secret makes new clients."""
 
     def __init__(self, settings: BackendSettings | None = None) -> None:
         self.settings = settings or BackendSettings()
-        self._channels: dict[tuple[str, str], Backend] = {}
+        self._channels: dict[PoolKey, Backend] = {}
 
-    async def get(self, backend: str, connection: str = "") -> Backend:
-        key = (backend, "" if backend == "memory" else connection)
+    async def get(self, backend: str, connection: str = "", security: BackendSecurity | None = None) -> Backend:
+        key: PoolKey = (backend, "", None) if backend == "memory" else (backend, connection, security)
         channel = self._channels.get(key)
         if channel is None:
-            channel = _build(backend, connection, self.settings)
+            channel = _build(backend, connection, self.settings, security)
             await channel.start()
             # Another coroutine may have built the same channel while this one awaited start().
             existing = self._channels.setdefault(key, channel)

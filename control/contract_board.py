@@ -4,13 +4,21 @@
 another generation and otherwise waits, bounded, for the next `publish`. Only the newest contract is
 kept: a data-plane service that missed generations needs only the last one, since each is complete.
 `close` answers every waiting request (304) so a shutdown does not wait out their long polls.
+
+The answer's bytes are made once per generation, not once per request (a 10,000-Trigger contract is 8 MB
+of JSON: every follower asks for the same generation), and gzipped once, in a thread, for the followers
+that accept it (aiohttp's client does by default): about 1/15th of the bytes on the wire.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 
 from core.contract import Contract
+
+GZIP_LEVEL = 6
+"""zlib's default: within a few per cent of level 9's size at a fraction of its time."""
 
 
 class ContractBoard:
@@ -18,6 +26,8 @@ class ContractBoard:
         self._contract: Contract | None = None
         self._changed = asyncio.Condition()
         self._closed = False
+        self._encoded: dict[bool, asyncio.Future[bytes]] = {}
+        self._encoded_generation = -1
 
     @property
     def contract(self) -> Contract | None:
@@ -27,6 +37,19 @@ class ContractBoard:
         async with self._changed:
             self._contract = contract
             self._changed.notify_all()
+
+    async def body(self, contract: Contract, *, gzipped: bool) -> bytes:
+        """The contract's JSON (gzipped when asked), made once for its generation and shared by every request."""
+        if contract.generation != self._encoded_generation:
+            self._encoded, self._encoded_generation = {}, contract.generation
+        made = self._encoded.get(gzipped)
+        if made is None:
+            made = self._encoded[gzipped] = asyncio.ensure_future(self._encode(contract, gzipped))
+        return await asyncio.shield(made)
+
+    async def _encode(self, contract: Contract, gzipped: bool) -> bytes:
+        plain = await self.body(contract, gzipped=False) if gzipped else contract.dumps()
+        return await asyncio.to_thread(gzip.compress, plain, GZIP_LEVEL, mtime=0) if gzipped else plain
 
     async def after(self, generation: int, timeout_s: float) -> Contract | None:
         """A contract whose generation is not `generation`, or None after `timeout_s` (or on close)."""

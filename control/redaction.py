@@ -1,10 +1,11 @@
-"""Secret values in ConfigMaps, hidden from what the control API returns unless asked for.
+"""Secret values in Secrets and ConfigMaps, hidden from what the control API returns unless asked for.
 
-Nerve has no Secret kind: Knative's Kafka broker config (`sasl.password`, `user.key`, ...) lives in
-ConfigMap data, so a `nerve get configmap -o yaml` would print credentials to a terminal, a CI log or a
-support ticket. A data key whose last word names a credential is answered as REDACTED; `?showSecrets=true`
-(with the token, as every /api/ request) returns the stored values. Only the output changes: the store
-and what backends are configured with keep the real values.
+Every value of a v1 Secret is redacted. Credentials also end up in ConfigMaps (Knative's Kafka broker
+config, `sasl.password`, `user.key`, ... written into ConfigMap data), so a `nerve get configmap -o
+yaml` would print them to a terminal, a CI log or a support ticket: a ConfigMap data key whose last
+word names a credential is answered as REDACTED too. `?showSecrets=true` (with the token, as every
+/api/ request) returns the stored values. Only the output changes: the store and what backends are
+configured with keep the real values.
 """
 
 from __future__ import annotations
@@ -31,7 +32,15 @@ def is_secret_key(key: str) -> bool:
 
 
 def redact(obj: dict[str, Any]) -> dict[str, Any]:
-    """`obj` with its secret-looking ConfigMap data values replaced; other kinds are returned as they are."""
+    """`obj` with its secret-looking ConfigMap data values replaced, and every value of a Secret; other
+    kinds are returned as they are."""
+    if obj.get("kind") == "Secret":
+        out = dict(obj)
+        for field in ("data", "stringData"):
+            values = obj.get(field)
+            if isinstance(values, dict):
+                out[field] = dict.fromkeys(values, REDACTED)
+        return out
     if obj.get("kind") != "ConfigMap":
         return obj
     out = dict(obj)

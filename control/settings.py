@@ -86,6 +86,11 @@ class ControlSettings:
                                    "Comma-separated browser origins (https://host:port) allowed to call the control "
                                    "API; none by default.")
 
+    sink_binding_selection_mode: str = setting(
+        "exclusion", "--sink-binding-selection-mode", "NERVE_SINK_BINDING_SELECTION_MODE",
+        "On Kubernetes, which workloads SinkBindings may bind (Knative's SINK_BINDING_SELECTION_MODE): "
+        "exclusion, all but those (or whose namespace is) labelled bindings.knative.dev/exclude=true; "
+        "inclusion, only those labelled bindings.knative.dev/include=true.", choices=("exclusion", "inclusion"))
     transport_encryption: str = setting(
         "", "--transport-encryption", "NERVE_TRANSPORT_ENCRYPTION",
         "Knative's transport-encryption feature flag: disabled, permissive (http and https) or strict (https "

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import orjson
 
+from core.backend_security import BackendSecurity, KafkaSecurity, security_from_json
 from core.features import Features
 
 BackoffPolicy = Literal["exponential", "linear"]
@@ -304,6 +305,10 @@ class Resource:
     backend_config: dict[str, str] = field(default_factory=dict)
     auth: IngressAuth | None = None
     """OIDC on (authentication-oidc enabled): the audience a sender's token must name and who may send."""
+    security: BackendSecurity | None = None
+    """How clients connect to `connection` (TLS, SASL, NATS credentials), resolved from the Secret the
+    Broker's ConfigMap names; None for a plain connection. JSON `security` (credentials included: the
+    contract file is written 0600 and the control API serves it only with the token)."""
 
     @property
     def kind(self) -> str:
@@ -319,7 +324,7 @@ class Resource:
         if self.auth is not None:
             ingress["audience"] = self.auth.audience
             ingress["eventPolicies"] = [p.to_json() for p in self.auth.policies]
-        return {
+        obj: dict[str, Any] = {
             "uid": self.uid,
             "topics": [self.topic],
             "bootstrapServers": self.bootstrap_servers,
@@ -329,6 +334,9 @@ class Resource:
             "backend": self.backend,
             "backendConfig": dict(self.backend_config),
         }
+        if self.security is not None:
+            obj["security"] = self.security.to_json()
+        return obj
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Resource:
@@ -342,6 +350,7 @@ class Resource:
             bootstrap_servers=obj.get("bootstrapServers", ""),
             backend_config=dict(obj.get("backendConfig") or {}),
             auth=_ingress_auth(obj["ingress"]),
+            security=security_from_json(obj.get("backend", "kafka"), obj.get("security")),
         )
 
 
@@ -366,19 +375,26 @@ class Source:
     reference: Reference
     egress: Egress
     config: dict[str, Any] = field(default_factory=dict)
+    security: KafkaSecurity | None = None
+    """A KafkaSource's `spec.net` (TLS, SASL) with its Secrets resolved; None for a plain connection."""
 
     @property
     def kind(self) -> str:
         return self.reference.kind
 
     def to_json(self) -> dict[str, Any]:
-        return {"uid": self.uid, "reference": self.reference.to_json(), "egress": self.egress.to_json(),
-                "config": dict(self.config)}
+        obj = {"uid": self.uid, "reference": self.reference.to_json(), "egress": self.egress.to_json(),
+               "config": dict(self.config)}
+        if self.security is not None:
+            obj["security"] = self.security.to_json()
+        return obj
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Source:
+        security = obj.get("security")
         return cls(uid=obj["uid"], reference=Reference.from_json(obj["reference"]),
-                   egress=Egress.from_json(obj["egress"]), config=dict(obj.get("config") or {}))
+                   egress=Egress.from_json(obj["egress"]), config=dict(obj.get("config") or {}),
+                   security=KafkaSecurity.from_json(security) if security else None)
 
 
 RestartPolicy = Literal["Always", "OnFailure", "Never"]

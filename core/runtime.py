@@ -135,27 +135,29 @@ class _GuardedRunner(web.AppRunner):
 async def serve(app: web.Application, host: str, port: int, *, name: str = "http",
                 limits: ServerLimits | None = None, decompress: bool = True,
                 drain_timeout: float = DRAIN_TIMEOUT_S,
-                ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int]:
+                ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False) -> tuple[web.AppRunner, int]:
     """Start an aiohttp app within `limits` (core/connections.py; `name` labels its metric); returns the
     runner and the bound port (port 0 picks a free one). `decompress=False` hands request bodies over
     as they came, Content-Encoding and all (the ingress decodes them itself). `runner.cleanup()` stops
     accepting and gives the requests in flight `drain_timeout` seconds to be answered. With `ssl_context`
-    the listener is https; `add_site` adds another listener (https beside http) to the same runner."""
+    the listener is https; `add_site` adds another listener (https beside http) to the same runner.
+    `reuse_port` binds with SO_REUSEPORT, beside the other workers of a group (core/workers.py)."""
     guard = ConnectionGuard(name, limits or ServerLimits())
     drain = _Drain(drain_timeout)
     app.middlewares.insert(0, guard.middleware)
     app.middlewares.insert(0, drain.middleware)
     runner = _GuardedRunner(app, guard, drain, decompress=decompress)
     await runner.setup()
-    bound = await add_site(runner, host, port, ssl_context=ssl_context)
+    bound = await add_site(runner, host, port, ssl_context=ssl_context, reuse_port=reuse_port)
     return runner, bound
 
 
 async def add_site(runner: web.AppRunner, host: str, port: int, *,
-                   ssl_context: ssl.SSLContext | None = None) -> int:
+                   ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False) -> int:
     """Another listener for the runner's app (same limits, same drain); returns its bound port."""
     before = list(runner.addresses)
-    site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
+    site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context,
+                       reuse_port=reuse_port or None)
     await site.start()
     added = [a for a in runner.addresses if a not in before]
     bound: int = added[0][1] if added else port
@@ -184,7 +186,7 @@ class ContractFollower(Protocol):
 
 
 async def follow_contract(stop: asyncio.Event, part: ContractFollower, *, contract: ContractFeed, host: str,
-                          port: int) -> None:
+                          port: int, reuse_port: bool = False, on_ready: Callable[[], None] | None = None) -> None:
     """Start `part`, feed it every generation of the contract (core/contract_watch.py), serve its health and metrics on
     `port` until `stop`, then shut down in reverse order: `part.stop()` drains its own work in flight
     (a dispatcher's deliveries get their drain timeout, then are cancelled unacked)."""
@@ -193,7 +195,9 @@ async def follow_contract(stop: asyncio.Event, part: ContractFollower, *, contra
     await watcher.start()
     app = web.Application()
     observability.add_routes(app, generation=lambda: part.generation)
-    runner, _ = await serve(app, host, port)
+    runner, _ = await serve(app, host, port, reuse_port=reuse_port)
+    if on_ready is not None:
+        on_ready()
     try:
         await stop.wait()
     finally:

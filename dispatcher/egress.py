@@ -20,13 +20,14 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from channels.base import Backend, Lagging, Reader
+from channels.base import Backend, Lagging, Reader, TypeFilteredBackend
 from core import tracing
 from core.contract import Egress, Resource
 from core.delivery import Consumer, Deliverer, Inbound, Target, metrics
 from core.events import Event
 from core.filters import EventFilter, compile_trigger_filter
 from core.filters.cesql import CesqlError
+from core.filters.exact import required_type
 from core.hops import enter_broker, inherit_ttl, leave_broker
 from dispatcher.lag import LAGS
 from dispatcher.settings import DispatcherSettings
@@ -96,6 +97,8 @@ class EgressRunner:
         self._reader: Reader | None = None
         self._consumer: Consumer | None = None
         self._untrack: Callable[[], None] | None = None
+        self.server_type: str | None = None
+        """The type the backend's server filters this group on (started by open_typed_reader), or None."""
 
     @property
     def egress(self) -> Egress:
@@ -109,8 +112,13 @@ class EgressRunner:
         """Subscribe and start consuming. A new group is positioned at the first event stored since its
         Trigger or Subscription was made: what the ingress accepted before this dispatcher ran (started
         late, restarted, or slower to see the contract than the ingress) is delivered, not skipped."""
-        self._reader = self._channel.open_reader(self.resource.topic, self.egress.consumer_group,
-                                                 since=_epoch(self.egress.created))
+        self.server_type = self.wanted_server_type(self.egress)
+        if self.server_type is not None and isinstance(self._channel, TypeFilteredBackend):
+            self._reader = self._channel.open_typed_reader(self.resource.topic, self.egress.consumer_group,
+                                                           self.server_type, since=_epoch(self.egress.created))
+        else:
+            self._reader = self._channel.open_reader(self.resource.topic, self.egress.consumer_group,
+                                                     since=_epoch(self.egress.created))
         await self._reader.start()
         self._consumer = Consumer(
             part_name(self.egress),
@@ -122,6 +130,12 @@ class EgressRunner:
         )
         self._consumer.start()
         self._untrack = LAGS.track(self)
+
+    def wanted_server_type(self, egress: Egress) -> str | None:
+        """The type the backend's server should filter this egress's group on (NATS subjects), or None."""
+        if not isinstance(self._channel, TypeFilteredBackend):
+            return None
+        return required_type(egress.filter_attributes, egress.filters)
 
     @property
     def lag_labels(self) -> tuple[str, str, str]:

@@ -89,9 +89,11 @@ class Dispatcher:
         current = self._runners[uid]
 
         def reads(e: Egress, r: Resource) -> tuple[object, ...]:
-            return e.consumer_group, r.topic, r.backend, r.connection
+            return e.consumer_group, r.topic, r.backend, r.connection, r.security
 
-        return reads(current.egress, current.resource) != reads(egress, resource)
+        # A server that filters by type (NATS) reads anew when the Trigger's exact type changes.
+        return (reads(current.egress, current.resource) != reads(egress, resource)
+                or current.server_type != current.wanted_server_type(egress))
 
     async def _start(self, uid: str, egress: Egress, resource: Resource) -> None:
         try:
@@ -106,7 +108,7 @@ class Dispatcher:
         # Topics are control's alone to create and shape (a NATS stream's limits come from the Broker's
         # ConfigMap): the dispatcher only reads. A topic that is not there yet fails the reader's start
         # with BackendError, and the subscription is retried in the background until it is.
-        channel = await self._pool.get(resource.backend, resource.connection)
+        channel = await self._pool.get(resource.backend, resource.connection, resource.security)
         runner = EgressRunner(egress, resource, channel, self._deliverer, self._settings)
         await runner.start()
         self._runners[uid] = runner

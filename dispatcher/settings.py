@@ -24,3 +24,7 @@ class DispatcherSettings:
         "HTTP connections open at once to one destination (host and port); each destination has its own, "
         "so a slow subscriber delays only its own deliveries.", minimum=1)
     max_reply_bytes: int = 4 * 1024 * 1024
+    workers: int = setting(0, "--workers", "NERVE_WORKERS",
+                           "Dispatcher processes, one core each, sharing --port (SO_REUSEPORT) and each "
+                           "Trigger's consumer group, so Kafka spreads the partitions over them. 0: one.",
+                           minimum=0)

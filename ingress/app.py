@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 
 import orjson
@@ -113,7 +114,7 @@ class Ingress:
                     event.headers = dict(headers)
             if active is not None:
                 tracing.received(active, events)  # each event carries the ingress span's context on
-            channel = await self._pool.get(resource.backend, resource.connection)
+            channel = await self._pool.get(resource.backend, resource.connection, resource.security)
             await receive(events, resource, channel, stamp=target.route.stamp, max_ttl=self.settings.max_ttl)
         except NerveError as exc:
             # A backend that did not take the events was dispatched to: its 503 has a duration.
@@ -210,6 +211,14 @@ class RefusedHttpFilter(logging.Filter):
 
 
 _REFUSED_HTTP = RefusedHttpFilter()
+
+
+_WORKER = str(os.getpid())
+
+
+async def worker_header(request: web.Request, response: web.StreamResponse) -> None:
+    """`Nerve-Worker: <pid>` on every answer of an ingress worker (--workers): which process answered."""
+    response.headers["Nerve-Worker"] = _WORKER
 
 
 def create_app(ingress: Ingress, *, with_metrics: bool = False) -> web.Application:

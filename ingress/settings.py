@@ -38,6 +38,12 @@ class IngressSettings:
                                    "Connections open at once; past it the oldest idle one is closed, or the new "
                                    "one answered 503 when all are busy.", minimum=1)
 
+    workers: int = setting(0, "--workers", "NERVE_WORKERS",
+                           "Ingress processes sharing the port (SO_REUSEPORT), one core each. 0: one per core "
+                           "under `nerve up` (Kafka or NATS backend; the memory backend keeps the ingress in "
+                           "its process), one for `python -m ingress` (a container scales by replicas).",
+                           minimum=0)
+
     @property
     def limits(self) -> ServerLimits:
         return ServerLimits(self.idle_timeout_s, self.body_timeout_s, self.max_connections)

@@ -207,7 +207,8 @@ def get(
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
     output_format: Annotated[str, typer.Option("--output", "-o", help="table, yaml or json.")] = "table",
     show_secrets: Annotated[bool, typer.Option(
-        "--show-secrets", help="Show ConfigMap values that look like credentials (redacted by default).")] = False,
+        "--show-secrets",
+        help="Show Secret values, and ConfigMap ones that look like credentials (redacted by default).")] = False,
     server: Server = DEFAULT_SERVER,
     token: Token = None,
     token_file: TokenFile = DEFAULT_TOKEN_FILE,

@@ -6,6 +6,11 @@ reporting back to the control store through nerve/workload_reports.py.
 The control plane still writes the contract file (so a separate dispatcher or ingress could follow
 it), and here it also hands each new contract straight to the in-process ingress, dispatcher and sources
 before `nerve apply` returns: a Trigger reported Ready is consuming already.
+
+With ingress workers (`--workers N`, Kafka or NATS default backend; `ingress_workers()` says how many)
+the ingress runs in N processes of its own on the ingress port (SO_REUSEPORT, core/workers.py), following
+the contract from the control API's long poll, so that a 202 never waits behind the dispatcher's work on
+this process's event loop; `publish` then also waits until every worker has applied the new generation.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -31,29 +38,48 @@ from control.service import ControlService
 from control.settings import ControlSettings
 from control.store.sqlite import SqliteStore
 from core.contract import Contract, read, write_atomically
-from core.eventtypes import AutoCreate
+from core.eventtypes import AutoCreate, EventTypeSettings
 from core.features import Features
+from core.observability import TelemetrySettings
 from core.oidc import Issuer, SigningKey, local_tokens
 from core.runtime import add_site, serve, stop_all
+from core.settings import settings_of
 from core.tls import SchemeGuard, ServingFiles, ensure_embedded_ca, server_context
+from core.workers import WorkerGroup, default_count, python_module, reserve_port
 from dispatcher.service import Dispatcher
 from ingress.app import Ingress
 from ingress.app import create_app as create_ingress_app
+from ingress.settings import IngressSettings
 from nerve.up_settings import UpSettings
 from nerve.workload_reports import StoreReporter
 from sources.service import Sources
 from sources.workloads import WorkloadRunner
 
-__all__ = ["Embedded", "UpSettings", "run_up"]
+__all__ = ["Embedded", "UpSettings", "ingress_workers", "run_up"]
 
 log = logging.getLogger("nerve")
 
 
-class Embedded:
-    """Every service of `nerve up`, started and stopped together; tests use it directly on port 0."""
+def ingress_workers(settings: UpSettings) -> int:
+    """Ingress worker processes `nerve up` runs: --workers, or one per core; none (the ingress in this
+    process) with the memory backend, whose events never leave this process, under transport
+    encryption, whose https listener (and its switching with config-features) this process runs, and
+    with --authentication-oidc enabled, whose token check uses this process's issuer."""
+    if settings.backend == "memory" or settings.transport_encryption.lower() in ("permissive", "strict") \
+            or settings.authentication_oidc.lower() == "enabled":
+        return 0
+    return settings.ingress.workers or default_count()
 
-    def __init__(self, settings: UpSettings) -> None:
+
+class Embedded:
+    """Every service of `nerve up`, started and stopped together; tests use it directly on port 0.
+
+    `ingress_workers` > 0 runs the ingress in that many processes of its own (`ingress_workers()`)."""
+
+    def __init__(self, settings: UpSettings, *, ingress_workers: int = 0) -> None:
         self.settings = settings
+        self.ingress_workers = ingress_workers
+        self.workers: WorkerGroup | None = None
         self.pool = BackendPool(
             BackendSettings(
                 memory=settings.memory, kafka_bootstrap_servers=settings.kafka_bootstrap, nats_url=settings.nats_url
@@ -99,22 +125,33 @@ class Embedded:
         await self.sources.start()
         self._closers.append(self.sources.stop)
         self._closers.append(self.pool.stop)
-        ingress_app = create_ingress_app(self.ingress)
-        ingress_app.middlewares.append(self._guard.middleware)  # which listener takes events (core/tls.py)
         tls_on = settings.transport_encryption.lower() in ("permissive", "strict")
         strict = settings.transport_encryption.lower() == "strict"
         https_port = settings.ingress.https_port
-        # Under strict there is no plain listener at all; otherwise http first, as before.
-        ingress_runner, ingress_port = await serve(
-            ingress_app, settings.host, https_port if strict else settings.ingress_port, name="ingress",
-            limits=settings.ingress.limits, decompress=False, ssl_context=self._tls_context() if strict else None,
-        )
-        self._ingress_runner = ingress_runner
-        self._closers.insert(0, ingress_runner.cleanup)
-        if strict:
-            https_port = ingress_port
-        elif tls_on:
-            https_port = await add_site(ingress_runner, settings.host, https_port, ssl_context=self._tls_context())
+        if self.ingress_workers:
+            # Worker processes serve plain http (ingress_workers() is 0 under transport encryption).
+            holder, ingress_port = reserve_port(settings.host, settings.ingress_port)
+
+            async def release() -> None:
+                holder.close()
+
+            self._closers.insert(0, release)
+        else:
+            ingress_app = create_ingress_app(self.ingress)
+            ingress_app.middlewares.append(self._guard.middleware)  # which listener takes events (core/tls.py)
+            # Under strict there is no plain listener at all; otherwise http first, as before.
+            ingress_runner, ingress_port = await serve(
+                ingress_app, settings.host, https_port if strict else settings.ingress_port, name="ingress",
+                limits=settings.ingress.limits, decompress=False,
+                ssl_context=self._tls_context() if strict else None,
+            )
+            self._ingress_runner = ingress_runner
+            self._closers.insert(0, ingress_runner.cleanup)
+            if strict:
+                https_port = ingress_port
+            elif tls_on:
+                https_port = await add_site(ingress_runner, settings.host, https_port,
+                                            ssl_context=self._tls_context())
         if tls_on:
             self.ingress_https_url = f"https://{settings.host}:{https_port}"
         self.ingress_url = self.ingress_https_url if strict else f"http://{settings.host}:{ingress_port}"
@@ -157,6 +194,9 @@ class Embedded:
             await self.sources.apply(contract)
             await self.workloads.apply(contract)
             await self.ingress.apply(contract)
+            if self.workers is not None and not await self.workers.applied(contract.generation):
+                log.warning("not every ingress worker applied contract generation %d within 10 s",
+                            contract.generation)
 
         previous = Contract()
         if contract_path.exists():
@@ -190,6 +230,23 @@ class Embedded:
         reconciler.api_server_sources.source_url = self.api_url  # the port, when it was 0 (tests)
         self.issuer.url = self.api_url
         await reconciler.reconcile()  # the contract names the issuer by its URL
+        if self.ingress_workers:
+            await self._start_workers(ingress_port)
+
+    async def _start_workers(self, port: int) -> None:
+        settings = self.settings
+        args = ["--host", settings.host, "--port", str(port), "--workers", "1",
+                "--contract-from", "control", "--control-url", self.api_url,
+                "--kafka-bootstrap", settings.kafka_bootstrap, "--nats-url", settings.nats_url,
+                *_flags(settings.ingress, IngressSettings, skip={"workers", "https_port", "tls_cert", "tls_key"}),
+                *_flags(settings.eventtypes, EventTypeSettings), *_flags(settings.telemetry, TelemetrySettings)]
+        env = dict(os.environ, NERVE_CONTROL_TOKEN=self.token)  # never on a command line others can read
+        self.workers = WorkerGroup("ingress", lambda _: python_module("ingress", args), self.ingress_workers,
+                                   env=env)
+        await self.workers.start()
+        self._closers.insert(0, self.workers.stop)
+        log.info("nerve up: %d ingress workers (pids %s)", self.ingress_workers,
+                 " ".join(map(str, self.workers.pids)))
 
     def _tls_files(self) -> ServingFiles:
         """The ingress's certificate: --tls-cert/--tls-key, or the one Nerve makes in <state-dir>/tls."""
@@ -218,6 +275,10 @@ class Embedded:
         config-features ConfigMap that turns encryption on while running opens the https listener (on
         --https-port) and has control publish the addresses again, now with the CA it made."""
         self._guard.features = features
+        if features.tls and self.workers is not None and not self.ingress_https_url:
+            log.warning("transport-encryption %s: the ingress workers (--workers) serve http only; run "
+                        "nerve up --transport-encryption %s for https", features.transport_encryption,
+                        features.transport_encryption)
         if not features.tls or self.ingress_https_url or self._ingress_runner is None:
             return
         settings = self.settings
@@ -248,8 +309,22 @@ class Embedded:
             self._store = None
 
 
+def _flags(values: Any, cls: type, *, skip: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """The command-line flags that give a service the settings `values` of `cls` (a worker's command)."""
+    flags = []
+    for s in settings_of(cls):
+        if s.name in skip:
+            continue
+        value = getattr(values, s.name)
+        if isinstance(value, bool):
+            flags.append(s.flag if value else s.off)
+        else:
+            flags.append(f"{s.flag}={value}")
+    return flags
+
+
 async def run_up(settings: UpSettings, stop: asyncio.Event) -> None:
-    nerve = Embedded(settings)
+    nerve = Embedded(settings, ingress_workers=ingress_workers(settings))
     try:
         await nerve.start()
         log.info("nerve up: backend %s, state in %s", settings.backend, settings.state_dir)

@@ -65,7 +65,9 @@ class UpSettings:
 
 def command_line() -> list[Setting]:
     """The flags of `nerve up`, in the order `--help` and docs/configuration.md list them."""
-    return [*settings_of(UpSettings), *settings_of(IngressSettings), *settings_of(DispatcherSettings),
+    # --workers is the ingress's (its worker processes); the dispatcher runs in this process.
+    dispatcher = [s for s in settings_of(DispatcherSettings) if s.name != "workers"]
+    return [*settings_of(UpSettings), *settings_of(IngressSettings), *dispatcher,
             *settings_of(MemorySettings), *settings_of(EventTypeSettings, "eventtype_auto_create"),
             *settings_of(TelemetrySettings)]
 
@@ -89,4 +91,13 @@ def problems(settings: UpSettings) -> list[str]:
         found.append("--tls-cert and --tls-key go together")
     if settings.backend == "nats" and not settings.nats_url:
         found.append("--backend nats needs --nats-url nats://HOST:PORT (or NATS_URL); `make nats` runs one")
+    if settings.backend == "memory" and settings.ingress.workers > 0:
+        found.append("--workers needs --backend kafka or nats: the memory backend keeps events inside the "
+                     "`nerve up` process, so its ingress cannot run in worker processes")
+    if settings.ingress.workers > 0 and settings.transport_encryption.lower() in ("permissive", "strict"):
+        found.append(f"--workers needs --transport-encryption disabled: under "
+                     f"{settings.transport_encryption} the https listener runs in the `nerve up` process")
+    if settings.ingress.workers > 0 and settings.authentication_oidc.lower() == "enabled":
+        found.append("--workers needs --authentication-oidc disabled: the token check runs with the `nerve up` "
+                     "process's issuer")
     return found

@@ -5,6 +5,15 @@
     python scripts/kafka_local.py start --data-dir DIR       # detached; prints the bootstrap address
     python scripts/kafka_local.py stop --data-dir DIR
     python scripts/kafka_local.py run [--port 9092]          # foreground, for `make kafka`
+    NERVE_KAFKA_SASL_SSL=1 python scripts/kafka_local.py run  # also a SASL_SSL listener (see SECURE_USERS)
+
+With `secure=True` (what the test fixtures start) the broker has a second listener, SASL_SSL, beside
+the PLAINTEXT one every other test uses, and a third, SSL with client certificates required (mutual
+TLS, DIR/pki/client.crt and client.key are a client's): a CA and a broker certificate for 127.0.0.1 are made into
+DIR/pki with the `cryptography` library (scripts/_certs.py, the only part that is not standard
+library), SASL PLAIN users are in the listener's JAAS config and SCRAM-SHA-256/512 credentials are
+written into the KRaft metadata when the storage is formatted (`--add-scram`). One JVM serves both,
+so the secure listener costs no second start-up.
 
 The jars of `org.apache.kafka:kafka_2.13` and its runtime dependencies are copied by Maven into a cache
 outside the repository (~/.cache/nerve/kafka-<version>, or $NERVE_KAFKA_CACHE). Nothing downloaded is
@@ -32,6 +41,12 @@ LIBS = CACHE / "libs"
 STAMP = CACHE / ".fetched"
 HEAP = os.environ.get("NERVE_KAFKA_HEAP", "512m")
 STATE = "kafka.json"
+SECURE_USERS = {
+    "PLAIN": ("plain-user", "plain-secret"),
+    "SCRAM-SHA-256": ("scram-user", "scram-secret"),
+    "SCRAM-SHA-512": ("scram-user", "scram-secret"),
+}
+"""(user, password) per SASL mechanism on the SASL_SSL listener: fixed, for local tests only."""
 
 POM = f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -144,22 +159,84 @@ class KafkaProcess(ServerProcess):
     data_dir: Path
     port: int
     controller_port: int
+    sasl_ssl_port: int = 0
+    """The SASL_SSL listener's port; 0 when started without `secure`."""
+    mtls_port: int = 0
+    """The SSL listener's port (client certificates required); 0 when started without `secure`."""
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def sasl_ssl_bootstrap(self) -> str:
+        if not self.sasl_ssl_port:
+            raise KafkaError(f"the Kafka in {self.data_dir} was started without its SASL_SSL listener")
+        return f"127.0.0.1:{self.sasl_ssl_port}"
 
-def _properties(data_dir: Path, port: int, controller_port: int) -> str:
+    @property
+    def mtls_bootstrap(self) -> str:
+        if not self.mtls_port:
+            raise KafkaError(f"the Kafka in {self.data_dir} was started without its SSL listener")
+        return f"127.0.0.1:{self.mtls_port}"
+
+    @property
+    def ca_pem(self) -> str:
+        """The PEM of the CA that signed the secure listeners' certificate (and the client's)."""
+        return (self.data_dir / "pki" / "ca.crt").read_text()
+
+    @property
+    def client_pems(self) -> tuple[str, str]:
+        """(certificate, private key) of a client the SSL listener accepts."""
+        pki = self.data_dir / "pki"
+        return (pki / "client.crt").read_text(), (pki / "client.key").read_text()
+
+
+def _jaas_plain() -> str:
+    user, password = SECURE_USERS["PLAIN"]
+    return f'org.apache.kafka.common.security.plain.PlainLoginModule required user_{user}="{password}";'
+
+
+def _secure_properties(data_dir: Path) -> list[str]:
+    from _certs import ensure  # needs `cryptography`: imported only for the secure listener
+
+    pki = ensure(data_dir / "pki", "kafka-local")
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    return [
+        "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        f"listener.name.sasl_ssl.plain.sasl.jaas.config={_jaas_plain()}",
+        f"listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={scram}",
+        f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={scram}",
+        "listener.name.sasl_ssl.ssl.keystore.type=PEM",
+        f"listener.name.sasl_ssl.ssl.keystore.location={pki.server_bundle}",
+        "listener.name.sasl_ssl.ssl.client.auth=none",
+        "listener.name.ssl.ssl.keystore.type=PEM",
+        f"listener.name.ssl.ssl.keystore.location={pki.server_bundle}",
+        "listener.name.ssl.ssl.truststore.type=PEM",
+        f"listener.name.ssl.ssl.truststore.location={pki.ca_cert}",
+        "listener.name.ssl.ssl.client.auth=required",
+    ]
+
+
+def _properties(data_dir: Path, port: int, controller_port: int, sasl_ssl_port: int = 0, mtls_port: int = 0) -> str:
+    listeners = f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
+    advertised = f"PLAINTEXT://127.0.0.1:{port}"
+    protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+    if sasl_ssl_port:
+        secure = f",SASL_SSL://127.0.0.1:{sasl_ssl_port},SSL://127.0.0.1:{mtls_port}"
+        listeners += secure
+        advertised += secure
+        protocols += ",SASL_SSL:SASL_SSL,SSL:SSL"
     return "\n".join([
         "process.roles=broker,controller",
         "node.id=1",
         f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
-        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+        f"listeners={listeners}",
+        f"advertised.listeners={advertised}",
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        f"listener.security.protocol.map={protocols}",
+        *(_secure_properties(data_dir) if sasl_ssl_port else []),
         f"log.dirs={data_dir / 'logs'}",
         # One node: every internal topic has one replica, and group joins need not wait for more members.
         "offsets.topic.replication.factor=1",
@@ -176,8 +253,10 @@ def _properties(data_dir: Path, port: int, controller_port: int) -> str:
     ])
 
 
-def start(data_dir: Path, port: int | None = None, *, timeout: float = 90.0) -> KafkaProcess:
-    """Start (or restart, keeping its data) a broker in `data_dir`; returns once it answers requests."""
+def start(data_dir: Path, port: int | None = None, *, timeout: float = 90.0,
+          secure: bool | None = None) -> KafkaProcess:
+    """Start (or restart, keeping its data) a broker in `data_dir`; returns once it answers requests.
+    `secure` adds the SASL_SSL listener (default: $NERVE_KAFKA_SASL_SSL, or what the last start had)."""
     libs = fetch()
     java = _java()
     data_dir = data_dir.resolve()
@@ -192,12 +271,22 @@ def start(data_dir: Path, port: int | None = None, *, timeout: float = 90.0) -> 
     controller_port = previous.get("controller_port") or free_port()
     while controller_port == port:
         controller_port = free_port()
+    if secure is None:
+        secure = bool(os.environ.get("NERVE_KAFKA_SASL_SSL")) or bool(previous.get("sasl_ssl_port"))
+    sasl_ssl_port = mtls_port = 0
+    if secure:
+        sasl_ssl_port = previous.get("sasl_ssl_port") or free_port()
+        while sasl_ssl_port in (port, controller_port):
+            sasl_ssl_port = free_port()
+        mtls_port = previous.get("mtls_port") or free_port()
+        while mtls_port in (port, controller_port, sasl_ssl_port):
+            mtls_port = free_port()
     # Another server on the port would answer the readiness probe in this broker's place.
-    for taken in (port, controller_port):
+    for taken in (port, controller_port, *([sasl_ssl_port, mtls_port] if sasl_ssl_port else [])):
         if port_in_use(taken):
             raise KafkaError(f"port {taken} on 127.0.0.1 is in use (another Kafka?); pick another with --port")
     config = data_dir / "server.properties"
-    config.write_text(_properties(data_dir, port, controller_port))
+    config.write_text(_properties(data_dir, port, controller_port, sasl_ssl_port, mtls_port))
     log = data_dir / "kafka.log"
     (data_dir / "log4j2.properties").write_text(LOG4J.format(log=log))
     classpath = f"{libs}/*"
@@ -205,7 +294,8 @@ def start(data_dir: Path, port: int | None = None, *, timeout: float = 90.0) -> 
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         result = subprocess.run(
             [java, "-cp", classpath, f"-Dlog4j2.configurationFile={data_dir / 'log4j2.properties'}",
-             "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config)],
+             "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config),
+             *_scram_arguments()],
             capture_output=True, text=True, timeout=120, check=False,
         )
         if result.returncode != 0:
@@ -217,8 +307,9 @@ def start(data_dir: Path, port: int | None = None, *, timeout: float = 90.0) -> 
              "-cp", classpath, "kafka.Kafka", str(config)],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    kafka = KafkaProcess(proc.pid, data_dir, port, controller_port, proc=proc)
-    write_state(state_file, bootstrap=kafka.bootstrap, pid=proc.pid, port=port, controller_port=controller_port)
+    kafka = KafkaProcess(proc.pid, data_dir, port, controller_port, sasl_ssl_port, mtls_port, proc=proc)
+    write_state(state_file, bootstrap=kafka.bootstrap, pid=proc.pid, port=port, controller_port=controller_port,
+                sasl_ssl_port=sasl_ssl_port, mtls_port=mtls_port)
     why = wait_ready(kafka, lambda: _answers_metadata(port), timeout=timeout, interval=0.2)
     if why is not None:
         tail = log.read_text()[-3000:] if log.exists() else ""
@@ -234,13 +325,24 @@ def from_state(data_dir: Path) -> KafkaProcess:
     state = read_state(state_file)
     if not state:
         raise KafkaError(f"no Kafka was started in {data_dir} ({state_file} is missing)")
-    return KafkaProcess(state["pid"], data_dir, state["port"], state["controller_port"])
+    return KafkaProcess(state["pid"], data_dir, state["port"], state["controller_port"], state.get("sasl_ssl_port", 0),
+                        state.get("mtls_port", 0))
+
+
+def _scram_arguments() -> list[str]:
+    """The SCRAM credentials KRaft keeps in its metadata log: written when the storage is formatted,
+    so they exist before the broker serves its first request (always, so a later secure restart has them)."""
+    return [arg for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
+            for arg in ("--add-scram", "{}=[name={},password={}]".format(mechanism, *SECURE_USERS[mechanism]))]
 
 
 LAUNCHER = Launcher(
     doc=__doc__ or "", dir_flag="--data-dir", default_dir=Path(".nerve/kafka"), default_port=9092, error=KafkaError,
     start=start, address=lambda kafka: kafka.bootstrap, from_state=from_state,
-    banner=lambda kafka, data: f"Kafka {VERSION} is up on {kafka.bootstrap} (data in {data}); Ctrl-C stops it",
+    banner=lambda kafka, data: f"Kafka {VERSION} is up on {kafka.bootstrap}"
+    + (f", SASL_SSL on {kafka.sasl_ssl_bootstrap} and SSL with client certificates on {kafka.mtls_bootstrap} "
+       f"(CA {data}/pki/ca.crt)" if kafka.sasl_ssl_port else "")
+    + f" (data in {data}); Ctrl-C stops it",
     extra={"fetch": ("fetch the jars into the cache", fetch)},
 )
 

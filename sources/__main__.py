@@ -1,6 +1,9 @@
-"""`python -m sources`: the source adapters (KafkaSource, PingSource) as their own service, following the contract file.
+"""`python -m sources`: the source adapters (KafkaSource, PingSource, ApiServerSource, ...) as their own
+service, following the contract.
 
-It serves `/metrics`, `/healthz` and `/readyz` on --port.
+It serves `/metrics`, `/healthz` and `/readyz` on --port. With `--watch kubernetes`, ApiServerSources watch
+the Kubernetes API server (sources/kube_watch.py, imported only then: the `kubernetes` client is needed
+for it alone).
 """
 
 from __future__ import annotations
@@ -30,13 +33,21 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m sources") -> 
 
     async def service(stop: asyncio.Event) -> None:
         pool = service_pool(common.kafka_bootstrap, common.nats_url)
+        sources = Sources(pool, settings)
+        # OIDC tokens for the sources' identities: from control, or TokenRequests
+        sources.tokens = sender_tokens(tokens, common.control_url, common.control_token)
+        watches = None
+        if settings.watch == "kubernetes":
+            from sources.kube_watch import ServiceAccountWatches
+
+            watches = ServiceAccountWatches.from_kubeconfig(settings.kubeconfig)
+            sources.watches = watches
         try:
-            sources = Sources(pool, settings)
-            # OIDC tokens for the sources' identities: from control, or TokenRequests
-            sources.tokens = sender_tokens(tokens, common.control_url, common.control_token)
             await follow_contract(stop, sources, contract=contract_feed(common), host=common.host, port=common.port)
         finally:
             await pool.stop()
+            if watches is not None:
+                await watches.close()
 
     run(service, telemetry=build(TelemetrySettings, values), service="nerve-sources")
 

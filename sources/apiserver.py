@@ -43,34 +43,23 @@ from core.contract import Source
 from core.errors import BackendError
 from core.events import AttrValue, Event
 from core.filters import EventFilter, compile_trigger_filter
+from core.kube import guess_plural
 from core.selector import LabelSelector, namespace_labels
 from core.supervisor import Supervisor
-from core.watch import Expired, WatchEvent
-from sources.base import Adapter, SourceContext, part_name
+from core.watch import Expired, ResourceWatch, WatchEvent
+from sources.base import Adapter, SourceContext, SourceWatch, part_name
 from sources.emit import Emitter
 
 log = logging.getLogger("nerve.sources.apiserver")
 
 Change = Literal["add", "update", "delete"]
 NO_STORE = ("this sources service has no resource store to watch (it runs apart from control); "
-            "an ApiServerSource runs in embedded mode (`nerve up`)")
+            "an ApiServerSource runs in embedded mode (`nerve up`), or on Kubernetes with `--watch kubernetes`")
 
 
 def event_type(mode: str, change: Change) -> str:
     """Knative's six types (`ev:pkg/apis/sources/constants.go`)."""
     return f"dev.knative.apiserver.{'resource' if mode == 'Resource' else 'ref'}.{change}"
-
-
-def guess_plural(kind: str) -> str:
-    """Kubernetes' UnsafeGuessKindToResource: `Event` -> events, `Ingress` -> ingresses, `Policy` -> policies."""
-    singular = kind.lower()
-    if not singular or singular.endswith("endpoints"):
-        return singular
-    if singular.endswith("s"):
-        return singular + "es"
-    if singular.endswith("y"):
-        return singular[:-1] + "ies"
-    return singular + "s"
 
 
 def self_link(api_version: str, kind: str, namespace: str, name: str) -> str:
@@ -128,7 +117,8 @@ def _reads(source: Source) -> tuple[bytes, ...]:
     in place."""
     config = source.config
     return tuple(orjson.dumps(config.get(key), option=orjson.OPT_SORT_KEYS) for key in (
-        "resources", "mode", "owner", "filters", "namespaces", "namespaceSelector", "allNamespaces", "source"))
+        "resources", "mode", "owner", "filters", "namespaces", "namespaceSelector", "allNamespaces", "source",
+        "serviceAccountName"))
 
 
 @dataclass(slots=True)
@@ -150,7 +140,10 @@ class _Watched:
 class ApiServerSourceAdapter:
     def __init__(self, source: Source, context: SourceContext) -> None:
         self._source = source
-        self._watch = context.watch
+        self._watch: ResourceWatch | None = context.watch
+        self._watches = context.watches
+        self._own: SourceWatch | None = None
+        """The watch made for this source alone (`--watch kubernetes`), closed when it stops."""
         self._emitter = Emitter(source, context.deliverer, default_timeout_s=context.settings.default_timeout_s)
         self._filter: EventFilter = compile_trigger_filter(None, source.config.get("filters") or None)
         self._supervisors: list[Supervisor] = []
@@ -169,27 +162,47 @@ class ApiServerSourceAdapter:
     def _entries(self) -> list[_Watched]:
         config = self._source.config
         namespaces = config.get("namespaces")
-        # Unset namespaceSelector: the source's own namespace, watched alone. Otherwise every namespace,
-        # each change checked against the selector (so a namespace labelled or created later is covered).
-        one = namespaces[0] if isinstance(namespaces, list) and len(namespaces) == 1 else None
-        return [_Watched(str(r["kind"]), bool(r.get("namespaced", True)), LabelSelector.from_json(r.get("selector")),
-                         one if r.get("namespaced", True) else None)
-                for r in config.get("resources") or ()]
+        # A list: each of those namespaces watched on its own (the source's own when namespaceSelector is
+        # unset; on a cluster, those the selector matched at reconcile time, as Knative's adapter makes one
+        # watch per namespace, so a Role in each is enough). None: every namespace, each change checked
+        # against the selector (embedded: a namespace labelled or created later is covered at once).
+        each: list[str | None] = [str(n) for n in namespaces] if isinstance(namespaces, list) else [None]
+        out = []
+        for r in config.get("resources") or ():
+            namespaced = bool(r.get("namespaced", True))
+            for namespace in each if namespaced else [None]:
+                out.append(_Watched(str(r["kind"]), namespaced, LabelSelector.from_json(r.get("selector")),
+                                    namespace))
+        return out
 
     async def start(self) -> None:
+        if self._watch is None and self._watches is not None:
+            self._own = await self._watches.for_source(self._source)
+            self._watch = self._own
         if self._watch is None:
             raise BackendError(NO_STORE)
         entries = self._entries()
+        try:
+            for entry in entries:
+                await self._list(entry)  # before start returns: a change right after `nerve apply` is seen
+        except BaseException:
+            await self.stop()  # the watch made for this start goes with it; the service starts it anew
+            raise
         for entry in entries:
-            await self._list(entry)  # before start returns: a change right after `nerve apply` is seen
-        for entry in entries:
-            supervisor = Supervisor(f"{part_name(self._source)}#{entry.kind}", functools.partial(self._follow, entry))
+            several = sum(e.kind == entry.kind for e in entries) > 1  # one kind watched in several namespaces
+            where = f"@{entry.namespace}" if several else ""
+            supervisor = Supervisor(f"{part_name(self._source)}#{entry.kind}{where}",
+                                    functools.partial(self._follow, entry))
             supervisor.start()
             self._supervisors.append(supervisor)
 
     async def stop(self) -> None:
         supervisors, self._supervisors = self._supervisors, []
         await asyncio.gather(*(s.stop() for s in supervisors))
+        own, self._own = self._own, None
+        if own is not None:
+            self._watch = None
+            await own.close()
 
     async def _list(self, entry: _Watched) -> None:
         assert self._watch is not None

@@ -13,6 +13,21 @@ from core.watch import ResourceWatch
 from sources.settings import SourcesSettings
 
 
+class SourceWatch(ResourceWatch, Protocol):
+    """A watch made for one source (its own credentials), closed when the source stops."""
+
+    async def close(self) -> None: ...
+
+
+class WatchProvider(Protocol):
+    """Makes each ApiServerSource's watch when no store is handed over: `--watch kubernetes`
+    (sources/kube_watch.py, as the source's ServiceAccount)."""
+
+    async def for_source(self, source: Source) -> SourceWatch:
+        """Raise BackendError when it cannot be made yet (the source is started again later)."""
+        ...
+
+
 class Adapter(Protocol):
     """Makes or reads the events of one source and delivers them to its sink (core.delivery)."""
 
@@ -46,6 +61,9 @@ class SourceContext:
     watch: ResourceWatch | None = None
     """The resource store an ApiServerSource watches: the embedded store in `nerve up`, None in a sources
     service of its own (which has none)."""
+    watches: WatchProvider | None = None
+    """Where an ApiServerSource gets a watch of its own when `watch` is None: the Kubernetes API server
+    (`--watch kubernetes`)."""
 
 
 AdapterFactory = Callable[[Source, SourceContext], Adapter]

@@ -33,6 +33,7 @@ def _reads(source: Source) -> tuple[Any, ...]:
         source.egress.consumer_group,
         config.get("bootstrapServers", ""),
         tuple(config.get("topics") or ()),
+        source.security,
         config.get("initialOffset", "latest"),
         config.get("source", ""),
         tuple(sorted((config.get("ceOverrides") or {}).items())),
@@ -68,7 +69,8 @@ class KafkaSourceAdapter:
 
     async def start(self) -> None:
         config = self._source.config
-        backend = await self._pool.get("kafka", str(config.get("bootstrapServers", "")))
+        # spec.net's TLS and SASL, resolved by control: the pool gives this source a client of its own.
+        backend = await self._pool.get("kafka", str(config.get("bootstrapServers", "")), self._source.security)
         if not isinstance(backend, RecordBackend):
             raise BackendError(f"the {backend.name} backend cannot read raw records for a KafkaSource")
         overrides = {str(k): str(v) for k, v in (config.get("ceOverrides") or {}).items()}

@@ -21,7 +21,7 @@ from core.oidc import TokenSource
 from core.supervisor import HEALTH, describe
 from core.watch import ResourceWatch
 from sources.apiserver import api_server_source
-from sources.base import Adapter, AdapterFactory, SourceContext, part_name
+from sources.base import Adapter, AdapterFactory, SourceContext, WatchProvider, part_name
 from sources.kafka import kafka_source
 from sources.ping import ping_source
 from sources.settings import SourcesSettings
@@ -39,6 +39,8 @@ class Sources:
         self._pool = pool
         self.watch: ResourceWatch | None = None
         """The store ApiServerSources watch; `nerve up` sets it to the embedded store before any contract."""
+        self.watches: WatchProvider | None = None
+        """Or, with `--watch kubernetes`, what makes each ApiServerSource a watch of the API server."""
         self._settings = settings or SourcesSettings()
         self._retry = (retry_initial_s, retry_max_s)
         self._session: aiohttp.ClientSession | None = None
@@ -107,7 +109,7 @@ class Sources:
     async def _start_once(self, source: Source) -> None:
         assert self._deliverer is not None, "Sources.start() first"
         adapter = ADAPTERS[source.kind](source, SourceContext(self._pool, self._deliverer, self._settings,
-                                                                       self.watch))
+                                                                       self.watch, self.watches))
         await adapter.start()
         self._adapters[source.uid] = adapter
         HEALTH.mark_up(part_name(source))

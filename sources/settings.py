@@ -30,3 +30,11 @@ class SourcesSettings:
     ping_catch_up_s: float = 60.0
     """A PingSource tick that fell due while nothing ran is fired late after a restart if it is at most
     this old; older ones are skipped (docs/sources.md "PingSource")."""
+    watch: str = setting("none", "--watch", "NERVE_WATCH",
+                         "What ApiServerSources watch when the sources service runs on its own: `kubernetes`, the "
+                         "API server (as each source's ServiceAccount, through the TokenRequest API; "
+                         "docs/kubernetes.md); `none`, nothing (they say so). `nerve up` hands them its store.",
+                         choices=("none", "kubernetes"))
+    kubeconfig: str = setting("", "--kubeconfig", "NERVE_KUBECONFIG",
+                              "With --watch kubernetes: the kubeconfig whose credentials request the "
+                              "ServiceAccount tokens; empty: the Pod's own ServiceAccount (in a cluster).")

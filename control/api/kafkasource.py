@@ -77,17 +77,64 @@ def validate_kafka_source(obj: dict[str, Any]) -> list[FieldError]:
     if not isinstance(spec.get("consumerGroup"), str) or not spec["consumerGroup"]:
         errors.append(FieldError("spec.consumerGroup", "must be a non-empty string"))
     errors += validate_delivery(spec.get("delivery"), "spec.delivery", namespace)
+    errors += validate_net(spec.get("net"))
     return errors
+
+
+# spec.net's secretKeyRef fields Nerve reads (control/secrets.py); AWS MSK IAM's are refused by name.
+_NET_FIELDS = {"sasl": ("user", "password", "type"), "tls": ("cert", "key", "caCert")}
+_NET_UNSUPPORTED = {"tokenProvider": "OAUTHBEARER token providers", "roleARN": "AWS MSK IAM roles"}
+
+
+def validate_net(net: Any) -> list[FieldError]:
+    """The shape of `spec.net`: what the Secrets hold is checked when they are read (Ready=False then)."""
+    if net is None:
+        return []
+    if not isinstance(net, dict):
+        return [FieldError("spec.net", "must be an object with sasl and tls")]
+    errors: list[FieldError] = []
+    for part, names in _NET_FIELDS.items():
+        value = net.get(part)
+        if value is None:
+            continue
+        path = f"spec.net.{part}"
+        if not isinstance(value, dict):
+            errors.append(FieldError(path, "must be an object"))
+            continue
+        enable = value.get("enable")
+        if enable is not None and not isinstance(enable, bool):
+            errors.append(FieldError(f"{path}.enable", f"{enable!r} must be true or false"))
+        for name in (*names, *(_NET_UNSUPPORTED if part == "sasl" else ())):
+            ref = value.get(name)
+            if ref is None:
+                continue
+            if name in _NET_UNSUPPORTED:
+                if enable is True and _secret_ref(ref) is not None:
+                    errors.append(FieldError(f"{path}.{name}", f"{_NET_UNSUPPORTED[name]} are not supported; "
+                                             "Nerve's Kafka client speaks SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512"))
+                continue
+            if _secret_ref(ref) is None and ref != {}:
+                errors.append(FieldError(f"{path}.{name}", "must be {secretKeyRef: {name, key}} naming a Secret's key"))
+        if enable is True and part == "sasl":
+            for name in ("user", "password"):
+                if _secret_ref(value.get(name)) is None:
+                    errors.append(FieldError(f"{path}.{name}", "required when SASL is enabled: "
+                                             "{secretKeyRef: {name, key}}"))
+    return errors
+
+
+def _secret_ref(value: Any) -> tuple[str, str] | None:
+    ref = mapping(value).get("secretKeyRef") if isinstance(value, dict) else None
+    if not isinstance(ref, dict):
+        return None
+    name, key = ref.get("name"), ref.get("key")
+    return (name, key) if isinstance(name, str) and name and isinstance(key, str) and key else None
 
 
 def notices_kafka_source(obj: dict[str, Any]) -> list[FieldNotice]:
     """Values Knative's KafkaSource acts on and Nerve does not: said at apply time, never ignored silently."""
     spec = mapping(obj.get("spec"))
     notices: list[FieldNotice] = []
-    for part, what in (("sasl", "SASL authentication"), ("tls", "TLS")):
-        if mapping(mapping(spec.get("net")).get(part)).get("enable"):
-            notices.append(schema.not_implemented(
-                f"spec.net.{part}", f"{what} to Kafka; Nerve connects to bootstrapServers in plaintext"))
     consumers = spec.get("consumers")
     if isinstance(consumers, int) and not isinstance(consumers, bool) and consumers > 1:
         notices.append(schema.not_implemented(

@@ -44,6 +44,7 @@ from control.api import (
     parallel,
     pingsource,
     rbac,
+    secret,
     sequence,
     sinkbinding,
     source,
@@ -285,6 +286,10 @@ KINDS: tuple[Kind, ...] = (BROKER, TRIGGER, CONFIGMAP, SERVICE, NAMESPACE, KAFKA
                            API_SERVER_SOURCE, *RBAC_KINDS, EVENT_TYPE)
 KINDS += (SINK_BINDING, CONTAINER_SOURCE)
 KINDS += (EVENT_POLICY,)
+# Credentials that Kafka and NATS configs name (control/secrets.py); values redacted in output.
+SECRET = Kind("v1", "Secret", "secrets", schema=secret.SCHEMA, default=secret.default_secret,
+              validate=secret.validate_secret, columns=secret.COLUMNS)
+KINDS += (SECRET,)
 
 _BY_SPELLING = {spelling: kind for kind in KINDS for spelling in kind.spellings()}
 _BY_MANIFEST = {(version, kind.kind): kind for kind in KINDS for version in kind.api_versions()}

@@ -31,7 +31,8 @@ class BrokerReconciler:
     async def _ensure_topic(self, broker: dict[str, Any], where: build.Placement) -> topics.TopicOutcome:
         if where.problem:
             return topics.TopicOutcome(False, "TopicNotReady", where.problem)
-        return await topics.ensure_topic(self._pool, broker, where.backend, where.connection, where.topic)
+        return await topics.ensure_topic(self._pool, broker, where.backend, where.connection, where.topic,
+                                         where.security)
 
     async def reconcile(self, broker: dict[str, Any], snapshot: Snapshot, resolver: Resolver,
                         writes: Writes) -> Resource | None:
@@ -48,6 +49,11 @@ class BrokerReconciler:
             await writes.status(broker, build.status(broker, where, build.refusal(where), resolver, self._settings))
             return None
         features = features_of(snapshot, self._settings)  # transport-encryption decides the addresses
+        if where.auth_problem is not None:
+            # No contract entry: no client connects without the security the Broker asked for.
+            await writes.status(broker, build.status(broker, where, build.auth_refusal(where.auth_problem),
+                                                     resolver, self._settings, features=features))
+            return None
         holder = build.topic_holder(broker, where, snapshot, self._settings, self._pool.settings)
         if holder is not None:
             # No contract entry: its events would land on, and be delivered from, the other Broker's topic.
@@ -65,5 +71,12 @@ class BrokerReconciler:
             return
         if build.topic_shared(broker, where, snapshot, self._settings, self._pool.settings):
             return  # another Broker's topic too (a template that is not injective): it stays theirs
-        backend = await self._pool.get(where.backend, where.connection)
+        if where.auth_problem is not None:
+            # Its Secret went first (`nerve delete -f dir/`): the topic cannot be reached, and waiting for a
+            # Secret that is not coming back would leave the Broker undeletable.
+            meta = broker["metadata"]
+            log.warning("Broker %s/%s: topic %s left on %s: %s", meta["namespace"], meta["name"], where.topic.name,
+                        where.connection, where.auth_problem.message)
+            return
+        backend = await self._pool.get(where.backend, where.connection, where.security)
         await backend.delete_topic(where.topic.name)

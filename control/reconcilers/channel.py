@@ -31,18 +31,26 @@ class ChannelReconciler:
         self._pool = pool
         self._settings = settings
 
-    def placement(self, channel: dict[str, Any]) -> build.Placement:
-        return build.placement(channel, self._settings, self._pool.settings)
+    def placement(self, channel: dict[str, Any], snapshot: Snapshot | None = None) -> build.Placement:
+        return build.placement(channel, self._settings, self._pool.settings, snapshot)
 
     async def ensure_topic(self, channel: dict[str, Any], where: build.Placement) -> topics.TopicOutcome:
         """Make the channel's topic exist (the finalizer is on already); what the backend answered."""
-        return await topics.ensure_topic(self._pool, channel, where.backend, where.connection, where.topic)
+        if where.auth_problem is not None:
+            # Never made, nor used, without the security its config asked for.
+            return topics.TopicOutcome(False, where.auth_problem.reason, where.auth_problem.message)
+        return await topics.ensure_topic(self._pool, channel, where.backend, where.connection, where.topic,
+                                         where.security)
 
     async def finalize(self, channel: dict[str, Any], snapshot: Snapshot) -> None:
         """Delete the groups of the Subscriptions on this channel, then its topic (unless --keep-topics or
         another live channel's topic too); BackendError keeps the finalizer for a later pass."""
-        where = build.cleanup_placement(channel, self._settings, self._pool.settings)
-        backend = await self._pool.get(where.backend, where.connection)
+        where = build.cleanup_placement(channel, self._settings, self._pool.settings, snapshot)
+        if where.auth_problem is not None:
+            log.warning("%s %s/%s: topic %s left on %s: %s", channel["kind"], channel["metadata"]["namespace"],
+                        channel["metadata"]["name"], where.topic.name, where.connection, where.auth_problem.message)
+            return  # its Secret is gone: waiting for it would leave the channel undeletable
+        backend = await self._pool.get(where.backend, where.connection, where.security)
         for subscription in snapshot.all("Subscription"):
             if subscription_build.on_channel(subscription, channel):
                 await backend.delete_group(where.topic.name,
@@ -108,7 +116,7 @@ class Channels:
             for obj in snapshot.live(reconciler.kind):
                 # The finalizer goes on before the topic exists, so no topic is left without its clean-up.
                 if await writes.add_finalizer(obj):
-                    candidates.append((reconciler, obj, reconciler.placement(obj)))
+                    candidates.append((reconciler, obj, reconciler.placement(obj, snapshot)))
         features = features_of(snapshot, self._settings)  # transport-encryption decides the addresses
         holders = build.topic_holders([(obj, where) for _, obj, where in candidates])
         placed: dict[str, tuple[dict[str, Any], build.Placement, topics.TopicOutcome]] = {}

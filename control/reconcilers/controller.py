@@ -37,7 +37,7 @@ from control.api import source as source_api
 from control.api.trigger import dependency_of
 from control.conditions import cond, with_ready
 from control.reconcilers import finalizers, garbage
-from control.reconcilers.apiserversource import ApiServerSourceReconciler
+from control.reconcilers.apiserversource import ApiServerSourceReconciler, ClusterAccess
 from control.reconcilers.broker import BrokerReconciler
 from control.reconcilers.channel import Channels
 from control.reconcilers.containersource import ContainerSourceReconciler
@@ -47,6 +47,7 @@ from control.reconcilers.kafkasource import KafkaSourceReconciler
 from control.reconcilers.parallel import ParallelReconciler
 from control.reconcilers.pingsource import PingSourceReconciler
 from control.reconcilers.probe import KafkaProbes
+from control.reconcilers.resources import trigger as trigger_build
 from control.reconcilers.resources.address import features_of
 from control.reconcilers.resources.trigger import dependency_view
 from control.reconcilers.sequence import SequenceReconciler
@@ -57,7 +58,7 @@ from control.reconcilers.workloads import WorkloadReconciler
 from control.reconcilers.writes import Writes
 from control.resolver import Resolver
 from control.settings import ControlSettings
-from control.store.base import ResourceStore
+from control.store.base import ResourceStore, grouped
 from core.contract import Contract, Egress, OidcConfig, Resource, Source, Workload
 from core.errors import BackendError
 from core.features import Features
@@ -116,12 +117,16 @@ class Reconciler:
         self.triggers = TriggerReconciler(pool, settings)
         self.kafka_sources = KafkaSourceReconciler(pool, self._probes)
         self.ping_sources = PingSourceReconciler()
-        self.api_server_sources = ApiServerSourceReconciler(source_url=api_url, watch_available=sources_watch_store)
+        # On a cluster ApiServerSources watch the API server itself (sources --watch kubernetes).
+        cluster = store if on_cluster and isinstance(store, ClusterAccess) else None
+        self.api_server_sources = ApiServerSourceReconciler(source_url=api_url, watch_available=sources_watch_store,
+                                                            cluster=cluster)
         self.channels = Channels(pool, settings)
         self.sequences = SequenceReconciler()
         self.parallels = ParallelReconciler()
-        self.sink_bindings = SinkBindingReconciler()
-        self.container_sources = ContainerSourceReconciler()
+        self.sink_bindings = SinkBindingReconciler(cluster=store if on_cluster else None,
+                                                   selection_mode=settings.sink_binding_selection_mode)
+        self.container_sources = ContainerSourceReconciler(on_cluster=on_cluster)
         self.workloads = WorkloadReconciler(local=settings.local_workloads)
         self.eventtypes = EventTypeReconciler()
         self.event_policies = EventPolicyReconciler(issuer)
@@ -174,6 +179,11 @@ class Reconciler:
         await self._probes.stop()
 
     async def _round(self) -> bool:
+        # The pass's statuses and finalizers (two writes for each new Trigger) go in one commit.
+        with grouped(self._store):
+            return await self._round_grouped()
+
+    async def _round_grouped(self) -> bool:
         writes = Writes(self._store)
         snapshot = await Snapshot.load(self._store, [kind.kind for kind in kinds.KINDS])
         self.features = features_of(snapshot, self._settings)
@@ -188,7 +198,7 @@ class Reconciler:
         resources = await self._reconcile_brokers(snapshot, resolver, writes)
         resources += await self.channels.reconcile_all(snapshot, resolver, writes)
         dependencies = _dependencies(snapshot)
-        sources = await self.kafka_sources.reconcile_all(snapshot.live("KafkaSource"), resolver, writes)
+        sources = await self.kafka_sources.reconcile_all(snapshot.live("KafkaSource"), resolver, writes, snapshot)
         sources += await self.ping_sources.reconcile_all(snapshot.live("PingSource"), resolver, writes)
         sources += await self.api_server_sources.reconcile_all(snapshot, resolver, writes)
         await self.sink_bindings.reconcile_all(snapshot.live("SinkBinding"), snapshot, resolver, writes)
@@ -213,9 +223,11 @@ class Reconciler:
         by_key = {(b["metadata"]["namespace"], b["metadata"]["name"]): (b, r)
                   for b, r in zip(brokers, entries, strict=True)}
         egresses: dict[str, list[Egress]] = {}
+        holders = trigger_build.GroupHolders(snapshot.all("Trigger"), self._settings)
+        self.triggers.forget({t["metadata"].get("uid", "") for t in snapshot.all("Trigger")})
         for trigger in snapshot.live("Trigger"):
             broker, resource = by_key.get((trigger["metadata"]["namespace"], trigger["spec"]["broker"]), (None, None))
-            egress = await self.triggers.reconcile(trigger, broker, resource, resolver, writes, snapshot)
+            egress = await self.triggers.reconcile(trigger, broker, resource, resolver, writes, snapshot, holders)
             if egress is not None and resource is not None:
                 egresses.setdefault(resource.uid, []).append(egress)
         return [dataclasses.replace(r, egresses=tuple(egresses.get(r.uid, ()))) for r in entries if r is not None]

@@ -9,8 +9,9 @@ restart of control resumes every clean-up still pending.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
+
+import orjson
 
 from control.store.base import is_deleting
 
@@ -30,13 +31,20 @@ def pending(obj: dict[str, Any], finalizer: str = BACKEND_CLEANUP) -> bool:
     return is_deleting(obj) and has(obj, finalizer)
 
 
+def _copy(obj: dict[str, Any]) -> dict[str, Any]:
+    # Stored objects are JSON: an orjson round trip is several times quicker than copy.deepcopy, which
+    # was a third of a pass that adds the finalizer to 10,000 new Triggers.
+    copied: dict[str, Any] = orjson.loads(orjson.dumps(obj))
+    return copied
+
+
 def added(obj: dict[str, Any], finalizer: str = BACKEND_CLEANUP) -> dict[str, Any]:
-    new = copy.deepcopy(obj)
+    new = _copy(obj)
     new["metadata"]["finalizers"] = [*(obj["metadata"].get("finalizers") or []), finalizer]
     return new
 
 
 def removed(obj: dict[str, Any], finalizer: str = BACKEND_CLEANUP) -> dict[str, Any]:
-    new = copy.deepcopy(obj)
+    new = _copy(obj)
     new["metadata"]["finalizers"] = [f for f in obj["metadata"].get("finalizers") or [] if f != finalizer]
     return new

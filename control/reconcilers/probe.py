@@ -16,12 +16,13 @@ from collections.abc import Iterable
 from channels.base import TopicInspector
 from channels.registry import BackendPool
 from control.reconcilers.resources.kafkasource import Probe
+from core.backend_security import KafkaSecurity
 from core.errors import BackendError
 
 log = logging.getLogger("nerve.control")
 
-ProbeKey = tuple[str, tuple[str, ...]]
-"""Bootstrap servers ("h1:9092,h2:9092") and the topics to find there."""
+ProbeKey = tuple[str, tuple[str, ...], KafkaSecurity | None]
+"""Bootstrap servers ("h1:9092,h2:9092"), the topics to find there, and how to connect (spec.net)."""
 
 
 class KafkaProbes:
@@ -49,9 +50,9 @@ class KafkaProbes:
                 None, f"Kafka at {key[0]} has not answered within {self._timeout_s:g}s yet")
         return answers
 
-    async def _probe(self, servers: str, topics: tuple[str, ...]) -> Probe:
+    async def _probe(self, servers: str, topics: tuple[str, ...], security: KafkaSecurity | None) -> Probe:
         try:
-            backend = await self._pool.get("kafka", servers)
+            backend = await self._pool.get("kafka", servers, security)
             missing = await backend.missing_topics(topics) if isinstance(backend, TopicInspector) else []
         except BackendError as exc:
             return Probe(False, exc.reason)

@@ -36,6 +36,8 @@ class SubscriptionReconciler:
         found = build.channel_of(subscription, snapshot, live=False)
         if found.concrete is None:
             return
-        where = channel_build.cleanup_placement(found.concrete, self._settings, self._pool.settings)
-        backend = await self._pool.get(where.backend, where.connection)
+        where = channel_build.cleanup_placement(found.concrete, self._settings, self._pool.settings, snapshot)
+        if where.auth_problem is not None:
+            return  # the channel's Secret is gone: the group cannot be reached (offsets retention removes it)
+        backend = await self._pool.get(where.backend, where.connection, where.security)
         await backend.delete_group(where.topic.name, build.consumer_group(subscription, self._settings))

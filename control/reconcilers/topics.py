@@ -8,6 +8,7 @@ from typing import Any
 
 from channels.base import TopicSpec
 from channels.registry import BackendPool
+from core.backend_security import BackendSecurity
 from core.errors import BackendError
 
 log = logging.getLogger("nerve.control")
@@ -23,10 +24,10 @@ class TopicOutcome:
 
 
 async def ensure_topic(pool: BackendPool, owner: dict[str, Any], backend: str, connection: str,
-                       topic: TopicSpec) -> TopicOutcome:
+                       topic: TopicSpec, security: BackendSecurity | None = None) -> TopicOutcome:
     """Create or reshape `topic` for `owner` (the finalizer that deletes it is on already)."""
     try:
-        channel = await pool.get(backend, connection)
+        channel = await pool.get(backend, connection, security)
         await channel.ensure_topic(topic)
     except BackendError as exc:
         return TopicOutcome(False, "TopicNotReady", exc.reason)

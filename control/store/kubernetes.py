@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -217,4 +217,21 @@ class KubernetesStore(ResourceStore):
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)
+
+    # ---------------------------------------------- what ApiServerSources ask (reconcilers.apiserversource)
+
+    @property
+    def host(self) -> str:
+        """The API server's URL."""
+        return str(self._client.configuration.host)
+
+    async def allowed(self, user: str, groups: Sequence[str], *, namespace: str, verb: str, group: str,
+                      resource: str) -> bool:
+        """One SubjectAccessReview."""
+        review = client.V1SubjectAccessReview(spec=client.V1SubjectAccessReviewSpec(
+            user=user, groups=[*groups], resource_attributes=client.V1ResourceAttributes(
+                namespace=namespace, verb=verb, group=group, resource=resource)))
+        api = client.AuthorizationV1Api(self._client)
+        answer = await self._call(lambda: api.create_subject_access_review(review))
+        return bool(answer.status is not None and answer.status.allowed)
 

@@ -1,6 +1,11 @@
-"""One HTTP attempt to a subscriber, reply URL or dead-letter sink, over the process's pooled session.
+"""One HTTP attempt to a subscriber, reply URL or dead-letter sink, over the process's pooled connections.
 
 Redirects are never followed: a 3xx answer is the attempt's status, like any other failure.
+
+Plain-http destinations go through core/delivery/http1.py (httptools on asyncio protocols), which costs
+about half of aiohttp's client CPU per delivery (docs/performance.md, "Per-delivery CPU"); https ones and
+anything that client does not take (user info in the URL) go through aiohttp's client as before. Both
+pools belong to the session `pooled_session` makes: closing the session closes both.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from core import tracing
+from core.delivery.http1 import Http1Pool, RequestError, Unsupported
 from core.events import STRUCTURED_CONTENT_TYPE, Event, to_binary, to_structured
 
 _NO_CONTENT_TYPE = ("Content-Type",)
@@ -42,14 +48,30 @@ def pooled_session(*, per_destination: int) -> aiohttp.ClientSession:
     """The process's HTTP client: connections are capped per destination (host, port, scheme), not in
     one shared pool, so a slow subscriber holding all its connections never delays another destination's
     deliveries. The total is bounded by the in-flight windows (Triggers x --max-inflight)."""
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=per_destination)
+    connector = _Connector(limit=0, limit_per_host=per_destination)
     return aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+
+class _Connector(aiohttp.TCPConnector):
+    """aiohttp's connector carrying the http1 pool beside its own, so that closing the session (what every
+    owner of a `pooled_session` does) closes both, and a Sender finds the pool from the session alone."""
+
+    def __init__(self, *, limit: int, limit_per_host: int) -> None:
+        super().__init__(limit=limit, limit_per_host=limit_per_host)
+        self.http1 = Http1Pool(per_destination=limit_per_host)
+
+    async def close(self, *, abort_ssl: bool = False) -> None:
+        self.http1.close()
+        await super().close(abort_ssl=abort_ssl)
 
 
 class Sender:
     def __init__(self, session: aiohttp.ClientSession, *, max_response_bytes: int) -> None:
         self._session = session
         self._max = max_response_bytes
+        connector = session.connector
+        # A session not made by pooled_session (a caller's own) is used for every destination.
+        self._http1 = connector.http1 if isinstance(connector, _Connector) else None
 
     async def send(
         self, url: str, event: Event, *, structured: bool, headers: dict[str, str], timeout_s: float,
@@ -76,9 +98,15 @@ class Sender:
 
     async def _post(self, url: str, body: bytes, request_headers: dict[str, str], skip: tuple[str, ...],
                     timeout_s: float, context: tls.SSLContext | None = None) -> Attempt:
+        url = sanitize_url(url)
+        if self._http1 is not None and url.startswith("http://"):
+            try:
+                return await self._post_http1(url, body, request_headers, timeout_s)
+            except Unsupported:
+                pass  # before any I/O: aiohttp's client takes it (percent-encoding, user info)
         try:
             async with self._session.post(
-                sanitize_url(url), data=body, headers=request_headers, skip_auto_headers=skip,
+                url, data=body, headers=request_headers, skip_auto_headers=skip,
                 timeout=aiohttp.ClientTimeout(total=timeout_s), ssl=context if context is not None else True,
                 # Never follow a redirect: re-POSTing the producer's event to wherever a subscriber points
                 # would let anyone who can publish reach any address the dispatcher can (the control API
@@ -99,5 +127,19 @@ class Sender:
                         else "the system trust store")
             return Attempt(None, f"dispatch error: {reason}".encode())
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            reason = "timeout" if isinstance(exc, asyncio.TimeoutError) else str(exc) or type(exc).__name__
-            return Attempt(None, f"dispatch error: {reason}".encode())
+            return _no_answer(exc)
+
+    async def _post_http1(self, url: str, body: bytes, request_headers: dict[str, str], timeout_s: float) -> Attempt:
+        assert self._http1 is not None
+        try:
+            answer = await self._http1.post(url, request_headers, body, timeout_s=timeout_s, max_body=self._max)
+        except Unsupported:
+            raise
+        except (TimeoutError, RequestError, OSError) as exc:
+            return _no_answer(exc)
+        return Attempt(answer.status, answer.body, answer.headers, answer.content_type)
+
+
+def _no_answer(exc: BaseException) -> Attempt:
+    reason = "timeout" if isinstance(exc, asyncio.TimeoutError) else str(exc) or type(exc).__name__
+    return Attempt(None, f"dispatch error: {reason}".encode())

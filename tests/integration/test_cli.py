@@ -149,8 +149,6 @@ spec:
   bootstrapServers: ["127.0.0.1:1"]
   topics: [orders]
   consumers: 2
-  net:
-    sasl: {enable: true, user: {secretKeyRef: {name: creds, key: user}}}
   sink: {uri: "http://127.0.0.1:9/"}
 """
 
@@ -159,8 +157,6 @@ async def test_apply_warns_of_unknown_and_unimplemented_fields_and_strict_refuse
     code, out, err = await nerve(stack, "apply", "--validate=strict", "-f", "-", stdin=TYPOS)
     assert (code, out) == (2, "")
     assert err.splitlines() == [
-        'Warning: KafkaSource/team-a/ks: field "spec.net.sasl" is accepted but not implemented by Nerve: '
-        "SASL authentication to Kafka; Nerve connects to bootstrapServers in plaintext",
         'Warning: KafkaSource/team-a/ks: field "spec.consumers" is accepted but not implemented by Nerve: '
         "2 consumers asked for; Nerve runs one consumer per topic",
         "error: Trigger/team-a/t1: metadata.labelz: unknown field",
@@ -180,8 +176,6 @@ async def test_apply_warns_of_unknown_and_unimplemented_fields_and_strict_refuse
         'Warning: Trigger/team-a/t1: unknown field "metadata.labelz"',
         'Warning: Trigger/team-a/t1: unknown field "spec.brokr"',
         'Warning: Trigger/team-a/t1: unknown field "spec.delivery.retyr"',
-        'Warning: KafkaSource/team-a/ks: field "spec.net.sasl" is accepted but not implemented by Nerve: '
-        "SASL authentication to Kafka; Nerve connects to bootstrapServers in plaintext",
         'Warning: KafkaSource/team-a/ks: field "spec.consumers" is accepted but not implemented by Nerve: '
         "2 consumers asked for; Nerve runs one consumer per topic",
     ]
@@ -189,7 +183,7 @@ async def test_apply_warns_of_unknown_and_unimplemented_fields_and_strict_refuse
     assert "brokr" not in out and "retyr" not in out
     code, out, err = await nerve(stack, "apply", "--validate", "ignore", "-f", "-", stdin=TYPOS)
     assert code == 0
-    assert "unknown field" not in err and "spec.net.sasl" in err  # ignore quiets typos, never what Nerve skips
+    assert "unknown field" not in err and "spec.consumers" in err  # ignore quiets typos, never what Nerve skips
     code, _, err = await nerve(stack, "apply", "--validate=lenient", "-f", "-", stdin=TYPOS)
     assert (code, err.strip()) == (2, "error: --validate 'lenient': expected strict, warn or ignore")
 

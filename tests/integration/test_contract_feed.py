@@ -9,6 +9,7 @@ it, says so on /readyz instead of failing silently.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
 
 import aiohttp
@@ -76,3 +77,31 @@ async def test_a_follower_applies_each_generation_and_reports_a_refusal(stack: S
         assert "answered 401" in HEALTH.down()[PART]
     finally:
         await refused.stop()
+
+
+async def test_a_contract_past_a_configmaps_1_mib_is_served_whole_and_gzipped_when_asked(stack: Stack) -> None:
+    # Knative's contract lives in a ConfigMap (1 MiB at most); Nerve's has no ceiling.
+    triggers = [manifests.trigger(f"t-{i:04d}", f"http://127.0.0.1:9/t/{i}", namespace="big", broker="b",
+                                  filter={"attributes": {"type": f"bench.{i}"}}) for i in range(1500)]
+    await stack.apply(manifests.broker("b", "big"), *triggers)
+    url = f"{stack.api}/api/v1/contract"
+    headers = {"Authorization": f"Bearer {stack.token}"}
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
+        async with session.get(url, headers={**headers, "Accept-Encoding": "identity"}) as response:
+            assert response.headers.get("Content-Encoding") is None
+            plain = await response.read()
+        async with session.get(url, headers={**headers, "Accept-Encoding": "gzip"}) as response:
+            assert response.headers["Content-Encoding"] == "gzip"
+            zipped = await response.read()
+    assert len(plain) > 2**20 and len(zipped) < len(plain) // 5
+    assert gzip.decompress(zipped) == plain
+    big = Contract.loads(plain).by_path()["/big/b"]
+    assert sorted(e.reference.name for e in big.egresses) == [f"t-{i:04d}" for i in range(1500)]
+    assert {e.filter_attributes["type"] for e in big.egresses} == {f"bench.{i}" for i in range(1500)}
+    # The follower (aiohttp asks for gzip by default) reads the same contract.
+    feed = ControlFeed(stack.api, stack.token, wait_s=1)
+    try:
+        followed = await feed.changed(-1)
+    finally:
+        await feed.close()
+    assert followed is not None and followed.by_path()["/big/b"] == big

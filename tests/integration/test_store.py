@@ -226,3 +226,30 @@ async def test_an_object_the_owner_does_not_own_is_left_alone(store: SqliteStore
     kept = await store.get("InMemoryChannel", "ns1", "c")
     assert kept is not None and kept["spec"] == {"delivery": {"retry": 9}}
     assert "ownerReferences" not in kept["metadata"]
+
+
+async def test_grouped_writes_commit_once_and_a_failed_one_leaves_no_trace(tmp_path: Path) -> None:
+    path = tmp_path / "nerve.db"
+    store = SqliteStore(path)
+    a = await store.create(cm("a", x="1"))
+    with store.grouped():
+        b = await store.create(cm("b", x="1"))
+        with pytest.raises(Conflict):
+            await store.update({**a, "metadata": {**a["metadata"], "resourceVersion": "999"}, "data": {"x": "lost"}})
+        with pytest.raises(Conflict):  # a batch inside the group is still all or nothing
+            await write_all(store, [Write("create", cm("c")), Write("create", cm("b"))])
+        await store.update_status({**b, "status": {"seen": True}})
+        # Visible inside the group at once; not yet to another connection (nothing committed).
+        assert (await store.get("ConfigMap", "ns1", "b") or {})["status"] == {"seen": True}
+        other = SqliteStore(path)
+        assert await other.get("ConfigMap", "ns1", "b") is None
+        await other.close()
+    await store.close()
+    reopened = SqliteStore(path)
+    try:
+        names = [o["metadata"]["name"] for o in (await reopened.list("ConfigMap")).items]
+        assert names == ["a", "b"]  # c rolled back with its batch, a untouched by the failed update
+        assert (await reopened.get("ConfigMap", "ns1", "a") or {})["data"] == {"x": "1"}
+        assert (await reopened.get("ConfigMap", "ns1", "b") or {})["status"] == {"seen": True}
+    finally:
+        await reopened.close()

@@ -69,7 +69,9 @@ def test_each_part_runs_its_entry_point_with_probes_and_its_own_account() -> Non
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
         assert pod["spec"]["serviceAccountName"] == f"nerve-{role}"
         assert f"nerve-{role}" in accounts
-        # Only control talks to the Kubernetes API, and the senders: TokenRequests for OIDC (core/kube_tokens.py).
+        # Only control talks to the Kubernetes API, the sources part for ApiServerSources (control runs as the
+        # operator by default, so ApiServerSources watch this cluster), and the senders: TokenRequests for OIDC
+        # (core/kube_tokens.py).
         assert pod["spec"]["automountServiceAccountToken"] is (role in ("control", "dispatcher", "sources"))
         service = services[f"nerve-{role}"]
         assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
@@ -227,12 +229,18 @@ def test_rbac_is_least_privilege(k8s_client: client.ApiClient) -> None:
                 resource_namespace=namespace, name="nerve-control")
     assert not _can(k8s_client, control, namespace, "update", "leases", "coordination.k8s.io",
                     resource_namespace=namespace, name="kube-scheduler")
-    # Every kind the reconcilers read that has no CRD of Nerve's: read, never written.
+    # Every kind the reconcilers read that has no CRD of Nerve's: read, never written, but the workloads a
+    # SinkBinding binds (their pod templates patched) and a ContainerSource's Deployment (created).
+    written = {"Deployment", "CronJob"}
     for kind in kinds.KINDS:
         if kind not in crd_kinds():
             group = kind.group
             assert _can(k8s_client, control, namespace, "watch", kind.plural, group), kind.kind
-            assert not _can(k8s_client, control, namespace, "update", kind.plural, group), kind.kind
+            assert _can(k8s_client, control, namespace, "update", kind.plural, group) == (kind.kind in written), \
+                kind.kind
+    assert _can(k8s_client, control, namespace, "create", "deployments", "apps")
+    assert not _can(k8s_client, control, namespace, "delete", "deployments", "apps")
+    assert not _can(k8s_client, control, namespace, "create", "cronjobs", "batch")
     # The CRDs with older versions get their conversion pointed at the webhook; no other CRD is touched.
     assert _can(k8s_client, control, namespace, "patch", "customresourcedefinitions", "apiextensions.k8s.io",
                 resource_namespace="", name="pingsources.sources.knative.dev")

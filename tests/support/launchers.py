@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-SERVER_FIXTURES = {"kafka_bootstrap": "kafka", "nats_url": "nats"}
+SERVER_FIXTURES = {"kafka_bootstrap": "kafka", "nats_url": "nats", "kafka_sasl_ssl": "kafka", "nats_tls": "nats"}
 """Fixture name -> the marker a test that uses it carries."""
 
 

@@ -115,3 +115,15 @@ def test_status_follows_the_binding_and_the_deployment() -> None:
     assert "sinkUri" not in failing
     foreign = build.status(_admitted(SEED), build.Child("b", foreign=True), build.Child("d", available))
     assert next(c for c in foreign["conditions"] if c["type"] == "Ready")["reason"] == "SinkBindingNotOwned"
+
+
+@pytest.mark.parametrize(("want", "have", "agrees"), [
+    ({"a": 1}, {"a": 1, "b": 2}, True),            # what the API server defaulted is no difference
+    ({"a": 1}, {"a": 2}, False),
+    ({"l": [{"x": 1}]}, {"l": [{"x": 1, "y": 0}]}, True),
+    ({"l": [{"x": 1}]}, {"l": [{"x": 1}, {"x": 2}]}, False),  # a list must be as long
+    ({"m": {}}, {}, True),
+    ({"m": {"k": "v"}}, {}, False),
+])
+def test_derivative(want: Any, have: Any, agrees: bool) -> None:
+    assert build.derivative(want, have) is agrees

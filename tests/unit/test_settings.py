@@ -150,6 +150,14 @@ def test_control_refuses_an_unknown_backend_and_a_template_with_other_placeholde
         (["--max-body-bytes", "0"], {}, "error: --max-body-bytes 0: must be at least 1"),
         (["--backend", "nats"], {}, "error: --backend nats needs --nats-url nats://HOST:PORT (or NATS_URL); "
                                     "`make nats` runs one"),
+        (["--workers", "2"], {}, "error: --workers needs --backend kafka or nats: the memory backend keeps events "
+                                 "inside the `nerve up` process, so its ingress cannot run in worker processes"),
+        (["--backend", "kafka", "--kafka-bootstrap", "127.0.0.1:9092", "--workers", "2", "--transport-encryption",
+          "strict"], {}, "error: --workers needs --transport-encryption disabled: under strict the https listener "
+                         "runs in the `nerve up` process"),
+        (["--backend", "kafka", "--kafka-bootstrap", "127.0.0.1:9092", "--workers", "2", "--authentication-oidc",
+          "enabled"], {}, "error: --workers needs --authentication-oidc disabled: the token check runs with the "
+                          "`nerve up` process's issuer"),
     ],
 )
 def test_nerve_up_refuses_a_bad_value_with_one_line_and_exit_2(

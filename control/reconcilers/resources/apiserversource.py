@@ -18,6 +18,18 @@ The contract entry's config (read by sources/apiserver.py):
    "namespaceSelector": {...} | None, "allNamespaces": bool, "ceOverrides": {...}}
 The selector itself, not the namespaces it matched, is handed over, so a namespace labelled or created
 after the last reconcile is covered at once.
+
+On a cluster (`cluster=True`: the store is a Kubernetes API server, the sources service runs with
+`--watch kubernetes`) the "API server" is the real one: every `resources[]` entry is watched as written
+(any kind the API server serves, not only those Nerve stores), the entry names `serviceAccountName`
+(default `default`) for the adapter to act as, `source` is the API server's URL, and
+SufficientPermissions is what the reconciler's SubjectAccessReviews found (`permission_checks`,
+`permissions_condition`): get, list and watch of each resource in each watched namespace, for the
+ServiceAccount's user, as Knative's `runAccessCheck`. Missing any: SufficientPermissions and Ready False
+with Knative's message (`User system:serviceaccount:ns:sa cannot get, list, watch resource "events" in API
+group "" in Namespace "ns"`) and Knative's reason, which is empty; and no contract entry, so nothing is
+watched. The annotation `features.knative.dev/apiserversource-skip-permissions-check: "true"` skips the
+check, as in Knative.
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ from control.reconcilers.resources.trigger import OIDC_REASON
 from control.reconcilers.snapshot import Snapshot
 from control.resolver import Resolver
 from core.contract import Source
+from core.kube import group_of, guess_plural
 from core.selector import LabelSelector, namespace_labels
 
 EVENT_TYPES = {
@@ -46,6 +59,47 @@ EVENT_TYPES = {
 WATCH_UNAVAILABLE = (
     "the sources service runs apart from control (separate services) and has no resource store to watch; "
     "an ApiServerSource runs in embedded mode (`nerve up`)")
+
+
+SKIP_PERMISSIONS = "features.knative.dev/apiserversource-skip-permissions-check"
+VERBS = ("get", "list", "watch")
+DEFAULT_SERVICE_ACCOUNT = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One SubjectAccessReview: may the source's ServiceAccount `verb` `resource` of `group` in `namespace`?"""
+
+    namespace: str
+    verb: str
+    group: str
+    resource: str
+
+
+def service_account(source: dict[str, Any]) -> str:
+    return str(source["spec"].get("serviceAccountName") or DEFAULT_SERVICE_ACCOUNT)
+
+
+def skips_permissions(source: dict[str, Any]) -> bool:
+    return (source["metadata"].get("annotations") or {}).get(SKIP_PERMISSIONS) == "true"
+
+
+def permission_checks(source: dict[str, Any], namespaces: list[str]) -> list[Check]:
+    """Knative's order: per resource, per namespace, get, list, watch."""
+    return [Check(ns, verb, group_of(str(res["apiVersion"])), guess_plural(str(res["kind"])))
+            for res in source["spec"]["resources"] for ns in namespaces for verb in VERBS]
+
+
+def permissions_condition(user: str, denied: list[Check]) -> dict[str, Any]:
+    """SufficientPermissions from what was denied, in Knative's words (its reason is left empty)."""
+    if not denied:
+        return cond("SufficientPermissions", True)
+    parts: dict[tuple[str, str, str], list[str]] = {}
+    for check in denied:
+        parts.setdefault((check.resource, check.group, check.namespace), []).append(check.verb)
+    missing = ", ".join(f'{", ".join(verbs)} resource "{resource}" in API group "{group}" in Namespace "{ns}"'
+                        for (resource, group, ns), verbs in parts.items())
+    return cond("SufficientPermissions", False, "", f"User {user} cannot {missing}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +126,14 @@ def watched_namespaces(source: dict[str, Any], snapshot: Snapshot) -> list[str]:
     return [name for name, labels in known_namespaces(snapshot).items() if wanted.matches(labels)]
 
 
-def _resources(spec: dict[str, Any]) -> list[dict[str, Any]]:
+def _resources(spec: dict[str, Any], *, cluster: bool = False) -> list[dict[str, Any]]:
     out = []
     for res in spec["resources"]:
         kind = kinds.for_manifest(str(res["apiVersion"]), str(res["kind"]))
+        if cluster:  # the API server serves them all, in the version written; scope known or namespaced
+            out.append({"apiVersion": str(res["apiVersion"]), "kind": str(res["kind"]),
+                        "namespaced": kind.namespaced if kind is not None else True, "selector": res.get("selector")})
+            continue
         if kind is None:
             continue  # said at apply time (notices_api_server_source): nothing of it is ever stored
         out.append({"apiVersion": kind.api_version, "kind": kind.kind, "namespaced": kind.namespaced,
@@ -84,7 +142,10 @@ def _resources(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def build(source: dict[str, Any], snapshot: Snapshot, resolver: Resolver, *, source_url: str,
-          watch_available: bool, now: str | None = None) -> Built:
+          watch_available: bool, now: str | None = None, cluster: bool = False,
+          permissions: dict[str, Any] | None = None) -> Built:
+    """`cluster`: the store is a Kubernetes API server; `permissions` the SufficientPermissions condition
+    its SubjectAccessReviews gave (None: nothing restricts what the source sees)."""
     spec = source["spec"]
     sink_provided, sink = resolve_sink_address(source, resolver)
     sink_uri = sink.url
@@ -92,24 +153,31 @@ def build(source: dict[str, Any], snapshot: Snapshot, resolver: Resolver, *, sou
         deployed = cond("Deployed", True)
     else:
         deployed = cond("Deployed", False, "ResourceWatchUnavailable", WATCH_UNAVAILABLE)
-    conditions = [sink_provided, deployed, cond("SufficientPermissions", True),
-                  cond("OIDCIdentityCreated", True, OIDC_REASON)]
+    permitted = permissions or cond("SufficientPermissions", True)
+    conditions = [sink_provided, deployed, permitted, cond("OIDCIdentityCreated", True, OIDC_REASON)]
     mode = spec.get("mode", REFERENCE_MODE)
     ce_attributes = [{"type": t, "source": source_url} for t in EVENT_TYPES.get(mode, ())]
     namespaces = watched_namespaces(source, snapshot)
     status = source_status(source, conditions, sink_uri, ce_attributes, now=now, sink_ca_certs=sink.ca_certs,
                            namespaces=namespaces)
-    if not sink_uri or not watch_available:
+    if not sink_uri or not watch_available or permitted["status"] != "True":
         return Built(status, None)
     selector = spec.get("namespaceSelector")
     config = {
         "source": source_url,
         "mode": mode,
-        "resources": _resources(spec),
+        "resources": _resources(spec, cluster=cluster),
         "owner": spec.get("owner"),
         "filters": list(spec.get("filters") or []),
         "namespaces": [source["metadata"]["namespace"]] if selector is None else None,
         "namespaceSelector": selector,
         "allNamespaces": selector is not None and LabelSelector.from_json(selector).everything,
     }
+    if cluster:
+        config["serviceAccountName"] = service_account(source)
+        if not config["allNamespaces"]:
+            # Each matched namespace watched on its own, as Knative's adapter does: a Role in each is
+            # enough (a watch of every namespace would need a ClusterRole). A namespace that starts to
+            # match changes the contract, and the adapter starts again with it.
+            config["namespaces"], config["namespaceSelector"] = namespaces, None
     return Built(status, contract_source(source, sink_uri, config, sink_ca_certs=sink.ca_certs))

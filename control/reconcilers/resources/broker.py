@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,20 @@ from control.reconcilers.resources.delivery import dead_letter_condition
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.topics import TopicOutcome
 from control.resolver import Resolver
+from control.secrets import (
+    AUTH_SECRET_KEY,
+    SecretProblem,
+    kafka_auth_secret,
+    kafka_channel_cluster,
+    misplaced_problem,
+    misplaced_security_keys,
+    nats_auth_secret,
+    nats_channel_cluster,
+    url_wants_tls,
+    without_userinfo,
+)
 from control.settings import ControlSettings
+from core.backend_security import BackendSecurity, NatsSecurity
 from core.contract import Reference, Resource
 from core.features import Features
 
@@ -49,6 +63,11 @@ class Placement:
     refused: str = ""
     """Why an MTChannelBasedBroker has no channel at all (its template names nothing Nerve runs); then
     `backend` is "" and the Broker gets no contract entry, so it never falls back to another backend."""
+    security: BackendSecurity | None = None
+    """TLS and credentials from the auth Secret the ConfigMap names (`auth.secret.ref.name`)."""
+    auth_problem: SecretProblem | None = None
+    """Why that Secret cannot be used: the Broker is not Ready and gets no contract entry, so no
+    client ever connects without the security it asked for."""
 
 
 def broker_class(broker: dict[str, Any]) -> str:
@@ -70,12 +89,14 @@ def placement(broker: dict[str, Any], snapshot: Snapshot, settings: ControlSetti
         data = dict((cm or {}).get("data") or {})
     name = settings.topic_template.format(namespace=meta["namespace"], name=meta["name"])
     if broker_class(broker) == CHANNEL_BASED:
-        return _channel_placement(name, config_ref, cm, data, defaults)
+        return _channel_placement(name, config_ref, cm, data, defaults, snapshot)
     # The contract names the cluster even when the Broker does not, so every reader agrees on it.
+    url_user = url_password = ""
     if backend == "kafka":
         connection = data.get("bootstrap.servers") or defaults.kafka_bootstrap_servers
     elif backend == "nats":
-        connection = data.get("url") or defaults.nats_url
+        # A user:password in the URL moves into the client's settings: status and logs show the URL only.
+        connection, url_user, url_password = without_userinfo(data.get("url") or defaults.nats_url)
         data["url"] = connection
     else:
         connection = ""
@@ -93,11 +114,42 @@ def placement(broker: dict[str, Any], snapshot: Snapshot, settings: ControlSetti
         # NATS streams take their tuning from the ConfigMap; Kafka's holds no topic configs.
         config={k: v for k, v in data.items() if k in NATS_STREAM_KEYS} if backend == "nats" else {},
     )
-    return Placement(backend, connection, topic, data, problem)
+    cm_meta = (cm or {}).get("metadata", {})
+    security, auth_problem = _auth(backend, data, cm_meta.get("namespace", ""), connection, snapshot)
+    if backend == "nats" and url_user and auth_problem is None:
+        if security is None:
+            security = NatsSecurity(tls=url_wants_tls(connection), user=url_user, password=url_password)
+        elif isinstance(security, NatsSecurity) and not (security.user or security.token or security.credentials):
+            security = dataclasses.replace(security, user=url_user, password=url_password)  # the Secret's TLS
+        else:
+            security, auth_problem = None, SecretProblem("FailedToResolveConfig", (
+                f"ConfigMap {cm_meta.get('namespace', '')}/{cm_meta.get('name', '')}: key url has a user and "
+                f"password and the Secret {AUTH_SECRET_KEY} names has credentials too; give them one way"))
+    misplaced = misplaced_security_keys(backend, data)
+    if misplaced:
+        auth_problem = misplaced_problem(backend, cm_meta.get("namespace", ""), cm_meta.get("name", ""), misplaced)
+    return Placement(backend, connection, topic, data, problem, security=security, auth_problem=auth_problem)
+
+
+def _auth(backend: str, data: dict[str, str], namespace: str, connection: str,
+          snapshot: Snapshot) -> tuple[BackendSecurity | None, SecretProblem | None]:
+    """The auth Secret's security (Knative: a Secret in the ConfigMap's namespace), or why it has none."""
+    name = data.get(AUTH_SECRET_KEY, "")
+    if not name:
+        return None, None
+    field = f"ConfigMap {namespace} key {AUTH_SECRET_KEY}"
+    try:
+        if backend == "kafka":
+            return kafka_auth_secret(snapshot, namespace, name, field), None
+        if backend == "nats":
+            return nats_auth_secret(snapshot, namespace, name, connection, field), None
+    except SecretProblem as exc:
+        return None, exc
+    return None, None
 
 
 def _channel_placement(topic: str, config_ref: dict[str, Any], cm: dict[str, Any] | None, data: dict[str, str],
-                       defaults: BackendSettings) -> Placement:
+                       defaults: BackendSettings, snapshot: Snapshot) -> Placement:
     """An MTChannelBasedBroker: the topic of the channel kind its ConfigMap's template names.
 
     Kafka and NATS channels live on the cluster Nerve was started with (--kafka-bootstrap, --nats-url),
@@ -114,17 +166,21 @@ def _channel_placement(topic: str, config_ref: dict[str, Any], cm: dict[str, Any
     except channel_template.TemplateError as exc:
         return Placement("", "", TopicSpec(topic), refused=f"{where} key {CHANNEL_TEMPLATE_KEY}: {exc}")
     config: dict[str, str] = {}
+    security: BackendSecurity | None = None
+    auth_problem: SecretProblem | None = None
     if template.backend == "kafka":
-        connection = defaults.kafka_bootstrap_servers
+        # A KafkaChannel's cluster: Knative's kafka-channel-config, else --kafka-bootstrap.
+        connection, security, auth_problem = kafka_channel_cluster(snapshot, defaults.kafka_bootstrap_servers)
     elif template.backend == "nats":
-        connection = defaults.nats_url
+        # A NatsJetStreamChannel's server: eventing-natss's config-nats, else --nats-url.
+        connection, security, auth_problem = nats_channel_cluster(snapshot, defaults.nats_url)
         config["url"] = connection  # the contract names the server so every reader agrees on it
     else:
         connection = ""
     spec = TopicSpec(topic, partitions=template.partitions, replication_factor=template.replication_factor,
                      config=dict(template.config))
     return Placement(template.backend, connection, spec, {**config, **template.config},
-                     channel=(template.api_version, template.kind))
+                     channel=(template.api_version, template.kind), security=security, auth_problem=auth_problem)
 
 
 def _holds(broker: dict[str, Any], topic: str) -> bool:
@@ -199,7 +255,7 @@ def cleanup_placement(broker: dict[str, Any], snapshot: Snapshot, settings: Cont
     if recorded and ref.get("kind") == "ConfigMap" and snapshot.find(
         "ConfigMap", ref.get("namespace", ""), ref.get("name", "")
     ) is None:
-        return Placement(where.backend, recorded, where.topic, where.config)
+        return Placement(where.backend, recorded, where.topic, where.config, security=where.security)
     return where
 
 
@@ -220,6 +276,12 @@ def refusal(where: Placement) -> TopicOutcome:
     return TopicOutcome(False, "ChannelTemplateFailed", where.refused)
 
 
+def auth_refusal(problem: SecretProblem) -> TopicOutcome:
+    """The condition of a Broker whose auth Secret is missing or unusable (Knative's Kafka Broker
+    marks its topic condition "Failed to get broker auth secret")."""
+    return TopicOutcome(False, problem.reason, problem.message)
+
+
 def resource(broker: dict[str, Any], where: Placement) -> Resource:
     """The contract entry, without egresses (the Triggers add theirs)."""
     meta = broker["metadata"]
@@ -232,6 +294,7 @@ def resource(broker: dict[str, Any], where: Placement) -> Resource:
         ingress_path=f"/{ns}/{name}",
         bootstrap_servers=where.connection if where.backend == "kafka" else "",
         backend_config=dict(where.config),
+        security=where.security,
     )
 
 

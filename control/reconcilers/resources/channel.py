@@ -29,7 +29,9 @@ from control.reconcilers.resources.delivery import dead_letter_condition
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.topics import TopicOutcome
 from control.resolver import Resolver
+from control.secrets import SecretProblem, kafka_channel_cluster, nats_channel_cluster
 from control.settings import ControlSettings
+from core.backend_security import BackendSecurity
 from core.contract import Egress, Reference, Resource
 from core.durations import parse_ms
 from core.features import Features
@@ -52,6 +54,10 @@ class Placement:
     connection: str
     """Kafka bootstrap servers or a NATS URL; "" for memory."""
     topic: TopicSpec
+    security: BackendSecurity | None = None
+    """A KafkaChannel's TLS and SASL, from kafka-channel-config's auth Secret (control/secrets.py)."""
+    auth_problem: SecretProblem | None = None
+    """Why that Secret cannot be used: the channel's topic is not made and it gets no contract entry."""
 
 
 def ingress_path(namespace: str, name: str) -> str:
@@ -70,8 +76,11 @@ def topic_name(channel: dict[str, Any], settings: ControlSettings) -> str:
     return settings.channel_topic_template.format(namespace=meta["namespace"], name=meta["name"])
 
 
-def placement(channel: dict[str, Any], settings: ControlSettings, defaults: BackendSettings) -> Placement:
-    """The channel's topic as its spec shapes it (validated at admission, so the values parse)."""
+def placement(channel: dict[str, Any], settings: ControlSettings, defaults: BackendSettings,
+              snapshot: Snapshot | None = None) -> Placement:
+    """The channel's topic as its spec shapes it (validated at admission, so the values parse); a
+    KafkaChannel's cluster and security from Knative's kafka-channel-config, a NatsJetStreamChannel's from
+    eventing-natss's config-nats, when `snapshot` has them."""
     kind, spec = channel["kind"], mapping(channel.get("spec"))
     backend: Literal["memory", "kafka", "nats"] = BACKEND_OF_KIND[kind]  # type: ignore[assignment]
     name = topic_name(channel, settings)
@@ -80,9 +89,16 @@ def placement(channel: dict[str, Any], settings: ControlSettings, defaults: Back
         topic = TopicSpec(name, partitions=int(spec.get("numPartitions") or 1),
                           replication_factor=int(spec.get("replicationFactor") or 1),
                           config={"retention.ms": str(retention)})
-        return Placement(backend, defaults.kafka_bootstrap_servers, topic)
+        if snapshot is None:
+            return Placement(backend, defaults.kafka_bootstrap_servers, topic)
+        servers, security, problem = kafka_channel_cluster(snapshot, defaults.kafka_bootstrap_servers)
+        return Placement(backend, servers, topic, security, problem)
     if kind == "NatsJetStreamChannel":
-        return Placement(backend, defaults.nats_url, TopicSpec(name, config=stream_config(spec)))
+        topic = TopicSpec(name, config=stream_config(spec))
+        if snapshot is None:
+            return Placement(backend, defaults.nats_url, topic)
+        url, nats_security, nats_problem = nats_channel_cluster(snapshot, defaults.nats_url)
+        return Placement(backend, url, topic, nats_security, nats_problem)
     return Placement(backend, "", TopicSpec(name))
 
 
@@ -123,16 +139,18 @@ def conflict(holder: dict[str, Any], where: Placement) -> TopicOutcome:
                         "(another stream.overrideName, or a --channel-topic-template that names each apart)")
 
 
-def cleanup_placement(channel: dict[str, Any], settings: ControlSettings, defaults: BackendSettings) -> Placement:
+def cleanup_placement(channel: dict[str, Any], settings: ControlSettings, defaults: BackendSettings,
+                      snapshot: Snapshot | None = None) -> Placement:
     """Where the topic was made: on the cluster the status recorded, else where it would be made now."""
-    where = placement(channel, settings, defaults)
+    where = placement(channel, settings, defaults, snapshot)
     annotations = mapping(mapping(channel.get("status")).get("annotations"))
     recorded = annotations.get(CONNECTION_ANNOTATION.get(where.backend, ""))
     topic = annotations.get("nerve.dev/topic")
     if recorded or topic:
         return Placement(where.backend, str(recorded or where.connection),
                          TopicSpec(str(topic or where.topic.name), where.topic.partitions,
-                                   where.topic.replication_factor, where.topic.config))
+                                   where.topic.replication_factor, where.topic.config),
+                         where.security, where.auth_problem)
     return where
 
 
@@ -148,6 +166,7 @@ def resource(channel: dict[str, Any], where: Placement, egresses: tuple[Egress, 
         egresses=egresses,
         bootstrap_servers=where.connection if where.backend == "kafka" else "",
         backend_config={"url": where.connection} if where.backend == "nats" else {},
+        security=where.security,
     )
 
 

@@ -14,6 +14,7 @@ from control.conditions import cond, with_ready
 from control.reconcilers.resources.delivery import dead_letter_condition, egress_config
 from control.reconcilers.resources.source import resolve_sink_address
 from control.resolver import Resolver
+from core.backend_security import KafkaSecurity
 from core.contract import Egress, Reference, Source
 
 
@@ -37,7 +38,10 @@ def bootstrap_servers(source: dict[str, Any]) -> str:
     return ",".join(source["spec"]["bootstrapServers"])
 
 
-def build(source: dict[str, Any], probe: Probe, resolver: Resolver, now: str | None = None) -> Built:
+def build(source: dict[str, Any], probe: Probe, resolver: Resolver, now: str | None = None, *,
+          security: KafkaSecurity | None = None, auth_problem: bool = False) -> Built:
+    """`security` is spec.net resolved; with `auth_problem` (a Secret missing or unusable, said by the
+    probe's message) the source gets no contract entry: it never reads without what it asked for."""
     meta, spec = source["metadata"], source["spec"]
     ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
     status: dict[str, Any] = {"observedGeneration": meta["generation"]}
@@ -63,7 +67,7 @@ def build(source: dict[str, Any], probe: Probe, resolver: Resolver, now: str | N
     conditions.append(dead_letter_condition((spec.get("delivery") or {}).get("deadLetterSink"), ns, resolver, status))
     status["consumers"] = spec.get("consumers", 1)
     status["conditions"] = with_ready(conditions, source.get("status", {}).get("conditions"), now)
-    if not sink_uri:
+    if not sink_uri or auth_problem:
         return Built(status, None)
     reference = Reference(uid, ns, name, "KafkaSource")
     egress = Egress(
@@ -84,4 +88,4 @@ def build(source: dict[str, Any], probe: Probe, resolver: Resolver, now: str | N
         "source": f"/apis/v1/namespaces/{ns}/kafkasources/{name}",
         "ceOverrides": dict((spec.get("ceOverrides") or {}).get("extensions") or {}),
     }
-    return Built(status, Source(uid=uid, reference=reference, egress=egress, config=config))
+    return Built(status, Source(uid=uid, reference=reference, egress=egress, config=config, security=security))

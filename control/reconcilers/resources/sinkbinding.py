@@ -21,6 +21,7 @@ or in a Namespace so labelled, is never bound. When several bindings match one w
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -123,4 +124,190 @@ def status(binding: dict[str, Any], snapshot: Snapshot, resolver: Resolver, now:
     """SinkBindingStatus: SinkProvided and status.sinkUri from the sink, SinkBindingAvailable, Ready."""
     sink_provided, sink = resolve_sink_address(binding, resolver)
     return source_status(binding, [sink_provided, _availability(binding, snapshot)], sink.url, now=now,
+                         sink_ca_certs=sink.ca_certs)
+
+
+# ------------------------------------------------------------------------------------- on a cluster
+#
+# On Kubernetes the cluster runs the workloads, so a binding is a patch of the subjects' pod templates
+# on the API server, as Knative's psbinding reconciler patches them (`pkg:webhook/psbinding/reconciler.go`
+# ReconcileSubject, with SinkBinding's Do/Undo): every container and init container loses any K_SINK,
+# K_CE_OVERRIDES and K_CA_CERTS and gets the binding's K_SINK then K_CE_OVERRIDES appended. What the
+# reconciler can patch and what it cannot:
+#
+# - a Deployment's `spec.template` (the cluster rolls out new Pods with the env);
+# - a CronJob's `spec.jobTemplate.spec.template`, so every Job it makes from then on carries the env. A
+#   binding whose subject is `batch/v1 Job` with a selector (the seed's heartbeat-cron) patches each CronJob
+#   whose `spec.jobTemplate.metadata.labels` match: those are the labels its Jobs will have. A subject of
+#   kind CronJob binds the CronJob itself (Knative has no CronJob subject: its duck needs spec.template);
+# - not a Job or a Pod that exists: the API server refuses any change of a Job's `spec.template` and of a
+#   Pod's containers. Knative binds those at admission, in its webhook, when they are created; here the
+#   mutating webhook calls `bound_object` for that. The reconciler leaves them as they are.
+#
+# What Knative does not do and Nerve does: a subject that stops matching (relabelled, excluded, the
+# binding's subject changed or the binding deleted) is unbound. Each patched object carries the annotation
+# BOUND_ANNOTATION naming its binding, so the reconciler undoes only what it did, never a K_SINK a user
+# wrote into a template. No finalizer is needed: a binding that is gone leaves annotated objects that name
+# it, and the next pass unbinds them (Knative holds the binding with finalizer
+# `sinkbindings.sources.knative.dev` until its Undo ran).
+
+BOUND_ANNOTATION = "sinkbindings.sources.nerve.dev/bound"
+INCLUDE_LABEL = "bindings.knative.dev/include"
+CLUSTER_BINDABLE = ("Deployment", "Job", "CronJob", "Pod")
+PATCHABLE = ("Deployment", "CronJob")
+_POD_SPEC = {
+    "Deployment": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+    "Pod": ("spec",),
+}
+
+
+def selected(labels: dict[str, str], ns_labels: dict[str, str], mode: str = "exclusion") -> bool:
+    """Whether an object is considered for binding, as the webhook's object and namespace selectors say
+    (`SINK_BINDING_SELECTION_MODE`). Inclusion: the object is labelled include=true, and so is its namespace,
+    which Knative's reconciler labels itself when it carries neither label (`labelNamespace`)."""
+    if mode == "inclusion":
+        ns_ok = ns_labels.get(INCLUDE_LABEL) == "true" or (INCLUDE_LABEL not in ns_labels
+                                                            and EXCLUDE_LABEL not in ns_labels)
+        return labels.get(INCLUDE_LABEL) == "true" and ns_ok
+    return not excluded(labels, ns_labels)
+
+
+_DO_ORDER = ("K_SINK", "K_CA_CERTS", "K_CE_OVERRIDES")
+
+
+def _containers_bound(containers: list[dict[str, Any]], env: dict[str, str]) -> list[dict[str, Any]]:
+    out = []
+    for container in containers:
+        kept = [var for var in container.get("env") or [] if var.get("name") not in BOUND_VARIABLES]
+        # Knative's order (K_SINK, K_CA_CERTS when the sink has CA certs, K_CE_OVERRIDES); an empty value is
+        # no `value` at all once stored (Go's omitempty): written so, it compares equal.
+        for key in sorted(env, key=_DO_ORDER.index):
+            kept.append({"name": key, "value": env[key]} if env[key] else {"name": key})
+        new = {**container, "env": kept}
+        if not kept:
+            new.pop("env")
+        out.append(new)
+    return out
+
+
+def bound_pod_spec(pod_spec: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """Knative's Do (`env`: K_SINK, K_CE_OVERRIDES in that order) or, with `env` empty, its Undo, on every
+    container and init container of a pod spec."""
+    out = dict(pod_spec)
+    for key in ("initContainers", "containers"):
+        if pod_spec.get(key):
+            out[key] = _containers_bound(list(pod_spec[key]), env)
+    return out
+
+
+def _pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
+    node: Any = obj
+    for key in _POD_SPEC.get(str(obj.get("kind")), ("-",)):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None
+
+
+def _with_pod_spec(obj: dict[str, Any], pod_spec: dict[str, Any]) -> dict[str, Any]:
+    path = _POD_SPEC[str(obj["kind"])]
+    out = copy.deepcopy(obj)
+    node = out
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = pod_spec
+    return out
+
+
+def _match_labels(obj: dict[str, Any], subject_kind_: str | None) -> dict[str, str] | None:
+    """The labels a binding's selector is matched against for `obj`, or None when its kind cannot match:
+    a CronJob is matched as the Jobs it makes (jobTemplate labels) by a Job subject, as itself by a CronJob one."""
+    kind = obj.get("kind")
+    if kind == "CronJob" and subject_kind_ == "Job":
+        return dict(((obj.get("spec") or {}).get("jobTemplate") or {}).get("metadata", {}).get("labels") or {})
+    if kind == subject_kind_:
+        return dict(obj["metadata"].get("labels") or {})
+    return None
+
+
+def binding_for(obj: dict[str, Any], snapshot: Snapshot, mode: str = "exclusion") -> dict[str, Any] | None:
+    """The live SinkBinding (with a resolved sink) that binds `obj` on a cluster: the oldest of those whose
+    subject names or selects it, when the object and its namespace are selected (`mode`)."""
+    meta = obj["metadata"]
+    namespace = str(meta.get("namespace") or "")
+    ns = snapshot.find("Namespace", "", namespace)
+    ns_labels = dict((ns or {}).get("metadata", {}).get("labels") or {})
+    for binding in sorted(snapshot.live("SinkBinding"), key=_age_order):
+        if binding["metadata"]["namespace"] != namespace or not binding_env(binding):
+            continue
+        subject = binding["spec"]["subject"]
+        labels = _match_labels(obj, subject_kind(binding))
+        if labels is None:
+            continue
+        if subject.get("name") is not None:
+            # A named Job subject cannot name a CronJob's future Jobs: names bind only their own kind.
+            if obj["kind"] != subject_kind(binding) or subject["name"] != meta["name"]:
+                continue
+        elif not LabelSelector.from_json(subject.get("selector")).matches(labels):
+            continue
+        if not selected({**(meta.get("labels") or {}), **labels}, ns_labels, mode):
+            continue
+        return binding
+    return None
+
+
+def bound_object(obj: dict[str, Any], snapshot: Snapshot, mode: str = "exclusion") -> dict[str, Any]:
+    """`obj` as its binding wants it: bound (env set, BOUND_ANNOTATION naming the binding), unbound when it
+    carries the annotation and no binding applies any more, else unchanged. Pure: what the reconciler
+    writes for a Deployment or CronJob, and what an admission webhook would return for a Pod or Job."""
+    pod_spec = _pod_spec(obj)
+    if pod_spec is None:
+        return obj
+    binding = binding_for(obj, snapshot, mode)
+    annotations = dict(obj["metadata"].get("annotations") or {})
+    if binding is None and BOUND_ANNOTATION not in annotations:
+        return obj
+    env = binding_env(binding) if binding is not None else {}
+    out = _with_pod_spec(obj, bound_pod_spec(pod_spec, env))
+    if binding is not None:
+        annotations[BOUND_ANNOTATION] = str(binding["metadata"]["name"])
+    else:
+        annotations.pop(BOUND_ANNOTATION, None)
+    out["metadata"]["annotations"] = annotations
+    if not annotations:
+        out["metadata"].pop("annotations")
+    return out
+
+
+def cluster_patches(snapshot: Snapshot, mode: str = "exclusion") -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Every Deployment and CronJob whose stored form is not what the bindings want: (stored, to write)."""
+    out = []
+    for kind in PATCHABLE:
+        for obj in snapshot.live(kind):
+            want = bound_object(obj, snapshot, mode)
+            if want != obj:
+                out.append((obj, want))
+    return out
+
+
+def cluster_availability(binding: dict[str, Any], snapshot: Snapshot) -> dict[str, Any]:
+    """SinkBindingAvailable on a cluster: the subject is a kind Nerve binds and, when named, exists."""
+    subject, ns = binding["spec"]["subject"], binding["metadata"]["namespace"]
+    kind = subject_kind(binding)
+    if kind not in CLUSTER_BINDABLE:
+        return cond("SinkBindingAvailable", False, "SubjectUnavailable",
+                    f"{subject.get('apiVersion')}/{subject.get('kind')} is not a kind Nerve binds; subjects are "
+                    "apps/v1 Deployment, batch/v1 Job, batch/v1 CronJob or v1 Pod")
+    name = subject.get("name")
+    if name is not None and snapshot.get(kind, ns, name) is None:
+        found = kinds.for_manifest(str(subject["apiVersion"]), str(subject["kind"]))
+        resource = found.resource if found is not None else str(subject["kind"]).lower()
+        return cond("SinkBindingAvailable", False, "SubjectMissing", f'{resource} "{name}" not found')
+    return cond("SinkBindingAvailable", True)
+
+
+def cluster_status(binding: dict[str, Any], snapshot: Snapshot, resolver: Resolver,
+                   now: str | None = None) -> dict[str, Any]:
+    sink_provided, sink = resolve_sink_address(binding, resolver)
+    return source_status(binding, [sink_provided, cluster_availability(binding, snapshot)], sink.url, now=now,
                          sink_ca_certs=sink.ca_certs)

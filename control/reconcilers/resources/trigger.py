@@ -53,6 +53,26 @@ def group_holder(trigger: dict[str, Any], others: list[dict[str, Any]],
     return None
 
 
+class GroupHolders:
+    """The Triggers of one pass by consumer group, so a Trigger's holder (group_holder) is found among the
+    Triggers of its own group rather than by scanning every Trigger: with 10,000 Triggers on a Broker the
+    scan was 10^8 rank computations a pass. The lists hold the snapshot's objects, which the pass's writes
+    refresh in place, so a holder is judged on the status as the pass has left it, as before."""
+
+    def __init__(self, triggers: list[dict[str, Any]], settings: ControlSettings) -> None:
+        self._settings = settings
+        self._by_group: dict[str, list[dict[str, Any]]] = {}
+        self._group_of: dict[int, str] = {}
+        for trigger in triggers:
+            group = self._group_of[id(trigger)] = consumer_group(trigger, settings)
+            self._by_group.setdefault(group, []).append(trigger)
+
+    def holder(self, trigger: dict[str, Any]) -> dict[str, Any] | None:
+        name = self._group_of.get(id(trigger)) or consumer_group(trigger, self._settings)
+        group = self._by_group.get(name, [])
+        return group_holder(trigger, group, self._settings) if len(group) > 1 else None
+
+
 def dependency_view(source: dict[str, Any]) -> tuple[Any, ...]:
     """What DependencyReady reads of a source: its generations and its Ready condition."""
     ready = ready_of(source) or {}
@@ -93,7 +113,10 @@ def build(trigger: dict[str, Any], broker: dict[str, Any] | None, resource: Reso
           objects: Lookup | None = None) -> Built:
     """`broker` carries the status of this pass; `resource` is its contract entry (None without one);
     `holder` is the Trigger that has this one's consumer group already (see group_holder); `objects` the
-    pass's snapshot, where the source of a `knative.dev/dependency` annotation is looked up."""
+    pass's snapshot, where the source of a `knative.dev/dependency` annotation is looked up.
+
+    TriggerReconciler reuses the result while what it read is unchanged (control/reconcilers/trigger.py
+    `_inputs`): anything new this reads of another object must be added there."""
     meta, spec = trigger["metadata"], trigger["spec"]
     ns, name = meta["namespace"], meta["name"]
     status: dict[str, Any] = {"observedGeneration": meta["generation"]}

@@ -56,3 +56,10 @@ control ingress dispatcher sources
 {{- define "nerve.webhookSecret" -}}
 {{ .Values.webhooks.certSecret | default (printf "%s-webhook-tls" (include "nerve.fullname" .)) }}
 {{- end -}}
+
+
+{{- /* What ApiServerSources watch: sources.watch, or when it is empty this cluster's API server exactly when
+control runs as the operator (the objects live there), else nothing. */}}
+{{- define "nerve.sourcesWatch" -}}
+{{ .Values.sources.watch | default (ternary "kubernetes" "none" (eq .Values.control.store "kubernetes")) }}
+{{- end -}}

@@ -1,0 +1,338 @@
+"""A minimal HTTP/1.1 client for deliveries: POST over keep-alive connections, parsed by httptools.
+
+Why not aiohttp's client for this one request shape: per delivery it builds a request object, a
+multidict of headers, a timeout context, a stream reader and a response object, and that is most of the
+dispatcher's CPU per delivery (docs/performance.md, "Per-delivery CPU", has the profile and figures).
+A delivery needs much less: one POST with headers that are already strings, one answer whose body is
+capped, no redirects, no cookies, no proxies, no decompression. So this client writes the request
+bytes itself and lets httptools (llhttp, the parser Node.js uses) read the answer.
+
+What it keeps of aiohttp's client behaviour, on purpose:
+- a keep-alive pool per destination (scheme, host, port, TLS context) with a cap on connections open at
+  once per destination, so a slow subscriber only ever waits on its own connections;
+- redirects are never followed (a 3xx is the answer);
+- the answer's body is read up to `max_body` bytes; a longer one is cut there and its connection
+  closed (nothing more of it is read);
+- one total timeout per attempt, connecting included;
+- https with a given `ssl.SSLContext` (or the default verifying one);
+- response header names as the server wrote them, except the ones aiohttp knows (`aiohttp.hdrs`), which
+  get its spelling whatever their case on the wire (`retry-after` is `Retry-After`), as aiohttp's
+  parser gave them: the delivery code looks them up by that spelling.
+
+An idle connection is closed after IDLE_S (15 s, aiohttp's keep-alive default), so the connections to a
+subscriber that is no longer delivered to do not stay open. A connection that the server closed while it
+sat idle is noticed (connection_lost) and never reused; a request that fails on a reused connection
+before a single byte of an answer came back is sent once more on a fresh connection (the server closed
+it as we wrote: nothing was answered, at-least-once holds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+import ssl
+import time
+from collections import deque
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httptools
+from aiohttp import hdrs
+from multidict import istr
+
+IDLE_S = 15.0
+"""Seconds a kept-alive connection may sit unused before this client closes it."""
+
+
+class RequestError(Exception):
+    """No HTTP answer: refused, reset, closed early, malformed answer, or a header we cannot send."""
+
+
+class Unsupported(RequestError):
+    """A URL this client does not send to as it is (user info, characters to percent-encode first, not
+    http(s)): raised before any I/O, so the caller can hand it to a general client instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    content_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """A URL taken apart once: what a connection needs and what the request line says."""
+
+    tls: bool
+    host: str
+    port: int
+    head: bytes
+    """`POST <path> HTTP/1.1\\r\\nHost: <host>\\r\\n`, ready to be followed by the other headers."""
+
+
+_CANONICAL = {str(name).lower(): str(name) for name in vars(hdrs).values() if isinstance(name, istr)}
+"""The spelling aiohttp gives the header names it knows: Retry-After, Content-Type, Location..."""
+
+_PLAIN = re.compile(r"[\x21-\x7e]+")
+"""Visible ASCII only: no space, no CR or LF, nothing a request line would have to percent-encode."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _target(url: str) -> _Target:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Unsupported(f"cannot send to {url!r}: not an http(s) URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise Unsupported("user info in a destination URL")
+    tls = parts.scheme == "https"
+    try:
+        port = parts.port or (443 if tls else 80)
+    except ValueError as exc:
+        raise Unsupported(f"bad port in {url!r}: {exc}") from None
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    host = parts.netloc
+    if not _PLAIN.fullmatch(target) or not _PLAIN.fullmatch(host):
+        raise Unsupported(f"{url!r} has characters to percent-encode before they go on a request line")
+    head = f"POST {target} HTTP/1.1\r\nHost: {host}\r\n"
+    return _Target(tls, parts.hostname, port, head.encode("ascii"))
+
+
+def _header_block(headers: dict[str, str], length: int) -> bytes:
+    lines = [f"{name}: {value}\r\n" for name, value in headers.items()]
+    lines.append(f"Content-Length: {length}\r\n\r\n")
+    block = "".join(lines)
+    # A CR or LF inside a name or value would end the header early and let the rest forge a request.
+    if block.count("\n") != len(lines) + 1 or block.count("\r") != len(lines) + 1:
+        raise RequestError("a header name or value holds a line break")
+    try:
+        return block.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError("a header holds bytes that are not UTF-8 text") from None
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection: one request at a time, its answer parsed as it arrives."""
+
+    def __init__(self, max_body: int) -> None:
+        self.max_body = max_body
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self.used = False
+        """It carried an answer already: a failure before any answer byte may be a stale keep-alive."""
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future[Answer] | None = None
+        self._got_bytes = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self._headers: dict[str, str] = {}
+        self._name = b""
+        self._value = b""
+        self._body: list[bytes] = []
+        self._size = 0
+        self._got_bytes = False
+        self._headers_done = False
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport subclass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if self._headers_done and not self._parser.should_keep_alive():
+            # An answer delimited by the end of the connection (no Content-Length, not chunked).
+            self._finish(self._parser.get_status_code())
+            return
+        self._fail(RequestError(str(exc) if exc else "the server closed the connection before it answered"))
+
+    def data_received(self, data: bytes) -> None:
+        self._got_bytes = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(RequestError("the server switched protocols"))
+        except httptools.HttpParserError as exc:
+            self._fail(RequestError(f"malformed HTTP answer: {exc}"))
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # llhttp may hand one header over in pieces: a name piece always starts a new header.
+        if name:
+            self._store_header()
+            self._name += name
+        self._value += value
+
+    def _store_header(self) -> None:
+        if self._name:
+            name = self._name.decode("latin-1")
+            self._headers[_CANONICAL.get(name.lower(), name)] = self._value.decode("latin-1")
+        self._name = b""
+        self._value = b""
+
+    def on_headers_complete(self) -> None:
+        self._store_header()
+        self._headers_done = True
+
+    def on_body(self, body: bytes) -> None:
+        room = self.max_body - self._size
+        if len(body) >= room:
+            # The cap: keep what fits and drop the connection (the rest of the answer is never read).
+            self._body.append(body[:room])
+            self._size = self.max_body
+            self._finish(self._parser.get_status_code(), reusable=False)
+            return
+        self._body.append(body)
+        self._size += len(body)
+
+    def on_message_complete(self) -> None:
+        self._finish(self._parser.get_status_code(), reusable=self._parser.should_keep_alive())
+
+    # ours
+    def _finish(self, status: int, *, reusable: bool = False) -> None:
+        waiter = self._waiter
+        self._waiter = None
+        if not reusable:
+            self.close()
+        if waiter is None or waiter.done():
+            return
+        headers = self._headers
+        content_type = None
+        for name, value in headers.items():
+            if name.lower() == "content-type":
+                content_type = value
+        body = b"".join(self._body)
+        self.used = True
+        self._reset()
+        waiter.set_result(Answer(status, body, headers, content_type))
+
+    def _fail(self, exc: Exception) -> None:
+        waiter = self._waiter
+        self._waiter = None
+        self.close()
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    def send(self, data: bytes) -> asyncio.Future[Answer]:
+        assert self.transport is not None and self._waiter is None
+        self._waiter = asyncio.get_running_loop().create_future()
+        self._reset()
+        self.transport.write(data)
+        return self._waiter
+
+    @property
+    def answered_nothing(self) -> bool:
+        return not self._got_bytes
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _Destination:
+    """The connections to one (scheme, host, port, TLS context): idle ones and a cap on open ones."""
+
+    def __init__(self, limit: int) -> None:
+        self.idle: deque[_Connection] = deque()
+        self.slots = asyncio.Semaphore(limit)
+        self.users = 0
+        """Requests to it under way or waiting for a slot: while any is, it is never forgotten."""
+
+
+class Http1Pool:
+    """Keep-alive connections per destination; `post` is one attempt."""
+
+    def __init__(self, *, per_destination: int) -> None:
+        self._limit = per_destination
+        self._destinations: dict[tuple[str, int, ssl.SSLContext | None], _Destination] = {}
+        self._default_tls: ssl.SSLContext | None = None
+        self._closed = False
+        self._next_sweep = 0.0
+
+    async def post(self, url: str, headers: dict[str, str], body: bytes, *, timeout_s: float,
+                   max_body: int, ssl_context: ssl.SSLContext | None = None) -> Answer:
+        """One POST and its answer; RequestError (or TimeoutError) when no answer came."""
+        target = _target(url)
+        request = target.head + _header_block(headers, len(body)) + body
+        context = None
+        if target.tls:
+            context = ssl_context or self._default_context()
+        key = (target.host, target.port, context)
+        destination = self._destinations.get(key)
+        if destination is None:
+            destination = self._destinations[key] = _Destination(self._limit)
+        destination.users += 1
+        try:
+            async with asyncio.timeout(timeout_s), destination.slots:
+                for fresh in (False, True):
+                    connection = await (self._open(target, context, max_body) if fresh
+                                        else self._connection(destination, target, context, max_body))
+                    try:
+                        answer = await connection.send(request)
+                    except RequestError:
+                        if fresh or not (connection.used and connection.answered_nothing):
+                            raise
+                        continue  # a keep-alive connection the server closed as we wrote: once more, on a new one
+                    except BaseException:
+                        connection.close()  # cancelled or timed out mid-answer: this connection is spent
+                        raise
+                    if not connection.closed and not self._closed:
+                        connection.idle_since = now = time.monotonic()
+                        destination.idle.append(connection)
+                        if now >= self._next_sweep:
+                            self._sweep(now)
+                    return answer
+        finally:
+            destination.users -= 1
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _connection(self, destination: _Destination, target: _Target, context: ssl.SSLContext | None,
+                          max_body: int) -> _Connection:
+        while destination.idle:
+            connection = destination.idle.pop()  # the most recently used: the least likely to be timed out
+            if not connection.closed:
+                connection.max_body = max_body
+                return connection
+        return await self._open(target, context, max_body)
+
+    def _sweep(self, now: float) -> None:
+        """Close the connections idle for more than IDLE_S, and forget destinations left with none."""
+        self._next_sweep = now + IDLE_S / 3
+        for key, destination in list(self._destinations.items()):
+            while destination.idle and (destination.idle[0].closed or now - destination.idle[0].idle_since > IDLE_S):
+                destination.idle.popleft().close()
+            if not destination.idle and not destination.users:
+                del self._destinations[key]
+
+    async def _open(self, target: _Target, context: ssl.SSLContext | None, max_body: int) -> _Connection:
+        if self._closed:
+            raise RequestError("the client is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            _, connection = await loop.create_connection(
+                lambda: _Connection(max_body), target.host, target.port, ssl=context,
+                server_hostname=target.host if context is not None else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise RequestError(str(exc) or type(exc).__name__) from None
+        return connection
+
+    def _default_context(self) -> ssl.SSLContext:
+        if self._default_tls is None:
+            self._default_tls = ssl.create_default_context()
+        return self._default_tls
+
+    def close(self) -> None:
+        self._closed = True
+        for destination in self._destinations.values():
+            while destination.idle:
+                destination.idle.pop().close()
+        self._destinations.clear()
