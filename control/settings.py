@@ -181,6 +181,11 @@ class OperatorSettings:
     webhook_cert_dir: Path = setting(Path("/etc/nerve/webhook"), "--webhook-cert-dir", "NERVE_WEBHOOK_CERT_DIR",
                                      "The webhooks' serving certificate: tls.crt and tls.key in this directory (a "
                                      "kubernetes.io/tls Secret mounted there), and ca.crt, its CA.")
+    oidc_keys_refresh: float = setting(300.0, "--oidc-keys-refresh", "NERVE_OIDC_KEYS_REFRESH",
+                                       "With --store kubernetes and authentication-oidc: seconds between reads of the "
+                                       "API server's service-account issuer keys (/openid/v1/jwks), which the "
+                                       "contract carries to the ingress; a rotated key is in use after at most this.",
+                                       minimum=1)
     webhook_service: str = setting("", "--webhook-service", "NERVE_WEBHOOK_SERVICE",
                                    "With --webhook-port: the Service (in --namespace, port 443) the API server calls "
                                    "the webhooks through; control points the conversion of the CRDs with older "

@@ -247,11 +247,25 @@ class Issuer:
                                "exp": int(expires), "jti": uuid.uuid4().hex})
         return token, float(int(expires))
 
+    def jwks(self) -> dict[str, Any]:
+        """The public keys verifiers trust (PublishedKeys)."""
+        return self.key.jwks()
+
     def discovery(self) -> dict[str, Any]:
         """/.well-known/openid-configuration, as a Kubernetes API server serves its own."""
         return {"issuer": self.url, "jwks_uri": f"{self.url.rstrip('/')}{JWKS_PATH}",
                 "response_types_supported": ["id_token"], "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": [ALGORITHM]}
+
+
+class PublishedKeys(Protocol):
+    """An issuer as verifiers see it: its `iss` and its public keys (a JWKS). Nerve's own `Issuer`, or, in
+    Kubernetes mode, the API server's service-account issuer as control discovered it."""
+
+    @property
+    def url(self) -> str: ...
+
+    def jwks(self) -> dict[str, Any]: ...
 
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"

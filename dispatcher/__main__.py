@@ -19,8 +19,8 @@ from channels.registry import service_pool
 from core.cli_settings import DISPATCHER_PORT, ServiceSettings, contract_feed, parse_service, service_settings
 from core.eventtypes import EventTypeSettings, service_auto_create
 from core.eventtypes import problems as eventtype_problems
+from core.kube_tokens import TokenSettings, sender_tokens
 from core.observability import TelemetrySettings
-from core.oidc import control_tokens
 from core.runtime import follow_contract, run
 from core.settings import Setting, build, settings_of
 from core.workers import Report, WorkerGroup, bind_to_parent, python_module, reserve_port, worker_index
@@ -30,13 +30,14 @@ from dispatcher.settings import DispatcherSettings
 
 def command_line() -> list[Setting]:
     return [*service_settings(port=DISPATCHER_PORT), *settings_of(DispatcherSettings),
-            *settings_of(EventTypeSettings)]
+            *settings_of(EventTypeSettings), *settings_of(TokenSettings)]
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m dispatcher") -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     values = parse_service(prog, __doc__, command_line(), argv)
     common = build(ServiceSettings, values)
+    tokens = build(TokenSettings, values)
     settings = build(DispatcherSettings, values, drain_timeout_s=common.drain_timeout)
     eventtypes = build(EventTypeSettings, values)
     for problem in eventtype_problems(eventtypes, common.control_url):
@@ -55,8 +56,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m dispatcher") 
         try:
             async with service_auto_create(eventtypes, common.control_url, common.control_token) as auto_create:
                 dispatcher = Dispatcher(pool, settings, auto_create=auto_create)
-                if common.control_url:  # OIDC tokens for Triggers' and Subscriptions' identities, from control
-                    dispatcher.tokens = control_tokens(common.control_url, common.control_token)
+                # OIDC tokens for Triggers' and Subscriptions' identities: from control, or TokenRequests
+                dispatcher.tokens = sender_tokens(tokens, common.control_url, common.control_token)
                 await follow_contract(stop, dispatcher, contract=contract_feed(common), host=common.host,
                                       port=common.port, reuse_port=worker, on_ready=Report().ready)
         finally:

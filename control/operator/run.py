@@ -32,7 +32,9 @@ from control.crds import crd_kinds
 from control.operator.cache import CachedStore, WatchCache
 from control.operator.contract_configmap import ContractConfigMaps
 from control.operator.conversion import point_conversions, service_client_config
+from control.operator.issuer import RETRY_S, ApiServerIssuer, DiscoveryError
 from control.operator.lease import LeaderElector, LeaseSettings
+from control.operator.service_accounts import OidcServiceAccounts
 from control.operator.watch_loop import Key, WatchLoop
 from control.operator.webhooks import Webhooks, server_ssl
 from control.reconcilers.controller import Reconciler
@@ -131,10 +133,13 @@ async def operate(stop: asyncio.Event, common: ServiceSettings, settings: Contro
     configmaps = (ContractConfigMaps(api, namespace, operator.contract_configmap)
                   if operator.contract_configmap else None)
 
+    accounts = OidcServiceAccounts(api)
+
     async def publish(contract: Contract) -> None:
         if configmaps is not None:
             await configmaps.write(contract)
         await board.publish(contract)
+        accounts.follow(contract)  # the senders' OIDC ServiceAccounts (control/operator/service_accounts.py)
 
     elector = (LeaderElector(api, LeaseSettings(namespace, operator.lease_name, identity, operator.lease_duration,
                                                 operator.lease_renew_every)) if operator.leader_elect else None)
@@ -142,8 +147,16 @@ async def operate(stop: asyncio.Event, common: ServiceSettings, settings: Contro
     # The reconciler reads through the watch loop's cache (control/operator/cache.py); the control API reads
     # the API server itself.
     cache = WatchCache()
+    # authentication-oidc: the tokens are the API server's service-account tokens, so its issuer and keys
+    # go into the contract (control/operator/issuer.py).
+    issuer = ApiServerIssuer(api, refresh_s=operator.oidc_keys_refresh)
+    try:
+        await issuer.refresh()
+    except DiscoveryError as exc:
+        log.warning("service-account issuer not read (needed with authentication-oidc: the ingress refuses "
+                    "tokens until it is; retried every %.0fs): %s", min(operator.oidc_keys_refresh, RETRY_S), exc)
     reconciler = GatedReconciler(CachedStore(store, cache), pool, settings, publish,
-                                 api_url=f"http://{common.host}:{common.port}", on_cluster=True)
+                                 api_url=f"http://{common.host}:{common.port}", on_cluster=True, issuer=issuer)
     reconciler.leading = leading
 
     async def reconcile(keys: set[Key]) -> None:
@@ -169,6 +182,7 @@ async def operate(stop: asyncio.Event, common: ServiceSettings, settings: Contro
                 reconciler.contract = Contract(previous.generation)
         await control.start()
         loop.start()
+        issuer.start(reconciler.reconcile)
 
     async def mirror() -> None:
         # A standby answers the data plane's long polls too (the control Service balances over every
@@ -217,6 +231,8 @@ async def operate(stop: asyncio.Event, common: ServiceSettings, settings: Contro
             leader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await leader_task
+        await issuer.stop()
+        await accounts.stop()
         await loop.stop()
         await board.close()
         await runner.cleanup()

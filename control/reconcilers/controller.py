@@ -62,7 +62,7 @@ from control.store.base import ResourceStore, grouped
 from core.contract import Contract, Egress, OidcConfig, Resource, Source, Workload
 from core.errors import BackendError
 from core.features import Features
-from core.oidc import Issuer
+from core.oidc import PublishedKeys
 
 log = logging.getLogger("nerve.control")
 
@@ -100,7 +100,7 @@ class Reconciler:
         api_url: str = "",
         sources_watch_store: bool = False,
         on_cluster: bool = False,
-        issuer: Issuer | None = None,
+        issuer: PublishedKeys | None = None,
     ) -> None:
         """`api_url` is the control API's URL (an ApiServerSource's event `source`); `sources_watch_store`
         says the sources service runs in this process with the store handed to it (`nerve up`).

@@ -19,15 +19,16 @@ from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.writes import Writes
 from core.contract import Egress, OidcConfig, Resource, Source
 from core.features import Features
-from core.oidc import Issuer
+from core.oidc import PublishedKeys
 
 
 class EventPolicyReconciler:
     kind = "EventPolicy"
 
-    def __init__(self, issuer: Issuer | None = None) -> None:
+    def __init__(self, issuer: PublishedKeys | None = None) -> None:
         self.issuer = issuer
-        """Nerve's own issuer (embedded, compose): its keys go into the contract for the ingress."""
+        """The issuer whose keys go into the contract for the ingress: Nerve's own (embedded, compose), or
+        the API server's service-account issuer (operator mode, control/operator/issuer.py)."""
 
     def hook(self, writes: Writes, snapshot: Snapshot, authz: build.Authz) -> None:
         """Every status this pass writes for a Broker or channel carries OIDC's part."""
@@ -40,7 +41,10 @@ class EventPolicyReconciler:
     def oidc_config(self, authz: build.Authz) -> OidcConfig | None:
         if not authz.enabled or self.issuer is None:
             return None
-        return OidcConfig(self.issuer.url, self.issuer.key.jwks())
+        keys = self.issuer.jwks()
+        if not keys.get("keys"):
+            return None  # not discovered yet: the ingress answers 401 (no issuer keys) until it is
+        return OidcConfig(self.issuer.url, keys)
 
     def enrich(self, resources: list[Resource], sources: list[Source], snapshot: Snapshot,
                authz: build.Authz) -> tuple[list[Resource], list[Source]]:

@@ -69,9 +69,10 @@ def test_each_part_runs_its_entry_point_with_probes_and_its_own_account() -> Non
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
         assert pod["spec"]["serviceAccountName"] == f"nerve-{role}"
         assert f"nerve-{role}" in accounts
-        # Only control talks to the Kubernetes API, and the sources part for ApiServerSources (control runs
-        # as the operator by default, so ApiServerSources watch this cluster).
-        assert pod["spec"]["automountServiceAccountToken"] is (role in ("control", "sources"))
+        # Only control talks to the Kubernetes API, the sources part for ApiServerSources (control runs as the
+        # operator by default, so ApiServerSources watch this cluster), and the senders: TokenRequests for OIDC
+        # (core/kube_tokens.py).
+        assert pod["spec"]["automountServiceAccountToken"] is (role in ("control", "dispatcher", "sources"))
         service = services[f"nerve-{role}"]
         assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
     control = _env(deployments["nerve-control"])
@@ -249,6 +250,19 @@ def test_rbac_is_least_privilege(k8s_client: client.ApiClient) -> None:
     assert _can(k8s_client, control, namespace, "get", "secrets")
     assert not _can(k8s_client, control, namespace, "update", "secrets")
     assert not _can(k8s_client, control, namespace, "delete", "triggers", "eventing.knative.dev")
+    # authentication-oidc: control makes the senders' OIDC ServiceAccounts and reads the API server's issuer;
+    # the dispatcher and sources get tokens for them (TokenRequest), the ingress nothing.
+    assert _can(k8s_client, control, namespace, "create", "serviceaccounts")
+    assert _can(k8s_client, control, namespace, "delete", "serviceaccounts")
+    for path in ("/.well-known/openid-configuration", "/openid/v1/jwks"):
+        review = client.V1SubjectAccessReview(spec=client.V1SubjectAccessReviewSpec(
+            user=f"system:serviceaccount:{namespace}:{control}",
+            non_resource_attributes=client.V1NonResourceAttributes(path=path, verb="get")))
+        assert client.AuthorizationV1Api(k8s_client).create_subject_access_review(review).status.allowed, path
+    for role in ("dispatcher", "sources"):
+        assert _can(k8s_client, f"nerve-{role}", namespace, "create", "serviceaccounts/token")
+        assert not _can(k8s_client, f"nerve-{role}", namespace, "get", "serviceaccounts")
+    assert not _can(k8s_client, "nerve-ingress", namespace, "create", "serviceaccounts/token")
     for role in ("ingress", "dispatcher", "sources"):
         assert not _can(k8s_client, f"nerve-{role}", namespace, "get", "triggers", "eventing.knative.dev")
         assert not _can(k8s_client, f"nerve-{role}", namespace, "get", "secrets")
