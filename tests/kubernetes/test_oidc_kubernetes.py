@@ -112,21 +112,6 @@ def review(k8s_client: client.ApiClient, token: str, audience: str) -> Any:
          "spec": {"token": token, "audiences": [audience]}}).status
 
 
-def grant_secrets_read(k8s_client: client.ApiClient, namespace: str, account: str) -> None:
-    """The operator watches v1 Secrets since the Secret kind joined control/api/kinds.py (Kafka/NATS
-    credentials), which the chart's control ClusterRole does not grant yet (test_chart's
-    test_rbac_is_least_privilege fails on it): granted here, to this test's account only, so that what this
-    test checks is the OIDC rules of the chart, not that gap."""
-    rbac = client.RbacAuthorizationV1Api(k8s_client)
-    name = f"{namespace}-secrets-read"
-    rbac.create_cluster_role({"metadata": {"name": name}, "rules": [
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]}]})
-    rbac.create_cluster_role_binding({
-        "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]})
-
-
 @dataclass
 class Setup:
     namespace: str
@@ -145,7 +130,6 @@ def oidc_cluster(kube_apiserver: Path, k8s_client: client.ApiClient, nats_url: s
     for name in (home, namespace):
         core.create_namespace({"metadata": {"name": name}})
     account = as_chart_account(k8s_client, kube_apiserver, home, home, tmp_path / "account")
-    grant_secrets_read(k8s_client, home, f"{home}-control")
     operator = Operator(account, tmp_path / "op", home, nats_url=nats_url, lease_name=f"{home}-control",
                         contract_configmap=f"{home}-contract", extra=OIDC_ON).start()
     admin = dynamic.DynamicClient(k8s_client)
