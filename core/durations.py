@@ -11,14 +11,22 @@ import isodate
 LONGEST = timedelta(microseconds=(2**63 - 1) // 1000)
 
 
-@functools.lru_cache(maxsize=1024)
 def parse_ms(text: str) -> int:
     """Milliseconds in an ISO 8601 duration; raises ValueError naming what is wrong.
 
     Years and months have no fixed length, so they are refused rather than guessed. Cached: a pass over
-    10,000 Triggers reads their Broker's same few durations 10,000 times (a refusal is not cached).
+    10,000 Triggers reads their Broker's same few durations 10,000 times (a refusal is not cached). Only
+    strings reach the cache: a manifest may put any JSON value here (`backoffDelay: {}`), and a dict or
+    list is refused with the field's error, not a TypeError from the cache's hashing.
     """
-    if not isinstance(text, str) or not text.startswith("P") or not any(c.isdigit() for c in text):
+    if not isinstance(text, str):
+        raise ValueError(f"{text!r} is not an ISO 8601 duration (e.g. PT0.2S)")
+    return _parse_ms(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_ms(text: str) -> int:
+    if not text.startswith("P") or not any(c.isdigit() for c in text):
         raise ValueError(f"{text!r} is not an ISO 8601 duration (e.g. PT0.2S)")
     try:
         value = isodate.parse_duration(text)
