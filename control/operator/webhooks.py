@@ -13,6 +13,10 @@ stored is defaulted as Nerve defaults it.
   storage version by `Kind.convert` (a v1beta1 PingSource's `jsonData` into `data`); the other way,
   only `apiVersion` changes (the older versions Nerve serves read the storage shape).
 
+Objects another controller serves (`served`: a Broker of another class, a Trigger on one, a channel of
+another kind; control/reconcilers/served.py) are allowed untouched, next to a real Knative Eventing whose
+own webhooks default and check them.
+
 Requests from `trusted` users (the operator's own identity) are allowed untouched: the operator writes
 fields a user may not (a channel's `spec.subscribers`, finalizers of objects being deleted).
 
@@ -36,11 +40,15 @@ from aiohttp import web
 from control.api import channel, kinds
 from control.api.admission import AdmissionSettings, FieldValidation, Refused, admit
 from control.crds import crd_kinds
+from control.reconcilers.served import Served, own, reference
 from core.errors import FieldError, InvalidResource
 
 log = logging.getLogger("nerve.operator.webhooks")
 Obj = dict[str, Any]
 ConfigMapSource = Callable[[], Awaitable[Obj | None]]
+Lookup = Callable[[str, str, str], Awaitable[Obj | None]]
+"""(kind, namespace, name) -> the stored object, or None."""
+_CHANNEL_KINDS = frozenset(kind.kind for kind in kinds.CHANNEL_KINDS)
 
 MUTATE_PATH = "/mutate"
 VALIDATE_PATH = "/validate"
@@ -71,10 +79,15 @@ def defaults_patch(obj: Obj, admitted: Obj) -> list[Obj]:
 
 class Webhooks:
     def __init__(self, admission: AdmissionSettings, *, channel_defaults: ConfigMapSource | None = None,
-                 trusted: frozenset[str] = frozenset()) -> None:
+                 trusted: frozenset[str] = frozenset(), served: Served | None = None,
+                 lookup: Lookup | None = None) -> None:
         """`channel_defaults` reads the ConfigMap knative-eventing/default-ch-webhook (a Channel's default
-        template), as `nerve apply` does; `trusted` are the usernames whose writes are not checked."""
+        template), as `nerve apply` does; `trusted` are the usernames whose writes are not checked; `served`
+        the Broker classes and channel kinds that are Nerve's (None: all), `lookup` reads the Broker a
+        Trigger names (or the channel a Subscription names) to tell."""
         self._admission = admission
+        self._served = served
+        self._lookup = lookup
         self._channel_defaults = channel_defaults
         self.trusted = trusted
 
@@ -104,9 +117,27 @@ class Webhooks:
     def _trusted(self, request: Obj) -> bool:
         return str((request.get("userInfo") or {}).get("username", "")) in self.trusted
 
+    async def _not_ours(self, request: Obj) -> bool:
+        """Whether the request's object is another controller's (a Broker of a class Nerve does not serve)."""
+        if self._served is None:
+            return False
+        obj: Obj = request.get("object") or {}
+        ref = reference(obj)
+        referenced = None
+        if ref is not None and self._lookup is not None:
+            namespace = str((obj.get("metadata") or {}).get("namespace") or request.get("namespace") or "")
+            try:
+                referenced = await self._lookup(ref[0], namespace, ref[1])
+            except Exception as exc:  # noqa: BLE001 - unreadable: judged as Nerve's, checked as ever
+                log.warning("could not read %s %s/%s: %s", ref[0], namespace, ref[1], exc)
+        return not own(obj, self._served, _CHANNEL_KINDS, referenced)
+
+    def _passes(self, request: Obj) -> bool:
+        return self._trusted(request) or request.get("operation") not in ("CREATE", "UPDATE")
+
     async def _mutate(self, http: web.Request) -> web.Response:
         request = await _request(http)
-        if self._trusted(request) or request.get("operation") not in ("CREATE", "UPDATE"):
+        if self._passes(request) or await self._not_ours(request):
             return _json(_review(request["uid"], {"allowed": True}))
         obj, outcome = await self._admit(request)
         if isinstance(outcome, InvalidResource):
@@ -119,7 +150,7 @@ class Webhooks:
 
     async def _validate(self, http: web.Request) -> web.Response:
         request = await _request(http)
-        if self._trusted(request) or request.get("operation") not in ("CREATE", "UPDATE"):
+        if self._passes(request) or await self._not_ours(request):
             return _json(_review(request["uid"], {"allowed": True}))
         _, outcome = await self._admit(request)
         if isinstance(outcome, InvalidResource):
