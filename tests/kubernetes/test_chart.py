@@ -128,6 +128,14 @@ def test_control_runs_as_the_operator_with_leader_election_and_webhooks() -> Non
         [rendered] = _by(docs, kind).values()
         assert rendered["webhooks"][0] == expected[kind]
 
+    # Every Broker class and channel kind by default; next to Knative only Nerve's own.
+    assert "NERVE_BROKER_CLASSES" not in env and "NERVE_CHANNEL_KINDS" not in env
+    coexisting = _env(_by(render("knative.coexist=true", "backend.default=nats"), "Deployment")["nerve-control"])
+    assert (coexisting["NERVE_BROKER_CLASSES"], coexisting["NERVE_CHANNEL_KINDS"]) == (
+        "NatsJetStreamBroker", "NatsJetStreamChannel")
+    chosen = _env(_by(render("knative.coexist=true", "knative.brokerClasses=Kafka"), "Deployment")["nerve-control"])
+    assert chosen["NERVE_BROKER_CLASSES"] == "Kafka"
+
     # The SQLite store: one replica, never two on one store, no webhooks.
     docs = render("control.store=sqlite", "control.persistence.enabled=true")
     control = _by(docs, "Deployment")["nerve-control"]
