@@ -39,6 +39,7 @@ from control.operator.watch_loop import Key, WatchLoop
 from control.operator.webhooks import Webhooks, server_ssl
 from control.reconcilers.controller import Reconciler
 from control.reconcilers.served import Served
+from control.reconcilers.snapshot import Snapshot
 from control.server import create_app
 from control.service import ControlService
 from control.settings import ControlSettings, OperatorSettings
@@ -262,8 +263,13 @@ async def _serve_webhooks(store: KubernetesStore, api: client.ApiClient, admissi
     async def lookup(kind: str, namespace: str, name: str) -> dict[str, object] | None:
         return await store.get(kind, namespace, name)
 
+    async def bindings(namespace: str) -> Snapshot:
+        found = await store.get("Namespace", "", namespace)
+        return Snapshot.of([*(await store.list("SinkBinding", namespace)).items, *([found] if found else [])])
+
     hooks = Webhooks(admission, channel_defaults=channel_defaults, trusted=trusted,
-                     served=Served.parse(settings.broker_classes, settings.channel_kinds), lookup=lookup)
+                     served=Served.parse(settings.broker_classes, settings.channel_kinds), lookup=lookup,
+                     bindings=bindings, selection_mode=settings.sink_binding_selection_mode)
     runner = web.AppRunner(hooks.app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, operator.webhook_port, ssl_context=server_ssl(operator.webhook_cert_dir)).start()

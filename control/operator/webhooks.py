@@ -13,6 +13,13 @@ stored is defaulted as Nerve defaults it.
   storage version by `Kind.convert` (a v1beta1 PingSource's `jsonData` into `data`); the other way,
   only `apiVersion` changes (the older versions Nerve serves read the storage shape).
 
+- `POST /bind` (the same MutatingWebhookConfiguration, a webhook of its own for v1 Pods and batch/v1
+  Jobs on CREATE): the API server refuses changes to a Job's template or a Pod's containers once stored,
+  so, as Knative does, a SinkBinding binds them as they are created: K_SINK, K_CE_OVERRIDES, K_CA_CERTS
+  by `bound_object` (control/reconcilers/resources/sinkbinding.py), the very function the reconciler
+  patches Deployments and CronJobs with. That webhook's `failurePolicy` is Ignore and it skips
+  kube-system and Nerve's own namespace: a Nerve outage never blocks Pods.
+
 Objects another controller serves (`served`: a Broker of another class, a Trigger on one, a channel of
 another kind; control/reconcilers/served.py) are allowed untouched, next to a real Knative Eventing whose
 own webhooks default and check them.
@@ -40,7 +47,9 @@ from aiohttp import web
 from control.api import channel, kinds
 from control.api.admission import AdmissionSettings, FieldValidation, Refused, admit
 from control.crds import crd_kinds
+from control.reconcilers.resources.sinkbinding import bound_object
 from control.reconcilers.served import Served, own, reference
+from control.reconcilers.snapshot import Snapshot
 from core.errors import FieldError, InvalidResource
 
 log = logging.getLogger("nerve.operator.webhooks")
@@ -53,6 +62,9 @@ _CHANNEL_KINDS = frozenset(kind.kind for kind in kinds.CHANNEL_KINDS)
 MUTATE_PATH = "/mutate"
 VALIDATE_PATH = "/validate"
 CONVERT_PATH = "/convert"
+BIND_PATH = "/bind"
+BindingsSource = Callable[[str], Awaitable[Snapshot]]
+"""A namespace -> its SinkBindings and the Namespace itself (what `bound_object` reads)."""
 _PATCHED_META = ("labels", "annotations")
 
 
@@ -80,7 +92,8 @@ def defaults_patch(obj: Obj, admitted: Obj) -> list[Obj]:
 class Webhooks:
     def __init__(self, admission: AdmissionSettings, *, channel_defaults: ConfigMapSource | None = None,
                  trusted: frozenset[str] = frozenset(), served: Served | None = None,
-                 lookup: Lookup | None = None) -> None:
+                 lookup: Lookup | None = None, bindings: BindingsSource | None = None,
+                 selection_mode: str = "exclusion") -> None:
         """`channel_defaults` reads the ConfigMap knative-eventing/default-ch-webhook (a Channel's default
         template), as `nerve apply` does; `trusted` are the usernames whose writes are not checked; `served`
         the Broker classes and channel kinds that are Nerve's (None: all), `lookup` reads the Broker a
@@ -88,6 +101,8 @@ class Webhooks:
         self._admission = admission
         self._served = served
         self._lookup = lookup
+        self._bindings = bindings
+        self._selection_mode = selection_mode
         self._channel_defaults = channel_defaults
         self.trusted = trusted
 
@@ -96,6 +111,7 @@ class Webhooks:
         app.router.add_post(MUTATE_PATH, self._mutate)
         app.router.add_post(VALIDATE_PATH, self._validate)
         app.router.add_post(CONVERT_PATH, self._convert)
+        app.router.add_post(BIND_PATH, self._bind)
         return app
 
     async def _settings(self, kind: kinds.Kind) -> AdmissionSettings:
@@ -145,6 +161,29 @@ class Webhooks:
         ops = defaults_patch(obj, outcome.obj)
         response: Obj = {"allowed": True}
         if ops:
+            response |= {"patchType": "JSONPatch", "patch": base64.b64encode(orjson.dumps(ops)).decode()}
+        return _json(_review(request["uid"], response))
+
+    async def _bind(self, http: web.Request) -> web.Response:
+        request = await _request(http)
+        obj: Obj = request.get("object") or {}
+        if (request.get("operation") != "CREATE" or self._bindings is None
+                or obj.get("kind") not in ("Pod", "Job")):
+            return _json(_review(request["uid"], {"allowed": True}))
+        meta = obj.setdefault("metadata", {})
+        namespace = str(meta.get("namespace") or request.get("namespace") or "")
+        # A Job's Pods and a Deployment's come with generateName only: a selector can still match them.
+        named = {**obj, "metadata": {**meta, "namespace": namespace,
+                                     "name": str(meta.get("name") or request.get("name") or "")}}
+        bound = bound_object(named, await self._bindings(namespace), self._selection_mode)
+        response: Obj = {"allowed": True}
+        if bound is not named:
+            ops = [{"op": "add", "path": "/spec", "value": bound["spec"]}]
+            if bound["metadata"].get("annotations") != meta.get("annotations"):
+                ops.append({"op": "add", "path": "/metadata/annotations",
+                            "value": bound["metadata"].get("annotations") or {}})
+            log.info("bound %s by SinkBinding %s", _describe(request),
+                     (bound["metadata"].get("annotations") or {}).get("sinkbindings.sources.nerve.dev/bound"))
             response |= {"patchType": "JSONPatch", "patch": base64.b64encode(orjson.dumps(ops)).decode()}
         return _json(_review(request["uid"], response))
 
@@ -221,9 +260,24 @@ WEBHOOK_NAME = "nerve.knative.dev"
 """The configurations' name, and (prefixed) the webhooks': `validation.nerve.knative.dev`."""
 
 
-def configurations(client_config: Callable[[str], Obj]) -> list[Obj]:
+def binding_hook(client_config: Callable[[str], Obj], own_namespace: str) -> Obj:
+    """The SinkBinding webhook: Pods and Jobs on CREATE, never blocking them (Ignore), never in kube-system
+    or Nerve's own namespace (Knative skips its system namespace likewise)."""
+    return {"name": f"sinkbindings.{WEBHOOK_NAME}", "clientConfig": client_config(BIND_PATH),
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "operations": ["CREATE"],
+                       "scope": "Namespaced"},
+                      {"apiGroups": ["batch"], "apiVersions": ["v1"], "resources": ["jobs"],
+                       "operations": ["CREATE"], "scope": "Namespaced"}],
+            "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                                                        "values": sorted({"kube-system", own_namespace} - {""})}]},
+            "matchPolicy": "Equivalent", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+            "failurePolicy": "Ignore", "timeoutSeconds": 5, "reinvocationPolicy": "IfNeeded"}
+
+
+def configurations(client_config: Callable[[str], Obj], own_namespace: str = "") -> list[Obj]:
     """The MutatingWebhookConfiguration and ValidatingWebhookConfiguration for every kind with a CRD, each
-    webhook's `clientConfig` from `client_config(path)` (a `service` or a `url`, with the `caBundle`).
+    webhook's `clientConfig` from `client_config(path)` (a `service` or a `url`, with the `caBundle`), and
+    the SinkBinding webhook for Pods and Jobs (`own_namespace`: Nerve's, which it skips).
     The chart renders the same rules (helm/nerve/templates/webhooks.yaml); a test compares them."""
     by_group: dict[str, list[kinds.Kind]] = {}
     for kind in crd_kinds():
@@ -240,7 +294,8 @@ def configurations(client_config: Callable[[str], Obj]) -> list[Obj]:
     return [
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
          "metadata": {"name": f"defaulting.{WEBHOOK_NAME}"},
-         "webhooks": [{**hook("defaulting", MUTATE_PATH), "reinvocationPolicy": "IfNeeded"}]},
+         "webhooks": [{**hook("defaulting", MUTATE_PATH), "reinvocationPolicy": "IfNeeded"},
+                      binding_hook(client_config, own_namespace)]},
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
          "metadata": {"name": f"validation.{WEBHOOK_NAME}"}, "webhooks": [hook("validation", VALIDATE_PATH)]},
     ]
