@@ -140,6 +140,13 @@ class SharedReader(Protocol):
     async def stop(self) -> None: ...
 
 
+def shared_reader_group(topic: str) -> str:
+    """The consumer group through which every dispatcher process reading `topic` for many Triggers
+    shares its partitions (nothing is committed there). Named in the backend seam because deleting the
+    topic deletes this group too, and control, which deletes topics, knows no dispatcher."""
+    return f"nerve-dispatcher.{topic}"
+
+
 @runtime_checkable
 class FanoutBackend(Protocol):
     """A backend whose topics can be read once for many consumer groups."""

@@ -70,6 +70,7 @@ from channels.base import (
     SharedReader,
     TopicInspector,
     TopicSpec,
+    shared_reader_group,
 )
 from core.backend_security import KafkaSecurity, SecurityError, ssl_context
 from core.errors import BackendError, InvalidEvent
@@ -668,6 +669,9 @@ class KafkaBackend(Backend, RecordBackend, TopicInspector, FanoutBackend):
                 raise BackendError(f"cannot create Kafka topic {spec.name!r}: error {code} {message}")
 
     async def delete_topic(self, name: str) -> None:
+        # The dispatchers' shared group for the topic goes first, while the topic is still there: a
+        # failure leaves both, and the finalizer that called this retries both.
+        await self.delete_group(name, shared_reader_group(name))
         admin = await self._admin_client()
         try:
             await admin.delete_topics([name])

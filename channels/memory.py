@@ -242,6 +242,8 @@ class _MemorySharedReader(SharedReader):
     def __init__(self, backend: MemoryBackend, topic: str, name: str) -> None:
         self._reader = _MemoryReader(backend, topic, name)
         self._last: list[_SharedRecord] = []
+        self.cursors: list[_MemoryCursor] = []
+        """The groups reading through it: a full channel's refusal names the one holding the most."""
 
     @property
     def resumable(self) -> bool:
@@ -251,11 +253,15 @@ class _MemorySharedReader(SharedReader):
         await self._reader.start()
 
     async def attach(self, group: str, *, since: float | None = None) -> Cursor:
-        return _MemoryCursor(group)
+        cursor = _MemoryCursor(group)
+        self.cursors.append(cursor)
+        return cursor
 
     async def detach(self, cursor: Cursor) -> None:
         if isinstance(cursor, _MemoryCursor):
             cursor.release_all()
+            if cursor in self.cursors:
+                self.cursors.remove(cursor)
 
     async def receive(self, max_records: int) -> Sequence[Record]:
         messages = await self._reader.receive(max_records)
@@ -275,6 +281,7 @@ class MemoryBackend(Backend, FanoutBackend):
     def __init__(self, settings: MemorySettings | None = None) -> None:
         self._settings = settings or MemorySettings()
         self._topics: dict[str, dict[str, _Group]] = {}
+        self._shared: dict[tuple[str, str], _MemorySharedReader] = {}
         self.held_bytes = 0
         """Bytes of the events held now (queued or unacked in any group), each counted once."""
 
@@ -305,6 +312,8 @@ class MemoryBackend(Backend, FanoutBackend):
     async def delete_topic(self, name: str) -> None:
         for group in self._topics.pop(name, {}).values():
             group.release_queued()
+        for key in [k for k in self._shared if k[0] == name]:
+            del self._shared[key]
 
     def _group(self, topic: str, group: str) -> _Group:
         groups = self._topics.setdefault(topic, {})
@@ -325,6 +334,12 @@ class MemoryBackend(Backend, FanoutBackend):
         capacity = self._settings.capacity
         for name, group in groups.items():
             if group.held + len(events) > capacity:
+                holder = self._holder(topic, name)
+                if holder is not None:
+                    raise BackendFull(
+                        f"in-memory channel {topic!r} is full: consumer group {holder[0]!r} holds {holder[1]} "
+                        f"of {capacity} events unacknowledged (read through {name!r}, which holds {group.held})"
+                    )
                 raise BackendFull(
                     f"in-memory channel {topic!r} is full: consumer group {name!r} holds {group.held} of "
                     f"{capacity} events"
@@ -351,9 +366,20 @@ class MemoryBackend(Backend, FanoutBackend):
         return _MemoryReader(self, topic, group)
 
     def open_shared_reader(self, topic: str, name: str) -> SharedReader:
-        return _MemorySharedReader(self, topic, name)
+        reader = self._shared[(topic, name)] = _MemorySharedReader(self, topic, name)
+        return reader
+
+    def _holder(self, topic: str, name: str) -> tuple[str, int] | None:
+        """For the group a shared reader reads: the Trigger's group holding the most of its events (what
+        a user has to look at), with how many; None for a group of its own."""
+        reader = self._shared.get((topic, name))
+        if reader is None or not reader.cursors:
+            return None
+        fullest = max(reader.cursors, key=lambda c: len(c.outstanding))
+        return fullest.group, len(fullest.outstanding)
 
     async def delete_group(self, topic: str, group: str) -> None:
         removed = self._topics.get(topic, {}).pop(group, None)
+        self._shared.pop((topic, group), None)
         if removed is not None:
             removed.release_queued()

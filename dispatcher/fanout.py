@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from channels.base import Backend, Cursor, FanoutBackend, Message, SharedReader
+from channels.base import Backend, Cursor, FanoutBackend, Message, SharedReader, shared_reader_group
 from core.delivery import metrics
 from core.delivery.metrics import TargetMetrics
 from core.errors import BackendError
@@ -293,7 +293,7 @@ class Fanouts:
         if fanout is None:
             assert isinstance(channel, FanoutBackend)
             # One name per topic: every dispatcher process reading it shares its partitions through it.
-            reader = channel.open_shared_reader(topic, f"nerve-dispatcher.{topic}")
+            reader = channel.open_shared_reader(topic, shared_reader_group(topic))
             fanout = self._fanouts[key] = Fanout(reader, part, backlog=self._backlog,
                                                  on_empty=lambda f: self._empty(key, f))
         return fanout
