@@ -141,7 +141,7 @@ def build(trigger: dict[str, Any], broker: dict[str, Any] | None, resource: Reso
     # A Trigger's delivery replaces its Broker's whole, as Knative's MT broker does.
     delivery = spec.get("delivery")
     if delivery is None and broker is not None:
-        delivery = broker["spec"].get("delivery")
+        delivery = (broker.get("spec") or {}).get("delivery")
     conditions.append(dead_letter_condition((delivery or {}).get("deadLetterSink"), ns, resolver, status))
     egress: Egress | None = None
     if holder is not None:
