@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from channels.registry import BACKENDS
+from control.api.broker import BROKER_CLASSES
 from control.api.channel import CHANNEL_KINDS, KIND_FOR_BACKEND
 from core import features
 from core.cli_settings import INGRESS_PORT
@@ -25,6 +27,13 @@ _NAME_AND_NAMESPACE = format_template("name", "namespace")
 
 def _channel_kind(value: object) -> str | None:
     return None if value in ("", *CHANNEL_KINDS) else f"expected one of {', '.join(CHANNEL_KINDS)} (or empty)"
+
+
+def _names_of(known: tuple[str, ...]) -> Callable[[object], str | None]:
+    def check(value: object) -> str | None:
+        unknown = [n.strip() for n in str(value).split(",") if n.strip() and n.strip() not in known]
+        return f"unknown {', '.join(unknown)}: expected some of {', '.join(known)}" if unknown else None
+    return check
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +100,15 @@ class ControlSettings:
         "On Kubernetes, which workloads SinkBindings may bind (Knative's SINK_BINDING_SELECTION_MODE): "
         "exclusion, all but those (or whose namespace is) labelled bindings.knative.dev/exclude=true; "
         "inclusion, only those labelled bindings.knative.dev/include=true.", choices=("exclusion", "inclusion"))
+    broker_classes: str = setting(
+        ",".join(BROKER_CLASSES), "--broker-classes", "NERVE_BROKER_CLASSES",
+        "Comma-separated eventing.knative.dev/broker.class values whose Brokers (and their Triggers) Nerve "
+        "reconciles and its webhooks default and check; others are left to another controller (next to a real "
+        "Knative Eventing: docs/kubernetes.md).", check=_names_of(tuple(BROKER_CLASSES)))
+    channel_kinds: str = setting(
+        ",".join(CHANNEL_KINDS), "--channel-kinds", "NERVE_CHANNEL_KINDS",
+        "Comma-separated channel kinds Nerve reconciles (with their Subscriptions, and Channels whose template "
+        "names them); others are left to another controller.", check=_names_of(tuple(CHANNEL_KINDS)))
     transport_encryption: str = setting(
         "", "--transport-encryption", "NERVE_TRANSPORT_ENCRYPTION",
         "Knative's transport-encryption feature flag: disabled, permissive (http and https) or strict (https "

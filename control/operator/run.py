@@ -38,6 +38,8 @@ from control.operator.service_accounts import OidcServiceAccounts
 from control.operator.watch_loop import Key, WatchLoop
 from control.operator.webhooks import Webhooks, server_ssl
 from control.reconcilers.controller import Reconciler
+from control.reconcilers.served import Served
+from control.reconcilers.snapshot import Snapshot
 from control.server import create_app
 from control.service import ControlService
 from control.settings import ControlSettings, OperatorSettings
@@ -168,7 +170,7 @@ async def operate(stop: asyncio.Event, common: ServiceSettings, settings: Contro
     control = ControlService(store, reconciler, admission, resync_seconds=settings.resync_seconds)
     runner, _ = await serve(create_app(control, access, board), common.host, common.port,
                             drain_timeout=common.drain_timeout)
-    webhook_runner = await _serve_webhooks(store, api, admission, operator, common.host)
+    webhook_runner = await _serve_webhooks(store, api, admission, settings, operator, common.host)
 
     async def lead() -> None:
         # Generations go on from the ConfigMap's: a new leader must not publish one the data plane has seen.
@@ -246,7 +248,7 @@ async def operate(stop: asyncio.Event, common: ServiceSettings, settings: Contro
 
 
 async def _serve_webhooks(store: KubernetesStore, api: client.ApiClient, admission: AdmissionSettings,
-                          operator: OperatorSettings, host: str) -> web.AppRunner | None:
+                          settings: ControlSettings, operator: OperatorSettings, host: str) -> web.AppRunner | None:
     if not operator.webhook_port:
         return None
     try:
@@ -258,7 +260,16 @@ async def _serve_webhooks(store: KubernetesStore, api: client.ApiClient, admissi
     async def channel_defaults() -> dict[str, object] | None:
         return await store.get("ConfigMap", channel.DEFAULTS_NAMESPACE, channel.DEFAULTS_CONFIGMAP)
 
-    hooks = Webhooks(admission, channel_defaults=channel_defaults, trusted=trusted)
+    async def lookup(kind: str, namespace: str, name: str) -> dict[str, object] | None:
+        return await store.get(kind, namespace, name)
+
+    async def bindings(namespace: str) -> Snapshot:
+        found = await store.get("Namespace", "", namespace)
+        return Snapshot.of([*(await store.list("SinkBinding", namespace)).items, *([found] if found else [])])
+
+    hooks = Webhooks(admission, channel_defaults=channel_defaults, trusted=trusted,
+                     served=Served.parse(settings.broker_classes, settings.channel_kinds), lookup=lookup,
+                     bindings=bindings, selection_mode=settings.sink_binding_selection_mode)
     runner = web.AppRunner(hooks.app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, operator.webhook_port, ssl_context=server_ssl(operator.webhook_cert_dir)).start()

@@ -13,6 +13,17 @@ stored is defaulted as Nerve defaults it.
   storage version by `Kind.convert` (a v1beta1 PingSource's `jsonData` into `data`); the other way,
   only `apiVersion` changes (the older versions Nerve serves read the storage shape).
 
+- `POST /bind` (the same MutatingWebhookConfiguration, a webhook of its own for v1 Pods and batch/v1
+  Jobs on CREATE): the API server refuses changes to a Job's template or a Pod's containers once stored,
+  so, as Knative does, a SinkBinding binds them as they are created: K_SINK, K_CE_OVERRIDES, K_CA_CERTS
+  by `bound_object` (control/reconcilers/resources/sinkbinding.py), the very function the reconciler
+  patches Deployments and CronJobs with. That webhook's `failurePolicy` is Ignore and it skips
+  kube-system and Nerve's own namespace: a Nerve outage never blocks Pods.
+
+Objects another controller serves (`served`: a Broker of another class, a Trigger on one, a channel of
+another kind; control/reconcilers/served.py) are allowed untouched, next to a real Knative Eventing whose
+own webhooks default and check them.
+
 Requests from `trusted` users (the operator's own identity) are allowed untouched: the operator writes
 fields a user may not (a channel's `spec.subscribers`, finalizers of objects being deleted).
 
@@ -36,15 +47,24 @@ from aiohttp import web
 from control.api import channel, kinds
 from control.api.admission import AdmissionSettings, FieldValidation, Refused, admit
 from control.crds import crd_kinds
+from control.reconcilers.resources.sinkbinding import bound_object
+from control.reconcilers.served import Served, own, reference
+from control.reconcilers.snapshot import Snapshot
 from core.errors import FieldError, InvalidResource
 
 log = logging.getLogger("nerve.operator.webhooks")
 Obj = dict[str, Any]
 ConfigMapSource = Callable[[], Awaitable[Obj | None]]
+Lookup = Callable[[str, str, str], Awaitable[Obj | None]]
+"""(kind, namespace, name) -> the stored object, or None."""
+_CHANNEL_KINDS = frozenset(kind.kind for kind in kinds.CHANNEL_KINDS)
 
 MUTATE_PATH = "/mutate"
 VALIDATE_PATH = "/validate"
 CONVERT_PATH = "/convert"
+BIND_PATH = "/bind"
+BindingsSource = Callable[[str], Awaitable[Snapshot]]
+"""A namespace -> its SinkBindings and the Namespace itself (what `bound_object` reads)."""
 _PATCHED_META = ("labels", "annotations")
 
 
@@ -71,10 +91,18 @@ def defaults_patch(obj: Obj, admitted: Obj) -> list[Obj]:
 
 class Webhooks:
     def __init__(self, admission: AdmissionSettings, *, channel_defaults: ConfigMapSource | None = None,
-                 trusted: frozenset[str] = frozenset()) -> None:
+                 trusted: frozenset[str] = frozenset(), served: Served | None = None,
+                 lookup: Lookup | None = None, bindings: BindingsSource | None = None,
+                 selection_mode: str = "exclusion") -> None:
         """`channel_defaults` reads the ConfigMap knative-eventing/default-ch-webhook (a Channel's default
-        template), as `nerve apply` does; `trusted` are the usernames whose writes are not checked."""
+        template), as `nerve apply` does; `trusted` are the usernames whose writes are not checked; `served`
+        the Broker classes and channel kinds that are Nerve's (None: all), `lookup` reads the Broker a
+        Trigger names (or the channel a Subscription names) to tell."""
         self._admission = admission
+        self._served = served
+        self._lookup = lookup
+        self._bindings = bindings
+        self._selection_mode = selection_mode
         self._channel_defaults = channel_defaults
         self.trusted = trusted
 
@@ -83,6 +111,7 @@ class Webhooks:
         app.router.add_post(MUTATE_PATH, self._mutate)
         app.router.add_post(VALIDATE_PATH, self._validate)
         app.router.add_post(CONVERT_PATH, self._convert)
+        app.router.add_post(BIND_PATH, self._bind)
         return app
 
     async def _settings(self, kind: kinds.Kind) -> AdmissionSettings:
@@ -104,9 +133,27 @@ class Webhooks:
     def _trusted(self, request: Obj) -> bool:
         return str((request.get("userInfo") or {}).get("username", "")) in self.trusted
 
+    async def _not_ours(self, request: Obj) -> bool:
+        """Whether the request's object is another controller's (a Broker of a class Nerve does not serve)."""
+        if self._served is None:
+            return False
+        obj: Obj = request.get("object") or {}
+        ref = reference(obj)
+        referenced = None
+        if ref is not None and self._lookup is not None:
+            namespace = str((obj.get("metadata") or {}).get("namespace") or request.get("namespace") or "")
+            try:
+                referenced = await self._lookup(ref[0], namespace, ref[1])
+            except Exception as exc:  # noqa: BLE001 - unreadable: judged as Nerve's, checked as ever
+                log.warning("could not read %s %s/%s: %s", ref[0], namespace, ref[1], exc)
+        return not own(obj, self._served, _CHANNEL_KINDS, referenced)
+
+    def _passes(self, request: Obj) -> bool:
+        return self._trusted(request) or request.get("operation") not in ("CREATE", "UPDATE")
+
     async def _mutate(self, http: web.Request) -> web.Response:
         request = await _request(http)
-        if self._trusted(request) or request.get("operation") not in ("CREATE", "UPDATE"):
+        if self._passes(request) or await self._not_ours(request):
             return _json(_review(request["uid"], {"allowed": True}))
         obj, outcome = await self._admit(request)
         if isinstance(outcome, InvalidResource):
@@ -117,9 +164,32 @@ class Webhooks:
             response |= {"patchType": "JSONPatch", "patch": base64.b64encode(orjson.dumps(ops)).decode()}
         return _json(_review(request["uid"], response))
 
+    async def _bind(self, http: web.Request) -> web.Response:
+        request = await _request(http)
+        obj: Obj = request.get("object") or {}
+        if (request.get("operation") != "CREATE" or self._bindings is None
+                or obj.get("kind") not in ("Pod", "Job")):
+            return _json(_review(request["uid"], {"allowed": True}))
+        meta = obj.setdefault("metadata", {})
+        namespace = str(meta.get("namespace") or request.get("namespace") or "")
+        # A Job's Pods and a Deployment's come with generateName only: a selector can still match them.
+        named = {**obj, "metadata": {**meta, "namespace": namespace,
+                                     "name": str(meta.get("name") or request.get("name") or "")}}
+        bound = bound_object(named, await self._bindings(namespace), self._selection_mode)
+        response: Obj = {"allowed": True}
+        if bound is not named:
+            ops = [{"op": "add", "path": "/spec", "value": bound["spec"]}]
+            if bound["metadata"].get("annotations") != meta.get("annotations"):
+                ops.append({"op": "add", "path": "/metadata/annotations",
+                            "value": bound["metadata"].get("annotations") or {}})
+            log.info("bound %s by SinkBinding %s", _describe(request),
+                     (bound["metadata"].get("annotations") or {}).get("sinkbindings.sources.nerve.dev/bound"))
+            response |= {"patchType": "JSONPatch", "patch": base64.b64encode(orjson.dumps(ops)).decode()}
+        return _json(_review(request["uid"], response))
+
     async def _validate(self, http: web.Request) -> web.Response:
         request = await _request(http)
-        if self._trusted(request) or request.get("operation") not in ("CREATE", "UPDATE"):
+        if self._passes(request) or await self._not_ours(request):
             return _json(_review(request["uid"], {"allowed": True}))
         _, outcome = await self._admit(request)
         if isinstance(outcome, InvalidResource):
@@ -190,9 +260,24 @@ WEBHOOK_NAME = "nerve.knative.dev"
 """The configurations' name, and (prefixed) the webhooks': `validation.nerve.knative.dev`."""
 
 
-def configurations(client_config: Callable[[str], Obj]) -> list[Obj]:
+def binding_hook(client_config: Callable[[str], Obj], own_namespace: str) -> Obj:
+    """The SinkBinding webhook: Pods and Jobs on CREATE, never blocking them (Ignore), never in kube-system
+    or Nerve's own namespace (Knative skips its system namespace likewise)."""
+    return {"name": f"sinkbindings.{WEBHOOK_NAME}", "clientConfig": client_config(BIND_PATH),
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "operations": ["CREATE"],
+                       "scope": "Namespaced"},
+                      {"apiGroups": ["batch"], "apiVersions": ["v1"], "resources": ["jobs"],
+                       "operations": ["CREATE"], "scope": "Namespaced"}],
+            "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                                                        "values": sorted({"kube-system", own_namespace} - {""})}]},
+            "matchPolicy": "Equivalent", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+            "failurePolicy": "Ignore", "timeoutSeconds": 5, "reinvocationPolicy": "IfNeeded"}
+
+
+def configurations(client_config: Callable[[str], Obj], own_namespace: str = "") -> list[Obj]:
     """The MutatingWebhookConfiguration and ValidatingWebhookConfiguration for every kind with a CRD, each
-    webhook's `clientConfig` from `client_config(path)` (a `service` or a `url`, with the `caBundle`).
+    webhook's `clientConfig` from `client_config(path)` (a `service` or a `url`, with the `caBundle`), and
+    the SinkBinding webhook for Pods and Jobs (`own_namespace`: Nerve's, which it skips).
     The chart renders the same rules (helm/nerve/templates/webhooks.yaml); a test compares them."""
     by_group: dict[str, list[kinds.Kind]] = {}
     for kind in crd_kinds():
@@ -209,7 +294,8 @@ def configurations(client_config: Callable[[str], Obj]) -> list[Obj]:
     return [
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
          "metadata": {"name": f"defaulting.{WEBHOOK_NAME}"},
-         "webhooks": [{**hook("defaulting", MUTATE_PATH), "reinvocationPolicy": "IfNeeded"}]},
+         "webhooks": [{**hook("defaulting", MUTATE_PATH), "reinvocationPolicy": "IfNeeded"},
+                      binding_hook(client_config, own_namespace)]},
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
          "metadata": {"name": f"validation.{WEBHOOK_NAME}"}, "webhooks": [hook("validation", VALIDATE_PATH)]},
     ]

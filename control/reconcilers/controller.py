@@ -34,6 +34,7 @@ from typing import Any
 from channels.registry import BackendPool
 from control.api import kinds
 from control.api import source as source_api
+from control.api.broker import BROKER_CLASSES
 from control.api.trigger import dependency_of
 from control.conditions import cond, with_ready
 from control.reconcilers import finalizers, garbage
@@ -51,6 +52,7 @@ from control.reconcilers.resources import trigger as trigger_build
 from control.reconcilers.resources.address import features_of
 from control.reconcilers.resources.trigger import dependency_view
 from control.reconcilers.sequence import SequenceReconciler
+from control.reconcilers.served import Served, own, reference
 from control.reconcilers.sinkbinding import SinkBindingReconciler
 from control.reconcilers.snapshot import Snapshot
 from control.reconcilers.trigger import TriggerReconciler
@@ -87,6 +89,30 @@ def _dependencies(snapshot: Snapshot) -> dict[tuple[str, str, str], tuple[Any, .
             for kind in kinds.in_category(source_api.CATEGORY) for o in snapshot.all(kind.kind)}
 
 
+_CHANNEL_KINDS = frozenset(kind.kind for kind in kinds.CHANNEL_KINDS)
+_FILTERED = ("Broker", "Channel", *sorted(_CHANNEL_KINDS), "Trigger", "Subscription")
+
+
+def keep_own(snapshot: Snapshot, served: Served) -> None:
+    """Leave out of the pass the Brokers, channels, Triggers and Subscriptions another controller serves
+    (control/reconcilers/served.py): the pass writes nothing of theirs. Brokers and channels first, so a
+    Trigger or Subscription is judged by what it names."""
+    if served.broker_classes >= frozenset(BROKER_CLASSES) and served.channel_kinds >= _CHANNEL_KINDS:
+        return
+    seen: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for kind in _FILTERED:
+        kept = []
+        for obj in snapshot.all(kind):
+            meta = obj["metadata"]
+            namespace = meta.get("namespace", "")
+            ref = reference(obj)
+            referenced = seen.get((ref[0], namespace, ref[1])) if ref is not None else None
+            if own(obj, served, _CHANNEL_KINDS, referenced):
+                kept.append(obj)
+            seen[(kind, namespace, meta["name"])] = obj
+        snapshot.by_kind[kind] = kept
+
+
 class Reconciler:
     def __init__(
         self,
@@ -110,6 +136,7 @@ class Reconciler:
         self._on_cluster = on_cluster
         self._store = store
         self._settings = settings
+        self._served = Served.parse(settings.broker_classes, settings.channel_kinds)
         self._sink = sink
         self._lock = asyncio.Lock()
         self._probes = KafkaProbes(pool, probe_timeout_s)
@@ -186,6 +213,7 @@ class Reconciler:
     async def _round_grouped(self) -> bool:
         writes = Writes(self._store)
         snapshot = await Snapshot.load(self._store, [kind.kind for kind in kinds.KINDS])
+        keep_own(snapshot, self._served)
         self.features = features_of(snapshot, self._settings)
         authz = authz_of(self.features)
         self.event_policies.hook(writes, snapshot, authz)

@@ -121,12 +121,24 @@ def test_control_runs_as_the_operator_with_leader_election_and_webhooks() -> Non
     service = _by(docs, "Service")["nerve-webhook"]
     assert service["spec"]["ports"][0]["targetPort"] == "webhook"
     # The chart's webhooks are the ones control/operator/webhooks.py describes, calling the Service.
-    expected = {c["kind"]: c["webhooks"][0] for c in configurations(
+    expected = {c["kind"]: c["webhooks"] for c in configurations(
         lambda path: {"service": {"name": "nerve-webhook", "namespace": "nerve", "path": path, "port": 443},
-                      "caBundle": secret["data"]["ca.crt"]})}
+                      "caBundle": secret["data"]["ca.crt"]}, "nerve")}
     for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
         [rendered] = _by(docs, kind).values()
-        assert rendered["webhooks"][0] == expected[kind]
+        assert rendered["webhooks"] == expected[kind]
+    # The SinkBinding webhook for Pods and Jobs never blocks them, and skips kube-system and Nerve's namespace.
+    [mutating] = _by(docs, "MutatingWebhookConfiguration").values()
+    assert mutating["webhooks"][1]["failurePolicy"] == "Ignore"
+    assert mutating["webhooks"][1]["namespaceSelector"]["matchExpressions"][0]["values"] == ["kube-system", "nerve"]
+
+    # Every Broker class and channel kind by default; next to Knative only Nerve's own.
+    assert "NERVE_BROKER_CLASSES" not in env and "NERVE_CHANNEL_KINDS" not in env
+    coexisting = _env(_by(render("knative.coexist=true", "backend.default=nats"), "Deployment")["nerve-control"])
+    assert (coexisting["NERVE_BROKER_CLASSES"], coexisting["NERVE_CHANNEL_KINDS"]) == (
+        "NatsJetStreamBroker", "NatsJetStreamChannel")
+    chosen = _env(_by(render("knative.coexist=true", "knative.brokerClasses=Kafka"), "Deployment")["nerve-control"])
+    assert chosen["NERVE_BROKER_CLASSES"] == "Kafka"
 
     # The SQLite store: one replica, never two on one store, no webhooks.
     docs = render("control.store=sqlite", "control.persistence.enabled=true")

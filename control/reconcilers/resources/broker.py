@@ -81,7 +81,9 @@ def placement(broker: dict[str, Any], snapshot: Snapshot, settings: ControlSetti
     if backend is None:
         return None
     meta = broker["metadata"]
-    config_ref = broker["spec"].get("config") or {}
+    # A Broker written to an API server without Nerve's webhook (`kubectl apply` of one with no spec)
+    # has no spec at all: it means the defaults, as embedded admission would have written them.
+    config_ref = (broker.get("spec") or {}).get("config") or {}
     data: dict[str, str] = {}
     cm: dict[str, Any] | None = None
     if config_ref.get("kind") == "ConfigMap":
@@ -250,7 +252,7 @@ def cleanup_placement(broker: dict[str, Any], snapshot: Snapshot, settings: Cont
         return None
     if where.refused:
         return _recorded_placement(broker, defaults)
-    ref = broker["spec"].get("config") or {}
+    ref = (broker.get("spec") or {}).get("config") or {}
     recorded = broker.get("status", {}).get("annotations", {}).get(CONNECTION_ANNOTATION.get(where.backend, ""))
     if recorded and ref.get("kind") == "ConfigMap" and snapshot.find(
         "ConfigMap", ref.get("namespace", ""), ref.get("name", "")
@@ -300,7 +302,7 @@ def resource(broker: dict[str, Any], where: Placement) -> Resource:
 
 def status(broker: dict[str, Any], where: Placement | None, topic: TopicOutcome | None, resolver: Resolver,
            settings: ControlSettings, now: str | None = None, *, features: Features | None = None) -> dict[str, Any]:
-    meta, spec = broker["metadata"], broker["spec"]
+    meta, spec = broker["metadata"], broker.get("spec") or {}
     ns, name = meta["namespace"], meta["name"]
     out: dict[str, Any] = {"observedGeneration": meta["generation"]}
     conditions = [cond("FilterReady", True), cond("IngressReady", True)]

@@ -130,6 +130,11 @@ def build(trigger: dict[str, Any], broker: dict[str, Any] | None, resource: Reso
         conditions.append(cond("BrokerReady", True))
     subscriber_uri, subscriber_ca = "", None
     try:
+        # A Trigger written to an API server without Nerve's webhook may have no subscriber at all: it is
+        # not Ready for that one reason, and the pass goes on with every other object.
+        if not isinstance(spec.get("subscriber"), dict) or not (spec["subscriber"].get("ref")
+                                                                 or spec["subscriber"].get("uri")):
+            raise Unresolvable("SubscriberMissing", "spec.subscriber: required (a ref or a uri)")
         subscriber = resolver.resolve_address(spec["subscriber"], ns)
         subscriber_uri, subscriber_ca = subscriber.url, subscriber.ca_certs
         conditions.append(cond("SubscriberResolved", True))
@@ -141,7 +146,7 @@ def build(trigger: dict[str, Any], broker: dict[str, Any] | None, resource: Reso
     # A Trigger's delivery replaces its Broker's whole, as Knative's MT broker does.
     delivery = spec.get("delivery")
     if delivery is None and broker is not None:
-        delivery = broker["spec"].get("delivery")
+        delivery = (broker.get("spec") or {}).get("delivery")
     conditions.append(dead_letter_condition((delivery or {}).get("deadLetterSink"), ns, resolver, status))
     egress: Egress | None = None
     if holder is not None:
