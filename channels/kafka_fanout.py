@@ -196,8 +196,6 @@ class KafkaSharedReader(SharedReader):
         self._cursors: dict[str, _KafkaCursor] = {}
         self.at: dict[int, int] = {}
         """Per assigned partition, one past the last record offered to every cursor (the read position)."""
-        self._high: dict[int, int] = {}
-        """Per assigned partition, one past the highest record offered since it was assigned."""
         self._fetched: dict[int, int] = {}
         self._assigned: set[int] = set()
         self._coordinators: dict[str, int] = {}
@@ -305,12 +303,16 @@ class KafkaSharedReader(SharedReader):
         for partition, (floor, _) in positions.items():
             at = self.at.get(partition)
             if at is not None and floor < at:
-                # Behind what was read already: read it again; the cursors that saw it skip it.
-                high = self._high.get(partition, at)
+                # Behind the read position: read it again; the cursors attached now skip what they were
+                # offered. Each was offered every record from its floor up to `at` (no further: a record is
+                # offered only once read, and an earlier seek back raised each floor the same way), so
+                # `at` is where each one goes on. Not the partition's end or the furthest point ever
+                # read: a reader that began at the end with no Trigger attached had offered nothing, and
+                # raising the floors there skipped every record the Triggers attached before still needed.
                 for other in self._cursors.values():
                     track = other.tracks.get(partition)
                     if track is not None:
-                        track.floor = max(track.floor, high)
+                        track.floor = max(track.floor, at)
                 self._seek(partition, floor)
         self._cursors[group] = cursor
         return cursor
@@ -346,7 +348,6 @@ class KafkaSharedReader(SharedReader):
             targets |= {tp.partition: offset for tp, offset in ends.items()}
         for partition, offset in targets.items():
             self._seek(partition, offset)
-            self._high[partition] = offset
         self._joined.set()
 
     async def partitions_revoked(self, revoked: list[TopicPartition]) -> None:
@@ -359,7 +360,6 @@ class KafkaSharedReader(SharedReader):
                     track.live = False
         for partition in gone:
             self.at.pop(partition, None)
-            self._high.pop(partition, None)
         self._assigned -= gone
 
     # --- reading ---------------------------------------------------------------------------------
@@ -404,13 +404,12 @@ class KafkaSharedReader(SharedReader):
             if old is not None:
                 old.live = False
                 cursor.tracks[partition] = _Track(offset, None)
-        self.at[partition] = self._high[partition] = offset
+        self.at[partition] = offset
 
     def done(self) -> None:
         for partition, offset in self._fetched.items():
             if partition in self._assigned:
                 self.at[partition] = offset
-                self._high[partition] = max(self._high.get(partition, offset), offset)
         self._fetched = {}
 
     # --- commits ---------------------------------------------------------------------------------

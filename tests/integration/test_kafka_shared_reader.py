@@ -1,0 +1,121 @@
+"""The Kafka shared reader (channels/kafka_fanout.py) against a real broker: where each Trigger resumes.
+
+A Broker's topic is read once for all its Triggers; each Trigger resumes from its own consumer group's
+committed offset. These tests attach Triggers at different committed positions to one reader, in an
+order that makes it go back more than once, and check that each Trigger is handed every record from its
+own position on, once: what a restarted dispatcher (or Triggers back from reading alone) must deliver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from channels.base import Cursor, Message, SharedReader, TopicSpec, shared_reader_group
+from channels.kafka import KafkaBackend, KafkaSettings
+from tests.support.backends import event, unique_name
+
+pytestmark = pytest.mark.kafka
+
+
+async def _commit(bootstrap: str, group: str, topic: str, offset: int) -> None:
+    """`group` committed `offset` on partition 0, as a Trigger that read that far and stopped."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.commit({tp: offset})
+    finally:
+        await consumer.stop()
+
+
+async def _committed(bootstrap: str, group: str, topic: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group, partitions=[TopicPartition(topic, 0)])
+        return int(offsets[TopicPartition(topic, 0)].offset)
+    finally:
+        await admin.close()
+
+
+class _Taken:
+    """What one attached Trigger was handed, by event number, as the fan-out would deliver it."""
+
+    def __init__(self, cursor: Cursor) -> None:
+        self.cursor = cursor
+        self.numbers: list[int] = []
+        self.messages: list[Message] = []
+
+
+async def _read(reader: SharedReader, taken: list[_Taken], batch: int, until: int, timeout: float = 30.0) -> None:
+    """Read batches of at most `batch` records, offering each to every cursor, until the one past the
+    highest event number read is `until`."""
+    async def loop() -> None:
+        high = -1
+        while high + 1 < until:
+            for record in await reader.receive(batch):
+                number = int(str(record.event.attributes["id"]).removeprefix("id-"))
+                high = max(high, number)
+                for t in taken:
+                    message = t.cursor.take(record)
+                    if message is not None:
+                        t.numbers.append(number)
+                        t.messages.append(message)
+            reader.done()
+
+    await asyncio.wait_for(loop(), timeout)
+
+
+async def test_triggers_attached_at_different_positions_each_get_everything_from_their_own(
+        kafka_bootstrap: str) -> None:
+    channel = KafkaBackend(KafkaSettings(bootstrap_servers=kafka_bootstrap))
+    await channel.start()
+    topic = unique_name("shared")
+    await channel.ensure_topic(TopicSpec(topic))
+    for i in range(30):
+        await channel.publish(topic, event(i))
+    positions = {"a": 20, "b": 10, "c": 5, "e": 12, "f": 3}
+    groups = {name: unique_name(f"g-{name}") for name in positions}
+    for name, offset in positions.items():
+        await _commit(kafka_bootstrap, groups[name], topic, offset)
+
+    # A reader with no Trigger yet starts at the end, as a restarted dispatcher's does when its Triggers
+    # attach one after another; each one behind the read position makes it go back.
+    reader = channel.open_shared_reader(topic, shared_reader_group(topic))
+    await reader.start()
+    try:
+        taken: dict[str, _Taken] = {}
+
+        async def attach(name: str) -> None:
+            taken[name] = _Taken(await reader.attach(groups[name]))
+
+        await attach("a")  # back from the end to 20
+        await attach("b")  # back to 10: a was offered nothing yet
+        await _read(reader, list(taken.values()), batch=5, until=15)
+        await attach("c")  # back to 5: b was offered 10..14, a nothing
+        await attach("e")  # at 12, ahead of the read position: no seek
+        await _read(reader, list(taken.values()), batch=5, until=10)
+        await attach("f")  # back to 3: e was offered nothing of its own yet
+        await _read(reader, list(taken.values()), batch=5, until=30)
+
+        for i in range(30, 40):
+            await channel.publish(topic, event(i))
+        await _read(reader, list(taken.values()), batch=5, until=40)
+
+        for name, offset in positions.items():
+            assert taken[name].numbers == list(range(offset, 40)), name  # every one from its own, once
+
+        for t in taken.values():
+            for message in t.messages:
+                await message.ack()
+            await reader.detach(t.cursor)
+        for name in positions:
+            assert await _committed(kafka_bootstrap, groups[name], topic) == 40, name
+    finally:
+        await reader.stop()
+        await channel.stop()
