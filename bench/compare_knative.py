@@ -20,6 +20,8 @@ Scenarios (per Trigger count the system is started fresh: new topic, new consume
     b: 1 Trigger,  fixed 1000 ev/s for --duration s
     c: 10 Triggers, max throughput for --duration s
     d: 10 Triggers, fixed 200 ev/s for --duration s
+    e: 100 Triggers of which 1 matches each event (the others filter on a type nobody sends), max
+       throughput: every Trigger's consumer reads the whole topic in Knative, one reader does in Nerve
 
 Figures per run: accepted ev/s (202s / send time), delivered ev/s (unique (event, Trigger)
 deliveries / (first send -> last arrival)), end-to-end latency p50/p99 (ce-sendts -> sink arrival,
@@ -64,7 +66,23 @@ SCENARIOS = {
     "b": (1, 1000.0),
     "c": (10, None),
     "d": (10, 200.0),
+    "e": (100, None),
 }
+"""Per scenario: the Triggers on the Broker, and a fixed rate (None: as fast as it takes them)."""
+MATCHING = {100: 1}
+"""Of that many Triggers, how many match every event (the rest filter on a type nobody sends): the
+issue's 'read once' case, 100 Triggers of which 1 matches. Unlisted: all of them match."""
+
+
+def trigger_paths(triggers: int) -> tuple[list[str], list[str]]:
+    """The Triggers' sink paths: those that match every event (the load generator counts them) and the
+    rest, which match none."""
+    matching = MATCHING.get(triggers, triggers)
+    return [f"t{i}" for i in range(matching)], [f"t{i}" for i in range(matching, triggers)]
+
+
+def trigger_type(path: str, idle: list[str]) -> str:
+    return f"loadgen.none.{path}" if path in idle else "loadgen.event"
 
 
 def log(*a: object) -> None:
@@ -187,7 +205,7 @@ class Knative:
 
     def __init__(self, args, bootstrap: str, sink: str, triggers: int, run_id: str, workdir: Path) -> None:
         self.topic = f"knative-broker-cmp-{run_id}"
-        self.paths = [f"t{i}" for i in range(triggers)]
+        self.paths, idle = trigger_paths(triggers)
         self.port = free_port()
         self.procs = Procs(workdir)
         kafka_admin(bootstrap, create=[(self.topic, args.partitions)])
@@ -213,9 +231,9 @@ class Knative:
                     "consumerGroup": f"knative-trigger-cmp-{run_id}-{p}",
                     "destination": f"{sink}/{p}",
                     "uid": f"trigger-{run_id}-{p}",
-                    "filter": {"attributes": {"type": "loadgen.event"}},
+                    "filter": {"attributes": {"type": trigger_type(p, idle)}},
                     "reference": {"uuid": f"trigger-{run_id}-{p}", "namespace": "cmp", "name": p, "kind": "Trigger"},
-                } for p in self.paths],
+                } for p in self.paths + idle],
             }],
         }
         (workdir / "contract.json").write_text(json.dumps(contract, indent=1))
@@ -275,7 +293,7 @@ class Nerve:
     name = "nerve"
 
     def __init__(self, args, bootstrap: str, sink: str, triggers: int, run_id: str, workdir: Path) -> None:
-        self.paths = [f"t{i}" for i in range(triggers)]
+        self.paths, self.idle = trigger_paths(triggers)
         self.ingress, self.api, self.dport = free_port(), free_port(), free_port()
         self.state = workdir / "state"
         self.state.mkdir()
@@ -300,8 +318,9 @@ class Nerve:
                                          f"http://127.0.0.1:{self.ingress}", "--backend", "kafka", *kafka, *names])
             self.procs.start("ingress", [py, "-m", "ingress", "--host", "127.0.0.1", "--port", str(self.ingress),
                                          "--contract", contract, *kafka, *workers])
+            dworkers = ["--workers", str(args.nerve_dispatcher_workers)] if args.nerve_dispatcher_workers else []
             self.procs.start("dispatcher", [py, "-m", "dispatcher", "--host", "127.0.0.1", "--port",
-                                            str(self.dport), "--contract", contract, *kafka])
+                                            str(self.dport), "--contract", contract, *kafka, *dworkers])
         self.bootstrap, self.sink, self.partitions = bootstrap, sink, args.partitions
         self.url = f"http://127.0.0.1:{self.ingress}/cmp/broker"
 
@@ -328,9 +347,9 @@ class Nerve:
                                  "namespace": "cmp"}}},
         ] + [
             {"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": p, "namespace": "cmp"},
-             "spec": {"broker": "broker", "filter": {"attributes": {"type": "loadgen.event"}},
+             "spec": {"broker": "broker", "filter": {"attributes": {"type": trigger_type(p, self.idle)}},
                       "subscriber": {"uri": f"{self.sink}/{p}"}}}
-            for p in self.paths
+            for p in self.paths + self.idle
         ]
         # The control API takes its bearer token, which control wrote into its state dir on first start.
         token = (self.state / "token").read_text().strip()
@@ -457,6 +476,8 @@ def probe_until_flowing(url: str, sink: str, paths: list[str], timeout: float = 
 
 def nerve_label(args) -> str:
     workers = f" x{args.nerve_workers}" if args.nerve_workers else ""
+    if args.nerve_dispatcher_workers:
+        workers += f" d{args.nerve_dispatcher_workers}"
     return f"({args.nerve_topology}{workers})"
 
 
@@ -475,7 +496,7 @@ def run_system(cls, args, bootstrap: str, sink: str, sink_ps: psutil.Process, kp
         log(f"{cls.name}: ready in {time.time() - t_start:.1f}s (flowing after {probe_s:.1f}s of probes)")
         # Warm-up: JIT, connection pools, caches. Same for both.
         _, p = loadgen_send(args, system.url, sink, system.paths, None, args.warmup,
-                            ["--max-events", str(max(1000, args.warmup_deliveries // triggers))])
+                            ["--max-events", str(max(1000, args.warmup_deliveries // len(system.paths)))])
         out, err = p.communicate()
         w = json.loads(out)
         log(f"{cls.name}: warm-up {w['accepted']} accepted, drained={w['drained']} lost={w['stats']['lost']}")
@@ -506,10 +527,11 @@ def run_system(cls, args, bootstrap: str, sink: str, sink_ps: psutil.Process, kp
                 "system": cls.name + (nerve_label(args) if cls is Nerve else ""),
                 "scenario": sc, "triggers": n, "rate": rate, "rep": rep, "loadavg_before": la,
                 "accepted_per_s": r["accepted_per_s"], "delivered_per_s": r["delivered_per_s"],
-                "events_delivered_per_s": r["delivered_per_s"] / n,
+                "events_delivered_per_s": r["delivered_per_s"] / len(system.paths),
                 "p50_ms": r["stats"]["p50_ms"], "p99_ms": r["stats"]["p99_ms"], "max_ms": r["stats"]["max_ms"],
                 "accepted": r["accepted"], "refused": r["refused"], "errors": r["errors"],
                 "lost": r["stats"]["lost"], "dup": r["stats"]["duplicates"], "drained": r["drained"],
+                "per_path": r["stats"].get("per_path"),
                 "drain_s": r["drain_seconds"], "span_s": span,
                 "cpu_pct": 100 * sut_cpu / span,
                 "cpu_proc": {k.split("/", 1)[1]: round(100 * v / span) for k, v in cpu.items() if k.startswith("sut/")},
@@ -610,6 +632,9 @@ def main() -> None:
     ap.add_argument("--nerve-venv", default=os.environ.get("NERVE_VENV", "") or find_nerve_venv(),
                     help="venv with Nerve installed (bin/nerve, bin/python)")
     ap.add_argument("--nerve-topology", default="separate", choices=["separate", "embedded"])
+    ap.add_argument("--nerve-dispatcher-workers", type=int, default=0,
+                    help="separate topology: `python -m dispatcher --workers N` (N processes sharing the "
+                         "Broker topic's partitions); 0: one process")
     ap.add_argument("--nerve-workers", type=int, default=0,
                     help="--workers N for Nerve (embedded: ingress worker processes of nerve up; separate: of "
                          "python -m ingress); 0 leaves Nerve's default")
@@ -664,7 +689,7 @@ def main() -> None:
         systems = {"knative": Knative, "nerve": Nerve}
         order = [systems[s] for s in args.systems.split(",")]
         for rep in range(args.repeat):
-            for triggers in (1, 10):
+            for triggers in sorted({SCENARIOS[s][0] for s in wanted}):
                 scs = [s for s in wanted if SCENARIOS[s][0] == triggers]
                 if not scs:
                     continue

@@ -30,6 +30,7 @@ from typing import Any
 
 from channels.base import Backend, Cursor, Lagging, Reader, TypeFilteredBackend
 from core import tracing
+from core.bounded import finish_within
 from core.contract import Egress, Resource
 from core.delivery import Consumer, Deliverer, Inbound, Target, metrics
 from core.delivery.metrics import TargetMetrics
@@ -110,6 +111,8 @@ def _filter_fields(egress: Egress) -> tuple[object, ...]:
 
 
 REJOIN_CHECK_S = 1.0
+STOP_GRACE_S = 10.0
+"""Beyond the drain timeout, how long rejoining waits for the Trigger's own reader to stop."""
 REJOIN_CALM_CHECKS = 3
 """A Trigger that read on alone rejoins the shared reader once its lag stayed low this many checks."""
 
@@ -259,9 +262,18 @@ class EgressRunner:
         if self._stopping or (self._switch is not None and not self._switch.done()):
             return
         self._switch = asyncio.create_task(self._go_alone(), name=f"detach-{self.group}")
+        self._switch.add_done_callback(self._switched)
+
+    def _switched(self, task: asyncio.Task[None]) -> None:
+        # A switch that failed leaves the Trigger reading from neither reader: never silently.
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: %s failed, its events wait until the dispatcher restarts", self.group, task.get_name(),
+                      exc_info=task.exception())
 
     async def _go_alone(self) -> None:
-        await self._leave_fanout()
+        # Bounded as rejoining is (below): out of the index at once, the rest must not keep it from reading.
+        await finish_within(self._leave_fanout(), self._settings.drain_timeout_s + STOP_GRACE_S,
+                            f"{self.group}: leaving the shared reader")
         delay = 1.0
         while not self._stopping:
             try:
@@ -282,10 +294,15 @@ class EgressRunner:
             calm = calm + 1 if lag is not None and lag <= self._settings.max_inflight else 0
         if not self._stopping:
             self._switch = asyncio.create_task(self._rejoin(), name=f"rejoin-{self.group}")
+            self._switch.add_done_callback(self._switched)
 
     async def _rejoin(self) -> None:
         log.info("%s: caught up, back on the shared reader", self.group)
-        await self._stop_alone()
+        # Bounded: while its own reader stops, this Trigger reads nothing. A stop that hangs (once, in a
+        # comparator run, inside the Kafka client's shutdown: no LeaveGroup was ever sent) would leave it
+        # out of both readers for good; late, the stop goes on in the background (core/bounded.py).
+        await finish_within(self._stop_alone(), self._settings.drain_timeout_s + STOP_GRACE_S,
+                            f"{self.group}: stopping its own reader")
         delay = 1.0
         while not self._stopping:
             try:

@@ -16,6 +16,7 @@ import logging
 import aiohttp
 
 from channels.registry import BackendPool
+from core.bounded import stragglers
 from core.contract import Contract, Egress, Resource
 from core.delivery import Deliverer, Sender, pooled_session
 from core.errors import BackendError
@@ -62,6 +63,7 @@ class Dispatcher:
             self._runners.clear()
             if self._fanouts is not None:
                 await self._fanouts.stop()
+            await stragglers(self._settings.drain_timeout_s)
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -1,0 +1,64 @@
+"""core/bounded.py: a step that is late is left running and reported with where it waits; the caller goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from core.bounded import awaiting, finish_within, stragglers
+
+
+async def _shutdown_that_hangs(release: asyncio.Event, ended: list[str]) -> None:
+    await _leave_group(release)
+    ended.append("stopped")
+
+
+async def _leave_group(release: asyncio.Event) -> None:
+    await release.wait()
+
+
+async def test_a_step_in_time_returns_true_and_has_run() -> None:
+    ended: list[str] = []
+    release = asyncio.Event()
+    release.set()
+    assert await finish_within(_shutdown_that_hangs(release, ended), 1.0, "g: stopping its own reader")
+    assert ended == ["stopped"]
+
+
+async def test_a_late_step_is_left_running_and_the_log_names_where_it_waits(
+        caplog: pytest.LogCaptureFixture) -> None:
+    ended: list[str] = []
+    release = asyncio.Event()
+    with caplog.at_level(logging.INFO, logger="nerve.bounded"):
+        assert not await finish_within(_shutdown_that_hangs(release, ended), 0.05, "g: stopping its own reader")
+        warning = caplog.records[-1].getMessage()
+        assert warning.startswith("g: stopping its own reader: not done after 0.05 s, going on without it")
+        assert "(waiting in _shutdown_that_hangs:14 > _leave_group:19 > Event.wait:" in warning, warning
+        assert ended == []
+        release.set()  # the library's shutdown ends after all: its end is logged, nothing was cancelled
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert ended == ["stopped"]
+        assert caplog.records[-1].getMessage() == "g: stopping its own reader: done after all"
+
+
+async def test_a_failing_step_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    async def fails() -> None:
+        raise RuntimeError("commit refused")
+
+    with caplog.at_level(logging.WARNING, logger="nerve.bounded"):
+        assert await finish_within(fails(), 1.0, "g: stopping its own reader")
+    assert caplog.records[-1].getMessage() == "g: stopping its own reader failed: RuntimeError('commit refused')"
+
+
+async def test_at_shutdown_late_steps_get_a_last_wait_then_are_cancelled() -> None:
+    forever = asyncio.Event()
+    ended: list[str] = []
+    assert not await finish_within(_shutdown_that_hangs(forever, ended), 0.01, "g: stopping its own reader")
+    task = next(t for t in asyncio.all_tasks() if t.get_name() == "g: stopping its own reader")
+    assert "_leave_group" in awaiting(task)
+    await stragglers(0.05)
+    await asyncio.sleep(0)
+    assert task.cancelled() and ended == []
