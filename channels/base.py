@@ -129,6 +129,12 @@ class SharedReader(Protocol):
         """Commit what the group acked and stop tracking it; its unacked records come back to it later."""
         ...
 
+    def open_alone(self, group: str, *, since: float | None = None) -> Reader:
+        """A Reader of `group` alone, from its committed position, over what this shared reader reads and
+        no more (Kafka: the partitions this process holds, so a group detached in one dispatcher process
+        does not also read the partitions another process still delivers for it). Only when `resumable`."""
+        ...
+
     async def receive(self, max_records: int) -> Sequence[Record]:
         """Wait for records (at least one, up to `max_records`); `[]` once stopped."""
         ...

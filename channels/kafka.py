@@ -383,8 +383,12 @@ class _KafkaReader(Reader):
         from_start: bool,
         wrap: Callable[[Any], Event] | None = None,
         since: float | None = None,
+        partitions: frozenset[int] | None = None,
     ) -> None:
         self._settings = settings
+        self._only = partitions
+        """Read only these partitions, assigned by hand (no group membership; commits are standalone):
+        a Trigger reading alone over its dispatcher process's share of the topic (kafka_fanout.py)."""
         self._since_ms = None if since is None else int(since * 1000)
         self._wrap = wrap
         self._topic = topic
@@ -413,7 +417,12 @@ class _KafkaReader(Reader):
         try:
             await self._consumer.start()
             await asyncio.wait_for(self._partitions_known(), min(5.0, self._settings.assignment_timeout_s))
-            self._consumer.subscribe([self._topic], listener=_Rebalance(self))
+            if self._only is None:
+                self._consumer.subscribe([self._topic], listener=_Rebalance(self))
+            else:
+                self._consumer.assign([TopicPartition(self._topic, p) for p in sorted(self._only)])
+                await self.partitions_assigned(list(self._consumer.assignment()))
+                self.assigned.set()
             await asyncio.wait_for(self._positioned(), self._settings.assignment_timeout_s)
             self._positioning = False
         except (KafkaError, OSError, TimeoutError) as exc:
@@ -575,6 +584,12 @@ class _KafkaReader(Reader):
         await self.commit()
         with contextlib.suppress(KafkaError, OSError):
             await self._consumer.stop()
+
+
+def open_group_reader(settings: KafkaSettings, topic: str, group: str, *, since: float | None = None,
+                      partitions: frozenset[int] | None = None) -> Reader:
+    """`KafkaBackend.open_reader`, optionally over some partitions only (assigned, not group-managed)."""
+    return _KafkaReader(settings, topic, group, False, since=since, partitions=partitions)
 
 
 class KafkaBackend(Backend, RecordBackend, TopicInspector, FanoutBackend):

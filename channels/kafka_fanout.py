@@ -40,8 +40,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.protocol.commit import OffsetCommitRequest
 
-from channels.base import Cursor, Message, Record, SharedReader
-from channels.kafka import KafkaSettings, _describe, consumer_options, decode
+from channels.base import Cursor, Message, Reader, Record, SharedReader
+from channels.kafka import KafkaSettings, _describe, consumer_options, decode, open_group_reader
 from core.errors import BackendError, InvalidEvent
 from core.events import Event
 
@@ -207,6 +207,15 @@ class KafkaSharedReader(SharedReader):
     @property
     def resumable(self) -> bool:
         return True
+
+    def open_alone(self, group: str, *, since: float | None = None) -> Reader:
+        # Only the partitions this process holds: the group's own consumer, were it to join the group,
+        # would be its only member and get every partition, including those another dispatcher process
+        # still delivers for the same Trigger from its shared reader (each event twice). A partition that
+        # moves to another process while this Trigger reads alone is read by both until it rejoins.
+        if not self._assigned:
+            return open_group_reader(self._settings, self._topic, group, since=since)
+        return open_group_reader(self._settings, self._topic, group, since=since, partitions=frozenset(self._assigned))
 
     def highwater(self, partition: int) -> int | None:
         end: int | None = self._consumer.highwater(TopicPartition(self._topic, partition))

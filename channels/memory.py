@@ -249,6 +249,9 @@ class _MemorySharedReader(SharedReader):
     def resumable(self) -> bool:
         return False
 
+    def open_alone(self, group: str, *, since: float | None = None) -> Reader:
+        raise BackendError("the memory backend keeps no history: a Trigger cannot read on alone")
+
     async def start(self) -> None:
         await self._reader.start()
 

@@ -223,11 +223,14 @@ class EgressRunner:
         self._consumer = self._make_consumer(inbox.receive, self._admit_taken)
         self._consumer.start()
 
-    async def _read_alone(self) -> None:
+    async def _read_alone(self, fanout: Fanout | None = None) -> None:
         # A backend that filters on the server (NATS subjects) reads only this group's type when its filter
         # names one exact type; the filter still runs here on what arrives.
         self.server_type = self.wanted_server_type(self.egress)
-        if self.server_type is not None and isinstance(self._channel, TypeFilteredBackend):
+        if fanout is not None:
+            # Left the shared reader for being slow: over what that reader reads in this process only.
+            reader = fanout.open_alone(self.egress.consumer_group, since=self.since)
+        elif self.server_type is not None and isinstance(self._channel, TypeFilteredBackend):
             reader = self._channel.open_typed_reader(self.resource.topic, self.egress.consumer_group,
                                                      self.server_type, since=self.since)
         else:
@@ -271,13 +274,14 @@ class EgressRunner:
                       exc_info=task.exception())
 
     async def _go_alone(self) -> None:
+        fanout = self._fanout
         # Bounded as rejoining is (below): out of the index at once, the rest must not keep it from reading.
         await finish_within(self._leave_fanout(), self._settings.drain_timeout_s + STOP_GRACE_S,
                             f"{self.group}: leaving the shared reader")
         delay = 1.0
         while not self._stopping:
             try:
-                await self._read_alone()
+                await self._read_alone(fanout)
                 break
             except BackendError as exc:
                 log.warning("%s: cannot read alone yet (%s); retrying", self.group, exc)

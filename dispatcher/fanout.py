@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from channels.base import Backend, Cursor, FanoutBackend, Message, SharedReader, shared_reader_group
+from channels.base import Backend, Cursor, FanoutBackend, Message, Reader, SharedReader, shared_reader_group
 from core.delivery import metrics
 from core.delivery.metrics import TargetMetrics
 from core.errors import BackendError
@@ -164,6 +164,10 @@ class Fanout:
         self._entries[id(subscriber)] = _Entry(subscriber, cursor, inbox, self._seen)
         self.reindex()
         return cursor, inbox
+
+    def open_alone(self, group: str, *, since: float | None) -> Reader:
+        """The Reader a Trigger that left for being slow reads on with (SharedReader.open_alone)."""
+        return self._reader.open_alone(group, since=since)
 
     def leave(self, subscriber: Subscriber) -> None:
         """Stop feeding it (at once, between two records). Its Inbox stays as it is: the caller closes it,

@@ -119,3 +119,74 @@ async def test_triggers_attached_at_different_positions_each_get_everything_from
     finally:
         await reader.stop()
         await channel.stop()
+
+
+async def _take_all(reader: SharedReader, cursor: Cursor, into: dict[str, int], seconds: float) -> None:
+    """Read for `seconds`, acking what `cursor` takes; event id -> times taken."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while loop.time() < end:
+        try:
+            records = await asyncio.wait_for(reader.receive(100), max(0.1, end - loop.time()))
+        except TimeoutError:
+            return
+        for record in records:
+            message = cursor.take(record)
+            if message is not None:
+                into[str(record.event.attributes["id"])] = into.get(str(record.event.attributes["id"]), 0) + 1
+                await message.ack()
+        reader.done()
+
+
+async def test_a_trigger_reading_alone_in_one_dispatcher_process_reads_only_that_process_s_partitions(
+        kafka_bootstrap: str) -> None:
+    """Two dispatcher processes share a Broker topic's partitions; a Trigger too slow in one of them reads
+    on alone there, while the other still delivers it from its shared reader: each event once, not twice."""
+    channel = KafkaBackend(KafkaSettings(bootstrap_servers=kafka_bootstrap))
+    await channel.start()
+    topic, trigger = unique_name("two-processes"), unique_name("g-slow")
+    await channel.ensure_topic(TopicSpec(topic, partitions=4))
+    first = channel.open_shared_reader(topic, shared_reader_group(topic))
+    second = channel.open_shared_reader(topic, shared_reader_group(topic))
+    alone = None
+    try:
+        await first.start()
+        await second.start()  # the group's second member: the partitions are split between the two
+        await asyncio.sleep(1.0)
+        in_first, in_second = await first.attach(trigger), await second.attach(trigger)
+        for i in range(40):
+            await channel.publish(topic, event(i, partitionkey=f"key-{i}"))
+        got: dict[str, int] = {}
+        await asyncio.gather(_take_all(first, in_first, got, 5.0), _take_all(second, in_second, got, 5.0))
+        assert set(got) == {f"id-{i}" for i in range(40)}
+
+        # Slow in the first process: it leaves that shared reader and reads on alone there.
+        await first.detach(in_first)
+        alone = first.open_alone(trigger)
+        await alone.start()
+        for i in range(40, 80):
+            await channel.publish(topic, event(i, partitionkey=f"key-{i}"))
+        later: dict[str, int] = {}
+
+        async def read_alone(seconds: float) -> None:
+            loop = asyncio.get_running_loop()
+            end = loop.time() + seconds
+            while loop.time() < end:
+                try:
+                    messages = await asyncio.wait_for(alone.receive(100), max(0.1, end - loop.time()))
+                except TimeoutError:
+                    return
+                for m in messages:
+                    later[str(m.event.attributes["id"])] = later.get(str(m.event.attributes["id"]), 0) + 1
+                    await m.ack()
+
+        await asyncio.gather(read_alone(8.0), _take_all(second, in_second, later, 8.0))
+        assert set(later) == {f"id-{i}" for i in range(40, 80)}  # none lost
+        twice = sorted(k for k, n in later.items() if n > 1)
+        assert twice == [], f"{len(twice)} of 40 events delivered twice, e.g. {twice[:5]}"
+    finally:
+        if alone is not None:
+            await alone.stop()
+        await first.stop()
+        await second.stop()
+        await channel.stop()
