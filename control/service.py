@@ -24,6 +24,7 @@ from control.api import channel, kinds
 from control.api.admission import AdmissionSettings, FieldValidation, Refused, admit, identify
 from control.api.meta import DEFAULT_NAMESPACE, mapping, with_generated_name
 from control.api.schema import FieldNotice
+from control.reconcilers import gc_pause
 from control.reconcilers.controller import Reconciler
 from control.store.base import SERVER_METADATA, ResourceStore, Write, is_deleting, user_view, write_all
 from core.errors import Conflict, FieldError, InvalidResource, NotFound
@@ -78,6 +79,10 @@ class ControlService:
                 log.exception("periodic reconcile failed")
 
     async def apply(self, manifests: list[Any], validation: FieldValidation = FieldValidation.WARN) -> Applied:
+        with gc_pause.paused():
+            return await self._apply(manifests, validation)
+
+    async def _apply(self, manifests: list[Any], validation: FieldValidation) -> Applied:
         admitted: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
         errors: list[FieldError] = []
         warnings: list[FieldNotice] = []

@@ -37,7 +37,7 @@ from control.api import source as source_api
 from control.api.broker import BROKER_CLASSES
 from control.api.trigger import dependency_of
 from control.conditions import cond, with_ready
-from control.reconcilers import finalizers, garbage
+from control.reconcilers import finalizers, garbage, gc_pause
 from control.reconcilers.apiserversource import ApiServerSourceReconciler, ClusterAccess
 from control.reconcilers.broker import BrokerReconciler
 from control.reconcilers.channel import Channels
@@ -193,9 +193,10 @@ class Reconciler:
 
     async def reconcile(self) -> Contract:
         async with self._lock:
-            for _ in range(MAX_ROUNDS):
-                if not await self._round():
-                    break
+            with gc_pause.paused():
+                for _ in range(MAX_ROUNDS):
+                    if not await self._round():
+                        break
             self._schedule_wake()
             return self.contract
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from control.service import ControlService
 from control.settings import ControlSettings
 from control.store.sqlite import SqliteStore
 from core.contract import Contract
+from core.errors import InvalidResource
 from tests.support import manifests
 
 N = 300
@@ -145,3 +147,14 @@ async def test_a_trigger_another_controller_serves_gets_no_finalizer_of_nerves(t
         await reconciler.stop()
         await pool.stop()
         await store.close()
+
+
+async def test_the_garbage_collector_runs_again_after_an_apply_and_after_a_refused_one(
+    control: tuple[ControlService, list[Contract]],
+) -> None:
+    service, _ = control
+    await service.apply([manifests.broker("b", "big"), trigger(1, broker="b")])
+    assert gc.isenabled()
+    with pytest.raises(InvalidResource):
+        await service.apply([{**trigger(2, broker="b"), "spec": {"broker": "b"}}])  # no subscriber
+    assert gc.isenabled()
