@@ -20,13 +20,30 @@ docs/performance.md "Scale of the contract". Noisy on a shared machine: the load
     .venv/bin/python bench/bench_contract.py                          # 1,000 and 10,000, file then api
     .venv/bin/python bench/bench_contract.py --triggers 10000 --modes file
     .venv/bin/python bench/bench_contract.py --profile /tmp/apply.svg  # py-spy record of nerve up (needs root)
+
+`--control-only` measures control's own code and nothing else: ControlService (control/service.py) runs in
+this process on SQLite with the contract written to a file (as `python -m control` publishes it), with no
+dispatcher, no HTTP and no `nerve apply` process. The Broker and N Triggers are one apply, parsed from one
+JSON body as the control API parses what `nerve apply -f` sends. It prints CPU seconds (this process, user +
+system) and wall time for: the apply (admission, the store's writes, the reconcile pass and the contract
+written), a resync pass with nothing changed, and one more Trigger; and beside each the store writes it made
+(resourceVersions used) and the Trigger builds (the reconciler's cache misses). `--profile out.txt` writes
+cProfile's figures of each phase (sorted by own time, then by cumulative time) next to `out.txt`; for py-spy
+run the whole bench under it (`.venv/bin/py-spy record -o out.svg -- .venv/bin/python bench/... --control-only`).
+
+    .venv/bin/python bench/bench_contract.py --control-only --triggers 10000
+    .venv/bin/python bench/bench_contract.py --control-only --triggers 10000 --profile /tmp/control.txt
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import cProfile
 import gzip
+import io
 import os
+import pstats
 import resource
 import shutil
 import signal
@@ -37,9 +54,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import psutil
@@ -324,6 +342,114 @@ def run_one(n: int, mode: str, args: argparse.Namespace) -> None:
             shutil.rmtree(state, ignore_errors=True)
 
 
+T = TypeVar("T")
+
+
+@dataclass
+class Phase:
+    name: str
+    cpu: float
+    wall: float
+    writes: int
+    builds: int
+
+
+async def measured(name: str, step: Callable[[], Awaitable[T]], revision: Callable[[], Awaitable[int]],
+                   builds: Callable[[], int], profile: Path | None) -> tuple[Phase, T]:
+    """CPU (this process), wall time, store writes and Trigger builds of one step; cProfile'd with `profile`."""
+    rev0, builds0 = await revision(), builds()
+    profiler_ = cProfile.Profile() if profile is not None else None
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    if profiler_ is not None:
+        profiler_.enable()
+    result = await step()
+    if profiler_ is not None:
+        profiler_.disable()
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    if profiler_ is not None and profile is not None:
+        out = io.StringIO()
+        stats = pstats.Stats(profiler_, stream=out)
+        stats.sort_stats("tottime").print_stats(40)
+        stats.sort_stats("cumulative").print_stats(60)
+        path = profile.with_stem(f"{profile.stem}-{name.replace(' ', '-')}")
+        path.write_text(out.getvalue())
+    return Phase(name, cpu, wall, await revision() - rev0, builds() - builds0), result
+
+
+async def control_only(n: int, args: argparse.Namespace) -> None:
+    # Imported here: the other modes run Nerve as its own process and need none of it in this one.
+    from channels.registry import BackendPool
+    from control.api.admission import AdmissionSettings
+    from control.reconcilers.controller import Reconciler
+    from control.service import ControlService
+    from control.settings import ControlSettings
+    from control.store.sqlite import SqliteStore
+    from core.contract import Contract, write_atomically
+
+    state = Path(tempfile.mkdtemp(prefix="nerve-bench-control-"))
+    settings = ControlSettings(state_dir=state, default_backend="memory")
+    store = SqliteStore(settings.db_path)
+    pool = BackendPool()
+    published: list[Contract] = []
+
+    async def publish(contract: Contract) -> None:
+        write_atomically(settings.contract_path, contract)  # what `python -m control` does with each generation
+        published.append(contract)
+
+    reconciler = Reconciler(store, pool, settings, publish)
+    service = ControlService(store, reconciler, AdmissionSettings("MTChannelBasedBroker",
+                                                                  default_channel_kind=settings.channel_kind))
+    sink = "http://127.0.0.1:9"  # nothing is sent: no dispatcher runs
+
+    async def revision() -> int:
+        return int((await store.list("Broker")).resource_version)
+
+    def builds() -> int:
+        return reconciler.triggers.builds
+
+    def body(docs: list[dict[str, Any]]) -> bytes:
+        return orjson.dumps({"items": docs})
+
+    profile = Path(args.profile) if args.profile else None
+    try:
+        await reconciler.reconcile()  # the empty store's first pass, as start() makes it
+        request = body([broker(), *(trigger(i, sink) for i in range(n))])
+        phases: list[Phase] = []
+
+        async def apply(raw: bytes) -> Any:
+            return await service.apply(orjson.loads(raw)["items"])  # parsed as the control API parses it
+
+        phase, _ = await measured("apply", lambda: apply(request), revision, builds, profile)
+        phases.append(phase)
+        egresses = sum(len(r.egresses) for r in published[-1].resources)
+        listed = (await store.list("Trigger", NAMESPACE)).items
+        ready = sum(any(c.get("type") == "Ready" and c.get("status") == "True"
+                        for c in (t.get("status") or {}).get("conditions") or []) for t in listed)
+        phase, _ = await measured("resync", reconciler.reconcile, revision, builds, profile)
+        phases.append(phase)
+        one = body([trigger(n, sink)])
+        phase, _ = await measured("one more", lambda: apply(one), revision, builds, profile)
+        phases.append(phase)
+        load = os.getloadavg()
+        print(f"\n== control alone: {n:,} Triggers on one Broker, one apply (in process, SQLite, contract file); "
+              f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores")
+        print(f"after the apply: {ready:,} Triggers Ready, {egresses:,} egresses in generation "
+              f"{published[-1].generation}, contract file {settings.contract_path.stat().st_size:,} bytes")
+        for p in phases:
+            print(f"{p.name + ':':<10} CPU {p.cpu:6.2f} s  wall {p.wall:6.2f} s  store writes {p.writes:>6,}  "
+                  f"Trigger builds {p.builds:>6,}  ({p.cpu / max(n, 1) * 1e6:,.0f} µs CPU per Trigger)")
+        if profile is not None:
+            print(f"cProfile: {profile.with_stem(profile.stem + '-<phase>')}")
+    finally:
+        await reconciler.stop()
+        await pool.stop()
+        await store.close()
+        if args.keep:
+            print(f"state dir kept: {state}")
+        else:
+            shutil.rmtree(state, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--triggers", default="1000,10000", help="comma-separated Trigger counts")
@@ -334,7 +460,15 @@ def main() -> None:
                         "stacks, .json speedscope")
     parser.add_argument("--keep", action="store_true", help="keep each state dir (nerve.log)")
     parser.add_argument("--nerve-arg", action="append", default=[], help="a flag for `nerve up`")
+    parser.add_argument("--control-only", action="store_true",
+                        help="control's own code in this process (SQLite, contract file, no dispatcher): CPU of "
+                        "the apply, a resync with nothing changed and one more Trigger; --profile then takes .txt "
+                        "(cProfile per phase)")
     args = parser.parse_args()
+    if args.control_only:
+        for n in (int(x) for x in args.triggers.split(",")):
+            asyncio.run(control_only(n, args))
+        return
     for n in (int(x) for x in args.triggers.split(",")):
         for mode in args.modes.split(","):
             run_one(n, mode, args)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from control.api import channel, kinds
 from control.api.admission import AdmissionSettings, FieldValidation, Refused, admit, identify
 from control.api.meta import DEFAULT_NAMESPACE, mapping, with_generated_name
 from control.api.schema import FieldNotice
+from control.reconcilers import gc_pause
 from control.reconcilers.controller import Reconciler
 from control.store.base import SERVER_METADATA, ResourceStore, Write, is_deleting, user_view, write_all
 from core.errors import Conflict, FieldError, InvalidResource, NotFound
@@ -77,6 +79,10 @@ class ControlService:
                 log.exception("periodic reconcile failed")
 
     async def apply(self, manifests: list[Any], validation: FieldValidation = FieldValidation.WARN) -> Applied:
+        with gc_pause.paused():
+            return await self._apply(manifests, validation)
+
+    async def _apply(self, manifests: list[Any], validation: FieldValidation) -> Applied:
         admitted: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
         errors: list[FieldError] = []
         warnings: list[FieldNotice] = []
@@ -101,7 +107,7 @@ class ControlService:
             warnings += [dataclasses.replace(w, resource=label) for w in result.warnings]
         if errors:
             raise Refused(errors, warnings)
-        planned = _plan_writes(admitted)
+        planned = _plan_writes(admitted, self.reconciler.with_finalizer)
         written = iter(await write_all(self.store, [w for w, _ in planned if w is not None]))
         await self.reconciler.reconcile()
         out = []
@@ -151,9 +157,11 @@ def _keep_server_spec(kind: kinds.Kind, old: dict[str, Any] | None, new: dict[st
 
 def _plan_writes(
     admitted: list[tuple[dict[str, Any], dict[str, Any] | None]],
+    on_create: Callable[[dict[str, Any]], dict[str, Any]] = lambda obj: obj,
 ) -> list[tuple[Write | None, tuple[str, dict[str, Any]]]]:
     """Create, update (carrying the stored object's server fields and resourceVersion, so a change
     made since admission read it is a Conflict) or nothing, for each admitted object in order.
+    `on_create` gives a new object what the reconciler would write on it first (its finalizer).
 
     A document repeated in one request updates what the earlier one wrote, as a sequence of
     `kubectl apply` calls would; every check happens here, before any write.
@@ -168,7 +176,7 @@ def _plan_writes(
             raise Conflict(f'{obj["kind"]} "{key[2]}" is being deleted (waiting for its backend clean-up); '
                            "apply it again once it is gone")
         if old is None:
-            latest[key] = obj
+            obj = latest[key] = on_create(obj)
             planned.append((Write("create", obj), ("created", obj)))
             continue
         if user_view(old) == user_view(obj):

@@ -81,8 +81,21 @@ def identify(manifest: Any) -> kinds.Kind:
     return found
 
 
+def _copied(value: Any) -> Any:
+    """A deep copy, quicker than copy.deepcopy for what a manifest is made of (JSON's dicts, lists and
+    scalars: no memo to keep, no dispatch per type); anything else is copy.deepcopy'd as before."""
+    cls = type(value)
+    if cls is dict:
+        return {k: _copied(v) for k, v in value.items()}
+    if cls is list:
+        return [_copied(v) for v in value]
+    if cls is str or cls is int or cls is float or cls is bool or value is None:
+        return value
+    return copy.deepcopy(value)
+
+
 def _pruned(obj: dict[str, Any], kind: kinds.Kind) -> dict[str, Any]:
-    copied = copy.deepcopy(obj)
+    copied: dict[str, Any] = _copied(obj)
     schema.check(copied, kind.schema, prune=True)
     return copied
 
@@ -98,7 +111,7 @@ def admit(manifest: Any, old: dict[str, Any] | None, settings: AdmissionSettings
           validation: FieldValidation = FieldValidation.WARN) -> Admitted:
     kind = identify(manifest)
     refuse_too_deep(manifest)
-    obj: dict[str, Any] = copy.deepcopy(manifest)
+    obj: dict[str, Any] = _copied(manifest)  # within MAX_DEPTH: the recursion is safe
     if obj.get("apiVersion") != kind.api_version:
         kind.convert(obj)
         obj["apiVersion"] = kind.api_version

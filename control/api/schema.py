@@ -88,7 +88,31 @@ keeping every recursive walk (this schema's, the validators', deepcopy, JSON) fa
 
 
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> str | None:
-    """The path of the first value nested deeper than `limit`, or None. Iterative, so any depth is safe."""
+    """The path of the first value nested deeper than `limit`, or None. Iterative, so any depth is safe.
+    Depths alone first (every manifest of an apply is checked: no path is built for one that passes), the
+    path only for one that does not."""
+    if _within(value, limit):
+        return None
+    return _first_too_deep(value, limit)
+
+
+def _within(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, dict):
+            children: Any = current.values()
+        elif isinstance(current, list):
+            children = current
+        else:
+            continue
+        if depth >= limit:
+            return False
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return True
+
+
+def _first_too_deep(value: Any, limit: int) -> str | None:
     stack: list[tuple[Any, str, int]] = [(value, "", 0)]
     while stack:
         current, path, depth = stack.pop()
@@ -118,22 +142,38 @@ def _walk(value: Any, node: Node, path: str, out: list[FieldNotice], prune: bool
         return
     if node.open:
         return
+    # A child is walked (and its path made) only where the walk can find something: an unimplemented field,
+    # or an object or list under a node that looks into it. Every manifest of an apply is walked twice.
     if node.fields is not None and isinstance(value, dict):
         for key, child in list(value.items()):
-            child_path = f"{path}.{key}" if path else str(key)
             known = node.fields.get(str(key))
             if known is None:
+                child_path = f"{path}.{key}" if path else str(key)
                 out.append(FieldNotice(child_path, f'unknown field "{child_path}"', unknown=True))
                 if prune:
                     del value[key]
-            else:
-                _walk(child, known, child_path, out, prune)
+            elif _worth_walking(child, known):
+                _walk(child, known, f"{path}.{key}" if path else str(key), out, prune)
     elif node.items is not None and isinstance(value, list):
-        for i, item in enumerate(value):
-            _walk(item, node.items, f"{path}[{i}]", out, prune)
-    elif node.values is not None and isinstance(value, dict):
+        if _could_find(node.items):
+            for i, item in enumerate(value):
+                if _worth_walking(item, node.items):
+                    _walk(item, node.items, f"{path}[{i}]", out, prune)
+    elif node.values is not None and isinstance(value, dict) and _could_find(node.values):
         for key, child in value.items():
-            _walk(child, node.values, f"{path}.{key}", out, prune)
+            if _worth_walking(child, node.values):
+                _walk(child, node.values, f"{path}.{key}", out, prune)
+
+
+def _could_find(node: Node) -> bool:
+    """Whether walking a value under `node` can find anything (LEAF and OPEN nodes find nothing)."""
+    return bool(node.unimplemented) or (not node.open and (node.fields is not None or node.items is not None
+                                                           or node.values is not None))
+
+
+def _worth_walking(value: Any, node: Node) -> bool:
+    # An unimplemented node reports the field whatever its value; any other looks only into objects and lists.
+    return bool(node.unimplemented) or (isinstance(value, dict | list) and _could_find(node))
 
 
 # ------------------------------------------------------------------------------ shared Knative types

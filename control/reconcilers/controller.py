@@ -37,7 +37,7 @@ from control.api import source as source_api
 from control.api.broker import BROKER_CLASSES
 from control.api.trigger import dependency_of
 from control.conditions import cond, with_ready
-from control.reconcilers import finalizers, garbage
+from control.reconcilers import finalizers, garbage, gc_pause
 from control.reconcilers.apiserversource import ApiServerSourceReconciler, ClusterAccess
 from control.reconcilers.broker import BrokerReconciler
 from control.reconcilers.channel import Channels
@@ -93,11 +93,17 @@ _CHANNEL_KINDS = frozenset(kind.kind for kind in kinds.CHANNEL_KINDS)
 _FILTERED = ("Broker", "Channel", *sorted(_CHANNEL_KINDS), "Trigger", "Subscription")
 
 
+def serves_all(served: Served) -> bool:
+    """Whether the pass reconciles every Broker, channel, Trigger and Subscription (no --broker-classes or
+    --channel-kinds narrowing it to some)."""
+    return served.broker_classes >= frozenset(BROKER_CLASSES) and served.channel_kinds >= _CHANNEL_KINDS
+
+
 def keep_own(snapshot: Snapshot, served: Served) -> None:
     """Leave out of the pass the Brokers, channels, Triggers and Subscriptions another controller serves
     (control/reconcilers/served.py): the pass writes nothing of theirs. Brokers and channels first, so a
     Trigger or Subscription is judged by what it names."""
-    if served.broker_classes >= frozenset(BROKER_CLASSES) and served.channel_kinds >= _CHANNEL_KINDS:
+    if serves_all(served):
         return
     seen: dict[tuple[str, str, str], dict[str, Any]] = {}
     for kind in _FILTERED:
@@ -163,12 +169,34 @@ class Reconciler:
         read them from here, and the contract carries them to the data plane."""
         self._wake: asyncio.TimerHandle | None = None
         self._woken: asyncio.Task[Contract] | None = None
+        self._serves_all = serves_all(self._served)
+        self._finalized_kinds = frozenset(r.kind for r in self._finalizing())
+        """The kinds whose reconciler adds BACKEND_CLEANUP to every live object first thing (and finalizes)."""
+
+    def _finalizing(self) -> tuple[Any, ...]:
+        # Triggers and sources before Brokers: a Trigger's group is deleted while its topic still exists
+        # (Subscriptions before their channels likewise).
+        return (self.triggers, self.kafka_sources, self.brokers, *self.channels.finalizing)
+
+    def with_finalizer(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """`obj`, about to be created, with the backend clean-up finalizer its first pass would add (before
+        anything else of it: see finalizers.py), so that a new Trigger costs the store one write fewer.
+        Only for the kinds whose reconciler adds it to every live object, and only when the pass reconciles
+        every object (`serves_all`): with --broker-classes / --channel-kinds a Trigger is judged by the
+        Broker it names, and one another controller serves must never carry Nerve's finalizer (nothing
+        would remove it); the pass then adds it as before."""
+        if obj.get("kind") not in self._finalized_kinds or not self._serves_all or not finalizers.needs_adding(obj):
+            return obj
+        meta = obj["metadata"]
+        return {**obj, "metadata": {**meta, "finalizers": [*(meta.get("finalizers") or []),
+                                                           finalizers.BACKEND_CLEANUP]}}
 
     async def reconcile(self) -> Contract:
         async with self._lock:
-            for _ in range(MAX_ROUNDS):
-                if not await self._round():
-                    break
+            with gc_pause.paused():
+                for _ in range(MAX_ROUNDS):
+                    if not await self._round():
+                        break
             self._schedule_wake()
             return self.contract
 
@@ -277,9 +305,7 @@ class Reconciler:
             self.contract = contract
 
     async def _finalize(self, snapshot: Snapshot, writes: Writes) -> None:
-        # Triggers and sources before Brokers: a Trigger's group is deleted while its topic still exists
-        # (Subscriptions before their channels likewise).
-        for reconciler in (self.triggers, self.kafka_sources, self.brokers, *self.channels.finalizing):
+        for reconciler in self._finalizing():
             for obj in snapshot.deleting(reconciler.kind):
                 if not finalizers.pending(obj):
                     continue

@@ -47,6 +47,7 @@ _SCHEMA = (
         name TEXT NOT NULL,
         body BLOB NOT NULL,
         status BLOB NOT NULL,
+        rv INTEGER,
         PRIMARY KEY (kind, namespace, name)
     )""",
     """CREATE TABLE IF NOT EXISTS changes (
@@ -68,6 +69,11 @@ def _copy(obj: dict[str, Any]) -> dict[str, Any]:
     stored object is JSON, it is written so)."""
     copied: dict[str, Any] = orjson.loads(orjson.dumps(obj))
     return copied
+
+
+def _with_status(body: bytes, status: bytes) -> bytes:
+    """The serialised object from its serialised body (a JSON object without "status") and status."""
+    return (body[:-1] + b',"status":' if body != b"{}" else b'{"status":') + status + b"}"
 
 
 def _label(kind: str, namespace: str, name: str) -> str:
@@ -98,9 +104,14 @@ class SqliteStore(ResourceStore):
         self._db = sqlite3.connect(str(path), isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA cache_size=-65536")
         for statement in _SCHEMA:
             self._db.execute(statement)
-        # Stores written before resourceVersions existed get one at their first change.
+        # The row's resourceVersion as a column, so a status write checks it without parsing the object and
+        # rewrites only the status. Stores written before it have none until their row's next write (then
+        # the body's own metadata.resourceVersion, or "0" for one written before resourceVersions existed).
+        if "rv" not in {row[1] for row in self._db.execute("PRAGMA table_info(resources)")}:
+            self._db.execute("ALTER TABLE resources ADD COLUMN rv INTEGER")
         self._changed = asyncio.Event()
         self._closed = False
         self._grouped = 0
@@ -109,17 +120,24 @@ class SqliteStore(ResourceStore):
     # ------------------------------------------------------------------------------------ reads
 
     @staticmethod
-    def _row(body: bytes, status: bytes) -> dict[str, Any]:
+    def _row(body: bytes, status: bytes, rv: int | None) -> dict[str, Any]:
         obj: dict[str, Any] = orjson.loads(body)
         obj["status"] = orjson.loads(status)
-        obj["metadata"].setdefault("resourceVersion", "0")
+        if rv is None:
+            obj["metadata"].setdefault("resourceVersion", "0")
+        else:
+            obj["metadata"]["resourceVersion"] = str(rv)  # the body's own is the one before a status write
         return obj
 
-    def _get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        row = self._db.execute(
-            "SELECT body, status FROM resources WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name)
+    def _select(self, kind: str, namespace: str, name: str) -> tuple[bytes, bytes, int | None] | None:
+        row: tuple[bytes, bytes, int | None] | None = self._db.execute(
+            "SELECT body, status, rv FROM resources WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name)
         ).fetchone()
-        return None if row is None else self._row(row[0], row[1])
+        return row
+
+    def _get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        row = self._select(kind, namespace, name)
+        return None if row is None else self._row(*row)
 
     def _revision(self) -> int:
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='changes'").fetchone()
@@ -131,13 +149,13 @@ class SqliteStore(ResourceStore):
     async def list(self, kind: str, namespace: str | None = None) -> ObjectList:
         if namespace is None:
             rows = self._db.execute(
-                "SELECT body, status FROM resources WHERE kind=? ORDER BY namespace, name", (kind,)
+                "SELECT body, status, rv FROM resources WHERE kind=? ORDER BY namespace, name", (kind,)
             ).fetchall()
         else:
             rows = self._db.execute(
-                "SELECT body, status FROM resources WHERE kind=? AND namespace=? ORDER BY name", (kind, namespace)
+                "SELECT body, status, rv FROM resources WHERE kind=? AND namespace=? ORDER BY name", (kind, namespace)
             ).fetchall()
-        return ObjectList([self._row(body, status) for body, status in rows], str(self._revision()))
+        return ObjectList([self._row(body, status, rv) for body, status, rv in rows], str(self._revision()))
 
     async def watch(self, kind: str, namespace: str | None = None, *,
                     resource_version: str | None = None) -> AsyncIterator[WatchEvent]:
@@ -176,22 +194,41 @@ class SqliteStore(ResourceStore):
     def _record(self, type_: EventType, obj: dict[str, Any]) -> None:
         """Log the change and give the object its new resourceVersion (called inside a transaction)."""
         kind, namespace, name = key_of(obj)
-        # One statement: the logged object's resourceVersion is its row's rv, set when a watch reads it back,
-        # so the insert need not be followed by an update that writes the object a second time.
-        cursor = self._db.execute("INSERT INTO changes (kind, namespace, type, object) VALUES (?, ?, ?, ?)",
-                                  (kind, namespace, type_, orjson.dumps(obj)))
-        rv = int(cursor.lastrowid or 0)
+        body = orjson.dumps({k: v for k, v in obj.items() if k != "status"})
+        rv = self._write(type_, kind, namespace, name, body, orjson.dumps(obj.get("status") or {}))
         obj["metadata"]["resourceVersion"] = str(rv)
+
+    def _write(self, type_: EventType, kind: str, namespace: str, name: str, body: bytes, status: bytes, *,
+               row: str = "replace") -> int:
+        """The change logged and the row written (or deleted) from the object's serialised body and status;
+        its new resourceVersion. Each is serialised once: the logged object is the two spliced. `row` says how
+        the row is written: `replace` (the whole row), `insert` (a new one: IntegrityError when the name is
+        taken; the caller's transaction then undoes the logged change) or `status` (only its status and rv,
+        in place)."""
+        # One statement: the logged object's resourceVersion is its row's rv, set when a watch reads it back,
+        # so the insert need not be followed by an update that writes the object a second time. Likewise the
+        # row's rv column is the truth, whatever resourceVersion its body carries.
+        cursor = self._db.execute("INSERT INTO changes (kind, namespace, type, object) VALUES (?, ?, ?, ?)",
+                                  (kind, namespace, type_, _with_status(body, status)))
+        rv = int(cursor.lastrowid or 0)
         if type_ == "DELETED":
             self._db.execute("DELETE FROM resources WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name))
-        else:
-            body = {k: v for k, v in obj.items() if k != "status"}
+        elif row == "status":
+            self._db.execute("UPDATE resources SET status=?, rv=? WHERE kind=? AND namespace=? AND name=?",
+                             (status, rv, kind, namespace, name))
+        elif row == "insert":
             self._db.execute(
-                "INSERT OR REPLACE INTO resources (kind, namespace, name, body, status) VALUES (?, ?, ?, ?, ?)",
-                (kind, namespace, name, orjson.dumps(body), orjson.dumps(obj.get("status") or {})),
+                "INSERT INTO resources (kind, namespace, name, body, status, rv) VALUES (?, ?, ?, ?, ?, ?)",
+                (kind, namespace, name, body, status, rv),
+            )
+        else:
+            self._db.execute(
+                "INSERT OR REPLACE INTO resources (kind, namespace, name, body, status, rv) VALUES (?, ?, ?, ?, ?, ?)",
+                (kind, namespace, name, body, status, rv),
             )
         if rv % 100 == 0:
             self._db.execute("DELETE FROM changes WHERE rv <= ?", (rv - CHANGES_KEPT,))
+        return rv
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self)
@@ -205,26 +242,32 @@ class SqliteStore(ResourceStore):
         old = self._get(kind, namespace, name)
         if old is None:
             raise NotFound(f"{_label(kind, namespace, name)} not found")
-        wanted = obj["metadata"].get("resourceVersion")
-        if wanted and wanted != old["metadata"]["resourceVersion"]:
-            raise Conflict(f"{_label(kind, namespace, name)} was changed by someone else (resourceVersion "
-                           f"{wanted} is not the current {old['metadata']['resourceVersion']}); read it again")
+        self._check_version(obj, old["metadata"]["resourceVersion"])
         return old
 
+    @staticmethod
+    def _check_version(obj: dict[str, Any], current: str) -> None:
+        wanted = obj["metadata"].get("resourceVersion")
+        if wanted and wanted != current:
+            kind, namespace, name = key_of(obj)
+            raise Conflict(f"{_label(kind, namespace, name)} was changed by someone else (resourceVersion "
+                           f"{wanted} is not the current {current}); read it again")
+
     def _create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Inside a transaction (or savepoint) that an error undoes: a name already taken is found by the row's
+        insert failing, not by reading it first (an apply creates 10,000 Triggers: 10,000 reads fewer)."""
         kind, namespace, name = key_of(obj)
-        old = self._get(kind, namespace, name)
-        if old is not None:
-            being = " and is being deleted" if old["metadata"].get("deletionTimestamp") else ""
-            raise Conflict(f"{_label(kind, namespace, name)} already exists{being}")
-        new = _copy(obj)
-        meta = new["metadata"]
-        for key in ("deletionTimestamp", "resourceVersion"):
-            meta.pop(key, None)
+        meta = {k: v for k, v in obj["metadata"].items() if k not in ("deletionTimestamp", "resourceVersion")}
         meta.update(uid=str(uuid.uuid4()), generation=1, creationTimestamp=_now())
-        new["status"] = {}
-        self._record("ADDED", new)
-        return new
+        body = orjson.dumps({**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta})
+        try:
+            rv = self._write("ADDED", kind, namespace, name, body, b"{}", row="insert")
+        except sqlite3.IntegrityError:
+            old = self._get(kind, namespace, name)
+            being = " and is being deleted" if old and old["metadata"].get("deletionTimestamp") else ""
+            raise Conflict(f"{_label(kind, namespace, name)} already exists{being}") from None
+        # What is returned is parsed from what was stored: a copy the caller's object shares nothing with.
+        return self._row(body, b"{}", rv)
 
     def _update(self, obj: dict[str, Any]) -> dict[str, Any]:
         old = self._current(obj)
@@ -256,13 +299,32 @@ class SqliteStore(ResourceStore):
         return new
 
     def _update_status(self, obj: dict[str, Any]) -> dict[str, Any]:
-        old = self._current(obj)
+        """The status subresource: the row's rv column is checked and only its status and rv are rewritten; the
+        stored body is neither parsed for the check nor serialised again (a reconcile pass makes one status
+        write per object it changes: 10,000 for 10,000 new Triggers)."""
+        kind, namespace, name = key_of(obj)
+        row = self._select(kind, namespace, name)
+        if row is None:
+            raise NotFound(f"{_label(kind, namespace, name)} not found")
+        body, stored_status, rv = row
+        if rv is None:  # a row from before the rv column: the general path gives it one
+            old = self._row(body, stored_status, rv)
+            self._check_version(obj, old["metadata"]["resourceVersion"])
+            status = obj.get("status") or {}
+            if old["status"] == status:
+                return old
+            new = {**old, "metadata": dict(old["metadata"]), "status": _copy(status)}
+            self._record("MODIFIED", new)
+            return new
+        self._check_version(obj, str(rv))
         status = obj.get("status") or {}
-        if old["status"] == status:
-            return old
-        new = {**old, "metadata": dict(old["metadata"]), "status": _copy(status)}
-        self._record("MODIFIED", new)
-        return new
+        if orjson.loads(stored_status) == status:
+            return self._row(body, stored_status, rv)  # nothing changed: no new version
+        status_bytes = orjson.dumps(status)
+        # The row as it is, with the new status: the logged object is the stored body and the new status
+        # spliced (_write); the body is neither parsed for the check nor serialised again.
+        return self._row(body, status_bytes, self._write("MODIFIED", kind, namespace, name, body, status_bytes,
+                                                          row="status"))
 
     def _delete(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         old = self._get(kind, namespace, name)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,14 @@ import pytest
 
 from channels.registry import BackendPool
 from control.api.admission import AdmissionSettings
+from control.api.broker import CLASS_ANNOTATION
 from control.reconcilers.controller import Reconciler
+from control.reconcilers.finalizers import BACKEND_CLEANUP
 from control.service import ControlService
 from control.settings import ControlSettings
 from control.store.sqlite import SqliteStore
 from core.contract import Contract
+from core.errors import InvalidResource
 from tests.support import manifests
 
 N = 300
@@ -89,3 +93,68 @@ async def test_a_broker_change_rebuilds_its_triggers_and_a_ref_subscriber_is_nev
     assert builds.builds == before + 1  # only the Trigger whose subscriber is a ref was built again
     await service.apply([{**manifests.broker("b", "big"), "spec": {"delivery": {"retry": 7}}}])
     assert {e.egress_config.retry for r in published[-1].resources for e in r.egresses} == {7}
+
+
+async def revision(service: ControlService) -> int:
+    return int((await service.store.list("Trigger")).resource_version)
+
+
+async def test_a_new_trigger_is_two_writes_its_finalizer_there_from_the_first(
+    control: tuple[ControlService, list[Contract]],
+) -> None:
+    service, published = control
+    await service.apply([manifests.broker("b", "big"), *(trigger(i, broker="b") for i in range(3))])
+    before = await revision(service)
+    watch = service.store.watch("Trigger", "big", resource_version=str(before))
+    try:
+        await service.apply([trigger(3, broker="b")])
+        assert await revision(service) == before + 2  # its creation, then its status
+        added, modified = await anext(watch), await anext(watch)
+    finally:
+        await watch.aclose()
+    # A watcher (an ApiServerSource, a controller) sees it created with the clean-up finalizer, then Ready.
+    assert added.type == "ADDED" and added.object["metadata"]["finalizers"] == [BACKEND_CLEANUP]
+    assert modified.type == "MODIFIED" and modified.object["metadata"]["finalizers"] == [BACKEND_CLEANUP]
+    ready = [c for c in modified.object["status"]["conditions"] if c["type"] == "Ready"]
+    assert ready[0]["status"] == "True"
+    assert modified.object == await service.store.get("Trigger", "big", "t-0003")
+    assert "t-0003" in egresses(published[-1])
+    # Deleted, it is cleaned up and gone, as before.
+    await service.delete("trigger", "big", "t-0003")
+    assert await service.store.get("Trigger", "big", "t-0003") is None
+    assert "t-0003" not in egresses(published[-1])
+
+
+async def test_a_trigger_another_controller_serves_gets_no_finalizer_of_nerves(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "nerve.db")
+
+    async def sink(contract: Contract) -> None:
+        pass
+
+    pool = BackendPool()
+    # Next to Knative: Nerve serves only its NATS class, so a Trigger on an MTChannelBasedBroker is not its own.
+    settings = ControlSettings(state_dir=tmp_path, broker_classes="NatsJetStreamBroker")
+    reconciler = Reconciler(store, pool, settings, sink)
+    service = ControlService(store, reconciler, AdmissionSettings("MTChannelBasedBroker"))
+    try:
+        await service.apply([manifests.broker("theirs", "big", **{CLASS_ANNOTATION: "MTChannelBasedBroker"}),
+                             trigger(1, broker="theirs")])
+        theirs = await store.get("Trigger", "big", "t-0001")
+        assert theirs is not None and not theirs["metadata"].get("finalizers") and not theirs["status"]
+        await service.delete("trigger", "big", "t-0001")
+        assert await store.get("Trigger", "big", "t-0001") is None  # nothing holds it
+    finally:
+        await reconciler.stop()
+        await pool.stop()
+        await store.close()
+
+
+async def test_the_garbage_collector_runs_again_after_an_apply_and_after_a_refused_one(
+    control: tuple[ControlService, list[Contract]],
+) -> None:
+    service, _ = control
+    await service.apply([manifests.broker("b", "big"), trigger(1, broker="b")])
+    assert gc.isenabled()
+    with pytest.raises(InvalidResource):
+        await service.apply([{**trigger(2, broker="b"), "spec": {"broker": "b"}}])  # no subscriber
+    assert gc.isenabled()

@@ -67,6 +67,30 @@ async def test_status_and_spec_are_written_separately(store: SqliteStore) -> Non
     assert respec["status"] == {"ok": True}
 
 
+async def test_a_status_write_is_one_version_seen_whole_by_get_list_and_watch(store: SqliteStore) -> None:
+    obj = await store.create(cm("a", x="1"))
+    events = store.watch("ConfigMap", resource_version=obj["metadata"]["resourceVersion"])
+    try:
+        written = await store.update_status({**obj, "status": {"ok": True}})
+        event = await asyncio.wait_for(anext(events), 5)
+    finally:
+        await events.aclose()
+    assert written["metadata"]["resourceVersion"] != obj["metadata"]["resourceVersion"]
+    version = written["metadata"]["resourceVersion"]
+    assert written == {**obj, "metadata": {**obj["metadata"], "resourceVersion": version}, "status": {"ok": True}}
+    assert event.type == "MODIFIED" and event.object == written
+    assert await store.get("ConfigMap", "ns1", "a") == written
+    assert (await store.list("ConfigMap")).items == [written]
+    # The same status again is no write; the version it replaced is stale for the next one.
+    assert await store.update_status({**written, "status": {"ok": True}}) == written
+    with pytest.raises(Conflict, match="changed by someone else"):
+        await store.update_status({**obj, "status": {"ok": False}})
+    # A spec update after it keeps the status and carries on from its version.
+    respec = await store.update({**written, "data": {"x": "2"}})
+    assert respec["status"] == {"ok": True} and respec["data"] == {"x": "2"}
+    assert await store.get("ConfigMap", "ns1", "a") == respec
+
+
 async def test_create_update_and_delete_refuse_what_they_cannot_do(store: SqliteStore) -> None:
     await store.create(cm("a"))
     with pytest.raises(Conflict, match="already exists"):
@@ -180,6 +204,37 @@ async def test_a_store_written_before_resource_versions_opens_and_updates(tmp_pa
         assert old is not None and old["status"] == {"ok": True} and old["metadata"]["uid"] == "u1"
         updated = await store.update({**old, "data": {"x": "2"}})
         assert updated["metadata"]["generation"] == 4 and updated["metadata"]["resourceVersion"] != "0"
+        assert await store.get("ConfigMap", "ns1", "old") == updated
+    finally:
+        await store.close()
+
+
+async def test_a_status_write_on_a_row_written_before_the_version_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    import orjson
+
+    db = sqlite3.connect(tmp_path / "old.db")
+    db.execute("CREATE TABLE resources (kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, "
+               "body BLOB NOT NULL, status BLOB NOT NULL, PRIMARY KEY (kind, namespace, name))")
+    body = {**cm("old", x="1"), "metadata": {"name": "old", "namespace": "ns1", "uid": "u1", "generation": 3,
+                                             "creationTimestamp": "2025-01-01T00:00:00Z", "resourceVersion": "7"}}
+    db.execute("INSERT INTO resources VALUES (?, ?, ?, ?, ?)",
+               ("ConfigMap", "ns1", "old", orjson.dumps(body), orjson.dumps({"ok": True})))
+    db.commit()
+    db.close()
+    store = SqliteStore(tmp_path / "old.db")
+    try:
+        old = await store.get("ConfigMap", "ns1", "old")
+        assert old is not None and old["metadata"]["resourceVersion"] == "7"
+        with pytest.raises(Conflict):
+            await store.update_status({**old, "metadata": {**old["metadata"], "resourceVersion": "6"}})
+        status = await store.update_status({**old, "status": {"ok": False}})
+        assert status["status"] == {"ok": False} and status["data"] == {"x": "1"}
+        assert status["metadata"]["resourceVersion"] != "7"
+        assert await store.get("ConfigMap", "ns1", "old") == status
+        with pytest.raises(Conflict):
+            await store.update_status({**old, "status": {"ok": None}})  # "7" is stale now
     finally:
         await store.close()
 
