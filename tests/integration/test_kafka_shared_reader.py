@@ -9,6 +9,7 @@ own position on, once: what a restarted dispatcher (or Triggers back from readin
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -121,21 +122,30 @@ async def test_triggers_attached_at_different_positions_each_get_everything_from
         await channel.stop()
 
 
-async def _take_all(reader: SharedReader, cursor: Cursor, into: dict[str, int], seconds: float) -> None:
-    """Read for `seconds`, acking what `cursor` takes; event id -> times taken."""
+async def _count_for(seconds: float, receive: Callable[[], Awaitable[list[Message]]], into: dict[str, int]) -> None:
+    """Receive for `seconds`, acking each message; event id -> times received."""
     loop = asyncio.get_running_loop()
     end = loop.time() + seconds
     while loop.time() < end:
         try:
-            records = await asyncio.wait_for(reader.receive(100), max(0.1, end - loop.time()))
+            messages = await asyncio.wait_for(receive(), max(0.1, end - loop.time()))
         except TimeoutError:
             return
-        for record in records:
-            message = cursor.take(record)
-            if message is not None:
-                into[str(record.event.attributes["id"])] = into.get(str(record.event.attributes["id"]), 0) + 1
-                await message.ack()
+        for message in messages:
+            event_id = str(message.event.attributes["id"])
+            into[event_id] = into.get(event_id, 0) + 1
+            await message.ack()
+
+
+async def _take_all(reader: SharedReader, cursor: Cursor, into: dict[str, int], seconds: float) -> None:
+    """Read the shared reader for `seconds`, counting and acking what `cursor` takes."""
+    async def taken() -> list[Message]:
+        records = await reader.receive(100)
+        messages = [m for m in map(cursor.take, records) if m is not None]
         reader.done()
+        return messages
+
+    await _count_for(seconds, taken, into)
 
 
 async def test_a_trigger_reading_alone_in_one_dispatcher_process_reads_only_that_process_s_partitions(
@@ -167,20 +177,12 @@ async def test_a_trigger_reading_alone_in_one_dispatcher_process_reads_only_that
         for i in range(40, 80):
             await channel.publish(topic, event(i, partitionkey=f"key-{i}"))
         later: dict[str, int] = {}
+        reader = alone
 
-        async def read_alone(seconds: float) -> None:
-            loop = asyncio.get_running_loop()
-            end = loop.time() + seconds
-            while loop.time() < end:
-                try:
-                    messages = await asyncio.wait_for(alone.receive(100), max(0.1, end - loop.time()))
-                except TimeoutError:
-                    return
-                for m in messages:
-                    later[str(m.event.attributes["id"])] = later.get(str(m.event.attributes["id"]), 0) + 1
-                    await m.ack()
+        async def from_alone() -> list[Message]:
+            return list(await reader.receive(100))
 
-        await asyncio.gather(read_alone(8.0), _take_all(second, in_second, later, 8.0))
+        await asyncio.gather(_count_for(8.0, from_alone, later), _take_all(second, in_second, later, 8.0))
         assert set(later) == {f"id-{i}" for i in range(40, 80)}  # none lost
         twice = sorted(k for k, n in later.items() if n > 1)
         assert twice == [], f"{len(twice)} of 40 events delivered twice, e.g. {twice[:5]}"

@@ -184,21 +184,26 @@ async def test_objects_and_versions_survive_a_reopen(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_a_store_written_before_resource_versions_opens_and_updates(tmp_path: Path) -> None:
+def _old_store(path: Path, **metadata: Any) -> Path:
+    """A store as an older Nerve wrote it (no resourceVersion column), holding ConfigMap ns1/old."""
     import sqlite3
 
     import orjson
 
-    db = sqlite3.connect(tmp_path / "old.db")
+    db = sqlite3.connect(path)
     db.execute("CREATE TABLE resources (kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, "
                "body BLOB NOT NULL, status BLOB NOT NULL, PRIMARY KEY (kind, namespace, name))")
     body = {**cm("old", x="1"), "metadata": {"name": "old", "namespace": "ns1", "uid": "u1", "generation": 3,
-                                             "creationTimestamp": "2025-01-01T00:00:00Z"}}
+                                             "creationTimestamp": "2025-01-01T00:00:00Z", **metadata}}
     db.execute("INSERT INTO resources VALUES (?, ?, ?, ?, ?)",
                ("ConfigMap", "ns1", "old", orjson.dumps(body), orjson.dumps({"ok": True})))
     db.commit()
     db.close()
-    store = SqliteStore(tmp_path / "old.db")
+    return path
+
+
+async def test_a_store_written_before_resource_versions_opens_and_updates(tmp_path: Path) -> None:
+    store = SqliteStore(_old_store(tmp_path / "old.db"))
     try:
         old = await store.get("ConfigMap", "ns1", "old")
         assert old is not None and old["status"] == {"ok": True} and old["metadata"]["uid"] == "u1"
@@ -210,20 +215,7 @@ async def test_a_store_written_before_resource_versions_opens_and_updates(tmp_pa
 
 
 async def test_a_status_write_on_a_row_written_before_the_version_column(tmp_path: Path) -> None:
-    import sqlite3
-
-    import orjson
-
-    db = sqlite3.connect(tmp_path / "old.db")
-    db.execute("CREATE TABLE resources (kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, "
-               "body BLOB NOT NULL, status BLOB NOT NULL, PRIMARY KEY (kind, namespace, name))")
-    body = {**cm("old", x="1"), "metadata": {"name": "old", "namespace": "ns1", "uid": "u1", "generation": 3,
-                                             "creationTimestamp": "2025-01-01T00:00:00Z", "resourceVersion": "7"}}
-    db.execute("INSERT INTO resources VALUES (?, ?, ?, ?, ?)",
-               ("ConfigMap", "ns1", "old", orjson.dumps(body), orjson.dumps({"ok": True})))
-    db.commit()
-    db.close()
-    store = SqliteStore(tmp_path / "old.db")
+    store = SqliteStore(_old_store(tmp_path / "old.db", resourceVersion="7"))
     try:
         old = await store.get("ConfigMap", "ns1", "old")
         assert old is not None and old["metadata"]["resourceVersion"] == "7"
