@@ -213,9 +213,9 @@ class KafkaSharedReader(SharedReader):
         # would be its only member and get every partition, including those another dispatcher process
         # still delivers for the same Trigger from its shared reader (each event twice). A partition that
         # moves to another process while this Trigger reads alone is read by both until it rejoins.
-        if not self._assigned:
-            return open_group_reader(self._settings, self._topic, group, since=since)
-        return open_group_reader(self._settings, self._topic, group, since=since, partitions=frozenset(self._assigned))
+        # Holding none (yet): the group's own consumer, group-managed, as before the shared reader.
+        return open_group_reader(self._settings, self._topic, group, since=since,
+                                 partitions=frozenset(self._assigned) or None)
 
     def highwater(self, partition: int) -> int | None:
         end: int | None = self._consumer.highwater(TopicPartition(self._topic, partition))

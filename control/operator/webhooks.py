@@ -68,6 +68,11 @@ BindingsSource = Callable[[str], Awaitable[Snapshot]]
 _PATCHED_META = ("labels", "annotations")
 
 
+def _json_patch(ops: list[Obj]) -> Obj:
+    """The part of an AdmissionReview response that carries a JSONPatch."""
+    return {"patchType": "JSONPatch", "patch": base64.b64encode(orjson.dumps(ops)).decode()}
+
+
 def _review(request_uid: str, response: Obj) -> Obj:
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "response": {"uid": request_uid, **response}}
@@ -161,7 +166,7 @@ class Webhooks:
         ops = defaults_patch(obj, outcome.obj)
         response: Obj = {"allowed": True}
         if ops:
-            response |= {"patchType": "JSONPatch", "patch": base64.b64encode(orjson.dumps(ops)).decode()}
+            response |= _json_patch(ops)
         return _json(_review(request["uid"], response))
 
     async def _bind(self, http: web.Request) -> web.Response:
@@ -184,7 +189,7 @@ class Webhooks:
                             "value": bound["metadata"].get("annotations") or {}})
             log.info("bound %s by SinkBinding %s", _describe(request),
                      (bound["metadata"].get("annotations") or {}).get("sinkbindings.sources.nerve.dev/bound"))
-            response |= {"patchType": "JSONPatch", "patch": base64.b64encode(orjson.dumps(ops)).decode()}
+            response |= _json_patch(ops)
         return _json(_review(request["uid"], response))
 
     async def _validate(self, http: web.Request) -> web.Response:

@@ -78,6 +78,16 @@ def remove_webhooks(api_client: client.ApiClient) -> None:
                 raise
 
 
+def delete_namespaces(core: client.CoreV1Api, *names: str) -> None:
+    """A test's namespaces, each gone already or deleted now (no controller-manager empties them)."""
+    for name in names:
+        try:
+            core.delete_namespace(name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
 @dataclass
 class Operator:
     """One `python -m control --store kubernetes` process."""

@@ -14,7 +14,15 @@ from typing import Any
 from kubernetes import client, config, dynamic
 from kubernetes.client.rest import ApiException
 
-from tests.kubernetes.operator import Operator, free_port, install_webhooks, make_cert, remove_webhooks, wait_for
+from tests.kubernetes.operator import (
+    Operator,
+    delete_namespaces,
+    free_port,
+    install_webhooks,
+    make_cert,
+    remove_webhooks,
+    wait_for,
+)
 from tests.kubernetes.support import apply, install_crds
 
 CLASS = "eventing.knative.dev/broker.class"
@@ -112,9 +120,5 @@ async def test_the_operator_leaves_knatives_brokers_and_channels_alone(
         user.close()
         remove_webhooks(k8s_client)
         code = operator.stop()
-        for name in (namespace, home):
-            try:
-                core.delete_namespace(name)
-            except ApiException as exc:
-                assert exc.status == 404
+        delete_namespaces(core, namespace, home)
     assert code == 0, operator.log()

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, dynamic
-from kubernetes.client.rest import ApiException
 
 from tests.kubernetes.operator import (
     Operator,
+    delete_namespaces,
     free_port,
     install_webhooks,
     make_cert,
@@ -99,9 +99,5 @@ async def test_sinkbindings_bind_jobs_and_pods_at_creation(
     finally:
         remove_webhooks(k8s_client)
         code = operator.stop()
-        for name in (namespace, home):
-            try:
-                core.delete_namespace(name)
-            except ApiException as exc:
-                assert exc.status == 404
+        delete_namespaces(core, namespace, home)
     assert code == 0, operator.log()
