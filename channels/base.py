@@ -99,6 +99,12 @@ class Cursor(Protocol):
         """As `Lagging.lag`, for this group alone."""
         ...
 
+    def leave(self) -> None:
+        """No record will be offered to it any more (its Trigger left the fan-out; `detach` follows once its
+        deliveries in flight are done). What it commits from now on covers only what it was offered: the
+        reader reads on for the others meanwhile, and a record it was never offered is still its to get."""
+        ...
+
 
 @runtime_checkable
 class SharedReader(Protocol):

@@ -129,10 +129,23 @@ class _KafkaCursor(Cursor):
         self.took = False
         """Took a record since its last commit: commit at the next interval, not the idle one."""
         self.last_commit = time.monotonic()
+        self.left: dict[int, int] | None = None
+        """The read position when it left the fan-out (`leave`); None while it is fed."""
 
     @property
     def group(self) -> str:
         return self._group
+
+    def _read_to(self) -> dict[int, int]:
+        """Per partition, how far every record was offered to it: the reader's position while it is fed,
+        the position it had at `leave` after. The reader reads on for the other Triggers until this one
+        detaches (its deliveries in flight take a while), and committing that later position would skip,
+        for good, the records it was never offered (an event lost at every dispatcher stop)."""
+        return self._reader.at if self.left is None else self.left
+
+    def leave(self) -> None:
+        if self.left is None:
+            self.left = dict(self._reader.at)
 
     def take(self, record: Record) -> Message | None:
         if not isinstance(record, _SharedRecord):
@@ -146,7 +159,7 @@ class _KafkaCursor(Cursor):
 
     def offsets(self, only: set[int] | None = None) -> dict[int, int]:
         """What to commit: per partition, the committable offset where it moved since the last commit."""
-        at = self._reader.at
+        at = self._read_to()
         found = {}
         for partition, track in self.tracks.items():
             if only is not None and partition not in only:
@@ -158,7 +171,7 @@ class _KafkaCursor(Cursor):
 
     def lag(self) -> int | None:
         total, known = 0, False
-        at = self._reader.at
+        at = self._read_to()
         for partition, track in self.tracks.items():
             end = self._reader.highwater(partition)
             if end is None:
@@ -320,7 +333,7 @@ class KafkaSharedReader(SharedReader):
                 # raising the floors there skipped every record the Triggers attached before still needed.
                 for other in self._cursors.values():
                     track = other.tracks.get(partition)
-                    if track is not None:
+                    if track is not None and other.left is None:
                         track.floor = max(track.floor, at)
                 self._seek(partition, floor)
         self._cursors[group] = cursor
@@ -338,7 +351,8 @@ class KafkaSharedReader(SharedReader):
         mine = {tp.partition for tp in self._consumer.assignment()}
         new = mine - self._assigned
         self._assigned = mine
-        cursors = list(self._cursors.values())
+        # Not those that left the fan-out: they are offered nothing more, and detach soon.
+        cursors = [c for c in self._cursors.values() if c.left is None]
         positions = await asyncio.gather(*(self._positions_retried(c, new) for c in cursors))
         for cursor, found in zip(cursors, positions, strict=True):
             for partition, (floor, committed) in found.items():
@@ -346,6 +360,8 @@ class KafkaSharedReader(SharedReader):
         # From every cursor now attached: one that attached while this ran has positions of its own.
         targets: dict[int, int] = {}
         for cursor in self._cursors.values():
+            if cursor.left is not None:
+                continue
             for partition in new:
                 track = cursor.tracks.get(partition)
                 if track is not None:
@@ -409,10 +425,11 @@ class KafkaSharedReader(SharedReader):
         start. Every cursor reads the new log from there; acks of the old log's records go nowhere."""
         log.warning("%s: partition %d of %s began again at offset %d", self._name, partition, self._topic, offset)
         for cursor in self._cursors.values():
-            old = cursor.tracks.get(partition)
+            old = cursor.tracks.pop(partition, None)
             if old is not None:
                 old.live = False
-                cursor.tracks[partition] = _Track(offset, None)
+                if cursor.left is None:  # one that left commits nothing of the new log: it reads it later
+                    cursor.tracks[partition] = _Track(offset, None)
         self.at[partition] = offset
 
     def done(self) -> None:

@@ -228,6 +228,10 @@ class _MemoryCursor(Cursor):
     def lag(self) -> int | None:
         return None
 
+    def leave(self) -> None:
+        # Nothing is committed here: what it holds is let go of at detach (release_all).
+        pass
+
     def release_all(self) -> None:
         """The group left: what it still held is no longer held on its behalf (best effort, as ever)."""
         self.detached = True

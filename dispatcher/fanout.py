@@ -174,6 +174,7 @@ class Fanout:
         lets what it has in flight finish, then calls `release` with its cursor to commit."""
         entry = self._entries.pop(id(subscriber), None)
         if entry is not None:
+            entry.cursor.leave()
             self._flush(entry)
             self.reindex()
 

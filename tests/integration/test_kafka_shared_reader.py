@@ -192,3 +192,41 @@ async def test_a_trigger_reading_alone_in_one_dispatcher_process_reads_only_that
         await first.stop()
         await second.stop()
         await channel.stop()
+
+
+async def test_a_trigger_that_left_commits_only_what_it_was_offered(kafka_bootstrap: str) -> None:
+    """A Trigger leaves the fan-out (its dispatcher stops, or it reads on alone) and waits for its deliveries
+    in flight before it detaches; the reader reads on for the other Trigger meanwhile. What it commits at
+    detach must stop at what it was offered, or the records read in between are never delivered to it."""
+    channel = KafkaBackend(KafkaSettings(bootstrap_servers=kafka_bootstrap))
+    await channel.start()
+    topic = unique_name("shared")
+    await channel.ensure_topic(TopicSpec(topic))
+    groups = {name: unique_name(f"g-{name}") for name in ("leaving", "staying")}
+    for name in groups.values():
+        await _commit(kafka_bootstrap, name, topic, 0)
+    for i in range(10):
+        await channel.publish(topic, event(i))
+    reader = channel.open_shared_reader(topic, shared_reader_group(topic))
+    await reader.start()
+    try:
+        leaving = _Taken(await reader.attach(groups["leaving"]))
+        staying = _Taken(await reader.attach(groups["staying"]))
+        await _read(reader, [leaving, staying], batch=5, until=10)
+        leaving.cursor.leave()  # out of the fan-out, all it took acked only later (in flight)
+        for i in range(10, 20):
+            await channel.publish(topic, event(i))
+        await _read(reader, [staying], batch=5, until=20)
+        for message in leaving.messages:
+            await message.ack()
+        await reader.detach(leaving.cursor)
+        assert await _committed(kafka_bootstrap, groups["leaving"], topic) == 10
+
+        # Back (a restart, or back from reading alone): the ten it was never offered come to it.
+        back = _Taken(await reader.attach(groups["leaving"]))
+        await _read(reader, [back, staying], batch=5, until=20)
+        assert back.numbers == list(range(10, 20))
+        assert staying.numbers == list(range(20))  # the reader went back; nothing came twice to the other
+    finally:
+        await reader.stop()
+        await channel.stop()

@@ -68,11 +68,12 @@ async def all_delivered(receiver: Receiver, accepted: set[str], timeout: float =
         await asyncio.sleep(0.2)
 
 
-async def kill_dispatcher_mid_run(cluster: Cluster, producer: Producer) -> None:
-    """Run `producer`; once it reaches its milestone, kill -9 the dispatcher, start it again, let it finish."""
+async def kill_dispatcher_mid_run(cluster: Cluster, producer: Producer, *, graceful: bool = False) -> None:
+    """Run `producer`; once it reaches its milestone, kill -9 the dispatcher (`graceful`: SIGTERM, and it
+    drains and commits on its way out), start it again, let it finish."""
     sending = asyncio.create_task(producer.run())
     await asyncio.wait_for(producer.progress.wait(), 120)
-    await asyncio.to_thread(cluster.dispatcher.kill)
+    await asyncio.to_thread(cluster.dispatcher.stop if graceful else cluster.dispatcher.kill)
     await asyncio.sleep(0.5)
     await asyncio.to_thread(cluster.dispatcher.start)
     await asyncio.to_thread(cluster.dispatcher.wait_ready)
