@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger("nerve.bounded")
+
+T = TypeVar("T")
 
 _late: set[asyncio.Task[Any]] = set()
 """Steps that ran past their bound and are still running (referenced so they are not collected)."""
@@ -60,6 +62,22 @@ async def finish_within(step: Coroutine[Any, Any, None], seconds: float, what: s
 
     task.add_done_callback(ended)
     return False
+
+
+async def told_if_slow(step: Coroutine[Any, Any, T], seconds: float, what: str) -> T:
+    """Run `step` to its end, as `await step` does (its result, its error, its cancellation), but when it
+    takes longer than `seconds`, log once where it waits: a step that cannot be left to the background
+    (a Trigger attaching to the shared reader) still says so in the log when it hangs."""
+    task = asyncio.create_task(step, name=what)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+        if not done:
+            log.warning("%s: not done after %g s (waiting in %s)", what, seconds, awaiting(task))
+        result: T = await task
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    return result
 
 
 def _report(task: asyncio.Task[Any], what: str, *, late: bool) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 
 from channels.base import Backend, Cursor, Lagging, Reader, TypeFilteredBackend
 from core import tracing
-from core.bounded import finish_within
+from core.bounded import finish_within, told_if_slow
 from core.contract import Egress, Resource
 from core.delivery import Consumer, Deliverer, Inbound, Target, metrics
 from core.delivery.metrics import TargetMetrics
@@ -113,6 +113,9 @@ def _filter_fields(egress: Egress) -> tuple[object, ...]:
 REJOIN_CHECK_S = 1.0
 STOP_GRACE_S = 10.0
 """Beyond the drain timeout, how long rejoining waits for the Trigger's own reader to stop."""
+SWITCH_SLOW_S = 5.0
+"""Starting its own reader or attaching to the shared one takes a few Kafka round trips: longer than this
+is logged with where it waits (once, in a CI run, a Trigger back from reading alone got nothing more)."""
 REJOIN_CALM_CHECKS = 3
 """A Trigger that read on alone rejoins the shared reader once its lag stayed low this many checks."""
 
@@ -281,7 +284,7 @@ class EgressRunner:
         delay = 1.0
         while not self._stopping:
             try:
-                await self._read_alone(fanout)
+                await told_if_slow(self._read_alone(fanout), SWITCH_SLOW_S, f"{self.group}: starting its own reader")
                 break
             except BackendError as exc:
                 log.warning("%s: cannot read alone yet (%s); retrying", self.group, exc)
@@ -310,7 +313,7 @@ class EgressRunner:
         delay = 1.0
         while not self._stopping:
             try:
-                await self._join()
+                await told_if_slow(self._join(), SWITCH_SLOW_S, f"{self.group}: attaching to the shared reader")
                 return
             except BackendError as exc:
                 log.warning("%s: cannot rejoin the shared reader yet (%s); retrying", self.group, exc)

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from core.bounded import awaiting, finish_within, stragglers
+from core.bounded import awaiting, finish_within, stragglers, told_if_slow
 
 
 async def _shutdown_that_hangs(release: asyncio.Event, ended: list[str]) -> None:
@@ -62,3 +62,49 @@ async def test_at_shutdown_late_steps_get_a_last_wait_then_are_cancelled() -> No
     await stragglers(0.05)
     await asyncio.sleep(0)
     assert task.cancelled() and ended == []
+
+
+async def test_a_slow_step_is_awaited_to_its_end_and_the_log_names_where_it_waited(
+        caplog: pytest.LogCaptureFixture) -> None:
+    release = asyncio.Event()
+
+    async def attach() -> str:
+        await _leave_group(release)
+        return "cursor"
+
+    asyncio.get_running_loop().call_later(0.2, release.set)
+    with caplog.at_level(logging.WARNING, logger="nerve.bounded"):
+        assert await told_if_slow(attach(), 0.05, "g: attaching to the shared reader") == "cursor"
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning.startswith("g: attaching to the shared reader: not done after 0.05 s (waiting in "), warning
+    assert "<locals>.attach:" in warning, warning
+    assert "_leave_group:19 > Event.wait:" in warning, warning
+
+
+async def test_a_quick_step_says_nothing_and_its_error_is_raised(caplog: pytest.LogCaptureFixture) -> None:
+    async def refused() -> None:
+        raise ValueError("no")
+
+    with caplog.at_level(logging.WARNING, logger="nerve.bounded"), pytest.raises(ValueError, match="no"):
+        await told_if_slow(refused(), 1.0, "g: attaching")
+    assert caplog.records == []
+
+
+async def test_cancelling_the_caller_cancels_the_step() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    ended: list[str] = []
+
+    async def step() -> None:
+        started.set()
+        try:
+            await release.wait()
+        except asyncio.CancelledError:
+            ended.append("cancelled")
+            raise
+
+    caller = asyncio.create_task(told_if_slow(step(), 10.0, "g: attaching"))
+    await started.wait()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert ended == ["cancelled"]
