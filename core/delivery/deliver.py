@@ -15,7 +15,6 @@ there is none or that fails as well. The caller acks after `deliver` returns, wh
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 import time
@@ -78,6 +77,26 @@ class Target:
         """How logs name the target: its consumer group, or its kind/namespace/name for a source."""
         ref = self.egress.reference
         return self.egress.consumer_group or f"{ref.kind}/{ref.namespace}/{ref.name}"
+
+
+_ARRIVALS: dict[str, float] = {}
+_ARRIVALS_MAX = 4096
+
+
+def _arrived_at(arrival: str) -> float | None:
+    """`knativearrivaltime` as epoch seconds, None when it does not parse. Every Trigger an event matches
+    delivers it with the same value, so each is parsed once (with 10 Triggers the parse was most of the
+    4 % the processing-time metric cost)."""
+    at = _ARRIVALS.get(arrival)
+    if at is None:
+        try:
+            at = datetime.fromisoformat(arrival).timestamp()
+        except ValueError:
+            return None
+        if len(_ARRIVALS) >= _ARRIVALS_MAX:
+            _ARRIVALS.clear()
+        _ARRIVALS[arrival] = at
+    return at
 
 
 class Deliverer:
@@ -146,9 +165,9 @@ class Deliverer:
     def _observe_processing(self, event: Event, target: Target) -> None:
         arrival = event.attributes.get(ARRIVAL_TIME)
         if isinstance(arrival, str):
-            with contextlib.suppress(ValueError):
-                waited = time.time() - datetime.fromisoformat(arrival).timestamp()
-                target.metrics.observe_processing(event.type, max(waited, 0.0))
+            at = _arrived_at(arrival)
+            if at is not None:
+                target.metrics.observe_processing(event.type, max(time.time() - at, 0.0))
 
     async def _deliver_with_retries(
         self, event: Event, target: Target, reply_to: ReplyPublisher | None
