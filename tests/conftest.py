@@ -34,12 +34,25 @@ def pytest_configure(config: pytest.Config) -> None:
 
     def hook(unraisable: sys.UnraisableHookArgs) -> None:
         if _from_a_dead_loop(unraisable):
+            during = running.item.nodeid if running.item is not None else "between tests"
+            _LEAKED.append(f"{unraisable.exc_value} (finalized during {during})")
             print(f"\n[tests] an earlier test leaked {unraisable.exc_value} (finalized after its event loop "
                   "closed; not pinned on the test running now)", file=sys.stderr)
             return
         pytests_hook(unraisable)
 
     sys.unraisablehook = hook
+
+
+_LEAKED: list[str] = []
+"""What the hook above let pass; the summary lists it, since a passing test's stderr is not shown."""
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _LEAKED:
+        terminalreporter.section("asyncio leftovers finalized after their event loop closed")
+        for line in _LEAKED:
+            terminalreporter.write_line(line)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
