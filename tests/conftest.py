@@ -28,6 +28,11 @@ def _from_a_dead_loop(unraisable: sys.UnraisableHookArgs) -> bool:
     return str(unraisable.exc_value).startswith(_DEAD_LOOP_LEFTOVERS)
 
 
+_LEAKED: list[str] = []
+"""What the hook below lets pass, with the test during which it was finalized: the run's summary lists it
+(a line on that test's stderr would be shown only were it to fail, and it is not the one that leaked)."""
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     pytests_hook = sys.unraisablehook  # installed by pytest's unraisableexception plugin's configure
@@ -36,16 +41,10 @@ def pytest_configure(config: pytest.Config) -> None:
         if _from_a_dead_loop(unraisable):
             during = running.item.nodeid if running.item is not None else "between tests"
             _LEAKED.append(f"{unraisable.exc_value} (finalized during {during})")
-            print(f"\n[tests] an earlier test leaked {unraisable.exc_value} (finalized after its event loop "
-                  "closed; not pinned on the test running now)", file=sys.stderr)
             return
         pytests_hook(unraisable)
 
     sys.unraisablehook = hook
-
-
-_LEAKED: list[str] = []
-"""What the hook above let pass; the summary lists it, since a passing test's stderr is not shown."""
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
