@@ -46,6 +46,7 @@ from bench_e2e import (
     Sinks,
     _sample_rss,
     _stop_sampler,
+    api_token,
     apply,
     free_port,
     percentile,
@@ -117,8 +118,7 @@ def manifests(backend: str, channel: str, subscriptions: int, sink_url: str, gen
     return items, (api_version, kind)
 
 
-async def get(session: aiohttp.ClientSession, api: int, state: Path, kind: str, name: str) -> dict[str, Any]:
-    token = (state / "token").read_text().strip()
+async def get(session: aiohttp.ClientSession, api: int, token: str, kind: str, name: str) -> dict[str, Any]:
     url = f"http://127.0.0.1:{api}/api/v1/resources/{kind.lower()}/{NAMESPACE}/{name}"
     async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as r:
         body: dict[str, Any] = await r.json(content_type=None)
@@ -130,19 +130,19 @@ def _ready(obj: dict[str, Any]) -> bool:
                for c in (obj.get("status") or {}).get("conditions") or [])
 
 
-async def wait_ready(session: aiohttp.ClientSession, api: int, state: Path, kind: str, channel: str,
+async def wait_ready(session: aiohttp.ClientSession, api: int, token: str, kind: str, channel: str,
                      subscriptions: int, timeout: float = 60.0) -> str:
     """The channel's status.address.url once it and every Subscription are Ready."""
     deadline = time.monotonic() + timeout
     pending: dict[str, str] = {}
     while time.monotonic() < deadline:
         pending.clear()
-        obj = await get(session, api, state, kind, channel)
+        obj = await get(session, api, token, kind, channel)
         url = ((obj.get("status") or {}).get("address") or {}).get("url", "")
         if not (_ready(obj) and url):
             pending[f"{kind}/{channel}"] = str((obj.get("status") or {}).get("conditions"))
         for i in range(subscriptions):
-            sub = await get(session, api, state, "Subscription", f"s{i}")
+            sub = await get(session, api, token, "Subscription", f"s{i}")
             if not _ready(sub):
                 pending[f"Subscription/s{i}"] = str((sub.get("status") or {}).get("conditions"))
         if not pending:
@@ -160,10 +160,10 @@ async def warm_up(session: aiohttp.ClientSession, url: str, sinks: Subscribers, 
     while len({sub for sub, _ in sinks.pairs}) < subscriptions:
         if time.monotonic() > deadline:
             raise RuntimeError(f"only {len({s for s, _ in sinks.pairs})}/{subscriptions} subscribers got events")
-        await send_all(session, url, sinks, 1, 1, None, f"warm-probe{n}")
+        await send_all(session, [url], sinks, 1, 1, None, f"warm-probe{n}")
         n += 1
         await asyncio.sleep(0.2)
-    await send_all(session, url, sinks, 200, 32, None, "warm")
+    await send_all(session, [url], sinks, 200, 32, None, "warm")
     await asyncio.sleep(1.0)
 
 
@@ -195,9 +195,10 @@ async def run_case(args: argparse.Namespace, subscriptions: int) -> None:
             async with aiohttp.ClientSession(connector=connector) as session:
                 items, (_, kind) = manifests(args.backend, channel, subscriptions,
                                              f"http://127.0.0.1:{sink_port}/", args.generic, args.partitions)
-                await apply(session, nerve.api, items, state)
+                token = api_token(state, nerve.token)
+                await apply(session, nerve.api, items, token)
                 await nerve.wait_applied()
-                url = await wait_ready(session, nerve.api, state, kind, channel, subscriptions)
+                url = await wait_ready(session, nerve.api, token, kind, channel, subscriptions)
                 await warm_up(session, url, sinks, subscriptions)
                 shape = f"{kind}" + (f"({KIND[args.backend][1]})" if args.generic else "")
                 print(f"# {args.backend} {args.topology} {shape} {NAMESPACE}/{channel} at {url}, "
@@ -215,7 +216,7 @@ async def run_case(args: argparse.Namespace, subscriptions: int) -> None:
                     watched = {**nerve.ps, "bench(load+subscribers)": psutil.Process()}
                     cpu0 = {name: ps.cpu_times() for name, ps in watched.items()}
                     sample = asyncio.create_task(_sample_rss(nerve.ps))
-                    result = await send_all(session, url, sinks, count, args.concurrency, rate, run_prefix)
+                    result = await send_all(session, [url], sinks, count, args.concurrency, rate, run_prefix)
                     expected = result.accepted * subscriptions
                     sinks.target = expected
                     try:

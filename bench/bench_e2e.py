@@ -131,10 +131,22 @@ class OtlpSink:
         return web.Response(status=200, content_type="application/x-protobuf", body=b"")
 
 
+LAUNCHER_DEFAULTS: dict[str, object] = {"eventtype_auto_create": False, "workers": 0, "ingresses": 1,
+                                        "dispatchers": 1, "env": None}
+
+
+def launcher_args(args: argparse.Namespace) -> argparse.Namespace:
+    """`args` with every option the launchers below read, defaults filled in: bench_fanout.py and
+    bench_channel.py use them with options of their own (a launcher reading an option another bench lacks
+    broke both once; tests/integration/test_bench_smoke.py runs each)."""
+    return argparse.Namespace(**{**LAUNCHER_DEFAULTS, **vars(args)})
+
+
 class SeparateServices:
     """control, ingress and dispatcher as their own processes (compose's shape): one core each at most."""
 
     def __init__(self, args: argparse.Namespace, state: Path) -> None:
+        args = launcher_args(args)
         self.ingress, self.api, self.metrics = free_port(), free_port(), free_port()
         self.state = state
         flag = ["--kafka-bootstrap", args.kafka_bootstrap] if args.backend == "kafka" else ["--nats-url", args.nats_url]
@@ -220,6 +232,7 @@ class NerveProcess:
     """`nerve up`: everything in one process."""
 
     def __init__(self, args: argparse.Namespace, state: Path) -> None:
+        args = launcher_args(args)
         self.ingress, self.api = free_port(), free_port()
         self.ingress_ports = [self.ingress]
         self.token = ""  # control generates one into the state dir

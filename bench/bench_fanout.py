@@ -208,6 +208,8 @@ def main() -> None:
                         help="only time applying a generation that adds one Trigger to N (in process, memory)")
     parser.add_argument("--before-max-triggers", type=int, default=100,
                         help="Kafka/NATS: skip `before` above this many Triggers (one consumer each)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="--workers N for nerve up (embedded) or python -m ingress (separate); 0: their default")
     args = parser.parse_args()
     args.ingresses = args.dispatchers = 1
     try:

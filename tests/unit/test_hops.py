@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random
+from unittest import mock
+
 import pytest
 
+from core import hops
 from core.errors import TTLExhausted
 from core.events import Event
-from core.hops import ARRIVAL_TIME, TTL, enter_broker, inherit_ttl, leave_broker
+from core.hops import ARRIVAL_TIME, TTL, enter_broker, inherit_ttl, leave_broker, now_rfc3339, rfc3339
 
 
 def _event(**extra: str | int | bool) -> Event:
@@ -70,3 +74,23 @@ def test_a_ttl_above_the_maximum_is_capped_to_it(sent: str | int) -> None:
     small = _event(**{TTL: sent})
     enter_broker(small, max_ttl=3)
     assert small.attributes[TTL] == 2
+
+
+@pytest.mark.parametrize("at", [
+    0.0, 1_000_000_000.0, 1_764_633_599.9999995, 1_764_633_599.9999994, 1_764_633_600.0000005,
+    1_764_633_600.0000015, 1_764_633_599.999999, 4_102_444_799.5, 951_782_400.25,  # 2000-02-29
+])
+def test_the_arrival_stamp_is_what_datetime_makes_of_the_same_clock(at: float) -> None:
+    # now_rfc3339 formats the date once per second; each stamp must still be datetime's, to the microsecond,
+    # rounding included (half a microsecond before a second rolls the second over).
+    with mock.patch.object(hops.time, "time", return_value=at):
+        assert now_rfc3339() == rfc3339(at)
+
+
+def test_stamps_across_many_seconds_and_back_match_datetime() -> None:
+    rng = random.Random(7)
+    clock = [rng.uniform(0, 4e9) for _ in range(2000)]
+    clock += [t + d for t in clock[:200] for d in (0.4999995e-6, 1.0, -1.0)]  # the cached second changes
+    for at in clock:
+        with mock.patch.object(hops.time, "time", return_value=at):
+            assert now_rfc3339() == rfc3339(at), at
