@@ -271,3 +271,65 @@ async def test_a_connection_idle_past_the_limit_is_closed_by_the_client(monkeypa
 async def _answer_all(server: RawServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     while await server.read_request(reader) is not None:
         writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+
+
+async def test_a_kept_alive_connection_that_goes_silent_times_out_and_is_not_used_again() -> None:
+    # The common path: the request goes out on an idle connection, and only the deadline's timer (no
+    # timeout context) ends the wait for its answer.
+    from core.delivery import http1
+
+    async def first_then_silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if await server.read_request(reader) is None:
+            return
+        writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+        await server.read_request(reader)
+        await asyncio.sleep(5)  # the second request is never answered
+
+    server = RawServer(first_then_silent)
+    url = await server.start()
+    pool = http1.Http1Pool(per_destination=2)
+    try:
+        assert (await pool.post(url, {}, b"", timeout_s=5, max_body=100)).status == 202
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        with pytest.raises(TimeoutError):
+            await pool.post(url, {}, b"", timeout_s=0.3, max_body=100)
+        assert 0.25 < loop.time() - began < 2
+        assert server.connections == 1  # it was the kept-alive connection that timed out
+        # The next request goes out on a fresh connection (the silent one was dropped) and is answered.
+        assert (await pool.post(url, {}, b"", timeout_s=5, max_body=100)).status == 202
+        assert server.connections == 2
+        assert len(server.requests) == 3
+    finally:
+        pool.close()
+        await server.stop()
+
+
+async def test_waiting_for_a_connection_counts_against_the_attempts_time() -> None:
+    from core.delivery import http1
+
+    arrived = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        arrived.set()
+        await asyncio.sleep(5)
+
+    server = RawServer(silent)
+    url = await server.start()
+    pool = http1.Http1Pool(per_destination=1)
+    try:
+        hanging = asyncio.create_task(pool.post(url, {}, b"", timeout_s=3, max_body=100))
+        await asyncio.wait_for(arrived.wait(), 5)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        with pytest.raises(TimeoutError):  # the one connection allowed is busy the whole time
+            await pool.post(url, {}, b"", timeout_s=0.3, max_body=100)
+        assert 0.25 < loop.time() - began < 2
+        assert len(server.requests) == 1  # it never got to send
+        hanging.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await hanging
+    finally:
+        pool.close()
+        await server.stop()
