@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from channels.kafka_fanout import _Track
-from dispatcher.fanout import Inbox
+from dispatcher.fanout import Inbox, held_back
 
 # (offsets handed out, offsets acked, the reader's position) -> what this Trigger commits
 COMMITTABLE = [
@@ -50,3 +50,18 @@ async def test_an_inbox_is_full_past_its_bound_and_says_when_there_is_room() -> 
     assert room.is_set() and not inbox.full
     assert inbox.close() == ["c"]
     assert await inbox.receive(5) == []
+
+
+@pytest.mark.parametrize("waiting,everyone,alone", [
+    (21, [21, 0], True),             # one slow Trigger beside an idle one: it holds it back
+    (21, [21, 9], True),             # the other has less than half the backlog waiting
+    (21, [21, 10], False),           # both have at least half waiting: behind together, this process is slow
+    (21, [21, 21, 15, 12], False),   # the comparator's c: ten Triggers all behind, none goes alone
+    (41, [41, 15, 12], True),        # twice the backlog: alone all the same (memory stays bounded)
+    (40, [40, 15, 12], False),
+    (25, [25, 21, 30], False),       # everyone past the backlog: the reader waits for room instead
+    (20, [20, 0], False),            # at the backlog, not past it
+    (21, [21], False),               # alone in its fan-out: there is no one to hold back
+])
+def test_a_trigger_goes_alone_only_when_it_holds_others_back(waiting: int, everyone: list[int], alone: bool) -> None:
+    assert held_back(waiting, everyone, backlog=20) is alone
