@@ -37,4 +37,5 @@ class DispatcherSettings:
         1000, "--fanout-backlog", "NERVE_FANOUT_BACKLOG",
         "Events one Trigger may have waiting for delivery from the shared reader. A Trigger past it (a slow "
         "or failing subscriber) leaves to read on alone from its own committed position (Kafka) and rejoins "
-        "once caught up, so it holds no other Trigger back.", minimum=1)
+        "once caught up, so it holds no other Trigger back; Triggers all behind together stay, up to twice it.",
+        minimum=1)
