@@ -22,22 +22,18 @@ TTL: Final = "knativebrokerttl"
 DEFAULT_MAX_TTL: Final = 255
 
 
-def rfc3339(at: float) -> str:
-    """A CloudEvents `time` (RFC 3339, UTC, microseconds) for the POSIX time `at`."""
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 _second = -1
 _prefix = ""
 
 
-def now_rfc3339() -> str:
-    """`rfc3339(time.time())`, what the ingress stamps on every event as its arrival time. The date and time
-    of day are formatted once per second and only the microseconds per call: 0.4 µs against 1.9 µs for
-    datetime's isoformat (core/hops.py's table test holds the two equal)."""
+def rfc3339(at: float) -> str:
+    """A CloudEvents `time` (RFC 3339, UTC, microseconds) for the POSIX time `at`, as datetime's isoformat
+    writes it. The ingress stamps one on every event, so the date and time of day are formatted once per
+    second and only the microseconds per call: `now_rfc3339` 1.2-1.3 µs against 3.1 µs with isoformat
+    (tests/unit/test_hops.py holds the two equal, rounding included)."""
     global _second, _prefix
     # As datetime.fromtimestamp does it: the fraction of the second, scaled, rounded half to even.
-    fraction, whole = math.modf(time.time())
+    fraction, whole = math.modf(at)
     second, micros = int(whole), round(fraction * 1e6)
     if micros >= 1_000_000:
         second, micros = second + 1, micros - 1_000_000
@@ -45,6 +41,10 @@ def now_rfc3339() -> str:
         _prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
         _second = second
     return f"{_prefix}{micros:06d}Z"
+
+
+def now_rfc3339() -> str:
+    return rfc3339(time.time())
 
 
 def enter_broker(event: Event, *, max_ttl: int = DEFAULT_MAX_TTL, arrival: str | None = None) -> None:
