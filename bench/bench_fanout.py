@@ -211,7 +211,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0,
                         help="--workers N for nerve up (embedded) or python -m ingress (separate); 0: their default")
     args = parser.parse_args()
-    args.ingresses = args.dispatchers = 1
     try:
         import uvloop
 
