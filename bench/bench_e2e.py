@@ -178,7 +178,8 @@ class SeparateServices:
         follow = ["--contract", contract, *flag, *auto]
         workers = ["--workers", str(args.workers)] if args.workers else []
         self.ingress_ports = [self.ingress, *(free_port() for _ in range(args.ingresses - 1))]
-        self.metrics_ports = [self.metrics, *(free_port() for _ in range(args.dispatchers - 1))]
+        # --dispatchers 0: none here (bench_dispatch.py starts its own once the backlog is in).
+        self.metrics_ports = [self.metrics, *(free_port() for _ in range(args.dispatchers - 1))][:args.dispatchers]
         for i, port in enumerate(self.ingress_ports):
             commands[f"ingress{i + 1}" if args.ingresses > 1 else "ingress"] = [
                 py, "-m", "ingress", "--host", "127.0.0.1", "--port", str(port), *follow, *workers]
