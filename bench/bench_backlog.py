@@ -51,12 +51,11 @@ import psutil
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_e2e import NerveProcess, apply
+from bench_e2e import BROKER_CLASS, NerveProcess, apply
 from bench_e2e import free_port as _free_port
 
 DEFAULTS = {"memory": (10_000, 100 * 1024), "kafka": (200_000, 200), "nats": (200_000, 200)}
 """Backend -> (events, bytes of data per event) when --events / --size are not given."""
-BROKER_CLASS = {"memory": "MTChannelBasedBroker", "kafka": "Kafka", "nats": "NatsJetStreamBroker"}
 # Keep retrying while the subscriber is down: linear back-off stays short (k * 0.1 s), so an event in
 # flight is retried within seconds of the subscriber's return.
 DELIVERY = {"retry": 100_000, "backoffPolicy": "linear", "backoffDelay": "PT0.1S", "timeout": "PT5S"}

@@ -39,7 +39,7 @@ import httptools
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_e2e import SeparateServices, apply, manifests
+from bench_e2e import BROKER_CLASS, SeparateServices, Sinks, apply, free_port, manifests, send_all
 
 REPO = Path(__file__).resolve().parents[1]
 _ANSWER = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
@@ -127,29 +127,11 @@ def span(samples: list[tuple[float, float, int]], start: int, end: int) -> tuple
     return last[0] - first[0], last[1] - first[1], last[2] - first[2]
 
 
-async def fill(url: str, events: int, concurrency: int, run: str) -> int:
-    """Send `events` binary-mode events; the number answered 202."""
-    accepted = 0
-    queue = iter(range(events))
-    body = b'{"hello": "nerve", "n": 12345}'
-    async with aiohttp.ClientSession() as session:
-        async def worker() -> None:
-            nonlocal accepted
-            for i in queue:
-                headers = {"ce-specversion": "1.0", "ce-id": f"{run}-{i}", "ce-source": "/bench",
-                           "ce-type": "bench.event", "Content-Type": "application/json"}
-                async with session.post(url, data=body, headers=headers) as r:
-                    await r.read()
-                    accepted += r.status == 202
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return accepted
-
-
 def start_dispatcher(args: argparse.Namespace, tree: str, state: Path, log: IO[bytes]) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PYTHONPATH=tree + os.pathsep + os.environ.get("PYTHONPATH", ""))
     flag = ["--kafka-bootstrap", args.kafka_bootstrap] if args.backend == "kafka" else ["--nats-url", args.nats_url]
     return subprocess.Popen(
-        [sys.executable, "-m", "dispatcher", "--host", "127.0.0.1", "--port", str(_free_port()), "--contract",
+        [sys.executable, "-m", "dispatcher", "--host", "127.0.0.1", "--port", str(free_port()), "--contract",
          str(state / "contract.json"), *flag], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tree)
 
 
@@ -170,14 +152,14 @@ async def run_once(args: argparse.Namespace, tree: str, sink: Sink, sink_url: st
         dispatcher: subprocess.Popen[bytes] | None = None
         try:
             await services.wait_ready()
-            async with aiohttp.ClientSession() as session:
-                broker_class = {"kafka": "Kafka", "nats": "NatsJetStreamBroker"}[args.backend]
-                await apply(session, services.api, manifests(args.triggers, sink_url, broker_class, 0,
-                                                             args.partitions), services.token)
-            await services.wait_applied()
             run = uuid.uuid4().hex[:6]
-            accepted = await fill(f"http://127.0.0.1:{services.ingress}/bench/bench", args.events, args.concurrency,
-                                  run)
+            async with aiohttp.ClientSession() as session:
+                await apply(session, services.api, manifests(args.triggers, sink_url, BROKER_CLASS[args.backend], 0,
+                                                             args.partitions), services.token)
+                await services.wait_applied()
+                sent = await send_all(session, [f"http://127.0.0.1:{services.ingress}/bench/bench"],
+                                      Sinks(expected_per_id=args.triggers), args.events, args.concurrency, None, run)
+            accepted = sent.accepted
             target = accepted * args.triggers
             sink.reset(target)
             dispatcher = start_dispatcher(args, tree, state, services.log)
@@ -202,13 +184,6 @@ async def run_once(args: argparse.Namespace, tree: str, sink: Sink, sink_url: st
                 except subprocess.TimeoutExpired:
                     dispatcher.kill()
             services.stop()
-
-
-def _free_port() -> int:
-    from _server import free_port
-
-    port: int = free_port()
-    return port
 
 
 async def main_async(args: argparse.Namespace) -> None:

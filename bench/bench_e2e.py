@@ -131,6 +131,9 @@ class OtlpSink:
         return web.Response(status=200, content_type="application/x-protobuf", body=b"")
 
 
+BROKER_CLASS = {"memory": "MTChannelBasedBroker", "kafka": "Kafka", "nats": "NatsJetStreamBroker"}
+"""The Broker class whose backend each --backend runs."""
+
 LAUNCHER_DEFAULTS: dict[str, object] = {"eventtype_auto_create": False, "workers": 0, "ingresses": 1,
                                         "dispatchers": 1, "env": None}
 
@@ -472,7 +475,7 @@ async def run_case(args: argparse.Namespace, triggers: int, tracing: bool, oidc:
     if tracing:
         args.env |= {k: v for k, v in os.environ.items() if k.startswith(("OTEL_TRACES_SAMPLER", "OTEL_BSP_"))}
         args.env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}", "OTEL_SERVICE_NAME": "bench"}
-    broker_class = {"memory": "MTChannelBasedBroker", "kafka": "Kafka", "nats": "NatsJetStreamBroker"}[args.backend]
+    broker_class = BROKER_CLASS[args.backend]
     with tempfile.TemporaryDirectory() as state:
         nerve: NerveProcess | SeparateServices = (
             SeparateServices(args, Path(state)) if args.topology == "separate" else NerveProcess(args, Path(state))

@@ -41,12 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_e2e
 from bench_e2e import NON_MATCHING, NerveProcess, SeparateServices, Sinks, api_token, apply, percentile, send_all
 
-BROKER_CLASS = {"memory": "MTChannelBasedBroker", "kafka": "Kafka", "nats": "NatsJetStreamBroker"}
-
 
 def manifests(triggers: int, matching: int, sink_url: str, backend: str, partitions: int,
               mixed: bool) -> list[dict[str, object]]:
-    items = bench_e2e.manifests(matching, sink_url, BROKER_CLASS[backend], 0, partitions)
+    items = bench_e2e.manifests(matching, sink_url, bench_e2e.BROKER_CLASS[backend], 0, partitions)
     for i in range(triggers - matching):
         exact = {"filter": {"attributes": {"type": f"bench.other.{i}"}}}
         spec = NON_MATCHING[i % len(NON_MATCHING)] if mixed else exact
