@@ -51,7 +51,7 @@ import psutil
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_e2e import BROKER_CLASS, NerveProcess, apply
+from bench_e2e import BROKER_CLASS, NerveProcess, api_token, apply
 from bench_e2e import free_port as _free_port
 
 DEFAULTS = {"memory": (10_000, 100 * 1024), "kafka": (200_000, 200), "nats": (200_000, 200)}
@@ -175,7 +175,7 @@ async def run(args: argparse.Namespace, state: Path) -> bool:
         sampler = RssSampler(nerve.ps["nerve up"])
         connector = aiohttp.TCPConnector(limit=args.concurrency)
         async with aiohttp.ClientSession(connector=connector) as session:
-            await apply(session, nerve.api, manifests(args.backend, sink_url), state)  # type: ignore[arg-type]
+            await apply(session, nerve.api, manifests(args.backend, sink_url), api_token(state, nerve.token))
             await asyncio.sleep(1.0)  # the Trigger's consumer joins before the first event (starts at the end)
             rss_before = sampler.now()
             sampler.start()

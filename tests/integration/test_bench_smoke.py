@@ -50,3 +50,8 @@ def test_bench_channel_delivers_every_event_of_both_runs() -> None:
 def test_bench_contract_control_only_makes_every_trigger_ready() -> None:
     out = run_bench("bench_contract.py", "--control-only", "--triggers", "20")
     assert "20 Triggers Ready, 20 egresses" in out, out
+
+
+def test_bench_backlog_delivers_the_whole_backlog_once_the_subscriber_is_back() -> None:
+    out = run_bench("bench_backlog.py", "--backend", "memory", "--events", "200", "--size", "200")
+    assert "delivered=200 of accepted=200 (all)" in out and "duplicates=0" in out, out
