@@ -9,6 +9,7 @@ own position on, once: what a restarted dispatcher (or Triggers back from readin
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -17,7 +18,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from channels.base import Cursor, Message, SharedReader, TopicSpec, shared_reader_group
 from channels.kafka import KafkaBackend, KafkaSettings
+from core.delivery.metrics import TargetMetrics
+from core.filters.build import compile_trigger_filter
+from dispatcher import fanout
 from tests.support.backends import event, unique_name
+from tests.support.stack import eventually
 
 pytestmark = pytest.mark.kafka
 
@@ -229,4 +234,55 @@ async def test_a_trigger_that_left_commits_only_what_it_was_offered(kafka_bootst
         assert staying.numbers == list(range(20))  # the reader went back; nothing came twice to the other
     finally:
         await reader.stop()
+        await channel.stop()
+
+
+class _Subscriber:
+    """A Trigger as the fan-out sees it (dispatcher.fanout.Subscriber) that delivers nothing: whatever it
+    is handed stays in its Inbox."""
+
+    def __init__(self, group: str, since: float) -> None:
+        self.group = group
+        self.since: float | None = since
+        self.filter = compile_trigger_filter(None, None)
+        self.requirements: dict[str, str] = {}
+        self.target_metrics = TargetMetrics(("shared-reader-test", "broker", group))
+        self.overflows = 0
+
+    def overflowed(self) -> None:
+        self.overflows += 1
+
+
+async def test_triggers_attaching_at_once_to_a_backlog_are_fed_together_and_none_goes_alone(
+        kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dispatcher starting with a backlog waiting attaches all its Triggers at once. The reader must not
+    read for the first ones in while the rest still fetch their positions: each later one would make it go
+    back, the first ones would get every partition not read yet as well, pass twice the backlog and be
+    sent to read the topic alone (bench/bench_dispatch.py saw 5 to 9 of 10 go at every such start)."""
+    backlog = 100
+    monkeypatch.setattr(fanout, "FETCH_RECORDS", 50)  # the backlog and the fetch, both a tenth of the defaults
+    channel = KafkaBackend(KafkaSettings(bootstrap_servers=kafka_bootstrap))
+    await channel.start()
+    topic = unique_name("backlog")
+    await channel.ensure_topic(TopicSpec(topic, partitions=10))
+    since = time.time() - 1.0
+    for start in range(0, 3000, 100):
+        await asyncio.gather(*(channel.publish(topic, event(i)) for i in range(start, start + 100)))
+    reader = channel.open_shared_reader(topic, shared_reader_group(topic))
+    shared = fanout.Fanout(reader, "test", backlog=backlog, on_empty=lambda _: None)
+    subscribers = [_Subscriber(unique_name(f"g{n}"), since) for n in range(10)]
+    try:
+        await shared.ready()
+        attached = await asyncio.gather(*(shared.attach(s) for s in subscribers))
+        inboxes = [inbox for _cursor, inbox in attached]
+        await eventually(lambda: all(inbox.full for inbox in inboxes), timeout=30)
+        await asyncio.sleep(1.0)  # the reader waits now: nothing more may come, nobody may be sent away
+        assert [s.overflows for s in subscribers] == [0] * 10
+        assert max(len(inbox) for inbox in inboxes) <= 2 * backlog, [len(inbox) for inbox in inboxes]
+    finally:
+        for subscriber in subscribers:
+            shared.leave(subscriber)
+        for _cursor, inbox in attached:
+            inbox.close()
+        await shared.stop()
         await channel.stop()

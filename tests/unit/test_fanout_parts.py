@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 
+from channels.base import Cursor, Reader, Record, SharedReader, TopicSpec
 from channels.kafka_fanout import _Track
+from channels.memory import MemoryBackend
+from core.delivery.metrics import TargetMetrics
+from core.events import Event
+from core.filters.build import compile_trigger_filter
+from dispatcher import fanout
 from dispatcher.fanout import Inbox, held_back
 
 # (offsets handed out, offsets acked, the reader's position) -> what this Trigger commits
@@ -65,3 +72,75 @@ async def test_an_inbox_is_full_past_its_bound_and_says_when_there_is_room() -> 
 ])
 def test_a_trigger_goes_alone_only_when_it_holds_others_back(waiting: int, everyone: list[int], alone: bool) -> None:
     assert held_back(waiting, min(everyone), backlog=20) is alone
+
+
+class _OneAttachHangs:
+    """The memory backend's shared reader, but one group's attach does not return until `let_go` is set
+    (a consumer group whose coordinator does not answer)."""
+
+    def __init__(self, reader: SharedReader, hanging: str) -> None:
+        self._reader = reader
+        self._hanging = hanging
+        self.let_go = asyncio.Event()
+
+    @property
+    def resumable(self) -> bool:
+        return self._reader.resumable
+
+    async def start(self) -> None:
+        await self._reader.start()
+
+    async def attach(self, group: str, *, since: float | None = None) -> Cursor:
+        if group == self._hanging:
+            await self.let_go.wait()
+        return await self._reader.attach(group, since=since)
+
+    async def detach(self, cursor: Cursor) -> None:
+        await self._reader.detach(cursor)
+
+    def open_alone(self, group: str, *, since: float | None = None) -> Reader:
+        return self._reader.open_alone(group, since=since)
+
+    async def receive(self, max_records: int) -> Sequence[Record]:
+        return await self._reader.receive(max_records)
+
+    def done(self) -> None:
+        self._reader.done()
+
+    async def stop(self) -> None:
+        await self._reader.stop()
+
+
+class _Subscriber:
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self.since: float | None = None
+        self.filter = compile_trigger_filter(None, None)
+        self.requirements: dict[str, str] = {}
+        self.target_metrics = TargetMetrics(("fanout-unit", "broker", group))
+
+    def overflowed(self) -> None:
+        raise AssertionError(f"{self.group} was sent to read alone")
+
+
+async def test_the_reader_waits_for_triggers_attaching_at_once_but_not_for_one_whose_attach_hangs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fanout, "ATTACH_PAUSE_S", 0.3)
+    backend = MemoryBackend()
+    await backend.ensure_topic(TopicSpec("t"))
+    reader = _OneAttachHangs(backend.open_shared_reader("t", "shared"), hanging="stuck")
+    shared = fanout.Fanout(reader, "unit", backlog=100, on_empty=lambda _: None)
+    await shared.ready()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    # Both at once, as a dispatcher's start attaches its Triggers: one is in at once, one never gets in.
+    stuck = asyncio.create_task(shared.attach(_Subscriber("stuck")))
+    _cursor, inbox = await shared.attach(_Subscriber("fast"))
+    await backend.publish("t", Event({"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}))
+    messages = await asyncio.wait_for(inbox.receive(10), 5.0)
+    # Held for the attach in flight, then read on without it: one stuck group stops no other for long.
+    assert [m.event.id for m in messages] == ["1"]
+    assert loop.time() - began >= 0.25
+    reader.let_go.set()
+    await stuck
+    await shared.stop()
