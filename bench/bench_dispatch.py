@@ -130,9 +130,44 @@ def span(samples: list[tuple[float, float, int]], start: int, end: int) -> tuple
 def start_dispatcher(args: argparse.Namespace, tree: str, state: Path, log: IO[bytes]) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PYTHONPATH=tree + os.pathsep + os.environ.get("PYTHONPATH", ""))
     flag = ["--kafka-bootstrap", args.kafka_bootstrap] if args.backend == "kafka" else ["--nats-url", args.nats_url]
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "dispatcher", "--host", "127.0.0.1", "--port", str(free_port()), "--contract",
          str(state / "contract.json"), *flag], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tree)
+    if args.pin:
+        os.sched_setaffinity(process.pid, {_cpus()[-1]})  # before it starts its threads: they inherit it
+    return process
+
+
+_CPUS = sorted(os.sched_getaffinity(0))
+"""The CPUs this process may run on when it starts (before --pin narrows its own)."""
+
+
+def _cpus() -> list[int]:
+    return _CPUS
+
+
+def pin_the_rest(args: argparse.Namespace) -> None:
+    """--pin: the dispatcher gets the last CPU to itself; this process (the sink), the services it starts
+    and the Kafka broker listening on --kafka-bootstrap (every thread of it) share the others. On a
+    2-core machine the dispatcher's figures then vary far less from run to run (the sink, Kafka and the
+    ingress no longer take turns on its core)."""
+    cpus = _cpus()
+    if len(cpus) < 2:
+        raise SystemExit("--pin needs at least two CPUs")
+    rest = set(cpus[:-1])
+    os.sched_setaffinity(0, rest)
+    if args.backend != "kafka":
+        return
+    port = int(args.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+            for thread in psutil.Process(conn.pid).threads():
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(thread.id, rest)
+            print(f"pinned: the dispatcher on CPU {cpus[-1]}; this process, its services and Kafka "
+                  f"(pid {conn.pid}) on {sorted(rest)}", flush=True)
+            return
+    print("pinned: Kafka's process was not found by its port; it is not pinned", flush=True)
 
 
 def went_alone(args: argparse.Namespace, state: Path, name: str) -> int:
@@ -219,12 +254,16 @@ def main() -> None:
     parser.add_argument("--tree", help="another checkout whose dispatcher alternates with this one's")
     parser.add_argument("--keep-logs", metavar="DIR", help="keep each run's service logs in DIR")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every delivery")
+    parser.add_argument("--pin", action="store_true",
+                        help="the dispatcher alone on the last CPU, everything else on the others (steadier)")
     args = parser.parse_args()
     args.trees = [str(Path(args.tree).resolve())] if args.tree else []
     if args.backend == "kafka" and not args.kafka_bootstrap:
         parser.error("--kafka-bootstrap (or $KAFKA_BOOTSTRAP_SERVERS) is required for --backend kafka")
     if args.backend == "nats" and not args.nats_url:
         parser.error("--nats-url (or $NATS_URL) is required for --backend nats")
+    if args.pin:
+        pin_the_rest(args)
     import uvloop
 
     uvloop.run(main_async(args))

@@ -76,6 +76,13 @@ class Event:
     data: bytes | None = None
     # Transport headers that Knative passes through hops (x-request-id, knative-*, x-b3-*, traceparent).
     headers: dict[str, str] = field(default_factory=dict)
+    # Made once for every Trigger that delivers this event, instead of once per Trigger (with 10 Triggers
+    # the copy and the encoding were about a tenth of the dispatcher's CPU, docs/performance.md). Not part
+    # of the event: not compared, not copied. An event is not changed once it has them.
+    subscriber_form: tuple[Event, int | None] | None = field(default=None, compare=False, repr=False)
+    """core.hops.for_subscriber: this event as a Broker's subscribers get it (its TTL taken off), and the TTL."""
+    binary_lines: bytes | None = field(default=None, compare=False, repr=False)
+    """core.delivery.sender: the binary-mode header lines (`ce-*`, Content-Type, pass-through headers)."""
 
     @property
     def id(self) -> str:

@@ -79,6 +79,16 @@ def leave_broker(event: Event) -> int | None:
         return None
 
 
+def for_subscriber(event: Event) -> tuple[Event, int | None]:
+    """`event` as a Broker's subscribers get it (`leave_broker` on a copy) and its TTL, made once for all
+    the Triggers that deliver it: each one's delivery shares the copy and must not change it."""
+    made = event.subscriber_form
+    if made is None:
+        copy = event.copy()
+        made = event.subscriber_form = (copy, leave_broker(copy))
+    return made
+
+
 def inherit_ttl(reply: Event, ttl: int | None) -> None:
     if ttl is not None:
         reply.attributes[TTL] = ttl

@@ -40,7 +40,7 @@ from core.filters import EventFilter, compile_trigger_filter
 from core.filters.cesql import CesqlError
 from core.filters.exact import required_type
 from core.filters.index import exact_requirements
-from core.hops import enter_broker, inherit_ttl, leave_broker
+from core.hops import enter_broker, for_subscriber, inherit_ttl
 from dispatcher.fanout import Fanout, Fanouts, Inbox
 from dispatcher.lag import LAGS
 from dispatcher.settings import DispatcherSettings
@@ -389,12 +389,14 @@ class EgressRunner:
     async def _handle(self, message: Inbound) -> None:
         target = self._config.target
         try:
-            event = message.event.copy()
+            # One event object for every Trigger or Subscription that delivers it (the fan-out hands them
+            # all the same record): delivering never changes it, so none is copied per delivery.
+            event = message.event
             reply_to = None
             # The TTL is a Broker's loop guard; a channel hands every attribute on as it came, and its
             # Subscriptions send replies to their reply URL, not back into the channel.
             if self.resource.kind == "Broker":
-                ttl = leave_broker(event)
+                event, ttl = for_subscriber(event)
                 if target.egress.reply_to_original_topic:
                     reply_to = functools.partial(self._publish_reply, ttl)
             await self._deliverer.deliver(event, target, reply_to=reply_to)

@@ -102,17 +102,20 @@ def _target(url: str) -> _Target:
     return _Target(tls, parts.hostname, port, head.encode("ascii"))
 
 
-def _header_block(headers: dict[str, str], length: int) -> bytes:
-    lines = [f"{name}: {value}\r\n" for name, value in headers.items()]
-    lines.append(f"Content-Length: {length}\r\n\r\n")
-    block = "".join(lines)
+def header_lines(headers: dict[str, str]) -> bytes:
+    """`Name: value\\r\\n` for each header, checked: RequestError for one that cannot be sent as it is."""
+    block = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
     # A CR or LF inside a name or value would end the header early and let the rest forge a request.
-    if block.count("\n") != len(lines) + 1 or block.count("\r") != len(lines) + 1:
+    if block.count("\n") != len(headers) or block.count("\r") != len(headers):
         raise RequestError("a header name or value holds a line break")
     try:
         return block.encode("utf-8")
     except UnicodeEncodeError:
         raise RequestError("a header holds bytes that are not UTF-8 text") from None
+
+
+def _header_block(headers: dict[str, str], length: int) -> bytes:
+    return header_lines(headers) + b"Content-Length: %d\r\n\r\n" % length
 
 
 class _Connection(asyncio.Protocol):
@@ -263,10 +266,11 @@ class Http1Pool:
         self._next_sweep = 0.0
 
     async def post(self, url: str, headers: dict[str, str], body: bytes, *, timeout_s: float,
-                   max_body: int, ssl_context: ssl.SSLContext | None = None) -> Answer:
-        """One POST and its answer; RequestError (or TimeoutError) when no answer came."""
+                   max_body: int, ssl_context: ssl.SSLContext | None = None, lines: bytes = b"") -> Answer:
+        """One POST and its answer; RequestError (or TimeoutError) when no answer came. `lines` are header
+        lines made (and checked) by `header_lines` before, sent ahead of `headers`."""
         target = _target(url)
-        request = target.head + _header_block(headers, len(body)) + body
+        request = b"".join((target.head, lines, _header_block(headers, len(body)), body))
         context = None
         if target.tls:
             context = ssl_context or self._default_context()

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from core import tracing
-from core.delivery.http1 import Http1Pool, RequestError, Unsupported
+from core.delivery.http1 import Http1Pool, RequestError, Unsupported, header_lines
 from core.events import STRUCTURED_CONTENT_TYPE, Event, to_binary, to_structured
 
 _NO_CONTENT_TYPE = ("Content-Type",)
@@ -78,6 +78,13 @@ class Sender:
         ssl: tls.SSLContext | None = None,
     ) -> Attempt:
         """`ssl` verifies an https `url` (the target's CACerts, core/tls.py); None: the system trust store."""
+        if not structured and self._http1 is not None and not tracing.ENABLED and url.startswith("http://"):
+            lines = _binary_lines(event)
+            if lines is not None:
+                try:
+                    return await self._post_http1(url, event.data or b"", headers, timeout_s, lines)
+                except Unsupported:
+                    pass  # before any I/O: the general path below takes it
         if structured:
             body = to_structured(event)
             request_headers = {"Content-Type": STRUCTURED_CONTENT_TYPE}
@@ -129,15 +136,34 @@ class Sender:
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return _no_answer(exc)
 
-    async def _post_http1(self, url: str, body: bytes, request_headers: dict[str, str], timeout_s: float) -> Attempt:
+    async def _post_http1(self, url: str, body: bytes, request_headers: dict[str, str], timeout_s: float,
+                          lines: bytes = b"") -> Attempt:
         assert self._http1 is not None
         try:
-            answer = await self._http1.post(url, request_headers, body, timeout_s=timeout_s, max_body=self._max)
+            answer = await self._http1.post(url, request_headers, body, timeout_s=timeout_s, max_body=self._max,
+                                            lines=lines)
         except Unsupported:
             raise
         except (TimeoutError, RequestError, OSError) as exc:
             return _no_answer(exc)
         return Attempt(answer.status, answer.body, answer.headers, answer.content_type)
+
+
+def _binary_lines(event: Event) -> bytes | None:
+    """The event's binary-mode header lines (`ce-*` and Content-Type from `to_binary`, then its pass-through
+    headers), made once for every Trigger and every attempt that sends it. The per-delivery headers follow
+    them on the wire, as they followed in the dict before: none of theirs (Prefer, Kn-Namespace,
+    Authorization) is a `ce-`, Content-Type or pass-through name, so the bytes are the same. None when a
+    header cannot be sent: the general path says why in its Attempt."""
+    lines = event.binary_lines
+    if lines is None:
+        headers, _ = to_binary(event)
+        headers.update(event.headers)
+        try:
+            lines = event.binary_lines = header_lines(headers)
+        except RequestError:
+            return None
+    return lines
 
 
 def _no_answer(exc: BaseException) -> Attempt:

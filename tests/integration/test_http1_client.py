@@ -333,3 +333,34 @@ async def test_waiting_for_a_connection_counts_against_the_attempts_time() -> No
     finally:
         pool.close()
         await server.stop()
+
+
+async def test_one_event_sent_to_two_subscribers_arrives_byte_for_byte_as_binary_mode_writes_it(
+        sender: Sender) -> None:
+    """Its header lines are made once for every Trigger and attempt that sends it (core/delivery/sender.py):
+    each request must still be exactly these bytes, the per-delivery headers after the event's own."""
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await server.read_request(reader) is not None:
+            writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+
+    server = RawServer(answer)
+    url = await server.start()
+    event = an_event(datacontenttype="application/json", subject="a b%c")
+    event.headers = {"x-request-id": "r-1", "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    try:
+        for path, namespace in (("/one", "ns1"), ("/two", "ns2"), ("/one", "ns1"), ("/two", "ns2")):
+            attempt = await sender.send(url.replace("/sink", path), event, structured=False,
+                                        headers={"Prefer": "reply", "Kn-Namespace": namespace}, timeout_s=5)
+            assert attempt.status == 202
+    finally:
+        await server.stop()
+    host = url.split("/")[2]
+
+    def expected(path: str, namespace: str) -> bytes:
+        return (f"POST {path} HTTP/1.1\r\nHost: {host}\r\n"
+                "ce-specversion: 1.0\r\nce-id: e1\r\nce-source: /s\r\nce-type: t\r\n"
+                "Content-Type: application/json\r\nce-subject: a%20b%25c\r\n"
+                "x-request-id: r-1\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n"
+                f"Prefer: reply\r\nKn-Namespace: {namespace}\r\nContent-Length: 8\r\n\r\n").encode() + b'{"a": 1}'
+
+    assert server.requests == [expected("/one", "ns1"), expected("/two", "ns2")] * 2
