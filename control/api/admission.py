@@ -142,7 +142,9 @@ def admit(manifest: Any, old: dict[str, Any] | None, settings: AdmissionSettings
     if obj.get("apiVersion") != kind.api_version:
         kind.convert(obj)
         obj["apiVersion"] = kind.api_version
-    notices = schema.check(obj, kind.schema)
+    # Walked before the defaults (what the user wrote), unless they are known to add nothing it would find.
+    one_walk = kind.defaults_add_only_known
+    notices = [] if one_walk else schema.check(obj, kind.schema)
     errors = validate_metadata(obj.get("metadata"), namespaced=kind.namespaced)
     if not isinstance(obj.get("metadata"), dict):
         obj["metadata"] = {}  # reported above; the kind's own rules still run on the rest
@@ -162,7 +164,9 @@ def admit(manifest: Any, old: dict[str, Any] | None, settings: AdmissionSettings
         # Compared as stored, both pruned: an unknown field is no change (it is dropped), whether it is in
         # this manifest or was stored before Nerve knew to drop it.
         errors += kind.validate_update(_pruned(old, kind), _pruned(obj, kind))
-    notices += kind.notices(obj)
+    kind_notices = kind.notices(obj)
+    # One walk: the notices and the pruning together, after every rule has seen the manifest unpruned.
+    notices = schema.check(obj, kind.schema, prune=True) + kind_notices if one_walk else notices + kind_notices
     # A kind's own rule may refuse an unknown field where dropping it would change the meaning (a
     # misspelt filter dialect would widen the filter); then the error says it and the notice goes.
     refused = {e.path for e in errors}
@@ -174,6 +178,7 @@ def admit(manifest: Any, old: dict[str, Any] | None, settings: AdmissionSettings
     if errors:
         raise Refused(errors, notices)
     # What is stored is what Nerve reads: unknown fields are pruned, as the Kubernetes API server prunes
-    # the fields a CRD's schema does not know.
-    schema.check(obj, kind.schema, prune=True)
+    # the fields a CRD's schema does not know (after the defaults: they could add one).
+    if not one_walk:
+        schema.check(obj, kind.schema, prune=True)
     return Admitted(obj, kind, notices)
