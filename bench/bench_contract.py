@@ -27,7 +27,8 @@ dispatcher, no HTTP and no `nerve apply` process. The Broker and N Triggers are 
 JSON body as the control API parses what `nerve apply -f` sends. It prints CPU seconds (this process, user +
 system) and wall time for: the apply (admission, the store's writes, the reconcile pass and the contract
 written), a resync pass with nothing changed, and one more Trigger; and beside each the store writes it made
-(resourceVersions used) and the Trigger builds (the reconciler's cache misses). `--profile out.txt` writes
+(resourceVersions used), the SQLite statements (the store's execute calls; an executemany is one) and the Trigger
+builds (the reconciler's cache misses). `--profile out.txt` writes
 cProfile's figures of each phase (sorted by own time, then by cumulative time) next to `out.txt`; for py-spy
 run the whole bench under it (`.venv/bin/py-spy record -o out.svg -- .venv/bin/python bench/... --control-only`).
 
