@@ -94,28 +94,57 @@ def _copied(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+class _TooDeep(Exception):
+    """Raised out of `_copied_within` at the first object or list past schema.MAX_DEPTH."""
+
+
+def _copied_within(value: Any, depth: int = 0) -> Any:
+    """`_copied`, with schema.too_deep's check made on the way: the copy visits every value anyway, so the
+    manifest is not walked a second time for its depth (10,000 Triggers: 10,000 walks fewer). An object or
+    list at depth MAX_DEPTH or more raises _TooDeep before anything under it is visited, so the recursion
+    stays within MAX_DEPTH whatever the manifest."""
+    cls = type(value)
+    if cls is dict:
+        if depth >= schema.MAX_DEPTH:
+            raise _TooDeep
+        return {k: _copied_within(v, depth + 1) for k, v in value.items()}
+    if cls is list:
+        if depth >= schema.MAX_DEPTH:
+            raise _TooDeep
+        return [_copied_within(v, depth + 1) for v in value]
+    if cls is str or cls is int or cls is float or cls is bool or value is None:
+        return value
+    if schema.too_deep(value, schema.MAX_DEPTH - depth) is not None:  # a subclass of dict or list, say
+        raise _TooDeep
+    return copy.deepcopy(value)
+
+
 def _pruned(obj: dict[str, Any], kind: kinds.Kind) -> dict[str, Any]:
     copied: dict[str, Any] = _copied(obj)
     schema.check(copied, kind.schema, prune=True)
     return copied
 
 
-def refuse_too_deep(manifest: Any) -> None:
-    """Refuse a manifest nested past schema.MAX_DEPTH before anything recursive looks at it."""
-    path = schema.too_deep(manifest)
-    if path is not None:
-        raise Refused([FieldError(path, f"nested more than {schema.MAX_DEPTH} levels deep")], [])
+def copied_within_depth(manifest: Any) -> Any:
+    """A copy of the manifest, refused if it nests past schema.MAX_DEPTH (before anything recursive looks at
+    it), naming the first place that does (schema.too_deep)."""
+    try:
+        return _copied_within(manifest)
+    except _TooDeep:
+        path = schema.too_deep(manifest) or ""
+        raise Refused([FieldError(path, f"nested more than {schema.MAX_DEPTH} levels deep")], []) from None
 
 
 def admit(manifest: Any, old: dict[str, Any] | None, settings: AdmissionSettings,
           validation: FieldValidation = FieldValidation.WARN) -> Admitted:
     kind = identify(manifest)
-    refuse_too_deep(manifest)
-    obj: dict[str, Any] = _copied(manifest)  # within MAX_DEPTH: the recursion is safe
+    obj: dict[str, Any] = copied_within_depth(manifest)
     if obj.get("apiVersion") != kind.api_version:
         kind.convert(obj)
         obj["apiVersion"] = kind.api_version
-    notices = schema.check(obj, kind.schema)
+    # Walked before the defaults (what the user wrote), unless they are known to add nothing it would find.
+    one_walk = kind.defaults_add_only_known
+    notices = [] if one_walk else schema.check(obj, kind.schema)
     errors = validate_metadata(obj.get("metadata"), namespaced=kind.namespaced)
     if not isinstance(obj.get("metadata"), dict):
         obj["metadata"] = {}  # reported above; the kind's own rules still run on the rest
@@ -135,7 +164,9 @@ def admit(manifest: Any, old: dict[str, Any] | None, settings: AdmissionSettings
         # Compared as stored, both pruned: an unknown field is no change (it is dropped), whether it is in
         # this manifest or was stored before Nerve knew to drop it.
         errors += kind.validate_update(_pruned(old, kind), _pruned(obj, kind))
-    notices += kind.notices(obj)
+    kind_notices = kind.notices(obj)
+    # One walk: the notices and the pruning together, after every rule has seen the manifest unpruned.
+    notices = schema.check(obj, kind.schema, prune=True) + kind_notices if one_walk else notices + kind_notices
     # A kind's own rule may refuse an unknown field where dropping it would change the meaning (a
     # misspelt filter dialect would widen the filter); then the error says it and the notice goes.
     refused = {e.path for e in errors}
@@ -147,6 +178,7 @@ def admit(manifest: Any, old: dict[str, Any] | None, settings: AdmissionSettings
     if errors:
         raise Refused(errors, notices)
     # What is stored is what Nerve reads: unknown fields are pruned, as the Kubernetes API server prunes
-    # the fields a CRD's schema does not know.
-    schema.check(obj, kind.schema, prune=True)
+    # the fields a CRD's schema does not know (after the defaults: they could add one).
+    if not one_walk:
+        schema.check(obj, kind.schema, prune=True)
     return Admitted(obj, kind, notices)

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from control.api.meta import DNS1123_LABEL, DNS1123_SUBDOMAIN
 from core.errors import FieldError
 from core.tls import pem_problem
+
+_PLAIN_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#\[\]\x00-\x20\x7f][^\[\]\x00-\x20\x7f]*")
+"""A URI urlsplit is sure to give a scheme and a host: a scheme, `://`, then no character urlsplit treats
+specially anywhere (whitespace and controls it strips or drops, brackets it checks as IPv6)."""
+
+
+def scheme_and_host(uri: str) -> tuple[bool, bool]:
+    """Whether urlsplit finds a scheme and a host in `uri`, without its cost for the common `http://host/...`
+    (10,000 Triggers are 10,000 destinations checked); anything else is urlsplit's (and its ValueError)."""
+    if uri.isascii() and _PLAIN_ABSOLUTE.fullmatch(uri):
+        return True, True
+    parts = urlsplit(uri)
+    return bool(parts.scheme), bool(parts.netloc)
 
 
 def default_destination(dest: Any, namespace: str) -> None:
@@ -53,10 +67,10 @@ def validate_destination(dest: Any, path: str, namespace: str) -> list[FieldErro
     if uri is not None:
         if not isinstance(uri, str):
             return [*errors, FieldError(f"{path}.uri", "must be a string")]
-        parts = urlsplit(uri)
-        if ref is not None and parts.scheme:
+        scheme, host = scheme_and_host(uri)
+        if ref is not None and scheme:
             errors.append(FieldError(f"{path}.uri", "an absolute URI is not allowed when ref is present"))
-        if ref is None and (not parts.scheme or not parts.netloc):
+        if ref is None and (not scheme or not host):
             errors.append(FieldError(f"{path}.uri", f"{uri!r} must be an absolute URI with a scheme and host"))
     errors += validate_ca_certs(dest.get("CACerts"), f"{path}.CACerts")
     return errors

@@ -10,6 +10,9 @@ the store's only writer, every statement touches one small row on a local file i
 `synchronous=NORMAL` (a commit appends to the WAL without an fsync), so a call takes well under a
 millisecond: less than handing it to a thread would cost, and it keeps a batch's transaction free of
 interleaving (no await happens inside one).
+
+Inside `grouped()` (a reconcile pass) status writes are buffered and sent together (store/sqlite_group.py):
+each is checked and numbered at once, and seen at once by every read of this store.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from control.store.base import (
     Write,
     key_of,
 )
+from control.store.sqlite_group import GroupState, Key, Row
 from core.errors import Conflict, FieldError, InvalidResource, NotFound
 
 CHANGES_KEPT = 1000
@@ -116,6 +120,8 @@ class SqliteStore(ResourceStore):
         self._closed = False
         self._grouped = 0
         """Depth of `grouped()`: while above 0 a transaction is a SAVEPOINT inside one open transaction."""
+        self._group: GroupState | None = None
+        """While grouped: the rows known and the status writes buffered (sqlite_group.py)."""
 
     # ------------------------------------------------------------------------------------ reads
 
@@ -129,11 +135,25 @@ class SqliteStore(ResourceStore):
             obj["metadata"]["resourceVersion"] = str(rv)  # the body's own is the one before a status write
         return obj
 
-    def _select(self, kind: str, namespace: str, name: str) -> tuple[bytes, bytes, int | None] | None:
-        row: tuple[bytes, bytes, int | None] | None = self._db.execute(
+    def _select(self, kind: str, namespace: str, name: str) -> Row | None:
+        """The row; inside a group as the group knows it (buffered writes included), else read and remembered
+        (nothing buffered is of a row the group does not know, so the table has it as it is)."""
+        group = self._group
+        if group is not None:
+            known = group.rows.get((kind, namespace, name))
+            if known is not None:
+                return known
+        row: Row | None = self._db.execute(
             "SELECT body, status, rv FROM resources WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name)
         ).fetchone()
+        if group is not None and row is not None:
+            group.rows[(kind, namespace, name)] = row
         return row
+
+    def _flush(self) -> None:
+        """Send a group's buffered status writes before any other statement (see sqlite_group.py)."""
+        if self._group is not None and self._group.flush(self._db, CHANGES_KEPT):
+            self._notify()
 
     def _get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         row = self._select(kind, namespace, name)
@@ -147,15 +167,25 @@ class SqliteStore(ResourceStore):
         return self._get(kind, namespace, name)
 
     async def list(self, kind: str, namespace: str | None = None) -> ObjectList:
+        self._flush()
         if namespace is None:
             rows = self._db.execute(
-                "SELECT body, status, rv FROM resources WHERE kind=? ORDER BY namespace, name", (kind,)
+                "SELECT namespace, name, body, status, rv FROM resources WHERE kind=? ORDER BY namespace, name", (kind,)
             ).fetchall()
         else:
             rows = self._db.execute(
-                "SELECT body, status, rv FROM resources WHERE kind=? AND namespace=? ORDER BY name", (kind, namespace)
+                "SELECT namespace, name, body, status, rv FROM resources WHERE kind=? AND namespace=? ORDER BY name",
+                (kind, namespace),
             ).fetchall()
-        return ObjectList([self._row(body, status, rv) for body, status, rv in rows], str(self._revision()))
+        revision = self._revision()
+        if self._group is not None:
+            # A pass lists every kind first, then writes statuses: each such write then needs no read, neither
+            # of its row nor of the log's last id (nothing is buffered right after a flush).
+            known = self._group.rows
+            for ns, name, body, status, rv in rows:
+                known[(kind, ns, name)] = (body, status, rv)
+            self._group.next_rv = revision + 1
+        return ObjectList([self._row(body, status, rv) for _, _, body, status, rv in rows], str(revision))
 
     async def watch(self, kind: str, namespace: str | None = None, *,
                     resource_version: str | None = None) -> AsyncIterator[WatchEvent]:
@@ -169,6 +199,7 @@ class SqliteStore(ResourceStore):
         except ValueError:
             raise Expired(f"resourceVersion {resource_version!r} is not one this store wrote") from None
         while not self._closed:
+            self._flush()
             # Checked on every read, not only at the start: a watcher that fell behind while the log was
             # trimmed has lost changes, and says so (410 Gone) rather than skipping them silently.
             oldest = self._db.execute("SELECT MIN(rv) FROM changes").fetchone()[0]
@@ -228,6 +259,12 @@ class SqliteStore(ResourceStore):
             )
         if rv % 100 == 0:
             self._db.execute("DELETE FROM changes WHERE rv <= ?", (rv - CHANGES_KEPT,))
+        if self._group is not None:  # (a savepoint undoing this write makes the group forget both)
+            self._group.next_rv = rv + 1
+            if type_ == "DELETED":
+                self._group.rows.pop((kind, namespace, name), None)
+            else:
+                self._group.rows[(kind, namespace, name)] = (body, status, rv)
         return rv
 
     def _transaction(self) -> _Transaction:
@@ -347,8 +384,36 @@ class SqliteStore(ResourceStore):
             return self._update(obj)
 
     async def update_status(self, obj: dict[str, Any]) -> dict[str, Any]:
+        if self._group is not None:
+            buffered = self._buffered_status(obj)
+            if buffered is not None:
+                return buffered
         with self._transaction():
             return self._update_status(obj)
+
+    def _buffered_status(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """`_update_status` inside a group, with no statement: checked against the row as the group knows it,
+        numbered by the group, and buffered (sqlite_group.py). None for a row from before the rv column,
+        which the general path gives one."""
+        group = self._group
+        assert group is not None
+        key: Key = key_of(obj)
+        row = self._select(*key)
+        if row is None:
+            raise NotFound(f"{_label(*key)} not found")
+        body, stored_status, rv = row
+        if rv is None:
+            return None
+        self._check_version(obj, str(rv))
+        status = obj.get("status") or {}
+        if orjson.loads(stored_status) == status:
+            return self._row(body, stored_status, rv)  # nothing changed: no new version
+        if group.next_rv is None:  # nothing buffered: the log's last id is the table's
+            group.next_rv = self._revision() + 1
+        new_rv = group.next_rv
+        status_bytes = orjson.dumps(status)
+        group.buffer_status(key, body, status_bytes, new_rv, _with_status(body, status_bytes))
+        return self._row(body, status_bytes, new_rv)
 
     async def delete(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         with self._transaction():
@@ -368,17 +433,26 @@ class SqliteStore(ResourceStore):
         is already whole or undone, so an error (a cancelled pass) must not undo the ones that succeeded."""
         if self._grouped == 0:
             self._db.execute("BEGIN IMMEDIATE")
+            self._group = GroupState()
         self._grouped += 1
         try:
             yield
         finally:
             self._grouped -= 1
             if self._grouped == 0 and not self._closed:
-                self._db.execute("COMMIT")
+                try:
+                    self._flush()
+                finally:
+                    self._group = None
+                    self._db.execute("COMMIT")
 
     async def close(self) -> None:
         if self._grouped and not self._closed:
-            self._db.execute("COMMIT")  # what a pass still open has written is kept
+            try:
+                self._flush()
+            finally:
+                self._group = None
+                self._db.execute("COMMIT")  # what a pass still open has written is kept
         self._closed = True
         self._notify()
         self._db.close()
@@ -392,6 +466,7 @@ class _Transaction:
         self._store = store
 
     def __enter__(self) -> None:
+        self._store._flush()  # a group's buffered writes first: this write reads and numbers after them
         self._store._db.execute("SAVEPOINT write" if self._store._grouped else "BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -402,5 +477,8 @@ class _Transaction:
         elif grouped:
             db.execute("ROLLBACK TO write")
             db.execute("RELEASE write")
+            if self._store._group is not None:  # what it knew may include what was just undone
+                self._store._group.rows.clear()
+                self._store._group.next_rv = None
         else:
             db.execute("ROLLBACK")

@@ -300,3 +300,81 @@ async def test_grouped_writes_commit_once_and_a_failed_one_leaves_no_trace(tmp_p
         assert (await reopened.get("ConfigMap", "ns1", "b") or {})["status"] == {"seen": True}
     finally:
         await reopened.close()
+
+
+async def test_a_grouped_pass_buffers_its_status_writes_yet_every_read_and_watcher_sees_each(tmp_path: Path) -> None:
+    path = tmp_path / "nerve.db"
+    store = SqliteStore(path)
+    created = [await store.create(cm(f"o{i}")) for i in range(5)]
+    watched = store.watch("ConfigMap", resource_version=created[-1]["metadata"]["resourceVersion"])
+    statements: list[str] = []
+    try:
+        with store.grouped():
+            objs = (await store.list("ConfigMap")).items
+            writes = Writes(store)
+            store._db.set_trace_callback(statements.append)
+            for i, obj in enumerate(objs[:3]):
+                await writes.status(obj, {"seen": i})
+            assert statements == []  # buffered: no statement yet, and none to read the rows for their versions
+            store._db.set_trace_callback(None)
+            versions = [int(o["metadata"]["resourceVersion"]) for o in objs[:3]]
+            assert versions == sorted(versions) and len(set(versions)) == 3
+            # Every read within the pass sees them: get, list, and the objects the pass holds.
+            assert [(await store.get("ConfigMap", "ns1", f"o{i}") or {}).get("status") for i in range(3)] == \
+                [{"seen": 0}, {"seen": 1}, {"seen": 2}]
+            assert await store.get("ConfigMap", "ns1", "o0") == objs[0]
+            # A write carrying a version that lost the race is refused and skipped, as without a group.
+            with pytest.raises(Conflict):
+                await store.update_status({**created[1], "status": {"lost": True}})
+            writes.again = False
+            await writes.status(created[1], {"lost": True})
+            assert writes.again and (await store.get("ConfigMap", "ns1", "o1") or {})["status"] == {"seen": 1}
+            # A write of another kind in between (written at once) is numbered after the buffered ones, and a
+            # status write after it after that.
+            await writes.status(objs[3], {"seen": 3})
+            other = await store.create(cm("late"))
+            await writes.status(objs[4], {"seen": 4})
+            assert int(objs[3]["metadata"]["resourceVersion"]) < int(other["metadata"]["resourceVersion"]) < \
+                int(objs[4]["metadata"]["resourceVersion"])
+            assert [o["status"] for o in (await store.list("ConfigMap")).items] == \
+                [{}, {"seen": 0}, {"seen": 1}, {"seen": 2}, {"seen": 3}, {"seen": 4}]
+            # A status write that changes nothing makes no version.
+            same = await store.update_status(objs[4])
+            assert same["metadata"]["resourceVersion"] == objs[4]["metadata"]["resourceVersion"]
+        seen = [await asyncio.wait_for(anext(watched), 5) for _ in range(6)]
+    finally:
+        await watched.aclose()
+    assert [(e.type, e.object["metadata"]["name"], e.object["status"]) for e in seen] == [
+        ("MODIFIED", "o0", {"seen": 0}), ("MODIFIED", "o1", {"seen": 1}), ("MODIFIED", "o2", {"seen": 2}),
+        ("MODIFIED", "o3", {"seen": 3}), ("ADDED", "late", {}), ("MODIFIED", "o4", {"seen": 4})]
+    assert [e.object["metadata"]["resourceVersion"] for e in seen] == [
+        *(o["metadata"]["resourceVersion"] for o in objs[:4]), other["metadata"]["resourceVersion"],
+        objs[4]["metadata"]["resourceVersion"]]
+    await store.close()
+    reopened = SqliteStore(path)
+    try:
+        stored = {o["metadata"]["name"]: o for o in (await reopened.list("ConfigMap")).items}
+        assert [stored[f"o{i}"] for i in range(5)] == objs  # committed as the pass saw them, versions too
+        after = await reopened.create(cm("next"))
+        assert int(after["metadata"]["resourceVersion"]) > int(objs[4]["metadata"]["resourceVersion"])
+    finally:
+        await reopened.close()
+
+
+async def test_a_grouped_pass_trims_the_change_log_as_writes_one_by_one_do(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "nerve.db")
+    try:
+        with store.grouped():
+            for i in range(30):
+                await store.create(cm(f"o{i}"))
+            objs = (await store.list("ConfigMap")).items
+            for round_ in range(40):  # 1,200 buffered writes: past CHANGES_KEPT
+                for obj in objs:
+                    await Writes(store).status(obj, {"round": round_})
+        last = int(objs[-1]["metadata"]["resourceVersion"])
+        oldest = store._db.execute("SELECT MIN(rv), COUNT(*) FROM changes").fetchone()
+        assert oldest == (last - last % 100 - 1000 + 1, last - (last - last % 100 - 1000))
+        with pytest.raises(Expired):
+            await anext(store.watch("ConfigMap", resource_version="5"))
+    finally:
+        await store.close()
