@@ -157,6 +157,9 @@ class Fanout:
         self._attaching = 0
         """Attaches in flight: a dispatcher's start (or a contract adding many Triggers) attaches them all at
         once, and the reader waits until they are in (`_wait_for_room`)."""
+        self._attaching_since = 0.0
+        """When the attaches in flight began (the count went up from 0): the reader waits ATTACH_PAUSE_S from
+        then at most, however often it asks, so one attach that hangs never stalls it again and again."""
         self._seen = 0
         self._started: asyncio.Task[None] | None = None
         self._supervisor = Supervisor(name, self._loop)
@@ -179,6 +182,8 @@ class Fanout:
         return len(self._entries)
 
     async def attach(self, subscriber: Subscriber) -> tuple[Cursor, Inbox]:
+        if not self._attaching:
+            self._attaching_since = asyncio.get_running_loop().time()
         self._attaching += 1
         try:
             cursor = await self._reader.attach(subscriber.group, since=subscriber.since)
@@ -234,12 +239,10 @@ class Fanout:
         # their Inboxes while the rest are still fetching their offsets; each later one then makes the
         # reader go back, and once it reads past where the first ones were, those pass twice the backlog
         # and go to read alone (bench/bench_dispatch.py counted 5-9 of 10 at every start with a backlog).
-        pause_until: float | None = None
         loop = asyncio.get_running_loop()
         while True:
             if self._attaching:
-                if pause_until is None:
-                    pause_until = loop.time() + ATTACH_PAUSE_S
+                pause_until = self._attaching_since + ATTACH_PAUSE_S
                 if loop.time() < pause_until:
                     self._room.clear()
                     with contextlib.suppress(TimeoutError):

@@ -141,6 +141,12 @@ async def test_the_reader_waits_for_triggers_attaching_at_once_but_not_for_one_w
     # Held for the attach in flight, then read on without it: one stuck group stops no other for long.
     assert [m.event.id for m in messages] == ["1"]
     assert loop.time() - began >= 0.25
+    # Still hanging: the next events are not held for another pause.
+    await backend.publish("t", Event({"specversion": "1.0", "id": "2", "source": "/s", "type": "t"}))
+    began = loop.time()
+    messages = await asyncio.wait_for(inbox.receive(10), 5.0)
+    assert [m.event.id for m in messages] == ["2"]
+    assert loop.time() - began < 0.2
     reader.let_go.set()
     await stuck
     await shared.stop()
