@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import enum
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,40 +82,30 @@ def identify(manifest: Any) -> kinds.Kind:
     return found
 
 
-def _copied(value: Any) -> Any:
-    """A deep copy, quicker than copy.deepcopy for what a manifest is made of (JSON's dicts, lists and
-    scalars: no memo to keep, no dispatch per type); anything else is copy.deepcopy'd as before."""
-    cls = type(value)
-    if cls is dict:
-        return {k: _copied(v) for k, v in value.items()}
-    if cls is list:
-        return [_copied(v) for v in value]
-    if cls is str or cls is int or cls is float or cls is bool or value is None:
-        return value
-    return copy.deepcopy(value)
-
-
 class _TooDeep(Exception):
-    """Raised out of `_copied_within` at the first object or list past schema.MAX_DEPTH."""
+    """Raised out of `_copied` given a `limit`, at the first object or list that deep or deeper."""
 
 
-def _copied_within(value: Any, depth: int = 0) -> Any:
-    """`_copied`, with schema.too_deep's check made on the way: the copy visits every value anyway, so the
-    manifest is not walked a second time for its depth (10,000 Triggers: 10,000 walks fewer). An object or
-    list at depth MAX_DEPTH or more raises _TooDeep before anything under it is visited, so the recursion
-    stays within MAX_DEPTH whatever the manifest."""
+def _copied(value: Any, depth: int = 0, limit: float = math.inf) -> Any:
+    """A deep copy, quicker than copy.deepcopy for what a manifest is made of (JSON's dicts, lists and
+    scalars: no memo to keep, no dispatch per type); anything else is copy.deepcopy'd as before.
+
+    With a `limit` (schema.MAX_DEPTH) it also makes schema.too_deep's check on the way: the copy visits every
+    value anyway, so the manifest is not walked a second time for its depth (10,000 Triggers: 10,000 walks
+    fewer). An object or list at depth `limit` or more raises _TooDeep before anything under it is visited,
+    so the recursion stays within `limit` whatever the manifest."""
     cls = type(value)
     if cls is dict:
-        if depth >= schema.MAX_DEPTH:
+        if depth >= limit:
             raise _TooDeep
-        return {k: _copied_within(v, depth + 1) for k, v in value.items()}
+        return {k: _copied(v, depth + 1, limit) for k, v in value.items()}
     if cls is list:
-        if depth >= schema.MAX_DEPTH:
+        if depth >= limit:
             raise _TooDeep
-        return [_copied_within(v, depth + 1) for v in value]
+        return [_copied(v, depth + 1, limit) for v in value]
     if cls is str or cls is int or cls is float or cls is bool or value is None:
         return value
-    if schema.too_deep(value, schema.MAX_DEPTH - depth) is not None:  # a subclass of dict or list, say
+    if limit != math.inf and schema.too_deep(value, int(limit) - depth) is not None:  # a dict subclass, say
         raise _TooDeep
     return copy.deepcopy(value)
 
@@ -129,7 +120,7 @@ def copied_within_depth(manifest: Any) -> Any:
     """A copy of the manifest, refused if it nests past schema.MAX_DEPTH (before anything recursive looks at
     it), naming the first place that does (schema.too_deep)."""
     try:
-        return _copied_within(manifest)
+        return _copied(manifest, 0, schema.MAX_DEPTH)
     except _TooDeep:
         path = schema.too_deep(manifest) or ""
         raise Refused([FieldError(path, f"nested more than {schema.MAX_DEPTH} levels deep")], []) from None
