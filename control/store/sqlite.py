@@ -23,7 +23,7 @@ import contextlib
 import os
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -335,10 +335,12 @@ class SqliteStore(ResourceStore):
             return old  # nothing changed: no new version, as the API server answers a no-op update
         return new
 
-    def _update_status(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def _update_status(self, obj: dict[str, Any],
+                       write: Callable[[Key, bytes, bytes], int] | None = None) -> dict[str, Any]:
         """The status subresource: the row's rv column is checked and only its status and rv are rewritten; the
         stored body is neither parsed for the check nor serialised again (a reconcile pass makes one status
-        write per object it changes: 10,000 for 10,000 new Triggers)."""
+        write per object it changes: 10,000 for 10,000 new Triggers). `write(key, body, status)` writes a
+        changed status and returns its rv: `_write_status`, or inside a group `_buffer_status`."""
         kind, namespace, name = key_of(obj)
         row = self._select(kind, namespace, name)
         if row is None:
@@ -358,10 +360,22 @@ class SqliteStore(ResourceStore):
         if orjson.loads(stored_status) == status:
             return self._row(body, stored_status, rv)  # nothing changed: no new version
         status_bytes = orjson.dumps(status)
+        return self._row(body, status_bytes, (write or self._write_status)((kind, namespace, name), body, status_bytes))
+
+    def _write_status(self, key: Key, body: bytes, status: bytes) -> int:
         # The row as it is, with the new status: the logged object is the stored body and the new status
         # spliced (_write); the body is neither parsed for the check nor serialised again.
-        return self._row(body, status_bytes, self._write("MODIFIED", kind, namespace, name, body, status_bytes,
-                                                          row="status"))
+        return self._write("MODIFIED", *key, body, status, row="status")
+
+    def _buffer_status(self, key: Key, body: bytes, status: bytes) -> int:
+        """Inside a group, no statement: numbered by the group and buffered (sqlite_group.py)."""
+        group = self._group
+        assert group is not None
+        if group.next_rv is None:  # nothing buffered: the log's last id is the table's
+            group.next_rv = self._revision() + 1
+        rv = group.next_rv
+        group.buffer_status(key, body, status, rv, _with_status(body, status))
+        return rv
 
     def _delete(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         old = self._get(kind, namespace, name)
@@ -385,35 +399,13 @@ class SqliteStore(ResourceStore):
 
     async def update_status(self, obj: dict[str, Any]) -> dict[str, Any]:
         if self._group is not None:
-            buffered = self._buffered_status(obj)
-            if buffered is not None:
-                return buffered
+            row = self._select(*key_of(obj))
+            # Checked against the row as the group knows it and buffered, with no statement; a row from before
+            # the rv column takes the general path, which gives it one.
+            if row is None or row[2] is not None:
+                return self._update_status(obj, self._buffer_status)
         with self._transaction():
             return self._update_status(obj)
-
-    def _buffered_status(self, obj: dict[str, Any]) -> dict[str, Any] | None:
-        """`_update_status` inside a group, with no statement: checked against the row as the group knows it,
-        numbered by the group, and buffered (sqlite_group.py). None for a row from before the rv column,
-        which the general path gives one."""
-        group = self._group
-        assert group is not None
-        key: Key = key_of(obj)
-        row = self._select(*key)
-        if row is None:
-            raise NotFound(f"{_label(*key)} not found")
-        body, stored_status, rv = row
-        if rv is None:
-            return None
-        self._check_version(obj, str(rv))
-        status = obj.get("status") or {}
-        if orjson.loads(stored_status) == status:
-            return self._row(body, stored_status, rv)  # nothing changed: no new version
-        if group.next_rv is None:  # nothing buffered: the log's last id is the table's
-            group.next_rv = self._revision() + 1
-        new_rv = group.next_rv
-        status_bytes = orjson.dumps(status)
-        group.buffer_status(key, body, status_bytes, new_rv, _with_status(body, status_bytes))
-        return self._row(body, status_bytes, new_rv)
 
     async def delete(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         with self._transaction():
