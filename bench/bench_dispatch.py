@@ -134,7 +134,7 @@ def start_dispatcher(args: argparse.Namespace, tree: str, state: Path, log: IO[b
         [sys.executable, "-m", "dispatcher", "--host", "127.0.0.1", "--port", str(free_port()), "--contract",
          str(state / "contract.json"), *flag], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tree)
     if args.pin:
-        os.sched_setaffinity(process.pid, {_cpus()[-1]})  # before it starts its threads: they inherit it
+        os.sched_setaffinity(process.pid, {_CPUS[-1]})  # before it starts its threads: they inherit it
     return process
 
 
@@ -142,16 +142,12 @@ _CPUS = sorted(os.sched_getaffinity(0))
 """The CPUs this process may run on when it starts (before --pin narrows its own)."""
 
 
-def _cpus() -> list[int]:
-    return _CPUS
-
-
 def pin_the_rest(args: argparse.Namespace) -> None:
     """--pin: the dispatcher gets the last CPU to itself; this process (the sink), the services it starts
     and the Kafka broker listening on --kafka-bootstrap (every thread of it) share the others. On a
     2-core machine the dispatcher's figures then vary far less from run to run (the sink, Kafka and the
     ingress no longer take turns on its core)."""
-    cpus = _cpus()
+    cpus = _CPUS
     if len(cpus) < 2:
         raise SystemExit("--pin needs at least two CPUs")
     rest = set(cpus[:-1])
