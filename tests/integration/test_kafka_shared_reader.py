@@ -18,10 +18,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from channels.base import Cursor, Message, SharedReader, TopicSpec, shared_reader_group
 from channels.kafka import KafkaBackend, KafkaSettings
-from core.delivery.metrics import TargetMetrics
-from core.filters.build import compile_trigger_filter
 from dispatcher import fanout
-from tests.support.backends import event, unique_name
+from tests.support.backends import FanoutSubscriber, event, unique_name
 from tests.support.stack import eventually
 
 pytestmark = pytest.mark.kafka
@@ -237,22 +235,6 @@ async def test_a_trigger_that_left_commits_only_what_it_was_offered(kafka_bootst
         await channel.stop()
 
 
-class _Subscriber:
-    """A Trigger as the fan-out sees it (dispatcher.fanout.Subscriber) that delivers nothing: whatever it
-    is handed stays in its Inbox."""
-
-    def __init__(self, group: str, since: float) -> None:
-        self.group = group
-        self.since: float | None = since
-        self.filter = compile_trigger_filter(None, None)
-        self.requirements: dict[str, str] = {}
-        self.target_metrics = TargetMetrics(("shared-reader-test", "broker", group))
-        self.overflows = 0
-
-    def overflowed(self) -> None:
-        self.overflows += 1
-
-
 async def test_triggers_attaching_at_once_to_a_backlog_are_fed_together_and_none_goes_alone(
         kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A dispatcher starting with a backlog waiting attaches all its Triggers at once. The reader must not
@@ -270,7 +252,7 @@ async def test_triggers_attaching_at_once_to_a_backlog_are_fed_together_and_none
         await asyncio.gather(*(channel.publish(topic, event(i)) for i in range(start, start + 100)))
     reader = channel.open_shared_reader(topic, shared_reader_group(topic))
     shared = fanout.Fanout(reader, "test", backlog=backlog, on_empty=lambda _: None)
-    subscribers = [_Subscriber(unique_name(f"g{n}"), since) for n in range(10)]
+    subscribers = [FanoutSubscriber(unique_name(f"g{n}"), since) for n in range(10)]
     try:
         await shared.ready()
         attached = await asyncio.gather(*(shared.attach(s) for s in subscribers))

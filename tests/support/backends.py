@@ -1,5 +1,6 @@
 """What the backend tests (tests/integration/test_kafka_backend.py, test_nats_backend.py) share: names
-of their own, numbered events, and reading a Reader as a dispatcher would, with a deadline."""
+of their own, numbered events, and reading a Reader as a dispatcher would, with a deadline; and for the
+fan-out's tests, a Trigger that delivers nothing."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from collections.abc import Sequence
 import pytest
 
 from channels.base import Backend, Message, Reader
+from core.delivery.metrics import TargetMetrics
 from core.errors import BackendError
 from core.events import Event
+from core.filters.build import compile_trigger_filter
 
 
 def unique_name(prefix: str) -> str:
@@ -70,3 +73,19 @@ async def publish_until_accepted(backend: Backend, topic: str, message: Event, w
             if time.monotonic() > deadline:
                 pytest.fail(f"{message.id} still refused after {within:g}s: {exc}")
             await asyncio.sleep(pause)
+
+
+class FanoutSubscriber:
+    """A Trigger as the fan-out sees it (dispatcher.fanout.Subscriber), matching every event, that delivers
+    nothing: whatever it is handed stays in its Inbox. `overflows` counts the times it was sent to read alone."""
+
+    def __init__(self, group: str, since: float | None = None) -> None:
+        self.group = group
+        self.since = since
+        self.filter = compile_trigger_filter(None, None)
+        self.requirements: dict[str, str] = {}
+        self.target_metrics = TargetMetrics(("fanout-test", "broker", group))
+        self.overflows = 0
+
+    def overflowed(self) -> None:
+        self.overflows += 1

@@ -10,11 +10,10 @@ import pytest
 from channels.base import Cursor, Reader, Record, SharedReader, TopicSpec
 from channels.kafka_fanout import _Track
 from channels.memory import MemoryBackend
-from core.delivery.metrics import TargetMetrics
 from core.events import Event
-from core.filters.build import compile_trigger_filter
 from dispatcher import fanout
 from dispatcher.fanout import Inbox, held_back
+from tests.support.backends import FanoutSubscriber
 
 # (offsets handed out, offsets acked, the reader's position) -> what this Trigger commits
 COMMITTABLE = [
@@ -111,18 +110,6 @@ class _OneAttachHangs:
         await self._reader.stop()
 
 
-class _Subscriber:
-    def __init__(self, group: str) -> None:
-        self.group = group
-        self.since: float | None = None
-        self.filter = compile_trigger_filter(None, None)
-        self.requirements: dict[str, str] = {}
-        self.target_metrics = TargetMetrics(("fanout-unit", "broker", group))
-
-    def overflowed(self) -> None:
-        raise AssertionError(f"{self.group} was sent to read alone")
-
-
 async def test_the_reader_waits_for_triggers_attaching_at_once_but_not_for_one_whose_attach_hangs(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fanout, "ATTACH_PAUSE_S", 0.3)
@@ -134,8 +121,9 @@ async def test_the_reader_waits_for_triggers_attaching_at_once_but_not_for_one_w
     loop = asyncio.get_running_loop()
     began = loop.time()
     # Both at once, as a dispatcher's start attaches its Triggers: one is in at once, one never gets in.
-    stuck = asyncio.create_task(shared.attach(_Subscriber("stuck")))
-    _cursor, inbox = await shared.attach(_Subscriber("fast"))
+    subscribers = [FanoutSubscriber("stuck"), FanoutSubscriber("fast")]
+    stuck = asyncio.create_task(shared.attach(subscribers[0]))
+    _cursor, inbox = await shared.attach(subscribers[1])
     await backend.publish("t", Event({"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}))
     messages = await asyncio.wait_for(inbox.receive(10), 5.0)
     # Held for the attach in flight, then read on without it: one stuck group stops no other for long.
@@ -149,4 +137,5 @@ async def test_the_reader_waits_for_triggers_attaching_at_once_but_not_for_one_w
     assert loop.time() - began < 0.2
     reader.let_go.set()
     await stuck
+    assert [s.overflows for s in subscribers] == [0, 0]
     await shared.stop()
