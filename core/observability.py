@@ -25,6 +25,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate_latest
 from prometheus_client.registry import Collector
 
+from core import tally
 from core.metric_labels import safe_label
 from core.settings import setting
 from core.supervisor import HEALTH, Health
@@ -129,6 +130,7 @@ async def healthz(_: web.Request) -> web.Response:
 
 
 async def metrics(_: web.Request) -> web.Response:
+    tally.flush()  # what the delivery path counted since the last scrape (core/tally.py)
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -7,6 +7,8 @@ the Broker's, channel's or source's name and namespace); each delivery's wait si
 Broker is one `kn_eventing_process_duration_seconds`. The older family (with --legacy-metrics) labels
 `(namespace_name, broker_name, trigger_name)`, as do Nerve's own counters. `TargetMetrics` caches the label
 children per target and caps the distinct `event_type` values each target labels (core/metric_labels.py).
+What a delivery updates goes through core/tally.py (no lock, no bucket walk per update; /metrics adds it
+to these children before it renders).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from core import observability
 from core.metric_labels import LabelCap, safe_label
+from core.tally import CounterTally, HistogramTally, Level
 
 TRIGGER = ("namespace_name", "broker_name", "trigger_name")
 LABELS = (*TRIGGER, "event_type", "response_code", "response_code_class")
@@ -64,15 +67,15 @@ class TargetMetrics:
         labels = (safe_label(labels[0]), safe_label(labels[1]), safe_label(labels[2]))
         self.labels = labels
         self._types = LabelCap()
-        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
-        self._processing: dict[str, Any] = {}
-        self._kn_dispatch: dict[tuple[str, int], Any] = {}
-        self._kn_process: dict[str, Any] = {}
-        self.inflight = INFLIGHT.labels(*labels)
-        self.filtered_out = FILTERED_OUT.labels(*labels)
-        self.retries = RETRIES.labels(*labels)
-        self.replies = REPLIES.labels(*labels)
-        self.dead_lettered = DEAD_LETTERED.labels(*labels)
+        self._children: dict[tuple[str, int], tuple[CounterTally, HistogramTally]] = {}
+        self._processing: dict[str, HistogramTally] = {}
+        self._kn_dispatch: dict[tuple[str, int], HistogramTally] = {}
+        self._kn_process: dict[str, HistogramTally] = {}
+        self.inflight = Level.of(INFLIGHT.labels(*labels))
+        self.filtered_out = CounterTally(FILTERED_OUT.labels(*labels))
+        self.retries = CounterTally(RETRIES.labels(*labels))
+        self.replies = CounterTally(REPLIES.labels(*labels))
+        self.dead_lettered = CounterTally(DEAD_LETTERED.labels(*labels))
 
     def dropped(self, reason: str) -> Any:
         return DROPPED.labels(*self.labels, reason)
@@ -83,23 +86,23 @@ class TargetMetrics:
         observability.forget(namespace_name=namespace, broker_name=owner, trigger_name=name)
         observability.forget(messaging_destination_name=self._kn[1])
 
-    def processing(self, event_type: str) -> Any:
+    def processing(self, event_type: str) -> HistogramTally:
         event_type = self._types(event_type)
         child = self._processing.get(event_type)
         if child is None:
-            child = PROCESSING_LATENCY.labels(*self.labels, event_type)
+            child = HistogramTally(PROCESSING_LATENCY.labels(*self.labels, event_type))
             if len(self._processing) < _CACHE_MAX:
                 self._processing[event_type] = child
         return child
 
-    def dispatch(self, event_type: str, status: int) -> tuple[Any, Any]:
+    def dispatch(self, event_type: str, status: int) -> tuple[CounterTally, HistogramTally]:
         """The counter and histogram children for one (type, status)."""
         event_type = self._types(event_type)
         key = (event_type, status)
         children = self._children.get(key)
         if children is None:
             labels = (*self.labels, event_type, str(status), f"{status // 100}xx")
-            children = (EVENT_COUNT.labels(*labels), DISPATCH_LATENCY.labels(*labels))
+            children = (CounterTally(EVENT_COUNT.labels(*labels)), HistogramTally(DISPATCH_LATENCY.labels(*labels)))
             if len(self._children) < _CACHE_MAX:
                 self._children[key] = children
         return children
@@ -110,7 +113,8 @@ class TargetMetrics:
         key = (event_type, status)
         child = self._kn_dispatch.get(key)
         if child is None:
-            child = observability.DISPATCH_DURATION.labels(*self._kn, event_type, self._scheme, str(status))
+            child = HistogramTally(
+                observability.DISPATCH_DURATION.labels(*self._kn, event_type, self._scheme, str(status)))
             if len(self._kn_dispatch) < _CACHE_MAX:
                 self._kn_dispatch[key] = child
         child.observe(seconds)
@@ -124,7 +128,7 @@ class TargetMetrics:
         event_type = self._types(event_type)
         child = self._kn_process.get(event_type)
         if child is None:
-            child = observability.PROCESS_DURATION.labels(*self._kn, event_type, self._scheme)
+            child = HistogramTally(observability.PROCESS_DURATION.labels(*self._kn, event_type, self._scheme))
             if len(self._kn_process) < _CACHE_MAX:
                 self._kn_process[event_type] = child
         child.observe(seconds)
