@@ -22,10 +22,19 @@ from typing import Any, Protocol
 
 _PENDING: list[_Flushes] = []
 """Every tally with updates not yet added to its child."""
+_PENDING_MAX = 10_000
+"""Past this many, pending tallies are flushed at once: a caller past its cache of children makes a tally
+per update, and with nobody scraping the list would grow without end."""
 
 
 class _Flushes(Protocol):
     def flush(self) -> None: ...
+
+
+def _pending(tally: _Flushes) -> None:
+    _PENDING.append(tally)
+    if len(_PENDING) > _PENDING_MAX:
+        flush()
 
 
 def flush() -> None:
@@ -54,7 +63,7 @@ class HistogramTally:
         self._sum += value
         if not self._pending:
             self._pending = True
-            _PENDING.append(self)
+            _pending(self)
 
     def flush(self) -> None:
         self._pending = False
@@ -81,7 +90,7 @@ class CounterTally:
         self._count += amount
         if not self._pending:
             self._pending = True
-            _PENDING.append(self)
+            _pending(self)
 
     def flush(self) -> None:
         self._pending = False

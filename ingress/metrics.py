@@ -5,16 +5,16 @@ observation per event (core/observability.py), `messaging_destination_name` the 
 `url_scheme` its backend (memory, kafka, nats), where Knative's names the channel URL it posts to. The older
 family (`mt_broker_ingress_event_count`, `..._event_dispatch_latencies`) is recorded with --legacy-metrics.
 Only resources the contract knows are labelled (a 404 or a bad path is counted in REFUSED by reason, never
-under the path it named), and each one's `event_type` values are capped (core/metric_labels.py).
+under the path it named), and each one's `event_type` values are capped (core/metric_labels.py). An
+accepted event's updates go through core/tally.py, as a delivery's do.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from prometheus_client import Counter, Histogram
 
 from core import observability
+from core.tally import CounterTally, HistogramTally
 
 LABELS = ("namespace_name", "broker_name", "event_type", "response_code", "response_code_class")
 MS_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
@@ -31,8 +31,8 @@ DISPATCH_LATENCY = observability.legacy(Histogram(
 ))
 
 
-_children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
-_kn_children: dict[tuple[str, str, str, str, str, str, int], Any] = {}
+_children: dict[tuple[str, str, str, int], tuple[CounterTally, HistogramTally]] = {}
+_kn_children: dict[tuple[str, str, str, str, str, str, int], HistogramTally] = {}
 _MAX_CHILDREN = 10_000  # label lookups cost microseconds per event; cache them, but never without bound
 
 
@@ -58,7 +58,7 @@ def observe(namespace: str, broker: str, event_type: str, status: int, millis: f
         child = _kn_children.get(key)
         if child is None:
             labels = observability.owner_labels(kind, namespace, broker, broker, destination=topic)
-            child = observability.DISPATCH_DURATION.labels(*labels, event_type, backend, str(status))
+            child = HistogramTally(observability.DISPATCH_DURATION.labels(*labels, event_type, backend, str(status)))
             if len(_kn_children) < _MAX_CHILDREN:
                 _kn_children[key] = child
         child.observe(millis / 1000)
@@ -68,7 +68,7 @@ def observe(namespace: str, broker: str, event_type: str, status: int, millis: f
     children = _children.get(key4)
     if children is None:
         labels4 = (namespace, broker, event_type, str(status), f"{status // 100}xx")
-        children = (EVENT_COUNT.labels(*labels4), DISPATCH_LATENCY.labels(*labels4))
+        children = (CounterTally(EVENT_COUNT.labels(*labels4)), HistogramTally(DISPATCH_LATENCY.labels(*labels4)))
         if len(_children) < _MAX_CHILDREN:
             _children[key4] = children
     children[0].inc()

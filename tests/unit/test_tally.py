@@ -60,3 +60,14 @@ def test_two_targets_of_one_gauge_child_move_one_value() -> None:
     old.dec()
     assert registry.get_sample_value("g", {"t": "x"}) == 1.0
     assert Level.of(gauge.labels("y")) is not old
+
+
+def test_tallies_made_per_update_are_flushed_before_they_pile_up() -> None:
+    """Past a caller's cache of children each update makes a tally; unscraped, they must not grow forever."""
+    registry = CollectorRegistry()
+    child = Counter("many", "m", ["t"], registry=registry).labels("x")
+    for _ in range(tally._PENDING_MAX * 3):
+        CounterTally(child).inc()
+    assert len(tally._PENDING) <= tally._PENDING_MAX
+    tally.flush()
+    assert registry.get_sample_value("many_total", {"t": "x"}) == tally._PENDING_MAX * 3
