@@ -246,13 +246,51 @@ class _Connection(asyncio.Protocol):
 
 
 class _Destination:
-    """The connections to one (scheme, host, port, TLS context): idle ones and a cap on open ones."""
+    """The connections to one (scheme, host, port, TLS context): idle ones and a cap on open ones.
+
+    The cap is a count and a queue of waiters, not an `asyncio.Semaphore` under `asyncio.timeout_at`:
+    with every connection busy (one subscriber host, many Triggers) each delivery waited in both, and
+    their context managers and the timeout's rescheduling were 5-7 % of the dispatcher's CPU
+    (docs/performance.md). A waiter here is a future and one loop timer for its deadline. FIFO, as the
+    semaphore was."""
 
     def __init__(self, limit: int) -> None:
         self.idle: deque[_Connection] = deque()
-        self.slots = asyncio.Semaphore(limit)
+        self.free = limit
+        """Requests that may start now without waiting."""
+        self.waiting: deque[asyncio.Future[None]] = deque()
         self.users = 0
         """Requests to it under way or waiting for a slot: while any is, it is never forgotten."""
+
+    async def take(self, deadline: float) -> None:
+        """Wait for a slot until `deadline` (TimeoutError past it); call only when none is free."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self.waiting.append(waiter)
+        timer = loop.call_at(deadline, _time_out, waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.release()  # handed a slot as it was cancelled: the next waiter gets it
+            raise
+        finally:
+            timer.cancel()
+
+    def release(self) -> None:
+        """A request is done: its slot goes to the longest waiter still waiting, or back to `free`."""
+        waiting = self.waiting
+        while waiting:
+            waiter = waiting.popleft()
+            if not waiter.done():  # not timed out, not cancelled
+                waiter.set_result(None)
+                return
+        self.free += 1
+
+
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 class Http1Pool:
@@ -282,17 +320,14 @@ class Http1Pool:
         deadline = loop.time() + timeout_s
         destination.users += 1
         try:
-            slots = destination.slots
-            if slots.locked():
-                # Every connection to it is busy: waiting for one counts against the attempt's time.
-                async with asyncio.timeout_at(deadline):
-                    await slots.acquire()
+            if destination.free > 0:
+                destination.free -= 1
             else:
-                await slots.acquire()
+                await destination.take(deadline)  # every connection busy: the wait counts against the attempt
             try:
                 return await self._exchange(destination, target, context, max_body, request, deadline)
             finally:
-                slots.release()
+                destination.release()
         finally:
             destination.users -= 1
 

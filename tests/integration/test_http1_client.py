@@ -335,6 +335,73 @@ async def test_waiting_for_a_connection_counts_against_the_attempts_time() -> No
         await server.stop()
 
 
+async def test_the_cap_holds_while_waiters_time_out_or_are_cancelled_and_no_slot_is_lost() -> None:
+    """At most `per_destination` requests at once; a waiter that gave up never takes a slot later, and once
+    the busy ones answer, the cap's whole width is usable again."""
+    from core.delivery import http1
+
+    gate, full = asyncio.Event(), asyncio.Event()
+    busy = peak = 0
+
+    async def held(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal busy, peak
+        while await server.read_request(reader) is not None:
+            busy += 1
+            peak = max(peak, busy)
+            if busy == 2:
+                full.set()
+            await gate.wait()
+            busy -= 1
+            writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+
+    server = RawServer(held)
+    url = await server.start()
+    pool = http1.Http1Pool(per_destination=2)
+    try:
+        first = [asyncio.create_task(pool.post(url, {}, b"", timeout_s=10, max_body=100)) for _ in range(2)]
+        await asyncio.wait_for(full.wait(), 5)
+        cancelled = asyncio.create_task(pool.post(url, {}, b"", timeout_s=10, max_body=100))
+        late = asyncio.create_task(pool.post(url, {}, b"", timeout_s=0.2, max_body=100))
+        waiting = [asyncio.create_task(pool.post(url, {}, b"", timeout_s=10, max_body=100)) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        cancelled.cancel()
+        with pytest.raises(TimeoutError):
+            await late
+        gate.set()
+        answers = await asyncio.gather(*first, *waiting)
+        assert [a.status for a in answers] == [202] * 5
+        assert cancelled.cancelled()
+        assert len(server.requests) == 5 and peak == 2
+        gate.clear()
+        full.clear()
+        again = [asyncio.create_task(pool.post(url, {}, b"", timeout_s=10, max_body=100)) for _ in range(3)]
+        await asyncio.wait_for(full.wait(), 5)
+        await asyncio.sleep(0.05)  # room for a third to start, were a slot too many
+        assert busy == 2 and peak == 2  # two slots again, not one lost, not a third
+        gate.set()
+        assert [a.status for a in await asyncio.gather(*again)] == [202] * 3
+    finally:
+        gate.set()
+        pool.close()
+        await server.stop()
+
+
+async def test_a_waiter_cancelled_just_as_it_was_handed_a_slot_passes_the_slot_on() -> None:
+    from core.delivery import http1
+
+    destination = http1._Destination(1)
+    destination.free = 0  # the one slot is taken
+    deadline = asyncio.get_running_loop().time() + 10
+    waiter = asyncio.create_task(destination.take(deadline))
+    await asyncio.sleep(0)
+    destination.release()  # hands it the slot ...
+    waiter.cancel()  # ... and it is cancelled before it could run
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert destination.free == 1 and not destination.waiting
+
+
 async def test_one_event_sent_to_two_subscribers_arrives_byte_for_byte_as_binary_mode_writes_it(
         sender: Sender) -> None:
     """Its header lines are made once for every Trigger and attempt that sends it (core/delivery/sender.py):
