@@ -78,13 +78,12 @@ class Sender:
         ssl: tls.SSLContext | None = None,
     ) -> Attempt:
         """`ssl` verifies an https `url` (the target's CACerts, core/tls.py); None: the system trust store."""
-        if not structured and self._http1 is not None and not tracing.ENABLED and url.startswith("http://"):
+        if not structured and not tracing.ENABLED:
             lines = _binary_lines(event)
             if lines is not None:
-                try:
-                    return await self._post_http1(url, event.data or b"", headers, timeout_s, lines)
-                except Unsupported:
-                    pass  # before any I/O: the general path below takes it
+                attempt = await self._via_http1(url, event.data or b"", headers, timeout_s, lines)
+                if attempt is not None:
+                    return attempt
         if structured:
             body = to_structured(event)
             request_headers = {"Content-Type": STRUCTURED_CONTENT_TYPE}
@@ -106,11 +105,9 @@ class Sender:
     async def _post(self, url: str, body: bytes, request_headers: dict[str, str], skip: tuple[str, ...],
                     timeout_s: float, context: tls.SSLContext | None = None) -> Attempt:
         url = sanitize_url(url)
-        if self._http1 is not None and url.startswith("http://"):
-            try:
-                return await self._post_http1(url, body, request_headers, timeout_s)
-            except Unsupported:
-                pass  # before any I/O: aiohttp's client takes it (percent-encoding, user info)
+        attempt = await self._via_http1(url, body, request_headers, timeout_s)
+        if attempt is not None:
+            return attempt
         try:
             async with self._session.post(
                 url, data=body, headers=request_headers, skip_auto_headers=skip,
@@ -136,14 +133,18 @@ class Sender:
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return _no_answer(exc)
 
-    async def _post_http1(self, url: str, body: bytes, request_headers: dict[str, str], timeout_s: float,
-                          lines: bytes = b"") -> Attempt:
-        assert self._http1 is not None
+    async def _via_http1(self, url: str, body: bytes, request_headers: dict[str, str], timeout_s: float,
+                         lines: bytes = b"") -> Attempt | None:
+        """The attempt through the HTTP/1.1 client (core/delivery/http1.py); None when it does not take
+        `url` as it is (no pool, not http://, or a URL it would have to percent-encode first), found before
+        any I/O: then aiohttp's client sends it."""
+        if self._http1 is None or not url.startswith("http://"):
+            return None
         try:
             answer = await self._http1.post(url, request_headers, body, timeout_s=timeout_s, max_body=self._max,
                                             lines=lines)
         except Unsupported:
-            raise
+            return None
         except (TimeoutError, RequestError, OSError) as exc:
             return _no_answer(exc)
         return Attempt(answer.status, answer.body, answer.headers, answer.content_type)
