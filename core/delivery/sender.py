@@ -26,9 +26,12 @@ _NO_CONTENT_TYPE = ("Content-Type",)
 log = logging.getLogger("nerve.delivery")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Attempt:
-    """What one attempt got back; `status` is None when no HTTP answer came (refused, reset, timeout)."""
+    """What one attempt got back; `status` is None when no HTTP answer came (refused, reset, timeout).
+
+    Not frozen, though nothing changes one: a frozen dataclass's __init__ sets each field through
+    object.__setattr__ (0.75 us against 0.15 us here), and every delivery makes one."""
 
     status: int | None
     body: bytes = b""
