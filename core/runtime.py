@@ -251,7 +251,7 @@ async def serve_handler(handler: Route, host: str, port: int, *, name: str = "ht
                         ssl_context: ssl.SSLContext | None = None,
                         reuse_port: bool = False) -> tuple[web.BaseRunner, int]:
     """`serve` for one handler on aiohttp's low-level server (web.Server: no Application, router,
-    middlewares or signals, which cost a third of the server's CPU per request, docs/performance.md):
+    middlewares or signals, about a sixth of the server's CPU per request, docs/performance.md):
     the same limits, drain, listeners (`add_site`) and arguments, and instead of an app's routes and
     middlewares, `routes` (GET and HEAD by exact path; the rest goes to `handler`), `checks` (each may
     refuse by raising an HTTPException before `handler` runs) and `headers` put on every answer.
