@@ -81,21 +81,29 @@ class ConnectionGuard:
         handler.force_close()  # closing flushes the 503 first
         self._closed(REFUSED)
 
+    def enter(self, request: web.BaseRequest) -> asyncio.TimerHandle | None:
+        """A request goes in: its connection is busy (never evicted), and its body gets a deadline if it is
+        still on its way. Returns the deadline, for `leave`."""
+        self._busy.add(request.protocol)
+        if request.body_exists and not request.content.is_eof():
+            return asyncio.get_running_loop().call_later(self.limits.body_timeout_s, self._body_late, request)
+        return None
+
+    def leave(self, protocol: object, deadline: asyncio.TimerHandle | None) -> None:
+        self._busy.discard(protocol)
+        if deadline is not None:
+            deadline.cancel()
+
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         protocol = request.protocol
-        self._busy.add(protocol)
-        deadline = None
-        if request.body_exists and not request.content.is_eof():
-            deadline = asyncio.get_running_loop().call_later(self.limits.body_timeout_s, self._body_late, request)
+        deadline = self.enter(request)
         try:
             return await handler(request)
         finally:
-            self._busy.discard(protocol)
-            if deadline is not None:
-                deadline.cancel()
+            self.leave(protocol, deadline)
 
-    def _body_late(self, request: web.Request) -> None:
+    def _body_late(self, request: web.BaseRequest) -> None:
         if not request.content.is_eof():
             request.protocol.force_close()  # the handler's read fails: nothing of the request was taken
             self._closed(BODY_TIMEOUT)

@@ -17,7 +17,7 @@ queries see what the OTel exporter would give. The older OpenCensus-era family (
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
@@ -125,21 +125,25 @@ def configure_metrics(*, legacy_metrics: bool) -> None:
     LEGACY_METRICS = legacy_metrics
 
 
-async def healthz(_: web.Request) -> web.Response:
+async def healthz(_: web.BaseRequest) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def metrics(_: web.Request) -> web.Response:
+async def metrics(_: web.BaseRequest) -> web.Response:
     tally.flush()  # what the delivery path counted since the last scrape (core/tally.py)
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def add_routes(app: web.Application, *, with_metrics: bool = True,
-               generation: Callable[[], int] | None = None, health: Health = HEALTH) -> None:
-    """Health routes; with `generation`, /readyz answers 503 until a contract is applied and reports it."""
-    app.router.add_get("/healthz", healthz)
+Route = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
-    async def readyz(_: web.Request) -> web.Response:
+
+def routes(*, with_metrics: bool = True, generation: Callable[[], int] | None = None,
+           health: Health = HEALTH) -> dict[str, Route]:
+    """The health routes by path (answering GET and HEAD): `add_routes` for an Application, or the
+    `routes` of core.runtime.serve_handler. With `generation`, /readyz answers 503 until a contract is
+    applied and reports it."""
+
+    async def readyz(_: web.BaseRequest) -> web.Response:
         body: dict[str, object] = {"status": "ok"}
         ready = True
         if generation is not None:
@@ -153,6 +157,14 @@ def add_routes(app: web.Application, *, with_metrics: bool = True,
             body["down"] = down
         return web.json_response(body, status=200 if ready else 503)
 
-    app.router.add_get("/readyz", readyz)
+    table: dict[str, Route] = {"/healthz": healthz, "/readyz": readyz}
     if with_metrics:
-        app.router.add_get("/metrics", metrics)
+        table["/metrics"] = metrics
+    return table
+
+
+def add_routes(app: web.Application, *, with_metrics: bool = True,
+               generation: Callable[[], int] | None = None, health: Health = HEALTH) -> None:
+    """Health routes; with `generation`, /readyz answers 503 until a contract is applied and reports it."""
+    for path, route in routes(with_metrics=with_metrics, generation=generation, health=health).items():
+        app.router.add_get(path, route)

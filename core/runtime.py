@@ -1,5 +1,6 @@
-"""Running asyncio services: uvloop where present, servers through AppRunner, stop on SIGINT/SIGTERM,
-and the loop every contract-following data-plane service (dispatcher, sources) runs."""
+"""Running asyncio services: uvloop where present, servers through AppRunner (the ingress on aiohttp's
+low-level server, serve_handler), stop on SIGINT/SIGTERM, and the loop every contract-following data-plane
+service (dispatcher, sources) runs."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ import asyncio
 import logging
 import signal
 import ssl
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http import HttpVersion11, RawRequestMessage
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
 
 from core import log_lines, observability, tracing
 from core.connections import ConnectionGuard, Handler, ServerLimits
@@ -75,24 +80,30 @@ class _Drain:
         self._idle = asyncio.Event()
         self._idle.set()
 
+    def enter(self, protocol: object) -> None:
+        self._busy[protocol] = self._busy.get(protocol, 0) + 1
+        self._idle.clear()
+
+    def leave(self, protocol: object) -> None:
+        left = self._busy.pop(protocol) - 1
+        if left:
+            self._busy[protocol] = left
+        if not self._busy:
+            self._idle.set()
+
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         protocol = request.protocol
-        self._busy[protocol] = self._busy.get(protocol, 0) + 1
-        self._idle.clear()
+        self.enter(protocol)
         try:
             response = await handler(request)
             if self.draining:
                 response.force_close()  # answered, then closed: the client sends nothing more here
             return response
         finally:
-            left = self._busy.pop(protocol) - 1
-            if left:
-                self._busy[protocol] = left
-            if not self._busy:
-                self._idle.set()
+            self.leave(protocol)
 
-    async def run(self, runner: web.AppRunner, server: web.Server | None) -> None:
+    async def run(self, runner: web.BaseRunner, server: web.Server | None) -> None:
         self.draining = True
         for site in list(runner.sites):
             await site.stop()
@@ -152,7 +163,119 @@ async def serve(app: web.Application, host: str, port: int, *, name: str = "http
     return runner, bound
 
 
-async def add_site(runner: web.AppRunner, host: str, port: int, *,
+Route = observability.Route
+"""A handler of aiohttp's low-level server (serve_handler): any request in, its answer out."""
+Check = Callable[[web.BaseRequest], None]
+"""Run before the handler (not before `routes`): raises an aiohttp HTTPException to refuse the request."""
+
+_ROUTE_METHODS = frozenset(("GET", "HEAD"))
+
+
+class _Edge:
+    """serve_handler's one request handler: what an Application's router and serve()'s middlewares did.
+
+    GET or HEAD on a path of `routes` (health and metrics) goes to that route, anything else through the
+    checks to the handler, as a catch-all route beside `add_get` routes does; `Expect` is answered first,
+    as aiohttp's router does for every route; around both, the drain and the connection guard keep their
+    books, as their middlewares do around an Application."""
+
+    __slots__ = ("_checks", "_drain", "_guard", "_handler", "_routes")
+
+    def __init__(self, handler: Route, routes: Mapping[str, Route], checks: Sequence[Check],
+                 guard: ConnectionGuard, drain: _Drain) -> None:
+        self._handler, self._routes, self._checks = handler, dict(routes), tuple(checks)
+        self._guard, self._drain = guard, drain
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.headers.get(hdrs.EXPECT):
+            await _expect(request)
+        protocol = request.protocol
+        drain = self._drain
+        drain.enter(protocol)
+        deadline = self._guard.enter(request)
+        try:
+            route = self._routes.get(request.path) if request.method in _ROUTE_METHODS else None
+            if route is None:
+                for check in self._checks:
+                    check(request)
+                response = await self._handler(request)
+            else:
+                response = await route(request)
+            if drain.draining:
+                response.force_close()  # answered, then closed: the client sends nothing more here
+            return response
+        finally:
+            self._guard.leave(protocol, deadline)
+            drain.leave(protocol)
+
+
+async def _expect(request: web.BaseRequest) -> None:
+    # What aiohttp's router does for a request with Expect (its default expect handler): an HTTP/1.1
+    # `100-continue` gets the interim 100 before the handler reads the body, any other expectation a 417.
+    expect = request.headers.get(hdrs.EXPECT, "")
+    if request.version != HttpVersion11:
+        return
+    if expect.lower() != "100-continue":
+        raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the 100 is not part of the answer's size
+
+
+def _stamped(headers: Mapping[str, str]) -> type[web.BaseRequest]:
+    """A request class whose every answer gets `headers`, the 500 aiohttp makes of a fault and a raised
+    HTTPException too (what an Application's on_response_prepare hook does: the same hook point)."""
+    stamp = dict(headers)
+
+    class StampedRequest(web.BaseRequest):
+        async def _prepare_hook(self, response: web.StreamResponse) -> None:
+            response.headers.update(stamp)
+
+    return StampedRequest
+
+
+class _GuardedServerRunner(web.ServerRunner):
+    def __init__(self, server: web.Server, drain: _Drain) -> None:
+        # After the drain, aiohttp's own shutdown gets one more second for what is still running.
+        super().__init__(server, handle_signals=False, shutdown_timeout=1.0)
+        self._drain = drain
+
+    async def cleanup(self) -> None:
+        await self._drain.run(self, self.server)
+        await super().cleanup()
+
+
+async def serve_handler(handler: Route, host: str, port: int, *, name: str = "http",
+                        routes: Mapping[str, Route] | None = None, checks: Sequence[Check] = (),
+                        headers: Mapping[str, str] | None = None, limits: ServerLimits | None = None,
+                        decompress: bool = True, max_body: int = 1024**2, drain_timeout: float = DRAIN_TIMEOUT_S,
+                        ssl_context: ssl.SSLContext | None = None,
+                        reuse_port: bool = False) -> tuple[web.BaseRunner, int]:
+    """`serve` for one handler on aiohttp's low-level server (web.Server: no Application, router,
+    middlewares or signals, about a sixth of the server's CPU per request, docs/performance.md):
+    the same limits, drain, listeners (`add_site`) and arguments, and instead of an app's routes and
+    middlewares, `routes` (GET and HEAD by exact path; the rest goes to `handler`), `checks` (each may
+    refuse by raising an HTTPException before `handler` runs) and `headers` put on every answer.
+    `max_body` is aiohttp's cap on what `request.read()` takes (an Application's client_max_size)."""
+    guard = ConnectionGuard(name, limits or ServerLimits())
+    drain = _Drain(drain_timeout)
+    loop = asyncio.get_running_loop()
+    request_class = _stamped(headers) if headers else web.BaseRequest
+
+    def request_factory(message: RawRequestMessage, payload: StreamReader, protocol: RequestHandler,
+                        writer: AbstractStreamWriter, task: asyncio.Task[None]) -> web.BaseRequest:
+        return request_class(message, payload, protocol, writer, task, loop, client_max_size=max_body)
+
+    # As _GuardedRunner: one aiohttp keep-alive timer for idle connections and trickled headers.
+    server = web.Server(_Edge(handler, routes or {}, checks, guard, drain), request_factory=request_factory,
+                        access_log=None, keepalive_timeout=guard.limits.idle_timeout_s, auto_decompress=decompress)
+    guard.attach(server)
+    runner = _GuardedServerRunner(server, drain)
+    await runner.setup()
+    bound = await add_site(runner, host, port, ssl_context=ssl_context, reuse_port=reuse_port)
+    return runner, bound
+
+
+async def add_site(runner: web.BaseRunner, host: str, port: int, *,
                    ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False) -> int:
     """Another listener for the runner's app (same limits, same drain); returns its bound port."""
     before = list(runner.addresses)

@@ -31,7 +31,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from core.connections import Handler
 from core.contract import Contract
 from core.features import Features
 
@@ -220,11 +219,10 @@ class SchemeGuard:
     async def follow(self, contract: Contract) -> None:
         self.features = contract.features
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    def check(self, request: web.BaseRequest) -> None:
+        """Raises the 404 when an event comes to the listener that does not take events now."""
         if request.path not in _NOT_EVENTS:
             if request.secure and not self.features.tls:
                 raise web.HTTPNotFound(text="transport-encryption is disabled: send over http\n")
             if not request.secure and not self.features.http_allowed:
                 raise web.HTTPNotFound(text="transport-encryption is strict: send over https\n")
-        return await handler(request)

@@ -22,11 +22,11 @@ from core.contract_watch import ContractWatcher
 from core.eventtypes import EventTypeSettings, service_auto_create
 from core.eventtypes import problems as eventtype_problems
 from core.observability import TelemetrySettings
-from core.runtime import add_site, run, serve
+from core.runtime import add_site, run
 from core.settings import Setting, build, settings_of
 from core.tls import SchemeGuard, server_context
 from core.workers import Report, WorkerGroup, bind_to_parent, python_module, reserve_port, worker_index
-from ingress.app import Ingress, create_app, worker_header
+from ingress.app import Ingress, serve_ingress
 from ingress.settings import IngressSettings
 
 log = logging.getLogger("nerve.ingress")
@@ -76,13 +76,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m ingress") -> 
 
             watcher = ContractWatcher(contract_feed(common), [guard.follow, ingress.apply, applied])
             await watcher.start()
-            app = create_app(ingress, with_metrics=True)
-            app.middlewares.append(guard.middleware)
-            if worker:
-                app.on_response_prepare.append(worker_header)
-            runner, _ = await serve(app, settings.host, settings.port,
-                                    name="ingress", limits=settings.limits, decompress=False,
-                                    drain_timeout=common.drain_timeout, reuse_port=worker)
+            runner, _ = await serve_ingress(ingress, settings.host, settings.port, scheme=guard, with_metrics=True,
+                                            worker=worker, drain_timeout=common.drain_timeout, reuse_port=worker)
             if tls is not None:
                 # Workers share --https-port as they share --port (a fixed port: 0 would differ per worker).
                 await add_site(runner, settings.host, settings.https_port, ssl_context=tls, reuse_port=worker)

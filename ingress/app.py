@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import ssl
 import time
 
 import orjson
@@ -32,6 +33,8 @@ from core.events import Event, from_http
 from core.eventtypes import AutoCreate
 from core.headers import pass_through
 from core.metric_labels import LabelCap, safe_label
+from core.runtime import DRAIN_TIMEOUT_S, serve_handler
+from core.tls import SchemeGuard
 from ingress import metrics
 from ingress.auth import Authenticator
 from ingress.encoding import decode_body
@@ -74,7 +77,7 @@ class Ingress:
         self.auth.apply(contract)
         self.generation = contract.generation
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.BaseRequest) -> web.Response:
         if request.method == "OPTIONS":
             return web.Response(status=200, headers={
                 "Allow": ALLOW, "WebHook-Allowed-Origin": "*", "WebHook-Allowed-Rate": "*"})
@@ -98,7 +101,7 @@ class Ingress:
         finally:
             tracing.finish(active, status)
 
-    async def _receive(self, request: web.Request, target: Target, active: tracing.Active | None) -> web.Response:
+    async def _receive(self, request: web.BaseRequest, target: Target, active: tracing.Active | None) -> web.Response:
         path = request.path
         started = time.perf_counter()
         events: list[Event] = []
@@ -135,7 +138,7 @@ class Ingress:
                 self._auto_create.observe(event, resource.reference)
         return web.Response(status=202, headers={"Allow": ALLOW})
 
-    async def _read(self, request: web.Request) -> bytes:
+    async def _read(self, request: web.BaseRequest) -> bytes:
         limit = self.settings.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise PayloadTooLarge(f"request body of {request.content_length} bytes is over the {limit}-byte limit")
@@ -172,7 +175,7 @@ class Ingress:
                             topic=resource.topic, backend=resource.backend)
 
 
-def _refuse(request: web.Request, status: int, error: str, reason: str, field: str | None = None) -> web.Response:
+def _refuse(request: web.BaseRequest, status: int, error: str, reason: str, field: str | None = None) -> web.Response:
     metrics.REFUSED.labels(error).inc()
     if log.isEnabledFor(logging.DEBUG):
         log.debug("refused %s %r (ce-id %r): %d %s: %r", request.method, request.path,
@@ -213,20 +216,21 @@ class RefusedHttpFilter(logging.Filter):
 _REFUSED_HTTP = RefusedHttpFilter()
 
 
-_WORKER = str(os.getpid())
-
-
-async def worker_header(request: web.Request, response: web.StreamResponse) -> None:
-    """`Nerve-Worker: <pid>` on every answer of an ingress worker (--workers): which process answered."""
-    response.headers["Nerve-Worker"] = _WORKER
-
-
-def create_app(ingress: Ingress, *, with_metrics: bool = False) -> web.Application:
-    logging.getLogger("aiohttp.server").addFilter(_REFUSED_HTTP)  # the same filter once, however many apps
-    # aiohttp's own limit is set just above ours so that our handler, not aiohttp, words the 413.
-    app = web.Application(client_max_size=ingress.settings.max_body_bytes + 1)
-    observability.add_routes(app, with_metrics=with_metrics, generation=lambda: ingress.generation)
-    # [\s\S], not `.`: a path may hold a percent-encoded newline, and it too gets the ingress's answer.
-    app.router.add_route("*", "/{tail:[\\s\\S]*}", ingress.handle)
-    return app
-
+async def serve_ingress(ingress: Ingress, host: str, port: int, *, scheme: SchemeGuard, with_metrics: bool = False,
+                        worker: bool = False, drain_timeout: float = DRAIN_TIMEOUT_S,
+                        ssl_context: ssl.SSLContext | None = None,
+                        reuse_port: bool = False) -> tuple[web.BaseRunner, int]:
+    """Serve the ingress on aiohttp's low-level server (core.runtime.serve_handler): /healthz, /readyz (and
+    /metrics) beside every other request going to `ingress.handle`, after `scheme` (which listener takes
+    events, core/tls.py). A `worker` of `--workers N` says on every answer which process gave it:
+    `Nerve-Worker: <pid>`. Returns the runner (`add_site` adds the https listener) and the bound port."""
+    logging.getLogger("aiohttp.server").addFilter(_REFUSED_HTTP)  # the same filter once, however many servers
+    settings = ingress.settings
+    return await serve_handler(
+        ingress.handle, host, port, name="ingress",
+        routes=observability.routes(with_metrics=with_metrics, generation=lambda: ingress.generation),
+        checks=[scheme.check], headers={"Nerve-Worker": str(os.getpid())} if worker else None,
+        limits=settings.limits, decompress=False,
+        # aiohttp's own limit is set just above ours so that our handler, not aiohttp, words the 413.
+        max_body=settings.max_body_bytes + 1, drain_timeout=drain_timeout, ssl_context=ssl_context,
+        reuse_port=reuse_port)

@@ -47,8 +47,7 @@ from core.settings import settings_of
 from core.tls import SchemeGuard, ServingFiles, ensure_embedded_ca, server_context
 from core.workers import WorkerGroup, default_count, python_module, reserve_port
 from dispatcher.service import Dispatcher
-from ingress.app import Ingress
-from ingress.app import create_app as create_ingress_app
+from ingress.app import Ingress, serve_ingress
 from ingress.settings import IngressSettings
 from nerve.up_settings import UpSettings
 from nerve.workload_reports import StoreReporter
@@ -103,7 +102,7 @@ class Embedded:
         """The CA file clients verify the https listener with (published as CACerts), when Nerve made it."""
         # Until control publishes the first contract, the listeners take what the flag says.
         self._guard = SchemeGuard(Features.from_json({"transport-encryption": settings.transport_encryption}))
-        self._ingress_runner: web.AppRunner | None = None
+        self._ingress_runner: web.BaseRunner | None = None
         self._tls_again: asyncio.Task[Contract] | None = None
         self.api_url = ""
         self.token = ""
@@ -137,12 +136,10 @@ class Embedded:
 
             self._closers.insert(0, release)
         else:
-            ingress_app = create_ingress_app(self.ingress)
-            ingress_app.middlewares.append(self._guard.middleware)  # which listener takes events (core/tls.py)
-            # Under strict there is no plain listener at all; otherwise http first, as before.
-            ingress_runner, ingress_port = await serve(
-                ingress_app, settings.host, https_port if strict else settings.ingress_port, name="ingress",
-                limits=settings.ingress.limits, decompress=False,
+            # Under strict there is no plain listener at all; otherwise http first, as before. The guard
+            # says which listener takes events (core/tls.py).
+            ingress_runner, ingress_port = await serve_ingress(
+                self.ingress, settings.host, https_port if strict else settings.ingress_port, scheme=self._guard,
                 ssl_context=self._tls_context() if strict else None,
             )
             self._ingress_runner = ingress_runner
