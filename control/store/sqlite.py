@@ -43,6 +43,8 @@ from control.store.sqlite_group import GroupState, Key, Row
 from core.errors import Conflict, FieldError, InvalidResource, NotFound
 
 CHANGES_KEPT = 1000
+_NAMES_PER_SELECT = 900
+"""Names bound in one `get_many` SELECT: under 999, the most host parameters an SQLite before 3.32 takes."""
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS resources (
@@ -165,6 +167,25 @@ class SqliteStore(ResourceStore):
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get(kind, namespace, name)
+
+    async def get_many(self, keys: builtins.list[Key]) -> dict[Key, dict[str, Any]]:
+        """`BatchRead`: one SELECT per kind and namespace (and per `_NAMES_PER_SELECT` names) instead of one per
+        key. Buffered status writes are sent first, so the tables are the whole state (as for `list`)."""
+        self._flush()
+        names: dict[tuple[str, str], dict[str, None]] = {}
+        for kind, namespace, name in keys:
+            names.setdefault((kind, namespace), {})[name] = None
+        found: dict[Key, dict[str, Any]] = {}
+        for (kind, namespace), wanted in names.items():
+            listed = builtins.list(wanted)
+            for start in range(0, len(listed), _NAMES_PER_SELECT):
+                chunk = listed[start:start + _NAMES_PER_SELECT]
+                rows = self._db.execute(
+                    "SELECT name, body, status, rv FROM resources WHERE kind=? AND namespace=? AND name IN "
+                    f"({','.join('?' * len(chunk))})", (kind, namespace, *chunk)).fetchall()
+                for name, body, status, rv in rows:
+                    found[(kind, namespace, name)] = self._row(body, status, rv)
+        return found
 
     async def list(self, kind: str, namespace: str | None = None) -> ObjectList:
         self._flush()

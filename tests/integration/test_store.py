@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from control.reconcilers.writes import Writes
-from control.store.base import Expired, ResourceStore, WatchEvent, Write, write_all
+from control.store.base import Expired, ResourceStore, WatchEvent, Write, get_all, write_all
 from control.store.sqlite import SqliteStore
 from core.errors import Conflict, InvalidResource, NotFound
 
@@ -273,6 +273,32 @@ async def test_an_object_the_owner_does_not_own_is_left_alone(store: SqliteStore
     kept = await store.get("InMemoryChannel", "ns1", "c")
     assert kept is not None and kept["spec"] == {"delivery": {"retry": 9}}
     assert "ownerReferences" not in kept["metadata"]
+
+
+async def test_objects_read_at_once_are_what_a_get_of_each_answers(store: SqliteStore) -> None:
+    # More names of one namespace than one SELECT binds, another namespace, a cluster-scoped kind, and absent keys.
+    for i in range(1000):
+        await store.create(cm(f"c{i:04d}"))
+    await store.create(cm("elsewhere", namespace="ns2"))
+    await store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns2"}})
+    keys = [*(("ConfigMap", "ns1", f"c{i:04d}") for i in range(0, 1010, 3)), ("ConfigMap", "ns2", "elsewhere"),
+            ("ConfigMap", "ns2", "c0001"), ("Namespace", "", "ns2"), ("Namespace", "", "absent"),
+            ("Trigger", "ns1", "x")]
+
+    async def one_by_one() -> dict[tuple[str, str, str], dict[str, Any]]:
+        return {key: obj for key in keys if (obj := await store.get(*key)) is not None}
+
+    found = await get_all(store, keys)
+    assert found == await one_by_one() and len(found) == 336
+    # Inside a pass, with status writes buffered and not yet sent: seen as every other read sees them.
+    with store.grouped():
+        listed = (await store.list("ConfigMap", "ns1")).items
+        await Writes(store).status(listed[0], {"seen": True})
+        assert await get_all(store, keys) == await one_by_one()
+        assert (await get_all(store, [("ConfigMap", "ns1", "c0000")]))[("ConfigMap", "ns1", "c0000")] == listed[0]
+    # Each a copy of its own: changing one changes nothing stored.
+    found[("ConfigMap", "ns1", "c0000")]["data"]["x"] = "changed"
+    assert (await store.get("ConfigMap", "ns1", "c0000") or {})["data"] == {}
 
 
 async def test_grouped_writes_commit_once_and_a_failed_one_leaves_no_trace(tmp_path: Path) -> None:
