@@ -39,7 +39,7 @@ from control.store.base import (
     Write,
     key_of,
 )
-from control.store.sqlite_group import GroupState, Key, Row
+from control.store.sqlite_group import Change, GroupState, Key, Row, write_changes
 from core.errors import Conflict, FieldError, InvalidResource, NotFound
 
 CHANGES_KEPT = 1000
@@ -124,6 +124,9 @@ class SqliteStore(ResourceStore):
         """Depth of `grouped()`: while above 0 a transaction is a SAVEPOINT inside one open transaction."""
         self._group: GroupState | None = None
         """While grouped: the rows known and the status writes buffered (sqlite_group.py)."""
+        self._held: builtins.list[Change] | None = None
+        """Inside write_batch: its changes, numbered from `_held_rv`, logged at its end."""
+        self._held_rv = 0
 
     # ------------------------------------------------------------------------------------ reads
 
@@ -260,9 +263,15 @@ class SqliteStore(ResourceStore):
         # One statement: the logged object's resourceVersion is its row's rv, set when a watch reads it back,
         # so the insert need not be followed by an update that writes the object a second time. Likewise the
         # row's rv column is the truth, whatever resourceVersion its body carries.
-        cursor = self._db.execute("INSERT INTO changes (kind, namespace, type, object) VALUES (?, ?, ?, ?)",
-                                  (kind, namespace, type_, _with_status(body, status)))
-        rv = int(cursor.lastrowid or 0)
+        held = self._held
+        if held is not None:  # a batch's: numbered here, logged with the others at its end (write_batch)
+            rv = self._held_rv
+            self._held_rv += 1
+            held.append((rv, kind, namespace, type_, _with_status(body, status)))
+        else:
+            cursor = self._db.execute("INSERT INTO changes (kind, namespace, type, object) VALUES (?, ?, ?, ?)",
+                                      (kind, namespace, type_, _with_status(body, status)))
+            rv = int(cursor.lastrowid or 0)
         if type_ == "DELETED":
             self._db.execute("DELETE FROM resources WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name))
         elif row == "status":
@@ -278,7 +287,7 @@ class SqliteStore(ResourceStore):
                 "INSERT OR REPLACE INTO resources (kind, namespace, name, body, status, rv) VALUES (?, ?, ?, ?, ?, ?)",
                 (kind, namespace, name, body, status, rv),
             )
-        if rv % 100 == 0:
+        if rv % 100 == 0 and held is None:
             self._db.execute("DELETE FROM changes WHERE rv <= ?", (rv - CHANGES_KEPT,))
         if self._group is not None:  # (a savepoint undoing this write makes the group forget both)
             self._group.next_rv = rv + 1
@@ -433,9 +442,18 @@ class SqliteStore(ResourceStore):
             return self._delete(kind, namespace, name)
 
     async def write_batch(self, writes: builtins.list[Write]) -> builtins.list[dict[str, Any]]:
-        """`BatchStore`: every write of a `nerve apply` in one transaction."""
+        """`BatchStore`: every write of a `nerve apply` in one transaction. Their changes are logged together at
+        the end (write_changes: those the log's trimming would delete by then are not written at all); no
+        statement of anyone else runs in between, as none can inside one sync call."""
         with self._transaction():
-            return [self._create(w.object) if w.op == "create" else self._update(w.object) for w in writes]
+            self._held, self._held_rv = [], self._revision() + 1
+            try:
+                written = [self._create(w.object) if w.op == "create" else self._update(w.object) for w in writes]
+                if self._held:
+                    write_changes(self._db, self._held, CHANGES_KEPT)
+            finally:
+                self._held = None
+            return written
 
     @contextlib.contextmanager
     def grouped(self) -> Iterator[None]:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from control.reconcilers.writes import Writes
@@ -404,3 +405,39 @@ async def test_a_grouped_pass_trims_the_change_log_as_writes_one_by_one_do(tmp_p
             await anext(store.watch("ConfigMap", resource_version="5"))
     finally:
         await store.close()
+
+
+async def test_a_batch_logs_its_changes_as_its_writes_one_by_one_do(tmp_path: Path) -> None:
+    # A batch's changes are logged at its end, leaving out those trimmed by then: the log, its last id and what a
+    # watcher reads are as 1,234 creates and an update one by one leave them.
+    batched, single = SqliteStore(tmp_path / "a.db"), SqliteStore(tmp_path / "b.db")
+    try:
+        for store in (batched, single):
+            for i in range(50):
+                await store.create(cm(f"before{i}"))
+        first = await batched.create(cm("changed"))
+        await single.create(cm("changed"))
+        watched = batched.watch("ConfigMap", resource_version=first["metadata"]["resourceVersion"])
+        writes = [*(Write("create", cm(f"o{i:04d}")) for i in range(1234)),
+                  Write("update", {**first, "data": {"x": "2"}}), Write("create", cm("last"))]
+        out = await write_all(batched, writes)
+        one_by_one = [await (single.create(w.object) if w.op == "create" else single.update(w.object)) for w in writes]
+        assert [o["metadata"]["resourceVersion"] for o in out] == [o["metadata"]["resourceVersion"] for o in one_by_one]
+
+        def log(store: SqliteStore) -> list[tuple[Any, ...]]:
+            rows = store._db.execute("SELECT rv, kind, namespace, type, object FROM changes ORDER BY rv").fetchall()
+            return [(rv, kind, ns, type_, orjson.loads(obj)["metadata"]["name"]) for rv, kind, ns, type_, obj in rows]
+
+        assert log(batched) == log(single) and len(log(batched)) == 1000 + 1287 % 100
+        assert batched._revision() == single._revision() == 1287
+        # What the log holds of each is the object as stored.
+        rv, _, _, _, logged = batched._db.execute("SELECT * FROM changes ORDER BY rv DESC LIMIT 1").fetchone()
+        assert {**orjson.loads(logged), "metadata": {**orjson.loads(logged)["metadata"], "resourceVersion": str(rv)}} \
+            == await batched.get("ConfigMap", "ns1", "last")
+        with pytest.raises(Expired):  # the watcher fell behind the trimming, as it would have one by one
+            await asyncio.wait_for(anext(watched), 5)
+        after = await batched.create(cm("after"))
+        assert after["metadata"]["resourceVersion"] == "1288"
+    finally:
+        await batched.close()
+        await single.close()
