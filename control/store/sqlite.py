@@ -22,6 +22,7 @@ import builtins
 import contextlib
 import os
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
@@ -66,8 +67,17 @@ _SCHEMA = (
 )
 
 
+_stamped: tuple[int, str] = (-1, "")
+"""The last second `_now` formatted, and how: an apply of 10,000 Triggers creates them all within a second
+or two, and strftime for each was a tenth of the store's work per create."""
+
+
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    global _stamped
+    second = int(time.time())
+    if second != _stamped[0]:
+        _stamped = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _stamped[1]
 
 
 def _copy(obj: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -441,3 +442,15 @@ async def test_a_batch_logs_its_changes_as_its_writes_one_by_one_do(tmp_path: Pa
     finally:
         await batched.close()
         await single.close()
+
+
+def test_a_timestamp_is_the_clock_s_second_formatted_once_per_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    from control.store import sqlite
+
+    before = datetime.now(UTC).replace(microsecond=0)
+    stamp = sqlite._now()
+    assert before <= datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) <= datetime.now(UTC)
+    clock = iter([1000.2, 1000.9, 1001.0, 1061.5])
+    monkeypatch.setattr(sqlite.time, "time", lambda: next(clock))
+    assert [sqlite._now() for _ in range(4)] == ["1970-01-01T00:16:40Z", "1970-01-01T00:16:40Z",
+                                                 "1970-01-01T00:16:41Z", "1970-01-01T00:17:41Z"]
