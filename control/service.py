@@ -26,7 +26,16 @@ from control.api.meta import DEFAULT_NAMESPACE, mapping, with_generated_name
 from control.api.schema import FieldNotice
 from control.reconcilers import gc_pause
 from control.reconcilers.controller import Reconciler
-from control.store.base import SERVER_METADATA, ResourceStore, Write, is_deleting, user_view, write_all
+from control.store.base import (
+    SERVER_METADATA,
+    Key,
+    ResourceStore,
+    Write,
+    get_all,
+    is_deleting,
+    user_view,
+    write_all,
+)
 from core.errors import Conflict, FieldError, InvalidResource, NotFound
 
 log = logging.getLogger("nerve.control")
@@ -38,7 +47,16 @@ class Applied:
     warnings: list[FieldNotice]
 
 
-def _key(kind: kinds.Kind, obj: dict[str, Any]) -> tuple[str, str, str] | None:
+def _identified_key(manifest: Any) -> Key | None:
+    """`_key` of a manifest whose kind is known; None for one admission refuses for its kind (it says why)."""
+    try:
+        kind = identify(manifest)
+    except InvalidResource:
+        return None
+    return _key(kind, manifest)
+
+
+def _key(kind: kinds.Kind, obj: dict[str, Any]) -> Key | None:
     """Where the stored object is, or None when the manifest's name or namespace is not even a string
     (admission then refuses it; a list must not reach the store as a key)."""
     meta = mapping(obj.get("metadata"))
@@ -88,13 +106,15 @@ class ControlService:
         warnings: list[FieldNotice] = []
         admission = channel.with_defaults_from(self._admission, await self.store.get(
             "ConfigMap", channel.DEFAULTS_NAMESPACE, channel.DEFAULTS_CONFIGMAP))
-        for index, manifest in enumerate(manifests):
-            manifest = with_generated_name(manifest)
+        # What is stored of every manifest is read first, all at once (get_all): no write happens before the
+        # last one is admitted, so each sees what it would have seen read on its own turn.
+        named = [with_generated_name(manifest) for manifest in manifests]
+        keys = [_identified_key(manifest) for manifest in named]
+        stored = await get_all(self.store, [key for key in keys if key is not None])
+        for index, (manifest, key) in enumerate(zip(named, keys, strict=True)):
             label = _describe(manifest, index)
             try:
-                kind = identify(manifest)
-                key = _key(kind, manifest)
-                old = await self.store.get(*key) if key is not None else None
+                old = stored.get(key) if key is not None else None
                 result = admit(manifest, old, admission, validation)
             except InvalidResource as exc:
                 errors += [FieldError(e.path, e.reason, label) for e in exc.errors]

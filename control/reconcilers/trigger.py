@@ -55,7 +55,10 @@ class TriggerReconciler:
         built = build.build(trigger, broker, resource, resolver, self._settings, holder=holder, objects=snapshot)
         self.builds += 1
         await writes.status(trigger, built.status)
-        inputs = _inputs(trigger, broker, holder)  # the status write gave the Trigger a new resourceVersion
+        # The status write gave the Trigger a new resourceVersion, and nothing else of what `_inputs` reads: it
+        # succeeds only on the version the pass read (else nothing but the status changes in `trigger`).
+        if inputs is not None:
+            inputs = (trigger["metadata"].get("resourceVersion"), *inputs[1:])
         if inputs is None or trigger.get("status") != built.status:
             self._built.pop(uid, None)  # refers to other objects, or the write lost a race: build again
         else:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from control.reconcilers.writes import Writes
-from control.store.base import Expired, ResourceStore, WatchEvent, Write, write_all
+from control.store.base import Expired, ResourceStore, WatchEvent, Write, get_all, write_all
 from control.store.sqlite import SqliteStore
 from core.errors import Conflict, InvalidResource, NotFound
 
@@ -275,6 +277,32 @@ async def test_an_object_the_owner_does_not_own_is_left_alone(store: SqliteStore
     assert "ownerReferences" not in kept["metadata"]
 
 
+async def test_objects_read_at_once_are_what_a_get_of_each_answers(store: SqliteStore) -> None:
+    # More names of one namespace than one SELECT binds, another namespace, a cluster-scoped kind, and absent keys.
+    for i in range(1000):
+        await store.create(cm(f"c{i:04d}"))
+    await store.create(cm("elsewhere", namespace="ns2"))
+    await store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns2"}})
+    keys = [*(("ConfigMap", "ns1", f"c{i:04d}") for i in range(0, 1010, 3)), ("ConfigMap", "ns2", "elsewhere"),
+            ("ConfigMap", "ns2", "c0001"), ("Namespace", "", "ns2"), ("Namespace", "", "absent"),
+            ("Trigger", "ns1", "x")]
+
+    async def one_by_one() -> dict[tuple[str, str, str], dict[str, Any]]:
+        return {key: obj for key in keys if (obj := await store.get(*key)) is not None}
+
+    found = await get_all(store, keys)
+    assert found == await one_by_one() and len(found) == 336
+    # Inside a pass, with status writes buffered and not yet sent: seen as every other read sees them.
+    with store.grouped():
+        listed = (await store.list("ConfigMap", "ns1")).items
+        await Writes(store).status(listed[0], {"seen": True})
+        assert await get_all(store, keys) == await one_by_one()
+        assert (await get_all(store, [("ConfigMap", "ns1", "c0000")]))[("ConfigMap", "ns1", "c0000")] == listed[0]
+    # Each a copy of its own: changing one changes nothing stored.
+    found[("ConfigMap", "ns1", "c0000")]["data"]["x"] = "changed"
+    assert (await store.get("ConfigMap", "ns1", "c0000") or {})["data"] == {}
+
+
 async def test_grouped_writes_commit_once_and_a_failed_one_leaves_no_trace(tmp_path: Path) -> None:
     path = tmp_path / "nerve.db"
     store = SqliteStore(path)
@@ -378,3 +406,51 @@ async def test_a_grouped_pass_trims_the_change_log_as_writes_one_by_one_do(tmp_p
             await anext(store.watch("ConfigMap", resource_version="5"))
     finally:
         await store.close()
+
+
+async def test_a_batch_logs_its_changes_as_its_writes_one_by_one_do(tmp_path: Path) -> None:
+    # A batch's changes are logged at its end, leaving out those trimmed by then: the log, its last id and what a
+    # watcher reads are as 1,234 creates and an update one by one leave them.
+    batched, single = SqliteStore(tmp_path / "a.db"), SqliteStore(tmp_path / "b.db")
+    try:
+        for store in (batched, single):
+            for i in range(50):
+                await store.create(cm(f"before{i}"))
+        first = await batched.create(cm("changed"))
+        await single.create(cm("changed"))
+        watched = batched.watch("ConfigMap", resource_version=first["metadata"]["resourceVersion"])
+        writes = [*(Write("create", cm(f"o{i:04d}")) for i in range(1234)),
+                  Write("update", {**first, "data": {"x": "2"}}), Write("create", cm("last"))]
+        out = await write_all(batched, writes)
+        one_by_one = [await (single.create(w.object) if w.op == "create" else single.update(w.object)) for w in writes]
+        assert [o["metadata"]["resourceVersion"] for o in out] == [o["metadata"]["resourceVersion"] for o in one_by_one]
+
+        def log(store: SqliteStore) -> list[tuple[Any, ...]]:
+            rows = store._db.execute("SELECT rv, kind, namespace, type, object FROM changes ORDER BY rv").fetchall()
+            return [(rv, kind, ns, type_, orjson.loads(obj)["metadata"]["name"]) for rv, kind, ns, type_, obj in rows]
+
+        assert log(batched) == log(single) and len(log(batched)) == 1000 + 1287 % 100
+        assert batched._revision() == single._revision() == 1287
+        # What the log holds of each is the object as stored.
+        rv, _, _, _, logged = batched._db.execute("SELECT * FROM changes ORDER BY rv DESC LIMIT 1").fetchone()
+        assert {**orjson.loads(logged), "metadata": {**orjson.loads(logged)["metadata"], "resourceVersion": str(rv)}} \
+            == await batched.get("ConfigMap", "ns1", "last")
+        with pytest.raises(Expired):  # the watcher fell behind the trimming, as it would have one by one
+            await asyncio.wait_for(anext(watched), 5)
+        after = await batched.create(cm("after"))
+        assert after["metadata"]["resourceVersion"] == "1288"
+    finally:
+        await batched.close()
+        await single.close()
+
+
+def test_a_timestamp_is_the_clock_s_second_formatted_once_per_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    from control.store import sqlite
+
+    before = datetime.now(UTC).replace(microsecond=0)
+    stamp = sqlite._now()
+    assert before <= datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) <= datetime.now(UTC)
+    clock = iter([1000.2, 1000.9, 1001.0, 1061.5])
+    monkeypatch.setattr(sqlite.time, "time", lambda: next(clock))
+    assert [sqlite._now() for _ in range(4)] == ["1970-01-01T00:16:40Z", "1970-01-01T00:16:40Z",
+                                                 "1970-01-01T00:16:41Z", "1970-01-01T00:17:41Z"]
