@@ -37,14 +37,13 @@ import argparse
 import asyncio
 import importlib.util
 import os
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -53,6 +52,7 @@ import psutil
 from core.delivery.http1 import Http1Pool
 from core.errors import InvalidEvent
 from core.events import from_http
+from core.runtime import run_until_signal
 
 HEADERS = {"ce-specversion": "1.0", "ce-id": "x", "ce-source": "/bench", "ce-type": "bench.event",
            "Content-Type": "application/json"}
@@ -75,19 +75,6 @@ def serve_aiohttp(port: int) -> None:
     app.router.add_route("*", "/{tail:.*}", handle)
     uvloop.install()
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
-
-
-def _until_sigterm(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    import uvloop
-
-    async def wrapper() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await main(stop)
-
-    uvloop.run(wrapper())
 
 
 def serve_aiohttp_app(port: int, shape: str) -> None:
@@ -136,7 +123,7 @@ def serve_aiohttp_app(port: int, shape: str) -> None:
         await stop.wait()
         await runner.cleanup()
 
-    _until_sigterm(main)
+    run_until_signal(main)
 
 
 def serve_aiohttp_lowlevel(port: int) -> None:
@@ -163,7 +150,7 @@ def serve_aiohttp_lowlevel(port: int) -> None:
         listener.close()
         await server.shutdown(1.0)
 
-    _until_sigterm(main)
+    run_until_signal(main)
 
 
 def serve_aiohttp_lowlevel_guarded(port: int) -> None:
@@ -189,7 +176,7 @@ def serve_aiohttp_lowlevel_guarded(port: int) -> None:
         await stop.wait()
         await runner.cleanup()
 
-    _until_sigterm(main)
+    run_until_signal(main)
 
 
 class RsgiApp:
@@ -325,7 +312,7 @@ def serve_httptools(port: int) -> None:
         await stop.wait()
         listener.close()
 
-    _until_sigterm(main)
+    run_until_signal(main)
 
 
 SERVE: dict[str, Callable[[int], None]] = {

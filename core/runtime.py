@@ -39,12 +39,13 @@ def run(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]], *,
     if tracing.setup(service):
         logging.getLogger("nerve").info("tracing on: spans exported as OTEL_* configures")
     try:
-        _run(main)
+        run_until_signal(main)
     finally:
         tracing.shutdown()
 
 
-def _run(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+def run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+    """`main(stop)` on uvloop (asyncio's loop without it), `stop` set by SIGINT or SIGTERM; no telemetry."""
 
     async def wrapper() -> None:
         stop = asyncio.Event()
@@ -91,17 +92,20 @@ class _Drain:
         if not self._busy:
             self._idle.set()
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        protocol = request.protocol
+    async def answer(self, protocol: object, answering: Awaitable[web.StreamResponse]) -> web.StreamResponse:
+        """`answering`, counted as work in progress on `protocol`'s connection until it has its answer."""
         self.enter(protocol)
         try:
-            response = await handler(request)
+            response = await answering
             if self.draining:
                 response.force_close()  # answered, then closed: the client sends nothing more here
             return response
         finally:
             self.leave(protocol)
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        return await self.answer(request.protocol, handler(request))
 
     async def run(self, runner: web.BaseRunner, server: web.Server | None) -> None:
         self.draining = True
@@ -190,23 +194,19 @@ class _Edge:
         if request.headers.get(hdrs.EXPECT):
             await _expect(request)
         protocol = request.protocol
-        drain = self._drain
-        drain.enter(protocol)
         deadline = self._guard.enter(request)
         try:
-            route = self._routes.get(request.path) if request.method in _ROUTE_METHODS else None
-            if route is None:
-                for check in self._checks:
-                    check(request)
-                response = await self._handler(request)
-            else:
-                response = await route(request)
-            if drain.draining:
-                response.force_close()  # answered, then closed: the client sends nothing more here
-            return response
+            return await self._drain.answer(protocol, self._answer(request))
         finally:
             self._guard.leave(protocol, deadline)
-            drain.leave(protocol)
+
+    async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
+        route = self._routes.get(request.path) if request.method in _ROUTE_METHODS else None
+        if route is not None:
+            return await route(request)
+        for check in self._checks:
+            check(request)
+        return await self._handler(request)
 
 
 async def _expect(request: web.BaseRequest) -> None:
