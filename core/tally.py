@@ -18,23 +18,13 @@ from __future__ import annotations
 
 import weakref
 from bisect import bisect_left
-from typing import Any, Protocol
+from typing import Any
 
-_PENDING: list[_Flushes] = []
+_PENDING: list[_Tally] = []
 """Every tally with updates not yet added to its child."""
 _PENDING_MAX = 10_000
 """Past this many, pending tallies are flushed at once: a caller past its cache of children makes a tally
 per update, and with nobody scraping the list would grow without end."""
-
-
-class _Flushes(Protocol):
-    def flush(self) -> None: ...
-
-
-def _pending(tally: _Flushes) -> None:
-    _PENDING.append(tally)
-    if len(_PENDING) > _PENDING_MAX:
-        flush()
 
 
 def flush() -> None:
@@ -45,28 +35,50 @@ def flush() -> None:
         tally.flush()
 
 
-class HistogramTally:
-    """`observe` for one labelled child of a prometheus_client Histogram."""
+class _Tally:
+    """What every tally shares: its child, and being on the pending list at most once until flushed."""
 
-    __slots__ = ("_bounds", "_child", "_counts", "_pending", "_sum")
+    __slots__ = ("_child", "_pending")
 
     def __init__(self, child: Any) -> None:
         self._child = child
+        self._pending = False
+
+    def _note(self) -> None:
+        """Something is pending (callers test `_pending` first, so the common update makes no call)."""
+        self._pending = True
+        _PENDING.append(self)
+        if len(_PENDING) > _PENDING_MAX:
+            flush()
+
+    def flush(self) -> None:
+        self._pending = False
+        self._add()
+
+    def _add(self) -> None:
+        """Add what is pending to the child, and forget it here."""
+        raise NotImplementedError
+
+
+class HistogramTally(_Tally):
+    """`observe` for one labelled child of a prometheus_client Histogram."""
+
+    __slots__ = ("_bounds", "_counts", "_sum")
+
+    def __init__(self, child: Any) -> None:
+        super().__init__(child)
         self._bounds: tuple[float, ...] = tuple(child._upper_bounds)  # ends with +Inf
         self._counts = [0] * len(self._bounds)
         self._sum = 0.0
-        self._pending = False
 
     def observe(self, value: float) -> None:
         # The first bound >= value is the value's bucket, as prometheus_client's `amount <= bound` walk finds.
         self._counts[bisect_left(self._bounds, value)] += 1
         self._sum += value
         if not self._pending:
-            self._pending = True
-            _pending(self)
+            self._note()
 
-    def flush(self) -> None:
-        self._pending = False
+    def _add(self) -> None:
         child, counts = self._child, self._counts
         for index, count in enumerate(counts):
             if count:
@@ -76,24 +88,21 @@ class HistogramTally:
         self._sum = 0.0
 
 
-class CounterTally:
+class CounterTally(_Tally):
     """`inc` for one labelled child of a prometheus_client Counter."""
 
-    __slots__ = ("_child", "_count", "_pending")
+    __slots__ = ("_count",)
 
     def __init__(self, child: Any) -> None:
-        self._child = child
+        super().__init__(child)
         self._count = 0.0
-        self._pending = False
 
     def inc(self, amount: float = 1.0) -> None:
         self._count += amount
         if not self._pending:
-            self._pending = True
-            _pending(self)
+            self._note()
 
-    def flush(self) -> None:
-        self._pending = False
+    def _add(self) -> None:
         count, self._count = self._count, 0.0
         self._child.inc(count)
 
