@@ -12,7 +12,10 @@ Candidates:
 - `aiohttp`: core/delivery/sender.py before this change (a ClientTimeout per request, auto headers);
 - `aiohttp-tuned`: one ClientSession, cached ClientTimeout, skip_auto_headers, headers pre-built;
 - `pyreqwest`: the Rust (reqwest/hyper) client, when installed (no dependency of Nerve);
-- `sender`: the Sender as it is now (core/delivery/http1.py, httptools over asyncio protocols).
+- `sender`: the Sender as it is now (core/delivery/http1.py, httptools over asyncio protocols);
+- `deliverer`: a whole first-attempt delivery as the dispatcher makes it, `Deliverer.deliver` of a
+  Trigger's Target (its metrics, the retry loop, the Sender): what a delivery costs above the consumer.
+  Run it from another checkout (`cd <tree> && PYTHONPATH=. <this venv>/bin/python <this file>`) to pair.
 """
 
 from __future__ import annotations
@@ -125,8 +128,30 @@ async def _sender() -> tuple[Send, Callable[[], Awaitable[None]]]:
     return send, session.close
 
 
+async def _deliverer() -> tuple[Send, Callable[[], Awaitable[None]]]:
+    from core.contract import Egress, Reference
+    from core.delivery.deliver import Deliverer, Target
+    from core.hops import for_subscriber
+
+    session = pooled_session(per_destination=100)
+    deliverer = Deliverer(Sender(session, max_response_bytes=4 * 1024 * 1024))
+    targets: dict[str, Target] = {}
+    statuses = {"delivered": 202}
+
+    async def send(url: str, i: int) -> int:
+        target = targets.get(url)
+        if target is None:
+            egress = Egress(uid="t0", reference=Reference("t0", "bench", "t0", "Trigger"), consumer_group="g-t0",
+                            destination=url)
+            target = targets[url] = Target.compile(egress, ("bench", "default", "t0"), default_timeout_s=30)
+        subscriber_copy, _ = for_subscriber(event(i))
+        return statuses.get(await deliverer.deliver(subscriber_copy, target), 0)
+
+    return send, session.close
+
+
 CLIENTS = {"aiohttp": lambda: _aiohttp(False), "aiohttp-tuned": lambda: _aiohttp(True),
-           "pyreqwest": _pyreqwest, "sender": _sender}
+           "pyreqwest": _pyreqwest, "sender": _sender, "deliverer": _deliverer}
 
 
 async def run(name: str, url: str, requests: int, concurrency: int) -> None:

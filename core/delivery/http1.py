@@ -137,6 +137,8 @@ class _Connection(asyncio.Protocol):
         """It carried an answer already: a failure before any answer byte may be a stale keep-alive."""
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[Answer] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        """The deadline of the answer awaited now."""
         self._got_bytes = False
         self._reset()
 
@@ -210,6 +212,7 @@ class _Connection(asyncio.Protocol):
     def _finish(self, status: int, *, reusable: bool = False) -> None:
         waiter = self._waiter
         self._waiter = None
+        self._stop_timer()
         if not reusable:
             self.close()
         if waiter is None or waiter.done():
@@ -235,12 +238,17 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
 
-    def send(self, data: bytes) -> asyncio.Future[Answer]:
+    def send(self, data: bytes, deadline: float) -> asyncio.Future[Answer]:
+        """Write one request; its answer's future fails with TimeoutError at `deadline` (a loop timer, not
+        `asyncio.timeout`: about 5 us less per delivery on uvloop, docs/performance.md) and this
+        connection is then spent."""
         assert self.transport is not None and self._waiter is None
-        self._waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        self._timer = loop.call_at(deadline, self.expire)
         self._reset()
         self.transport.write(data)
-        return self._waiter
+        return waiter
 
     @property
     def answered_nothing(self) -> bool:
@@ -248,8 +256,14 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        self._stop_timer()
         if self.transport is not None:
             self.transport.close()
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class _Destination:
@@ -323,8 +337,7 @@ class Http1Pool:
         destination = self._destinations.get(key)
         if destination is None:
             destination = self._destinations[key] = _Destination(self._limit)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
+        deadline = asyncio.get_running_loop().time() + timeout_s
         destination.users += 1
         try:
             if destination.free > 0:
@@ -332,45 +345,33 @@ class Http1Pool:
             else:
                 await destination.take(deadline)  # every connection busy: the wait counts against the attempt
             try:
-                return await self._exchange(destination, target, context, max_body, request, deadline)
+                # The attempt's exchange, inline: each coroutine frame between a delivery and its socket
+                # costs a few us a delivery to enter, suspend and resume (docs/performance.md).
+                for fresh in (False, True):
+                    connection = None if fresh else self._idle(destination, max_body)
+                    if connection is None:
+                        async with asyncio.timeout_at(deadline):  # connecting may wait on the network
+                            connection = await self._open(target, context, max_body)
+                    try:
+                        answer = await connection.send(request, deadline)
+                    except RequestError:
+                        if fresh or not (connection.used and connection.answered_nothing):
+                            raise
+                        continue  # a keep-alive connection the server closed as we wrote: once more, on a new one
+                    except BaseException:
+                        connection.close()  # cancelled or timed out mid-answer: this connection is spent
+                        raise
+                    if not connection.closed and not self._closed:
+                        connection.idle_since = now = time.monotonic()
+                        destination.idle.append(connection)
+                        if now >= self._next_sweep:
+                            self._sweep(now)
+                    return answer
+                raise AssertionError("unreachable")  # pragma: no cover
             finally:
                 destination.release()
         finally:
             destination.users -= 1
-
-    async def _exchange(self, destination: _Destination, target: _Target, context: ssl.SSLContext | None,
-                        max_body: int, request: bytes, deadline: float) -> Answer:
-        """The request on a kept-alive connection (or a new one) and its answer, by `deadline`.
-
-        The common case, an idle connection, needs no timeout context: a timer on the loop fails the
-        answer's future at the deadline (`asyncio.timeout` cost about 5 us more per delivery on uvloop,
-        docs/performance.md). Connecting, which may wait on the network, is bounded by `asyncio.timeout_at`."""
-        loop = asyncio.get_running_loop()
-        for fresh in (False, True):
-            connection = None if fresh else self._idle(destination, max_body)
-            if connection is None:
-                async with asyncio.timeout_at(deadline):
-                    connection = await self._open(target, context, max_body)
-            answer_of = connection.send(request)
-            timer = loop.call_at(deadline, connection.expire)
-            try:
-                answer = await answer_of
-            except RequestError:
-                if fresh or not (connection.used and connection.answered_nothing):
-                    raise
-                continue  # a keep-alive connection the server closed as we wrote: once more, on a new one
-            except BaseException:
-                connection.close()  # cancelled or timed out mid-answer: this connection is spent
-                raise
-            finally:
-                timer.cancel()
-            if not connection.closed and not self._closed:
-                connection.idle_since = now = time.monotonic()
-                destination.idle.append(connection)
-                if now >= self._next_sweep:
-                    self._sweep(now)
-            return answer
-        raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
     def _idle(destination: _Destination, max_body: int) -> _Connection | None:
