@@ -83,7 +83,9 @@ class ResourceStore(ResourceWatch, Protocol):
 @runtime_checkable
 class BatchStore(Protocol):
     async def write_batch(self, writes: list[Write]) -> list[dict[str, Any]]:
-        """Apply every write in one transaction: all are stored or none (the first error is raised)."""
+        """Apply every write in one transaction: all are stored or none (the first error is raised). The writes'
+        objects are handed over: the stored objects returned may share values with them (SQLite's creates
+        return the object written, not a parse of what was stored), so the caller must not change them after."""
         ...
 
 
