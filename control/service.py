@@ -112,11 +112,12 @@ class ControlService:
         keys = [_identified_key(manifest) for manifest in named]
         stored = await get_all(self.store, [key for key in keys if key is not None])
         for index, (manifest, key) in enumerate(zip(named, keys, strict=True)):
-            label = _describe(manifest, index)
+            # (The label is made only for a manifest with something to say: 10,000 clean ones need none.)
             try:
                 old = stored.get(key) if key is not None else None
                 result = admit(manifest, old, admission, validation)
             except InvalidResource as exc:
+                label = _describe(manifest, index)
                 errors += [FieldError(e.path, e.reason, label) for e in exc.errors]
                 if isinstance(exc, Refused):
                     warnings += [dataclasses.replace(w, resource=label) for w in exc.warnings]
@@ -124,7 +125,9 @@ class ControlService:
             _keep_server_spec(result.kind, old, result.obj)
             admitted.append((result.obj, old))
             admission = channel.with_defaults_from(admission, result.obj)
-            warnings += [dataclasses.replace(w, resource=label) for w in result.warnings]
+            if result.warnings:
+                label = _describe(manifest, index)
+                warnings += [dataclasses.replace(w, resource=label) for w in result.warnings]
         if errors:
             raise Refused(errors, warnings)
         planned = _plan_writes(admitted, self.reconciler.with_finalizer)
