@@ -51,7 +51,8 @@ TRIGGERS = [
 ]
 
 
-@pytest.mark.parametrize("broker_case", ["ready", "not ready", "none", "ready, no entry", "dead letter on broker"])
+@pytest.mark.parametrize("broker_case", ["ready", "not ready", "none", "ready, no entry", "dead letter on broker",
+                                         "delivery on broker"])
 def test_shared_conditions_build_what_each_trigger_builds_alone(broker_case: str,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(conditions_module, "now_rfc3339", lambda: NOW)  # both ways stamp the same time
@@ -61,6 +62,8 @@ def test_shared_conditions_build_what_each_trigger_builds_alone(broker_case: str
         b, entry = None, None
     elif broker_case == "dead letter on broker":
         b, entry = ready_broker(delivery={"deadLetterSink": {"uri": "http://dls/"}})
+    elif broker_case == "delivery on broker":
+        b, entry = ready_broker(delivery={"retry": 2, "timeout": "PT2S", "backoffPolicy": "linear"})
     else:
         b, entry = ready_broker()
         if broker_case == "ready, no entry":
@@ -91,3 +94,13 @@ def test_each_plain_trigger_has_conditions_of_its_own() -> None:
     three = trigger_build.build(trigger("three", {"uri": "http://sub/three"}), b, entry, resolver, SETTINGS,
                                 shared=shared)
     assert json.dumps(three.status["conditions"]) == json.dumps(two.status["conditions"])
+
+
+def test_a_delivery_changed_in_place_gets_its_own_egress_config() -> None:
+    b, entry = ready_broker(delivery={"retry": 2})
+    resolver, shared = Resolver(Snapshot(), ""), trigger_build.Shared()
+    first = trigger_build.build(trigger("one", {"uri": "http://sub/one"}), b, entry, resolver, SETTINGS, shared=shared)
+    b["spec"]["delivery"]["retry"] = 7
+    second = trigger_build.build(trigger("two", {"uri": "http://sub/two"}), b, entry, resolver, SETTINGS, shared=shared)
+    assert first.egress is not None and second.egress is not None
+    assert (first.egress.egress_config.retry, second.egress.egress_config.retry) == (2, 7)

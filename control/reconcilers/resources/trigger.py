@@ -11,7 +11,7 @@ from control.conditions import cond, is_ready, ready_of, with_ready
 from control.reconcilers.resources.delivery import dead_letter_condition, egress_config
 from control.resolver import Lookup, Resolver, Unresolvable
 from control.settings import ControlSettings
-from core.contract import Egress, Reference, Resource
+from core.contract import Egress, EgressConfig, Reference, Resource
 
 OIDC_REASON = "authentication-oidc feature disabled"
 
@@ -126,7 +126,8 @@ def build(trigger: dict[str, Any], broker: dict[str, Any] | None, resource: Reso
     if shared is not None and now is None and holder is None:
         key = shared.key(trigger, spec, delivery, broker_ready, resource)
         if key is not None:
-            return _plain(trigger, spec, resource, settings, delivery, status, shared.conditions(key, broker_ready))
+            return _plain(trigger, spec, resource, settings, delivery, status, shared,
+                          shared.conditions(key, broker_ready))
     conditions = [dependency_condition(trigger, objects), cond("OIDCIdentityCreated", True, OIDC_REASON), broker_ready]
     subscriber_uri, subscriber_ca = "", None
     try:
@@ -165,7 +166,7 @@ def build(trigger: dict[str, Any], broker: dict[str, Any] | None, resource: Reso
 
 
 def _egress(trigger: dict[str, Any], settings: ControlSettings, subscriber_uri: str, subscriber_ca: str | None,
-            delivery: dict[str, Any] | None, status: dict[str, Any]) -> Egress:
+            delivery: dict[str, Any] | None, status: dict[str, Any], config: EgressConfig | None = None) -> Egress:
     meta, spec = trigger["metadata"], trigger["spec"]
     order = meta.get("annotations", {}).get(ORDER_ANNOTATION, "unordered")
     return Egress(
@@ -178,7 +179,8 @@ def _egress(trigger: dict[str, Any], settings: ControlSettings, subscriber_uri: 
         reply_to_original_topic=True,
         filter_attributes=dict((spec.get("filter") or {}).get("attributes") or {}),
         filters=list(spec.get("filters") or []),
-        egress_config=egress_config(delivery, status.get("deadLetterSinkUri"), status.get("deadLetterSinkCACerts")),
+        egress_config=config or egress_config(delivery, status.get("deadLetterSinkUri"),
+                                              status.get("deadLetterSinkCACerts")),
         delivery_order="ordered" if order == "ordered" else "unordered",
         format=(delivery or {}).get("format"),
         destination_ca_certs=subscriber_ca,
@@ -203,14 +205,16 @@ def _delivery(spec: dict[str, Any], broker: dict[str, Any] | None) -> dict[str, 
 
 
 def _plain(trigger: dict[str, Any], spec: dict[str, Any], resource: Resource | None, settings: ControlSettings,
-           delivery: dict[str, Any] | None, status: dict[str, Any], conditions: list[dict[str, Any]]) -> Built:
+           delivery: dict[str, Any] | None, status: dict[str, Any], shared: Shared,
+           conditions: list[dict[str, Any]]) -> Built:
     """What `build` makes of a plain Trigger (see Shared), given its conditions: the same status and egress."""
     subscriber = spec["subscriber"]
     subscriber_uri, subscriber_ca = str(subscriber["uri"]), subscriber.get("CACerts") or None
     status["subscriberUri"] = subscriber_uri
     if subscriber_ca:
         status["subscriberCACerts"] = subscriber_ca
-    egress = None if resource is None else _egress(trigger, settings, subscriber_uri, subscriber_ca, delivery, status)
+    egress = None if resource is None else _egress(trigger, settings, subscriber_uri, subscriber_ca, delivery, status,
+                                                   shared.egress_config(delivery))
     status["conditions"] = conditions
     return Built(status, egress)
 
@@ -232,6 +236,22 @@ class Shared:
 
     def __init__(self) -> None:
         self._kept: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        self._configs: dict[int, tuple[dict[str, Any], dict[str, Any], EgressConfig]] = {}
+
+    def egress_config(self, delivery: dict[str, Any] | None) -> EgressConfig:
+        """egress_config of a plain Trigger's delivery (no dead-letter sink), made once per delivery: the
+        Triggers that inherit their Broker's (every Broker has one by default) read its one dict. Kept by
+        the dict's identity, with the dict held so that its id stays its own, and with a copy compared so
+        that a dict changed in place is made again; an EgressConfig is frozen and all scalars, so one may
+        serve every egress."""
+        if not delivery:
+            return egress_config(delivery, None)
+        kept = self._configs.get(id(delivery))
+        if kept is not None and kept[0] is delivery and kept[1] == delivery:
+            return kept[2]
+        config = egress_config(delivery, None)
+        self._configs[id(delivery)] = (delivery, dict(delivery), config)
+        return config
 
     @staticmethod
     def key(trigger: dict[str, Any], spec: dict[str, Any], delivery: dict[str, Any] | None,
