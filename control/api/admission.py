@@ -127,8 +127,10 @@ def copied_within_depth(manifest: Any) -> Any:
 
 
 def admit(manifest: Any, old: dict[str, Any] | None, settings: AdmissionSettings,
-          validation: FieldValidation = FieldValidation.WARN) -> Admitted:
-    kind = identify(manifest)
+          validation: FieldValidation = FieldValidation.WARN, kind: kinds.Kind | None = None) -> Admitted:
+    """`kind` is identify(manifest) when the caller has it already (None: identified here)."""
+    if kind is None:
+        kind = identify(manifest)
     obj: dict[str, Any] = copied_within_depth(manifest)
     if obj.get("apiVersion") != kind.api_version:
         kind.convert(obj)
