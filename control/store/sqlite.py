@@ -396,14 +396,14 @@ class SqliteStore(ResourceStore):
             return old  # nothing changed: no new version, as the API server answers a no-op update
         return new
 
-    def _update_status(self, obj: dict[str, Any],
-                       write: Callable[[Key, bytes, bytes], int] | None = None) -> dict[str, Any]:
+    def _update_status(self, obj: dict[str, Any], write: Callable[[Key, bytes, bytes], int] | None = None,
+                       found: tuple[Key, Row | None] | None = None) -> dict[str, Any]:
         """The status subresource: the row's rv column is checked and only its status and rv are rewritten; the
         stored body is neither parsed for the check nor serialised again (a reconcile pass makes one status
         write per object it changes: 10,000 for 10,000 new Triggers). `write(key, body, status)` writes a
-        changed status and returns its rv: `_write_status`, or inside a group `_buffer_status`."""
-        kind, namespace, name = key_of(obj)
-        row = self._select(kind, namespace, name)
+        changed status and returns its rv: `_write_status`, or inside a group `_buffer_status`. `found` is the
+        key and row when the caller has read them already."""
+        (kind, namespace, name), row = found if found is not None else ((key := key_of(obj)), self._select(*key))
         if row is None:
             raise NotFound(f"{_label(kind, namespace, name)} not found")
         body, stored_status, rv = row
@@ -418,7 +418,8 @@ class SqliteStore(ResourceStore):
             return new
         self._check_version(obj, str(rv))
         status = obj.get("status") or {}
-        if orjson.loads(stored_status) == status:
+        # (A row's first status is {}: compared without parsing it.)
+        if (not status) if stored_status == b"{}" else orjson.loads(stored_status) == status:
             return self._row(body, stored_status, rv)  # nothing changed: no new version
         status_bytes = orjson.dumps(status)
         return self._row(body, status_bytes, (write or self._write_status)((kind, namespace, name), body, status_bytes))
@@ -460,11 +461,12 @@ class SqliteStore(ResourceStore):
 
     async def update_status(self, obj: dict[str, Any]) -> dict[str, Any]:
         if self._group is not None:
-            row = self._select(*key_of(obj))
+            key = key_of(obj)
+            row = self._select(*key)
             # Checked against the row as the group knows it and buffered, with no statement; a row from before
             # the rv column takes the general path, which gives it one.
             if row is None or row[2] is not None:
-                return self._update_status(obj, self._buffer_status)
+                return self._update_status(obj, self._buffer_status, (key, row))
         with self._transaction():
             return self._update_status(obj)
 
