@@ -55,7 +55,9 @@ class TriggerReconciler:
         built = build.build(trigger, broker, resource, resolver, self._settings, holder=holder, objects=snapshot,
                             shared=shared)
         self.builds += 1
-        await writes.status(trigger, built.status)
+        # Handed over: nothing changes a built status after (the cache below only compares it), and the Trigger
+        # is as the pass read it, so it takes the status itself rather than a parse of what was stored.
+        await writes.status(trigger, built.status, handed_over=True)
         # The status write gave the Trigger a new resourceVersion, and nothing else of what `_inputs` reads: it
         # succeeds only on the version the pass read (else nothing but the status changes in `trigger`).
         if inputs is not None:

@@ -397,12 +397,12 @@ class SqliteStore(ResourceStore):
         return new
 
     def _update_status(self, obj: dict[str, Any], write: Callable[[Key, bytes, bytes], int] | None = None,
-                       found: tuple[Key, Row | None] | None = None) -> dict[str, Any]:
+                       found: tuple[Key, Row | None] | None = None, *, handed_over: bool = False) -> dict[str, Any]:
         """The status subresource: the row's rv column is checked and only its status and rv are rewritten; the
         stored body is neither parsed for the check nor serialised again (a reconcile pass makes one status
         write per object it changes: 10,000 for 10,000 new Triggers). `write(key, body, status)` writes a
         changed status and returns its rv: `_write_status`, or inside a group `_buffer_status`. `found` is the
-        key and row when the caller has read them already."""
+        key and row when the caller has read them already; `handed_over`, see update_status_handed_over."""
         (kind, namespace, name), row = found if found is not None else ((key := key_of(obj)), self._select(*key))
         if row is None:
             raise NotFound(f"{_label(kind, namespace, name)} not found")
@@ -422,7 +422,12 @@ class SqliteStore(ResourceStore):
         if (not status) if stored_status == b"{}" else orjson.loads(stored_status) == status:
             return self._row(body, stored_status, rv)  # nothing changed: no new version
         status_bytes = orjson.dumps(status)
-        return self._row(body, status_bytes, (write or self._write_status)((kind, namespace, name), body, status_bytes))
+        rv = (write or self._write_status)((kind, namespace, name), body, status_bytes)
+        if handed_over:
+            # What _row would parse: the version check above says obj was read at the row's rv, so its body is the
+            # stored one; its keys in their order, the new rv in metadata's own place, the status as given.
+            return {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(rv)}, "status": status}
+        return self._row(body, status_bytes, rv)
 
     def _write_status(self, key: Key, body: bytes, status: bytes) -> int:
         # The row as it is, with the new status: the logged object is the stored body and the new status
@@ -469,6 +474,18 @@ class SqliteStore(ResourceStore):
                 return self._update_status(obj, self._buffer_status, (key, row))
         with self._transaction():
             return self._update_status(obj)
+
+    async def update_status_handed_over(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """`StatusHandOver`: inside a group (a pass), the status write buffered as update_status buffers it, and
+        the object returned made of obj's values rather than parsed back from the row (10,000 Triggers' status
+        writes parsed 20,000 objects back); the caller gives obj up, so sharing its values is safe. Anywhere
+        else, or for a row from before the rv column, update_status as it is."""
+        if self._group is not None:
+            key = key_of(obj)
+            row = self._select(*key)
+            if row is not None and row[2] is not None:
+                return self._update_status(obj, self._buffer_status, (key, row), handed_over=True)
+        return await self.update_status(obj)
 
     async def delete(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         with self._transaction():
