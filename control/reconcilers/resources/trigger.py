@@ -10,7 +10,7 @@ from control.api.trigger import ORDER_ANNOTATION, dependency_of
 from control.conditions import cond, is_ready, ready_of, with_ready
 from control.reconcilers.resources.delivery import dead_letter_condition, egress_config
 from control.resolver import Lookup, Resolver, Unresolvable
-from control.settings import ControlSettings
+from control.settings import DEFAULT_CONSUMER_GROUP_TEMPLATE, ControlSettings
 from core.contract import Egress, EgressConfig, Reference, Resource
 
 OIDC_REASON = "authentication-oidc feature disabled"
@@ -63,11 +63,20 @@ class GroupHolders:
         self._settings = settings
         self._by_group: dict[str, list[dict[str, Any]]] = {}
         self._group_of: dict[int, str] = {}
+        # The default template, knative-trigger.{namespace}.{name}, names every Trigger's group apart when no
+        # namespace has a dot (an RFC 1123 label has none; admission refuses any other): then no Trigger has a
+        # holder and the 10,000 groups need not be made here.
+        self._distinct = settings.consumer_group_template == DEFAULT_CONSUMER_GROUP_TEMPLATE and \
+            not any("." in t["metadata"]["namespace"] for t in triggers)
+        if self._distinct:
+            return
         for trigger in triggers:
             group = self._group_of[id(trigger)] = consumer_group(trigger, settings)
             self._by_group.setdefault(group, []).append(trigger)
 
     def holder(self, trigger: dict[str, Any]) -> dict[str, Any] | None:
+        if self._distinct:
+            return None
         name = self._group_of.get(id(trigger)) or consumer_group(trigger, self._settings)
         group = self._by_group.get(name, [])
         return group_holder(trigger, group, self._settings) if len(group) > 1 else None
