@@ -47,13 +47,13 @@ class Applied:
     warnings: list[FieldNotice]
 
 
-def _identified_key(manifest: Any) -> Key | None:
-    """`_key` of a manifest whose kind is known; None for one admission refuses for its kind (it says why)."""
+def _identified(manifest: Any) -> tuple[kinds.Kind | None, Key | None]:
+    """The manifest's kind and `_key`; None and None for one admission refuses for its kind (it says why)."""
     try:
         kind = identify(manifest)
     except InvalidResource:
-        return None
-    return _key(kind, manifest)
+        return None, None
+    return kind, _key(kind, manifest)
 
 
 def _key(kind: kinds.Kind, obj: dict[str, Any]) -> Key | None:
@@ -109,14 +109,15 @@ class ControlService:
         # What is stored of every manifest is read first, all at once (get_all): no write happens before the
         # last one is admitted, so each sees what it would have seen read on its own turn.
         named = [with_generated_name(manifest) for manifest in manifests]
-        keys = [_identified_key(manifest) for manifest in named]
-        stored = await get_all(self.store, [key for key in keys if key is not None])
-        for index, (manifest, key) in enumerate(zip(named, keys, strict=True)):
-            label = _describe(manifest, index)
+        identified = [_identified(manifest) for manifest in named]
+        stored = await get_all(self.store, [key for _, key in identified if key is not None])
+        for index, (manifest, (kind, key)) in enumerate(zip(named, identified, strict=True)):
+            # (The label is made only for a manifest with something to say: 10,000 clean ones need none.)
             try:
                 old = stored.get(key) if key is not None else None
-                result = admit(manifest, old, admission, validation)
+                result = admit(manifest, old, admission, validation, kind)  # identified once
             except InvalidResource as exc:
+                label = _describe(manifest, index)
                 errors += [FieldError(e.path, e.reason, label) for e in exc.errors]
                 if isinstance(exc, Refused):
                     warnings += [dataclasses.replace(w, resource=label) for w in exc.warnings]
@@ -124,7 +125,9 @@ class ControlService:
             _keep_server_spec(result.kind, old, result.obj)
             admitted.append((result.obj, old))
             admission = channel.with_defaults_from(admission, result.obj)
-            warnings += [dataclasses.replace(w, resource=label) for w in result.warnings]
+            if result.warnings:
+                label = _describe(manifest, index)
+                warnings += [dataclasses.replace(w, resource=label) for w in result.warnings]
         if errors:
             raise Refused(errors, warnings)
         planned = _plan_writes(admitted, self.reconciler.with_finalizer)

@@ -82,6 +82,10 @@ def identify(manifest: Any) -> kinds.Kind:
     return found
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+"""JSON's scalars, by exact type (a subclass is copied by copy.deepcopy, as anything else)."""
+
+
 class _TooDeep(Exception):
     """Raised out of `_copied` given a `limit`, at the first object or list that deep or deeper."""
 
@@ -98,12 +102,13 @@ def _copied(value: Any, depth: int = 0, limit: float = math.inf) -> Any:
     if cls is dict:
         if depth >= limit:
             raise _TooDeep
-        return {k: _copied(v, depth + 1, limit) for k, v in value.items()}
+        # A scalar child is taken as it is here, without a call for it (most of a manifest's values).
+        return {k: v if type(v) in _SCALARS else _copied(v, depth + 1, limit) for k, v in value.items()}
     if cls is list:
         if depth >= limit:
             raise _TooDeep
-        return [_copied(v, depth + 1, limit) for v in value]
-    if cls is str or cls is int or cls is float or cls is bool or value is None:
+        return [v if type(v) in _SCALARS else _copied(v, depth + 1, limit) for v in value]
+    if cls in _SCALARS:
         return value
     if limit != math.inf and schema.too_deep(value, int(limit) - depth) is not None:  # a dict subclass, say
         raise _TooDeep
@@ -127,8 +132,10 @@ def copied_within_depth(manifest: Any) -> Any:
 
 
 def admit(manifest: Any, old: dict[str, Any] | None, settings: AdmissionSettings,
-          validation: FieldValidation = FieldValidation.WARN) -> Admitted:
-    kind = identify(manifest)
+          validation: FieldValidation = FieldValidation.WARN, kind: kinds.Kind | None = None) -> Admitted:
+    """`kind` is identify(manifest) when the caller has it already (None: identified here)."""
+    if kind is None:
+        kind = identify(manifest)
     obj: dict[str, Any] = copied_within_depth(manifest)
     if obj.get("apiVersion") != kind.api_version:
         kind.convert(obj)

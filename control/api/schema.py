@@ -24,6 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def _could_find(node: Node) -> bool:
+    """Whether walking a value under `node` can find anything (LEAF and OPEN nodes find nothing)."""
+    return bool(node.unimplemented) or (not node.open and (node.fields is not None or node.items is not None
+                                                           or node.values is not None))
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Node:
     fields: dict[str, Node] | None = None
@@ -33,6 +39,16 @@ class Node:
     open: bool = False
     unimplemented: str = ""
     """Why Nerve does not act on this field (shown as a warning when the field is set)."""
+    worth: bool = field(init=False, default=False)
+    """Whether the walk looks at a value here: `_could_find` or unimplemented, made once with the node (the walk
+    asked it of every field of every manifest, 120,000 calls for 10,000 Triggers)."""
+    looks_inside: bool = field(init=False, default=False)
+    """`_could_find`, made once with the node."""
+
+    def __post_init__(self) -> None:
+        could = _could_find(self)
+        object.__setattr__(self, "looks_inside", could)
+        object.__setattr__(self, "worth", bool(self.unimplemented) or could)
 
 
 LEAF = Node()
@@ -152,23 +168,17 @@ def _walk(value: Any, node: Node, path: str, out: list[FieldNotice], prune: bool
                 out.append(FieldNotice(child_path, f'unknown field "{child_path}"', unknown=True))
                 if prune:
                     del value[key]
-            elif _worth_walking(child, known):
+            elif known.worth and (known.unimplemented or isinstance(child, (dict, list))):  # _worth_walking
                 _walk(child, known, f"{path}.{key}" if path else str(key), out, prune)
     elif node.items is not None and isinstance(value, list):
-        if _could_find(node.items):
+        if node.items.looks_inside:
             for i, item in enumerate(value):
                 if _worth_walking(item, node.items):
                     _walk(item, node.items, f"{path}[{i}]", out, prune)
-    elif node.values is not None and isinstance(value, dict) and _could_find(node.values):
+    elif node.values is not None and isinstance(value, dict) and node.values.looks_inside:
         for key, child in value.items():
             if _worth_walking(child, node.values):
                 _walk(child, node.values, f"{path}.{key}", out, prune)
-
-
-def _could_find(node: Node) -> bool:
-    """Whether walking a value under `node` can find anything (LEAF and OPEN nodes find nothing)."""
-    return bool(node.unimplemented) or (not node.open and (node.fields is not None or node.items is not None
-                                                           or node.values is not None))
 
 
 def _worth_walking(value: Any, node: Node) -> bool:

@@ -288,10 +288,12 @@ class Reconciler:
                   for b, r in zip(brokers, entries, strict=True)}
         egresses: dict[str, list[Egress]] = {}
         holders = trigger_build.GroupHolders(snapshot.all("Trigger"), self._settings)
+        shared = trigger_build.Shared()  # this pass's (its lastTransitionTime is the pass's)
         self.triggers.forget({t["metadata"].get("uid", "") for t in snapshot.all("Trigger")})
         for trigger in snapshot.live("Trigger"):
             broker, resource = by_key.get((trigger["metadata"]["namespace"], trigger["spec"]["broker"]), (None, None))
-            egress = await self.triggers.reconcile(trigger, broker, resource, resolver, writes, snapshot, holders)
+            egress = await self.triggers.reconcile(trigger, broker, resource, resolver, writes, snapshot, holders,
+                                                   shared)
             if egress is not None and resource is not None:
                 egresses.setdefault(resource.uid, []).append(egress)
         return [dataclasses.replace(r, egresses=tuple(egresses.get(r.uid, ()))) for r in entries if r is not None]

@@ -40,7 +40,7 @@ class TriggerReconciler:
 
     async def reconcile(self, trigger: dict[str, Any], broker: dict[str, Any] | None, resource: Resource | None,
                         resolver: Resolver, writes: Writes, snapshot: Snapshot | None = None,
-                        holders: build.GroupHolders | None = None) -> Egress | None:
+                        holders: build.GroupHolders | None = None, shared: build.Shared | None = None) -> Egress | None:
         # The data plane creates the group once the egress is in the contract: the finalizer comes first.
         if not await writes.add_finalizer(trigger):
             return None
@@ -52,9 +52,12 @@ class TriggerReconciler:
         inputs = _inputs(trigger, broker, holder)
         if kept is not None and inputs is not None and kept[0] == inputs and kept[1] == resource:
             return kept[2].egress
-        built = build.build(trigger, broker, resource, resolver, self._settings, holder=holder, objects=snapshot)
+        built = build.build(trigger, broker, resource, resolver, self._settings, holder=holder, objects=snapshot,
+                            shared=shared)
         self.builds += 1
-        await writes.status(trigger, built.status)
+        # Handed over: nothing changes a built status after (the cache below only compares it), and the Trigger
+        # is as the pass read it, so it takes the status itself rather than a parse of what was stored.
+        await writes.status(trigger, built.status, handed_over=True)
         # The status write gave the Trigger a new resourceVersion, and nothing else of what `_inputs` reads: it
         # succeeds only on the version the pass read (else nothing but the status changes in `trigger`).
         if inputs is not None:

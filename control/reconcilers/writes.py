@@ -13,7 +13,7 @@ from typing import Any
 
 from control.reconcilers import finalizers
 from control.reconcilers.garbage import owned_by, owner_reference
-from control.store.base import ResourceStore, is_deleting, key_of
+from control.store.base import ResourceStore, StatusHandOver, is_deleting, key_of
 from core.errors import Conflict, NotFound
 
 log = logging.getLogger("nerve.control")
@@ -36,13 +36,20 @@ class Writes:
         log.debug("%s: %s; reconciling it again", "/".join(key_of(obj)), exc)
         self.again = True
 
-    async def status(self, obj: dict[str, Any], status: dict[str, Any]) -> None:
+    async def status(self, obj: dict[str, Any], status: dict[str, Any], *, handed_over: bool = False) -> None:
+        """`handed_over`: `status` is the caller's to give (nothing changes it after; TriggerReconciler's
+        statuses) and `obj` is as this pass read it, then `obj` may take `status` itself rather than a parse of
+        what was stored (StatusHandOver)."""
         if self.decorate is not None:
             status = self.decorate(obj, status)
         if obj.get("status") == status:
             return
+        store = self._store
         try:
-            self._refresh(obj, await self._store.update_status({**obj, "status": status}))
+            if handed_over and isinstance(store, StatusHandOver):
+                self._refresh(obj, await store.update_status_handed_over({**obj, "status": status}))
+            else:
+                self._refresh(obj, await store.update_status({**obj, "status": status}))
         except (Conflict, NotFound) as exc:
             obj["status"] = status  # what this pass computed still informs the rest of the pass
             self._lost(obj, exc)

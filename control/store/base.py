@@ -38,7 +38,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from core.watch import EventType, Expired, ObjectList, ResourceWatch, WatchEvent
 
 __all__ = ["SERVER_METADATA", "BatchRead", "BatchStore", "EventType", "Expired", "GroupCommit", "Key", "ObjectList",
-           "ResourceStore", "ResourceWatch", "WatchEvent", "Write", "WriteOp", "get_all", "grouped", "is_deleting",
+           "ResourceStore", "ResourceWatch", "StatusHandOver", "WatchEvent", "Write", "WriteOp", "get_all", "grouped",
+           "is_deleting",
            "key_of", "user_view", "write_all"]
 
 WriteOp = Literal["create", "update"]
@@ -83,7 +84,9 @@ class ResourceStore(ResourceWatch, Protocol):
 @runtime_checkable
 class BatchStore(Protocol):
     async def write_batch(self, writes: list[Write]) -> list[dict[str, Any]]:
-        """Apply every write in one transaction: all are stored or none (the first error is raised)."""
+        """Apply every write in one transaction: all are stored or none (the first error is raised). The writes'
+        objects are handed over: the stored objects returned may share values with them (SQLite's creates
+        return the object written, not a parse of what was stored), so the caller must not change them after."""
         ...
 
 
@@ -114,6 +117,15 @@ async def get_all(store: ResourceStore, keys: list[Key]) -> dict[Key, dict[str, 
         if obj is not None:
             found[key] = obj
     return found
+
+
+@runtime_checkable
+class StatusHandOver(Protocol):
+    async def update_status_handed_over(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """`update_status` for a caller that gives `obj` up, its status included, and read `obj` from this store
+        at the resourceVersion it carries (a reconcile pass's Trigger): the object returned may be made of
+        obj's own values instead of a parse of what was stored, which is the same."""
+        ...
 
 
 @runtime_checkable

@@ -158,3 +158,49 @@ async def test_the_garbage_collector_runs_again_after_an_apply_and_after_a_refus
     with pytest.raises(InvalidResource):
         await service.apply([{**trigger(2, broker="b"), "spec": {"broker": "b"}}])  # no subscriber
     assert gc.isenabled()
+
+
+async def test_what_a_pass_shares_between_siblings_does_not_carry_one_triggers_change_to_another(
+    control: tuple[ControlService, list[Contract]],
+) -> None:
+    # A pass builds the conditions of its plain Triggers once and hands each a copy, and gives the egresses of
+    # one delivery one EgressConfig (resources/trigger.py `Shared`); the apply's creates return the objects
+    # written. A later change to one Trigger (its status, a new generation, a deletion) stays its own.
+    service, published = control
+    await service.apply([manifests.broker("b", "big"), *(trigger(i, broker="b") for i in range(5))])
+
+    async def listed() -> dict[str, dict[str, Any]]:
+        return {t["metadata"]["name"]: t for t in await service.list_resources("triggers", "big")}
+
+    def untimed(t: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in t["status"]["conditions"]]
+
+    before = await listed()
+    assert all(untimed(t) == untimed(before["t-0000"]) for t in before.values())
+    # Its status: written by someone else (as through the status subresource), then put back by the next pass.
+    one = dict(before["t-0001"])
+    one["status"] = {**one["status"], "conditions": [{"type": "Ready", "status": "False", "reason": "Poked"}]}
+    await service.store.update_status(one)
+    # A new generation: another subscriber and a delivery of its own.
+    changed = trigger(2, broker="b", delivery={"retry": 9})
+    changed["spec"]["subscriber"]["uri"] = "http://127.0.0.1:9/moved"
+    await service.apply([changed])
+    # A deletion.
+    await service.delete("triggers", "big", "t-0003")
+    await service.reconciler.reconcile()
+    after = await listed()
+    assert "t-0003" not in after or after["t-0003"]["metadata"].get("deletionTimestamp")
+    for name in ("t-0000", "t-0004"):
+        assert after[name]["status"] == before[name]["status"]
+        assert after[name]["metadata"]["resourceVersion"] == before[name]["metadata"]["resourceVersion"]
+    # Put back, stamped anew (its Ready went False and back): the same conditions but for their times.
+    assert untimed(after["t-0001"]) == untimed(before["t-0001"])
+    assert after["t-0001"]["status"]["conditions"] != before["t-0001"]["status"]["conditions"]
+    assert after["t-0002"]["metadata"]["generation"] == 2
+    assert after["t-0002"]["status"]["observedGeneration"] == 2
+    assert after["t-0002"]["status"]["subscriberUri"] == "http://127.0.0.1:9/moved"
+    by_name = {e.reference.name: e for r in published[-1].resources for e in r.egresses}
+    assert by_name["t-0002"].egress_config.retry == 9
+    assert {by_name[n].egress_config for n in ("t-0000", "t-0001", "t-0004")} == {by_name["t-0000"].egress_config}
+    assert by_name["t-0000"].egress_config.retry != 9
+    assert by_name["t-0000"].destination == "http://127.0.0.1:9/t/0"

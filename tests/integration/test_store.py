@@ -454,3 +454,32 @@ def test_a_timestamp_is_the_clock_s_second_formatted_once_per_second(monkeypatch
     monkeypatch.setattr(sqlite.time, "time", lambda: next(clock))
     assert [sqlite._now() for _ in range(4)] == ["1970-01-01T00:16:40Z", "1970-01-01T00:16:40Z",
                                                  "1970-01-01T00:16:41Z", "1970-01-01T00:17:41Z"]
+
+
+async def test_a_status_handed_over_returns_what_the_stored_row_parses_to(tmp_path: Path) -> None:
+    # update_status_handed_over (a pass's Trigger statuses) makes the object it returns of the one given instead
+    # of parsing the row back: it must equal the parse, keys in the same order, in a group and outside one.
+    store = SqliteStore(tmp_path / "nerve.db")
+    try:
+        created = [await store.create({**cm(f"o{i}"), "metadata": {"name": f"o{i}", "namespace": "ns1",
+                                                                    "labels": {"a": "b"}, "annotations": {"c": "d"}}})
+                   for i in range(3)]
+        # One updated first, so its stored body has a resourceVersion of its own, one before the row's rv.
+        created[2] = await store.update({**created[2], "data": {"x": "y"}})
+        with store.grouped():
+            objs = (await store.list("ConfigMap")).items
+            for i, obj in enumerate(objs):
+                status = {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}], "n": i}
+                handed = await store.update_status_handed_over({**obj, "status": status})
+                assert handed["status"] is status
+                stored = await store.get("ConfigMap", "ns1", f"o{i}")
+                assert handed == stored and orjson.dumps(handed) == orjson.dumps(stored)
+            # A lost race is refused as by update_status.
+            with pytest.raises(Conflict):
+                await store.update_status_handed_over({**objs[0], "status": {"late": True}})
+        current = await store.get("ConfigMap", "ns1", "o1")
+        assert current is not None
+        outside = await store.update_status_handed_over({**current, "status": {"outside": True}})
+        assert outside == await store.get("ConfigMap", "ns1", "o1")
+    finally:
+        await store.close()

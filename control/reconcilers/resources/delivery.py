@@ -9,9 +9,14 @@ from control.resolver import Resolver, Unresolvable
 from core.contract import EgressConfig
 from core.durations import parse_ms
 
+_UNCONFIGURED = EgressConfig()
+"""What no delivery and no dead-letter sink make: one (frozen, all scalars) shared by every such egress."""
+
 
 def egress_config(delivery: dict[str, Any] | None, dead_letter: str | None,
                   dead_letter_ca_certs: str | None = None) -> EgressConfig:
+    if not delivery and dead_letter is None:
+        return _UNCONFIGURED
     delivery = delivery or {}
 
     def ms(key: str) -> int | None:
