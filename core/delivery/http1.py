@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import re
 import ssl
 import time
@@ -125,11 +126,62 @@ def _header_block(headers: dict[str, str], length: int) -> bytes:
     return _lines_of(tuple(headers.items())) + b"Content-Length: %d\r\n\r\n" % length
 
 
+GRAIN_S = 0.005
+"""The least time between two of a pool's deadline checks: when deadlines pass one after another (a
+subscriber that stopped answering), each is found at most this late."""
+
+
+class _Deadlines:
+    """The deadlines of a pool's answers and slot waits, kept in a dict under one loop timer.
+
+    A timer per request (`loop.call_at` then `cancel`) cost 2.5-3.0 us on uvloop, where setting and
+    popping a dict entry costs about 0.1 us, and a delivery waiting for a slot took two. The timer is set
+    for the earliest deadline; an entry gone by then (its answer came) is just not found, and the timer is
+    set again for the earliest one left, so while answers come in time it fires about once per timeout.
+    A deadline earlier than the timer's sets it again at once: nothing fires late but by GRAIN_S."""
+
+    def __init__(self) -> None:
+        self._due: dict[object, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._at = math.inf
+
+    def watch(self, item: _Connection | asyncio.Future[None], deadline: float) -> None:
+        """`item` expires at `deadline` unless `unwatch`ed first: a connection's `expire()`, a waiter's
+        TimeoutError."""
+        self._due[item] = deadline
+        if deadline < self._at:
+            self._arm(deadline)
+
+    def unwatch(self, item: object) -> None:
+        self._due.pop(item, None)
+
+    def _arm(self, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._at = at
+        self._timer = asyncio.get_running_loop().call_at(at, self._check)
+
+    def _check(self) -> None:
+        self._timer, self._at = None, math.inf
+        now = asyncio.get_running_loop().time()
+        due = self._due
+        passed = [item for item, deadline in due.items() if deadline <= now]
+        for item in passed:
+            del due[item]
+            if isinstance(item, _Connection):
+                item.expire()
+            else:
+                _time_out(item)  # type: ignore[arg-type]
+        if due:
+            self._arm(max(min(due.values()), now + GRAIN_S))
+
+
 class _Connection(asyncio.Protocol):
     """One keep-alive connection: one request at a time, its answer parsed as it arrives."""
 
-    def __init__(self, max_body: int) -> None:
+    def __init__(self, max_body: int, deadlines: _Deadlines) -> None:
         self.max_body = max_body
+        self._deadlines = deadlines
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -137,8 +189,6 @@ class _Connection(asyncio.Protocol):
         """It carried an answer already: a failure before any answer byte may be a stale keep-alive."""
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[Answer] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        """The deadline of the answer awaited now."""
         self._got_bytes = False
         self._reset()
 
@@ -239,13 +289,12 @@ class _Connection(asyncio.Protocol):
             waiter.set_exception(exc)
 
     def send(self, data: bytes, deadline: float) -> asyncio.Future[Answer]:
-        """Write one request; its answer's future fails with TimeoutError at `deadline` (a loop timer, not
-        `asyncio.timeout`: about 5 us less per delivery on uvloop, docs/performance.md) and this
+        """Write one request; its answer's future fails with TimeoutError at `deadline` (the pool's
+        `_Deadlines`, neither `asyncio.timeout` nor a timer of its own: docs/performance.md) and this
         connection is then spent."""
         assert self.transport is not None and self._waiter is None
-        loop = asyncio.get_running_loop()
-        self._waiter = waiter = loop.create_future()
-        self._timer = loop.call_at(deadline, self.expire)
+        self._waiter = waiter = asyncio.get_running_loop().create_future()
+        self._deadlines.watch(self, deadline)
         self._reset()
         self.transport.write(data)
         return waiter
@@ -261,9 +310,7 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._deadlines.unwatch(self)
 
 
 class _Destination:
@@ -283,12 +330,11 @@ class _Destination:
         self.users = 0
         """Requests to it under way or waiting for a slot: while any is, it is never forgotten."""
 
-    async def take(self, deadline: float) -> None:
+    async def take(self, deadline: float, deadlines: _Deadlines) -> None:
         """Wait for a slot until `deadline` (TimeoutError past it); call only when none is free."""
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiting.append(waiter)
-        timer = loop.call_at(deadline, _time_out, waiter)
+        deadlines.watch(waiter, deadline)
         try:
             await waiter
         except BaseException:
@@ -296,7 +342,7 @@ class _Destination:
                 self.release()  # handed a slot as it was cancelled: the next waiter gets it
             raise
         finally:
-            timer.cancel()
+            deadlines.unwatch(waiter)
 
     def release(self) -> None:
         """A request is done: its slot goes to the longest waiter still waiting, or back to `free`."""
@@ -323,6 +369,7 @@ class Http1Pool:
         self._default_tls: ssl.SSLContext | None = None
         self._closed = False
         self._next_sweep = 0.0
+        self._deadlines = _Deadlines()
 
     async def post(self, url: str, headers: dict[str, str], body: bytes, *, timeout_s: float,
                    max_body: int, ssl_context: ssl.SSLContext | None = None, lines: bytes = b"") -> Answer:
@@ -343,7 +390,8 @@ class Http1Pool:
             if destination.free > 0:
                 destination.free -= 1
             else:
-                await destination.take(deadline)  # every connection busy: the wait counts against the attempt
+                # Every connection busy: the wait counts against the attempt.
+                await destination.take(deadline, self._deadlines)
             try:
                 # The attempt's exchange, inline: each coroutine frame between a delivery and its socket
                 # costs a few us a delivery to enter, suspend and resume (docs/performance.md).
@@ -397,7 +445,7 @@ class Http1Pool:
         loop = asyncio.get_running_loop()
         try:
             _, connection = await loop.create_connection(
-                lambda: _Connection(max_body), target.host, target.port, ssl=context,
+                lambda: _Connection(max_body, self._deadlines), target.host, target.port, ssl=context,
                 server_hostname=target.host if context is not None else None)
         except (OSError, ssl.SSLError) as exc:
             raise RequestError(str(exc) or type(exc).__name__) from None

@@ -305,6 +305,45 @@ async def test_a_kept_alive_connection_that_goes_silent_times_out_and_is_not_use
         await server.stop()
 
 
+async def test_each_answer_is_waited_for_until_its_own_deadline_whatever_the_others_are() -> None:
+    # The pool keeps every deadline under one timer (core/delivery/http1.py, _Deadlines): a short one after a
+    # long one must fire on time, and a longer one after a short one that was answered must still fire.
+    from core.delivery import http1
+
+    async def answer_or_not(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (request := await server.read_request(reader)) is not None:
+            if request.startswith(b"POST /answer "):
+                writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+            else:
+                await asyncio.sleep(5)  # never answered
+
+    server = RawServer(answer_or_not)
+    base = (await server.start()).removesuffix("/sink")
+    pool = http1.Http1Pool(per_destination=4)
+    loop = asyncio.get_running_loop()
+
+    async def timed(path: str, timeout_s: float) -> tuple[str, float]:
+        began = loop.time()
+        try:
+            answer = await pool.post(base + path, {}, b"", timeout_s=timeout_s, max_body=100)
+            outcome = str(answer.status)
+        except TimeoutError:
+            outcome = "timeout"
+        return outcome, loop.time() - began
+
+    try:
+        long, short = await asyncio.gather(timed("/silent", 1.0), timed("/silent", 0.2))
+        assert short[0] == "timeout" and 0.15 < short[1] < 0.6
+        assert long[0] == "timeout" and 0.95 < long[1] < 1.5
+        # An answered request with a short deadline, then a silent one with a longer deadline.
+        assert (await timed("/answer", 0.2))[0] == "202"
+        later = await timed("/silent", 0.6)
+        assert later[0] == "timeout" and 0.55 < later[1] < 1.1
+    finally:
+        pool.close()
+        await server.stop()
+
+
 async def test_waiting_for_a_connection_counts_against_the_attempts_time() -> None:
     from core.delivery import http1
 
@@ -393,7 +432,7 @@ async def test_a_waiter_cancelled_just_as_it_was_handed_a_slot_passes_the_slot_o
     destination = http1._Destination(1)
     destination.free = 0  # the one slot is taken
     deadline = asyncio.get_running_loop().time() + 10
-    waiter = asyncio.create_task(destination.take(deadline))
+    waiter = asyncio.create_task(destination.take(deadline, http1._Deadlines()))
     await asyncio.sleep(0)
     destination.release()  # hands it the slot ...
     waiter.cancel()  # ... and it is cancelled before it could run
