@@ -162,7 +162,7 @@ class _Malformed:
 
 class _Connection(asyncio.Protocol):
     __slots__ = ("_body_deadline", "_headers", "_idle_deadline", "_parser", "_parsing", "_paused",
-                 "_queue", "_request", "_secure", "_server", "_task", "_url", "_writable", "closing",
+                 "_queue", "_request", "_secure", "_server", "_stopped", "_task", "_url", "_writable", "closing",
                  "transport")
 
     def __init__(self, server: HttpServer, secure: bool) -> None:
@@ -180,6 +180,8 @@ class _Connection(asyncio.Protocol):
         """Requests whose headers are complete, not answered yet, in order; the head is being answered."""
         self._task: asyncio.Task[None] | None = None
         self._paused = False
+        self._stopped = False
+        """The parser failed or an upgrade was asked for: nothing more is parsed on this connection."""
         self._writable: asyncio.Future[None] | None = None
         self.closing = False
         self._idle_deadline = 0.0
@@ -204,7 +206,7 @@ class _Connection(asyncio.Protocol):
             self._server.unbusy(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.closing:
+        if self.closing or self._stopped:
             return
         try:
             self._parser.feed_data(data)
@@ -305,7 +307,7 @@ class _Connection(asyncio.Protocol):
                     break
                 if self._writable is not None:
                     await self._writable  # the client reads slowly: no more answers into the buffer
-                if self._paused and len(queue) <= PIPELINE_DEPTH and self.transport is not None:
+                if self._paused and not self._stopped and len(queue) <= PIPELINE_DEPTH and self.transport is not None:
                     self._paused = False
                     self.transport.resume_reading()
         finally:
@@ -323,12 +325,14 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         """Closes once what was written has gone out; nothing more is read or answered."""
         self.closing = True
+        self._server.forget(self)  # no longer counted against the cap, never evicted again
         if self._request is not None:
             self._request._fail(BodyBroken("the connection is closing"))
         if self.transport is not None:
             self.transport.close()
 
     def _stop_reading(self) -> None:
+        self._stopped = True
         if self.transport is not None and not self._paused:
             self._paused = True
             self.transport.pause_reading()
@@ -526,7 +530,7 @@ class HttpServer:
         except TimeoutError:
             log.warning("%d request(s) still unanswered after the %.0f s drain; cancelling them",
                         len(self._busy), self.drain_timeout)
-        for connection in list(self.connections):
+        for connection in [*self.connections, *self._busy]:  # a busy one may have lost its client already
             connection.close()
             task = connection._task
             if task is not None:
