@@ -20,6 +20,8 @@ The servers (`--servers`, comma-separated):
 - `aiohttp-lowlevel-guarded`: the low-level server as core.runtime.serve_handler runs it (the ingress's
   shape on the branch ingress-server): ConnectionGuard, drain, SchemeGuard and the health routes in
   one handler, no Application.
+- `nerve-http1`: Nerve's own HTTP/1.1 server on httptools (core/http_server.py), as ingress.app.serve_ingress
+  runs the ingress on it: limits, drain, SchemeGuard check, health routes and the `Nerve-Worker` header.
 - `granian-rsgi`, `granian-asgi`: granian 2 (`pip install granian`, not a dependency of Nerve).
 - `uvicorn-httptools`: uvicorn's httptools protocol with a raw ASGI app (`pip install uvicorn`, not a
   dependency).
@@ -179,6 +181,41 @@ def serve_aiohttp_lowlevel_guarded(port: int) -> None:
     run_until_signal(main)
 
 
+def serve_nerve_http1(port: int) -> None:
+    """The ingress's server as ingress.app.serve_ingress runs it (core/http_server.py), the bench's handler."""
+    from core import observability
+    from core.http_request import HttpRequest, Response
+    from core.http_server import serve_http
+    from core.tls import SchemeGuard
+
+    async def handle(request: HttpRequest) -> Response:
+        body = await request.read()
+        from_http(request.headers.get("Content-Type"), request.headers.items(), body)
+        return Response(202, headers={"Allow": "POST, OPTIONS"})
+
+    def route(answer: Any) -> Any:
+        async def answered(_: HttpRequest) -> Response:
+            made = answer()
+            return Response(made.status, made.body, content_type=made.content_type)
+        return answered
+
+    async def main(stop: asyncio.Event) -> None:
+        scheme = SchemeGuard()  # the default features: http takes events
+
+        def check(request: HttpRequest) -> Response | None:
+            text = scheme.refusal(request.path, request.secure)
+            return None if text is None else Response(404, text.encode())
+
+        answers = observability.answers(with_metrics=True, generation=lambda: 1)
+        server, _ = await serve_http(handle, "127.0.0.1", port, name="ingress",
+                                     routes={p: route(a) for p, a in answers.items()}, checks=[check],
+                                     headers={"Nerve-Worker": str(os.getpid())}, max_body=MAX_BODY)
+        await stop.wait()
+        await server.cleanup()
+
+    run_until_signal(main)
+
+
 class RsgiApp:
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         body = await protocol()
@@ -322,6 +359,7 @@ SERVE: dict[str, Callable[[int], None]] = {
     "aiohttp-app": lambda port: serve_aiohttp_app(port, "full"),
     "aiohttp-lowlevel": serve_aiohttp_lowlevel,
     "aiohttp-lowlevel-guarded": serve_aiohttp_lowlevel_guarded,
+    "nerve-http1": serve_nerve_http1,
     "httptools-protocol": serve_httptools,
 }
 OPTIONAL = {"granian-rsgi": "granian", "granian-asgi": "granian", "uvicorn-httptools": "uvicorn"}
@@ -406,7 +444,7 @@ def measure(name: str, requests: int, concurrency: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--servers", default="aiohttp,aiohttp-app-nomw,aiohttp-app-serve,aiohttp-app,"
-                                             "aiohttp-lowlevel,aiohttp-lowlevel-guarded,granian-rsgi,granian-asgi,"
+                                             "aiohttp-lowlevel,aiohttp-lowlevel-guarded,nerve-http1,granian-rsgi,granian-asgi,"
                                              "uvicorn-httptools,httptools-protocol")
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=64)

@@ -1,6 +1,8 @@
 """What a Nerve HTTP server allows a connection: idle and header time, body time, how many at once.
 
-aiohttp's keep-alive timer starts when a connection opens and is reset only when a request has been
+Both servers keep these limits: aiohttp's (ConnectionGuard, every service but the ingress) and Nerve's own
+HTTP/1.1 server of the ingress (core/http_server.py), which share the counting and the 503 here (Closings,
+busy_refusal). On aiohttp, its keep-alive timer starts when a connection opens and is reset only when a request has been
 answered, so `idle_timeout_s` bounds both an idle connection and one that trickles its headers
 (slowloris). A request whose body has not fully arrived `body_timeout_s` after its headers is closed.
 
@@ -45,6 +47,35 @@ class ServerLimits:
     """Connections open at once; past it the oldest idle one is closed, or the new one refused."""
 
 
+def busy_refusal(limits: ServerLimits) -> bytes:
+    """The whole answer to a connection past the cap when every open one is busy: 503, then closed."""
+    body = orjson.dumps({"reason": f"too many connections: this server keeps at most "
+                                   f"{limits.max_connections} open and all are busy"})
+    return (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+class Closings:
+    """Counts each connection a server closed or refused, by reason, and logs them at most once per
+    LOG_EVERY_S seconds (a flood of held sockets must not flood the log too)."""
+
+    def __init__(self, name: str, limits: ServerLimits) -> None:
+        self.name = name
+        self.limits = limits
+        self._last_log = 0.0
+        self._unlogged = 0
+
+    def closed(self, reason: str) -> None:
+        CLOSED.labels(self.name, reason).inc()
+        self._unlogged += 1
+        now = time.monotonic()
+        if now - self._last_log >= LOG_EVERY_S:
+            log.warning("%s: closed %d connection(s) (last: %s; limits: %d connections, %.0f s idle, %.0f s body)",
+                        self.name, self._unlogged, reason, self.limits.max_connections,
+                        self.limits.idle_timeout_s, self.limits.body_timeout_s)
+            self._last_log, self._unlogged = now, 0
+
+
 class ConnectionGuard:
     """Enforces ServerLimits' connection count and body deadline on one aiohttp server."""
 
@@ -52,8 +83,7 @@ class ConnectionGuard:
         self.name = name
         self.limits = limits
         self._busy: set[Any] = set()
-        self._last_log = 0.0
-        self._unlogged = 0
+        self._closings = Closings(name, limits)
 
     def attach(self, server: web.Server) -> None:
         """Check each new connection against the limit (aiohttp's server calls this hook per connection)."""
@@ -74,10 +104,7 @@ class ConnectionGuard:
             idle.force_close()
             self._closed(EVICTED)
             return
-        body = orjson.dumps({"reason": f"too many connections: this server keeps at most "
-                                       f"{self.limits.max_connections} open and all are busy"})
-        transport.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                        b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        transport.write(busy_refusal(self.limits))
         handler.force_close()  # closing flushes the 503 first
         self._closed(REFUSED)
 
@@ -109,11 +136,4 @@ class ConnectionGuard:
             self._closed(BODY_TIMEOUT)
 
     def _closed(self, reason: str) -> None:
-        CLOSED.labels(self.name, reason).inc()
-        self._unlogged += 1
-        now = time.monotonic()
-        if now - self._last_log >= LOG_EVERY_S:
-            log.warning("%s: closed %d connection(s) (last: %s; limits: %d connections, %.0f s idle, %.0f s body)",
-                        self.name, self._unlogged, reason, self.limits.max_connections,
-                        self.limits.idle_timeout_s, self.limits.body_timeout_s)
-            self._last_log, self._unlogged = now, 0
+        self._closings.closed(reason)

@@ -17,6 +17,7 @@ queries see what the OTel exporter would give. The older OpenCensus-era family (
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, TypeVar
@@ -125,25 +126,39 @@ def configure_metrics(*, legacy_metrics: bool) -> None:
     LEGACY_METRICS = legacy_metrics
 
 
-async def healthz(_: web.BaseRequest) -> web.Response:
-    return web.json_response({"status": "ok"})
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A health or metrics answer, server-neutral: aiohttp's services (`routes`, `add_routes`) and the
+    ingress's own server (core/http_server.py, through `answers`) each make their response of it."""
+
+    status: int
+    body: bytes
+    content_type: str
 
 
-async def metrics(_: web.BaseRequest) -> web.Response:
+_JSON = "application/json; charset=utf-8"
+
+
+def _json(body: object, status: int = 200) -> Answer:
+    # json.dumps as aiohttp's json_response wrote it, so the bytes are the same on either server.
+    return Answer(status, json.dumps(body).encode(), _JSON)
+
+
+def healthz() -> Answer:
+    return _json({"status": "ok"})
+
+
+def metrics() -> Answer:
     tally.flush()  # what the delivery path counted since the last scrape (core/tally.py)
-    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return Answer(200, generate_latest(), CONTENT_TYPE_LATEST)
 
 
-Route = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+def answers(*, with_metrics: bool = True, generation: Callable[[], int] | None = None,
+            health: Health = HEALTH) -> dict[str, Callable[[], Answer]]:
+    """The health answers by path (served for GET and HEAD). With `generation`, /readyz answers 503 until
+    a contract is applied and reports it."""
 
-
-def routes(*, with_metrics: bool = True, generation: Callable[[], int] | None = None,
-           health: Health = HEALTH) -> dict[str, Route]:
-    """The health routes by path (answering GET and HEAD): `add_routes` for an Application, or the
-    `routes` of core.runtime.serve_handler. With `generation`, /readyz answers 503 until a contract is
-    applied and reports it."""
-
-    async def readyz(_: web.BaseRequest) -> web.Response:
+    def readyz() -> Answer:
         body: dict[str, object] = {"status": "ok"}
         ready = True
         if generation is not None:
@@ -155,12 +170,31 @@ def routes(*, with_metrics: bool = True, generation: Callable[[], int] | None = 
         if down:
             ready, body["status"] = False, "not ready: " + ", ".join(sorted(down))
             body["down"] = down
-        return web.json_response(body, status=200 if ready else 503)
+        return _json(body, 200 if ready else 503)
 
-    table: dict[str, Route] = {"/healthz": healthz, "/readyz": readyz}
+    table: dict[str, Callable[[], Answer]] = {"/healthz": healthz, "/readyz": readyz}
     if with_metrics:
         table["/metrics"] = metrics
     return table
+
+
+Route = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+def _aiohttp_route(answer: Callable[[], Answer]) -> Route:
+    async def route(_: web.BaseRequest) -> web.Response:
+        made = answer()
+        return web.Response(status=made.status, body=made.body, headers={"Content-Type": made.content_type})
+
+    return route
+
+
+def routes(*, with_metrics: bool = True, generation: Callable[[], int] | None = None,
+           health: Health = HEALTH) -> dict[str, Route]:
+    """`answers` as aiohttp handlers: `add_routes` for an Application, or the `routes` of
+    core.runtime.serve_handler."""
+    return {path: _aiohttp_route(answer)
+            for path, answer in answers(with_metrics=with_metrics, generation=generation, health=health).items()}
 
 
 def add_routes(app: web.Application, *, with_metrics: bool = True,

@@ -1,5 +1,6 @@
-"""Running asyncio services: uvloop where present, servers through AppRunner (the ingress on aiohttp's
-low-level server, serve_handler), stop on SIGINT/SIGTERM, and the loop every contract-following data-plane
+"""Running asyncio services: uvloop where present, servers through AppRunner (`serve_handler`, aiohttp's
+low-level server, is what the ingress ran on before core/http_server.py; the bench still measures it),
+stop on SIGINT/SIGTERM, and the loop every contract-following data-plane
 service (dispatcher, sources) runs."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from core import log_lines, observability, tracing
 from core.connections import ConnectionGuard, Handler, ServerLimits
 from core.contract import Contract
 from core.contract_watch import ContractFeed, ContractWatcher
+from core.http_server import HttpServer
 
 DRAIN_TIMEOUT_S = 8.0
 """How long a stopping server waits for the requests in flight (`--drain-timeout` of the services)."""
@@ -275,9 +277,12 @@ async def serve_handler(handler: Route, host: str, port: int, *, name: str = "ht
     return runner, bound
 
 
-async def add_site(runner: web.BaseRunner, host: str, port: int, *,
+async def add_site(runner: web.BaseRunner | HttpServer, host: str, port: int, *,
                    ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False) -> int:
-    """Another listener for the runner's app (same limits, same drain); returns its bound port."""
+    """Another listener for the runner's app, or for the ingress's own server (same limits, same drain);
+    returns its bound port."""
+    if isinstance(runner, HttpServer):
+        return await runner.add_site(host, port, ssl_context=ssl_context, reuse_port=reuse_port)
     before = list(runner.addresses)
     site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context,
                        reuse_port=reuse_port or None)

@@ -219,10 +219,17 @@ class SchemeGuard:
     async def follow(self, contract: Contract) -> None:
         self.features = contract.features
 
+    def refusal(self, path: str, secure: bool) -> str | None:
+        """The 404's text when an event comes to the listener that does not take events now, else None."""
+        if path not in _NOT_EVENTS:
+            if secure and not self.features.tls:
+                return "transport-encryption is disabled: send over http\n"
+            if not secure and not self.features.http_allowed:
+                return "transport-encryption is strict: send over https\n"
+        return None
+
     def check(self, request: web.BaseRequest) -> None:
-        """Raises the 404 when an event comes to the listener that does not take events now."""
-        if request.path not in _NOT_EVENTS:
-            if request.secure and not self.features.tls:
-                raise web.HTTPNotFound(text="transport-encryption is disabled: send over http\n")
-            if not request.secure and not self.features.http_allowed:
-                raise web.HTTPNotFound(text="transport-encryption is strict: send over https\n")
+        """Raises the 404 when an event comes to the listener that does not take events now (aiohttp)."""
+        text = self.refusal(request.path, request.secure)
+        if text is not None:
+            raise web.HTTPNotFound(text=text)

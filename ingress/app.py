@@ -9,8 +9,11 @@ no EventPolicy letting the sender in 403 (ingress/auth.py); TTL exhausted 400; b
 take the event 503; stored 202.
 
 A refused request is one DEBUG line (values in repr, so no producer-sent newline forges a line) and a
-count in `nerve_ingress_refused_total{reason}`; aiohttp's own refusals of malformed HTTP, which it logs
-as ERROR tracebacks, are turned into the same (`RefusedHttpFilter`). Tracebacks are left for real faults.
+count in `nerve_ingress_refused_total{reason}`; malformed HTTP, which the server refuses before the handler
+runs (core/http_server.py logs its DEBUG line), is counted as reason `BadHttpMessage`. Tracebacks are left
+for real faults.
+
+The handler sees the server-neutral request and answer of core/http_request.py, not a server's types.
 """
 
 from __future__ import annotations
@@ -20,10 +23,9 @@ import logging
 import os
 import ssl
 import time
+from collections.abc import Callable
 
 import orjson
-from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMessage, ContentEncodingError, HttpProcessingError
 
 from channels.registry import BackendPool
 from core import observability, tracing
@@ -32,8 +34,10 @@ from core.errors import BackendError, InvalidEvent, NerveError, PayloadTooLarge,
 from core.events import Event, from_http
 from core.eventtypes import AutoCreate
 from core.headers import pass_through
+from core.http_request import BodyBroken, BodyTooLarge, Handler, HttpRequest, Response
+from core.http_server import HttpServer, serve_http
 from core.metric_labels import LabelCap, safe_label
-from core.runtime import DRAIN_TIMEOUT_S, serve_handler
+from core.runtime import DRAIN_TIMEOUT_S
 from core.tls import SchemeGuard
 from ingress import metrics
 from ingress.auth import Authenticator
@@ -77,10 +81,9 @@ class Ingress:
         self.auth.apply(contract)
         self.generation = contract.generation
 
-    async def handle(self, request: web.BaseRequest) -> web.Response:
+    async def handle(self, request: HttpRequest) -> Response:
         if request.method == "OPTIONS":
-            return web.Response(status=200, headers={
-                "Allow": ALLOW, "WebHook-Allowed-Origin": "*", "WebHook-Allowed-Rate": "*"})
+            return Response(200, headers={"Allow": ALLOW, "WebHook-Allowed-Origin": "*", "WebHook-Allowed-Rate": "*"})
         if request.method != "POST":
             return _refuse(request, 405, "MethodNotAllowed",
                            f"{request.method} is not allowed; send events with POST")
@@ -101,13 +104,13 @@ class Ingress:
         finally:
             tracing.finish(active, status)
 
-    async def _receive(self, request: web.BaseRequest, target: Target, active: tracing.Active | None) -> web.Response:
+    async def _receive(self, request: HttpRequest, target: Target, active: tracing.Active | None) -> Response:
         path = request.path
         started = time.perf_counter()
         events: list[Event] = []
         try:
             body = await self._read(request)
-            # The raw header, not aiohttp's request.content_type, which raises on some malformed values.
+            # The raw header, parsed by from_http: a malformed value is the producer's 400, never a fault.
             events = from_http(request.headers.get("Content-Type"), request.headers.items(), body)
             resource = ROUTES.resolve(target, self._routes)
             self.auth.check(resource, request.headers, events)
@@ -127,7 +130,7 @@ class Ingress:
                 log.warning("refused events for %r: %r", path, exc.reason)
             response = _refuse(request, exc.status, type(exc).__name__, exc.reason, exc.field)
             if isinstance(exc, BrokenBody):
-                response.force_close()
+                response.close = True
             elif isinstance(exc, Unauthorized):
                 response.headers["WWW-Authenticate"] = exc.challenge
             return response
@@ -136,25 +139,20 @@ class Ingress:
         if self._auto_create is not None:
             for event in events:
                 self._auto_create.observe(event, resource.reference)
-        return web.Response(status=202, headers={"Allow": ALLOW})
+        return Response(202, headers={"Allow": ALLOW})
 
-    async def _read(self, request: web.BaseRequest) -> bytes:
+    async def _read(self, request: HttpRequest) -> bytes:
         limit = self.settings.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
+            # Before anything of the body is read (an `Expect: 100-continue` is never answered 100).
             raise PayloadTooLarge(f"request body of {request.content_length} bytes is over the {limit}-byte limit")
         try:
-            # The raw bytes: aiohttp's decompression is off for the ingress (ingress/encoding.py says why).
+            # The raw bytes: the server decodes no Content-Encoding (ingress/encoding.py says why).
             body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
+        except BodyTooLarge:  # a chunked body that grew past the limit
             raise PayloadTooLarge(f"request body is over the {limit}-byte limit") from None
-        except web.RequestPayloadError as exc:
-            # aiohttp's parser found the body broken (its cause): not a gzip body, bad chunked framing.
-            if isinstance(exc.__cause__, ContentEncodingError):
-                encoding = request.headers.get("Content-Encoding", "")
-                raise BrokenBody(f"the body is not valid for its Content-Encoding {encoding!r}",
-                                 field="content-encoding") from None
-            cause = exc.__cause__.message if isinstance(exc.__cause__, BadHttpMessage) else str(exc)
-            raise BrokenBody(f"the request body could not be read: {cause}", field="body") from None
+        except BodyBroken as exc:  # bad chunked framing, the connection lost or too slow
+            raise BrokenBody(f"the request body could not be read: {exc}", field="body") from None
         if len(body) > limit:
             raise PayloadTooLarge(f"request body of {len(body)} bytes is over the {limit}-byte limit")
         return decode_body(body, request.headers.get("Content-Encoding"), limit)
@@ -175,7 +173,7 @@ class Ingress:
                             topic=resource.topic, backend=resource.backend)
 
 
-def _refuse(request: web.BaseRequest, status: int, error: str, reason: str, field: str | None = None) -> web.Response:
+def _refuse(request: HttpRequest, status: int, error: str, reason: str, field: str | None = None) -> Response:
     metrics.REFUSED.labels(error).inc()
     if log.isEnabledFor(logging.DEBUG):
         log.debug("refused %s %r (ce-id %r): %d %s: %r", request.method, request.path,
@@ -183,54 +181,44 @@ def _refuse(request: web.BaseRequest, status: int, error: str, reason: str, fiel
     return _error(status, error, reason, field)
 
 
-def _error(status: int, error: str, reason: str, field: str | None = None) -> web.Response:
+def _error(status: int, error: str, reason: str, field: str | None = None) -> Response:
     # safe_label: a reason quoting a producer's value must still be encodable JSON (no lone surrogate).
     body = {"error": error, "reason": safe_label(reason)}
     if field:
         body["field"] = safe_label(field)
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json",
-                        headers={"Allow": ALLOW})
+    return Response(status, orjson.dumps(body), headers={"Allow": ALLOW, "Content-Type": "application/json"})
 
 
-class RefusedHttpFilter(logging.Filter):
-    """aiohttp logs each malformed request it refuses (a 4xx) as an ERROR traceback: make it a DEBUG line.
-
-    The request never reached the ingress, so this is where it is counted (reason `BadHttpMessage`).
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        # A broken body surfaces again when aiohttp drains what the handler (which answered 400) left.
-        cause = exc.__cause__ if isinstance(exc, web.RequestPayloadError) else exc
-        if not isinstance(cause, HttpProcessingError) or not 400 <= cause.code < 500:
-            return True
-        if cause is not exc:
-            return False  # the handler has logged and counted this request already
-        metrics.REFUSED.labels("BadHttpMessage").inc()
-        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        record.msg, record.args = "refused a malformed HTTP request: %d %r", (cause.code, cause.message)
-        record.exc_info, record.exc_text, record.stack_info = None, None, None
-        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+def _count_malformed(_: str) -> None:
+    metrics.REFUSED.labels("BadHttpMessage").inc()
 
 
-_REFUSED_HTTP = RefusedHttpFilter()
+def _route(answer: Callable[[], observability.Answer]) -> Handler:
+    async def route(_: HttpRequest) -> Response:
+        made = answer()
+        return Response(made.status, made.body, content_type=made.content_type)
+
+    return route
 
 
 async def serve_ingress(ingress: Ingress, host: str, port: int, *, scheme: SchemeGuard, with_metrics: bool = False,
                         worker: bool = False, drain_timeout: float = DRAIN_TIMEOUT_S,
                         ssl_context: ssl.SSLContext | None = None,
-                        reuse_port: bool = False) -> tuple[web.BaseRunner, int]:
-    """Serve the ingress on aiohttp's low-level server (core.runtime.serve_handler): /healthz, /readyz (and
-    /metrics) beside every other request going to `ingress.handle`, after `scheme` (which listener takes
-    events, core/tls.py). A `worker` of `--workers N` says on every answer which process gave it:
-    `Nerve-Worker: <pid>`. Returns the runner (`add_site` adds the https listener) and the bound port."""
-    logging.getLogger("aiohttp.server").addFilter(_REFUSED_HTTP)  # the same filter once, however many servers
+                        reuse_port: bool = False) -> tuple[HttpServer, int]:
+    """Serve the ingress on Nerve's HTTP/1.1 server (core/http_server.py): /healthz, /readyz (and /metrics)
+    beside every other request going to `ingress.handle`, after `scheme` (which listener takes events,
+    core/tls.py). A `worker` of `--workers N` says on every answer which process gave it:
+    `Nerve-Worker: <pid>`. Returns the server (`add_site` adds the https listener, `cleanup` drains it)
+    and the bound port."""
     settings = ingress.settings
-    return await serve_handler(
-        ingress.handle, host, port, name="ingress",
-        routes=observability.routes(with_metrics=with_metrics, generation=lambda: ingress.generation),
-        checks=[scheme.check], headers={"Nerve-Worker": str(os.getpid())} if worker else None,
-        limits=settings.limits, decompress=False,
-        # aiohttp's own limit is set just above ours so that our handler, not aiohttp, words the 413.
-        max_body=settings.max_body_bytes + 1, drain_timeout=drain_timeout, ssl_context=ssl_context,
-        reuse_port=reuse_port)
+
+    def scheme_check(request: HttpRequest) -> Response | None:
+        text = scheme.refusal(request.path, request.secure)
+        return None if text is None else Response(404, text.encode(), content_type="text/plain; charset=utf-8")
+
+    answers = observability.answers(with_metrics=with_metrics, generation=lambda: ingress.generation)
+    return await serve_http(
+        ingress.handle, host, port, name="ingress", routes={path: _route(a) for path, a in answers.items()},
+        checks=[scheme_check], headers={"Nerve-Worker": str(os.getpid())} if worker else None,
+        limits=settings.limits, max_body=settings.max_body_bytes, drain_timeout=drain_timeout,
+        malformed=_count_malformed, ssl_context=ssl_context, reuse_port=reuse_port)

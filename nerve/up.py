@@ -24,8 +24,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from channels.registry import BackendPool, BackendSettings
 from control.api.admission import AdmissionSettings
 from control.api.broker import DEFAULT_CLASS_FOR_BACKEND
@@ -40,6 +38,7 @@ from control.store.sqlite import SqliteStore
 from core.contract import Contract, read, write_atomically
 from core.eventtypes import AutoCreate, EventTypeSettings
 from core.features import Features
+from core.http_server import HttpServer
 from core.observability import TelemetrySettings
 from core.oidc import Issuer, SigningKey, local_tokens
 from core.runtime import add_site, serve, stop_all
@@ -102,7 +101,7 @@ class Embedded:
         """The CA file clients verify the https listener with (published as CACerts), when Nerve made it."""
         # Until control publishes the first contract, the listeners take what the flag says.
         self._guard = SchemeGuard(Features.from_json({"transport-encryption": settings.transport_encryption}))
-        self._ingress_runner: web.BaseRunner | None = None
+        self._ingress_runner: HttpServer | None = None
         self._tls_again: asyncio.Task[Contract] | None = None
         self.api_url = ""
         self.token = ""
