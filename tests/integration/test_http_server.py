@@ -13,6 +13,7 @@ import pytest
 from core.connections import CLOSED, ServerLimits
 from core.http_request import BodyTooLarge, HttpRequest, Response
 from core.http_server import HttpServer, serve_http
+from tests.support.drain import drain_with_a_request_half_sent
 
 
 async def echo(request: HttpRequest) -> Response:
@@ -186,22 +187,8 @@ async def test_a_handler_fault_is_a_500_with_no_traceback(caplog: pytest.LogCapt
 
 async def test_the_drain_answers_the_request_in_flight_and_closes_the_rest() -> None:
     server, port = await serve_http(echo, "127.0.0.1", 0, name="test-h1", drain_timeout=5.0)
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"POST /d HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
-    await writer.drain()
-    await asyncio.sleep(0.2)
-    stopping = asyncio.create_task(server.cleanup())
-    await asyncio.sleep(0.3)
-    with pytest.raises(OSError):  # no longer accepting
-        await asyncio.open_connection("127.0.0.1", port)
-    assert await asyncio.wait_for(idle_reader.read(), 1) == b""  # it had sent nothing: closed
-    writer.write(b"67890")
-    answer = await asyncio.wait_for(reader.read(), 5)
+    answer = await drain_with_a_request_half_sent(port, b"POST /d HTTP/1.1\r\nHost: x\r\n", server.cleanup)
     assert answer.startswith(b"HTTP/1.1 200 ") and b"Connection: close" in answer and answer.endswith(b"/d 10")
-    await asyncio.wait_for(stopping, 5)
-    writer.close()
-    idle_writer.close()
 
 
 async def test_what_still_runs_after_the_drain_is_cancelled() -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
 from aiohttp import web
 
 from core.runtime import serve
+from tests.support.drain import drain_with_a_request_half_sent
 
 REQUEST = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"
 
@@ -31,24 +31,9 @@ async def started(handler: web.Handler, drain: float) -> tuple[web.AppRunner, in
 
 async def test_a_request_whose_body_is_still_arriving_is_answered_across_the_shutdown() -> None:
     runner, port = await started(echo_length, drain=5.0)
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(REQUEST + b"12345")
-    await writer.drain()
-    await asyncio.sleep(0.2)
-    stopping = asyncio.create_task(runner.cleanup())
-    await asyncio.sleep(0.3)
-    with pytest.raises(OSError):  # no longer accepting
-        await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"67890")
-    await writer.drain()
-    answer = await asyncio.wait_for(reader.read(), 5)
+    answer = await drain_with_a_request_half_sent(port, b"POST / HTTP/1.1\r\nHost: x\r\n", runner.cleanup)
     assert answer.startswith(b"HTTP/1.1 202"), answer
     assert b"Connection: close" in answer and answer.endswith(b"\r\n\r\n10")
-    await asyncio.wait_for(stopping, 5)
-    assert await asyncio.wait_for(idle_reader.read(), 1) == b""  # closed with the rest: it had sent nothing
-    writer.close()
-    idle_writer.close()
 
 
 async def test_what_is_still_running_after_the_drain_is_cancelled() -> None:
