@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 from channels.base import Message, Reader, TopicSpec
 from channels.kafka import KafkaBackend, KafkaSettings, encode
 from core.errors import BackendError
+from core.events import Event
 from tests.support.backends import event, ids, nothing_within, publish_until_accepted, receive, unique_name
 from tests.support.launchers import free_port, kafka_launcher
 
@@ -144,6 +146,29 @@ async def test_acks_in_any_order_commit_up_to_the_first_gap_per_partition(channe
         assert set(ids(redelivered)) == expected_back
     finally:
         await again.stop()
+
+
+async def test_keyless_events_fill_one_partition_a_batch_at_a_time_and_every_partition_in_turn(
+    channel: KafkaBackend,
+) -> None:
+    # Kafka's Java producer does the same (sticky partitioning): one big batch per round trip instead
+    # of a small one for every partition. 60 events of 1 KiB and the 16 KiB turn: about 15 in a row.
+    topic, group = unique_name("sticky"), unique_name("g")
+    await channel.ensure_topic(TopicSpec(topic, partitions=3))
+    sub = channel.open_reader(topic, group)
+    await sub.start()
+    try:
+        for i in range(60):
+            await channel.publish(topic, Event(event(i).attributes, b"x" * 1024))
+        got = await receive(sub, 60)
+    finally:
+        await sub.stop()
+    partition_of = {str(m.event.attributes["id"]): m.ordering_key for m in got}
+    in_order = [partition_of[f"id-{i}"] for i in range(60)]
+    runs = [len(list(run)) for _, run in itertools.groupby(in_order)]
+    assert len(set(in_order)) == 3, in_order  # the turns went round all of them
+    assert all(12 <= n <= 16 for n in runs[:-1]), runs
+    assert [p for p, _ in itertools.groupby(in_order)][:3] == sorted(set(in_order))
 
 
 async def test_a_topic_gets_the_requested_partitions_and_configs(channel: KafkaBackend, kafka_bootstrap: str) -> None:
