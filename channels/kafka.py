@@ -717,11 +717,17 @@ class KafkaBackend(Backend, RecordBackend, TopicInspector, FanoutBackend):
         if producer is None:
             raise BackendError("Kafka channel used before start()")
         value, key, headers = encode(event)
-        partition = None
-        if key is None:
-            size = len(value) + sum([len(name) + len(v) for name, v in headers])
-            partition = self._sticky.pick(topic, size, producer.client.cluster.available_partitions_for_topic)
         try:
+            partition = None
+            if key is None:
+                size = len(value) + sum([len(name) + len(v) for name, v in headers])
+                cluster = producer.client.cluster
+                partition = self._sticky.pick(topic, size, cluster.available_partitions_for_topic)
+                if partition is None and self._sticky.enabled and cluster.partitions_for_topic(topic) is None:
+                    # A topic this producer has not sent to yet: learn its partitions first (send waits for
+                    # them anyway), or its first record would go where aiokafka's random choice puts it.
+                    await producer.partitions_for(topic)
+                    partition = self._sticky.pick(topic, size, cluster.available_partitions_for_topic)
             acked = await producer.send(topic, value=value, key=key, headers=headers, partition=partition)
             await acked
         except (KafkaError, OSError, TimeoutError) as exc:

@@ -36,6 +36,10 @@ class StickyPartitions:
         self._batch_bytes = batch_bytes
         self._topics: dict[str, _Stuck] = {}
 
+    @property
+    def enabled(self) -> bool:
+        return self._batch_bytes > 0
+
     def pick(self, topic: str, size: int, available: Available) -> int | None:
         """The partition for a keyless record of `size` bytes, or None to leave the choice to the client
         (no metadata yet, no partition with a leader, or sticking turned off with batch_bytes 0)."""
