@@ -111,10 +111,12 @@ class KafkaSettings:
     """The largest record accepted; bigger events fail the publish (Kafka's default message.max.bytes)."""
     compression_type: str | None = None
     """None, "gzip", "snappy", "lz4" or "zstd" (the last three need their Python codecs installed)."""
-    fetch_max_wait_ms: int = 10
-    """A quiet topic answers fetches this fast: short keeps end-to-end latency low. fetch.min.bytes stays
-    Kafka's 1: 64 KiB was measured (docs/performance.md, "Fetch size") and made Kafka's own CPU and the
-    latency at 1,000 ev/s grow for no gain with 10 Triggers."""
+    fetch_max_wait_ms: int = 500
+    """How long Kafka holds a fetch of a quiet topic. With fetch.min.bytes 1 a fetch is answered as soon as
+    one record arrives, so this bounds only the empty answers: 10 ms cost each idle Broker's reader 100
+    fetches a second (about 4 % of a core each, docs/performance.md "An idle reader"); 500 is Kafka's
+    default and Knative's. fetch.min.bytes stays Kafka's 1: 64 KiB and 4 KiB were measured ("Fetch size")
+    and made the latency at 1,000 ev/s grow."""
     max_partition_fetch_bytes: int = 1024 * 1024
     fetch_max_bytes: int = 16 * 1024 * 1024
     """Per-fetch caps: a Trigger's consumer buffers at most this much ahead of its subscriber."""
