@@ -179,9 +179,10 @@ class _Deadlines:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection: one request at a time, its answer parsed as it arrives."""
 
-    def __init__(self, max_body: int, deadlines: _Deadlines) -> None:
+    def __init__(self, max_body: int, deadlines: _Deadlines, loop: asyncio.AbstractEventLoop) -> None:
         self.max_body = max_body
         self._deadlines = deadlines
+        self._loop = loop
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -293,7 +294,7 @@ class _Connection(asyncio.Protocol):
         `_Deadlines`, neither `asyncio.timeout` nor a timer of its own: docs/performance.md) and this
         connection is then spent."""
         assert self.transport is not None and self._waiter is None
-        self._waiter = waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter = self._loop.create_future()
         self._deadlines.watch(self, deadline)
         self._reset()
         self.transport.write(data)
@@ -370,6 +371,11 @@ class Http1Pool:
         self._closed = False
         self._next_sweep = 0.0
         self._deadlines = _Deadlines()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop of the first attempt, kept: on Python 3.11 every `asyncio.get_running_loop()` makes a
+        getpid() system call (its fork check; 0.3 us in a tight loop), and py-spy --native put getpid at
+        2.7 % of a dispatcher's samples at 1,000 ev/s, most of it the two calls a delivery made here. A
+        pool is used from one loop only: its connections are that loop's transports."""
 
     async def post(self, url: str, headers: dict[str, str], body: bytes, *, timeout_s: float,
                    max_body: int, ssl_context: ssl.SSLContext | None = None, lines: bytes = b"") -> Answer:
@@ -384,7 +390,10 @@ class Http1Pool:
         destination = self._destinations.get(key)
         if destination is None:
             destination = self._destinations[key] = _Destination(self._limit)
-        deadline = asyncio.get_running_loop().time() + timeout_s
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         destination.users += 1
         try:
             if destination.free > 0:
@@ -445,7 +454,7 @@ class Http1Pool:
         loop = asyncio.get_running_loop()
         try:
             _, connection = await loop.create_connection(
-                lambda: _Connection(max_body, self._deadlines), target.host, target.port, ssl=context,
+                lambda: _Connection(max_body, self._deadlines, loop), target.host, target.port, ssl=context,
                 server_hostname=target.host if context is not None else None)
         except (OSError, ssl.SSLError) as exc:
             raise RequestError(str(exc) or type(exc).__name__) from None
