@@ -18,7 +18,7 @@ from aiohttp.http import HttpVersion11, RawRequestMessage
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
-from core import log_lines, observability, tracing
+from core import gc_tuning, log_lines, observability, tracing
 from core.connections import ConnectionGuard, Handler, ServerLimits
 from core.contract import Contract
 from core.contract_watch import ContractFeed, ContractWatcher
@@ -40,6 +40,7 @@ def run(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]], *,
     observability.configure_metrics(legacy_metrics=telemetry.legacy_metrics)
     if tracing.setup(service):
         logging.getLogger("nerve").info("tracing on: spans exported as OTEL_* configures")
+    gc_tuning.tune()
     try:
         run_until_signal(main)
     finally:
