@@ -74,6 +74,7 @@ from channels.base import (
     TopicSpec,
     shared_reader_group,
 )
+from channels.kafka_batches import BatchAppender
 from channels.kafka_sticky import StickyPartitions
 from core.backend_security import KafkaSecurity, SecurityError, ssl_context
 from core.errors import BackendError, InvalidEvent
@@ -604,6 +605,7 @@ class KafkaBackend(Backend, RecordBackend, TopicInspector, FanoutBackend):
     def __init__(self, settings: KafkaSettings) -> None:
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
+        self._batches: BatchAppender | None = None
         self._sticky = StickyPartitions(settings.sticky_bytes)
         self._admin: AIOKafkaAdminClient | None = None
 
@@ -643,12 +645,16 @@ class KafkaBackend(Backend, RecordBackend, TopicInspector, FanoutBackend):
                 await asyncio.shield(producer.stop())
             raise
         self._producer = producer
+        self._batches = BatchAppender(producer, s.max_request_size, self._failed)
 
     async def stop(self) -> None:
         if self._producer is not None:
             with contextlib.suppress(KafkaError, OSError):
                 await self._producer.stop()
             self._producer = None
+        if self._batches is not None:
+            await self._batches.stop()
+            self._batches = None
         if self._admin is not None:
             with contextlib.suppress(KafkaError, OSError):
                 await self._admin.close()
@@ -713,8 +719,8 @@ class KafkaBackend(Backend, RecordBackend, TopicInspector, FanoutBackend):
         return [t for t in topics if t not in present]
 
     async def publish(self, topic: str, event: Event) -> None:
-        producer = self._producer
-        if producer is None:
+        producer, batches = self._producer, self._batches
+        if producer is None or batches is None:
             raise BackendError("Kafka channel used before start()")
         value, key, headers = encode(event)
         partition = None
@@ -722,12 +728,20 @@ class KafkaBackend(Backend, RecordBackend, TopicInspector, FanoutBackend):
             size = len(value) + sum([len(name) + len(v) for name, v in headers])
             partition = self._sticky.pick(topic, size, producer.client.cluster.available_partitions_for_topic)
         try:
+            if partition is not None:
+                # A keyless record on the partition Nerve chose: appended to that partition's open batch
+                # (channels/kafka_batches.py), a fifth of the Python of `send` per record.
+                await batches.append(topic, partition, value, headers)
+                return
             acked = await producer.send(topic, value=value, key=key, headers=headers, partition=partition)
             await acked
         except (KafkaError, OSError, TimeoutError) as exc:
-            # The partition may have lost its leader: the next record chooses among those that have one.
-            self._sticky.forget(topic)
-            raise BackendError(f"Kafka did not take the event on {topic!r}: {_describe(exc)}") from None
+            raise self._failed(topic, exc) from None
+
+    def _failed(self, topic: str, exc: BaseException) -> BackendError:
+        # The partition may have lost its leader: the next record chooses among those that have one.
+        self._sticky.forget(topic)
+        return BackendError(f"Kafka did not take the event on {topic!r}: {_describe(exc)}")
 
     def open_reader(self, topic: str, group: str, *, from_start: bool = False, since: float | None = None) -> Reader:
         return _KafkaReader(self._settings, topic, group, from_start, since=since)
