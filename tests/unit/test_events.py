@@ -248,6 +248,19 @@ def test_binary_attributes_keep_the_order_the_headers_came_in_content_type_in_it
     assert event.attributes["datacontenttype"] == "text/plain"
 
 
+@pytest.mark.parametrize("content_type_last", [True, False])
+def test_of_two_headers_for_one_attribute_the_later_wins_in_the_place_of_the_first(content_type_last: bool) -> None:
+    # As when each header was written into the attributes as it came: ce-datacontenttype and Content-Type
+    # both carry datacontenttype; ce-ID and ce-id both carry id.
+    pair = [("ce-datacontenttype", "text/x-ce"), ("Content-Type", "text/plain")]
+    headers = [("ce-ID", "first"), ("ce-specversion", "1.0"), *(pair if content_type_last else pair[::-1]),
+               ("ce-source", "/s"), ("ce-type", "t"), ("ce-id", "second")]
+    [event] = from_http("text/plain", headers, b"hi")
+    assert list(event.attributes) == ["id", "specversion", "datacontenttype", "source", "type"]
+    assert event.attributes["id"] == "second"
+    assert event.attributes["datacontenttype"] == ("text/plain" if content_type_last else "text/x-ce")
+
+
 def test_no_specversion_is_not_a_cloudevent_even_when_another_ce_header_is_bad() -> None:
     # The first check, as before the headers were read in one pass: a bad value is not what is reported.
     with pytest.raises(InvalidEvent) as refused:
