@@ -67,7 +67,9 @@ class BatchAppender:
         if batch is None or batch.builder.append(timestamp=None, key=None, value=value, headers=headers) is None:
             # None open, or the sender took it (a drained batch is closed to appends), or it is full.
             batch = _Open(self._producer.create_batch())
-            batch.builder.append(timestamp=None, key=None, value=value, headers=headers)
+            if batch.builder.append(timestamp=None, key=None, value=value, headers=headers) is None:
+                # An empty batch takes its first record whatever its size (aiokafka's builder): never here.
+                raise KafkaError("an empty batch refused a record")
             self._open[key] = batch
             task = self._loop.create_task(self._hand_over(topic, partition, batch))
             self._handing.add(task)
