@@ -724,10 +724,17 @@ class KafkaBackend(Backend, RecordBackend, TopicInspector, FanoutBackend):
             raise BackendError("Kafka channel used before start()")
         value, key, headers = encode(event)
         partition = None
-        if key is None:
-            size = len(value) + sum([len(name) + len(v) for name, v in headers])
-            partition = self._sticky.pick(topic, size, producer.client.cluster.available_partitions_for_topic)
         try:
+            if key is None:
+                size = len(value) + sum([len(name) + len(v) for name, v in headers])
+                available = producer.client.cluster.available_partitions_for_topic
+                partition = self._sticky.pick(topic, size, available)
+                if partition is None and self._settings.sticky_bytes > 0:
+                    # The topic's first record (no metadata yet): fetch it, or the record would go to
+                    # aiokafka's random partition instead of the one the turns give (bounded by
+                    # request_timeout_ms, as `send`'s own wait is).
+                    await producer.partitions_for(topic)
+                    partition = self._sticky.pick(topic, size, available)
             if partition is not None:
                 # A keyless record on the partition Nerve chose: appended to that partition's open batch
                 # (channels/kafka_batches.py), a fifth of the Python of `send` per record.
