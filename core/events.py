@@ -136,6 +136,21 @@ def _valid_timestamp(text: str) -> bool:
     return True
 
 
+_VALID_NAMES: set[str] = set()
+_VALID_CONTENT_TYPES: set[str] = set()
+"""Attribute names and content types `validate` found good: the same few come with every event, so each is
+matched against its pattern once (the regular expressions were a fifth of validate's cost per event)."""
+_KEPT_MAX = 4096
+"""Past this many entries in a table (clients inventing names), the rest are checked every time, not kept;
+nor is any text longer than _KEPT_TEXT_MAX, so a table stays small whatever clients send."""
+_KEPT_TEXT_MAX = 256
+
+
+def _keep(table: set[str], text: str) -> None:
+    if len(table) < _KEPT_MAX and len(text) <= _KEPT_TEXT_MAX:
+        table.add(text)
+
+
 def validate(attributes: Mapping[str, AttrValue]) -> None:
     """Raise InvalidEvent naming the attribute when the context breaks the CloudEvents 1.0/0.3 rules."""
     specversion = attributes.get("specversion")
@@ -156,19 +171,22 @@ def validate(attributes: Mapping[str, AttrValue]) -> None:
         if value is not None and (not isinstance(value, str) or value == ""):
             raise InvalidEvent(f"attribute {name!r} must be a non-empty string", field=name)
     content_type = attributes.get("datacontenttype")
-    if isinstance(content_type, str):
+    if isinstance(content_type, str) and content_type not in _VALID_CONTENT_TYPES:
         if _FIELD_VALUE.fullmatch(content_type) is None:
             raise InvalidEvent(f"datacontenttype {content_type!r} must be printable US-ASCII: it is sent as the "
                                "HTTP Content-Type as it is", field="datacontenttype")
         if _MEDIA_TYPE.fullmatch(content_type) is None:
             raise InvalidEvent(f"datacontenttype {content_type!r} is not an RFC 2046 media type",
                                field="datacontenttype")
+        _keep(_VALID_CONTENT_TYPES, content_type)
     time = attributes.get("time")
     if time is not None and (not isinstance(time, str) or not _valid_timestamp(time)):
         raise InvalidEvent(f"time {time!r} is not an RFC 3339 timestamp", field="time")
     for name, value in attributes.items():
-        if _NAME.fullmatch(name) is None:
-            raise InvalidEvent(f"attribute name {name!r} must be lower-case letters and digits", field=name)
+        if name not in _VALID_NAMES:
+            if _NAME.fullmatch(name) is None:
+                raise InvalidEvent(f"attribute name {name!r} must be lower-case letters and digits", field=name)
+            _keep(_VALID_NAMES, name)
         if isinstance(value, (bool, str)):
             continue
         if isinstance(value, int):
@@ -209,19 +227,58 @@ def header_text(name: str, value: str) -> str:
                            "(HTTP binding 3.1.3.2: they MUST be rejected)", field=name) from None
 
 
+_CONTENT_TYPE: Final = "Content-Type"
+"""What `Content-Type` carries in `_ATTRIBUTE_OF` (no attribute name has capitals): `datacontenttype`, as it is."""
+_ATTRIBUTE_OF: dict[str, str] = {}
+"""Header name as sent -> the attribute its `ce-` header carries, _CONTENT_TYPE, or "" for none. A producer
+sends the same header names request after request, so each is lowered and matched once, not per request."""
+
+
+def _attribute_of(name: str) -> str:
+    lower = name.lower()
+    if lower.startswith(CE_HEADER_PREFIX):
+        attribute = lower[3:]
+    elif lower == "content-type":
+        attribute = _CONTENT_TYPE
+    else:
+        attribute = ""
+    if len(_ATTRIBUTE_OF) < _KEPT_MAX and len(name) <= _KEPT_TEXT_MAX:  # as `_keep` bounds its tables
+        _ATTRIBUTE_OF[name] = attribute
+    return attribute
+
+
 def from_binary(headers: Iterable[tuple[str, str]], body: bytes) -> Event:
     """An event from binary-mode headers (any iterable of name/value pairs) and the body bytes.
 
     `Content-Type` is `datacontenttype` exactly as it is: the binding percent-encodes `ce-` headers only.
     """
-    attributes: dict[str, AttrValue] = {}
+    return _from_binary(headers, body, needs_specversion=False)
+
+
+def _from_binary(headers: Iterable[tuple[str, str]], body: bytes, *, needs_specversion: bool) -> Event:
+    """from_binary; with `needs_specversion` a request without a `ce-specversion` header is refused as not
+    a CloudEvent before any value is read (from_http's first check), in the same one pass over the headers."""
+    carried: list[tuple[str, str]] = []
+    attribute_of = _ATTRIBUTE_OF
     for name, value in headers:
-        lower = name.lower()
-        if lower.startswith(CE_HEADER_PREFIX):
-            attribute = lower[3:]
-            attributes[attribute] = header_text(attribute, value)
-        elif lower == "content-type":
+        attribute = attribute_of.get(name)
+        if attribute is None:
+            attribute = _attribute_of(name)
+        if attribute:
+            carried.append((attribute, value))
+    if needs_specversion and not any(attribute == "specversion" for attribute, _ in carried):
+        raise InvalidEvent(
+            "not a CloudEvent: no ce-specversion header (binary mode) and Content-Type is not "
+            f"{STRUCTURED_CONTENT_TYPE} (structured mode)",
+            field="specversion",
+        )
+    # In the order the headers came: the attributes keep it (and so do the Kafka record's headers).
+    attributes: dict[str, AttrValue] = {}
+    for attribute, value in carried:
+        if attribute == _CONTENT_TYPE:
             attributes["datacontenttype"] = value
+        else:
+            attributes[attribute] = header_text(attribute, value)
     validate(attributes)
     if attributes.get("datacontentencoding") == "base64" and attributes["specversion"] == "0.3":
         # The body stays as sent (base64 text), but one that is not base64 is refused now: every
@@ -408,14 +465,7 @@ def from_http(content_type: str | None, headers: Iterable[tuple[str, str]], body
         return [from_structured(body)]
     if media == BATCH_CONTENT_TYPE:
         return from_batch(body)
-    pairs = list(headers)
-    if not any(name.lower() == "ce-specversion" for name, _ in pairs):
-        raise InvalidEvent(
-            "not a CloudEvent: no ce-specversion header (binary mode) and Content-Type is not "
-            f"{STRUCTURED_CONTENT_TYPE} (structured mode)",
-            field="specversion",
-        )
-    return [from_binary(pairs, body)]
+    return [_from_binary(headers, body, needs_specversion=True)]
 
 
 def is_cloudevent_response(content_type: str | None, headers: Mapping[str, str]) -> bool:

@@ -13,9 +13,21 @@ _PREFIXES = ("knative-", "x-b3-")
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
+_PASSES: dict[str, bool] = {}
+"""Header name as sent -> whether it passes through: worked out once per name, as core.events does for
+`ce-` names (a producer sends the same names request after request), within the same bounds."""
+_PASSES_MAX = 4096
+_KEPT_NAME_MAX = 64
+
+
 def is_pass_through(name: str) -> bool:
-    lower = name.lower()
-    return lower in _EXACT or lower.startswith(_PREFIXES)
+    passes = _PASSES.get(name)
+    if passes is None:
+        lower = name.lower()
+        passes = lower in _EXACT or lower.startswith(_PREFIXES)
+        if len(_PASSES) < _PASSES_MAX and len(name) <= _KEPT_NAME_MAX:
+            _PASSES[name] = passes
+    return passes
 
 
 def pass_through(headers: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -159,7 +159,7 @@ class Ingress:
 
     def _observe(self, target: Target, events: list[Event], status: int, millis: float | None) -> None:
         # Only a resource the contract knows gets series: a path is anyone's to invent.
-        path = target.route.path(target.namespace, target.name)
+        path = target.path
         resource = self._routes.get(path)
         if resource is None or not target.route.serves(resource):
             return

@@ -14,7 +14,7 @@ inside a cluster (pkg/channel/event_receiver.go maps hosts the same way).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from core.contract import Resource
@@ -46,13 +46,18 @@ class Route:
     """The contract kinds behind this route when they are not just `kind` (the channel kinds)."""
     host_suffix: str | None = None
     """A Host whose first label ends in this (`<name>-kn-channel.<ns>...`) names a resource of this route."""
+    kinds: frozenset[str] = field(init=False, repr=False, compare=False)
+    """`reaches`, or this route's own kind: what `serves` accepts."""
+    segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    """The pattern's path segments."""
+
+    def __post_init__(self) -> None:
+        # Worked out once: every request asks (route matching, the resource's lookup, its metrics).
+        object.__setattr__(self, "kinds", self.reaches or frozenset((self.kind,)))
+        object.__setattr__(self, "segments", tuple(self.pattern.strip("/").split("/")))
 
     def serves(self, resource: Resource) -> bool:
-        return resource.kind in (self.reaches or {self.kind})
-
-    @property
-    def segments(self) -> tuple[str, ...]:
-        return tuple(self.pattern.strip("/").split("/"))
+        return resource.kind in self.kinds
 
     @property
     def usage(self) -> str:
@@ -71,6 +76,18 @@ class Target:
     route: Route
     namespace: str
     name: str
+    path: str = field(init=False, compare=False)
+    """The contract's ingress path of the resource it names (`Route.path`)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", self.route.path(self.namespace, self.name))
+
+
+_MATCHES_MAX = 4096
+"""Request paths whose match `RouteTable.match` keeps (a path is matched once, not per request); past that,
+or for a path longer than _KEPT_PATH_MAX, each request matches afresh: the table stays small whatever
+paths clients invent."""
+_KEPT_PATH_MAX = 512
 
 
 class RouteTable:
@@ -78,6 +95,7 @@ class RouteTable:
         self._declared = tuple(routes)  # messages name the routes in the order they were declared
         # More literal segments first, so `/channels/<ns>/<name>` is never read as a Broker path.
         self._routes = sorted(routes, key=lambda r: -sum(s not in (NAMESPACE, NAME) for s in r.segments))
+        self._matches: dict[str, Target | None] = {}
 
     @property
     def usage(self) -> str:
@@ -106,6 +124,16 @@ class RouteTable:
 
     def match(self, path: str) -> Target | None:
         """The route whose pattern `path` fits (one trailing slash allowed), or None."""
+        try:
+            return self._matches[path]
+        except KeyError:
+            pass
+        target = self._match(path)
+        if len(self._matches) < _MATCHES_MAX and len(path) <= _KEPT_PATH_MAX:
+            self._matches[path] = target
+        return target
+
+    def _match(self, path: str) -> Target | None:
         parts = path[1:-1].split("/") if path.endswith("/") else path[1:].split("/")
         for route in self._routes:
             segments = route.segments
@@ -126,7 +154,7 @@ class RouteTable:
     @staticmethod
     def resolve(target: Target, resources: Mapping[str, Resource]) -> Resource:
         """The target's resource from the contract's routable resources; NotFound in kubectl's words."""
-        resource = resources.get(target.route.path(target.namespace, target.name))
+        resource = resources.get(target.path)
         if resource is None or not target.route.serves(resource):
             # kubectl's wording, as every Nerve message words a missing resource; the namespace is in the path.
             raise NotFound(f'{target.route.resource} "{target.name}" not found')

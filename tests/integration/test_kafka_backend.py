@@ -439,3 +439,55 @@ async def test_partitions_added_to_a_topic_are_read_from_their_start(
         await producer.stop()
         await admin.close()
         await sub.stop()
+
+
+# ---- keyless records appended to one open batch per partition (channels/kafka_batches.py)
+
+async def test_concurrent_keyless_events_share_batches_and_each_caller_gets_its_own_acknowledgement(
+    channel: KafkaBackend,
+) -> None:
+    topic, group = unique_name("batched"), unique_name("g")
+    await channel.ensure_topic(TopicSpec(topic, partitions=3))
+    sub = channel.open_reader(topic, group)
+    await sub.start()
+    try:
+        await channel.publish(topic, event(0))  # the topic's metadata: from here on Nerve picks the partition
+        callers = [asyncio.ensure_future(channel.publish(topic, event(i))) for i in range(1, 41)]
+        await asyncio.sleep(0)  # every record appended, no acknowledgement yet
+        callers[5].cancel()  # a caller that goes away cancels its own wait, not its batch's
+        results = await asyncio.gather(*callers, return_exceptions=True)
+        assert isinstance(results[5], asyncio.CancelledError)
+        assert [r for i, r in enumerate(results) if i != 5] == [None] * 39
+        got = await receive(sub, 41)
+    finally:
+        await sub.stop()
+    assert sorted(ids(got)) == sorted(f"id-{i}" for i in range(41))  # the cancelled one was stored all the same
+    assert all(m.event.data == event(int(str(m.event.attributes["id"])[3:])).data for m in got)
+
+
+async def test_a_record_too_large_for_a_request_is_refused_alone(kafka_bootstrap: str) -> None:
+    channel = KafkaBackend(KafkaSettings(bootstrap_servers=kafka_bootstrap, max_request_size=20_000))
+    await channel.start()
+    topic = unique_name("large")
+    try:
+        await channel.ensure_topic(TopicSpec(topic, partitions=1))
+        await channel.publish(topic, event(0))
+        small = [asyncio.ensure_future(channel.publish(topic, event(i))) for i in range(1, 6)]
+        with pytest.raises(BackendError, match="maximum request size"):
+            await channel.publish(topic, Event(event(9).attributes, b"x" * 30_000))
+        assert await asyncio.gather(*small) == [None] * 5  # it never joined their batch
+    finally:
+        await channel.stop()
+
+
+async def test_stopping_with_batches_in_flight_leaves_no_caller_waiting(kafka_bootstrap: str) -> None:
+    channel = KafkaBackend(KafkaSettings(bootstrap_servers=kafka_bootstrap))
+    await channel.start()
+    topic = unique_name("stopping")
+    await channel.ensure_topic(TopicSpec(topic, partitions=2))
+    await channel.publish(topic, event(0))
+    callers = [asyncio.ensure_future(channel.publish(topic, event(i))) for i in range(1, 200)]
+    await asyncio.sleep(0)
+    await channel.stop()
+    results = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), 10)
+    assert all(r is None or isinstance(r, BackendError) for r in results), results

@@ -236,3 +236,64 @@ def test_deeply_nested_data_is_kept_exactly_or_refused_as_400() -> None:
 def test_a_double_quoted_header_value_is_unquoted_then_percent_decoded() -> None:
     event = from_binary([*BASE, ("ce-subject", '"a b \\"c\\" %41"'), ("ce-region", '"')], b"")
     assert (event.attributes["subject"], event.attributes["region"]) == ('a b "c" A', '"')
+
+
+# ---- one pass over the headers, and the tables of names it keeps (docs/performance.md, "The ingress's own CPU")
+
+def test_binary_attributes_keep_the_order_the_headers_came_in_content_type_in_its_place() -> None:
+    headers = [("Host", "x"), ("ce-id", "1"), ("Content-Type", "text/plain"), ("CE-Source", "/s"),
+               ("ce-specversion", "1.0"), ("traceparent", "00-a-b-01"), ("ce-type", "t")]
+    [event] = from_http("text/plain", headers, b"hi")
+    assert list(event.attributes) == ["id", "datacontenttype", "source", "specversion", "type"]
+    assert event.attributes["datacontenttype"] == "text/plain"
+
+
+@pytest.mark.parametrize("content_type_last", [True, False])
+def test_of_two_headers_for_one_attribute_the_later_wins_in_the_place_of_the_first(content_type_last: bool) -> None:
+    # As when each header was written into the attributes as it came: ce-datacontenttype and Content-Type
+    # both carry datacontenttype; ce-ID and ce-id both carry id.
+    pair = [("ce-datacontenttype", "text/x-ce"), ("Content-Type", "text/plain")]
+    headers = [("ce-ID", "first"), ("ce-specversion", "1.0"), *(pair if content_type_last else pair[::-1]),
+               ("ce-source", "/s"), ("ce-type", "t"), ("ce-id", "second")]
+    [event] = from_http("text/plain", headers, b"hi")
+    assert list(event.attributes) == ["id", "specversion", "datacontenttype", "source", "type"]
+    assert event.attributes["id"] == "second"
+    assert event.attributes["datacontenttype"] == ("text/plain" if content_type_last else "text/x-ce")
+
+
+def test_no_specversion_is_not_a_cloudevent_even_when_another_ce_header_is_bad() -> None:
+    # The first check, as before the headers were read in one pass: a bad value is not what is reported.
+    with pytest.raises(InvalidEvent) as refused:
+        from_http("text/plain", [("ce-id", "bad%FFutf8"), ("ce-source", "/s"), ("ce-type", "t")], b"")
+    assert refused.value.field == "specversion" and "not a CloudEvent" in str(refused.value)
+
+
+def test_the_tables_of_names_stay_bounded_and_names_past_them_are_still_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.events
+    from core.headers import _PASSES, pass_through
+
+    monkeypatch.setattr(core.events, "_ATTRIBUTE_OF", {})
+    monkeypatch.setattr(core.events, "_VALID_NAMES", set())
+    base = [("ce-specversion", "1.0"), ("ce-id", "1"), ("ce-source", "/s"), ("ce-type", "t")]
+    for i in range(core.events._KEPT_MAX + 50):  # a client inventing names: an extension and a header each
+        [event] = from_http(None, [*base, (f"ce-x{i}", "v"), (f"X-Invented-{i}", "v"), ("Knative-Y", "1")], b"")
+        assert event.attributes[f"x{i}"] == "v"
+        assert pass_through([(f"X-B3-Id{i}", "z"), ("Other", "o")]) == {f"x-b3-id{i}": "z"}
+    assert len(core.events._ATTRIBUTE_OF) <= core.events._KEPT_MAX
+    assert len(core.events._VALID_NAMES) <= core.events._KEPT_MAX
+    assert len(_PASSES) <= 4096
+    long_name = "ce-" + "a" * (core.events._KEPT_TEXT_MAX + 1)
+    [event] = from_http(None, [*base, (long_name, "v")], b"")
+    assert event.attributes[long_name[3:].lower()] == "v" and long_name not in core.events._ATTRIBUTE_OF
+
+
+def test_a_name_or_content_type_found_bad_is_refused_every_time() -> None:
+    for _ in range(2):
+        with pytest.raises(InvalidEvent) as refused:
+            from_binary([("ce-specversion", "1.0"), ("ce-id", "1"), ("ce-source", "/s"), ("ce-type", "t"),
+                         ("ce-bad_name", "v")], b"")
+        assert refused.value.field == "bad_name"
+        with pytest.raises(InvalidEvent) as refused:
+            from_binary([("ce-specversion", "1.0"), ("ce-id", "1"), ("ce-source", "/s"), ("ce-type", "t"),
+                         ("Content-Type", "not a media type")], b"x")
+        assert refused.value.field == "datacontenttype"

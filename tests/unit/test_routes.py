@@ -87,3 +87,20 @@ def test_the_broker_route_stamps_arrival_time_and_ttl() -> None:
     BROKER.stamp(event, 5)
     assert event.attributes["knativebrokerttl"] == 5
     assert "knativearrivaltime" in event.attributes
+
+
+def test_a_paths_match_is_kept_and_the_table_of_matches_stays_bounded() -> None:
+    import ingress.routes
+
+    table = RouteTable([BROKER, CHANNEL])
+    first = table.match("/ns/default")
+    assert first is not None and table.match("/ns/default") is first and first.path == "/ns/default"
+    assert table.match("/channels/ns/c1/") == Target(CHANNEL, "ns", "c1")
+    assert Target(CHANNEL, "ns", "c1").path == "/channels/ns/c1"
+    for i in range(ingress.routes._MATCHES_MAX + 10):  # paths clients invent: each still matched
+        target = table.match(f"/ns{i}/b")
+        assert target is not None and target.namespace == f"ns{i}"
+        assert table.match(f"/x/{i}/y/z") is None
+    assert len(table._matches) <= ingress.routes._MATCHES_MAX
+    long_path = "/ns/" + "b" * ingress.routes._KEPT_PATH_MAX
+    assert table.match(long_path) is not None and long_path not in table._matches
