@@ -31,6 +31,7 @@ import msgspec
 import orjson
 
 from core.errors import InvalidEvent
+from core.kept import Kept
 
 AttrValue = str | int | bool
 
@@ -136,19 +137,14 @@ def _valid_timestamp(text: str) -> bool:
     return True
 
 
-_VALID_NAMES: set[str] = set()
-_VALID_CONTENT_TYPES: set[str] = set()
+_KEPT_MAX = 4096
+"""Entries in each of this module's tables (core/kept.py); past that, names are checked every time."""
+_KEPT_TEXT_MAX = 256
+"""Nor is a text longer than this kept."""
+_VALID_NAMES: Kept[None] = Kept(_KEPT_MAX, _KEPT_TEXT_MAX)
+_VALID_CONTENT_TYPES: Kept[None] = Kept(_KEPT_MAX, _KEPT_TEXT_MAX)
 """Attribute names and content types `validate` found good: the same few come with every event, so each is
 matched against its pattern once (the regular expressions were a fifth of validate's cost per event)."""
-_KEPT_MAX = 4096
-"""Past this many entries in a table (clients inventing names), the rest are checked every time, not kept;
-nor is any text longer than _KEPT_TEXT_MAX, so a table stays small whatever clients send."""
-_KEPT_TEXT_MAX = 256
-
-
-def _keep(table: set[str], text: str) -> None:
-    if len(table) < _KEPT_MAX and len(text) <= _KEPT_TEXT_MAX:
-        table.add(text)
 
 
 def validate(attributes: Mapping[str, AttrValue]) -> None:
@@ -178,7 +174,7 @@ def validate(attributes: Mapping[str, AttrValue]) -> None:
         if _MEDIA_TYPE.fullmatch(content_type) is None:
             raise InvalidEvent(f"datacontenttype {content_type!r} is not an RFC 2046 media type",
                                field="datacontenttype")
-        _keep(_VALID_CONTENT_TYPES, content_type)
+        _VALID_CONTENT_TYPES.keep(content_type, None)
     time = attributes.get("time")
     if time is not None and (not isinstance(time, str) or not _valid_timestamp(time)):
         raise InvalidEvent(f"time {time!r} is not an RFC 3339 timestamp", field="time")
@@ -186,7 +182,7 @@ def validate(attributes: Mapping[str, AttrValue]) -> None:
         if name not in _VALID_NAMES:
             if _NAME.fullmatch(name) is None:
                 raise InvalidEvent(f"attribute name {name!r} must be lower-case letters and digits", field=name)
-            _keep(_VALID_NAMES, name)
+            _VALID_NAMES.keep(name, None)
         if isinstance(value, (bool, str)):
             continue
         if isinstance(value, int):
@@ -229,7 +225,7 @@ def header_text(name: str, value: str) -> str:
 
 _CONTENT_TYPE: Final = "Content-Type"
 """What `Content-Type` carries in `_ATTRIBUTE_OF` (no attribute name has capitals): `datacontenttype`, as it is."""
-_ATTRIBUTE_OF: dict[str, str] = {}
+_ATTRIBUTE_OF: Kept[str] = Kept(_KEPT_MAX, _KEPT_TEXT_MAX)
 """Header name as sent -> the attribute its `ce-` header carries, _CONTENT_TYPE, or "" for none. A producer
 sends the same header names request after request, so each is lowered and matched once, not per request."""
 
@@ -242,8 +238,7 @@ def _attribute_of(name: str) -> str:
         attribute = _CONTENT_TYPE
     else:
         attribute = ""
-    if len(_ATTRIBUTE_OF) < _KEPT_MAX and len(name) <= _KEPT_TEXT_MAX:  # as `_keep` bounds its tables
-        _ATTRIBUTE_OF[name] = attribute
+    _ATTRIBUTE_OF.keep(name, attribute)
     return attribute
 
 

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 
 from core.errors import InvalidEvent
+from core.kept import Kept
 
 _EXACT = frozenset({"x-request-id", "traceparent", "tracestate"})
 _PREFIXES = ("knative-", "x-b3-")
@@ -13,11 +14,9 @@ _PREFIXES = ("knative-", "x-b3-")
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
-_PASSES: dict[str, bool] = {}
+_PASSES: Kept[bool] = Kept(4096, 64)
 """Header name as sent -> whether it passes through: worked out once per name, as core.events does for
-`ce-` names (a producer sends the same names request after request), within the same bounds."""
-_PASSES_MAX = 4096
-_KEPT_NAME_MAX = 64
+`ce-` names (a producer sends the same names request after request)."""
 
 
 def is_pass_through(name: str) -> bool:
@@ -25,8 +24,7 @@ def is_pass_through(name: str) -> bool:
     if passes is None:
         lower = name.lower()
         passes = lower in _EXACT or lower.startswith(_PREFIXES)
-        if len(_PASSES) < _PASSES_MAX and len(name) <= _KEPT_NAME_MAX:
-            _PASSES[name] = passes
+        _PASSES.keep(name, passes)
     return passes
 
 

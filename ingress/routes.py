@@ -21,6 +21,7 @@ from core.contract import Resource
 from core.errors import NotFound
 from core.events import Event
 from core.hops import enter_broker
+from core.kept import Kept
 
 NAMESPACE: Final = "{namespace}"
 NAME: Final = "{name}"
@@ -95,7 +96,7 @@ class RouteTable:
         self._declared = tuple(routes)  # messages name the routes in the order they were declared
         # More literal segments first, so `/channels/<ns>/<name>` is never read as a Broker path.
         self._routes = sorted(routes, key=lambda r: -sum(s not in (NAMESPACE, NAME) for s in r.segments))
-        self._matches: dict[str, Target | None] = {}
+        self._matches: Kept[Target | None] = Kept(_MATCHES_MAX, _KEPT_PATH_MAX)
 
     @property
     def usage(self) -> str:
@@ -129,8 +130,7 @@ class RouteTable:
         except KeyError:
             pass
         target = self._match(path)
-        if len(self._matches) < _MATCHES_MAX and len(path) <= _KEPT_PATH_MAX:
-            self._matches[path] = target
+        self._matches.keep(path, target)
         return target
 
     def _match(self, path: str) -> Target | None:
